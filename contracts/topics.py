@@ -1,0 +1,54 @@
+"""Kafka topics: the names, what they carry, how they are keyed and partitioned.
+
+Input topics carry commands from producers (cooperatives, buyers, price feeds) to the
+service that owns them. Event topics carry what the services recorded, keyed by product
+so one partition holds one product's sequence. Event topics keep everything: auditors
+replay them from offset 0.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A Kafka topic farmlink creates explicitly (auto-create is off)."""
+
+    name: str
+    partitions: int
+    keep_forever: bool
+    description: str
+
+
+COOPERATIVE_INPUT = "farmlink.cooperative.input"
+BUYER_INPUT = "farmlink.buyer.input"
+MARKET_INPUT = "farmlink.market.input"
+SETTLEMENT_INPUT = "farmlink.settlement.input"
+
+COOPERATIVE_EVENTS = "farmlink.cooperative.events"
+BUYER_EVENTS = "farmlink.buyer.events"
+MARKET_EVENTS = "farmlink.market.events"
+MATCHING_JOURNAL = "farmlink.matching.journal"
+FILLS = "farmlink.matching.fills"
+OFFERS = "farmlink.offers"
+SETTLEMENT_EVENTS = "farmlink.settlement.events"
+
+RECEIPTS = "farmlink.receipts"
+DEAD_LETTER = "farmlink.deadletter"
+
+EVENT_PARTITIONS = 6
+
+TOPICS: tuple[Topic, ...] = (
+    Topic(COOPERATIVE_INPUT, 3, True, "cooperative.registered, planting.recorded, harvest.recorded commands"),
+    Topic(BUYER_INPUT, 3, True, "order.placed, order.cancelled, commitment.made commands"),
+    Topic(MARKET_INPUT, 3, True, "market_price.observed commands"),
+    Topic(SETTLEMENT_INPUT, 3, True, "delivery.confirmed, payment.made, plan.recorded commands"),
+    Topic(COOPERATIVE_EVENTS, EVENT_PARTITIONS, True, "CooperativeRegistered, PlantingRecorded, HarvestRecorded"),
+    Topic(BUYER_EVENTS, EVENT_PARTITIONS, True, "OrderPlaced, OrderCancelled, CommitmentMade"),
+    Topic(MARKET_EVENTS, EVENT_PARTITIONS, True, "MarketPriceObserved"),
+    Topic(MATCHING_JOURNAL, EVENT_PARTITIONS, True, "InputJournaled: the matcher's per-product input journal"),
+    Topic(FILLS, EVENT_PARTITIONS, True, "FillMade: one per fill, in the matcher's output order per product"),
+    Topic(OFFERS, EVENT_PARTITIONS, True, "OfferOpened, OfferShrunk, OfferClosed: what buyer systems subscribe to"),
+    Topic(SETTLEMENT_EVENTS, EVENT_PARTITIONS, True, "DeliveryConfirmed, PaymentMade, PaymentSplit, PlanRecorded"),
+    Topic(RECEIPTS, 1, False, "one receipt per input command: accepted or rejected with the reason"),
+    Topic(DEAD_LETTER, 1, True, "messages that could not be decoded or validated, with reason, bytes and headers"),
+)

@@ -1,0 +1,1 @@
+"""farmlink's event-sourcing runtime: event store, outbox and relay, inbox, hash chain, upcasting."""
