@@ -1,0 +1,95 @@
+"""JSON Schema export of every event type and version, and the backward-compatibility check.
+
+A published version never changes: `farmlink contracts export` writes
+`contracts/schemas/<EventType>.v<N>.json`; tests fail when a committed schema differs
+from the models, and say whether the change would break readers of the old version.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from contracts.registry import MODELS_BY_TYPE
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def schema_file_name(event_type: str, version: int) -> str:
+    """Where one event type and version's schema is kept."""
+    return f"{event_type}.v{version}.json"
+
+
+def current_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every event model as the code defines it now, by file name."""
+    return {
+        schema_file_name(event_type, version): model.model_json_schema(mode="validation")
+        for (event_type, version), model in sorted(MODELS_BY_TYPE.items())
+    }
+
+
+def render(schema: dict[str, Any]) -> str:
+    """The committed text of a schema: stable key order, one trailing newline."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def export(directory: Path = SCHEMA_DIR) -> list[Path]:
+    """Write every schema file; returns the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in current_schemas().items():
+        path = directory / name
+        path.write_text(render(schema), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def committed_schemas(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
+    """The schemas as committed, by file name."""
+    return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(directory.glob("*.json"))}
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return schema.get("$defs", {})[ref.removeprefix("#/$defs/")]
+    return node
+
+
+def _types(node: dict[str, Any]) -> set[str]:
+    if "type" in node:
+        return {node["type"]} if isinstance(node["type"], str) else set(node["type"])
+    found: set[str] = set()
+    for option in node.get("anyOf", []) + node.get("oneOf", []):
+        found |= _types(option)
+    return found
+
+
+def compatibility_problems(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[str]:
+    """Why data written under `old` or readers of it would break under `new` (empty: compatible).
+
+    Breaking: a field removed, a field newly required, a field's JSON type changed, an
+    enum value removed, a nested object changing the same ways.
+    """
+    problems: list[str] = []
+    old_props = old.get("properties", {})
+    new_props = new.get("properties", {})
+    for name in old_props:
+        if name not in new_props:
+            problems.append(f"{path}{name}: field removed")
+    for name in set(new.get("required", [])) - set(old.get("required", [])):
+        problems.append(f"{path}{name}: field newly required")
+    for name, old_field in old_props.items():
+        if name not in new_props:
+            continue
+        old_node, new_node = _resolve(old, old_field), _resolve(new, new_props[name])
+        old_types, new_types = _types(old_node), _types(new_node)
+        if old_types and new_types and not old_types <= new_types:
+            problems.append(f"{path}{name}: type changed from {sorted(old_types)} to {sorted(new_types)}")
+        removed = set(old_node.get("enum", [])) - set(new_node.get("enum", old_node.get("enum", [])))
+        if removed:
+            problems.append(f"{path}{name}: values removed {sorted(removed)}")
+        if "properties" in old_node and "properties" in new_node:
+            nested_old = {**old_node, "$defs": old.get("$defs", {})}
+            nested_new = {**new_node, "$defs": new.get("$defs", {})}
+            problems += compatibility_problems(nested_old, nested_new, f"{path}{name}.")
+    return problems

@@ -1,0 +1,180 @@
+"""Exactly-once effects over at-least-once delivery, and the dead-letter path.
+
+Every consumer handles a message in one PostgreSQL transaction: it marks the message in
+its inbox, applies its effects (events, projections, receipts in the outbox), and only
+then lets FastStream commit the offset. A redelivered message finds its inbox mark and
+has no second effect. A message that cannot be decoded, or that the service rejects, is
+dead-lettered (original bytes, key and headers, plus the reason) through the same
+outbox, so the consumer keeps going and nothing is lost.
+"""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from contracts.inputs import Receipt
+from contracts.topics import DEAD_LETTER, RECEIPTS
+from events.store import ConcurrencyError, EventStore, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Rejection(Exception):
+    """A message the service will not act on; the reason names the field and why."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A Kafka record as received: where it came from and its raw parts."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]]
+
+    @property
+    def delivery_id(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[T]):
+    """A decoded message with the ids the consumer needs."""
+
+    item: T
+    message_id: str
+    correlation_id: str
+
+
+def dead_letter_headers(delivery: Delivery, consumer: str, reason: str) -> list[tuple[str, bytes]]:
+    """The original headers plus where the message came from and why it was dead-lettered."""
+    return [
+        *delivery.headers,
+        ("dlq.reason", reason.encode("utf-8")),
+        ("dlq.consumer", consumer.encode()),
+        ("dlq.topic", delivery.topic.encode()),
+        ("dlq.partition", str(delivery.partition).encode()),
+        ("dlq.offset", str(delivery.offset).encode()),
+    ]
+
+
+async def dead_letter(uow: UnitOfWork, delivery: Delivery, consumer: str, reason: str) -> None:
+    """Queue the original message for the dead-letter topic with the reason."""
+    key = delivery.key.decode("utf-8", "replace") if delivery.key is not None else None
+    await uow.enqueue(DEAD_LETTER, key, delivery.value, dead_letter_headers(delivery, consumer, reason))
+
+
+async def send_receipt(uow: UnitOfWork, receipt: Receipt) -> None:
+    """Queue a receipt so the producer learns what became of its input."""
+    await uow.enqueue(RECEIPTS, receipt.correlation_id, json.dumps(receipt.model_dump(mode="json")).encode())
+
+
+Handler = Callable[[UnitOfWork, Decoded[T]], Awaitable[None]]
+Decoder = Callable[[Delivery], Decoded[T]]
+Rejected = Callable[[UnitOfWork, Decoded[T] | None, str], Awaitable[None]]
+
+
+async def consume(
+    store: EventStore,
+    consumer: str,
+    delivery: Delivery,
+    decode: Decoder,
+    handle: Handler,
+    on_rejected: Rejected | None = None,
+    attempts: int = 5,
+) -> None:
+    """Handle one delivery exactly once, or dead-letter it; transient conflicts are retried.
+
+    Any other error propagates, so the offset is not committed and the message comes again.
+    """
+    try:
+        decoded = decode(delivery)
+    except Exception as error:  # undecodable bytes, bad JSON, a failed validation: all poison
+        await _reject(store, consumer, delivery, None, describe(error), on_rejected)
+        return
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(ConcurrencyError),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.01, max=0.2),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                async with store.transaction() as uow:
+                    if await uow.first_time(consumer, decoded.message_id):
+                        await handle(uow, decoded)
+    except Rejection as rejection:
+        await _reject(store, consumer, delivery, decoded, str(rejection), on_rejected)
+
+
+async def _reject(
+    store: EventStore,
+    consumer: str,
+    delivery: Delivery,
+    decoded: Decoded | None,
+    reason: str,
+    on_rejected: Rejected | None,
+) -> None:
+    log.warning("%s dead-lettered %s: %s", consumer, delivery.delivery_id, reason)
+    async with store.transaction() as uow:
+        message_id = decoded.message_id if decoded is not None else f"delivery:{delivery.delivery_id}"
+        if not await uow.first_time(consumer, message_id):
+            return
+        await dead_letter(uow, delivery, consumer, reason)
+        if on_rejected is not None:
+            await on_rejected(uow, decoded, reason)
+
+
+def describe(error: Exception, prefix: str = "") -> str:
+    """A one-line reason naming the field and why (pydantic errors), or the error itself."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        try:
+            parts = []
+            for item in errors():
+                where = prefix + ".".join(str(p) for p in item.get("loc", ())) or "(message)"
+                parts.append(f"{where}: {item.get('msg')}")
+            return "; ".join(parts)
+        except Exception:
+            pass
+    return f"{type(error).__name__}: {error}"
+
+
+async def accepted(uow: UnitOfWork, decoded: Decoded, service: str, status: str = "accepted") -> None:
+    """Tell the producer its input was taken, with the ids of the events it led to."""
+    await send_receipt(
+        uow,
+        Receipt(
+            correlation_id=decoded.correlation_id,
+            message_id=decoded.message_id,
+            service=service,
+            status=status,
+            event_ids=tuple(str(e.event_id) for e in uow.appended),
+        ),
+    )
+
+
+def rejected_receipt(service: str) -> Rejected:
+    """An on_rejected hook that tells the producer why its input was refused."""
+
+    async def send(uow: UnitOfWork, decoded: Decoded | None, reason: str) -> None:
+        if decoded is not None:
+            receipt = Receipt(
+                correlation_id=decoded.correlation_id,
+                message_id=decoded.message_id,
+                service=service,
+                status="rejected",
+                reason=reason,
+            )
+            await send_receipt(uow, receipt)
+
+    return send

@@ -1,0 +1,106 @@
+"""The shared shape of a farmlink service: one FastStream app, its own consumer group,
+its own PostgreSQL schema (migrated on start), its event store and its outbox relay.
+
+Handlers stay thin: FastStream hands over the raw record, `consume` gives exactly-once
+effects and the dead-letter path, the service's decide functions do the rest.
+"""
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from faststream import FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from events.consumer import Delivery
+from events.migrations import migrate
+from events.relay import OutboxRelay
+from events.settings import Settings, settings
+from events.store import EventStore
+
+log = logging.getLogger(__name__)
+
+
+async def raw_body(message: KafkaMessage) -> bytes:
+    """FastStream decoder that leaves the bytes alone: decoding is ours, so bad bytes can be dead-lettered."""
+    return message.body
+
+
+def delivery_of(message: KafkaMessage) -> Delivery:
+    """The raw record FastStream received."""
+    record = message.raw_message
+    return Delivery(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value if record.value is not None else b"",
+        headers=list(record.headers or ()),
+    )
+
+
+class ServiceRuntime:
+    """Everything a farmlink service needs at run time, built from the settings."""
+
+    def __init__(self, name: str, sql_dir: Path | None = None, config: Settings | None = None):
+        self.name = name
+        self.schema = name
+        self.sql_dirs = [(f"services/{name}", sql_dir)] if sql_dir is not None else []
+        self.config = config or settings()
+        self.group_id = f"farmlink.{name}"
+        self.broker = KafkaBroker(self.config.bootstrap, client_id=f"farmlink-{name}", enable_idempotence=True)
+        self.app = FastStream(self.broker, lifespan=self.lifespan)
+        self.pool: asyncpg.Pool | None = None
+        self.store: EventStore | None = None
+        self.relay: OutboxRelay | None = None
+        self.on_start: list[Callable[[], Awaitable[None]]] = []
+
+    def subscriber(self, *topics: str, **options):
+        """Subscribe in this service's consumer group: from the earliest offset, offsets committed
+        only after the handler's transaction committed, redelivered when it raised."""
+        options.setdefault("group_id", self.group_id)
+        options.setdefault("auto_offset_reset", "earliest")
+        options.setdefault("ack_policy", AckPolicy.NACK_ON_ERROR)
+        options.setdefault("decoder", raw_body)
+        options.setdefault("fetch_max_wait_ms", 20)
+        return self.broker.subscriber(*topics, **options)
+
+    async def open(self, with_relay: bool = True) -> EventStore:
+        """Connect to PostgreSQL, migrate the schema, start the relay (tests may go without it)."""
+        self.pool = await asyncpg.create_pool(self.config.dsn, min_size=1, max_size=8)
+        await migrate(self.pool, self.schema, self.sql_dirs)
+        self.store = EventStore(self.pool, self.schema, producer=f"service:{self.name}")
+        if with_relay:
+            self.relay = OutboxRelay(self.config.dsn, self.schema, self.config.bootstrap)
+            await self.relay.start()
+        for hook in self.on_start:
+            await hook()
+        return self.store
+
+    async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        await self.open()
+        try:
+            yield
+        finally:
+            await self.close()
+
+
+def require_store(runtime: ServiceRuntime) -> EventStore:
+    """The store, once the service has started."""
+    if runtime.store is None:
+        raise RuntimeError(f"{runtime.name} service has not started: no event store")
+    return runtime.store
+
+
+def all_topics(*groups: Sequence[str]) -> list[str]:
+    return [topic for group in groups for topic in group]

@@ -1,0 +1,191 @@
+"""`farmlink publish`: send scenario lines through each owning service's input topic, as that
+producer, so that the matcher's journal order equals the file order.
+
+Ordering across services is not something Kafka gives, so the publisher waits: a line is
+done when its service sent a receipt (accepted or rejected) and, for inputs the matcher
+journals, when the matcher's receipt came; a settlement line also waits until settlement
+has recorded every fill made so far. Consecutive lines for the same input topic and key
+travel one partition end to end in order, so they are sent without waiting.
+"""
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from contracts.inputs import INPUT_OWNER, MATCHER_INPUT_TYPES, SERVICE_INPUT_TOPIC, InputMessage, Receipt, producer_of
+from contracts.topics import RECEIPTS
+from events.relay import idempotent_producer
+from farmlink.scenario import LineError, ScenarioLine
+
+RECEIPT_TIMEOUT_S = 60.0
+
+
+def input_key(line: ScenarioLine) -> str:
+    """The Kafka key of an input: the product where the matcher needs order, else the entity id."""
+    payload = line.payload
+    for name in ("product", "order_id", "cooperative_id", "lot_id", "plan_id"):
+        if name in payload:
+            return str(payload[name])
+    return line.type
+
+
+@dataclass
+class LineProgress:
+    """What has come back for one published line."""
+
+    line: ScenarioLine
+    needs_journal: bool
+    service_receipt: Receipt | None = None
+    journal_receipt: Receipt | None = None
+
+    @property
+    def done(self) -> bool:
+        if self.service_receipt is None:
+            return False
+        if self.service_receipt.status == "rejected" or not self.needs_journal:
+            return True
+        return self.journal_receipt is not None
+
+
+@dataclass
+class PublishSummary:
+    """How a publish went: accepted lines, and every rejected line with its reason."""
+
+    accepted: int = 0
+    rejected: list[str] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class ReceiptWatcher:
+    """Reads the receipts topic from where it stood when publishing began."""
+
+    def __init__(self, bootstrap: str, run_id: str):
+        self.run_id = run_id
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20)
+        self.lines: dict[str, LineProgress] = {}
+        self.fills_made: set[str] = set()
+        self.fills_recorded: set[str] = set()
+        self.changed = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        partition = TopicPartition(RECEIPTS, 0)
+        self.consumer.assign([partition])
+        await self.consumer.seek_to_end(partition)
+        await self.consumer.position(partition)
+        self._task = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        await self.consumer.stop()
+
+    async def _read(self) -> None:
+        async for record in self.consumer:
+            receipt = Receipt.model_validate(json.loads(record.value))
+            if not receipt.correlation_id.startswith(self.run_id):
+                continue
+            progress = self.lines.get(receipt.correlation_id)
+            if receipt.status == "fill_recorded":
+                self.fills_recorded.update(receipt.fill_ids)
+            elif progress is not None and receipt.status == "journaled":
+                progress.journal_receipt = receipt
+                self.fills_made.update(receipt.fill_ids)
+            elif progress is not None:
+                progress.service_receipt = receipt
+            self.changed.set()
+
+    async def wait_for(self, condition: Callable[[], bool], what: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECEIPT_TIMEOUT_S
+        while not condition():
+            self.changed.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"no receipt for {what} after {RECEIPT_TIMEOUT_S:.0f} s: are the services running? (farmlink up)"
+                )
+            try:
+                await asyncio.wait_for(self.changed.wait(), min(remaining, 1.0))
+            except asyncio.TimeoutError:
+                pass
+
+
+async def publish_lines(
+    bootstrap: str,
+    lines: list[ScenarioLine | LineError],
+    *,
+    strict: bool = False,
+    on_line: Callable[[ScenarioLine | LineError, str | None], None] = lambda line, reason: None,
+) -> PublishSummary:
+    """Publish valid lines in file order, waiting as needed; report each line as it is settled."""
+    summary = PublishSummary()
+    run_id = f"publish-{uuid.uuid4().hex[:12]}"
+    watcher = ReceiptWatcher(bootstrap, run_id)
+    producer = idempotent_producer(bootstrap, linger_ms=0)
+    await watcher.start()
+    await producer.start()
+    in_flight: list[LineProgress] = []
+    lane: tuple[str, str] | None = None
+
+    def settle_finished() -> None:
+        while in_flight and in_flight[0].done:
+            progress = in_flight.pop(0)
+            receipt = progress.service_receipt
+            assert receipt is not None
+            if receipt.status == "rejected":
+                reason = f"line {progress.line.line_no}: {receipt.reason}"
+                summary.rejected.append(reason)
+                on_line(progress.line, reason)
+            else:
+                summary.accepted += 1
+                on_line(progress.line, None)
+
+    async def drain() -> None:
+        await watcher.wait_for(lambda: all(p.done for p in in_flight), f"line {in_flight[0].line.line_no}" if in_flight else "lines")
+        settle_finished()
+
+    try:
+        for line in lines:
+            if isinstance(line, LineError):
+                summary.rejected.append(str(line))
+                on_line(line, str(line))
+                if strict:
+                    summary.stopped_early = True
+                    break
+                continue
+            service = INPUT_OWNER[line.type]
+            topic = SERVICE_INPUT_TOPIC[service]
+            key = input_key(line)
+            if service == "settlement":
+                await drain()
+                await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
+            elif lane != (topic, key) or strict:
+                await drain()
+            if strict and summary.rejected:
+                summary.stopped_early = True
+                break
+            lane = (topic, key)
+            correlation_id = f"{run_id}:{line.line_no}"
+            message = InputMessage(
+                message_id=uuid.uuid4().hex,
+                type=line.type,
+                producer=producer_of(line.type, line.payload),
+                correlation_id=correlation_id,
+                payload=line.payload,
+            )
+            progress = LineProgress(line, needs_journal=line.type in MATCHER_INPUT_TYPES)
+            watcher.lines[correlation_id] = progress
+            in_flight.append(progress)
+            await producer.send_and_wait(topic, message.model_dump_json().encode(), key=key.encode())
+            settle_finished()
+        await drain()
+    finally:
+        await producer.stop()
+        await watcher.stop()
+    return summary

@@ -1,0 +1,1 @@
+"""The buyer service: places and cancels orders, makes floor commitments."""

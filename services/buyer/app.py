@@ -1,0 +1,56 @@
+"""The buyer service app: consumes the buyer input topic, records order and commitment events."""
+
+from pathlib import Path
+
+from faststream.kafka import KafkaMessage
+
+from contracts.inputs import CommitmentOffer, OrderCancellationRequest, OrderPlacement
+from contracts.topics import BUYER_INPUT
+from events.codec import decode_input
+from events.consumer import Decoded, Rejection, accepted, consume, rejected_receipt
+from events.runtime import ServiceRuntime, delivery_of, require_store
+from events.store import NewEvent, UnitOfWork
+from services.buyer import domain
+
+SERVICE = "buyer"
+runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
+app = runtime.app
+
+
+async def load_order(uow: UnitOfWork, order_id: str) -> domain.KnownOrder | None:
+    row = await uow.conn.fetchrow("SELECT order_id, buyer_id, product, cancelled FROM orders WHERE order_id = $1", order_id)
+    return domain.KnownOrder(**dict(row)) if row else None
+
+
+async def stream_exists(uow: UnitOfWork, stream_id: str) -> bool:
+    return await uow.conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id)
+
+
+async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
+    """Decode, load, decide, append; then tell the producer."""
+    message, request = decoded.item
+    ids = dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
+    if isinstance(request, OrderPlacement):
+        stream = f"order-{request.order_id}"
+        placed = domain.place_order(request, await stream_exists(uow, stream))
+        await uow.append(stream, [NewEvent(placed)], 0, **ids)
+        await uow.conn.execute(
+            "INSERT INTO orders (order_id, buyer_id, product) VALUES ($1, $2, $3)", placed.order_id, placed.buyer_id, placed.product
+        )
+    elif isinstance(request, OrderCancellationRequest):
+        stream = f"order-{request.order_id}"
+        cancelled = domain.cancel_order(request, await load_order(uow, request.order_id))
+        await uow.append(stream, [NewEvent(cancelled)], 1, **ids)
+        await uow.conn.execute("UPDATE orders SET cancelled = true WHERE order_id = $1", cancelled.order_id)
+    elif isinstance(request, CommitmentOffer):
+        stream = f"commitment-{request.commitment_id}"
+        made = domain.make_commitment(request, await stream_exists(uow, stream))
+        await uow.append(stream, [NewEvent(made)], 0, **ids)
+    else:
+        raise Rejection(f"type: {message.type} is not a buyer input")
+    await accepted(uow, decoded, SERVICE)
+
+
+@runtime.subscriber(BUYER_INPUT)
+async def on_buyer_input(body: bytes, message: KafkaMessage) -> None:
+    await consume(require_store(runtime), SERVICE, delivery_of(message), decode_input, handle, rejected_receipt(SERVICE))

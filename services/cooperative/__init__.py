@@ -1,0 +1,1 @@
+"""The cooperative service: registers cooperatives and households, records plantings and harvest lots."""

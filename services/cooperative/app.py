@@ -1,0 +1,84 @@
+"""The cooperative service app: consumes the cooperative input topic, records events."""
+
+from pathlib import Path
+
+from contracts.cooperative import CooperativeRegistered
+from contracts.inputs import CooperativeRegistration, HarvestReport, PlantingReport
+from contracts.topics import COOPERATIVE_INPUT
+from events.codec import decode_input
+from events.consumer import Decoded, Rejection, accepted, consume, rejected_receipt
+from events.runtime import ServiceRuntime, delivery_of, require_store
+from events.store import NewEvent, UnitOfWork
+from faststream.kafka import KafkaMessage
+from services.cooperative import domain
+
+SERVICE = "cooperative"
+runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
+app = runtime.app
+
+
+async def load_cooperative(uow: UnitOfWork, cooperative_id: str) -> domain.Cooperative | None:
+    row = await uow.conn.fetchrow("SELECT * FROM cooperatives WHERE cooperative_id = $1", cooperative_id)
+    if row is None:
+        return None
+    households = await uow.conn.fetch(
+        "SELECT household_id, registered_poor FROM households WHERE cooperative_id = $1", cooperative_id
+    )
+    return domain.Cooperative(
+        cooperative_id, row["county"], row["township"], row["village"], {h["household_id"]: h["registered_poor"] for h in households}
+    )
+
+
+async def stream_exists(uow: UnitOfWork, stream_id: str) -> bool:
+    return await uow.conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id)
+
+
+async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
+    """Decode, load, decide, append; then tell the producer."""
+    message, report = decoded.item
+    ids = dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
+    if isinstance(report, CooperativeRegistration):
+        taken = {
+            r["household_id"]: r["cooperative_id"]
+            for r in await uow.conn.fetch(
+                "SELECT household_id, cooperative_id FROM households WHERE household_id = ANY($1::text[])",
+                [h.household_id for h in report.households],
+            )
+        }
+        exists = await load_cooperative(uow, report.cooperative_id) is not None
+        event = domain.register(report, exists, taken)
+        await uow.append(f"cooperative-{report.cooperative_id}", [NewEvent(event)], 0, **ids)
+        await project_registration(uow, event)
+    elif isinstance(report, PlantingReport):
+        stream = f"planting-{report.planting_id}"
+        cooperative = await load_cooperative(uow, report.cooperative_id)
+        event = domain.record_planting(report, cooperative, await stream_exists(uow, stream))
+        await uow.append(stream, [NewEvent(event)], 0, **ids)
+    elif isinstance(report, HarvestReport):
+        stream = f"lot-{report.lot_id}"
+        cooperative = await load_cooperative(uow, report.cooperative_id)
+        event = domain.record_harvest(report, cooperative, await stream_exists(uow, stream))
+        await uow.append(stream, [NewEvent(event)], 0, **ids)
+    else:
+        raise Rejection(f"type: {message.type} is not a cooperative input")
+    await accepted(uow, decoded, SERVICE)
+
+
+async def project_registration(uow: UnitOfWork, event: CooperativeRegistered) -> None:
+    await uow.conn.execute(
+        "INSERT INTO cooperatives VALUES ($1, $2, $3, $4, $5)",
+        event.cooperative_id,
+        event.name,
+        event.county,
+        event.township,
+        event.village,
+    )
+    await uow.conn.executemany(
+        "INSERT INTO households VALUES ($1, $2, $3)",
+        [(h.household_id, event.cooperative_id, h.registered_poor) for h in event.households],
+    )
+
+
+@runtime.subscriber(COOPERATIVE_INPUT)
+async def on_cooperative_input(body: bytes, message: KafkaMessage) -> None:
+    await consume(require_store(runtime), SERVICE, delivery_of(message), decode_input, handle, rejected_receipt(SERVICE))

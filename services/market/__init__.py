@@ -1,0 +1,1 @@
+"""The market-price service: records observed reference prices."""
