@@ -145,6 +145,19 @@ def matches(fmt: Format = FORMAT) -> None:
 
 
 @app.command()
+def simulate(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="a scenario file"),
+    fmt: Format = FORMAT,
+) -> None:
+    """The fills the rules give for a scenario, computed offline (no Kafka, no database): what `matches` should show."""
+    from farmlink.offline import simulate as simulate_fills
+    from farmlink.scenario import read_scenario
+    from matcher.output import fill_record
+
+    _print_rows([fill_record(fill) for fill in simulate_fills(read_scenario(file))], fmt, "fills the rules give")
+
+
+@app.command()
 def offers(fmt: Format = FORMAT) -> None:
     """Lots on offer now, with what is left of each."""
     _print_rows(asyncio.run(_read(reports.open_offers)), fmt, "open offers")

@@ -1,0 +1,101 @@
+"""The cooperative service on FastStream's in-memory TestKafkaBroker, with its real PostgreSQL schema."""
+
+import json
+import uuid
+
+import asyncpg
+import pytest
+from faststream.kafka import TestKafkaBroker
+
+from contracts.topics import COOPERATIVE_INPUT, COOPERATIVE_EVENTS, DEAD_LETTER, RECEIPTS
+from services.cooperative import app as cooperative
+
+pytestmark = pytest.mark.component
+
+
+def message(kind: str, payload: dict) -> bytes:
+    return json.dumps(
+        {"message_id": uuid.uuid4().hex, "type": kind, "producer": "test", "correlation_id": uuid.uuid4().hex, "payload": payload}
+    ).encode()
+
+
+REGISTRATION = {
+    "cooperative_id": "fengjia",
+    "name": "Fengjia village cooperative",
+    "county": "Yanhe",
+    "township": "Ketian",
+    "village": "Fengjia",
+    "households": [{"household_id": "fj-01", "registered_poor": True}, {"household_id": "fj-02", "registered_poor": False}],
+}
+HARVEST = {
+    "lot_id": "fj-chili-1",
+    "cooperative_id": "fengjia",
+    "product": "chili",
+    "grade": "A",
+    "quantity": "120.5",
+    "available_from": "2020-08-01",
+    "expires_on": "2020-08-15",
+    "contributions": [{"household_id": "fj-01", "quantity": "100"}, {"household_id": "fj-02", "quantity": "20.5"}],
+}
+
+
+@pytest.fixture
+async def service(infrastructure):
+    """The cooperative service with a clean schema and no relay: we read its outbox directly."""
+    conn = await asyncpg.connect(infrastructure.dsn)
+    await conn.execute("DROP SCHEMA IF EXISTS cooperative CASCADE")
+    await conn.close()
+    runtime = cooperative.runtime
+    await runtime.open(with_relay=False)
+    async with TestKafkaBroker(runtime.broker) as broker:
+        yield broker, runtime
+    await runtime.close()
+    runtime.pool = runtime.store = None
+
+
+async def outbox(runtime) -> list[tuple[str, dict | bytes]]:
+    rows = await runtime.pool.fetch("SELECT topic, value FROM cooperative.outbox ORDER BY outbox_id")
+    return [(r["topic"], json.loads(r["value"]) if r["topic"] != DEAD_LETTER else r["value"]) for r in rows]
+
+
+async def test_a_registered_cooperatives_harvest_is_recorded_with_place_and_registered_poor_flags(service):
+    broker, runtime = service
+    await broker.publish(message("cooperative.registered", REGISTRATION), COOPERATIVE_INPUT)
+    await broker.publish(message("harvest.recorded", HARVEST), COOPERATIVE_INPUT)
+    [lot] = await runtime.store.read_stream("lot-fj-chili-1")
+    assert lot.event_type == "HarvestRecorded"
+    assert (lot.payload["county"], lot.payload["township"], lot.payload["village"]) == ("Yanhe", "Ketian", "Fengjia")
+    assert [c["registered_poor"] for c in lot.payload["contributions"]] == [True, False]
+    topics = [topic for topic, _ in await outbox(runtime)]
+    assert topics == [COOPERATIVE_EVENTS, RECEIPTS, COOPERATIVE_EVENTS, RECEIPTS]
+
+
+async def test_a_lot_recorded_twice_is_rejected_not_double_counted(service):
+    broker, runtime = service
+    await broker.publish(message("cooperative.registered", REGISTRATION), COOPERATIVE_INPUT)
+    await broker.publish(message("harvest.recorded", HARVEST), COOPERATIVE_INPUT)
+    await broker.publish(message("harvest.recorded", HARVEST), COOPERATIVE_INPUT)
+    assert len(await runtime.store.read_stream("lot-fj-chili-1")) == 1
+    rows = await outbox(runtime)
+    receipts = [value for topic, value in rows if topic == RECEIPTS]
+    assert receipts[-1]["status"] == "rejected" and "already recorded" in receipts[-1]["reason"]
+    assert [topic for topic, _ in rows].count(DEAD_LETTER) == 1
+
+
+async def test_a_poison_message_is_dead_lettered_and_the_next_valid_one_is_processed(service):
+    broker, runtime = service
+    await broker.publish(b"\xff\xfenot json at all", COOPERATIVE_INPUT)
+    await broker.publish(message("cooperative.registered", REGISTRATION), COOPERATIVE_INPUT)
+    rows = await outbox(runtime)
+    assert rows[0] == (DEAD_LETTER, b"\xff\xfenot json at all")
+    assert len(await runtime.store.read_stream("cooperative-fengjia")) == 1
+
+
+async def test_a_harvest_whose_contributions_do_not_add_up_is_rejected_naming_the_field(service):
+    broker, runtime = service
+    await broker.publish(message("cooperative.registered", REGISTRATION), COOPERATIVE_INPUT)
+    await broker.publish(message("harvest.recorded", {**HARVEST, "quantity": "121"}), COOPERATIVE_INPUT)
+    receipts = [value for topic, value in await outbox(runtime) if topic == RECEIPTS]
+    assert receipts[-1]["status"] == "rejected"
+    assert receipts[-1]["reason"].startswith("payload.contributions")
+    assert await runtime.store.stream_version("lot-fj-chili-1") == 0

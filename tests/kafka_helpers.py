@@ -1,0 +1,25 @@
+"""Reading what actually reached Kafka, for assertions."""
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+async def read_topic(bootstrap: str, name: str, expected: int, partitions: int = 3, timeout: float = 20.0) -> list:
+    """Every record on a topic from offset 0, once at least `expected` have arrived (or the timeout)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(name, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        records = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(records) < expected and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for items in batch.values():
+                records += items
+        return records
+    finally:
+        await consumer.stop()

@@ -1,0 +1,552 @@
+"""Properties of the matcher over random journals: nothing overfilled, every fen accounted for,
+every price as the contract says, the same journal always gives the same bytes.
+
+The checks recompute what they need straight from the journal, independently of the
+engine; the last one compares the engine with a deliberately naive reference model.
+"""
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import ROUND_DOWN, Decimal, localcontext
+from fractions import Fraction
+from functools import lru_cache
+from math import prod
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from matcher import (
+    LIVESTOCK,
+    Commitment,
+    Contribution,
+    Fill,
+    Lot,
+    Market,
+    MarketPrice,
+    Order,
+    OrderCancellation,
+    Planting,
+    fill_line,
+    grade_at_least,
+)
+
+pytestmark = pytest.mark.unit
+
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+PRODUCTS = ("chili", "live_pig")
+START = date(2020, 5, 1)
+COOPERATIVES = ("co1", "co2", "co3")
+COUNTIES = ("Yanhe", "Dejiang")
+TOWNSHIPS = ("Ketian", "Tangba", "Tongjing")
+MARKETS = ("tongren", "tongren", "tongren", "yuping")  # mostly one market, so prices apply
+
+# Facts are built by plain functions that draw from hypothesis directly, and each
+# draw picks several discrete choices at once: draws, not matching, were the slow part.
+# Each draw's range stays within 256 values, which hypothesis draws evenly; wider
+# ranges lean towards small numbers and would starve the later choices.
+WEEK = tuple(START + timedelta(days=n) for n in range(7))
+GRADES = ("A", "B", "C")
+LOT_IDS = ("L1", "L2", "L3", "L4", "L5", "L6")
+ORDER_IDS = ("O1", "O2", "O3", "O4")
+COMMITMENT_IDS = ("C1", "C2", "C3")
+PLANTING_IDS = ("P1", "P2", "P3", "P4")
+HOUSEHOLDS = ("h1", "h2", "h3", "h4")
+KINDS = ("lot", "lot", "lot", "order", "order", "commitment", "commitment", "price", "planting", "cancellation")
+# Prices in 10-fen steps make equal prices (and so the tie-breaks) common; floors sit
+# lower so that markets above the floor are common too.
+PRICE = st.integers(10, 150).map(lambda tens: tens * 10)
+FLOOR = st.integers(10, 100).map(lambda tens: tens * 10)
+GRAMS = st.integers(1, 12_000)
+HEADS = st.integers(1, 12)
+JOURNAL_LENGTH = st.integers(0, 40)
+
+
+@lru_cache(maxsize=None)
+def _below(size):
+    return st.integers(0, size - 1)
+
+
+def _choose(draw, *options):
+    """One pick from each tuple of options, from a single draw; shrinks towards the first options."""
+    number = draw(_below(prod(len(choices) for choices in options)))
+    picks = []
+    for choices in options:
+        number, index = divmod(number, len(choices))
+        picks.append(choices[index])
+    return picks
+
+
+def _quantity(draw, product):
+    if product in LIVESTOCK:
+        return Decimal(draw(HEADS))
+    return Decimal(draw(GRAMS)).scaleb(-3)
+
+
+def _subset(options, mask):
+    return tuple(option for bit, option in enumerate(options) if mask >> bit & 1)
+
+
+def _lot(draw, product):
+    lot_id, cooperative_id, county, township = _choose(draw, LOT_IDS, COOPERATIVES, COUNTIES, TOWNSHIPS)
+    grade, first, second = _choose(draw, GRADES, WEEK, WEEK)
+    [contributors] = _choose(draw, (1, 2, 3))
+    contributions = []
+    for _ in range(contributors):
+        household_id, poor = _choose(draw, HOUSEHOLDS, (False, True))
+        contributions.append(Contribution(household_id, _quantity(draw, product), poor))
+    available_from, expires_on = sorted((first, second))
+    return Lot(
+        lot_id,
+        cooperative_id,
+        county,
+        township,
+        product,
+        grade,
+        _quantity(draw, product),
+        available_from,
+        expires_on,
+        tuple(contributions),
+    )
+
+
+def _order(draw, product):
+    order_id, buyer_id, grade, regions = _choose(
+        draw, ORDER_IDS, ("canteen", "market"), GRADES, (0, 1, 2, 4, 8, 16, 5, 10, 24)
+    )
+    first, second = _choose(draw, WEEK, WEEK)
+    deliver_from, deliver_to = sorted((first, second))
+    return Order(
+        order_id,
+        buyer_id,
+        product,
+        grade,
+        _quantity(draw, product),
+        draw(PRICE),
+        deliver_from,
+        deliver_to,
+        _subset(COUNTIES + TOWNSHIPS, regions),
+    )
+
+
+def _commitment(draw, product):
+    commitment_id, grade, market, counties = _choose(draw, COMMITMENT_IDS, GRADES, MARKETS, (0, 0, 1, 2))
+    first, second = _choose(draw, WEEK, WEEK)
+    cooperatives, cap_kind, per_mu = _choose(
+        draw, (0, 0, 1, 2, 4, 3, 6), ("some", "some", "none", "zero"), (None, None, "0.4", "1", "2.5", "7.333")
+    )
+    cap = {"none": None, "zero": Decimal(0)}.get(cap_kind) if cap_kind != "some" else _quantity(draw, product)
+    valid_from, valid_to = sorted((first, second))
+    return Commitment(
+        commitment_id,
+        "yuping",
+        product,
+        grade,
+        draw(FLOOR),
+        market,
+        valid_from,
+        valid_to,
+        _subset(COUNTIES, counties),
+        _subset(COOPERATIVES, cooperatives),
+        cap,
+        None if per_mu is None else Decimal(per_mu),
+    )
+
+
+def _price(draw, product):
+    grade, market, observed_on = _choose(draw, GRADES, MARKETS, WEEK)
+    return MarketPrice(product, grade, market, draw(PRICE), observed_on)
+
+
+def _planting(draw, product):
+    planting_id, cooperative_id, area = _choose(draw, PLANTING_IDS, COOPERATIVES, ("0", "0.3", "1", "2.25", "5"))
+    return Planting(planting_id, cooperative_id, product, Decimal(area))
+
+
+def _cancellation(draw, product):
+    [order_id] = _choose(draw, ORDER_IDS)
+    return OrderCancellation(order_id, product)
+
+
+BUILDERS = {
+    "lot": _lot,
+    "order": _order,
+    "commitment": _commitment,
+    "price": _price,
+    "planting": _planting,
+    "cancellation": _cancellation,
+}
+
+
+OPENING_PRICES = st.integers(0, 8)
+
+
+@st.composite
+def journals(draw):
+    """A random journal: two products (kg and head), one week of dates, small id sets so ids
+    collide. It opens with a few market prices so that commitments often meet a market price."""
+    facts = []
+    for _ in range(draw(OPENING_PRICES)):
+        [product] = _choose(draw, PRODUCTS)
+        facts.append(_price(draw, product))
+    for _ in range(draw(JOURNAL_LENGTH)):
+        kind, product = _choose(draw, KINDS, PRODUCTS)
+        facts.append(BUILDERS[kind](draw, product))
+    return facts
+
+
+# ---------------------------------------------------------------- reading the journal independently
+
+
+class Journal:
+    """The journal as the contract describes it: per product, numbered inputs; the first of each id counts."""
+
+    def __init__(self, facts):
+        self.by_product = defaultdict(list)  # product -> [fact], index = journal_seq - 1
+        for fact in facts:
+            self.by_product[fact.product].append(fact)
+
+    def first(self, product, kind, key, value):
+        """The first fact of `kind` whose `key` is `value`, and its journal number."""
+        for seq, fact in enumerate(self.by_product[product], start=1):
+            if isinstance(fact, kind) and getattr(fact, key) == value:
+                return fact, seq
+        raise AssertionError(f"no {kind.__name__} {value} in {product}")
+
+    def before(self, product, seq):
+        """The facts journaled before input `seq`, with their numbers."""
+        return list(enumerate(self.by_product[product][: seq - 1], start=1))
+
+    def lot(self, fill):
+        return self.first(fill.product, Lot, "lot_id", fill.lot_id)[0]
+
+    def outlet(self, fill):
+        if fill.outlet_kind == "order":
+            return self.first(fill.product, Order, "order_id", fill.outlet_id)[0]
+        return self.first(fill.product, Commitment, "commitment_id", fill.outlet_id)[0]
+
+    def planted_mu(self, product, cooperative_id, before_seq):
+        seen, total = set(), Decimal(0)
+        for _, fact in self.before(product, before_seq):
+            if isinstance(fact, Planting) and fact.cooperative_id == cooperative_id and fact.planting_id not in seen:
+                seen.add(fact.planting_id)
+                total += fact.area_mu
+        return total
+
+    def market_price(self, product, grade, market, as_of, before_seq):
+        observations = [
+            (fact.observed_on, seq, fact.price_fen)
+            for seq, fact in self.before(product, before_seq)
+            if isinstance(fact, MarketPrice) and fact.grade == grade and fact.market == market and fact.observed_on <= as_of
+        ]
+        return max(observations)[2] if observations else None
+
+
+def all_fills(facts):
+    return [outcome for outcome in Market.replay(facts) if isinstance(outcome, Fill)]
+
+
+def half_even(value: Fraction) -> int:
+    return round(value)  # round() of a Fraction is half-to-even
+
+
+# ---------------------------------------------------------------- properties
+
+
+@PROPERTY
+@given(journals())
+def test_no_lot_or_outlet_is_ever_overfilled(facts):
+    journal = Journal(facts)
+    sold = defaultdict(Decimal)
+    with localcontext() as context:
+        context.prec = 60
+        for fill in all_fills(facts):
+            assert fill.quantity > 0
+            lot, outlet = journal.lot(fill), journal.outlet(fill)
+            sold["lot", fill.product, fill.lot_id] += fill.quantity
+            assert sold["lot", fill.product, fill.lot_id] <= lot.quantity
+            sold[fill.outlet_kind, fill.product, fill.outlet_id] += fill.quantity
+            if isinstance(outlet, Order):
+                assert sold["order", fill.product, fill.outlet_id] <= outlet.quantity
+            else:
+                if outlet.cap_quantity is not None:
+                    assert sold["commitment", fill.product, fill.outlet_id] <= outlet.cap_quantity
+                key = ("per_mu", fill.product, fill.outlet_id, fill.cooperative_id)
+                sold[key] += fill.quantity
+                if outlet.max_quantity_per_mu is not None:
+                    planted = journal.planted_mu(fill.product, fill.cooperative_id, fill.journal_seq)
+                    assert sold[key] <= planted * outlet.max_quantity_per_mu
+
+
+@PROPERTY
+@given(journals())
+def test_fills_are_in_whole_units_of_the_product(facts):
+    for fill in all_fills(facts):
+        quantum = Decimal(1) if fill.product in LIVESTOCK else Decimal("0.001")
+        assert fill.quantity == fill.quantity.quantize(quantum, rounding=ROUND_DOWN)
+
+
+@PROPERTY
+@given(journals())
+def test_revenue_is_rounded_half_even_and_household_shares_add_up_to_it(facts):
+    journal = Journal(facts)
+    for fill in all_fills(facts):
+        assert fill.revenue_fen == half_even(Fraction(fill.quantity) * fill.unit_price_fen)
+        assert sum(fen for _, fen in fill.household_income_fen) == fill.revenue_fen
+        households = [household for household, _ in fill.household_income_fen]
+        assert households == sorted({c.household_id for c in journal.lot(fill).contributions})
+        assert all(fen >= 0 for _, fen in fill.household_income_fen)
+
+
+@PROPERTY
+@given(journals())
+def test_every_commitment_fill_pays_the_greater_of_floor_and_market_as_of(facts):
+    journal = Journal(facts)
+    for fill in all_fills(facts):
+        if fill.outlet_kind != "commitment":
+            continue
+        lot, commitment = journal.lot(fill), journal.outlet(fill)
+        as_of = max(lot.available_from, commitment.valid_from)
+        market = journal.market_price(fill.product, lot.grade, commitment.reference_market, as_of, fill.journal_seq)
+        if market is not None and market > commitment.floor_price_fen:
+            expected = (market, "market")
+        else:
+            expected = (commitment.floor_price_fen, "floor")
+        assert (fill.unit_price_fen, fill.price_basis) == expected
+        assert (fill.market_price_fen, fill.floor_price_fen, fill.price_as_of) == (
+            market,
+            commitment.floor_price_fen,
+            as_of,
+        )
+
+
+@PROPERTY
+@given(journals())
+def test_every_order_fill_pays_the_order_limit(facts):
+    journal = Journal(facts)
+    for fill in all_fills(facts):
+        if fill.outlet_kind == "order":
+            assert (fill.unit_price_fen, fill.price_basis) == (journal.outlet(fill).limit_price_fen, "order_limit")
+
+
+@PROPERTY
+@given(journals())
+def test_every_fill_joins_an_eligible_lot_and_outlet(facts):
+    journal = Journal(facts)
+    for fill in all_fills(facts):
+        lot, outlet = journal.lot(fill), journal.outlet(fill)
+        assert grade_at_least(lot.grade, outlet.min_grade)
+        if isinstance(outlet, Order):
+            start, end = outlet.deliver_from, outlet.deliver_to
+            assert not outlet.regions or lot.county in outlet.regions or lot.township in outlet.regions
+            cancelled = [
+                seq
+                for seq, fact in journal.before(fill.product, fill.journal_seq)
+                if isinstance(fact, OrderCancellation) and fact.order_id == outlet.order_id
+            ]
+            order_seq = journal.first(fill.product, Order, "order_id", outlet.order_id)[1]
+            assert not [seq for seq in cancelled if seq > order_seq]
+        else:
+            start, end = outlet.valid_from, outlet.valid_to
+            assert (
+                not (outlet.eligible_counties or outlet.eligible_cooperatives)
+                or lot.county in outlet.eligible_counties
+                or lot.cooperative_id in outlet.eligible_cooperatives
+            )
+        assert lot.available_from <= end and start <= lot.expires_on
+
+
+@PROPERTY
+@given(journals())
+def test_replaying_the_same_journal_gives_byte_identical_fills(facts):
+    first = [fill_line(fill) for fill in all_fills(facts)]
+    second = [fill_line(fill) for fill in all_fills(list(facts))]
+    assert first == second
+    assert Market.replay(facts) == Market.replay(facts)
+
+
+@PROPERTY
+@given(journals())
+def test_fill_positions_run_from_one_to_n_per_product(facts):
+    positions = defaultdict(list)
+    for fill in all_fills(facts):
+        positions[fill.product].append(fill.position)
+    for product_positions in positions.values():
+        assert product_positions == list(range(1, len(product_positions) + 1))
+
+
+@PROPERTY
+@given(journals())
+def test_after_every_input_no_resting_lot_could_still_fill_an_open_order_or_unlimited_commitment(facts):
+    # A per-mu commitment is left out: a planting can give room to a pair that waits,
+    # by rule, for the next arriving lot or outlet.
+    market = Market()
+    for fact in facts:
+        market.process(fact)
+        book = market.book(fact.product)
+        for resting in book.resting_lots():
+            lot = resting.lot
+            for view in book.open_outlets():
+                outlet = view.outlet
+                if not grade_at_least(lot.grade, outlet.min_grade):
+                    continue
+                if isinstance(outlet, Order):
+                    overlap = lot.available_from <= outlet.deliver_to and outlet.deliver_from <= lot.expires_on
+                    in_region = not outlet.regions or lot.county in outlet.regions or lot.township in outlet.regions
+                    assert not (overlap and in_region), (lot.lot_id, outlet.order_id)
+                elif outlet.max_quantity_per_mu is None:
+                    overlap = lot.available_from <= outlet.valid_to and outlet.valid_from <= lot.expires_on
+                    eligible = (
+                        not (outlet.eligible_counties or outlet.eligible_cooperatives)
+                        or lot.county in outlet.eligible_counties
+                        or lot.cooperative_id in outlet.eligible_cooperatives
+                    )
+                    assert not (overlap and eligible), (lot.lot_id, outlet.commitment_id)
+
+
+# ---------------------------------------------------------------- a naive reference model
+
+
+class Reference:
+    """matching-rules.md read literally for one product: scan everything, pick the best, repeat."""
+
+    def __init__(self):
+        self.seq = 0
+        self.lots = []  # dicts: fact, seq, left
+        self.outlets = []  # dicts: kind, fact, seq, left (None: no cap), cancelled, sold
+        self.prices = []  # (observed_on, seq, fact)
+        self.plantings = {}  # planting_id -> fact, first one only
+        self.fills = []
+
+    def process(self, fact):
+        self.seq += 1
+        if isinstance(fact, Lot) and not any(entry["fact"].lot_id == fact.lot_id for entry in self.lots):
+            entry = {"fact": fact, "seq": self.seq, "left": fact.quantity}
+            self.lots.append(entry)
+            self.match_lot(entry)
+        elif isinstance(fact, (Order, Commitment)):
+            kind = "order" if isinstance(fact, Order) else "commitment"
+            if any(o["kind"] == kind and self.outlet_id(o) == self.id_of(fact) for o in self.outlets):
+                return
+            left = fact.quantity if kind == "order" else fact.cap_quantity
+            outlet = {"kind": kind, "fact": fact, "seq": self.seq, "left": left, "cancelled": False, "sold": {}}
+            self.outlets.append(outlet)
+            self.match_outlet(outlet)
+        elif isinstance(fact, OrderCancellation):
+            for outlet in self.outlets:
+                if outlet["kind"] == "order" and outlet["fact"].order_id == fact.order_id:
+                    outlet["cancelled"] = True
+        elif isinstance(fact, MarketPrice):
+            self.prices.append((fact.observed_on, self.seq, fact))
+        elif isinstance(fact, Planting):
+            self.plantings.setdefault(fact.planting_id, fact)
+
+    @staticmethod
+    def id_of(fact):
+        return fact.order_id if isinstance(fact, Order) else fact.commitment_id
+
+    def outlet_id(self, outlet):
+        return self.id_of(outlet["fact"])
+
+    def room(self, outlet, lot):
+        """How much the outlet can still take from this lot; None: no limit; 0: not eligible."""
+        fact = outlet["fact"]
+        if outlet["cancelled"] or (outlet["left"] is not None and outlet["left"] <= 0):
+            return Decimal(0)
+        if not grade_at_least(lot.grade, fact.min_grade):
+            return Decimal(0)
+        if outlet["kind"] == "order":
+            start, end = fact.deliver_from, fact.deliver_to
+            if fact.regions and lot.county not in fact.regions and lot.township not in fact.regions:
+                return Decimal(0)
+        else:
+            start, end = fact.valid_from, fact.valid_to
+            listed = fact.eligible_counties or fact.eligible_cooperatives
+            if listed and lot.county not in fact.eligible_counties and lot.cooperative_id not in fact.eligible_cooperatives:
+                return Decimal(0)
+        if not (lot.available_from <= end and start <= lot.expires_on):
+            return Decimal(0)
+        room = outlet["left"]
+        if outlet["kind"] == "commitment" and fact.max_quantity_per_mu is not None:
+            area = sum(
+                (p.area_mu for p in self.plantings.values() if p.cooperative_id == lot.cooperative_id), Decimal(0)
+            )
+            per_mu = area * fact.max_quantity_per_mu - outlet["sold"].get(lot.cooperative_id, Decimal(0))
+            quantum = Decimal(1) if lot.product in LIVESTOCK else Decimal("0.001")
+            per_mu = max(per_mu.quantize(quantum, rounding=ROUND_DOWN), Decimal(0))
+            room = per_mu if room is None else min(room, per_mu)
+        return room
+
+    def price(self, outlet, lot):
+        fact = outlet["fact"]
+        if outlet["kind"] == "order":
+            return fact.limit_price_fen
+        as_of = max(lot.available_from, fact.valid_from)
+        seen = [
+            (observed_on, seq, p.price_fen)
+            for observed_on, seq, p in self.prices
+            if p.grade == lot.grade and p.market == fact.reference_market and observed_on <= as_of
+        ]
+        market = max(seen)[2] if seen else None
+        return market if market is not None and market > fact.floor_price_fen else fact.floor_price_fen
+
+    def eligible(self, outlet, lot):
+        room = self.room(outlet, lot)
+        return room is None or room > 0
+
+    def match_lot(self, entry):
+        while entry["left"] > 0:
+            lot = entry["fact"]
+            candidates = [o for o in self.outlets if self.eligible(o, lot)]
+            if not candidates:
+                return
+            best = min(
+                candidates,
+                key=lambda o: (-self.price(o, lot), o["kind"] != "order", o["seq"], self.outlet_id(o)),
+            )
+            self.fill(entry, best)
+
+    def match_outlet(self, outlet):
+        while outlet["left"] is None or outlet["left"] > 0:
+            candidates = [entry for entry in self.lots if entry["left"] > 0 and self.eligible(outlet, entry["fact"])]
+            if not candidates:
+                return
+            best = min(
+                candidates,
+                key=lambda e: (
+                    e["fact"].expires_on,
+                    not any(c.registered_poor for c in e["fact"].contributions),
+                    e["seq"],
+                    e["fact"].lot_id,
+                ),
+            )
+            self.fill(best, outlet)
+
+    def fill(self, entry, outlet):
+        lot = entry["fact"]
+        room = self.room(outlet, lot)
+        quantity = entry["left"] if room is None else min(entry["left"], room)
+        entry["left"] -= quantity
+        if outlet["left"] is not None:
+            outlet["left"] -= quantity
+        sold = outlet["sold"]
+        sold[lot.cooperative_id] = sold.get(lot.cooperative_id, Decimal(0)) + quantity
+        self.fills.append((self.seq, lot.lot_id, outlet["kind"], self.outlet_id(outlet), quantity, self.price(outlet, lot)))
+
+
+@PROPERTY
+@given(journals())
+def test_engine_makes_exactly_the_fills_of_a_naive_reading_of_the_rules(facts):
+    references = defaultdict(Reference)
+    with localcontext() as context:
+        context.prec = 60
+        for fact in facts:
+            references[fact.product].process(fact)
+    for product in PRODUCTS:
+        engine = [
+            (f.journal_seq, f.lot_id, f.outlet_kind, f.outlet_id, f.quantity, f.unit_price_fen)
+            for f in all_fills(facts)
+            if f.product == product
+        ]
+        assert engine == references[product].fills
