@@ -75,7 +75,9 @@ def lot_priority(lot: Lot, journal_seq: int) -> tuple[date, int, int, str]:
     return (lot.expires_on, 0 if lot.has_registered_poor else 1, journal_seq, lot.lot_id)
 
 
-def outlet_rank(unit_price_fen: int, outlet_kind: OutletKind, journal_seq: int, outlet_id: str) -> tuple[int, int, int, str]:
+def outlet_rank(
+    unit_price_fen: int, outlet_kind: OutletKind, journal_seq: int, outlet_id: str
+) -> tuple[int, int, int, str]:
     """Where an eligible outlet stands for an arriving lot (smaller first): highest unit price,
     then orders before commitments, then earlier in the journal, then smaller id."""
     return (-unit_price_fen, 0 if outlet_kind == "order" else 1, journal_seq, outlet_id)
@@ -323,7 +325,7 @@ class Book:
         used_up: list[_LotState] = []
         lots = self._lots
         # Lots that expire before the outlet starts can never overlap it: skip them all at once.
-        for index in range(bisect_right(lots, (start,), key=_priority), len(lots)):
+        for index in range(bisect_left(lots, (start,), key=_priority), len(lots)):
             if outlet.left is not None and outlet.left <= 0:
                 break
             state = lots[index]
@@ -335,9 +337,8 @@ class Book:
                 used_up.append(state)
                 outcomes.append(OfferClosed(lot_id=state.lot.lot_id, product=self.product, journal_seq=seq))
             else:
-                outcomes.append(
-                    OfferShrunk(lot_id=state.lot.lot_id, product=self.product, quantity_left=state.left, journal_seq=seq)
-                )
+                shrunk = OfferShrunk(state.lot.lot_id, self.product, quantity_left=state.left, journal_seq=seq)
+                outcomes.append(shrunk)
         for state in used_up:
             del lots[self._index_of(lots, state)]
         return outcomes

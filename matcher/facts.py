@@ -135,7 +135,8 @@ class Contribution:
 
 @dataclass(frozen=True, slots=True)
 class Lot:
-    """A harvest lot: a quantity of one product and grade from one cooperative, ready from a date, perishable until a date."""
+    """A harvest lot, the unit of supply: one product and grade from one cooperative, ready from a date,
+    perishable until a date, with the households that brought it."""
 
     lot_id: str
     cooperative_id: str

@@ -227,18 +227,20 @@ class Journal:
         return self.first(fill.product, Commitment, "commitment_id", fill.outlet_id)[0]
 
     def planted_mu(self, product, cooperative_id, before_seq):
-        seen, total = set(), Decimal(0)
+        first_of_each_id = {}
         for _, fact in self.before(product, before_seq):
-            if isinstance(fact, Planting) and fact.cooperative_id == cooperative_id and fact.planting_id not in seen:
-                seen.add(fact.planting_id)
-                total += fact.area_mu
-        return total
+            if isinstance(fact, Planting):
+                first_of_each_id.setdefault(fact.planting_id, fact)
+        plantings = first_of_each_id.values()
+        return sum((p.area_mu for p in plantings if p.cooperative_id == cooperative_id), Decimal(0))
 
     def market_price(self, product, grade, market, as_of, before_seq):
         observations = [
             (fact.observed_on, seq, fact.price_fen)
             for seq, fact in self.before(product, before_seq)
-            if isinstance(fact, MarketPrice) and fact.grade == grade and fact.market == market and fact.observed_on <= as_of
+            if isinstance(fact, MarketPrice)
+            and (fact.grade, fact.market) == (grade, market)
+            and fact.observed_on <= as_of
         ]
         return max(observations)[2] if observations else None
 
@@ -463,7 +465,8 @@ class Reference:
         else:
             start, end = fact.valid_from, fact.valid_to
             listed = fact.eligible_counties or fact.eligible_cooperatives
-            if listed and lot.county not in fact.eligible_counties and lot.cooperative_id not in fact.eligible_cooperatives:
+            listed_here = lot.county in fact.eligible_counties or lot.cooperative_id in fact.eligible_cooperatives
+            if listed and not listed_here:
                 return Decimal(0)
         if not (lot.available_from <= end and start <= lot.expires_on):
             return Decimal(0)
@@ -532,7 +535,8 @@ class Reference:
             outlet["left"] -= quantity
         sold = outlet["sold"]
         sold[lot.cooperative_id] = sold.get(lot.cooperative_id, Decimal(0)) + quantity
-        self.fills.append((self.seq, lot.lot_id, outlet["kind"], self.outlet_id(outlet), quantity, self.price(outlet, lot)))
+        fill = (self.seq, lot.lot_id, outlet["kind"], self.outlet_id(outlet), quantity, self.price(outlet, lot))
+        self.fills.append(fill)
 
 
 @PROPERTY

@@ -451,11 +451,13 @@ def test_commitment_accepts_a_lot_from_an_eligible_county():
 
 
 def test_commitment_accepts_a_lot_from_an_eligible_cooperative_in_another_county():
-    assert matches(lot(county="Dejiang", cooperative_id="tongxin"), commitment(counties=["Yanhe"], cooperatives=["tongxin"]))
+    elsewhere = lot(county="Dejiang", cooperative_id="tongxin")
+    assert matches(elsewhere, commitment(counties=["Yanhe"], cooperatives=["tongxin"]))
 
 
 def test_commitment_refuses_a_lot_from_neither_an_eligible_county_nor_cooperative():
-    assert not matches(lot(county="Dejiang", cooperative_id="tongxin"), commitment(counties=["Yanhe"], cooperatives=["fengjia"]))
+    elsewhere = lot(county="Dejiang", cooperative_id="tongxin")
+    assert not matches(elsewhere, commitment(counties=["Yanhe"], cooperatives=["fengjia"]))
 
 
 def test_commitment_county_list_does_not_match_townships():
@@ -676,7 +678,8 @@ def test_an_order_is_not_cancelled_by_a_cancellation_in_another_products_book():
 
 
 def test_lot_with_no_eligible_outlet_opens_an_offer_for_all_of_it():
-    assert run(lot("L1", "12.5", county="Yanhe", township="Ketian", grade="B", available_from=day(2), expires_on=day(9))) == [
+    arriving = lot("L1", "12.5", county="Yanhe", township="Ketian", grade="B", available_from=day(2), expires_on=day(9))
+    assert run(arriving) == [
         OfferOpened("L1", "chili", "B", "co1", "Yanhe", "Ketian", D("12.5"), day(2), day(9), 1)
     ]
 
@@ -872,7 +875,11 @@ def _journal():
     return [
         price(1000, day(1)),
         planting("P1", "2.5"),
-        lot("L1", "33.333", contributions=(Contribution("h1", D("11.111"), True), Contribution("h2", D("22.222"), False))),
+        lot(
+            "L1",
+            "33.333",
+            contributions=(Contribution("h1", D("11.111"), True), Contribution("h2", D("22.222"), False)),
+        ),
         commitment(per_mu="7.77"),
         order("O1", "3.001", 1333),
         lot("L2", "1.001"),
@@ -914,7 +921,7 @@ def test_matcher_imports_only_the_standard_library_and_itself():
         lambda: lot(available_from=day(5), expires_on=day(4)),
         lambda: lot(available_from=datetime(2020, 5, 1, 8, 0)),
         lambda: lot(contributions=()),
-        lambda: Lot("L1", "co1", "Yanhe", "Ketian", "chili", "A", 1.5, day(1), day(2), (Contribution("h1", D("1"), False),)),
+        lambda: Lot("L1", "co1", "Yanhe", "Ketian", "chili", "A", 1.5, day(1), day(2), lot().contributions),
         lambda: order(limit=-1),
         lambda: order(deliver_from=day(5), deliver_to=day(4)),
         lambda: Order("O1", "b", "chili", "A", D("1"), 1.5, day(1), day(2), ()),
