@@ -55,13 +55,38 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _types(node: dict[str, Any]) -> set[str]:
-    if "type" in node:
-        return {node["type"]} if isinstance(node["type"], str) else set(node["type"])
+def _options(schema: dict[str, Any], node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alternatives a node allows, references resolved (one for a plain node)."""
+    node = _resolve(schema, node)
+    alternatives = node.get("anyOf", []) + node.get("oneOf", [])
+    if not alternatives:
+        return [node]
+    return [option for alternative in alternatives for option in _options(schema, alternative)]
+
+
+def _types(schema: dict[str, Any], node: dict[str, Any]) -> set[str]:
     found: set[str] = set()
-    for option in node.get("anyOf", []) + node.get("oneOf", []):
-        found |= _types(option)
+    for option in _options(schema, node):
+        kind = option.get("type", "object" if "properties" in option else None)
+        if kind is not None:
+            found |= {kind} if isinstance(kind, str) else set(kind)
     return found
+
+
+def _shape(schema: dict[str, Any], node: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The object (kind "object") or the list items (kind "array") a node allows, if any."""
+    for option in _options(schema, node):
+        if kind == "object" and "properties" in option:
+            return option
+        if kind == "array" and option.get("type") == "array" and isinstance(option.get("items"), dict):
+            return option["items"]
+    return None
+
+
+def _nested(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any] | None:
+    """The object a field holds, directly, optionally, or as the items of a list."""
+    items = _shape(schema, node, "array")
+    return _shape(schema, items if items is not None else node, "object")
 
 
 def compatibility_problems(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[str]:
@@ -82,14 +107,15 @@ def compatibility_problems(old: dict[str, Any], new: dict[str, Any], path: str =
         if name not in new_props:
             continue
         old_node, new_node = _resolve(old, old_field), _resolve(new, new_props[name])
-        old_types, new_types = _types(old_node), _types(new_node)
+        old_types, new_types = _types(old, old_node), _types(new, new_node)
         if old_types and new_types and not old_types <= new_types:
             problems.append(f"{path}{name}: type changed from {sorted(old_types)} to {sorted(new_types)}")
         removed = set(old_node.get("enum", [])) - set(new_node.get("enum", old_node.get("enum", [])))
         if removed:
             problems.append(f"{path}{name}: values removed {sorted(removed)}")
-        if "properties" in old_node and "properties" in new_node:
-            nested_old = {**old_node, "$defs": old.get("$defs", {})}
-            nested_new = {**new_node, "$defs": new.get("$defs", {})}
+        old_object, new_object = _nested(old, old_node), _nested(new, new_node)
+        if old_object is not None and new_object is not None:
+            nested_old = {**old_object, "$defs": old.get("$defs", {})}
+            nested_new = {**new_object, "$defs": new.get("$defs", {})}
             problems += compatibility_problems(nested_old, nested_new, f"{path}{name}.")
     return problems

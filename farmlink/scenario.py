@@ -55,8 +55,8 @@ def parse_line(line_no: int, text: str) -> ScenarioLine | LineError:
         model = INPUT_TYPES[kind].model_validate(payload)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(payload)"
-        return LineError(line_no, f"payload.{where}", first["msg"])
+        where = ".".join(str(part) for part in first["loc"])
+        return LineError(line_no, f"payload.{where}" if where else "payload", first["msg"])
     return ScenarioLine(line_no, kind, model.model_dump(mode="json"), model)
 
 

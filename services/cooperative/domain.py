@@ -54,6 +54,8 @@ def record_planting(report: PlantingReport, cooperative: Cooperative | None, alr
     known = _known(cooperative, report.cooperative_id)
     _whole_head(report.product, "payload.expected_yield", report.expected_yield)
     for index, household_id in enumerate(report.household_ids):
+        if household_id in report.household_ids[:index]:
+            raise Rejection(f"payload.household_ids.{index}: household {household_id} is listed twice")
         if household_id not in known.households:
             raise Rejection(f"payload.household_ids.{index}: household {household_id} is not a member of {known.cooperative_id}")
     return PlantingRecorded(**report.model_dump(), county=known.county, township=known.township)

@@ -182,11 +182,6 @@ def test_an_unknown_payload_field_is_named():
     assert (error.field, error.reason) == ("payload.reason", "Extra inputs are not permitted")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: parse_line writes f\"payload.{where}\" after defaulting an empty location to \"(payload)\", "
-    "so a whole-payload error (a window out of order) is named 'payload.(payload)' instead of 'payload'",
-)
 def test_a_window_out_of_order_is_named_as_the_payload():
     error = error_of(line("harvest.recorded", available_from="2020-08-11", expires_on="2020-08-10"))
     assert "available_from must not be after expires_on" in error.reason
