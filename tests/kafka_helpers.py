@@ -7,12 +7,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 async def read_topic(bootstrap: str, name: str, expected: int, partitions: int = 3, timeout: float = 20.0) -> list:
     """Every record on a topic from offset 0, once at least `expected` have arrived (or the timeout)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         assigned = [TopicPartition(name, p) for p in range(partitions)]
         consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
+        starts = await consumer.beginning_offsets(assigned)
+        for tp in assigned:
+            consumer.seek(tp, starts[tp])
         records = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -1,0 +1,176 @@
+"""Reading the whole log for the audit: from PostgreSQL (every service schema) or from the
+Kafka topics (offset 0 of every partition). Both give the same AuditLog; Kafka copies keep
+where each message was, so reconciliation can name it."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from contracts.registry import EVENT_TOPIC
+from contracts.topics import TOPICS
+from farmlink.audit.model import AuditLog, Record
+
+SCHEMAS = ("cooperative", "buyer", "market", "matching", "settlement")
+EVENT_TOPICS = tuple(sorted(set(EVENT_TOPIC.values())))
+BATCH = 20_000
+
+Progress = Callable[[int], None]
+
+
+def _no_progress(_: int) -> None:
+    pass
+
+
+async def count_in_postgres(dsn: str) -> int:
+    """How many events the store holds (for the progress bar)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        total = 0
+        for schema in SCHEMAS:
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.events"):
+                total += await conn.fetchval(f'SELECT count(*) FROM "{schema}".events')
+        return total
+    finally:
+        await conn.close()
+
+
+async def load_from_postgres(dsn: str, progress: Progress = _no_progress) -> AuditLog:
+    """Every service schema's events, in global order, read in batches."""
+    log = AuditLog(source="postgres")
+    conn = await asyncpg.connect(dsn)
+    try:
+        for schema in SCHEMAS:
+            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.events"):
+                continue
+            records: list[Record] = []
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                cursor = conn.cursor(
+                    f"""SELECT global_position, event_id::text, event_type, schema_version, stream_id, stream_version,
+                               occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
+                        FROM "{schema}".events ORDER BY global_position""",
+                    prefetch=BATCH,
+                )
+                async for row in cursor:
+                    records.append(
+                        Record(schema, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
+                               json.loads(row[10]), row[11], row[12])
+                    )
+                    if len(records) % BATCH == 0:
+                        progress(BATCH)
+            progress(len(records) % BATCH)
+            log.by_schema[schema] = records
+    finally:
+        await conn.close()
+    return log
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaCopy:
+    """An event as found on a topic, and where."""
+
+    topic: str
+    partition: int
+    offset: int
+    record: Record | None  # None when the message is not a readable envelope
+    problem: str | None = None
+
+    @property
+    def place(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+def _schema_of(producer: str) -> str:
+    return producer.removeprefix("service:")
+
+
+def record_from_envelope(data: dict) -> Record:
+    """An envelope published by a relay, as an audit record."""
+    return Record(
+        schema=_schema_of(data["producer"]),
+        global_position=int(data["global_position"]),
+        event_id=data["event_id"],
+        event_type=data["event_type"],
+        schema_version=int(data["schema_version"]),
+        stream_id=data["stream_id"],
+        stream_version=int(data["stream_version"]),
+        occurred_at=datetime.fromisoformat(data["occurred_at"].replace("Z", "+00:00")),
+        producer=data["producer"],
+        correlation_id=data["correlation_id"],
+        causation_id=data.get("causation_id"),
+        payload=data["payload"],
+        prev_hash=data.get("prev_hash") or "",
+        hash=data.get("hash") or "",
+    )
+
+
+async def count_on_kafka(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS) -> int:
+    """How many messages the event topics hold (for the progress bar)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = _partitions(topics)
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+
+
+def _partitions(topics: tuple[str, ...]) -> list[TopicPartition]:
+    counts = {topic.name: topic.partitions for topic in TOPICS}
+    return [TopicPartition(name, p) for name in topics for p in range(counts[name])]
+
+
+async def read_kafka_copies(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS, progress: Progress = _no_progress) -> list[KafkaCopy]:
+    """Every message on the event topics from offset 0 up to the end offsets seen at the start."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024
+    )
+    await consumer.start()
+    copies: list[KafkaCopy] = []
+    try:
+        partitions = _partitions(topics)
+        consumer.assign(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
+        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=BATCH)
+            for tp, messages in batch.items():
+                for message in messages:
+                    if message.offset < ends[tp]:
+                        copies.append(_copy(message))
+                progress(len(messages))
+                if messages and messages[-1].offset >= ends[tp] - 1:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return copies
+
+
+def _copy(message) -> KafkaCopy:
+    try:
+        record = record_from_envelope(json.loads(message.value))
+    except Exception as error:  # not an envelope: a finding, not a crash
+        return KafkaCopy(message.topic, message.partition, message.offset, None, f"unreadable message: {type(error).__name__}: {error}")
+    return KafkaCopy(message.topic, message.partition, message.offset, record)
+
+
+def log_from_copies(copies: list[KafkaCopy]) -> AuditLog:
+    """The log as Kafka holds it: the first copy of each event, per schema in global order."""
+    log = AuditLog(source="kafka")
+    seen: set[str] = set()
+    for copy in copies:
+        if copy.record is None or copy.record.event_id in seen:
+            continue
+        seen.add(copy.record.event_id)
+        log.by_schema.setdefault(copy.record.schema, []).append(copy.record)
+    for records in log.by_schema.values():
+        records.sort(key=lambda r: r.global_position)
+    return log
