@@ -3,7 +3,6 @@
 import json
 import uuid
 
-import asyncpg
 import pytest
 from faststream.kafka import TestKafkaBroker
 
@@ -41,20 +40,20 @@ HARVEST = {
 
 @pytest.fixture
 async def service(infrastructure):
-    """The cooperative service with a clean schema and no relay: we read its outbox directly."""
-    conn = await asyncpg.connect(infrastructure.dsn)
-    await conn.execute("DROP SCHEMA IF EXISTS cooperative CASCADE")
-    await conn.close()
+    """The cooperative service on a schema of its own and without a relay: we read its outbox directly."""
     runtime = cooperative.runtime
+    runtime.schema = f"test_cooperative_{uuid.uuid4().hex[:8]}"
     await runtime.open(with_relay=False)
     async with TestKafkaBroker(runtime.broker) as broker:
         yield broker, runtime
+    await runtime.pool.execute(f'DROP SCHEMA "{runtime.schema}" CASCADE')
     await runtime.close()
+    runtime.schema = runtime.name
     runtime.pool = runtime.store = None
 
 
 async def outbox(runtime) -> list[tuple[str, dict | bytes]]:
-    rows = await runtime.pool.fetch("SELECT topic, value FROM cooperative.outbox ORDER BY outbox_id")
+    rows = await runtime.pool.fetch(f'SELECT topic, value FROM "{runtime.schema}".outbox ORDER BY outbox_id')
     return [(r["topic"], json.loads(r["value"]) if r["topic"] != DEAD_LETTER else r["value"]) for r in rows]
 
 
