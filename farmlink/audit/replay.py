@@ -117,12 +117,19 @@ def decisions_for(outcomes: list[Any], entry: Record) -> list[Decision]:
 
 
 def _equal(recorded: Any, expected: Any) -> bool:
-    """JSON equality that keeps types apart (true is not 1, "1" is not 1)."""
-    if isinstance(recorded, dict) and isinstance(expected, dict):
-        return recorded.keys() == expected.keys() and all(_equal(recorded[k], expected[k]) for k in expected)
-    if isinstance(recorded, list) and isinstance(expected, list):
+    """JSON equality that keeps types apart (true is not 1, 1.0 is not 1)."""
+    if type(recorded) is not type(expected):
+        return False
+    if isinstance(expected, dict):
+        if recorded.keys() != expected.keys():
+            return False
+        for key, value in expected.items():
+            if not _equal(recorded[key], value):
+                return False
+        return True
+    if isinstance(expected, list):
         return len(recorded) == len(expected) and all(map(_equal, recorded, expected))
-    return type(recorded) is type(expected) and recorded == expected
+    return recorded == expected
 
 
 def differences(recorded: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
@@ -279,8 +286,9 @@ class _ProductReplay:
         if record.event_type != decision.event_type:
             self.findings.add(record, f"event_type: recorded {record.event_type}, re-executed {decision.event_type}")
             return
-        for name, recorded, expected in differences(record.payload, decision.payload):
-            self.findings.add(record, f"{name}: recorded {recorded!r}, re-executed {expected!r}")
+        if not _equal(record.payload, decision.payload):
+            for name, recorded, expected in differences(record.payload, decision.payload):
+                self.findings.add(record, f"{name}: recorded {recorded!r}, re-executed {expected!r}")
         if record.occurred_at != self.entry.occurred_at:
             self.findings.add(
                 record, f"occurred_at: recorded {record.occurred_at.isoformat()}, its input's is {self.entry.occurred_at.isoformat()}"

@@ -9,13 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from contracts.buyer import CommitmentMade, OrderPlaced
+from contracts.buyer import CommitmentMade, OrderCancelled, OrderPlaced
 from contracts.cooperative import Contribution, HarvestRecorded, PlantingRecorded
 from contracts.inputs import PaymentReport
 from contracts.market import MarketPriceObserved
-from contracts.matching import FillMade
 from contracts.model import Contract
-from contracts.settlement import PaymentMade
+from contracts.settlement import DeliveryConfirmed, PaymentMade
 from events.hashchain import GENESIS, hashed_content, link_hash
 from farmlink.audit.asof import OpenOutletState, RestingOffer, market_as_of
 from farmlink.audit.checks import check_hash_chains, check_invariants, check_unique_event_ids
@@ -138,6 +137,9 @@ class Services:
             limit_price_fen=limit_price_fen, deliver_from="2020-08-01", deliver_to="2020-08-31", regions=(),
         )
         return self.record("buyer", f"order-{order_id}", event)
+
+    def cancel(self, order_id: str) -> Record:
+        return self.record("buyer", f"order-{order_id}", OrderCancelled(order_id=order_id, buyer_id=f"buyer-{order_id}", product="chili"))
 
     def commitment(self, commitment_id: str, floor_price_fen: int, cap: str | None, per_mu: str | None) -> Record:
         event = CommitmentMade(
@@ -562,6 +564,30 @@ def test_a_payment_for_a_fill_never_made_is_an_invariant_violation():
     assert messages(check_invariants(services.log, re_execute(services.log))) == [
         "PaymentMade for lot L2 to outlet O1, for which no fill is recorded"
     ]
+
+
+def test_deliveries_beyond_the_fills_quantity_are_an_invariant_violation():
+    services = yanhe_chili()
+    for quantity in ("250", "60"):
+        delivered = DeliveryConfirmed(lot_id="L1", outlet_id="O1", buyer_id="buyer-O1", product="chili", quantity=quantity)
+        [last] = services.append("settlement", "settlement-L1-O1", [(delivered, None)], START, correlation_id="desk")
+    [finding] = check_invariants(services.log, re_execute(services.log))
+    assert (finding.event_id, finding.message) == (last.event_id, "deliveries for lot L1 to O1 add up to 310, more than the fill's 300")
+
+
+def test_a_fill_to_a_cancelled_order_is_an_invariant_violation():
+    services = yanhe_chili()
+    services.order("O3", "100", 600, min_grade="A")  # no grade A lot is resting: nothing fills
+    services.cancel("O3")
+    log = services.log
+    cancellation = journal_entry_of(log, 9)
+    genuine = recorded_fill(log, "L2", "O2").payload
+    forged_id = insert_after(log, cancellation, "FillMade", {
+        **genuine, "outlet_id": "O3", "buyer_id": "buyer-O3", "quantity": "50", "unit_price_fen": 600,
+        "revenue_fen": 30_000, "household_income_fen": {"h3": 30_000},
+    })
+    assert [f.event_id for f in re_execute(log).findings] == [forged_id]
+    assert finding_for(check_invariants(log, re_execute(log)), find(log, forged_id)) == ["fill to order O3 after it was cancelled"]
 
 
 def test_a_malformed_fill_payload_is_a_finding_not_a_crash():
