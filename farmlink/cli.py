@@ -215,5 +215,106 @@ def demo(
     )
 
 
+class Source(str, Enum):
+    postgres = "postgres"
+    kafka = "kafka"
+
+
+@app.command()
+def audit(
+    source: Source = typer.Option(Source.postgres, "--source", help="read the log from PostgreSQL or from the Kafka topics (offset 0)"),
+    as_of: int | None = typer.Option(None, "--as-of", help="also show the market as known at this matching-log global position"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object, for machines"),
+    report: Path | None = typer.Option(None, "--report", help="write a self-contained HTML report with charts to this file"),
+    reconcile_kafka: bool = typer.Option(True, "--reconcile/--no-reconcile", help="check every stored event reached Kafka exactly once"),
+) -> None:
+    """Replay the whole log, verify hash chains, re-execute the matcher, check invariants, reconcile with Kafka.
+
+    Exit 0 when clean, 1 with the list of findings otherwise.
+    """
+    from farmlink.audit.run import audit as run_audit
+
+    _quiet_logs()
+    config = settings()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), disable=as_json) as bar:
+
+        def step(name: str, total: int):
+            task = bar.add_task(name, total=total)
+            return lambda n: bar.advance(task, n)
+
+        result = asyncio.run(run_audit(config.bootstrap, config.dsn, source.value, reconcile_kafka, step))
+    as_of_view = _as_of(result, as_of) if as_of is not None else None
+    if report is not None:
+        _write_report(result, report)
+    if as_json:
+        typer.echo(json.dumps({**result.summary(), "findings": [f.as_dict() for f in result.findings],
+                               **({"as_of": as_of_view} if as_of_view is not None else {})}, ensure_ascii=False, default=str))
+    else:
+        _print_audit(result, as_of_view, report)
+    raise typer.Exit(0 if result.clean else 1)
+
+
+def _as_of(result, position: int) -> dict[str, Any]:
+    from farmlink.audit.asof import market_as_of
+    from matcher.output import quantity_text
+
+    view = market_as_of(result.log, position)
+    return {
+        "position": view.position,
+        "products": {
+            product: {
+                "journal_seq": p.journal_seq,
+                "resting_lots": [{"lot_id": lot.lot_id, "quantity_left": quantity_text(lot.quantity_left)} for lot in p.resting_lots],
+                "open_outlets": [{"outlet_kind": o.outlet_kind, "outlet_id": o.outlet_id,
+                                  "quantity_left": None if o.quantity_left is None else quantity_text(o.quantity_left)} for o in p.open_outlets],
+                "fills_so_far": len(p.fills),
+            }
+            for product, p in sorted(view.products.items())
+        },
+    }
+
+
+def _write_report(result, path: Path) -> None:
+    from farmlink.audit import views
+    from farmlink.audit.report import ReportData, write_report
+
+    log = result.log
+    data = ReportData(
+        findings=result.findings,
+        fills=views.fills_with_dates(log),
+        commitments=views.commitments(log),
+        market_prices=views.market_prices(log),
+        incomes=views.incomes(log),
+        coverage=views.coverage(log),
+        summary=result.summary(),
+    )
+    write_report(data, path)
+
+
+def _print_audit(result, as_of_view, report: Path | None) -> None:
+    summary = result.summary()
+    if result.clean:
+        console.print(f"[green]audit clean[/]: {summary['events_audited']} events from {summary['source']}, "
+                      f"{summary['journal_inputs']} journal inputs re-executed, {summary['fills']} fills identical; "
+                      f"reconciled with Kafka: {'yes' if result.reconciled else 'no'}; state hash {summary['state_hash'][:16]}")
+    else:
+        console.print(f"[red]{len(result.findings)} findings[/] in {summary['events_audited']} events from {summary['source']}:")
+        for finding in result.findings:
+            console.print(f"  {finding}", highlight=False, markup=False)
+    if as_of_view is not None:
+        for product, view in as_of_view["products"].items():
+            console.print(f"as of position {as_of_view['position']}, {product}: journal input {view['journal_seq']}, "
+                          f"{len(view['resting_lots'])} lots resting, {len(view['open_outlets'])} outlets open, "
+                          f"{view['fills_so_far']} fills so far")
+            for lot in view["resting_lots"]:
+                console.print(f"    lot {lot['lot_id']}: {lot['quantity_left']} left")
+            for outlet in view["open_outlets"]:
+                left = outlet["quantity_left"] or "no cap"
+                console.print(f"    {outlet['outlet_kind']} {outlet['outlet_id']}: {left} left")
+    if report is not None:
+        console.print(f"report written to {report}")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,103 @@
+"""One audit run: read the log, check it every way, and say what was found."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from farmlink.audit import views
+from farmlink.audit.checks import check_hash_chains, check_invariants, check_unique_event_ids
+from farmlink.audit.log import (
+    count_in_postgres,
+    count_on_kafka,
+    load_from_postgres,
+    log_from_copies,
+    read_kafka_copies,
+)
+from farmlink.audit.model import AuditLog, Finding
+from farmlink.audit.reconcile import reconcile
+from farmlink.audit.replay import ReExecution, re_execute, state_hash
+
+Step = Callable[[str, int], Callable[[int], None]]
+"""Starts a named step of `total` units and returns the function that advances it."""
+
+
+def _silent(name: str, total: int) -> Callable[[int], None]:
+    return lambda _: None
+
+
+@dataclass
+class AuditResult:
+    """What one audit found, and enough of the log to report on it."""
+
+    source: str
+    log: AuditLog
+    reexecution: ReExecution
+    findings: list[Finding]
+    state_hash: str
+    timings: dict[str, float] = field(default_factory=dict)
+    reconciled: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "source": self.source,
+            "events_audited": self.log.count(),
+            "journal_inputs": self.reexecution.input_count,
+            "fills": self.reexecution.fill_count,
+            "findings": len(self.findings),
+            "reconciled_with_kafka": self.reconciled,
+            "state_hash": self.state_hash,
+            "seconds": {name: round(seconds, 3) for name, seconds in self.timings.items()},
+        }
+
+
+async def audit(bootstrap: str, dsn: str, source: str = "postgres", reconcile_kafka: bool = True, step: Step = _silent) -> AuditResult:
+    """Read the whole log from `source`, verify chains, re-execute the matcher, check invariants,
+    and (unless told not to) reconcile the store with the Kafka topics."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        timings[name] = now - started
+        started = now
+
+    copies = None
+    if source == "kafka" or reconcile_kafka:
+        copies = await read_kafka_copies(bootstrap, progress=step("reading Kafka topics", await count_on_kafka(bootstrap)))
+        lap("read kafka")
+    if source == "kafka":
+        log = log_from_copies(copies or [])
+    else:
+        log = await load_from_postgres(dsn, progress=step("reading PostgreSQL", await count_in_postgres(dsn)))
+        lap("read postgres")
+    findings: list[Finding] = []
+    checking = step("checking", 5)
+    findings += check_hash_chains(log)
+    lap("hash chains")
+    checking(1)
+    findings += check_unique_event_ids(log)
+    checking(1)
+    reexecution = re_execute(log)
+    findings += reexecution.findings
+    lap("re-execution")
+    checking(1)
+    findings += check_invariants(log, reexecution)
+    findings += views.check_journal_complete(log)
+    lap("invariants")
+    checking(1)
+    reconciled = False
+    if copies is not None and (reconcile_kafka or source == "kafka"):
+        store = log if source == "postgres" else await load_from_postgres(dsn)
+        findings += reconcile(store, copies)
+        reconciled = True
+        lap("reconciliation")
+    checking(1)
+    digest = state_hash(reexecution)
+    return AuditResult(source, log, reexecution, findings, digest, timings, reconciled)

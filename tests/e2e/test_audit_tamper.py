@@ -1,0 +1,154 @@
+"""`farmlink audit` against the real store and topics after the demo: clean, and every kind of
+tampering detected and located."""
+
+import json
+import uuid
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from contracts.topics import MARKET_EVENTS
+from events.hashchain import canonical_json, hashed_content, link_hash
+from farmlink import processes
+from farmlink.audit.run import audit
+from farmlink.caughtup import wait_until_caught_up
+from farmlink.cli import DEMO_SCENARIO
+from farmlink.publisher import publish_lines
+from farmlink.scenario import read_scenario
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def demo_log(infrastructure):
+    """The demo published on a clean system, services stopped afterwards so the log stands still."""
+    from farmlink import infra
+
+    processes.stop_all(say=lambda _: None)
+    infra.reset_data(progress=lambda _: None)
+    processes.start_all(say=lambda _: None)
+    summary = await publish_lines(infrastructure.bootstrap, read_scenario(DEMO_SCENARIO))
+    assert not summary.rejected
+    await wait_until_caught_up(infrastructure.bootstrap, infrastructure.dsn)
+    processes.stop_all(say=lambda _: None)
+    yield infrastructure
+
+
+@pytest.fixture
+async def db(demo_log):
+    conn = await asyncpg.connect(demo_log.dsn)
+    yield conn
+    await conn.close()
+
+
+async def run(system, **options):
+    return await audit(system.bootstrap, system.dsn, **options)
+
+
+async def test_a_clean_demo_run_audits_clean_from_postgres_and_from_kafka_with_the_same_state_hash(demo_log):
+    from_store = await run(demo_log)
+    from_kafka = await run(demo_log, source="kafka")
+    assert from_store.findings == [] and from_kafka.findings == []
+    assert from_store.reexecution.fill_count == 21
+    assert from_store.state_hash == from_kafka.state_hash
+    again = await run(demo_log)
+    assert again.state_hash == from_store.state_hash, "replaying twice gives identical state hashes"
+
+
+async def test_an_edited_payload_is_found_at_its_stream_version_and_position(demo_log, db):
+    row = await db.fetchrow("SELECT global_position, stream_id, stream_version, event_id::text, payload::text FROM market.events ORDER BY global_position LIMIT 1")
+    await db.execute("UPDATE market.events SET payload = jsonb_set(payload, '{price_fen}', '1') WHERE global_position = $1", row["global_position"])
+    try:
+        result = await run(demo_log, reconcile_kafka=False)
+    finally:
+        await db.execute("UPDATE market.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"])
+    chain = [f for f in result.findings if f.check == "hash_chain"]
+    assert [(f.schema, f.stream_id, f.stream_version, f.global_position, f.event_id) for f in chain] == [
+        ("market", row["stream_id"], row["stream_version"], row["global_position"], row["event_id"])
+    ]
+    assert "edited" in chain[0].message
+
+
+async def test_a_deleted_event_is_found(demo_log, db):
+    row = await db.fetchrow(
+        "SELECT * FROM cooperative.events WHERE stream_id LIKE 'cooperative-%' ORDER BY global_position LIMIT 1"
+    )
+    await db.execute("DELETE FROM cooperative.events WHERE global_position = $1", row["global_position"])
+    try:
+        result = await run(demo_log)
+    finally:
+        columns = list(row.keys())
+        await db.execute(
+            f"INSERT INTO cooperative.events ({', '.join(columns)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))})",
+            *row.values(),
+        )
+    missing = [f for f in result.findings if f.check == "reconciliation" and f.event_id == str(row["event_id"])]
+    assert missing and "not in the store" in missing[0].message
+    assert any(f.check == "invariant" or f.check == "reconciliation" for f in result.findings)
+
+
+async def test_two_swapped_events_are_found(demo_log, db):
+    rows = await db.fetch(
+        "SELECT global_position, payload::text FROM matching.events WHERE stream_id = 'market-chili' ORDER BY stream_version LIMIT 2"
+    )
+    first, second = rows
+    await db.execute("UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", first["global_position"], second["payload"])
+    await db.execute("UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", second["global_position"], first["payload"])
+    try:
+        result = await run(demo_log, reconcile_kafka=False)
+    finally:
+        await db.execute("UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", first["global_position"], first["payload"])
+        await db.execute("UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", second["global_position"], second["payload"])
+    chain = [f for f in result.findings if f.check == "hash_chain"]
+    assert [(f.stream_id, f.global_position) for f in chain] == [("market-chili", first["global_position"])]
+
+
+async def test_a_forged_fill_with_a_resealed_hash_chain_is_found_by_re_execution(demo_log, db):
+    last = await db.fetchrow(
+        "SELECT * FROM matching.events WHERE stream_id = 'market-chili' ORDER BY stream_version DESC LIMIT 1"
+    )
+    real_fill = json.loads(await db.fetchval("SELECT payload::text FROM matching.events WHERE event_type = 'FillMade' AND stream_id = 'market-chili' LIMIT 1"))
+    forged = {**real_fill, "fill_id": str(uuid.uuid4()), "position": 99, "quantity": "500", "revenue_fen": real_fill["unit_price_fen"] * 500}
+    event_id = uuid.uuid4()
+    content = hashed_content(
+        event_id=event_id, event_type="FillMade", schema_version=1, stream_id="market-chili", stream_version=last["stream_version"] + 1,
+        occurred_at=last["occurred_at"], producer="service:matching", correlation_id="forged", causation_id=None, payload=forged,
+    )
+    digest = link_hash(last["hash"], content)
+    position = await db.fetchval(
+        """INSERT INTO matching.events (event_id, stream_id, stream_version, event_type, schema_version, occurred_at, producer,
+                                         correlation_id, causation_id, payload, prev_hash, hash)
+           VALUES ($1, 'market-chili', $2, 'FillMade', 1, $3, 'service:matching', 'forged', NULL, $4::jsonb, $5, $6)
+           RETURNING global_position""",
+        event_id, last["stream_version"] + 1, last["occurred_at"], canonical_json(forged), last["hash"], digest,
+    )
+    try:
+        result = await run(demo_log)
+    finally:
+        await db.execute("DELETE FROM matching.events WHERE global_position = $1", position)
+    at_forgery = [f for f in result.findings if f.global_position == position and f.schema == "matching"]
+    checks = {f.check for f in at_forgery}
+    assert "re_execution" in checks, at_forgery
+    assert "reconciliation" in checks, "the forged fill never reached Kafka"
+    assert not [f for f in result.findings if f.check == "hash_chain"], "the forger resealed the chain"
+
+
+async def test_a_price_changed_on_a_kafka_copy_is_found_at_its_topic_partition_and_offset(demo_log, db):
+    row = await db.fetchrow("SELECT * FROM market.events ORDER BY global_position LIMIT 1")
+    envelope = {
+        "event_id": str(row["event_id"]), "event_type": row["event_type"], "schema_version": row["schema_version"],
+        "stream_id": row["stream_id"], "stream_version": row["stream_version"], "occurred_at": row["occurred_at"].isoformat(),
+        "producer": row["producer"], "correlation_id": row["correlation_id"], "causation_id": row["causation_id"],
+        "payload": {**json.loads(row["payload"]), "price_fen": 1}, "global_position": row["global_position"],
+        "prev_hash": row["prev_hash"], "hash": row["hash"],
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=demo_log.bootstrap)
+    await producer.start()
+    sent = await producer.send_and_wait(MARKET_EVENTS, canonical_json(envelope).encode(), key=envelope["payload"]["product"].encode())
+    await producer.stop()
+    result = await run(demo_log)
+    place = f"{MARKET_EVENTS}[{sent.partition}]@{sent.offset}"
+    at_copy = [f for f in result.findings if f.where.startswith(place)]
+    assert at_copy and "differs from the stored event (payload)" in at_copy[0].message
+    assert any("reached its topic 2 times" in f.message for f in result.findings if f.event_id == str(row["event_id"]))
