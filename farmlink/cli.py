@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -314,6 +315,40 @@ def _print_audit(result, as_of_view, report: Path | None) -> None:
                 console.print(f"    {outlet['outlet_kind']} {outlet['outlet_id']}: {left} left")
     if report is not None:
         console.print(f"report written to {report}")
+
+
+bench_app = typer.Typer(help="Benchmarks that print figures; --smoke runs a short version (CI).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+BENCH_RESULTS = Path("bench/results")
+
+
+def _save_bench(name: str, figures: dict[str, Any], smoke: bool) -> None:
+    import platform
+
+    BENCH_RESULTS.mkdir(parents=True, exist_ok=True)
+    path = BENCH_RESULTS / f"{name}{'-smoke' if smoke else ''}.json"
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
+    path.write_text(json.dumps({"benchmark": name, "smoke": smoke, "machine": machine, **figures}, indent=2) + "\n")
+    console.print(f"figures written to {path}")
+
+
+@bench_app.command("audit")
+def bench_audit(
+    events: int = typer.Option(1_000_000, help="size of the synthetic log"),
+    smoke: bool = typer.Option(False, "--smoke", help="a 20,000-event run that only proves the benchmark works"),
+) -> None:
+    """Audit a synthetic log of EVENTS events from PostgreSQL, re-execution included; print the figures."""
+    from farmlink import infra
+    from farmlink.bench.audit_bench import run_audit_bench
+
+    _quiet_logs()
+    infra.ensure_up(progress=lambda message: None)
+    config = settings()
+    figures = asyncio.run(run_audit_bench(config.bootstrap, config.dsn, 20_000 if smoke else events, say=console.print))
+    _save_bench("audit", figures, smoke)
+    if figures["findings"]:
+        console.print("[red]the synthetic log did not audit clean[/]")
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -25,33 +25,33 @@ def _no_progress(_: int) -> None:
     pass
 
 
-async def count_in_postgres(dsn: str) -> int:
+async def count_in_postgres(dsn: str, prefix: str = "") -> int:
     """How many events the store holds (for the progress bar)."""
     conn = await asyncpg.connect(dsn)
     try:
         total = 0
         for schema in SCHEMAS:
-            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.events"):
-                total += await conn.fetchval(f'SELECT count(*) FROM "{schema}".events')
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
+                total += await conn.fetchval(f'SELECT count(*) FROM "{prefix}{schema}".events')
         return total
     finally:
         await conn.close()
 
 
-async def load_from_postgres(dsn: str, progress: Progress = _no_progress) -> AuditLog:
-    """Every service schema's events, in global order, read in batches."""
+async def load_from_postgres(dsn: str, progress: Progress = _no_progress, prefix: str = "") -> AuditLog:
+    """Every service schema's events, in global order, read in batches (`prefix`: schemas named <prefix><service>)."""
     log = AuditLog(source="postgres")
     conn = await asyncpg.connect(dsn)
     try:
         for schema in SCHEMAS:
-            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.events"):
+            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
                 continue
             records: list[Record] = []
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 cursor = conn.cursor(
                     f"""SELECT global_position, event_id::text, event_type, schema_version, stream_id, stream_version,
                                occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
-                        FROM "{schema}".events ORDER BY global_position""",
+                        FROM "{prefix}{schema}".events ORDER BY global_position""",
                     prefetch=BATCH,
                 )
                 async for row in cursor:

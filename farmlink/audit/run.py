@@ -56,7 +56,9 @@ class AuditResult:
         }
 
 
-async def audit(bootstrap: str, dsn: str, source: str = "postgres", reconcile_kafka: bool = True, step: Step = _silent) -> AuditResult:
+async def audit(
+    bootstrap: str, dsn: str, source: str = "postgres", reconcile_kafka: bool = True, step: Step = _silent, schema_prefix: str = ""
+) -> AuditResult:
     """Read the whole log from `source`, verify chains, re-execute the matcher, check invariants,
     and (unless told not to) reconcile the store with the Kafka topics."""
     timings: dict[str, float] = {}
@@ -75,7 +77,8 @@ async def audit(bootstrap: str, dsn: str, source: str = "postgres", reconcile_ka
     if source == "kafka":
         log = log_from_copies(copies or [])
     else:
-        log = await load_from_postgres(dsn, progress=step("reading PostgreSQL", await count_in_postgres(dsn)))
+        total = await count_in_postgres(dsn, schema_prefix)
+        log = await load_from_postgres(dsn, progress=step("reading PostgreSQL", total), prefix=schema_prefix)
         lap("read postgres")
     findings: list[Finding] = []
     checking = step("checking", 5)

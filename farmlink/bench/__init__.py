@@ -1,0 +1,1 @@
+"""`farmlink bench`: benchmarks that print figures (never timed tests)."""
