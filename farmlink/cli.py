@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from events.settings import settings
 from farmlink import processes, reports
 from farmlink.infra_cli import infra_app
 
-console = Console()
+# Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
 app = typer.Typer(
     help="farmlink: event-sourced supply and purchase matching for Yanhe county. "
     "Cooperatives publish harvests, buyers subscribe to offers, auditors replay the log.",

@@ -56,6 +56,20 @@ async def test_a_clean_demo_run_audits_clean_from_postgres_and_from_kafka_with_t
     assert again.state_hash == from_store.state_hash, "replaying twice gives identical state hashes"
 
 
+def test_the_audit_command_exits_0_after_the_demo_and_writes_the_report(demo_log, tmp_path):
+    from typer.testing import CliRunner
+
+    from farmlink.cli import app
+
+    report = tmp_path / "audit.html"
+    result = CliRunner().invoke(app, ["audit", "--json", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["clean"] and summary["findings"] == [] and summary["fills"] == 21 and summary["reconciled_with_kafka"]
+    page = report.read_text(encoding="utf-8")
+    assert 'data-chart="revenue"' in page and "Audit clean" in page
+
+
 async def test_an_edited_payload_is_found_at_its_stream_version_and_position(demo_log, db):
     row = await db.fetchrow("SELECT global_position, stream_id, stream_version, event_id::text, payload::text FROM market.events ORDER BY global_position LIMIT 1")
     await db.execute("UPDATE market.events SET payload = jsonb_set(payload, '{price_fen}', '1') WHERE global_position = $1", row["global_position"])
@@ -152,3 +166,14 @@ async def test_a_price_changed_on_a_kafka_copy_is_found_at_its_topic_partition_a
     at_copy = [f for f in result.findings if f.where.startswith(place)]
     assert at_copy and "differs from the stored event (payload)" in at_copy[0].message
     assert any("reached its topic 2 times" in f.message for f in result.findings if f.event_id == str(row["event_id"]))
+
+
+def test_the_audit_command_exits_1_and_names_the_tampered_copy(demo_log):
+    from typer.testing import CliRunner
+
+    from farmlink.cli import app
+
+    result = CliRunner().invoke(app, ["audit", "--json"])
+    assert result.exit_code == 1
+    findings = json.loads(result.output.strip().splitlines()[-1])["findings"]
+    assert any(f["check"] == "reconciliation" and f["where"].startswith(MARKET_EVENTS) for f in findings)
