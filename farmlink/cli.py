@@ -353,5 +353,76 @@ def bench_audit(
         raise typer.Exit(1)
 
 
+SMOKE = typer.Option(False, "--smoke", help="a short run that only proves the benchmark works (what CI runs)")
+
+
+@bench_app.command("append")
+def bench_append(seconds: float = typer.Option(10.0, help="seconds per case and side"), smoke: bool = SMOKE) -> None:
+    """Our event store vs eventsourcing's PostgreSQL recorder: 1 and 4 writers one event per transaction, 100-event batches."""
+    from farmlink import infra
+    from farmlink.bench.store_bench import run_append_bench
+
+    _quiet_logs()
+    infra.ensure_up(progress=lambda message: None)
+    _save_bench("append", asyncio.run(run_append_bench(settings().dsn, seconds=seconds, smoke=smoke, say=console.print)), smoke)
+
+
+@bench_app.command("replay")
+def bench_replay(events: int = typer.Option(200_000, help="events in each log"), smoke: bool = SMOKE) -> None:
+    """Read the whole log and fold it into a projection, vs eventsourcing's select_notifications paging."""
+    from farmlink import infra
+    from farmlink.bench.store_bench import run_replay_bench
+
+    _quiet_logs()
+    infra.ensure_up(progress=lambda message: None)
+    _save_bench("replay", asyncio.run(run_replay_bench(settings().dsn, events=events, smoke=smoke, say=console.print)), smoke)
+
+
+@bench_app.command("matcher")
+def bench_matcher(inputs: int = typer.Option(1_000_000, help="journal inputs"), smoke: bool = SMOKE) -> None:
+    """The pure matcher on a synthetic journal: inputs/s, memory per resting lot or outlet, fills vs the reference rules."""
+    from farmlink.bench.matcher_bench import run_matcher_bench
+
+    _save_bench("matcher", run_matcher_bench(inputs=inputs, smoke=smoke, say=console.print), smoke)
+
+
+@bench_app.command("publish")
+def bench_publish(messages: int = typer.Option(100_000, help="messages per round"), smoke: bool = SMOKE) -> None:
+    """farmlink's publish path (the outbox relay) vs raw aiokafka's producer, same messages and broker."""
+    from farmlink import infra
+    from farmlink.bench.publish_bench import run_publish_bench
+
+    _quiet_logs()
+    infra.ensure_up(progress=lambda message: None)
+    config = settings()
+    _save_bench("publish", asyncio.run(run_publish_bench(config.bootstrap, config.dsn, messages=messages, smoke=smoke, say=console.print)), smoke)
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    inputs: int = typer.Option(20_000, help="orders for the sustained-rate run"),
+    rate: int = typer.Option(1_000, help="inputs/s for the latency run"),
+    seconds: float = typer.Option(20.0, help="length of the latency run"),
+    yes: bool = typer.Option(False, "--yes", help="do not ask before wiping farmlink data"),
+    smoke: bool = SMOKE,
+) -> None:
+    """All services on the real broker and database: sustained input rate, and latency from input to fill at a steady rate."""
+    from farmlink import infra
+    from farmlink.bench.e2e_bench import run_e2e_bench
+
+    _quiet_logs()
+    if not yes:
+        typer.confirm("The end-to-end bench wipes all farmlink data (topics and schemas). Go on?", abort=True)
+    say = lambda message: console.print(message, style="dim", highlight=False)  # noqa: E731
+    infra.ensure_up(progress=say)
+    processes.stop_all(say=say)
+    infra.reset_data(progress=say)
+    processes.start_all(say=say)
+    config = settings()
+    figures = asyncio.run(run_e2e_bench(config.bootstrap, config.dsn, sustained_inputs=inputs, rate=rate, seconds=seconds,
+                                        smoke=smoke, say=console.print))
+    _save_bench("e2e", figures, smoke)
+
+
 if __name__ == "__main__":
     app()

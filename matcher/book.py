@@ -3,21 +3,42 @@
 Nothing here reads a clock, does I/O or depends on anything but the order of the
 inputs, so the matching service (live) and the audit (re-execution) get the same
 fills to the fen from the same journal.
+
+The rules live in a few places only: `lot_priority` and `outlet_rank` rank, and
+`_quote_order` / `_quote_commitment` decide eligibility, price and how much may move.
+Everything else is indexing, so that a book of tens of thousands of offers does not
+scan all of them for each input:
+
+- resting lots sit on *shelves*, one per grade and place (anywhere, a county, a
+  township, a cooperative), each in lot priority order; an arriving outlet reads only
+  the shelves its grade and regions allow, merged in priority order;
+- open orders sit on shelves per minimum grade and region, each in rank order; an
+  arriving lot reads only the shelves it may go to and stops at the first eligible
+  order of each;
+- outlets whose window ended before the book's *horizon* (a week before the dates the
+  lots now arrive with) move to an archive, which only a lot dated before the horizon
+  reads: such an outlet cannot take a lot available after its window ended.
+
+The shelves only narrow the search and keep the rank order; every candidate found is
+still quoted by the rules above, so the fills are those of a full scan.
 """
 
 from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right, insort
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, fields
+from datetime import date, timedelta
 from decimal import Decimal
-from operator import attrgetter, itemgetter
+from itertools import repeat
+from operator import attrgetter, call
 
 from matcher.facts import (
     DECIMAL_CONTEXT,
     FACT_TYPES,
+    GRADE_RANK,
     Commitment,
     Fact,
     Fill,
@@ -33,14 +54,23 @@ from matcher.facts import (
     PriceBasis,
     Planting,
     cut_down,
-    grade_at_least,
 )
-from matcher.money import revenue_fen, split_largest_remainder
+from matcher.money import checked_revenue_fen, household_weights, share_out
 
 _ZERO = Decimal(0)
 _priority = attrgetter("priority")
 _rank = attrgetter("rank")
-_observed_on = itemgetter(0)
+
+HORIZON_LAG = timedelta(days=7)
+"""How far before the earliest lot of a batch the horizon stays."""
+HORIZON_BATCH = 256
+"""The horizon moves once per this many arriving lots, to the earliest of them minus the lag:
+one lot dated far ahead cannot move it, one dated far back only takes the slow path."""
+
+_GRADES_AT_LEAST = {grade: tuple(g for g in GRADE_RANK if GRADE_RANK[g] >= rank) for grade, rank in GRADE_RANK.items()}
+"""Lot grades good enough for an outlet's minimum grade."""
+_GRADES_AT_MOST = {grade: tuple(g for g in GRADE_RANK if GRADE_RANK[g] <= rank) for grade, rank in GRADE_RANK.items()}
+"""Outlet minimum grades a lot of this grade is good enough for."""
 
 
 # ---------------------------------------------------------------- read-only views
@@ -83,27 +113,26 @@ def outlet_rank(
     return (-unit_price_fen, 0 if outlet_kind == "order" else 1, journal_seq, outlet_id)
 
 
-
 # ---------------------------------------------------------------- book state
 
 
 class _LotState:
     """A lot in the book and what is left of it."""
 
-    __slots__ = ("lot", "seq", "left", "weights", "priority")
+    __slots__ = ("lot", "seq", "left", "priority", "weights")
 
     def __init__(self, lot: Lot, seq: int) -> None:
         self.lot = lot
         self.seq = seq
         self.left = lot.quantity
-        self.weights = tuple((c.household_id, c.quantity) for c in lot.contributions)
         self.priority = lot_priority(lot, seq)
+        self.weights = None  # its households' HouseholdWeights, made at its first fill
 
 
 class _OrderState:
     """An order in the book and its unfilled rest."""
 
-    __slots__ = ("order", "seq", "left", "regions", "cancelled", "priority")
+    __slots__ = ("order", "seq", "left", "regions", "cancelled", "rank", "archived")
 
     def __init__(self, order: Order, seq: int) -> None:
         self.order = order
@@ -112,13 +141,14 @@ class _OrderState:
         self.regions = frozenset(order.regions)
         self.cancelled = False
         # An order's price does not depend on the lot, so orders can be kept ranked once.
-        self.priority = outlet_rank(order.limit_price_fen, "order", seq, order.order_id)
+        self.rank = outlet_rank(order.limit_price_fen, "order", seq, order.order_id)
+        self.archived = False
 
 
 class _CommitmentState:
     """A commitment in the book: what is left under its cap and what each cooperative sold under it."""
 
-    __slots__ = ("commitment", "seq", "left", "counties", "cooperatives", "filled_by_cooperative")
+    __slots__ = ("commitment", "seq", "left", "counties", "cooperatives", "filled_by_cooperative", "archived")
 
     def __init__(self, commitment: Commitment, seq: int) -> None:
         self.commitment = commitment
@@ -127,25 +157,159 @@ class _CommitmentState:
         self.counties = frozenset(commitment.eligible_counties)
         self.cooperatives = frozenset(commitment.eligible_cooperatives)
         self.filled_by_cooperative: dict[str, Decimal] = {}
+        self.archived = False
 
 
-@dataclass(frozen=True, slots=True)
 class _Quote:
     """What an eligible outlet would pay for a lot, and the most it can take from it (None: no limit)."""
 
-    outlet: _OrderState | _CommitmentState
-    outlet_kind: OutletKind
-    unit_price_fen: int
-    price_basis: PriceBasis
-    limit: Decimal | None
-    floor_price_fen: int | None
-    market_price_fen: int | None
-    price_as_of: date | None
-    rank: tuple[int, int, int, str]
+    __slots__ = (
+        "outlet", "outlet_kind", "unit_price_fen", "price_basis", "limit",
+        "floor_price_fen", "market_price_fen", "price_as_of", "rank",
+    )
+
+    def __init__(
+        self,
+        outlet: _OrderState | _CommitmentState,
+        outlet_kind: OutletKind,
+        unit_price_fen: int,
+        price_basis: PriceBasis,
+        limit: Decimal | None,
+        floor_price_fen: int | None,
+        market_price_fen: int | None,
+        price_as_of: date | None,
+        rank: tuple[int, int, int, str],
+    ) -> None:
+        self.outlet = outlet
+        self.outlet_kind = outlet_kind
+        self.unit_price_fen = unit_price_fen
+        self.price_basis = price_basis
+        self.limit = limit
+        self.floor_price_fen = floor_price_fen
+        self.market_price_fen = market_price_fen
+        self.price_as_of = price_as_of
+        self.rank = rank
 
 
 def _windows_overlap(lot: Lot, start: date, end: date) -> bool:
     return lot.available_from <= end and start <= lot.expires_on
+
+
+# ---------------------------------------------------------------- indexes
+
+
+class _Shelf:
+    """Resting lots of one grade in one place, in priority order (so by expiry first), and the
+    longest availability window of any lot put on it since it was made."""
+
+    __slots__ = ("lots", "longest")
+
+    def __init__(self) -> None:
+        self.lots: list[_LotState] = []
+        self.longest = timedelta(0)
+
+    def lots_overlapping(self, start: date, end: date) -> Iterator[_LotState]:
+        """The lots whose window overlaps start..end, in priority order."""
+        lots = self.lots
+        # Lots that expire before `start` are skipped at once; a lot that expires more than
+        # the longest window after `end` became available after `end`, and so do all after it.
+        last_expiry = date.max if date.max - end <= self.longest else end + self.longest
+        for index in range(bisect_left(lots, (start,), key=_priority), len(lots)):
+            state = lots[index]
+            lot = state.lot
+            if lot.expires_on > last_expiry:
+                return
+            if lot.available_from <= end:
+                yield state
+
+
+def _lot_shelf_keys(lot: Lot) -> tuple[tuple[str, str, str], ...]:
+    """The shelves a resting lot sits on: its grade anywhere, in its county, township and cooperative."""
+    grade = lot.grade
+    return (
+        (grade, "anywhere", ""),
+        (grade, "county", lot.county),
+        (grade, "township", lot.township),
+        (grade, "cooperative", lot.cooperative_id),
+    )
+
+
+def _lot_shelves_for_order(order: Order) -> list[tuple[str, str, str]]:
+    """The lot shelves that can hold lots for an order: good enough, in one of its regions."""
+    grades = _GRADES_AT_LEAST[order.min_grade]
+    if not order.regions:
+        return [(grade, "anywhere", "") for grade in grades]
+    regions = dict.fromkeys(order.regions)
+    return [(grade, place, region) for grade in grades for region in regions for place in ("county", "township")]
+
+
+def _lot_shelves_for_commitment(commitment: Commitment) -> list[tuple[str, str, str]]:
+    """The lot shelves that can hold lots for a commitment: good enough, from a listed county or cooperative."""
+    grades = _GRADES_AT_LEAST[commitment.min_grade]
+    if not (commitment.eligible_counties or commitment.eligible_cooperatives):
+        return [(grade, "anywhere", "") for grade in grades]
+    places = [("county", county) for county in dict.fromkeys(commitment.eligible_counties)]
+    places.extend(("cooperative", cooperative) for cooperative in dict.fromkeys(commitment.eligible_cooperatives))
+    return [(grade, place, name) for grade in grades for place, name in places]
+
+
+def _order_shelf_keys(order: Order) -> list[tuple[str, str | None]]:
+    """The order shelves an open order sits on: its minimum grade with each region (None: anywhere)."""
+    if not order.regions:
+        return [(order.min_grade, None)]
+    return [(order.min_grade, region) for region in dict.fromkeys(order.regions)]
+
+
+def _order_shelves_for_lot(lot: Lot) -> list[tuple[str, str | None]]:
+    """The order shelves that can hold orders for a lot: a minimum grade it meets, anywhere or its places."""
+    places = dict.fromkeys((None, lot.county, lot.township))
+    return [(grade, place) for grade in _GRADES_AT_MOST[lot.grade] for place in places]
+
+
+def _orders_overlapping(orders: list[_OrderState], start: date, end: date) -> Iterator[_OrderState]:
+    """The orders (in rank order) whose delivery window overlaps start..end."""
+    for state in orders:
+        order = state.order
+        if order.deliver_from <= end and start <= order.deliver_to:
+            yield state
+
+
+class _PriceSeries:
+    """A market's observations of one grade: per day, the price journaled last for it."""
+
+    __slots__ = ("days", "price_on")
+
+    def __init__(self) -> None:
+        self.days: list[date] = []  # sorted, each once
+        self.price_on: dict[date, int] = {}
+
+    def observe(self, observed_on: date, price_fen: int) -> None:
+        if observed_on not in self.price_on:
+            insort(self.days, observed_on)
+        self.price_on[observed_on] = price_fen  # on equal days the one later in the journal counts
+
+    def as_of(self, day: date) -> int | None:
+        """The latest observation not after `day`."""
+        index = bisect_right(self.days, day)
+        return self.price_on[self.days[index - 1]] if index else None
+
+
+def _frozen_builder(cls):
+    """A fast constructor for a frozen slots dataclass, fields in order: it sets the slots directly.
+    The generated __init__ goes through object.__setattr__ once per field, which for a Fill
+    costs more than the rest of the fill; the object made is the same."""
+    setters = tuple(getattr(cls, field.name).__set__ for field in fields(cls))
+    new = object.__new__
+
+    def build(*values):
+        instance = new(cls)
+        deque(map(call, setters, repeat(instance), values), 0)
+        return instance
+
+    return build
+
+
+_new_fill = _frozen_builder(Fill)
 
 
 # ---------------------------------------------------------------- the book
@@ -158,16 +322,21 @@ class Book:
         self.product = product
         self._journal_seq = 0
         self._fill_count = 0
-        self._lots: list[_LotState] = []  # sorted by _LotState.priority
-        self._orders: list[_OrderState] = []  # open orders, sorted by _OrderState.priority
-        self._commitments: dict[str, _CommitmentState] = {}  # open commitments, in journal order
+        self._lot_shelves: dict[tuple[str, str, str], _Shelf] = {}
+        self._order_shelves: dict[tuple[str, str | None], list[_OrderState]] = {}  # each in rank order
+        self._archived_order_shelves: dict[tuple[str, str | None], list[_OrderState]] = {}
+        self._open_orders: dict[str, _OrderState] = {}  # in journal order
+        self._commitments: dict[str, _CommitmentState] = {}  # open, in journal order
+        self._archived_commitments: dict[str, _CommitmentState] = {}
+        self._horizon = date.min
+        self._recent_starts: list[date] = []  # available_from of the lots since the horizon last moved
+        self._outlet_ends: list[tuple[date, int, _OrderState | _CommitmentState]] = []  # heap, unarchived outlets
         self._lot_ids: set[str] = set()
-        self._orders_by_id: dict[str, _OrderState] = {}
+        self._order_ids: set[str] = set()
         self._commitment_ids: set[str] = set()
         self._planting_ids: set[str] = set()
         self._planted_mu: dict[str, Decimal] = {}
-        # (grade, market) -> [(observed_on, journal_seq, price_fen)], sorted
-        self._prices: dict[tuple[str, str], list[tuple[date, int, int]]] = {}
+        self._prices: dict[tuple[str, str], _PriceSeries] = {}  # by (grade, market)
 
     @property
     def journal_seq(self) -> int:
@@ -181,34 +350,27 @@ class Book:
 
     def process(self, fact: Fact) -> list[Outcome]:
         """Apply the next input of this product's journal; return what it caused, in the order it happened."""
-        if not isinstance(fact, FACT_TYPES):
-            raise TypeError(f"not a matcher fact: {fact!r}")
+        on_input = _ON_INPUT.get(type(fact))
+        if on_input is None:
+            if not isinstance(fact, FACT_TYPES):
+                raise TypeError(f"not a matcher fact: {fact!r}")
+            on_input = next(handler for kind, handler in _ON_INPUT.items() if isinstance(fact, kind))
         if fact.product != self.product:
             raise ValueError(f"a {fact.product} fact cannot enter the {self.product} book")
         self._journal_seq += 1
-        seq = self._journal_seq
-        match fact:
-            case Lot():
-                return self._on_lot(fact, seq)
-            case Order():
-                return self._on_order(fact, seq)
-            case Commitment():
-                return self._on_commitment(fact, seq)
-            case OrderCancellation():
-                self._on_cancellation(fact)
-            case MarketPrice():
-                self._on_market_price(fact, seq)
-            case Planting():
-                self._on_planting(fact)
-        return []
+        return on_input(self, fact, self._journal_seq)
 
     def resting_lots(self) -> tuple[RestingLot, ...]:
         """The offers on the book now, in the order an arriving outlet considers them."""
-        return tuple(RestingLot(state.lot, state.left, state.seq) for state in self._lots)
+        # Every resting lot sits on exactly one "anywhere" shelf: the one of its grade.
+        anywhere = [shelf.lots for (_, place, _), shelf in self._lot_shelves.items() if place == "anywhere"]
+        return tuple(
+            RestingLot(state.lot, state.left, state.seq) for state in heapq.merge(*anywhere, key=_priority)
+        )
 
     def open_outlets(self) -> tuple[OpenOutlet, ...]:
         """The orders and commitments that can still take produce now, in journal order."""
-        views = [OpenOutlet("order", state.order, state.left, state.seq, ()) for state in self._orders]
+        views = [OpenOutlet("order", state.order, state.left, state.seq, ()) for state in self._open_orders.values()]
         views.extend(
             OpenOutlet(
                 "commitment",
@@ -217,7 +379,8 @@ class Book:
                 state.seq,
                 tuple(sorted(state.filled_by_cooperative.items())),
             )
-            for state in self._commitments.values()
+            for commitments in (self._commitments, self._archived_commitments)
+            for state in commitments.values()
         )
         return tuple(sorted(views, key=attrgetter("journal_seq")))
 
@@ -227,6 +390,7 @@ class Book:
         if lot.lot_id in self._lot_ids:
             return []
         self._lot_ids.add(lot.lot_id)
+        self._watch_horizon(lot.available_from)
         state = _LotState(lot, seq)
         outcomes: list[Outcome] = []
         used_up: list[_OrderState | _CommitmentState] = []
@@ -236,14 +400,15 @@ class Book:
                 used_up.append(quote.outlet)
             if state.left == 0:
                 break
-        # Removed only now: the order scan above must not see its list change under it.
+        # Removed only now: the shelf scans above must not see their lists change under them.
         for outlet in used_up:
             if isinstance(outlet, _OrderState):
-                self._remove_order(outlet)
+                self._close_order(outlet)
             else:
-                del self._commitments[outlet.commitment.commitment_id]
+                commitments = self._archived_commitments if outlet.archived else self._commitments
+                del commitments[outlet.commitment.commitment_id]
         if state.left > 0:
-            insort(self._lots, state, key=_priority)
+            self._rest_lot(state)
             outcomes.append(
                 OfferOpened(
                     lot_id=lot.lot_id,
@@ -261,13 +426,14 @@ class Book:
         return outcomes
 
     def _on_order(self, order: Order, seq: int) -> list[Outcome]:
-        if order.order_id in self._orders_by_id:
+        if order.order_id in self._order_ids:
             return []
+        self._order_ids.add(order.order_id)
         state = _OrderState(order, seq)
-        self._orders_by_id[order.order_id] = state
-        outcomes = self._fill_arriving_outlet(state, order.deliver_from, seq)
+        shelves = _lot_shelves_for_order(order)
+        outcomes = self._fill_arriving_outlet(state, shelves, order.deliver_from, order.deliver_to, seq)
         if state.left > 0:
-            insort(self._orders, state, key=_priority)
+            self._open_order(state)
         return outcomes
 
     def _on_commitment(self, commitment: Commitment, seq: int) -> list[Outcome]:
@@ -275,60 +441,90 @@ class Book:
             return []
         self._commitment_ids.add(commitment.commitment_id)
         state = _CommitmentState(commitment, seq)
-        outcomes = self._fill_arriving_outlet(state, commitment.valid_from, seq)
+        shelves = _lot_shelves_for_commitment(commitment)
+        outcomes = self._fill_arriving_outlet(state, shelves, commitment.valid_from, commitment.valid_to, seq)
         if state.left is None or state.left > 0:
-            self._commitments[commitment.commitment_id] = state
+            if commitment.valid_to < self._horizon:
+                state.archived = True
+                self._archived_commitments[commitment.commitment_id] = state
+            else:
+                self._commitments[commitment.commitment_id] = state
+                heapq.heappush(self._outlet_ends, (commitment.valid_to, seq, state))
         return outcomes
 
-    def _on_cancellation(self, cancellation: OrderCancellation) -> None:
-        state = self._orders_by_id.get(cancellation.order_id)
-        if state is None or state.cancelled:
-            return
-        state.cancelled = True
-        if state.left > 0:
-            self._remove_order(state)
+    def _on_cancellation(self, cancellation: OrderCancellation, seq: int) -> list[Outcome]:
+        # Only open orders are kept: cancelling a used-up, cancelled or unknown order changes nothing.
+        state = self._open_orders.get(cancellation.order_id)
+        if state is not None:
+            state.cancelled = True
+            self._close_order(state)
+        return []
 
-    def _on_market_price(self, price: MarketPrice, seq: int) -> None:
-        series = self._prices.setdefault((price.grade, price.market), [])
-        insort(series, (price.observed_on, seq, price.price_fen))
+    def _on_market_price(self, price: MarketPrice, seq: int) -> list[Outcome]:
+        series = self._prices.get((price.grade, price.market))
+        if series is None:
+            series = self._prices[(price.grade, price.market)] = _PriceSeries()
+        series.observe(price.observed_on, price.price_fen)
+        return []
 
-    def _on_planting(self, planting: Planting) -> None:
+    def _on_planting(self, planting: Planting, seq: int) -> list[Outcome]:
         if planting.planting_id in self._planting_ids:
-            return
+            return []
         self._planting_ids.add(planting.planting_id)
         planted = self._planted_mu.get(planting.cooperative_id, _ZERO)
         self._planted_mu[planting.cooperative_id] = DECIMAL_CONTEXT.add(planted, planting.area_mu)
+        return []
 
     # ------------------------------------------------------------ matching
 
     def _best_outlets_for(self, lot: Lot) -> Iterator[_Quote]:
         """Eligible outlets for an arriving lot, best first: price, orders before commitments, journal, id."""
-        order_quotes = (
-            quote for state in self._orders if (quote := self._quote_order(state, lot)) is not None
-        )
+        start, end = lot.available_from, lot.expires_on
+        order_shelves = [self._order_shelves]
+        commitments = [self._commitments]
+        if start < self._horizon:
+            order_shelves.append(self._archived_order_shelves)
+            commitments.append(self._archived_commitments)
+        order_streams = [
+            _orders_overlapping(orders, start, end)
+            for shelves in order_shelves
+            for key in _order_shelves_for_lot(lot)
+            if (orders := shelves.get(key))
+        ]
         # A commitment's price depends on the lot (grade, date), so commitments are ranked per lot.
         commitment_quotes = sorted(
             (
                 quote
-                for state in self._commitments.values()
+                for open_commitments in commitments
+                for state in open_commitments.values()
                 if (quote := self._quote_commitment(state, lot)) is not None
             ),
             key=_rank,
         )
-        return heapq.merge(order_quotes, commitment_quotes, key=_rank)
+        for candidate in heapq.merge(*order_streams, commitment_quotes, key=_rank):
+            if isinstance(candidate, _Quote):
+                yield candidate
+            elif (quote := self._quote_order(candidate, lot)) is not None:
+                yield quote
 
     def _fill_arriving_outlet(
-        self, outlet: _OrderState | _CommitmentState, start: date, seq: int
+        self,
+        outlet: _OrderState | _CommitmentState,
+        shelf_keys: list[tuple[str, str, str]],
+        start: date,
+        end: date,
+        seq: int,
     ) -> list[Outcome]:
         """Fill an arriving outlet from the best eligible resting lots until it is full or none is left."""
         outcomes: list[Outcome] = []
         used_up: list[_LotState] = []
-        lots = self._lots
-        # Lots that expire before the outlet starts can never overlap it: skip them all at once.
-        for index in range(bisect_left(lots, (start,), key=_priority), len(lots)):
+        streams = [shelf.lots_overlapping(start, end) for key in shelf_keys if (shelf := self._lot_shelves.get(key))]
+        candidates = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_priority)
+        for state in candidates:
             if outlet.left is not None and outlet.left <= 0:
                 break
-            state = lots[index]
+            if state.left == 0:
+                continue  # used up just now, seen again on another of its shelves
             quote = self._quote(outlet, state.lot)
             if quote is None:
                 continue
@@ -340,7 +536,7 @@ class Book:
                 shrunk = OfferShrunk(state.lot.lot_id, self.product, quantity_left=state.left, journal_seq=seq)
                 outcomes.append(shrunk)
         for state in used_up:
-            del lots[self._index_of(lots, state)]
+            self._remove_lot(state)
         return outcomes
 
     def _quote(self, outlet: _OrderState | _CommitmentState, lot: Lot) -> _Quote | None:
@@ -353,30 +549,20 @@ class Book:
         order = state.order
         if state.cancelled or state.left <= 0:
             return None
-        if not grade_at_least(lot.grade, order.min_grade):
+        if GRADE_RANK[lot.grade] < GRADE_RANK[order.min_grade]:
             return None
         if not _windows_overlap(lot, order.deliver_from, order.deliver_to):
             return None
         if state.regions and lot.county not in state.regions and lot.township not in state.regions:
             return None
-        return _Quote(
-            outlet=state,
-            outlet_kind="order",
-            unit_price_fen=order.limit_price_fen,
-            price_basis="order_limit",
-            limit=state.left,
-            floor_price_fen=None,
-            market_price_fen=None,
-            price_as_of=None,
-            rank=state.priority,
-        )
+        return _Quote(state, "order", order.limit_price_fen, "order_limit", state.left, None, None, None, state.rank)
 
     def _quote_commitment(self, state: _CommitmentState, lot: Lot) -> _Quote | None:
         """The commitment's offer for this lot, or None if the lot is not eligible for it."""
         commitment = state.commitment
         if state.left is not None and state.left <= 0:
             return None
-        if not grade_at_least(lot.grade, commitment.min_grade):
+        if GRADE_RANK[lot.grade] < GRADE_RANK[commitment.min_grade]:
             return None
         if not _windows_overlap(lot, commitment.valid_from, commitment.valid_to):
             return None
@@ -393,22 +579,14 @@ class Book:
                 return None
             limit = room if limit is None else min(limit, room)
         as_of = max(lot.available_from, commitment.valid_from)
-        market = self._market_price(lot.grade, commitment.reference_market, as_of)
+        series = self._prices.get((lot.grade, commitment.reference_market))
+        market = series.as_of(as_of) if series is not None else None
         if market is not None and market > commitment.floor_price_fen:
             price, basis = market, "market"
         else:
             price, basis = commitment.floor_price_fen, "floor"
-        return _Quote(
-            outlet=state,
-            outlet_kind="commitment",
-            unit_price_fen=price,
-            price_basis=basis,
-            limit=limit,
-            floor_price_fen=commitment.floor_price_fen,
-            market_price_fen=market,
-            price_as_of=as_of,
-            rank=outlet_rank(price, "commitment", state.seq, commitment.commitment_id),
-        )
+        rank = outlet_rank(price, "commitment", state.seq, commitment.commitment_id)
+        return _Quote(state, "commitment", price, basis, limit, commitment.floor_price_fen, market, as_of, rank)
 
     def _per_mu_room(self, state: _CommitmentState, cooperative_id: str) -> Decimal:
         """How much more the cooperative may sell under the commitment, cut down to whole units."""
@@ -418,14 +596,6 @@ class Book:
         sold = state.filled_by_cooperative.get(cooperative_id, _ZERO)
         return cut_down(DECIMAL_CONTEXT.subtract(allowance, sold), self.product)
 
-    def _market_price(self, grade: str, market: str, as_of: date) -> int | None:
-        """The latest observation not after `as_of`; on equal dates the one later in the journal."""
-        series = self._prices.get((grade, market))
-        if not series:
-            return None
-        index = bisect_right(series, as_of, key=_observed_on)
-        return series[index - 1][2] if index else None
-
     def _fill(self, lot_state: _LotState, quote: _Quote, seq: int) -> Fill:
         """Move min(lot left, what the outlet can take) from the lot to the outlet and record it."""
         quantity = lot_state.left if quote.limit is None else min(lot_state.left, quote.limit)
@@ -433,45 +603,128 @@ class Book:
         outlet = quote.outlet
         if outlet.left is not None:
             outlet.left = DECIMAL_CONTEXT.subtract(outlet.left, quantity)
+        lot = lot_state.lot
         if isinstance(outlet, _CommitmentState):
-            cooperative_id = lot_state.lot.cooperative_id
-            sold = outlet.filled_by_cooperative.get(cooperative_id, _ZERO)
-            outlet.filled_by_cooperative[cooperative_id] = DECIMAL_CONTEXT.add(sold, quantity)
+            sold = outlet.filled_by_cooperative.get(lot.cooperative_id, _ZERO)
+            outlet.filled_by_cooperative[lot.cooperative_id] = DECIMAL_CONTEXT.add(sold, quantity)
             outlet_id, buyer_id = outlet.commitment.commitment_id, outlet.commitment.buyer_id
         else:
             outlet_id, buyer_id = outlet.order.order_id, outlet.order.buyer_id
-        revenue = revenue_fen(quantity, quote.unit_price_fen)
+        revenue = checked_revenue_fen(quantity, quote.unit_price_fen)
+        if lot_state.weights is None:
+            lot_state.weights = household_weights([(c.household_id, c.quantity) for c in lot.contributions])
         self._fill_count += 1
-        lot = lot_state.lot
-        return Fill(
-            position=self._fill_count,
-            journal_seq=seq,
-            product=self.product,
-            lot_id=lot.lot_id,
-            cooperative_id=lot.cooperative_id,
-            grade=lot.grade,
-            outlet_kind=quote.outlet_kind,
-            outlet_id=outlet_id,
-            buyer_id=buyer_id,
-            quantity=quantity,
-            unit_price_fen=quote.unit_price_fen,
-            price_basis=quote.price_basis,
-            revenue_fen=revenue,
-            household_income_fen=split_largest_remainder(revenue, lot_state.weights),
-            floor_price_fen=quote.floor_price_fen,
-            market_price_fen=quote.market_price_fen,
-            price_as_of=quote.price_as_of,
+        return _new_fill(
+            self._fill_count,  # position
+            seq,  # journal_seq
+            self.product,
+            lot.lot_id,
+            lot.cooperative_id,
+            lot.grade,
+            quote.outlet_kind,
+            outlet_id,
+            buyer_id,
+            quantity,
+            quote.unit_price_fen,
+            quote.price_basis,
+            revenue,
+            share_out(revenue, lot_state.weights),  # household_income_fen
+            quote.floor_price_fen,
+            quote.market_price_fen,
+            quote.price_as_of,
         )
 
-    def _remove_order(self, state: _OrderState) -> None:
-        del self._orders[self._index_of(self._orders, state)]
+    # ------------------------------------------------------------ shelves and horizon
 
-    @staticmethod
-    def _index_of(entries: list, state: _LotState | _OrderState) -> int:
-        index = bisect_left(entries, state.priority, key=_priority)
-        if index == len(entries) or entries[index] is not state:
-            raise AssertionError("book state out of order")  # a bug, never a business case
-        return index
+    def _rest_lot(self, state: _LotState) -> None:
+        lot = state.lot
+        window = lot.expires_on - lot.available_from
+        for key in _lot_shelf_keys(lot):
+            shelf = self._lot_shelves.get(key)
+            if shelf is None:
+                shelf = self._lot_shelves[key] = _Shelf()
+            insort(shelf.lots, state, key=_priority)
+            if window > shelf.longest:
+                shelf.longest = window
+
+    def _remove_lot(self, state: _LotState) -> None:
+        for key in _lot_shelf_keys(state.lot):
+            shelf = self._lot_shelves[key]
+            del shelf.lots[_index_of(shelf.lots, state, state.priority, _priority)]
+            if not shelf.lots:
+                del self._lot_shelves[key]
+
+    def _open_order(self, state: _OrderState) -> None:
+        order = state.order
+        self._open_orders[order.order_id] = state
+        if order.deliver_to < self._horizon:
+            state.archived = True
+        else:
+            heapq.heappush(self._outlet_ends, (order.deliver_to, state.seq, state))
+        self._shelve_order(state)
+
+    def _shelve_order(self, state: _OrderState) -> None:
+        shelves = self._archived_order_shelves if state.archived else self._order_shelves
+        for key in _order_shelf_keys(state.order):
+            orders = shelves.get(key)
+            if orders is None:
+                orders = shelves[key] = []
+            insort(orders, state, key=_rank)
+
+    def _unshelve_order(self, state: _OrderState) -> None:
+        shelves = self._archived_order_shelves if state.archived else self._order_shelves
+        for key in _order_shelf_keys(state.order):
+            orders = shelves[key]
+            del orders[_index_of(orders, state, state.rank, _rank)]
+            if not orders:
+                del shelves[key]
+
+    def _close_order(self, state: _OrderState) -> None:
+        del self._open_orders[state.order.order_id]
+        self._unshelve_order(state)
+
+    def _watch_horizon(self, available_from: date) -> None:
+        """Move the horizon up to the earliest of the last batch of lots, less the lag, and
+        archive the outlets whose window ended before it."""
+        batch = self._recent_starts
+        batch.append(available_from)
+        if len(batch) < HORIZON_BATCH:
+            return
+        earliest = min(batch)
+        batch.clear()
+        if earliest - date.min <= HORIZON_LAG or earliest - HORIZON_LAG <= self._horizon:
+            return
+        self._horizon = horizon = earliest - HORIZON_LAG
+        ends = self._outlet_ends
+        while ends and ends[0][0] < horizon:
+            _, _, state = heapq.heappop(ends)
+            if isinstance(state, _OrderState):
+                if self._open_orders.get(state.order.order_id) is state:
+                    self._unshelve_order(state)
+                    state.archived = True
+                    self._shelve_order(state)
+            elif self._commitments.get(state.commitment.commitment_id) is state:
+                del self._commitments[state.commitment.commitment_id]
+                state.archived = True
+                self._archived_commitments[state.commitment.commitment_id] = state
+
+
+def _index_of(entries: list, state: object, order_key: tuple, key: attrgetter) -> int:
+    index = bisect_left(entries, order_key, key=key)
+    if index == len(entries) or entries[index] is not state:
+        raise AssertionError("book state out of order")  # a bug, never a business case
+    return index
+
+
+_ON_INPUT = {
+    Lot: Book._on_lot,
+    Order: Book._on_order,
+    Commitment: Book._on_commitment,
+    OrderCancellation: Book._on_cancellation,
+    MarketPrice: Book._on_market_price,
+    Planting: Book._on_planting,
+}
+"""What a book does with each kind of input."""
 
 
 # ---------------------------------------------------------------- many products
@@ -485,7 +738,7 @@ class Market:
 
     def process(self, fact: Fact) -> list[Outcome]:
         """Apply the next journal input of the fact's product; return what it caused."""
-        if not isinstance(fact, FACT_TYPES):
+        if type(fact) not in _ON_INPUT and not isinstance(fact, FACT_TYPES):
             raise TypeError(f"not a matcher fact: {fact!r}")
         book = self._books.get(fact.product)
         if book is None:

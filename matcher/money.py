@@ -7,6 +7,7 @@ split for payments so that what a household is owed and what it is paid agree to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from matcher.facts import DECIMAL_CONTEXT
@@ -20,8 +21,41 @@ def revenue_fen(quantity: Decimal, unit_price_fen: int) -> int:
         raise ValueError(f"quantity must be a finite non-negative Decimal, got {quantity!r}")
     if isinstance(unit_price_fen, bool) or not isinstance(unit_price_fen, int) or unit_price_fen < 0:
         raise ValueError(f"unit_price_fen must be a non-negative int, got {unit_price_fen!r}")
-    exact = DECIMAL_CONTEXT.multiply(quantity, Decimal(unit_price_fen))
-    return int(exact.quantize(_ONE_FEN, rounding=ROUND_HALF_EVEN, context=DECIMAL_CONTEXT))
+    return checked_revenue_fen(quantity, unit_price_fen)
+
+
+def checked_revenue_fen(quantity: Decimal, unit_price_fen: int) -> int:
+    """`revenue_fen` of a quantity and price already known to be valid (the matcher's own fills)."""
+    # The context converts the int price exactly, as Decimal(unit_price_fen) would.
+    exact = DECIMAL_CONTEXT.multiply(quantity, unit_price_fen)
+    return int(exact.quantize(_ONE_FEN, ROUND_HALF_EVEN, DECIMAL_CONTEXT))
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdWeights:
+    """Households and their weights, ready to share out amount after amount: each weight scaled to
+    an integer on one common exponent, so every share is an exact fraction over `denominator`."""
+
+    household_ids: tuple[str, ...]  # sorted, each once
+    scaled: tuple[int, ...]  # in the order of household_ids
+    denominator: int
+
+
+def household_weights(weights: Sequence[tuple[str, Decimal]]) -> HouseholdWeights:
+    """Check and merge (household id, weight) pairs: a household listed twice counts with the sum."""
+    merged: dict[str, Decimal] = {}
+    for household_id, weight in weights:
+        if not isinstance(household_id, str) or not household_id:
+            raise ValueError(f"household id must be a non-empty string, got {household_id!r}")
+        if not isinstance(weight, Decimal) or not weight.is_finite() or weight < 0:
+            raise ValueError(f"weight of {household_id} must be a finite non-negative Decimal, got {weight!r}")
+        merged[household_id] = DECIMAL_CONTEXT.add(merged.get(household_id, Decimal(0)), weight)
+    if not merged:
+        return HouseholdWeights((), (), 0)
+    common_exponent = min(int(weight.as_tuple().exponent) for weight in merged.values())
+    household_ids = tuple(sorted(merged))
+    scaled = tuple(_as_integer(merged[household_id], common_exponent) for household_id in household_ids)
+    return HouseholdWeights(household_ids, scaled, sum(scaled))
 
 
 def split_largest_remainder(
@@ -38,37 +72,36 @@ def split_largest_remainder(
         raise ValueError(f"total_fen must be an int, got {total_fen!r}")
     if total_fen < 0:
         raise ValueError(f"cannot split a negative amount: {total_fen}")
-    merged: dict[str, Decimal] = {}
-    for household_id, weight in weights:
-        if not isinstance(household_id, str) or not household_id:
-            raise ValueError(f"household id must be a non-empty string, got {household_id!r}")
-        if not isinstance(weight, Decimal) or not weight.is_finite() or weight < 0:
-            raise ValueError(f"weight of {household_id} must be a finite non-negative Decimal, got {weight!r}")
-        merged[household_id] = DECIMAL_CONTEXT.add(merged.get(household_id, Decimal(0)), weight)
-    if not merged:
+    return share_out(total_fen, household_weights(weights))
+
+
+def share_out(total_fen: int, weights: HouseholdWeights) -> tuple[tuple[str, int], ...]:
+    """`split_largest_remainder` of a non-negative int `total_fen` over checked, merged weights."""
+    household_ids, scaled, denominator = weights.household_ids, weights.scaled, weights.denominator
+    if not household_ids:
         if total_fen == 0:
             return ()
         raise ValueError(f"no household to split {total_fen} fen among")
-
-    # Scaling every weight to an integer on a common exponent makes each share an exact
-    # fraction over one denominator: floors and remainders come from integer division.
-    common_exponent = min(int(weight.as_tuple().exponent) for weight in merged.values())
-    scaled = {household_id: _as_integer(weight, common_exponent) for household_id, weight in merged.items()}
-    denominator = sum(scaled.values())
     if denominator == 0:
         if total_fen == 0:
-            return tuple((household_id, 0) for household_id in sorted(scaled))
+            return tuple((household_id, 0) for household_id in household_ids)
         raise ValueError(f"households have no weight to split {total_fen} fen by")
+    if len(household_ids) == 1:
+        return ((household_ids[0], total_fen),)
 
-    shares: dict[str, int] = {}
-    remainders: dict[str, int] = {}
-    for household_id, weight in scaled.items():
-        shares[household_id], remainders[household_id] = divmod(total_fen * weight, denominator)
-    left_over = total_fen - sum(shares.values())
-    by_remainder = sorted(scaled, key=lambda household_id: (-remainders[household_id], household_id))
-    for household_id in by_remainder[:left_over]:
-        shares[household_id] += 1
-    return tuple((household_id, shares[household_id]) for household_id in sorted(shares))
+    shares = []
+    remainders = []
+    for weight in scaled:
+        share, remainder = divmod(total_fen * weight, denominator)
+        shares.append(share)
+        remainders.append(remainder)
+    left_over = total_fen - sum(shares)
+    if left_over:
+        # Households are in id order and the sort is stable: equal remainders keep the smaller id first.
+        by_remainder = sorted(range(len(shares)), key=remainders.__getitem__, reverse=True)
+        for index in by_remainder[:left_over]:
+            shares[index] += 1
+    return tuple(zip(household_ids, shares))
 
 
 def _as_integer(value: Decimal, exponent: int) -> int:

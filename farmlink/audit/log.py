@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.registry import EVENT_TOPIC
@@ -57,7 +58,7 @@ async def load_from_postgres(dsn: str, progress: Progress = _no_progress, prefix
                 async for row in cursor:
                     records.append(
                         Record(schema, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
-                               json.loads(row[10]), row[11], row[12])
+                               orjson.loads(row[10]), row[11], row[12])
                     )
                     if len(records) % BATCH == 0:
                         progress(BATCH)

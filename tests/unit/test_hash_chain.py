@@ -256,3 +256,21 @@ def test_canonical_json_writes_ids_dates_and_times_as_text():
 def test_canonical_json_refuses_what_it_cannot_write_exactly():
     with pytest.raises(TypeError, match="not JSON-serialisable: object"):
         canonical_json({"thing": object()})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": [True, None, "沿河", {"z": "\u2028\u001f\"\\/", "y": 10**15}]},
+        {"quantity": "12.500", "household_income_fen": {"h2": 1, "h1": 2}},
+        [],
+        {"big": 2**70},
+    ],
+)
+def test_canonical_bytes_are_exactly_the_standard_librarys_sorted_compact_json(value):
+    import json
+
+    from events.hashchain import canonical_bytes
+
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert canonical_bytes(value) == expected

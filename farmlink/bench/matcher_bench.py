@@ -1,0 +1,179 @@
+"""How fast the pure matcher is, and how much it holds, over a long synthetic journal.
+
+The journal is synthetic but shaped like seasons of the county: a few products, business
+dates that move forward with the journal, lots and orders most of the time, some floor
+commitments, market prices, plantings, cancellations, and a few duplicate ids. Lots of a
+grade or region nobody asks for, and orders nobody can supply, stay on the book: by rule
+nothing leaves it by date, so the book grows through the journal.
+
+Only `Market.process` is timed; building the journal is not. Fills are checked against
+`reference_fills`, matching-rules.md read literally (the naive model of
+tests/unit/test_matcher_properties.py, copied here), on a shorter journal of the same shape.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable
+from datetime import date
+from decimal import ROUND_DOWN, Decimal, localcontext
+from typing import Any
+
+from matcher import (
+    LIVESTOCK,
+    Commitment,
+    Contribution,
+    Fact,
+    Fill,
+    Lot,
+    Market,
+    MarketPrice,
+    Order,
+    OrderCancellation,
+    Planting,
+    grade_at_least,
+)
+
+GOAL_INPUTS_PER_S = 100_000
+GOAL_BYTES_PER_RESTING = 1024
+GOAL_RESTING = 10_000
+
+PRODUCTS = ("chili", "tea_leaf", "live_pig", "sorghum")
+PRODUCT_WEIGHTS = (4, 3, 2, 1)
+BASE_PRICE_FEN = {"chili": 900, "tea_leaf": 4000, "live_pig": 180_000, "sorghum": 300}
+COUNTIES = {
+    "Yanhe": ("Ketian", "Tangba", "Gongzhou", "Quanba"),
+    "Yuping": ("Tianping", "Zhujiachang"),
+    "Dejiang": ("Qinglong", "Gongxi", "Hexing"),
+}
+MARKETS = ("Tongren", "Zunyi")
+FIRST_DAY = date(2020, 3, 1).toordinal()
+INPUTS_PER_DAY = 1_000
+"""Business dates move one day per this many inputs: a million inputs span about three seasons."""
+
+KINDS = ("lot", "order", "price", "commitment", "cancellation", "planting")
+KIND_WEIGHTS = (44, 38, 8, 0.6, 6, 3.4)
+
+
+class _Season:
+    """Draws the facts of a synthetic journal, one at a time, from one seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.days: dict[int, date] = {}
+        self.counter = 0
+        self.cooperatives = []
+        for n in range(240):
+            county = self.rng.choice(sorted(COUNTIES))
+            households = tuple((f"coop-{n}-h{h}", self.rng.random() < 0.3) for h in range(self.rng.randint(1, 6)))
+            self.cooperatives.append((f"coop-{n}", county, self.rng.choice(COUNTIES[county]), households))
+        self.order_ids: list[tuple[str, str]] = []  # (order id, product), recent ones, for cancellations
+        self.used_ids: list[tuple[str, str]] = []  # (kind, id) of a sample of facts, for duplicates
+        self.today = FIRST_DAY
+
+    def day(self, offset: int) -> date:
+        ordinal = self.today + offset
+        found = self.days.get(ordinal)
+        if found is None:
+            found = self.days[ordinal] = date.fromordinal(ordinal)
+        return found
+
+    def next_id(self, kind: str) -> str:
+        if self.used_ids and self.rng.random() < 0.002:
+            old_kind, old_id = self.rng.choice(self.used_ids)
+            if old_kind == kind:
+                return old_id  # a duplicate: the book must ignore it
+        self.counter += 1
+        new_id = f"{kind}-{self.counter}"
+        if self.counter % 97 == 0:
+            self.used_ids.append((kind, new_id))
+        return new_id
+
+    def quantity(self, product: str, low: int, high: int) -> Decimal:
+        """Whole head of livestock (low..high / 20), kg to the gram of everything else."""
+        if product in LIVESTOCK:
+            return Decimal(max(1, self.rng.randint(low, high) // 20))
+        return Decimal(self.rng.randint(low * 1000, high * 1000)).scaleb(-3)
+
+    def price(self, product: str, low: float, high: float) -> int:
+        return int(BASE_PRICE_FEN[product] * self.rng.uniform(low, high)) // 10 * 10
+
+    def grade(self) -> str:
+        return self.rng.choices("ABC", (3, 4, 3))[0]
+
+    def lot(self, product: str) -> Lot:
+        cooperative_id, county, township, households = self.rng.choice(self.cooperatives)
+        members = households[: self.rng.randint(1, len(households))]
+        contributions = tuple(Contribution(h, self.quantity(product, 10, 600), poor) for h, poor in members)
+        total = sum((c.quantity for c in contributions), Decimal(0))
+        quantity = total if self.rng.random() < 0.9 else self.quantity(product, 10, 2000)
+        start = self.rng.randint(0, 4)
+        return Lot(
+            self.next_id("lot"), cooperative_id, county, township, product, self.grade(), quantity,
+            self.day(start), self.day(start + self.rng.randint(2, 25)), contributions,
+        )
+
+    def order(self, product: str) -> Order:
+        county = self.rng.choice(sorted(COUNTIES))
+        townships = COUNTIES[county]
+        regions = self.rng.choice(
+            [(), (), (), (county,), (county,), tuple(self.rng.sample(townships, 2)), (townships[0], "Yuping")]
+        )
+        order_id = self.next_id("order")
+        self.order_ids.append((order_id, product))
+        if len(self.order_ids) > 5_000:
+            del self.order_ids[:1_000]
+        start = self.rng.randint(0, 10)
+        return Order(
+            order_id, f"buyer-{self.rng.randint(1, 60)}", product, self.grade(), self.quantity(product, 20, 1200),
+            self.price(product, 0.6, 1.4), self.day(start), self.day(start + self.rng.randint(3, 30)), regions,
+        )
+
+    def commitment(self, product: str) -> Commitment:
+        cap_kind = self.rng.choices(("some", "none", "zero"), (92, 5, 3))[0]
+        cap = {"none": None, "zero": Decimal(0)}.get(cap_kind) if cap_kind != "some" else self.quantity(product, 500, 20_000)
+        start = self.rng.randint(0, 20)
+        counties = self.rng.choice([(), (), ("Yanhe",), ("Yuping", "Dejiang")])
+        cooperatives = tuple(c[0] for c in self.rng.sample(self.cooperatives, 3)) if self.rng.random() < 0.2 else ()
+        return Commitment(
+            self.next_id("commitment"), f"yuping-{self.rng.randint(1, 5)}", product, self.grade(),
+            self.price(product, 0.6, 1.0), self.rng.choices(MARKETS, (4, 1))[0],
+            self.day(start), self.day(start + self.rng.randint(10, 60)), counties, cooperatives, cap,
+            self.rng.choice([Decimal(40), Decimal("2.5")] if cap is None else [None, None, Decimal(400), Decimal("2.5")]),
+        )
+
+    def cancellation(self, product: str) -> OrderCancellation:
+        if self.order_ids and self.rng.random() < 0.9:
+            order_id, product = self.rng.choice(self.order_ids)
+            return OrderCancellation(order_id, product)
+        return OrderCancellation(f"order-unknown-{self.rng.randint(1, 1000)}", product)
+
+    def planting(self, product: str) -> Planting:
+        cooperative_id = self.rng.choice(self.cooperatives)[0]
+        area = Decimal(self.rng.randint(1, 400)).scaleb(-self.rng.randint(0, 1))
+        return Planting(self.next_id("planting"), cooperative_id, product, area)
+
+    def market_price(self, product: str) -> MarketPrice:
+        return MarketPrice(
+            product, self.grade(), self.rng.choices(MARKETS, (4, 1))[0], self.price(product, 0.7, 1.3),
+            self.day(-self.rng.randint(0, 5)),
+        )
+
+
+def synthetic_journal(inputs: int, seed: int = 2020) -> list[Fact]:
+    """A deterministic journal of `inputs` facts over all products, in journal order."""
+    season = _Season(seed)
+    facts: list[Fact] = []
+    for index in range(inputs):
+        season.today = FIRST_DAY + index // INPUTS_PER_DAY
+        kind = season.rng.choices(KINDS, KIND_WEIGHTS)[0]
+        product = season.rng.choices(PRODUCTS, PRODUCT_WEIGHTS)[0]
+        if kind == "price":
+            facts.append(season.market_price(product))
+        else:
+            facts.append(getattr(season, kind)(product))
+    return facts
