@@ -6,21 +6,24 @@ fills to the fen from the same journal.
 
 The rules live in a few places only: `lot_priority` and `outlet_rank` rank, and
 `_quote_order` / `_quote_commitment` decide eligibility, price and how much may move.
-Everything else is indexing, so that a book of tens of thousands of offers does not
-scan all of them for each input:
+Everything else is indexing, so that a book of tens of thousands of offers is not
+scanned whole for each input:
 
 - resting lots sit on *shelves*, one per grade and place (anywhere, a county, a
   township, a cooperative), each in lot priority order; an arriving outlet reads only
-  the shelves its grade and regions allow, merged in priority order;
-- open orders sit on shelves per minimum grade and region, each in rank order; an
-  arriving lot reads only the shelves it may go to and stops at the first eligible
-  order of each;
-- outlets whose window ended before the book's *horizon* (a week before the dates the
-  lots now arrive with) move to an archive, which only a lot dated before the horizon
-  reads: such an outlet cannot take a lot available after its window ended.
+  the shelves its minimum grade and regions allow, merged in priority order, from the
+  first lot that has not expired before its window starts;
+- open orders sit on shelves per region (or anywhere), each in rank order; an arriving
+  lot reads the shelves of anywhere, its county and its township, merged in rank order,
+  and stops as soon as it is used up;
+- open commitments sit on shelves per place they list (or anywhere); an arriving lot
+  prices only those of anywhere, its county and its cooperative;
+- outlets whose window ended before the book's *horizon* (a week before the dates lots
+  now arrive with) move to an archive that only a lot available before the horizon
+  reads: an outlet cannot take a lot that became available after its window ended.
 
-The shelves only narrow the search and keep the rank order; every candidate found is
-still quoted by the rules above, so the fills are those of a full scan.
+The shelves only narrow the search and keep the ranking order; every candidate found
+is still quoted by the rules, so the fills are those of a scan of the whole book.
 """
 
 from __future__ import annotations
@@ -55,22 +58,22 @@ from matcher.facts import (
     Planting,
     cut_down,
 )
-from matcher.money import checked_revenue_fen, household_weights, share_out
+from matcher.money import checked_household_weights, checked_revenue_fen, share_out
 
 _ZERO = Decimal(0)
 _priority = attrgetter("priority")
 _rank = attrgetter("rank")
 
 HORIZON_LAG = timedelta(days=7)
-"""How far before the earliest lot of a batch the horizon stays."""
+"""How far the horizon stays behind the earliest lot of a batch."""
 HORIZON_BATCH = 256
-"""The horizon moves once per this many arriving lots, to the earliest of them minus the lag:
-one lot dated far ahead cannot move it, one dated far back only takes the slow path."""
+"""The horizon moves once per this many arriving lots, to the earliest of them less the lag:
+one lot dated far ahead cannot move it, one dated far back only takes the slow path itself."""
 
 _GRADES_AT_LEAST = {grade: tuple(g for g in GRADE_RANK if GRADE_RANK[g] >= rank) for grade, rank in GRADE_RANK.items()}
-"""Lot grades good enough for an outlet's minimum grade."""
+"""The lot grades good enough for an outlet's minimum grade."""
 _GRADES_AT_MOST = {grade: tuple(g for g in GRADE_RANK if GRADE_RANK[g] <= rank) for grade, rank in GRADE_RANK.items()}
-"""Outlet minimum grades a lot of this grade is good enough for."""
+"""The outlet minimum grades a lot of this grade is good enough for."""
 
 
 # ---------------------------------------------------------------- read-only views
@@ -200,7 +203,7 @@ def _windows_overlap(lot: Lot, start: date, end: date) -> bool:
 
 class _Shelf:
     """Resting lots of one grade in one place, in priority order (so by expiry first), and the
-    longest availability window of any lot put on it since it was made."""
+    longest availability window of any lot put on it since the shelf was made."""
 
     __slots__ = ("lots", "longest")
 
@@ -211,8 +214,8 @@ class _Shelf:
     def lots_overlapping(self, start: date, end: date) -> Iterator[_LotState]:
         """The lots whose window overlaps start..end, in priority order."""
         lots = self.lots
-        # Lots that expire before `start` are skipped at once; a lot that expires more than
-        # the longest window after `end` became available after `end`, and so do all after it.
+        # Lots that expire before `start` are skipped at once. A lot that expires more than the
+        # longest window after `end` became available after `end`, and so did every lot after it.
         last_expiry = date.max if date.max - end <= self.longest else end + self.longest
         for index in range(bisect_left(lots, (start,), key=_priority), len(lots)):
             state = lots[index]
@@ -235,7 +238,7 @@ def _lot_shelf_keys(lot: Lot) -> tuple[tuple[str, str, str], ...]:
 
 
 def _lot_shelves_for_order(order: Order) -> list[tuple[str, str, str]]:
-    """The lot shelves that can hold lots for an order: good enough, in one of its regions."""
+    """The lot shelves that can hold lots for an order: good enough, and in one of its regions."""
     grades = _GRADES_AT_LEAST[order.min_grade]
     if not order.regions:
         return [(grade, "anywhere", "") for grade in grades]
@@ -253,29 +256,92 @@ def _lot_shelves_for_commitment(commitment: Commitment) -> list[tuple[str, str, 
     return [(grade, place, name) for grade in grades for place, name in places]
 
 
-def _order_shelf_keys(order: Order) -> list[tuple[str, str | None]]:
-    """The order shelves an open order sits on: its minimum grade with each region (None: anywhere)."""
-    if not order.regions:
-        return [(order.min_grade, None)]
-    return [(order.min_grade, region) for region in dict.fromkeys(order.regions)]
-
-
-def _order_shelves_for_lot(lot: Lot) -> list[tuple[str, str | None]]:
-    """The order shelves that can hold orders for a lot: a minimum grade it meets, anywhere or its places."""
-    places = dict.fromkeys((None, lot.county, lot.township))
-    return [(grade, place) for grade in _GRADES_AT_MOST[lot.grade] for place in places]
-
-
 def _orders_overlapping(orders: list[_OrderState], start: date, end: date) -> Iterator[_OrderState]:
-    """The orders (in rank order) whose delivery window overlaps start..end."""
+    """The orders of a shelf (in rank order) whose delivery window overlaps start..end."""
     for state in orders:
         order = state.order
         if order.deliver_from <= end and start <= order.deliver_to:
             yield state
 
 
+class _OrderShelves:
+    """Open orders by minimum grade and region they list (None: anywhere), each shelf in rank order."""
+
+    __slots__ = ("shelves",)
+
+    def __init__(self) -> None:
+        self.shelves: dict[tuple[str, str | None], list[_OrderState]] = {}
+
+    @staticmethod
+    def _keys(order: Order) -> Iterable[tuple[str, str | None]]:
+        if not order.regions:
+            return ((order.min_grade, None),)
+        return [(order.min_grade, region) for region in dict.fromkeys(order.regions)]
+
+    def add(self, state: _OrderState) -> None:
+        for key in self._keys(state.order):
+            orders = self.shelves.get(key)
+            if orders is None:
+                orders = self.shelves[key] = []
+            insort(orders, state, key=_rank)
+
+    def remove(self, state: _OrderState) -> None:
+        for key in self._keys(state.order):
+            orders = self.shelves[key]
+            del orders[_index_of(orders, state, state.rank, _rank)]
+            if not orders:
+                del self.shelves[key]
+
+    def for_lot(self, lot: Lot) -> Iterator[Iterator[_OrderState]]:
+        """One stream, in rank order, per shelf that can hold orders for the lot: a minimum grade
+        the lot meets, anywhere or in the lot's county or township."""
+        places = dict.fromkeys((None, lot.county, lot.township))
+        for grade in _GRADES_AT_MOST[lot.grade]:
+            for place in places:
+                orders = self.shelves.get((grade, place))
+                if orders:
+                    yield _orders_overlapping(orders, lot.available_from, lot.expires_on)
+
+
+class _CommitmentShelves:
+    """Open commitments by place they list: anywhere, a county, a cooperative."""
+
+    __slots__ = ("anywhere", "by_county", "by_cooperative")
+
+    def __init__(self) -> None:
+        self.anywhere: dict[str, _CommitmentState] = {}
+        self.by_county: dict[str, dict[str, _CommitmentState]] = {}
+        self.by_cooperative: dict[str, dict[str, _CommitmentState]] = {}
+
+    def _shelves(self, commitment: Commitment, *, make: bool) -> Iterator[dict[str, _CommitmentState]]:
+        if not (commitment.eligible_counties or commitment.eligible_cooperatives):
+            yield self.anywhere
+            return
+        for places, names in (
+            (self.by_county, commitment.eligible_counties),
+            (self.by_cooperative, commitment.eligible_cooperatives),
+        ):
+            for name in dict.fromkeys(names):
+                yield places.setdefault(name, {}) if make else places[name]
+
+    def add(self, state: _CommitmentState) -> None:
+        for commitments in self._shelves(state.commitment, make=True):
+            commitments[state.commitment.commitment_id] = state
+
+    def remove(self, state: _CommitmentState) -> None:
+        for commitments in self._shelves(state.commitment, make=False):
+            del commitments[state.commitment.commitment_id]
+
+    def collect_for(self, lot: Lot, found: dict[str, _CommitmentState]) -> None:
+        """Add to `found` the commitments that list the lot's county or cooperative, or nothing."""
+        found.update(self.anywhere)
+        for commitments in (self.by_county.get(lot.county), self.by_cooperative.get(lot.cooperative_id)):
+            if commitments:
+                found.update(commitments)
+
+
 class _PriceSeries:
-    """A market's observations of one grade: per day, the price journaled last for it."""
+    """A market's observations of one grade: per day, the price journaled last for that day."""
 
     __slots__ = ("days", "price_on")
 
@@ -295,9 +361,9 @@ class _PriceSeries:
 
 
 def _frozen_builder(cls):
-    """A fast constructor for a frozen slots dataclass, fields in order: it sets the slots directly.
-    The generated __init__ goes through object.__setattr__ once per field, which for a Fill
-    costs more than the rest of the fill; the object made is the same."""
+    """A fast constructor for a frozen slots dataclass (fields in order) that sets the slots directly.
+    The generated __init__ goes through object.__setattr__ once per field, which for a Fill costs
+    more than the rest of the fill; the object made is the same."""
     setters = tuple(getattr(cls, field.name).__set__ for field in fields(cls))
     new = object.__new__
 
@@ -323,14 +389,15 @@ class Book:
         self._journal_seq = 0
         self._fill_count = 0
         self._lot_shelves: dict[tuple[str, str, str], _Shelf] = {}
-        self._order_shelves: dict[tuple[str, str | None], list[_OrderState]] = {}  # each in rank order
-        self._archived_order_shelves: dict[tuple[str, str | None], list[_OrderState]] = {}
         self._open_orders: dict[str, _OrderState] = {}  # in journal order
-        self._commitments: dict[str, _CommitmentState] = {}  # open, in journal order
-        self._archived_commitments: dict[str, _CommitmentState] = {}
+        self._open_commitments: dict[str, _CommitmentState] = {}  # in journal order
+        self._order_shelves = _OrderShelves()
+        self._commitment_shelves = _CommitmentShelves()
+        self._archived_order_shelves = _OrderShelves()
+        self._archived_commitment_shelves = _CommitmentShelves()
         self._horizon = date.min
         self._recent_starts: list[date] = []  # available_from of the lots since the horizon last moved
-        self._outlet_ends: list[tuple[date, int, _OrderState | _CommitmentState]] = []  # heap, unarchived outlets
+        self._outlet_ends: list[tuple[date, int, _OrderState | _CommitmentState]] = []  # heap: ends of unarchived outlets
         self._lot_ids: set[str] = set()
         self._order_ids: set[str] = set()
         self._commitment_ids: set[str] = set()
@@ -379,8 +446,7 @@ class Book:
                 state.seq,
                 tuple(sorted(state.filled_by_cooperative.items())),
             )
-            for commitments in (self._commitments, self._archived_commitments)
-            for state in commitments.values()
+            for state in self._open_commitments.values()
         )
         return tuple(sorted(views, key=attrgetter("journal_seq")))
 
@@ -405,8 +471,7 @@ class Book:
             if isinstance(outlet, _OrderState):
                 self._close_order(outlet)
             else:
-                commitments = self._archived_commitments if outlet.archived else self._commitments
-                del commitments[outlet.commitment.commitment_id]
+                self._close_commitment(outlet)
         if state.left > 0:
             self._rest_lot(state)
             outcomes.append(
@@ -433,7 +498,8 @@ class Book:
         shelves = _lot_shelves_for_order(order)
         outcomes = self._fill_arriving_outlet(state, shelves, order.deliver_from, order.deliver_to, seq)
         if state.left > 0:
-            self._open_order(state)
+            self._open_orders[order.order_id] = state
+            self._shelve(state, order.deliver_to)
         return outcomes
 
     def _on_commitment(self, commitment: Commitment, seq: int) -> list[Outcome]:
@@ -444,12 +510,8 @@ class Book:
         shelves = _lot_shelves_for_commitment(commitment)
         outcomes = self._fill_arriving_outlet(state, shelves, commitment.valid_from, commitment.valid_to, seq)
         if state.left is None or state.left > 0:
-            if commitment.valid_to < self._horizon:
-                state.archived = True
-                self._archived_commitments[commitment.commitment_id] = state
-            else:
-                self._commitments[commitment.commitment_id] = state
-                heapq.heappush(self._outlet_ends, (commitment.valid_to, seq, state))
+            self._open_commitments[commitment.commitment_id] = state
+            self._shelve(state, commitment.valid_to)
         return outcomes
 
     def _on_cancellation(self, cancellation: OrderCancellation, seq: int) -> list[Outcome]:
@@ -479,31 +541,31 @@ class Book:
 
     def _best_outlets_for(self, lot: Lot) -> Iterator[_Quote]:
         """Eligible outlets for an arriving lot, best first: price, orders before commitments, journal, id."""
-        start, end = lot.available_from, lot.expires_on
-        order_shelves = [self._order_shelves]
-        commitments = [self._commitments]
-        if start < self._horizon:
+        order_shelves, commitment_shelves = [self._order_shelves], [self._commitment_shelves]
+        if lot.available_from < self._horizon:
             order_shelves.append(self._archived_order_shelves)
-            commitments.append(self._archived_commitments)
-        order_streams = [
-            _orders_overlapping(orders, start, end)
-            for shelves in order_shelves
-            for key in _order_shelves_for_lot(lot)
-            if (orders := shelves.get(key))
+            commitment_shelves.append(self._archived_commitment_shelves)
+        streams: list[Iterable[_OrderState | _Quote]] = [
+            stream for shelves in order_shelves for stream in shelves.for_lot(lot)
         ]
         # A commitment's price depends on the lot (grade, date), so commitments are ranked per lot.
-        commitment_quotes = sorted(
-            (
-                quote
-                for open_commitments in commitments
-                for state in open_commitments.values()
-                if (quote := self._quote_commitment(state, lot)) is not None
-            ),
-            key=_rank,
-        )
-        for candidate in heapq.merge(*order_streams, commitment_quotes, key=_rank):
+        # One that lists both the lot's county and its cooperative is found twice: once counts.
+        commitments: dict[str, _CommitmentState] = {}
+        for shelves in commitment_shelves:
+            shelves.collect_for(lot, commitments)
+        if commitments:
+            quotes = [quote for state in commitments.values() if (quote := self._price_commitment(state, lot))]
+            if quotes:
+                quotes.sort(key=_rank)
+                streams.append(quotes)
+        if not streams:
+            return
+        for candidate in streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_rank):
             if isinstance(candidate, _Quote):
-                yield candidate
+                # How much a commitment may take is settled only now, for the few that get this far:
+                # nothing it depends on changes while the lot is matched to better outlets.
+                if self._limit_commitment(candidate, lot):
+                    yield candidate
             elif (quote := self._quote_order(candidate, lot)) is not None:
                 yield quote
 
@@ -519,22 +581,22 @@ class Book:
         outcomes: list[Outcome] = []
         used_up: list[_LotState] = []
         streams = [shelf.lots_overlapping(start, end) for key in shelf_keys if (shelf := self._lot_shelves.get(key))]
-        candidates = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_priority)
-        for state in candidates:
+        if not streams:
+            return outcomes
+        for state in streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_priority):
             if outlet.left is not None and outlet.left <= 0:
                 break
             if state.left == 0:
-                continue  # used up just now, seen again on another of its shelves
+                continue  # used up just now, and met again on another of its shelves
             quote = self._quote(outlet, state.lot)
             if quote is None:
                 continue
             outcomes.append(self._fill(state, quote, seq))
             if state.left == 0:
                 used_up.append(state)
-                outcomes.append(OfferClosed(lot_id=state.lot.lot_id, product=self.product, journal_seq=seq))
+                outcomes.append(OfferClosed(state.lot.lot_id, self.product, seq))
             else:
-                shrunk = OfferShrunk(state.lot.lot_id, self.product, quantity_left=state.left, journal_seq=seq)
-                outcomes.append(shrunk)
+                outcomes.append(OfferShrunk(state.lot.lot_id, self.product, state.left, seq))
         for state in used_up:
             self._remove_lot(state)
         return outcomes
@@ -559,12 +621,20 @@ class Book:
 
     def _quote_commitment(self, state: _CommitmentState, lot: Lot) -> _Quote | None:
         """The commitment's offer for this lot, or None if the lot is not eligible for it."""
+        quote = self._price_commitment(state, lot)
+        if quote is None or not self._limit_commitment(quote, lot):
+            return None
+        return quote
+
+    def _price_commitment(self, state: _CommitmentState, lot: Lot) -> _Quote | None:
+        """The commitment's price for this lot (its limit still unset), or None if the lot is not
+        eligible for it on anything but the per-mu limit."""
         commitment = state.commitment
+        if not _windows_overlap(lot, commitment.valid_from, commitment.valid_to):
+            return None
         if state.left is not None and state.left <= 0:
             return None
         if GRADE_RANK[lot.grade] < GRADE_RANK[commitment.min_grade]:
-            return None
-        if not _windows_overlap(lot, commitment.valid_from, commitment.valid_to):
             return None
         if (
             (state.counties or state.cooperatives)
@@ -572,12 +642,6 @@ class Book:
             and lot.cooperative_id not in state.cooperatives
         ):
             return None
-        limit = state.left
-        if commitment.max_quantity_per_mu is not None:
-            room = self._per_mu_room(state, lot.cooperative_id)
-            if room <= 0:
-                return None
-            limit = room if limit is None else min(limit, room)
         as_of = max(lot.available_from, commitment.valid_from)
         series = self._prices.get((lot.grade, commitment.reference_market))
         market = series.as_of(as_of) if series is not None else None
@@ -586,7 +650,20 @@ class Book:
         else:
             price, basis = commitment.floor_price_fen, "floor"
         rank = outlet_rank(price, "commitment", state.seq, commitment.commitment_id)
-        return _Quote(state, "commitment", price, basis, limit, commitment.floor_price_fen, market, as_of, rank)
+        return _Quote(state, "commitment", price, basis, None, commitment.floor_price_fen, market, as_of, rank)
+
+    def _limit_commitment(self, quote: _Quote, lot: Lot) -> bool:
+        """Set how much of the lot the commitment may take: what is left under its cap and under
+        the per-mu limit of the lot's cooperative. False if the per-mu limit leaves no room."""
+        state = quote.outlet
+        limit = state.left
+        if state.commitment.max_quantity_per_mu is not None:
+            room = self._per_mu_room(state, lot.cooperative_id)
+            if room <= 0:
+                return False
+            limit = room if limit is None else min(limit, room)
+        quote.limit = limit
+        return True
 
     def _per_mu_room(self, state: _CommitmentState, cooperative_id: str) -> Decimal:
         """How much more the cooperative may sell under the commitment, cut down to whole units."""
@@ -612,7 +689,7 @@ class Book:
             outlet_id, buyer_id = outlet.order.order_id, outlet.order.buyer_id
         revenue = checked_revenue_fen(quantity, quote.unit_price_fen)
         if lot_state.weights is None:
-            lot_state.weights = household_weights([(c.household_id, c.quantity) for c in lot.contributions])
+            lot_state.weights = checked_household_weights((c.household_id, c.quantity) for c in lot.contributions)
         self._fill_count += 1
         return _new_fill(
             self._fill_count,  # position
@@ -654,38 +731,35 @@ class Book:
             if not shelf.lots:
                 del self._lot_shelves[key]
 
-    def _open_order(self, state: _OrderState) -> None:
-        order = state.order
-        self._open_orders[order.order_id] = state
-        if order.deliver_to < self._horizon:
+    def _shelve(self, state: _OrderState | _CommitmentState, end: date) -> None:
+        """Put an outlet that stays open on its shelves, or in the archive if its window ended before the horizon."""
+        if end < self._horizon:
             state.archived = True
         else:
-            heapq.heappush(self._outlet_ends, (order.deliver_to, state.seq, state))
-        self._shelve_order(state)
+            heapq.heappush(self._outlet_ends, (end, state.seq, state))
+        self._shelves_of(state).add(state)
 
-    def _shelve_order(self, state: _OrderState) -> None:
-        shelves = self._archived_order_shelves if state.archived else self._order_shelves
-        for key in _order_shelf_keys(state.order):
-            orders = shelves.get(key)
-            if orders is None:
-                orders = shelves[key] = []
-            insort(orders, state, key=_rank)
-
-    def _unshelve_order(self, state: _OrderState) -> None:
-        shelves = self._archived_order_shelves if state.archived else self._order_shelves
-        for key in _order_shelf_keys(state.order):
-            orders = shelves[key]
-            del orders[_index_of(orders, state, state.rank, _rank)]
-            if not orders:
-                del shelves[key]
+    def _shelves_of(self, state: _OrderState | _CommitmentState) -> _OrderShelves | _CommitmentShelves:
+        if isinstance(state, _OrderState):
+            return self._archived_order_shelves if state.archived else self._order_shelves
+        return self._archived_commitment_shelves if state.archived else self._commitment_shelves
 
     def _close_order(self, state: _OrderState) -> None:
         del self._open_orders[state.order.order_id]
-        self._unshelve_order(state)
+        self._shelves_of(state).remove(state)
+
+    def _close_commitment(self, state: _CommitmentState) -> None:
+        del self._open_commitments[state.commitment.commitment_id]
+        self._shelves_of(state).remove(state)
+
+    def _is_open(self, state: _OrderState | _CommitmentState) -> bool:
+        if isinstance(state, _OrderState):
+            return self._open_orders.get(state.order.order_id) is state
+        return self._open_commitments.get(state.commitment.commitment_id) is state
 
     def _watch_horizon(self, available_from: date) -> None:
-        """Move the horizon up to the earliest of the last batch of lots, less the lag, and
-        archive the outlets whose window ended before it."""
+        """Move the horizon up to the earliest of the last batch of lots less the lag, and archive
+        the outlets whose window ended before it."""
         batch = self._recent_starts
         batch.append(available_from)
         if len(batch) < HORIZON_BATCH:
@@ -698,15 +772,10 @@ class Book:
         ends = self._outlet_ends
         while ends and ends[0][0] < horizon:
             _, _, state = heapq.heappop(ends)
-            if isinstance(state, _OrderState):
-                if self._open_orders.get(state.order.order_id) is state:
-                    self._unshelve_order(state)
-                    state.archived = True
-                    self._shelve_order(state)
-            elif self._commitments.get(state.commitment.commitment_id) is state:
-                del self._commitments[state.commitment.commitment_id]
+            if self._is_open(state):
+                self._shelves_of(state).remove(state)
                 state.archived = True
-                self._archived_commitments[state.commitment.commitment_id] = state
+                self._shelves_of(state).add(state)
 
 
 def _index_of(entries: list, state: object, order_key: tuple, key: attrgetter) -> int:

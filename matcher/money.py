@@ -6,13 +6,14 @@ split for payments so that what a household is owed and what it is paid agree to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import NamedTuple
 
 from matcher.facts import DECIMAL_CONTEXT
 
 _ONE_FEN = Decimal(1)
+_ZERO = Decimal(0)
 
 
 def revenue_fen(quantity: Decimal, unit_price_fen: int) -> int:
@@ -31,8 +32,7 @@ def checked_revenue_fen(quantity: Decimal, unit_price_fen: int) -> int:
     return int(exact.quantize(_ONE_FEN, ROUND_HALF_EVEN, DECIMAL_CONTEXT))
 
 
-@dataclass(frozen=True, slots=True)
-class HouseholdWeights:
+class HouseholdWeights(NamedTuple):
     """Households and their weights, ready to share out amount after amount: each weight scaled to
     an integer on one common exponent, so every share is an exact fraction over `denominator`."""
 
@@ -43,13 +43,20 @@ class HouseholdWeights:
 
 def household_weights(weights: Sequence[tuple[str, Decimal]]) -> HouseholdWeights:
     """Check and merge (household id, weight) pairs: a household listed twice counts with the sum."""
-    merged: dict[str, Decimal] = {}
+    weights = tuple(weights)
     for household_id, weight in weights:
         if not isinstance(household_id, str) or not household_id:
             raise ValueError(f"household id must be a non-empty string, got {household_id!r}")
         if not isinstance(weight, Decimal) or not weight.is_finite() or weight < 0:
             raise ValueError(f"weight of {household_id} must be a finite non-negative Decimal, got {weight!r}")
-        merged[household_id] = DECIMAL_CONTEXT.add(merged.get(household_id, Decimal(0)), weight)
+    return checked_household_weights(weights)
+
+
+def checked_household_weights(weights: Iterable[tuple[str, Decimal]]) -> HouseholdWeights:
+    """`household_weights` of pairs already known to be valid (a lot's contributions)."""
+    merged: dict[str, Decimal] = {}
+    for household_id, weight in weights:
+        merged[household_id] = DECIMAL_CONTEXT.add(merged.get(household_id, _ZERO), weight)
     if not merged:
         return HouseholdWeights((), (), 0)
     common_exponent = min(int(weight.as_tuple().exponent) for weight in merged.values())
@@ -106,8 +113,7 @@ def share_out(total_fen: int, weights: HouseholdWeights) -> tuple[tuple[str, int
 
 def _as_integer(value: Decimal, exponent: int) -> int:
     """`value` as an integer count of 10**exponent, exactly (exponent is at most value's own)."""
-    _sign, digits, own_exponent = value.as_tuple()
-    coefficient = 0
-    for digit in digits:
-        coefficient = coefficient * 10 + digit
-    return coefficient * 10 ** (int(own_exponent) - exponent)
+    numerator, denominator = value.as_integer_ratio()
+    if exponent <= 0:
+        return numerator * 10**-exponent // denominator
+    return numerator // (denominator * 10**exponent)

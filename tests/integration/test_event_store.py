@@ -137,3 +137,16 @@ async def test_a_message_that_cannot_be_decoded_is_dead_lettered_with_its_bytes_
     assert row["value"] == b"\xff\xfe not a number"
     assert row["key"] == b"k"
     assert '"h", "v"' in row["headers"] and "dlq.reason" in row["headers"] and "ValueError" in row["headers"]
+
+
+async def test_the_projection_reader_gives_positions_types_and_payloads_and_can_filter_types(store):
+    from contracts.buyer import OrderCancelled
+
+    await store.append("a", [price(1), price(2)], 0, correlation_id="c")
+    await store.append("o", [NewEvent(OrderCancelled(order_id="o1", buyer_id="b", product="chili"))], 0, correlation_id="c")
+    everything = [item async for item in store.read_all_payloads(batch_size=2)]
+    assert [(kind, payload.get("price_fen")) for _, kind, payload in everything] == [
+        ("MarketPriceObserved", 1), ("MarketPriceObserved", 2), ("OrderCancelled", None)
+    ]
+    cancellations = [item async for item in store.read_all_payloads(event_types=["OrderCancelled"])]
+    assert [payload["order_id"] for _, _, payload in cancellations] == ["o1"]
