@@ -38,23 +38,51 @@ def idempotent_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
-async def publish_pending(conn: asyncpg.Connection, schema: str, producer: AIOKafkaProducer, limit: int = BATCH_SIZE) -> int:
-    """Publish one batch of committed outbox rows and delete them; returns how many."""
-    rows = await conn.fetch(
+async def _committed_rows(conn: asyncpg.Connection, schema: str, after: int, limit: int) -> list[asyncpg.Record]:
+    """Outbox rows of transactions older than every transaction still in flight, after `after`."""
+    return await conn.fetch(
         f"""SELECT outbox_id, topic, key, value, headers FROM "{schema}".outbox
-            WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-            ORDER BY outbox_id LIMIT $1""",
+            WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) AND outbox_id > $1
+            ORDER BY outbox_id LIMIT $2""",
+        after,
         limit,
     )
-    if not rows:
-        return 0
+
+
+async def _send(producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> asyncio.Future:
     deliveries = []
     for row in rows:
         headers = [(name, value.encode("latin-1")) for name, value in json.loads(row["headers"])]
         deliveries.append(await producer.send(row["topic"], row["value"], key=row["key"], headers=headers))
-    await asyncio.gather(*deliveries)
+    return asyncio.gather(*deliveries)
+
+
+async def _delete(conn: asyncpg.Connection, schema: str, rows: list[asyncpg.Record]) -> None:
     await conn.execute(f'DELETE FROM "{schema}".outbox WHERE outbox_id = ANY($1::bigint[])', [r["outbox_id"] for r in rows])
-    return len(rows)
+
+
+async def publish_pending(conn: asyncpg.Connection, schema: str, producer: AIOKafkaProducer, limit: int = BATCH_SIZE) -> int:
+    """Publish everything committed so far and delete it once Kafka acknowledged it; returns how many.
+
+    Batches are pipelined: the next batch is read and sent while the previous one's
+    acknowledgements are awaited, then the previous one is deleted. Each call starts from the
+    lowest id again, so a row whose transaction committed late is taken by the next call.
+    """
+    published = 0
+    after = 0
+    in_flight: tuple[list[asyncpg.Record], asyncio.Future] | None = None
+    while True:
+        rows = await _committed_rows(conn, schema, after, limit)
+        acknowledged = await _send(producer, rows) if rows else None
+        if in_flight is not None:
+            sent_rows, acks = in_flight
+            await acks
+            await _delete(conn, schema, sent_rows)
+            published += len(sent_rows)
+        if not rows:
+            return published
+        in_flight = (rows, acknowledged)
+        after = rows[-1]["outbox_id"]
 
 
 class OutboxRelay:

@@ -165,15 +165,305 @@ class _Season:
 
 
 def synthetic_journal(inputs: int, seed: int = 2020) -> list[Fact]:
-    """A deterministic journal of `inputs` facts over all products, in journal order."""
+    """A deterministic journal of `inputs` facts over all products, in journal order. A shorter
+    journal with the same seed is the start of a longer one."""
     season = _Season(seed)
     facts: list[Fact] = []
     for index in range(inputs):
         season.today = FIRST_DAY + index // INPUTS_PER_DAY
         kind = season.rng.choices(KINDS, KIND_WEIGHTS)[0]
         product = season.rng.choices(PRODUCTS, PRODUCT_WEIGHTS)[0]
-        if kind == "price":
-            facts.append(season.market_price(product))
-        else:
-            facts.append(getattr(season, kind)(product))
+        facts.append(getattr(season, "market_price" if kind == "price" else kind)(product))
     return facts
+
+
+# ---------------------------------------------------------------- the reference
+
+
+FillKey = tuple[int, str, str, str, Decimal, int]
+"""What the reference decides of a fill: (journal_seq, lot_id, outlet_kind, outlet_id, quantity, unit_price_fen)."""
+
+
+class _Reference:
+    """matching-rules.md read literally for one product: scan everything, pick the best, repeat.
+    A copy of the naive model in tests/unit/test_matcher_properties.py (the smoke test checks
+    that the two agree); deliberately slow, deliberately free of indexes."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.lots: list[dict[str, Any]] = []  # fact, seq, left
+        self.outlets: list[dict[str, Any]] = []  # kind, fact, seq, left (None: no cap), cancelled, sold
+        self.prices: list[tuple[date, int, MarketPrice]] = []
+        self.plantings: dict[str, Planting] = {}  # the first of each id
+        self.fills: list[FillKey] = []
+
+    def process(self, fact: Fact) -> None:
+        self.seq += 1
+        if isinstance(fact, Lot) and not any(entry["fact"].lot_id == fact.lot_id for entry in self.lots):
+            entry = {"fact": fact, "seq": self.seq, "left": fact.quantity}
+            self.lots.append(entry)
+            self.match_lot(entry)
+        elif isinstance(fact, (Order, Commitment)):
+            kind = "order" if isinstance(fact, Order) else "commitment"
+            if any(o["kind"] == kind and self.outlet_id(o) == self.id_of(fact) for o in self.outlets):
+                return
+            left = fact.quantity if isinstance(fact, Order) else fact.cap_quantity
+            outlet = {"kind": kind, "fact": fact, "seq": self.seq, "left": left, "cancelled": False, "sold": {}}
+            self.outlets.append(outlet)
+            self.match_outlet(outlet)
+        elif isinstance(fact, OrderCancellation):
+            for outlet in self.outlets:
+                if outlet["kind"] == "order" and outlet["fact"].order_id == fact.order_id:
+                    outlet["cancelled"] = True
+        elif isinstance(fact, MarketPrice):
+            self.prices.append((fact.observed_on, self.seq, fact))
+        elif isinstance(fact, Planting):
+            self.plantings.setdefault(fact.planting_id, fact)
+
+    @staticmethod
+    def id_of(fact: Order | Commitment) -> str:
+        return fact.order_id if isinstance(fact, Order) else fact.commitment_id
+
+    def outlet_id(self, outlet: dict[str, Any]) -> str:
+        return self.id_of(outlet["fact"])
+
+    def room(self, outlet: dict[str, Any], lot: Lot) -> Decimal | None:
+        """How much the outlet can still take from this lot; None: no limit; 0: not eligible."""
+        fact = outlet["fact"]
+        if outlet["cancelled"] or (outlet["left"] is not None and outlet["left"] <= 0):
+            return Decimal(0)
+        if not grade_at_least(lot.grade, fact.min_grade):
+            return Decimal(0)
+        if outlet["kind"] == "order":
+            start, end = fact.deliver_from, fact.deliver_to
+            if fact.regions and lot.county not in fact.regions and lot.township not in fact.regions:
+                return Decimal(0)
+        else:
+            start, end = fact.valid_from, fact.valid_to
+            listed = fact.eligible_counties or fact.eligible_cooperatives
+            listed_here = lot.county in fact.eligible_counties or lot.cooperative_id in fact.eligible_cooperatives
+            if listed and not listed_here:
+                return Decimal(0)
+        if not (lot.available_from <= end and start <= lot.expires_on):
+            return Decimal(0)
+        room = outlet["left"]
+        if outlet["kind"] == "commitment" and fact.max_quantity_per_mu is not None:
+            area = sum(
+                (p.area_mu for p in self.plantings.values() if p.cooperative_id == lot.cooperative_id), Decimal(0)
+            )
+            per_mu = area * fact.max_quantity_per_mu - outlet["sold"].get(lot.cooperative_id, Decimal(0))
+            quantum = Decimal(1) if lot.product in LIVESTOCK else Decimal("0.001")
+            per_mu = max(per_mu.quantize(quantum, rounding=ROUND_DOWN), Decimal(0))
+            room = per_mu if room is None else min(room, per_mu)
+        return room
+
+    def price(self, outlet: dict[str, Any], lot: Lot) -> int:
+        fact = outlet["fact"]
+        if outlet["kind"] == "order":
+            return fact.limit_price_fen
+        as_of = max(lot.available_from, fact.valid_from)
+        seen = [
+            (observed_on, seq, p.price_fen)
+            for observed_on, seq, p in self.prices
+            if p.grade == lot.grade and p.market == fact.reference_market and observed_on <= as_of
+        ]
+        market = max(seen)[2] if seen else None
+        return market if market is not None and market > fact.floor_price_fen else fact.floor_price_fen
+
+    def eligible(self, outlet: dict[str, Any], lot: Lot) -> bool:
+        room = self.room(outlet, lot)
+        return room is None or room > 0
+
+    def match_lot(self, entry: dict[str, Any]) -> None:
+        while entry["left"] > 0:
+            lot = entry["fact"]
+            candidates = [o for o in self.outlets if self.eligible(o, lot)]
+            if not candidates:
+                return
+            best = min(
+                candidates,
+                key=lambda o: (-self.price(o, lot), o["kind"] != "order", o["seq"], self.outlet_id(o)),
+            )
+            self.fill(entry, best)
+
+    def match_outlet(self, outlet: dict[str, Any]) -> None:
+        while outlet["left"] is None or outlet["left"] > 0:
+            candidates = [entry for entry in self.lots if entry["left"] > 0 and self.eligible(outlet, entry["fact"])]
+            if not candidates:
+                return
+            best = min(
+                candidates,
+                key=lambda e: (
+                    e["fact"].expires_on,
+                    not any(c.registered_poor for c in e["fact"].contributions),
+                    e["seq"],
+                    e["fact"].lot_id,
+                ),
+            )
+            self.fill(best, outlet)
+
+    def fill(self, entry: dict[str, Any], outlet: dict[str, Any]) -> None:
+        lot = entry["fact"]
+        room = self.room(outlet, lot)
+        quantity = entry["left"] if room is None else min(entry["left"], room)
+        entry["left"] -= quantity
+        if outlet["left"] is not None:
+            outlet["left"] -= quantity
+        sold = outlet["sold"]
+        sold[lot.cooperative_id] = sold.get(lot.cooperative_id, Decimal(0)) + quantity
+        self.fills.append((self.seq, lot.lot_id, outlet["kind"], self.outlet_id(outlet), quantity, self.price(outlet, lot)))
+
+
+def reference_fills(journal: Iterable[Fact]) -> dict[str, list[FillKey]]:
+    """Per product, the fills matching-rules.md gives for the journal, read literally (slowly)."""
+    references: dict[str, _Reference] = {}
+    with localcontext() as context:
+        context.prec = 60
+        for fact in journal:
+            references.setdefault(fact.product, _Reference()).process(fact)
+    return {product: reference.fills for product, reference in references.items()}
+
+
+def engine_fills(journal: Iterable[Fact]) -> dict[str, list[FillKey]]:
+    """Per product, the same view of the fills the engine makes."""
+    fills: dict[str, list[FillKey]] = {}
+    market = Market()
+    for fact in journal:
+        for outcome in market.process(fact):
+            if isinstance(outcome, Fill):
+                fills.setdefault(outcome.product, []).append(
+                    (
+                        outcome.journal_seq,
+                        outcome.lot_id,
+                        outcome.outlet_kind,
+                        outcome.outlet_id,
+                        outcome.quantity,
+                        outcome.unit_price_fen,
+                    )
+                )
+    return fills
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def _resting(market: Market) -> tuple[int, int]:
+    """Resting lots and open outlets over all books."""
+    books = [market.book(product) for product in market.products]
+    return (
+        sum(len(book.resting_lots()) for book in books if book),
+        sum(len(book.open_outlets()) for book in books if book),
+    )
+
+
+def _time_market(journal: list[Fact]) -> tuple[Market, float]:
+    """A fresh market over the journal, and the seconds `Market.process` took in all."""
+    market = Market()
+    process = market.process
+    gc.collect()
+    started = time.perf_counter()
+    for fact in journal:
+        process(fact)
+    return market, time.perf_counter() - started
+
+
+def _memory_held(journal: list[Fact]) -> tuple[int, int]:
+    """Bytes a market allocated over the journal and still holds at its end (tracemalloc; the
+    facts themselves belong to the journal and are not counted), and of those the bytes of the
+    sets of ids seen, which the duplicate rule keeps for every lot, order, commitment and
+    planting ever journaled."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        market = Market()
+        for fact in journal:
+            market.process(fact)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    books = [market.book(product) for product in market.products]
+    id_sets = sum(
+        sys.getsizeof(ids)
+        for book in books
+        if book
+        for ids in (book._lot_ids, book._order_ids, book._commitment_ids, book._planting_ids)
+    )
+    return held, id_sets
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"
+
+
+def run_matcher_bench(inputs: int = 1_000_000, smoke: bool = False, say: Callable[..., Any] = print) -> dict[str, Any]:
+    """Time the matcher over a synthetic journal of `inputs` facts, measure what it holds at the end,
+    and check its fills against the reference on a shorter journal. Smoke: 20,000 inputs, checked on 2,000."""
+    if smoke:
+        inputs = min(inputs, 20_000)
+    checked = 2_000 if smoke else 20_000
+
+    started = time.perf_counter()
+    journal = synthetic_journal(inputs)
+    say(f"journal of {inputs:,} inputs built in {time.perf_counter() - started:.1f} s (not timed)")
+
+    market, seconds = _time_market(journal)
+    per_second = inputs / seconds
+    fills = sum(book.fills_so_far for product in market.products if (book := market.book(product)))
+    lots, outlets = _resting(market)
+    resting = lots + outlets
+    del market
+    say(
+        f"matched {inputs:,} inputs in {seconds:.2f} s: {per_second:,.0f} inputs/s"
+        f"   goal >= {GOAL_INPUTS_PER_S:,} inputs/s: {_verdict(per_second >= GOAL_INPUTS_PER_S)}"
+    )
+    say(f"fills: {fills:,}")
+    say(
+        f"resting at the end: {lots:,} lots + {outlets:,} outlets = {resting:,}"
+        f"   goal >= {GOAL_RESTING:,}: {_verdict(resting >= GOAL_RESTING)}"
+    )
+
+    held, id_sets = _memory_held(journal)
+    per_resting = held / resting if resting else float("inf")
+    say(
+        f"memory the market holds at the end: {held / 2**20:.1f} MiB = {per_resting:,.0f} B per resting lot or outlet"
+        f"   goal <= {GOAL_BYTES_PER_RESTING:,} B: {_verdict(per_resting <= GOAL_BYTES_PER_RESTING)}"
+    )
+    without_ids = (held - id_sets) / resting if resting else float("inf")
+    say(
+        f"  of which {id_sets / 2**20:.1f} MiB are the ids of every lot, order, commitment and planting ever seen"
+        f" (duplicate rule; grows with the journal, not the book): {without_ids:,.0f} B per resting item without them"
+    )
+    del journal
+
+    check_journal = synthetic_journal(checked)
+    expected = reference_fills(check_journal)
+    actual = engine_fills(check_journal)
+    identical = expected == actual
+    check_fills = sum(len(product_fills) for product_fills in expected.values())
+    say(
+        f"fills on the first {checked:,} inputs: {check_fills:,} by the reference, "
+        f"{'identical' if identical else 'DIFFERENT'} in the engine"
+    )
+    return {
+        "inputs": inputs,
+        "seconds": round(seconds, 3),
+        "inputs_per_s": round(per_second),
+        "fills": fills,
+        "resting_lots": lots,
+        "open_outlets": outlets,
+        "resting": resting,
+        "bytes_held": held,
+        "bytes_per_resting": round(per_resting),
+        "id_set_bytes": id_sets,
+        "bytes_per_resting_without_ids": round(without_ids),
+        "checked_inputs": checked,
+        "checked_fills": check_fills,
+        "identical_fills": identical,
+        "goals": {
+            "inputs_per_s": GOAL_INPUTS_PER_S,
+            "bytes_per_resting": GOAL_BYTES_PER_RESTING,
+            "resting": GOAL_RESTING,
+        },
+    }
