@@ -124,11 +124,64 @@ async def _reject(
     reason: str,
     on_rejected: Rejected | None,
 ) -> None:
-    log.warning("%s dead-lettered %s: %s", consumer, delivery.delivery_id, reason)
     async with store.transaction() as uow:
-        message_id = decoded.message_id if decoded is not None else f"delivery:{delivery.delivery_id}"
-        if not await uow.first_time(consumer, message_id):
-            return
+        await _dead_letter_once(uow, consumer, delivery, decoded, reason, on_rejected)
+
+
+async def consume_batch(
+    store: EventStore,
+    consumer: str,
+    deliveries: Sequence[Delivery],
+    decode: Decoder,
+    handle: Handler,
+    on_rejected: Rejected | None = None,
+    attempts: int = 5,
+) -> None:
+    """Handle a batch of deliveries in ONE transaction (one commit, one offset commit for all),
+    each message still exactly once and on its own: a rejected message is rolled back to its
+    savepoint and dead-lettered, the others go on. A transient conflict retries the batch."""
+    items: list[tuple[Delivery, Decoded | None, str | None]] = []
+    for delivery in deliveries:
+        try:
+            items.append((delivery, decode(delivery), None))
+        except Exception as error:  # poison: dead-lettered below, in the same transaction
+            items.append((delivery, None, describe(error)))
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(ConcurrencyError),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.01, max=0.2),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            async with store.transaction() as uow:
+                for delivery, decoded, problem in items:
+                    uow.appended = []
+                    if problem is None:
+                        problem = await _handle_one(uow, consumer, decoded, handle)
+                    if problem is not None:
+                        await _dead_letter_once(uow, consumer, delivery, decoded, problem, on_rejected)
+
+
+async def _handle_one(uow: UnitOfWork, consumer: str, decoded: Decoded, handle: Handler) -> str | None:
+    """Apply one message inside a savepoint; the rejection reason if the service refused it."""
+    try:
+        async with uow.conn.transaction():
+            if await uow.first_time(consumer, decoded.message_id):
+                await handle(uow, decoded)
+    except Rejection as rejection:
+        uow.appended = []
+        uow.savepoint_rolled_back()
+        return str(rejection)
+    return None
+
+
+async def _dead_letter_once(
+    uow: UnitOfWork, consumer: str, delivery: Delivery, decoded: Decoded | None, reason: str, on_rejected: Rejected | None
+) -> None:
+    log.warning("%s dead-lettered %s: %s", consumer, delivery.delivery_id, reason)
+    message_id = decoded.message_id if decoded is not None else f"delivery:{delivery.delivery_id}"
+    if await uow.first_time(consumer, message_id):
         await dead_letter(uow, delivery, consumer, reason)
         if on_rejected is not None:
             await on_rejected(uow, decoded, reason)

@@ -29,9 +29,18 @@ async def raw_body(message: KafkaMessage) -> bytes:
     return message.body
 
 
+def deliveries_of(message: KafkaMessage) -> list[Delivery]:
+    """The raw records of a batch FastStream received, in offset order per partition."""
+    records = message.raw_message if isinstance(message.raw_message, tuple | list) else (message.raw_message,)
+    return [_delivery(record) for record in records]
+
+
 def delivery_of(message: KafkaMessage) -> Delivery:
     """The raw record FastStream received."""
-    record = message.raw_message
+    return _delivery(message.raw_message)
+
+
+def _delivery(record) -> Delivery:
     return Delivery(
         topic=record.topic,
         partition=record.partition,
@@ -59,8 +68,12 @@ class ServiceRuntime:
         self.on_start: list[Callable[[], Awaitable[None]]] = []
 
     def subscriber(self, *topics: str, **options):
-        """Subscribe in this service's consumer group: from the earliest offset, offsets committed
-        only after the handler's transaction committed, redelivered when it raised."""
+        """Subscribe in this service's consumer group: from the earliest offset, in batches of up to
+        500 records handled in one transaction, offsets committed only after it committed,
+        redelivered when it raised."""
+        options.setdefault("batch", True)
+        options.setdefault("max_records", 500)
+        options.setdefault("batch_timeout_ms", 20)
         options.setdefault("group_id", self.group_id)
         options.setdefault("auto_offset_reset", "earliest")
         options.setdefault("ack_policy", AckPolicy.NACK_ON_ERROR)

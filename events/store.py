@@ -187,6 +187,10 @@ class UnitOfWork:
         self.appended += stored
         return stored
 
+    def savepoint_rolled_back(self) -> None:
+        """A savepoint was rolled back: a position lock taken inside it went with it, take it again when needed."""
+        self._locked = False
+
     async def _lock_positions(self) -> None:
         if not self._locked:
             await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('farmlink.append.' || $1))", self.schema)

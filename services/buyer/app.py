@@ -7,8 +7,8 @@ from faststream.kafka import KafkaMessage
 from contracts.inputs import CommitmentOffer, OrderCancellationRequest, OrderPlacement
 from contracts.topics import BUYER_INPUT
 from events.codec import decode_input
-from events.consumer import Decoded, Rejection, accepted, consume, rejected_receipt
-from events.runtime import ServiceRuntime, delivery_of, require_store
+from events.consumer import Decoded, Rejection, accepted, consume_batch, rejected_receipt
+from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent, UnitOfWork
 from services.buyer import domain
 
@@ -52,5 +52,5 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
 
 
 @runtime.subscriber(BUYER_INPUT)
-async def on_buyer_input(body: bytes, message: KafkaMessage) -> None:
-    await consume(require_store(runtime), SERVICE, delivery_of(message), decode_input, handle, rejected_receipt(SERVICE))
+async def on_buyer_input(body: list[bytes], message: KafkaMessage) -> None:
+    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_input, handle, rejected_receipt(SERVICE))

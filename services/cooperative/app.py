@@ -6,8 +6,8 @@ from contracts.cooperative import CooperativeRegistered
 from contracts.inputs import CooperativeRegistration, HarvestReport, PlantingReport
 from contracts.topics import COOPERATIVE_INPUT
 from events.codec import decode_input
-from events.consumer import Decoded, Rejection, accepted, consume, rejected_receipt
-from events.runtime import ServiceRuntime, delivery_of, require_store
+from events.consumer import Decoded, Rejection, accepted, consume_batch, rejected_receipt
+from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent, UnitOfWork
 from faststream.kafka import KafkaMessage
 from services.cooperative import domain
@@ -80,5 +80,5 @@ async def project_registration(uow: UnitOfWork, event: CooperativeRegistered) ->
 
 
 @runtime.subscriber(COOPERATIVE_INPUT)
-async def on_cooperative_input(body: bytes, message: KafkaMessage) -> None:
-    await consume(require_store(runtime), SERVICE, delivery_of(message), decode_input, handle, rejected_receipt(SERVICE))
+async def on_cooperative_input(body: list[bytes], message: KafkaMessage) -> None:
+    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_input, handle, rejected_receipt(SERVICE))

@@ -6,8 +6,8 @@ from contracts.inputs import MarketPriceReport
 from contracts.market import MarketPriceObserved
 from contracts.topics import MARKET_INPUT
 from events.codec import decode_input
-from events.consumer import Decoded, Rejection, accepted, consume, rejected_receipt
-from events.runtime import ServiceRuntime, delivery_of, require_store
+from events.consumer import Decoded, Rejection, accepted, consume_batch, rejected_receipt
+from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent, UnitOfWork
 
 SERVICE = "market"
@@ -32,5 +32,5 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
 
 
 @runtime.subscriber(MARKET_INPUT)
-async def on_market_input(body: bytes, message: KafkaMessage) -> None:
-    await consume(require_store(runtime), SERVICE, delivery_of(message), decode_input, handle, rejected_receipt(SERVICE))
+async def on_market_input(body: list[bytes], message: KafkaMessage) -> None:
+    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_input, handle, rejected_receipt(SERVICE))

@@ -17,8 +17,8 @@ from contracts.inputs import Receipt
 from contracts.matching import FillMade
 from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, MARKET_EVENTS
 from events.codec import decode_event
-from events.consumer import Decoded, consume, send_receipt
-from events.runtime import ServiceRuntime, delivery_of, require_store
+from events.consumer import Decoded, consume_batch, send_receipt
+from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import UnitOfWork
 from matcher.book import Book
 from matcher.facts import OfferClosed, OfferOpened, OfferShrunk
@@ -124,9 +124,9 @@ async def handle_guarded(uow: UnitOfWork, decoded: Decoded) -> None:
 @runtime.subscriber(
     COOPERATIVE_EVENTS, BUYER_EVENTS, MARKET_EVENTS, partition_assignment_strategy=(RangePartitionAssignor,)
 )
-async def on_input_event(body: bytes, message: KafkaMessage) -> None:
+async def on_input_event(body: list[bytes], message: KafkaMessage) -> None:
     try:
-        await consume(require_store(runtime), SERVICE, delivery_of(message), decode_event, handle_guarded)
+        await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_event, handle_guarded)
     except BaseException:
         books.clear()
         raise

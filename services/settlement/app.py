@@ -12,8 +12,8 @@ from contracts.matching import FillMade
 from contracts.settlement import PlanRecorded
 from contracts.topics import COOPERATIVE_EVENTS, FILLS, SETTLEMENT_INPUT
 from events.codec import decode_event, decode_input
-from events.consumer import Decoded, Rejection, accepted, consume, rejected_receipt, send_receipt
-from events.runtime import ServiceRuntime, delivery_of, require_store
+from events.consumer import Decoded, Rejection, accepted, consume_batch, rejected_receipt, send_receipt
+from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent, UnitOfWork
 from services.settlement import domain
 
@@ -124,10 +124,10 @@ async def handle_event(uow: UnitOfWork, decoded: Decoded) -> None:
 
 
 @runtime.subscriber(SETTLEMENT_INPUT, group_id="farmlink.settlement.input")
-async def on_settlement_input(body: bytes, message: KafkaMessage) -> None:
-    await consume(require_store(runtime), SERVICE, delivery_of(message), decode_input, handle_input, rejected_receipt(SERVICE))
+async def on_settlement_input(body: list[bytes], message: KafkaMessage) -> None:
+    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_input, handle_input, rejected_receipt(SERVICE))
 
 
 @runtime.subscriber(COOPERATIVE_EVENTS, FILLS, group_id="farmlink.settlement.events")
-async def on_event(body: bytes, message: KafkaMessage) -> None:
-    await consume(require_store(runtime), SERVICE, delivery_of(message), decode_event, handle_event)
+async def on_event(body: list[bytes], message: KafkaMessage) -> None:
+    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_event, handle_event)
