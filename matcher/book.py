@@ -4,20 +4,22 @@ Nothing here reads a clock, does I/O or depends on anything but the order of the
 inputs, so the matching service (live) and the audit (re-execution) get the same
 fills to the fen from the same journal.
 
-The rules live in a few places only: `lot_priority` and `outlet_rank` rank, and
-`_quote_order` / `_quote_commitment` decide eligibility, price and how much may move.
-Everything else is indexing, so that a book of tens of thousands of offers is not
-scanned whole for each input:
+The rules live in a few places only: `lot_priority` and `outlet_rank` rank;
+`_quote_order`, and `_price_commitment` then `_quote_commitment_price`, decide
+eligibility, price and how much may move; `_fill` moves it and `matcher.money` prices
+it to the fen. Everything else is indexing, so that a book of tens of thousands of
+offers is not scanned whole for each input:
 
 - resting lots sit on *shelves*, one per grade and place (anywhere, a county, a
   township, a cooperative), each in lot priority order; an arriving outlet reads only
-  the shelves its minimum grade and regions allow, merged in priority order, from the
-  first lot that has not expired before its window starts;
-- open orders sit on shelves per region (or anywhere), each in rank order; an arriving
-  lot reads the shelves of anywhere, its county and its township, merged in rank order,
-  and stops as soon as it is used up;
-- open commitments sit on shelves per place they list (or anywhere); an arriving lot
-  prices only those of anywhere, its county and its cooperative;
+  the shelves its minimum grade and regions allow, from the first lot that has not
+  expired before its window starts, merged in priority order;
+- open orders sit on shelves per minimum grade and region (or anywhere), each in rank
+  order; an arriving lot reads the shelves of the grades it meets, anywhere and in its
+  county and township, merged in rank order, only as far as it needs;
+- open commitments sit on shelves per minimum grade and place they list (or anywhere);
+  an arriving lot prices only those of the grades it meets, anywhere, its county and its
+  cooperative;
 - outlets whose window ended before the book's *horizon* (a week before the dates lots
   now arrive with) move to an archive that only a lot available before the horizon
   reads: an outlet cannot take a lot that became available after its window ended.
@@ -135,13 +137,12 @@ class _LotState:
 class _OrderState:
     """An order in the book and its unfilled rest."""
 
-    __slots__ = ("order", "seq", "left", "regions", "cancelled", "rank", "archived")
+    __slots__ = ("order", "seq", "left", "cancelled", "rank", "archived")
 
     def __init__(self, order: Order, seq: int) -> None:
         self.order = order
         self.seq = seq
         self.left: Decimal = order.quantity
-        self.regions = frozenset(order.regions)
         self.cancelled = False
         # An order's price does not depend on the lot, so orders can be kept ranked once.
         self.rank = outlet_rank(order.limit_price_fen, "order", seq, order.order_id)
@@ -168,7 +169,7 @@ class _Quote:
 
     __slots__ = (
         "outlet", "outlet_kind", "unit_price_fen", "price_basis", "limit",
-        "floor_price_fen", "market_price_fen", "price_as_of", "rank",
+        "floor_price_fen", "market_price_fen", "price_as_of",
     )
 
     def __init__(
@@ -181,7 +182,6 @@ class _Quote:
         floor_price_fen: int | None,
         market_price_fen: int | None,
         price_as_of: date | None,
-        rank: tuple[int, int, int, str],
     ) -> None:
         self.outlet = outlet
         self.outlet_kind = outlet_kind
@@ -191,7 +191,11 @@ class _Quote:
         self.floor_price_fen = floor_price_fen
         self.market_price_fen = market_price_fen
         self.price_as_of = price_as_of
-        self.rank = rank
+
+
+_CommitmentPrice = tuple[tuple[int, int, int, str], _CommitmentState, int, PriceBasis, "int | None", date]
+"""What a commitment would pay for a lot: (its rank for the lot, the commitment, unit price,
+price basis, market price as of, as-of date). How much it may take is settled only if it is reached."""
 
 
 def _windows_overlap(lot: Lot, start: date, end: date) -> bool:
@@ -211,19 +215,21 @@ class _Shelf:
         self.lots: list[_LotState] = []
         self.longest = timedelta(0)
 
-    def lots_overlapping(self, start: date, end: date) -> Iterator[_LotState]:
-        """The lots whose window overlaps start..end, in priority order."""
+    def last_expiry(self, end: date) -> date:
+        """A lot expiring after this became available after `end` (its window is at most the longest)."""
+        return date.max if date.max - end <= self.longest else end + self.longest
+
+    def next_overlapping(self, index: int, end: date, last_expiry: date) -> int | None:
+        """Where, from `index` on, the next lot is that is available by `end`; None if no more.
+        Lots before `index` are known to expire no earlier than the window starts."""
         lots = self.lots
-        # Lots that expire before `start` are skipped at once. A lot that expires more than the
-        # longest window after `end` became available after `end`, and so did every lot after it.
-        last_expiry = date.max if date.max - end <= self.longest else end + self.longest
-        for index in range(bisect_left(lots, (start,), key=_priority), len(lots)):
-            state = lots[index]
-            lot = state.lot
+        for index in range(index, len(lots)):
+            lot = lots[index].lot
             if lot.expires_on > last_expiry:
-                return
+                return None
             if lot.available_from <= end:
-                yield state
+                return index
+        return None
 
 
 def _lot_shelf_keys(lot: Lot) -> tuple[tuple[str, str, str], ...]:
@@ -256,12 +262,14 @@ def _lot_shelves_for_commitment(commitment: Commitment) -> list[tuple[str, str, 
     return [(grade, place, name) for grade in grades for place, name in places]
 
 
-def _orders_overlapping(orders: list[_OrderState], start: date, end: date) -> Iterator[_OrderState]:
-    """The orders of a shelf (in rank order) whose delivery window overlaps start..end."""
-    for state in orders:
-        order = state.order
+def _next_order_overlapping(orders: list[_OrderState], index: int, start: date, end: date) -> int:
+    """Where, from `index` on, the next order of a shelf is whose delivery window overlaps start..end;
+    len(orders) if none is."""
+    for index in range(index, len(orders)):
+        order = orders[index].order
         if order.deliver_from <= end and start <= order.deliver_to:
-            yield state
+            return index
+    return len(orders)
 
 
 class _OrderShelves:
@@ -292,52 +300,58 @@ class _OrderShelves:
             if not orders:
                 del self.shelves[key]
 
-    def for_lot(self, lot: Lot) -> Iterator[Iterator[_OrderState]]:
-        """One stream, in rank order, per shelf that can hold orders for the lot: a minimum grade
-        the lot meets, anywhere or in the lot's county or township."""
-        places = dict.fromkeys((None, lot.county, lot.township))
+    def for_lot(self, lot: Lot, found: list[list[_OrderState]]) -> None:
+        """Add to `found` the shelves that can hold orders for the lot: of a minimum grade the lot
+        meets, anywhere or in its county or township."""
+        shelves = self.shelves
+        places = (None, lot.county) if lot.township == lot.county else (None, lot.county, lot.township)
         for grade in _GRADES_AT_MOST[lot.grade]:
             for place in places:
-                orders = self.shelves.get((grade, place))
+                orders = shelves.get((grade, place))
                 if orders:
-                    yield _orders_overlapping(orders, lot.available_from, lot.expires_on)
+                    found.append(orders)
 
 
 class _CommitmentShelves:
-    """Open commitments by place they list: anywhere, a county, a cooperative."""
+    """Open commitments by minimum grade and place they list: anywhere, a county, a cooperative."""
 
-    __slots__ = ("anywhere", "by_county", "by_cooperative")
+    __slots__ = ("shelves",)
 
     def __init__(self) -> None:
-        self.anywhere: dict[str, _CommitmentState] = {}
-        self.by_county: dict[str, dict[str, _CommitmentState]] = {}
-        self.by_cooperative: dict[str, dict[str, _CommitmentState]] = {}
+        self.shelves: dict[tuple[str, str, str], dict[str, _CommitmentState]] = {}
 
-    def _shelves(self, commitment: Commitment, *, make: bool) -> Iterator[dict[str, _CommitmentState]]:
+    @staticmethod
+    def _keys(commitment: Commitment) -> list[tuple[str, str, str]]:
+        grade = commitment.min_grade
         if not (commitment.eligible_counties or commitment.eligible_cooperatives):
-            yield self.anywhere
-            return
-        for places, names in (
-            (self.by_county, commitment.eligible_counties),
-            (self.by_cooperative, commitment.eligible_cooperatives),
-        ):
-            for name in dict.fromkeys(names):
-                yield places.setdefault(name, {}) if make else places[name]
+            return [(grade, "anywhere", "")]
+        keys = [(grade, "county", county) for county in dict.fromkeys(commitment.eligible_counties)]
+        keys.extend((grade, "cooperative", name) for name in dict.fromkeys(commitment.eligible_cooperatives))
+        return keys
 
     def add(self, state: _CommitmentState) -> None:
-        for commitments in self._shelves(state.commitment, make=True):
+        for key in self._keys(state.commitment):
+            commitments = self.shelves.get(key)
+            if commitments is None:
+                commitments = self.shelves[key] = {}
             commitments[state.commitment.commitment_id] = state
 
     def remove(self, state: _CommitmentState) -> None:
-        for commitments in self._shelves(state.commitment, make=False):
+        for key in self._keys(state.commitment):
+            commitments = self.shelves[key]
             del commitments[state.commitment.commitment_id]
+            if not commitments:
+                del self.shelves[key]
 
-    def collect_for(self, lot: Lot, found: dict[str, _CommitmentState]) -> None:
-        """Add to `found` the commitments that list the lot's county or cooperative, or nothing."""
-        found.update(self.anywhere)
-        for commitments in (self.by_county.get(lot.county), self.by_cooperative.get(lot.cooperative_id)):
-            if commitments:
-                found.update(commitments)
+    def for_lot(self, lot: Lot, found: dict[str, _CommitmentState]) -> None:
+        """Add to `found` the commitments whose minimum grade the lot meets and that list its county
+        or its cooperative, or nothing. One that lists both is found twice and kept once."""
+        shelves = self.shelves
+        for grade in _GRADES_AT_MOST[lot.grade]:
+            for place, name in (("anywhere", ""), ("county", lot.county), ("cooperative", lot.cooperative_id)):
+                commitments = shelves.get((grade, place, name))
+                if commitments:
+                    found.update(commitments)
 
 
 class _PriceSeries:
@@ -396,8 +410,10 @@ class Book:
         self._archived_order_shelves = _OrderShelves()
         self._archived_commitment_shelves = _CommitmentShelves()
         self._horizon = date.min
-        self._recent_starts: list[date] = []  # available_from of the lots since the horizon last moved
-        self._outlet_ends: list[tuple[date, int, _OrderState | _CommitmentState]] = []  # heap: ends of unarchived outlets
+        self._recent_starts: list[date] = []  # available_from of the lots of the batch under way
+        # A heap of the ends of the outlets not archived: (end, journal_seq, outlet).
+        self._outlet_ends: list[tuple[date, int, _OrderState | _CommitmentState]] = []
+        self._closed_ends = 0  # how many of those outlets have closed since
         self._lot_ids: set[str] = set()
         self._order_ids: set[str] = set()
         self._commitment_ids: set[str] = set()
@@ -541,33 +557,66 @@ class Book:
 
     def _best_outlets_for(self, lot: Lot) -> Iterator[_Quote]:
         """Eligible outlets for an arriving lot, best first: price, orders before commitments, journal, id."""
-        order_shelves, commitment_shelves = [self._order_shelves], [self._commitment_shelves]
-        if lot.available_from < self._horizon:
-            order_shelves.append(self._archived_order_shelves)
-            commitment_shelves.append(self._archived_commitment_shelves)
-        streams: list[Iterable[_OrderState | _Quote]] = [
-            stream for shelves in order_shelves for stream in shelves.for_lot(lot)
-        ]
-        # A commitment's price depends on the lot (grade, date), so commitments are ranked per lot.
-        # One that lists both the lot's county and its cooperative is found twice: once counts.
+        start, end = lot.available_from, lot.expires_on
+        order_shelves: list[list[_OrderState]] = []
         commitments: dict[str, _CommitmentState] = {}
-        for shelves in commitment_shelves:
-            shelves.collect_for(lot, commitments)
-        if commitments:
-            quotes = [quote for state in commitments.values() if (quote := self._price_commitment(state, lot))]
-            if quotes:
-                quotes.sort(key=_rank)
-                streams.append(quotes)
-        if not streams:
-            return
-        for candidate in streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_rank):
-            if isinstance(candidate, _Quote):
-                # How much a commitment may take is settled only now, for the few that get this far:
-                # nothing it depends on changes while the lot is matched to better outlets.
-                if self._limit_commitment(candidate, lot):
-                    yield candidate
-            elif (quote := self._quote_order(candidate, lot)) is not None:
+        self._order_shelves.for_lot(lot, order_shelves)
+        self._commitment_shelves.for_lot(lot, commitments)
+        if start < self._horizon:
+            self._archived_order_shelves.for_lot(lot, order_shelves)
+            self._archived_commitment_shelves.for_lot(lot, commitments)
+        # A commitment's price depends on the lot (grade, date), so commitments are ranked per lot.
+        prices = sorted(price for state in commitments.values() if (price := self._price_commitment(state, lot)))
+        # The next candidate of each shelf, best on top: (rank, shelf number, shelf, index in it).
+        heads = []
+        for number, orders in enumerate(order_shelves):
+            index = _next_order_overlapping(orders, 0, start, end)
+            if index < len(orders):
+                heads.append((orders[index].rank, number, orders, index))
+        if prices:
+            heads.append((prices[0][0], -1, prices, 0))
+        heapq.heapify(heads)
+        while heads:
+            _, number, shelf, index = heads[0]
+            if shelf is prices:
+                quote = self._quote_commitment_price(prices[index], lot)
+                following = index + 1
+                rank = prices[following][0] if following < len(prices) else None
+            else:
+                quote = self._quote_order(shelf[index], lot)
+                following = _next_order_overlapping(shelf, index + 1, start, end)
+                rank = shelf[following].rank if following < len(shelf) else None
+            if rank is None:
+                heapq.heappop(heads)
+            else:
+                heapq.heapreplace(heads, (rank, number, shelf, following))
+            if quote is not None:
                 yield quote
+
+    def _lots_for(self, shelf_keys: list[tuple[str, str, str]], start: date, end: date) -> Iterator[_LotState]:
+        """The resting lots on these shelves whose window overlaps start..end, in priority order
+        (a lot on two of them comes twice)."""
+        # The next candidate of each shelf, best on top: (priority, shelf number, shelf, index, last expiry).
+        heads = []
+        for number, key in enumerate(shelf_keys):
+            shelf = self._lot_shelves.get(key)
+            if shelf is None:
+                continue
+            last_expiry = shelf.last_expiry(end)
+            # Lots that expire before the window starts are skipped at once.
+            index = shelf.next_overlapping(bisect_left(shelf.lots, (start,), key=_priority), end, last_expiry)
+            if index is not None:
+                heads.append((shelf.lots[index].priority, number, shelf, index, last_expiry))
+        heapq.heapify(heads)
+        while heads:
+            _, number, shelf, index, last_expiry = heads[0]
+            lot_state = shelf.lots[index]
+            following = shelf.next_overlapping(index + 1, end, last_expiry)
+            if following is None:
+                heapq.heappop(heads)
+            else:
+                heapq.heapreplace(heads, (shelf.lots[following].priority, number, shelf, following, last_expiry))
+            yield lot_state
 
     def _fill_arriving_outlet(
         self,
@@ -580,10 +629,7 @@ class Book:
         """Fill an arriving outlet from the best eligible resting lots until it is full or none is left."""
         outcomes: list[Outcome] = []
         used_up: list[_LotState] = []
-        streams = [shelf.lots_overlapping(start, end) for key in shelf_keys if (shelf := self._lot_shelves.get(key))]
-        if not streams:
-            return outcomes
-        for state in streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_priority):
+        for state in self._lots_for(shelf_keys, start, end):
             if outlet.left is not None and outlet.left <= 0:
                 break
             if state.left == 0:
@@ -615,20 +661,19 @@ class Book:
             return None
         if not _windows_overlap(lot, order.deliver_from, order.deliver_to):
             return None
-        if state.regions and lot.county not in state.regions and lot.township not in state.regions:
+        # An order lists a region or two: looking through its tuple is as quick as a set, and smaller.
+        if order.regions and lot.county not in order.regions and lot.township not in order.regions:
             return None
-        return _Quote(state, "order", order.limit_price_fen, "order_limit", state.left, None, None, None, state.rank)
+        return _Quote(state, "order", order.limit_price_fen, "order_limit", state.left, None, None, None)
 
     def _quote_commitment(self, state: _CommitmentState, lot: Lot) -> _Quote | None:
         """The commitment's offer for this lot, or None if the lot is not eligible for it."""
-        quote = self._price_commitment(state, lot)
-        if quote is None or not self._limit_commitment(quote, lot):
-            return None
-        return quote
+        price = self._price_commitment(state, lot)
+        return None if price is None else self._quote_commitment_price(price, lot)
 
-    def _price_commitment(self, state: _CommitmentState, lot: Lot) -> _Quote | None:
-        """The commitment's price for this lot (its limit still unset), or None if the lot is not
-        eligible for it on anything but the per-mu limit."""
+    def _price_commitment(self, state: _CommitmentState, lot: Lot) -> _CommitmentPrice | None:
+        """What the commitment would pay for this lot, or None if the lot is not eligible for it on
+        anything but the per-mu limit."""
         commitment = state.commitment
         if not _windows_overlap(lot, commitment.valid_from, commitment.valid_to):
             return None
@@ -642,28 +687,30 @@ class Book:
             and lot.cooperative_id not in state.cooperatives
         ):
             return None
-        as_of = max(lot.available_from, commitment.valid_from)
+        as_of = lot.available_from if lot.available_from > commitment.valid_from else commitment.valid_from
         series = self._prices.get((lot.grade, commitment.reference_market))
-        market = series.as_of(as_of) if series is not None else None
+        market = None if series is None else series.as_of(as_of)
         if market is not None and market > commitment.floor_price_fen:
             price, basis = market, "market"
         else:
             price, basis = commitment.floor_price_fen, "floor"
         rank = outlet_rank(price, "commitment", state.seq, commitment.commitment_id)
-        return _Quote(state, "commitment", price, basis, None, commitment.floor_price_fen, market, as_of, rank)
+        return (rank, state, price, basis, market, as_of)
 
-    def _limit_commitment(self, quote: _Quote, lot: Lot) -> bool:
-        """Set how much of the lot the commitment may take: what is left under its cap and under
-        the per-mu limit of the lot's cooperative. False if the per-mu limit leaves no room."""
-        state = quote.outlet
+    def _quote_commitment_price(self, price: _CommitmentPrice, lot: Lot) -> _Quote | None:
+        """The commitment's offer at that price, with how much of the lot it may take: what is left
+        under its cap and under the per-mu limit of the lot's cooperative; None if that leaves no room.
+        Settled only for commitments a lot reaches: nothing it depends on changes while the lot goes
+        to better outlets."""
+        _, state, unit_price_fen, basis, market, as_of = price
         limit = state.left
         if state.commitment.max_quantity_per_mu is not None:
             room = self._per_mu_room(state, lot.cooperative_id)
             if room <= 0:
-                return False
+                return None
             limit = room if limit is None else min(limit, room)
-        quote.limit = limit
-        return True
+        floor = state.commitment.floor_price_fen
+        return _Quote(state, "commitment", unit_price_fen, basis, limit, floor, market, as_of)
 
     def _per_mu_room(self, state: _CommitmentState, cooperative_id: str) -> Decimal:
         """How much more the cooperative may sell under the commitment, cut down to whole units."""
@@ -681,7 +728,7 @@ class Book:
         if outlet.left is not None:
             outlet.left = DECIMAL_CONTEXT.subtract(outlet.left, quantity)
         lot = lot_state.lot
-        if isinstance(outlet, _CommitmentState):
+        if type(outlet) is _CommitmentState:
             sold = outlet.filled_by_cooperative.get(lot.cooperative_id, _ZERO)
             outlet.filled_by_cooperative[lot.cooperative_id] = DECIMAL_CONTEXT.add(sold, quantity)
             outlet_id, buyer_id = outlet.commitment.commitment_id, outlet.commitment.buyer_id
@@ -689,7 +736,7 @@ class Book:
             outlet_id, buyer_id = outlet.order.order_id, outlet.order.buyer_id
         revenue = checked_revenue_fen(quantity, quote.unit_price_fen)
         if lot_state.weights is None:
-            lot_state.weights = checked_household_weights((c.household_id, c.quantity) for c in lot.contributions)
+            lot_state.weights = checked_household_weights([(c.household_id, c.quantity) for c in lot.contributions])
         self._fill_count += 1
         return _new_fill(
             self._fill_count,  # position
@@ -747,10 +794,23 @@ class Book:
     def _close_order(self, state: _OrderState) -> None:
         del self._open_orders[state.order.order_id]
         self._shelves_of(state).remove(state)
+        self._forget_end(state)
 
     def _close_commitment(self, state: _CommitmentState) -> None:
         del self._open_commitments[state.commitment.commitment_id]
         self._shelves_of(state).remove(state)
+        self._forget_end(state)
+
+    def _forget_end(self, state: _OrderState | _CommitmentState) -> None:
+        """A closed outlet's end stays in the heap until the heap is more than half such ends:
+        then they all go at once, so that closed outlets are not kept alive."""
+        if state.archived:
+            return  # archived outlets have left the heap
+        self._closed_ends += 1
+        if 2 * self._closed_ends > len(self._outlet_ends):
+            self._outlet_ends = [entry for entry in self._outlet_ends if self._is_open(entry[2])]
+            heapq.heapify(self._outlet_ends)
+            self._closed_ends = 0
 
     def _is_open(self, state: _OrderState | _CommitmentState) -> bool:
         if isinstance(state, _OrderState):

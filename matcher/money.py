@@ -6,8 +6,9 @@ split for payments so that what a household is owed and what it is paid agree to
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
+from math import lcm
 from typing import NamedTuple
 
 from matcher.facts import DECIMAL_CONTEXT
@@ -33,8 +34,8 @@ def checked_revenue_fen(quantity: Decimal, unit_price_fen: int) -> int:
 
 
 class HouseholdWeights(NamedTuple):
-    """Households and their weights, ready to share out amount after amount: each weight scaled to
-    an integer on one common exponent, so every share is an exact fraction over `denominator`."""
+    """Households and their weights, ready to share out amount after amount: the weights as exact
+    integers in proportion to them, so every share is an exact fraction over `denominator`."""
 
     household_ids: tuple[str, ...]  # sorted, each once
     scaled: tuple[int, ...]  # in the order of household_ids
@@ -52,16 +53,19 @@ def household_weights(weights: Sequence[tuple[str, Decimal]]) -> HouseholdWeight
     return checked_household_weights(weights)
 
 
-def checked_household_weights(weights: Iterable[tuple[str, Decimal]]) -> HouseholdWeights:
+def checked_household_weights(weights: Sequence[tuple[str, Decimal]]) -> HouseholdWeights:
     """`household_weights` of pairs already known to be valid (a lot's contributions)."""
+    if len(weights) == 1 and weights[0][1] > 0:
+        return HouseholdWeights((weights[0][0],), (1,), 1)  # one household takes it all
     merged: dict[str, Decimal] = {}
     for household_id, weight in weights:
         merged[household_id] = DECIMAL_CONTEXT.add(merged.get(household_id, _ZERO), weight)
-    if not merged:
-        return HouseholdWeights((), (), 0)
-    common_exponent = min(int(weight.as_tuple().exponent) for weight in merged.values())
     household_ids = tuple(sorted(merged))
-    scaled = tuple(_as_integer(merged[household_id], common_exponent) for household_id in household_ids)
+    # Shares and the order of remainders depend only on the ratios of the weights, so any exact
+    # integers proportional to them will do: here each weight times the common denominator.
+    ratios = [merged[household_id].as_integer_ratio() for household_id in household_ids]
+    common = lcm(*[denominator for _, denominator in ratios])
+    scaled = tuple(numerator * (common // denominator) for numerator, denominator in ratios)
     return HouseholdWeights(household_ids, scaled, sum(scaled))
 
 
@@ -96,24 +100,12 @@ def share_out(total_fen: int, weights: HouseholdWeights) -> tuple[tuple[str, int
     if len(household_ids) == 1:
         return ((household_ids[0], total_fen),)
 
-    shares = []
-    remainders = []
-    for weight in scaled:
-        share, remainder = divmod(total_fen * weight, denominator)
-        shares.append(share)
-        remainders.append(remainder)
+    exact = [total_fen * weight for weight in scaled]
+    shares = [part // denominator for part in exact]
     left_over = total_fen - sum(shares)
     if left_over:
+        remainders = [part % denominator for part in exact]
         # Households are in id order and the sort is stable: equal remainders keep the smaller id first.
-        by_remainder = sorted(range(len(shares)), key=remainders.__getitem__, reverse=True)
-        for index in by_remainder[:left_over]:
+        for index in sorted(range(len(shares)), key=remainders.__getitem__, reverse=True)[:left_over]:
             shares[index] += 1
     return tuple(zip(household_ids, shares))
-
-
-def _as_integer(value: Decimal, exponent: int) -> int:
-    """`value` as an integer count of 10**exponent, exactly (exponent is at most value's own)."""
-    numerator, denominator = value.as_integer_ratio()
-    if exponent <= 0:
-        return numerator * 10**-exponent // denominator
-    return numerator // (denominator * 10**exponent)
