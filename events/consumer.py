@@ -91,41 +91,11 @@ async def consume(
     on_rejected: Rejected | None = None,
     attempts: int = 5,
 ) -> None:
-    """Handle one delivery exactly once, or dead-letter it; transient conflicts are retried.
+    """Handle one delivery exactly once, or dead-letter it (a batch of one; see consume_batch).
 
-    Any other error propagates, so the offset is not committed and the message comes again.
+    Any error other than a rejection propagates, so the offset is not committed and the message comes again.
     """
-    try:
-        decoded = decode(delivery)
-    except Exception as error:  # undecodable bytes, bad JSON, a failed validation: all poison
-        await _reject(store, consumer, delivery, None, describe(error), on_rejected)
-        return
-    retrying = AsyncRetrying(
-        retry=retry_if_exception_type(ConcurrencyError),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.01, max=0.2),
-        reraise=True,
-    )
-    try:
-        async for attempt in retrying:
-            with attempt:
-                async with store.transaction() as uow:
-                    if await uow.first_time(consumer, decoded.message_id):
-                        await handle(uow, decoded)
-    except Rejection as rejection:
-        await _reject(store, consumer, delivery, decoded, str(rejection), on_rejected)
-
-
-async def _reject(
-    store: EventStore,
-    consumer: str,
-    delivery: Delivery,
-    decoded: Decoded | None,
-    reason: str,
-    on_rejected: Rejected | None,
-) -> None:
-    async with store.transaction() as uow:
-        await _dead_letter_once(uow, consumer, delivery, decoded, reason, on_rejected)
+    await consume_batch(store, consumer, [delivery], decode, handle, on_rejected, attempts)
 
 
 async def consume_batch(

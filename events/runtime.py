@@ -6,7 +6,7 @@ effects and the dead-letter path, the service's decide functions do the rest.
 """
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -33,11 +33,6 @@ def deliveries_of(message: KafkaMessage) -> list[Delivery]:
     """The raw records of a batch FastStream received, in offset order per partition."""
     records = message.raw_message if isinstance(message.raw_message, tuple | list) else (message.raw_message,)
     return [_delivery(record) for record in records]
-
-
-def delivery_of(message: KafkaMessage) -> Delivery:
-    """The raw record FastStream received."""
-    return _delivery(message.raw_message)
 
 
 def _delivery(record) -> Delivery:
@@ -113,7 +108,3 @@ def require_store(runtime: ServiceRuntime) -> EventStore:
     if runtime.store is None:
         raise RuntimeError(f"{runtime.name} service has not started: no event store")
     return runtime.store
-
-
-def all_topics(*groups: Sequence[str]) -> list[str]:
-    return [topic for group in groups for topic in group]

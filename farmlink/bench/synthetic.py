@@ -9,11 +9,9 @@ not hours of publishing.
 
 import random
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
 
 from contracts.buyer import CommitmentMade, OrderCancelled, OrderPlaced
 from contracts.cooperative import Contribution, CooperativeRegistered, HarvestRecorded, PlantingRecorded
@@ -26,7 +24,7 @@ from matcher.book import Market
 from matcher.facts import Fill
 from matcher.journal import fact_from
 from matcher.money import split_largest_remainder
-from services.matching.outcomes import derived_id, journal_entry, outcome_event
+from services.matching.outcomes import journal_entry, outcome_event
 
 PRODUCTS = ("chili", "oil_tea_fruit", "sorghum", "tea_leaf", "black_fungus", "sweet_potato")
 COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Gongzhou", "Quanba"), "Yuping": ("Tianping", "Zhujiachang")}
@@ -198,9 +196,3 @@ class Season:
 def generate(target_events: int, seed: int = 2020) -> SyntheticLog:
     """A season's log of at least `target_events` events."""
     return Season(seed).run(target_events)
-
-
-def resting(market: Market) -> Iterator[int]:
-    for product in market.products:
-        book = market.book(product)
-        yield len(book.resting_lots()) + len(book.open_outlets())
