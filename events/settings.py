@@ -9,9 +9,11 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_KAFKA_PORT = 39092
-LOCAL_KAFKA_CONTROLLER_PORT = 39093
-LOCAL_POSTGRES_PORT = 55432
+# Below Linux's ephemeral range (32768-60999): a port inside it can be taken by a client
+# socket (even one connecting to itself while the broker boots), and then Kafka cannot bind.
+LOCAL_KAFKA_PORT = 19092
+LOCAL_KAFKA_CONTROLLER_PORT = 19093
+LOCAL_POSTGRES_PORT = 15432
 # Development-only credentials for the local PostgreSQL started by `farmlink infra up`.
 LOCAL_DATABASE_URL = f"postgresql://farmlink:farmlink-dev-only@127.0.0.1:{LOCAL_POSTGRES_PORT}/farmlink"
 LOCAL_KAFKA_BOOTSTRAP = f"127.0.0.1:{LOCAL_KAFKA_PORT}"
