@@ -1,11 +1,18 @@
-"""Where farmlink finds Kafka and PostgreSQL.
+"""Where farmlink finds Kafka and PostgreSQL, and with which credentials.
 
 When KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are set, farmlink uses them and starts
-nothing; otherwise `farmlink infra up` starts a local broker and server on these
-development-only defaults.
+nothing; otherwise `farmlink infra up` starts a local broker and server on loopback, on
+the ports below (FARMLINK_KAFKA_PORT, FARMLINK_KAFKA_CONTROLLER_PORT and
+FARMLINK_POSTGRES_PORT move them, so two farmlink homes can run side by side).
+
+Local credentials are never committed: each is generated on first use into
+``<farmlink_home>/secrets/<name>`` (mode 0600) and read from there afterwards.
 """
 
+import os
+import secrets as _random
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,9 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LOCAL_KAFKA_PORT = 19092
 LOCAL_KAFKA_CONTROLLER_PORT = 19093
 LOCAL_POSTGRES_PORT = 15432
-# Development-only credentials for the local PostgreSQL started by `farmlink infra up`.
-LOCAL_DATABASE_URL = f"postgresql://farmlink:farmlink-dev-only@127.0.0.1:{LOCAL_POSTGRES_PORT}/farmlink"
-LOCAL_KAFKA_BOOTSTRAP = f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+LOCAL_DATABASE = "farmlink"
+APP_ROLE = "farmlink"
 
 
 class Settings(BaseSettings):
@@ -27,14 +33,21 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = None
     database_url: str | None = None
     farmlink_home: Path = Path(".farmlink")
+    farmlink_kafka_port: int = LOCAL_KAFKA_PORT
+    farmlink_kafka_controller_port: int = LOCAL_KAFKA_CONTROLLER_PORT
+    farmlink_postgres_port: int = LOCAL_POSTGRES_PORT
+
+    @property
+    def home(self) -> Path:
+        return self.farmlink_home.expanduser().resolve()
 
     @property
     def bootstrap(self) -> str:
-        return self.kafka_bootstrap_servers or LOCAL_KAFKA_BOOTSTRAP
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.farmlink_kafka_port}"
 
     @property
     def dsn(self) -> str:
-        return self.database_url or LOCAL_DATABASE_URL
+        return self.database_url or local_dsn(self, APP_ROLE)
 
     @property
     def uses_external_kafka(self) -> bool:
@@ -48,3 +61,32 @@ class Settings(BaseSettings):
 def settings() -> Settings:
     """The settings as the environment gives them now."""
     return Settings()
+
+
+def local_secret(config: Settings, name: str) -> str:
+    """A development-only secret for the local broker or server: generated once, kept in
+    ``<farmlink_home>/secrets/<name>`` (0600), never committed."""
+    folder = config.home / "secrets"
+    path = folder / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    draft = folder / f".{name}.{os.getpid()}"
+    draft.write_text(_random.token_urlsafe(24) + "\n")
+    draft.chmod(0o600)
+    try:  # link(2) is atomic and refuses an existing name: when two processes race, the first wins
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
+
+
+def local_dsn(config: Settings, role: str) -> str:
+    """The DSN of a role of the local PostgreSQL, with its generated password."""
+    password = quote(local_secret(config, f"postgres-{role}"), safe="")
+    return f"postgresql://{role}:{password}@127.0.0.1:{config.farmlink_postgres_port}/{LOCAL_DATABASE}"

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -46,14 +46,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrP
 from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from contracts.topics import TOPICS, Topic
-from events.settings import (
-    LOCAL_DATABASE_URL,
-    LOCAL_KAFKA_CONTROLLER_PORT,
-    LOCAL_KAFKA_PORT,
-    LOCAL_POSTGRES_PORT,
-    Settings,
-    settings,
-)
+from events.settings import APP_ROLE, LOCAL_DATABASE, Settings, local_secret, settings
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +61,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_SYSTEM_USER = "postgres"  # initdb/postgres refuse to run as root; as root we run them as this user
 PG_SUPERUSER = "postgres"  # the cluster's superuser; reachable only over the 0700 unix socket (trust)
 
-# Development-only credentials, the same as LOCAL_DATABASE_URL in events/settings.py.
-# They protect nothing: the server listens on 127.0.0.1 only. Never reuse them elsewhere.
-_LOCAL_DB = urlsplit(LOCAL_DATABASE_URL)
-APP_ROLE = unquote(_LOCAL_DB.username or "farmlink")
-APP_PASSWORD = unquote(_LOCAL_DB.password or "")
-APP_DATABASE = _LOCAL_DB.path.lstrip("/")
+APP_DATABASE = LOCAL_DATABASE
 
 KAFKA_HEAP = ("-Xms256m", "-Xmx768m")
 KAFKA_NODE_ID = 1
@@ -106,10 +94,14 @@ class Layout:
     """The folders and files under farmlink_home, all absolute."""
 
     home: Path
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    postgres_port: int = 15432
 
     @classmethod
     def of(cls, s: Settings | None = None) -> Layout:
-        return cls((s or settings()).farmlink_home.expanduser().resolve())
+        s = s or settings()
+        return cls(s.home, s.farmlink_kafka_port, s.farmlink_kafka_controller_port, s.farmlink_postgres_port)
 
     kafka = property(lambda self: self.home / "kafka")
     libs = property(lambda self: self.kafka / "libs")
@@ -247,9 +239,9 @@ def server_properties(layout: Layout) -> dict[str, str]:
     return {
         "process.roles": "broker,controller",
         "node.id": str(KAFKA_NODE_ID),
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{LOCAL_KAFKA_CONTROLLER_PORT}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{LOCAL_KAFKA_PORT},CONTROLLER://127.0.0.1:{LOCAL_KAFKA_CONTROLLER_PORT}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{LOCAL_KAFKA_PORT},CONTROLLER://127.0.0.1:{LOCAL_KAFKA_CONTROLLER_PORT}",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{layout.kafka_controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
@@ -397,10 +389,10 @@ def kafka_pid(layout: Layout) -> int | None:
 
 
 def _start_kafka(layout: Layout, say: Progress) -> int:
-    _check_port_free(LOCAL_KAFKA_PORT, "Kafka")
-    _check_port_free(LOCAL_KAFKA_CONTROLLER_PORT, "Kafka controller")
+    _check_port_free(layout.kafka_port, "Kafka")
+    _check_port_free(layout.kafka_controller_port, "Kafka controller")
     cmd = _java(layout, "kafka.Kafka", str(layout.server_properties), broker=True)
-    say(f"Starting Kafka on 127.0.0.1:{LOCAL_KAFKA_PORT} (log: {layout.kafka_log}) ...")
+    say(f"Starting Kafka on 127.0.0.1:{layout.kafka_port} (log: {layout.kafka_log}) ...")
     with open(layout.kafka_console_log, "wb") as console:  # this run only: its tail explains a failed start
         proc = subprocess.Popen(
             cmd, cwd=layout.kafka, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
@@ -621,7 +613,7 @@ def _prepare_pg_dirs(layout: Layout) -> None:
             folder.chmod(folder.stat().st_mode | 0o055)  # traversable by the postgres user
         _chown_to_pg_user(layout.pg, layout.pg_socket_dir, layout.postgres_log)
         _check_pg_user_access(layout)
-    if len(str(layout.pg_socket_dir / f".s.PGSQL.{LOCAL_POSTGRES_PORT}")) > 100:
+    if len(str(layout.pg_socket_dir / f".s.PGSQL.{layout.postgres_port}")) > 100:
         raise InfraError(f"The socket path under {layout.pg_socket_dir} is too long for a unix socket; "
                          f"set FARMLINK_HOME to a shorter path")
 
@@ -639,7 +631,7 @@ def postgres_conf(layout: Layout) -> str:
     """farmlink.conf, included from postgresql.conf: port, loopback only, durability explicitly on."""
     return f"""\
 # Written by `farmlink infra up` (farmlink/infra.py) before every start; edit that instead.
-port = {LOCAL_POSTGRES_PORT}
+port = {layout.postgres_port}
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '{layout.pg_socket_dir}'
 unix_socket_permissions = 0700
@@ -685,8 +677,8 @@ def _ensure_postgres_running(layout: Layout, say: Progress) -> None:
         return
     _initdb(layout, say)
     _write_postgres_conf(layout)
-    _check_port_free(LOCAL_POSTGRES_PORT, "PostgreSQL")
-    say(f"Starting PostgreSQL on 127.0.0.1:{LOCAL_POSTGRES_PORT} (log: {layout.postgres_log}) ...")
+    _check_port_free(layout.postgres_port, "PostgreSQL")
+    say(f"Starting PostgreSQL on 127.0.0.1:{layout.postgres_port} (log: {layout.postgres_log}) ...")
     _run(_pg("pg_ctl", "-D", str(layout.pg_data), "-l", str(layout.postgres_log), "-w", "-t", "60", "start"),
          what="Starting PostgreSQL", log_file=None)
 
@@ -715,7 +707,7 @@ def _literal(value: str) -> str:
 
 async def _connect_superuser(layout: Layout, database: str = "postgres") -> asyncpg.Connection:
     """The local cluster's superuser, over the unix socket only (0700 folder, trust)."""
-    return await asyncpg.connect(host=str(layout.pg_socket_dir), port=LOCAL_POSTGRES_PORT,
+    return await asyncpg.connect(host=str(layout.pg_socket_dir), port=layout.postgres_port,
                                  user=PG_SUPERUSER, database=database, timeout=10)
 
 
@@ -725,7 +717,8 @@ async def _ensure_app_role_and_database(layout: Layout) -> None:
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", APP_ROLE)
         verb = "ALTER" if exists else "CREATE"
-        await conn.execute(f"{verb} ROLE {_ident(APP_ROLE)} LOGIN CREATEROLE PASSWORD {_literal(APP_PASSWORD)}")
+        password = local_secret(Settings(farmlink_home=layout.home), f"postgres-{APP_ROLE}")
+        await conn.execute(f"{verb} ROLE {_ident(APP_ROLE)} LOGIN CREATEROLE PASSWORD {_literal(password)}")
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", APP_DATABASE):
             await conn.execute(f"ALTER DATABASE {_ident(APP_DATABASE)} OWNER TO {_ident(APP_ROLE)}")
         else:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from events.settings import LOCAL_DATABASE_URL, LOCAL_KAFKA_PORT, LOCAL_POSTGRES_PORT, Settings
+from events.settings import APP_ROLE, LOCAL_DATABASE, LOCAL_KAFKA_PORT, LOCAL_POSTGRES_PORT, Settings
 
 pytestmark = pytest.mark.unit
 
@@ -83,15 +83,14 @@ def test_topics_job_runs_infra_up(services):
     assert services["topics"]["command"] == ["infra", "up"]
 
 
-def test_postgres_credentials_agree_with_local_database_url(services):
-    local = urlsplit(LOCAL_DATABASE_URL)
+def test_postgres_role_and_database_agree_with_the_local_launcher(services):
     env = _env(services["postgres"])
-    assert env["POSTGRES_USER"] == local.username
-    assert env["POSTGRES_PASSWORD"] == local.password
-    assert env["POSTGRES_DB"] == local.path.lstrip("/")
+    assert env["POSTGRES_USER"] == APP_ROLE
+    assert env["POSTGRES_DB"] == LOCAL_DATABASE
+    assert "dev-only" in env["POSTGRES_PASSWORD"], "a committed default password must say it is development-only"
     for name in ("topics", *APP_SERVICES):
         app_db = urlsplit(_env(services[name])["DATABASE_URL"])
-        assert (app_db.username, app_db.password, app_db.path) == (local.username, local.password, local.path)
+        assert (app_db.username, app_db.password, app_db.path) == (APP_ROLE, env["POSTGRES_PASSWORD"], f"/{LOCAL_DATABASE}")
 
 
 def test_kafka_is_kraft_combined_without_auto_topic_creation(services):
