@@ -17,6 +17,7 @@ class Topic:
     partitions: int
     keep_forever: bool
     description: str
+    compacted: bool = False
 
 
 COOPERATIVE_INPUT = "farmlink.cooperative.input"
@@ -34,6 +35,7 @@ SETTLEMENT_EVENTS = "farmlink.settlement.events"
 
 RECEIPTS = "farmlink.receipts"
 DEAD_LETTER = "farmlink.deadletter"
+RELAY_CHECKPOINTS = "farmlink.relay.checkpoints"
 
 EVENT_PARTITIONS = 6
 
@@ -51,4 +53,5 @@ TOPICS: tuple[Topic, ...] = (
     Topic(SETTLEMENT_EVENTS, EVENT_PARTITIONS, True, "DeliveryConfirmed, PaymentMade, PaymentSplit, PlanRecorded"),
     Topic(RECEIPTS, 1, False, "one receipt per input command: accepted or rejected with the reason"),
     Topic(DEAD_LETTER, 1, True, "messages that could not be decoded or validated, with reason, bytes and headers"),
+    Topic(RELAY_CHECKPOINTS, 1, True, "per schema, the outbox rows of the relay's last Kafka transaction (compacted)", compacted=True),
 )

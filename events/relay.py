@@ -1,12 +1,19 @@
-"""The outbox relay: publishes what services committed, in commit-safe order, to Kafka.
+"""The outbox relay: publishes what services committed, in commit-safe order, to Kafka,
+exactly once for read_committed consumers.
 
-It drains the outbox as a queue (rows are deleted once Kafka acknowledged them), so an
-event whose transaction commits after a later-numbered one is still published: nothing
-is skipped. It only takes rows of transactions older than every transaction still in
-flight (`pg_snapshot_xmin`), so rows leave in the order their transactions became
-visible. Publishing is batched through an idempotent producer (acks=all); a crash between
-publishing and deleting republishes, and consumers deduplicate by event id (inbox).
-One relay per schema is active at a time (a session advisory lock).
+It drains the outbox as a queue (rows are deleted once Kafka committed them), so an event
+whose transaction commits after a later-numbered one is still published: nothing is
+skipped. It only takes rows of transactions older than every transaction still in flight
+(`pg_snapshot_xmin`), so rows leave in the order their transactions became visible.
+
+Each batch is one Kafka transaction (transactional id `farmlink.relay.<schema>`) holding
+the rows and a checkpoint naming their outbox ids (topic farmlink.relay.checkpoints, keyed
+by schema). A relay killed before the commit leaves an aborted transaction, which
+read_committed consumers never see, and the rows are sent again. A relay killed after the
+commit but before deleting the rows leaves a checkpoint: the next relay (starting the
+producer fences the old one) reads the schema's last checkpoint and deletes those rows
+instead of sending them twice. One relay per schema is active at a time (a session
+advisory lock).
 """
 
 import asyncio
@@ -15,13 +22,20 @@ import json
 import logging
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contracts.topics import RELAY_CHECKPOINTS
 from events.store import outbox_channel
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+CHECKPOINT_WINDOW = 2000  # checkpoints read per step when looking back for a schema's last one
+READ_COMMITTED = "read_committed"
+# A relay that dies mid-transaction holds back read_committed readers of the partitions it wrote
+# until the next relay of its schema fences it or this timeout aborts it.
+TRANSACTION_TIMEOUT_MS = 10_000
+STABLE_TIMEOUT_S = 60.0
 
 
 def idempotent_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
@@ -38,6 +52,13 @@ def idempotent_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
+def transactional_producer(bootstrap: str, schema: str, **overrides) -> AIOKafkaProducer:
+    """The relay's producer: idempotent, acks=all, and transactional with the id `farmlink.relay.<schema>`,
+    so a new relay of the schema fences an old one and aborts what it left open."""
+    options = {"transactional_id": f"farmlink.relay.{schema}", "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS} | overrides
+    return idempotent_producer(bootstrap, **options)
+
+
 async def _committed_rows(conn: asyncpg.Connection, schema: str, after: int, limit: int) -> list[asyncpg.Record]:
     """Outbox rows of transactions older than every transaction still in flight, after `after`."""
     return await conn.fetch(
@@ -49,40 +70,80 @@ async def _committed_rows(conn: asyncpg.Connection, schema: str, after: int, lim
     )
 
 
-async def _send(producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> asyncio.Future:
-    deliveries = []
-    for row in rows:
-        headers = [(name, value.encode("latin-1")) for name, value in json.loads(row["headers"])]
-        deliveries.append(await producer.send(row["topic"], row["value"], key=row["key"], headers=headers))
-    return asyncio.gather(*deliveries)
-
-
-async def _delete(conn: asyncpg.Connection, schema: str, rows: list[asyncpg.Record]) -> None:
-    await conn.execute(f'DELETE FROM "{schema}".outbox WHERE outbox_id = ANY($1::bigint[])', [r["outbox_id"] for r in rows])
+async def _delete(conn: asyncpg.Connection, schema: str, outbox_ids: list[int]) -> int:
+    result = await conn.execute(f'DELETE FROM "{schema}".outbox WHERE outbox_id = ANY($1::bigint[])', outbox_ids)
+    return int(result.split()[-1])
 
 
 async def publish_pending(conn: asyncpg.Connection, schema: str, producer: AIOKafkaProducer, limit: int = BATCH_SIZE) -> int:
-    """Publish everything committed so far and delete it once Kafka acknowledged it; returns how many.
-
-    Batches are pipelined: the next batch is read and sent while the previous one's
-    acknowledgements are awaited, then the previous one is deleted. Each call starts from the
-    lowest id again, so a row whose transaction committed late is taken by the next call.
-    """
+    """Publish everything committed so far, one Kafka transaction per batch with its checkpoint, and
+    delete each batch once Kafka committed it; returns how many rows. Each call starts from the
+    lowest id again, so a row whose transaction committed late is taken by the next call."""
     published = 0
     after = 0
-    in_flight: tuple[list[asyncpg.Record], asyncio.Future] | None = None
     while True:
         rows = await _committed_rows(conn, schema, after, limit)
-        acknowledged = await _send(producer, rows) if rows else None
-        if in_flight is not None:
-            sent_rows, acks = in_flight
-            await acks
-            await _delete(conn, schema, sent_rows)
-            published += len(sent_rows)
         if not rows:
             return published
-        in_flight = (rows, acknowledged)
-        after = rows[-1]["outbox_id"]
+        outbox_ids = [row["outbox_id"] for row in rows]
+        async with producer.transaction():
+            for row in rows:
+                headers = [(name, value.encode("latin-1")) for name, value in json.loads(row["headers"])]
+                await producer.send(row["topic"], row["value"], key=row["key"], headers=headers)
+            await producer.send(RELAY_CHECKPOINTS, json.dumps({"schema": schema, "outbox_ids": outbox_ids}).encode(),
+                                key=schema.encode())
+        await _delete(conn, schema, outbox_ids)
+        published += len(rows)
+        after = outbox_ids[-1]
+
+
+async def last_checkpoint(bootstrap: str, schema: str, **client_options) -> list[int]:
+    """The outbox ids of the schema's last committed relay transaction (empty when there is none),
+    looking back from the end of the checkpoint topic one window at a time.
+
+    Call it after starting the schema's transactional producer (which ends the schema's own open
+    transaction). It first waits until every transaction begun before it has ended (the last stable
+    offset reaches the high watermark seen at the start), so no committed checkpoint is missed."""
+    tp = TopicPartition(RELAY_CHECKPOINTS, 0)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options)
+    await probe.start()
+    try:
+        high_watermark = (await probe.end_offsets([tp]))[tp]
+    finally:
+        await probe.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=READ_COMMITTED,
+                                **client_options)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        start = (await consumer.beginning_offsets([tp]))[tp]
+        deadline = asyncio.get_running_loop().time() + STABLE_TIMEOUT_S
+        while (end := (await consumer.end_offsets([tp]))[tp]) < high_watermark:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{RELAY_CHECKPOINTS}: a transaction stayed open for {STABLE_TIMEOUT_S:.0f} s")
+            await asyncio.sleep(0.1)
+        key = schema.encode()
+        upper = end
+        while upper > start:
+            lower = max(start, upper - CHECKPOINT_WINDOW)
+            consumer.seek(tp, lower)
+            found: list[int] | None = None
+            while await consumer.position(tp) < upper:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                for record in batch.get(tp, []):
+                    if record.offset < upper and record.key == key:
+                        found = json.loads(record.value)["outbox_ids"]
+            if found is not None:
+                return found
+            upper = lower
+        return []
+    finally:
+        await consumer.stop()
+
+
+async def recover(conn: asyncpg.Connection, schema: str, bootstrap: str) -> int:
+    """Delete the rows the schema's last relay transaction committed to Kafka but did not delete; returns how many."""
+    return await _delete(conn, schema, await last_checkpoint(bootstrap, schema))
 
 
 class OutboxRelay:
@@ -118,12 +179,14 @@ class OutboxRelay:
 
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.dsn)
-        producer = idempotent_producer(self.bootstrap)
+        producer = transactional_producer(self.bootstrap, self.schema)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext('farmlink.relay.' || $1))", self.schema):
                 await asyncio.sleep(self.poll_interval)
             await conn.add_listener(outbox_channel(self.schema), lambda *_: self._wake.set())
-            await producer.start()
+            await producer.start()  # fences a previous relay of this schema: its open transaction is aborted
+            if recovered := await recover(conn, self.schema, self.bootstrap):
+                log.info("relay for %s: %d rows were already on Kafka (last checkpoint); deleted", self.schema, recovered)
             while True:
                 self._wake.clear()
                 count = await publish_pending(conn, self.schema, producer)

@@ -74,6 +74,7 @@ class ServiceRuntime:
         options.setdefault("ack_policy", AckPolicy.NACK_ON_ERROR)
         options.setdefault("decoder", raw_body)
         options.setdefault("fetch_max_wait_ms", 20)
+        options.setdefault("isolation_level", "read_committed")  # never an aborted relay transaction
         return self.broker.subscriber(*topics, **options)
 
     async def open(self, with_relay: bool = True) -> EventStore:

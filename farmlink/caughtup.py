@@ -29,7 +29,7 @@ async def outbox_backlog(dsn: str) -> int:
 async def consumer_lag(bootstrap: str) -> int:
     """Messages the farmlink consumer groups have not committed yet, over all their partitions."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
     await admin.start()
     await consumer.start()
     try:

@@ -493,9 +493,12 @@ async def _wait_for_kafka(bootstrap: str, layout: Layout | None, pid: int | None
 
 
 def topic_configs(topic: Topic) -> dict[str, str]:
-    """Per-topic configuration: event and input topics keep everything; receipts keep 7 days."""
+    """Per-topic configuration: event and input topics keep everything; receipts keep 7 days;
+    the relay's checkpoints keep the last one per key (compacted)."""
     configs = {"min.insync.replicas": "1"}
-    if topic.keep_forever:
+    if topic.compacted:
+        configs |= {"cleanup.policy": "compact", "segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1"}
+    elif topic.keep_forever:
         configs |= {"retention.ms": "-1", "retention.bytes": "-1"}
     else:
         configs["retention.ms"] = str(SHORT_RETENTION_MS)
@@ -925,3 +928,35 @@ async def _reset_data(s: Settings, layout: Layout, say: Progress) -> None:
     finally:
         await conn.close()
     say(f"Dropped schemas: {', '.join(dropped) if dropped else '(none)'}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults, for `farmlink chaos` (the local broker and server only)
+
+
+def kill_kafka(sig: signal.Signals, progress: Progress | None = None) -> None:
+    """Stop the local broker with `sig`: SIGTERM waits for its clean shutdown, SIGKILL for the process to vanish."""
+    say = progress or _log_progress
+    layout = Layout.of()
+    if sig == signal.SIGTERM:
+        _stop_kafka(layout, say)
+        return
+    pid = kafka_pid(layout)
+    if pid is None:
+        raise InfraError("Kafka is not running here; nothing to kill")
+    say(f"Killing Kafka (pid {pid}) with {sig.name} ...")
+    os.kill(pid, sig)
+    Retrying(stop=stop_after_delay(KAFKA_STOP_TIMEOUT_S), wait=wait_fixed(0.1),
+             retry=retry_if_result(bool), retry_error_callback=lambda state: state.outcome.result())(_kafka_alive, layout, pid)
+    layout.kafka_pid_file.unlink(missing_ok=True)
+
+
+def restart_postgres(progress: Progress | None = None) -> None:
+    """Restart the local server (pg_ctl restart -m fast): every connection is cut, then it accepts again."""
+    say = progress or _log_progress
+    layout = Layout.of()
+    if not postgres_running(layout):
+        raise InfraError("PostgreSQL is not running here; nothing to restart")
+    say("Restarting PostgreSQL ...")
+    _run(_pg("pg_ctl", "-D", str(layout.pg_data), "-l", str(layout.postgres_log), "-m", "fast", "-w", "-t", "60", "restart"),
+         what=f"Restarting PostgreSQL (log: {layout.postgres_log})")

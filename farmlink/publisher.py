@@ -65,7 +65,8 @@ class ReceiptWatcher:
 
     def __init__(self, bootstrap: str, run_id: str):
         self.run_id = run_id
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
+                                         isolation_level="read_committed")
         self.lines: dict[str, LineProgress] = {}
         self.fills_made: set[str] = set()
         self.fills_recorded: set[str] = set()

@@ -7,7 +7,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 async def read_topic(bootstrap: str, name: str, expected: int, partitions: int = 3, timeout: float = 20.0) -> list:
     """Every record on a topic from offset 0, once at least `expected` have arrived (or the timeout)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level="read_committed")
     await consumer.start()
     try:
         assigned = [TopicPartition(name, p) for p in range(partitions)]

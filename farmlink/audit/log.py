@@ -110,7 +110,7 @@ def record_from_envelope(data: dict) -> Record:
 
 async def count_on_kafka(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS) -> int:
     """How many messages the event topics hold (for the progress bar)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     try:
         partitions = _partitions(topics)
@@ -129,7 +129,8 @@ def _partitions(topics: tuple[str, ...]) -> list[TopicPartition]:
 async def read_kafka_copies(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS, progress: Progress = _no_progress) -> list[KafkaCopy]:
     """Every message on the event topics from offset 0 up to the end offsets seen at the start."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+        isolation_level="read_committed",  # aborted relay transactions are not the log
     )
     await consumer.start()
     copies: list[KafkaCopy] = []
@@ -148,7 +149,8 @@ async def read_kafka_copies(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPI
                     if message.offset < ends[tp]:
                         copies.append(_copy(message))
                 progress(len(messages))
-                if messages and messages[-1].offset >= ends[tp] - 1:
+            for tp in list(remaining):  # transaction markers take offsets too: compare positions, not records
+                if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()

@@ -55,7 +55,8 @@ class Watch:
 
     def __init__(self, bootstrap: str, run_id: str):
         self.run_id = run_id
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10,
+                                         isolation_level="read_committed")
         self.journaled: dict[str, float] = {}
         self.filled: dict[str, float] = {}
         self.task: asyncio.Task | None = None

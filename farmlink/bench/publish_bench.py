@@ -11,7 +11,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from events.migrations import migrate
-from events.relay import BATCH_SIZE, idempotent_producer, publish_pending
+from events.relay import BATCH_SIZE, idempotent_producer, publish_pending, transactional_producer
 
 
 async def _fill_outbox(pool: asyncpg.Pool, schema: str, topic: str, messages: int, size: int) -> None:
@@ -23,7 +23,7 @@ async def _fill_outbox(pool: asyncpg.Pool, schema: str, topic: str, messages: in
 
 async def _relay_rate(pool: asyncpg.Pool, schema: str, bootstrap: str, topic: str, messages: int, size: int) -> float:
     await _fill_outbox(pool, schema, topic, messages, size)
-    producer = idempotent_producer(bootstrap)
+    producer = transactional_producer(bootstrap, schema)
     await producer.start()
     try:
         async with pool.acquire() as conn:

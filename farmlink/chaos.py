@@ -1,0 +1,521 @@
+"""`farmlink chaos`: a bounded fault run on the local broker and server, and the proof that
+nothing was lost or done twice.
+
+A reproducible stream of input events (registrations, plantings, harvests, orders,
+cancellations, commitments, prices, plans, and payments for the fills the run makes) goes
+through every service while the run:
+
+- SIGKILLs every service `kills_per_service` times at seeded random points, restarting each,
+- stops the Kafka broker once with SIGTERM and once with SIGKILL, starting it again,
+- restarts PostgreSQL once (pg_ctl restart -m fast),
+
+and meanwhile supervises the services the way a process manager would (a service that exits
+by itself is started again and counted). Afterwards it checks, from the services' own
+tables and the matcher's journal: every input has exactly one outcome in its service's inbox
+(none lost), every recorded input reached the journal exactly once, no fill was made or
+settled twice, no payment was split twice; and `farmlink audit` (PostgreSQL, reconciled
+with Kafka) is clean with the same state hash as a fresh replay of the Kafka topics.
+
+Loopback only, local infrastructure only, and it stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from aiokafka.errors import KafkaError
+
+from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC, InputMessage, producer_of
+from events.relay import idempotent_producer
+from farmlink import infra, processes
+from farmlink.caughtup import wait_until_caught_up
+
+Say = Callable[[str], None]
+
+PRODUCTS = ("chili", "oil_tea_fruit", "sweet_potato", "black_fungus", "tea_leaf", "sorghum")
+COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Shaba"), "Yuping": ("Tianping",)}
+BUYERS = ("tongren-mart", "zunyi-canteen", "guiyang-foods")
+INPUT_SERVICES = ("cooperative", "buyer", "market", "settlement")
+JOURNALED_EVENT_TYPES = ("PlantingRecorded", "HarvestRecorded", "OrderPlaced", "OrderCancelled", "CommitmentMade",
+                         "MarketPriceObserved")
+SOURCE_SCHEMAS = ("cooperative", "buyer", "market")
+
+
+# ---------------------------------------------------------------------------------------------
+# The workload
+
+
+class Workload:
+    """A seeded stream of valid-looking inputs; a few are rejected by the rules, which is an outcome too."""
+
+    def __init__(self, run_id: str, seed: int, cooperatives: int = 40):
+        self.run_id = run_id
+        self.rng = random.Random(seed)
+        self.n = 0
+        self.cooperatives: list[tuple[str, list[str]]] = []
+        self.orders: list[tuple[str, str]] = []
+        self.cooperative_count = cooperatives
+
+    def _day(self, start: int = 0, span: int = 40) -> date:
+        return date(2020, 9, 1) + timedelta(days=self.rng.randint(start, start + span))
+
+    def _quantity(self, low: int, high: int) -> str:
+        return f"{self.rng.randint(low, high)}.{self.rng.randint(0, 999):03d}"
+
+    def message_id(self, n: int) -> str:
+        return f"{self.run_id}-{n:07d}"
+
+    def registrations(self) -> list[tuple[str, dict]]:
+        out = []
+        for c in range(self.cooperative_count):
+            county = self.rng.choice(sorted(COUNTIES))
+            households = [f"{self.run_id}-h{c}-{h}" for h in range(self.rng.randint(1, 5))]
+            cooperative_id = f"{self.run_id}-coop{c}"
+            self.cooperatives.append((cooperative_id, households))
+            out.append(("cooperative.registered", {
+                "cooperative_id": cooperative_id, "name": f"cooperative {c}", "county": county,
+                "township": self.rng.choice(COUNTIES[county]), "village": f"village {c}",
+                "households": [{"household_id": h, "registered_poor": self.rng.random() < 0.6} for h in households]}))
+        return out
+
+    def next_input(self) -> tuple[str, dict]:
+        """One input of the stream (never a payment: those follow the fills, see `payment`)."""
+        self.n += 1
+        n, rng = self.n, self.rng
+        kind = rng.choices(["lot", "order", "price", "planting", "commitment", "cancel", "plan"], [34, 34, 12, 8, 3, 6, 3])[0]
+        product = rng.choice(PRODUCTS)
+        if kind == "lot":
+            cooperative_id, households = rng.choice(self.cooperatives)
+            members = rng.sample(households, rng.randint(1, len(households)))
+            parts = [self._quantity(1, 300) for _ in members]
+            start = self._day()
+            return "harvest.recorded", {
+                "lot_id": f"{self.run_id}-lot{n}", "cooperative_id": cooperative_id, "product": product, "grade": rng.choice("ABC"),
+                "quantity": str(sum(Decimal(p) for p in parts)), "available_from": start.isoformat(),
+                "expires_on": (start + timedelta(days=rng.randint(5, 30))).isoformat(),
+                "contributions": [{"household_id": m, "quantity": p} for m, p in zip(members, parts, strict=True)]}
+        if kind == "order" or (kind == "cancel" and not self.orders):
+            start = self._day()
+            order_id, buyer_id = f"{self.run_id}-order{n}", rng.choice(BUYERS)
+            self.orders.append((order_id, buyer_id))
+            return "order.placed", {
+                "order_id": order_id, "buyer_id": buyer_id, "product": product, "min_grade": rng.choice("ABC"),
+                "quantity": self._quantity(1, 500), "limit_price_fen": rng.randint(300, 900), "deliver_from": start.isoformat(),
+                "deliver_to": (start + timedelta(days=rng.randint(5, 30))).isoformat(),
+                "regions": rng.choice([[], [], ["Yanhe"], ["Yanhe", "Yuping"]])}
+        if kind == "cancel":
+            order_id, buyer_id = self.orders.pop(rng.randrange(len(self.orders)))
+            return "order.cancelled", {"order_id": order_id}
+        if kind == "price":
+            return "market_price.observed", {
+                "product": product, "grade": rng.choice("ABC"), "market": rng.choice(["Tongren", "Zunyi"]),
+                "price_fen": rng.randint(250, 900), "observed_on": self._day(-10).isoformat()}
+        if kind == "planting":
+            cooperative_id, households = rng.choice(self.cooperatives)
+            start = self._day(-60)
+            return "planting.recorded", {
+                "planting_id": f"{self.run_id}-planting{n}", "cooperative_id": cooperative_id, "product": product,
+                "area_mu": f"{rng.randint(1, 30)}.{rng.randint(0, 99):02d}", "expected_yield": self._quantity(10, 900),
+                "expected_harvest_from": start.isoformat(), "expected_harvest_to": (start + timedelta(days=30)).isoformat(),
+                "household_ids": [households[0]]}
+        if kind == "commitment":
+            start = self._day(0, 10)
+            return "commitment.made", {
+                "commitment_id": f"{self.run_id}-commitment{n}", "buyer_id": "yuping-buyer", "product": product,
+                "min_grade": rng.choice("ABC"), "floor_price_fen": rng.randint(300, 700), "reference_market": "Tongren",
+                "valid_from": start.isoformat(), "valid_to": (start + timedelta(days=rng.randint(10, 60))).isoformat(),
+                "eligible_counties": rng.choice([[], ["Yanhe"]]), "eligible_cooperatives": [],
+                "cap_quantity": rng.choice([None, self._quantity(100, 3000)]), "max_quantity_per_mu": None}
+        county = rng.choice(sorted(COUNTIES))
+        return "plan.recorded", {
+            "plan_id": f"{self.run_id}-plan{n}", "county": county, "township": rng.choice(COUNTIES[county]), "product": product,
+            "area_mu": f"{rng.randint(100, 3000)}", "target_household_income_fen": rng.randint(100_000, 2_000_000)}
+
+
+def payment(lot_id: str, outlet_id: str, amount_fen: int) -> tuple[str, dict]:
+    return "payment.made", {"lot_id": lot_id, "outlet_id": outlet_id, "amount_fen": amount_fen}
+
+
+def input_key(payload: dict) -> str:
+    for name in ("product", "order_id", "cooperative_id", "lot_id", "plan_id"):
+        if name in payload:
+            return str(payload[name])
+    return "input"
+
+
+def encode(message_id: str, input_type: str, payload: dict, correlation_id: str) -> tuple[str, bytes, bytes]:
+    """(topic, key, value) of one input, as `farmlink publish` would send it."""
+    message = InputMessage(message_id=message_id, type=input_type, producer=producer_of(input_type, payload),
+                           correlation_id=correlation_id, payload=payload)
+    return SERVICE_INPUT_TOPIC[INPUT_OWNER[input_type]], input_key(payload).encode(), message.model_dump_json().encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One planned fault, due when this fraction of the run's inputs has an outcome."""
+
+    at: float
+    kind: str  # kill-service | kafka-sigterm | kafka-sigkill | postgres-restart
+    target: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.target}".strip()
+
+
+def plan_faults(seed: int, kills_per_service: int) -> list[Fault]:
+    """Every fault at a seeded random point between 5% and 90% of the run, in order."""
+    rng = random.Random(seed * 7919 + 1)
+    faults = [Fault(rng.uniform(0.05, 0.9), "kill-service", name) for name in processes.SERVICES for _ in range(kills_per_service)]
+    faults += [Fault(rng.uniform(0.05, 0.9), kind) for kind in ("kafka-sigterm", "kafka-sigkill", "postgres-restart")]
+    return sorted(faults, key=lambda f: f.at)
+
+
+@dataclass
+class Recovery:
+    """How long one fault took to heal: the component back, and the first new outcome after it."""
+
+    fault: str
+    back_s: float
+    first_outcome_s: float | None = None
+
+
+@dataclass
+class ChaosReport:
+    events: int = 0
+    sent_by_service: dict[str, int] = field(default_factory=dict)
+    outcomes: int = 0
+    lost: int = 0
+    lost_examples: list[str] = field(default_factory=list)
+    journal_missing: int = 0
+    journal_duplicates: int = 0
+    fills: int = 0
+    duplicate_fills: int = 0
+    settled_fills: int = 0
+    fills_on_kafka: int = 0
+    fill_redeliveries_on_kafka: int = 0
+    payments: int = 0
+    duplicate_payments: int = 0
+    paid_fen: int = 0
+    income_fen: int = 0
+    fault_count: dict[str, int] = field(default_factory=dict)
+    unplanned_restarts: dict[str, int] = field(default_factory=dict)
+    recoveries: list[Recovery] = field(default_factory=list)
+    audit_clean: bool = False
+    audit_findings: list[str] = field(default_factory=list)
+    state_hash_postgres: str = ""
+    state_hash_kafka: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (self.lost == 0 and self.journal_missing == 0 and self.journal_duplicates == 0 and self.duplicate_fills == 0
+                and self.settled_fills == self.fills and self.duplicate_payments == 0 and self.paid_fen == self.income_fen
+                and self.audit_clean and self.state_hash_postgres == self.state_hash_kafka)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "recoveries"}
+        data["recoveries"] = [r.__dict__ for r in self.recoveries]
+        data["ok"] = self.ok
+        return data
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+class ChaosRun:
+    def __init__(self, events: int, seed: int, kills_per_service: int, window: int, say: Say,
+                 progress: Callable[[int, int], None] | None = None):
+        self.config = infra.settings()
+        self.events = events
+        self.seed = seed
+        self.run_id = f"chaos{seed}-{os.getpid() % 10000:04d}"
+        self.workload = Workload(self.run_id, seed)
+        self.faults = plan_faults(seed, kills_per_service)
+        self.window = window
+        self.say = say
+        self.progress = progress or (lambda done, total: None)
+        self.report = ChaosReport(events=events)
+        self.sent = 0
+        self.sent_by_service: dict[str, int] = dict.fromkeys(INPUT_SERVICES, 0)
+        self.outcomes = 0
+        self.paying: set[tuple[str, str]] = set()
+        self.restarting: set[str] = set()
+        self.supervising = True
+        self.producer = None
+
+    # -- plumbing that survives the faults
+
+    async def _db(self) -> asyncpg.Connection:
+        while True:
+            try:
+                return await asyncpg.connect(self.config.dsn, timeout=5)
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                await asyncio.sleep(0.5)
+
+    async def _count_outcomes(self) -> int:
+        """Inputs of this run that have an outcome: their message id in the owning service's inbox."""
+        low, high = f"{self.run_id}-", f"{self.run_id}."  # '.' sorts right after '-'
+        while True:
+            try:
+                conn = await asyncpg.connect(self.config.dsn, timeout=5)
+                try:
+                    total = 0
+                    for service in INPUT_SERVICES:
+                        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{service}.inbox"):
+                            total += await conn.fetchval(
+                                f'SELECT count(*) FROM "{service}".inbox WHERE consumer = $1 AND message_id > $2 AND message_id < $3',
+                                service, low, high)
+                    return total
+                finally:
+                    await conn.close()
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                await asyncio.sleep(0.5)
+
+    async def _send(self, batch: list[tuple[str, bytes, bytes]]) -> None:
+        """Send until Kafka acknowledged every record (a resend after a fault is deduplicated by the inbox)."""
+        while True:
+            try:
+                if self.producer is None:
+                    self.producer = idempotent_producer(self.config.bootstrap, linger_ms=5, request_timeout_ms=10000)
+                    await self.producer.start()
+                futures = [await self.producer.send(topic, value, key=key) for topic, key, value in batch]
+                await asyncio.gather(*futures)
+                return
+            except (KafkaError, OSError, asyncio.TimeoutError):
+                producer, self.producer = self.producer, None
+                if producer is not None:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                await asyncio.sleep(1.0)
+
+    def _encode(self, input_type: str, payload: dict) -> tuple[str, bytes, bytes]:
+        message_id = self.workload.message_id(self.sent)
+        self.sent += 1
+        self.sent_by_service[INPUT_OWNER[input_type]] += 1
+        return encode(message_id, input_type, payload, f"{self.run_id}:{message_id}")
+
+    # -- supervision and faults
+
+    async def _start_services(self) -> None:
+        await asyncio.to_thread(processes.start_all, lambda message: None)
+
+    async def _supervise(self) -> None:
+        """Start again any service that exited by itself (what systemd or a container runtime would do)."""
+        while self.supervising:
+            await asyncio.sleep(1.0)
+            for name, pid in processes.service_status().items():
+                if pid is None and name not in self.restarting:
+                    self.report.unplanned_restarts[name] = self.report.unplanned_restarts.get(name, 0) + 1
+                    self.say(f"supervisor: {name} exited by itself; starting it again")
+                    self.restarting.add(name)
+                    try:
+                        await self._start_services()
+                    except RuntimeError as error:
+                        self.say(f"supervisor: {error}; will try again")
+                    finally:
+                        self.restarting.discard(name)
+
+    async def _inflict(self, fault: Fault) -> Recovery:
+        self.say(f"fault at {self.outcomes:,}/{self.events:,} outcomes: {fault.label}")
+        self.report.fault_count[fault.kind] = self.report.fault_count.get(fault.kind, 0) + 1
+        started = time.monotonic()
+        if fault.kind == "kill-service":
+            self.restarting.add(fault.target)
+            try:
+                pid = processes.running_pid(fault.target)
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+                    with contextlib.suppress(ChildProcessError):
+                        await asyncio.to_thread(os.waitpid, pid, 0)
+                while True:
+                    try:
+                        await self._start_services()
+                        break
+                    except RuntimeError as error:
+                        self.say(f"restart of {fault.target} failed ({error}); trying again")
+                        await asyncio.sleep(1.0)
+            finally:
+                self.restarting.discard(fault.target)
+        elif fault.kind in ("kafka-sigterm", "kafka-sigkill"):
+            sig = signal.SIGTERM if fault.kind == "kafka-sigterm" else signal.SIGKILL
+            await asyncio.to_thread(infra.kill_kafka, sig, lambda message: None)
+            await asyncio.to_thread(infra.ensure_up, lambda message: None)
+        elif fault.kind == "postgres-restart":
+            await asyncio.to_thread(infra.restart_postgres, lambda message: None)
+        recovery = Recovery(fault.label, round(time.monotonic() - started, 2))
+        before = await self._count_outcomes()
+        deadline = time.monotonic() + 120
+        while self.outcomes < self.sent and time.monotonic() < deadline:
+            if await self._count_outcomes() > before:
+                recovery.first_outcome_s = round(time.monotonic() - started, 2)
+                break
+            await asyncio.sleep(0.1)
+        self.say(f"  back in {recovery.back_s} s; first new outcome after {recovery.first_outcome_s} s")
+        return recovery
+
+    # -- payments follow the fills
+
+    async def _new_payments(self) -> list[tuple[str, dict]]:
+        """Pay each fill of this run settlement knows and the run has not paid yet: two instalments when it can."""
+        try:
+            conn = await asyncpg.connect(self.config.dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            return []
+        try:
+            if not await conn.fetchval("SELECT to_regclass('settlement.fills') IS NOT NULL"):
+                return []
+            rows = await conn.fetch("SELECT lot_id, outlet_id, revenue_fen FROM settlement.fills WHERE lot_id LIKE $1 "
+                                    "ORDER BY fill_id", f"{self.run_id}-%")
+        except (OSError, asyncpg.PostgresError):
+            return []
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        out = []
+        for row in rows:
+            account = (row["lot_id"], row["outlet_id"])
+            if account in self.paying or row["revenue_fen"] <= 0:
+                continue
+            self.paying.add(account)
+            first = row["revenue_fen"] // 2
+            if first:
+                out.append(payment(*account, first))
+            out.append(payment(*account, row["revenue_fen"] - first))
+        return out
+
+    # -- the whole run
+
+    async def run(self) -> ChaosReport:
+        began = time.monotonic()
+        await self._start_services()
+        supervisor = asyncio.create_task(self._supervise())
+        try:
+            registrations = [self._encode(kind, payload) for kind, payload in self.workload.registrations()]
+            await self._send(registrations)
+            while await self._count_outcomes() < len(registrations):
+                await asyncio.sleep(0.2)
+            faults = list(self.faults)
+            pending_payments: list[tuple[str, dict]] = []
+            last_payment_check = 0.0
+            while True:
+                self.outcomes = await self._count_outcomes()
+                self.progress(self.outcomes, self.events)
+                if faults and self.outcomes >= faults[0].at * self.events:
+                    self.report.recoveries.append(await self._inflict(faults.pop(0)))
+                    continue
+                if self.sent >= self.events:
+                    if self.outcomes >= self.events and not faults:
+                        break
+                    await asyncio.sleep(0.2)
+                    continue
+                if time.monotonic() - last_payment_check > 2.0:
+                    pending_payments += await self._new_payments()
+                    last_payment_check = time.monotonic()
+                room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
+                if room <= 0:
+                    await asyncio.sleep(0.05)
+                    continue
+                batch = []
+                for _ in range(room):
+                    kind, payload = pending_payments.pop(0) if pending_payments else self.workload.next_input()
+                    batch.append(self._encode(kind, payload))
+                await self._send(batch)
+            self.progress(self.outcomes, self.events)
+            self.say("every input has its outcome; waiting until every service has caught up ...")
+            await wait_until_caught_up(self.config.bootstrap, self.config.dsn, timeout=900)
+        finally:
+            self.supervising = False
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+            if self.producer is not None:
+                await self.producer.stop()
+        self.report.sent_by_service = dict(self.sent_by_service)
+        await self._verify()
+        self.report.seconds = round(time.monotonic() - began, 1)
+        return self.report
+
+    async def _verify(self) -> None:
+        """Count, from the services' own tables, what was lost or done twice; then audit."""
+        from farmlink.audit.run import audit
+
+        report = self.report
+        conn = await self._db()
+        try:
+            prefix = f"{self.run_id}-"
+            seen: set[str] = set()
+            for service in INPUT_SERVICES:
+                rows = await conn.fetch(f'SELECT message_id FROM "{service}".inbox WHERE consumer = $1 AND message_id LIKE $2',
+                                        service, prefix + "%")
+                seen |= {r["message_id"] for r in rows}
+            expected = {self.workload.message_id(n) for n in range(self.sent)}
+            missing = sorted(expected - seen)
+            report.outcomes, report.lost, report.lost_examples = len(expected & seen), len(missing), missing[:5]
+
+            recorded: list[str] = []
+            for schema in SOURCE_SCHEMAS:
+                recorded += [str(r["event_id"]) for r in await conn.fetch(
+                    f'SELECT event_id FROM "{schema}".events WHERE event_type = ANY($1::text[])', list(JOURNALED_EVENT_TYPES))]
+            journaled = [r["source"] for r in await conn.fetch(
+                "SELECT payload->>'source_event_id' AS source FROM matching.events WHERE event_type = 'InputJournaled'")]
+            report.journal_missing = len(set(recorded) - set(journaled))
+            report.journal_duplicates = len(journaled) - len(set(journaled))
+
+            fills = await conn.fetch("SELECT payload->>'fill_id' AS fill_id FROM matching.events WHERE event_type = 'FillMade'")
+            report.fills = len(fills)
+            report.duplicate_fills = len(fills) - len({r["fill_id"] for r in fills})
+            report.settled_fills = await conn.fetchval("SELECT count(*) FROM settlement.fills")
+
+            payments = await conn.fetch("SELECT causation_id, (payload->>'amount_fen')::bigint AS fen FROM settlement.events "
+                                        "WHERE event_type = 'PaymentMade'")
+            report.payments = len(payments)
+            report.duplicate_payments = len(payments) - len({r["causation_id"] for r in payments})
+            report.paid_fen = sum(r["fen"] for r in payments)
+            report.income_fen = await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes")
+            paid_on_fills = await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.fills")
+            if paid_on_fills != report.paid_fen:
+                report.audit_findings.append(f"settlement.fills says {paid_on_fills} fen paid, PaymentMade events {report.paid_fen}")
+        finally:
+            await conn.close()
+
+        report.fills_on_kafka, report.fill_redeliveries_on_kafka = await self._fill_copies_on_kafka()
+        from_postgres = await audit(self.config.bootstrap, self.config.dsn, "postgres", reconcile_kafka=True)
+        from_kafka = await audit(self.config.bootstrap, self.config.dsn, "kafka", reconcile_kafka=False)
+        report.audit_clean = from_postgres.clean and from_kafka.clean and not report.audit_findings
+        report.audit_findings += [str(f) for f in (from_postgres.findings + from_kafka.findings)[:10]]
+        report.state_hash_postgres, report.state_hash_kafka = from_postgres.state_hash, from_kafka.state_hash
+
+    async def _fill_copies_on_kafka(self) -> tuple[int, int]:
+        """FillMade records on the fills topic, and how many of them repeat an event already there
+        (a relay killed between publishing and deleting republishes; consumers deduplicate by event id)."""
+        from contracts.topics import FILLS
+        from farmlink.audit.log import read_kafka_copies
+
+        copies = await read_kafka_copies(self.config.bootstrap, topics=(FILLS,))
+        ids = [c.event_id for c in copies] if copies and hasattr(copies[0], "event_id") else [
+            json.loads(c.value)["event_id"] for c in copies]
+        return len(ids), len(ids) - len(set(ids))
+
+
+async def run_chaos(events: int, seed: int = 2020, kills_per_service: int = 3, window: int = 2000, say: Say = print,
+                    progress: Callable[[int, int], None] | None = None) -> ChaosReport:
+    """The whole run on the running local infrastructure, with the services started by it."""
+    return await ChaosRun(events, seed, kills_per_service, window, say, progress).run()
