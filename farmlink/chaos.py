@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import signal
@@ -179,10 +178,10 @@ class Fault:
         return f"{self.kind} {self.target}".strip()
 
 
-def plan_faults(seed: int, kills_per_service: int) -> list[Fault]:
+def plan_faults(seed: int, kills_per_service: int, services: tuple[str, ...] = processes.SERVICES) -> list[Fault]:
     """Every fault at a seeded random point between 5% and 90% of the run, in order."""
     rng = random.Random(seed * 7919 + 1)
-    faults = [Fault(rng.uniform(0.05, 0.9), "kill-service", name) for name in processes.SERVICES for _ in range(kills_per_service)]
+    faults = [Fault(rng.uniform(0.05, 0.9), "kill-service", name) for name in services for _ in range(kills_per_service)]
     faults += [Fault(rng.uniform(0.05, 0.9), kind) for kind in ("kafka-sigterm", "kafka-sigkill", "postgres-restart")]
     return sorted(faults, key=lambda f: f.at)
 
@@ -242,13 +241,14 @@ class ChaosReport:
 
 class ChaosRun:
     def __init__(self, events: int, seed: int, kills_per_service: int, window: int, say: Say,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None, services: tuple[str, ...] = processes.SERVICES):
         self.config = infra.settings()
         self.events = events
         self.seed = seed
         self.run_id = f"chaos{seed}-{os.getpid() % 10000:04d}"
         self.workload = Workload(self.run_id, seed)
-        self.faults = plan_faults(seed, kills_per_service)
+        self.faults = plan_faults(seed, kills_per_service, services)
+        self._next_fault: Fault | None = None
         self.window = window
         self.say = say
         self.progress = progress or (lambda done, total: None)
@@ -362,14 +362,23 @@ class ChaosRun:
             await asyncio.to_thread(infra.restart_postgres, lambda message: None)
         recovery = Recovery(fault.label, round(time.monotonic() - started, 2))
         before = await self._count_outcomes()
-        deadline = time.monotonic() + 120
-        while self.outcomes < self.sent and time.monotonic() < deadline:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and before < self.events:
             if await self._count_outcomes() > before:
                 recovery.first_outcome_s = round(time.monotonic() - started, 2)
                 break
             await asyncio.sleep(0.1)
-        self.say(f"  back in {recovery.back_s} s; first new outcome after {recovery.first_outcome_s} s")
+        self.say(f"  {fault.label}: back in {recovery.back_s} s; first new outcome after {recovery.first_outcome_s} s")
         return recovery
+
+    async def _inflict_all(self) -> None:
+        """Each planned fault once its point of the run is reached, one after another, while the inputs keep flowing."""
+        for fault in self.faults:
+            self._next_fault = fault
+            while self.outcomes < fault.at * self.events:
+                await asyncio.sleep(0.1)
+            self.report.recoveries.append(await self._inflict(fault))
+        self._next_fault = None
 
     # -- payments follow the fills
 
@@ -407,22 +416,21 @@ class ChaosRun:
         began = time.monotonic()
         await self._start_services()
         supervisor = asyncio.create_task(self._supervise())
+        faults = asyncio.create_task(self._inflict_all())  # waits for its first point of the run
         try:
             registrations = [self._encode(kind, payload) for kind, payload in self.workload.registrations()]
             await self._send(registrations)
             while await self._count_outcomes() < len(registrations):
                 await asyncio.sleep(0.2)
-            faults = list(self.faults)
             pending_payments: list[tuple[str, dict]] = []
             last_payment_check = 0.0
             while True:
                 self.outcomes = await self._count_outcomes()
                 self.progress(self.outcomes, self.events)
-                if faults and self.outcomes >= faults[0].at * self.events:
-                    self.report.recoveries.append(await self._inflict(faults.pop(0)))
-                    continue
+                if faults.done():
+                    faults.result()  # a fault that could not be inflicted ends the run here
                 if self.sent >= self.events:
-                    if self.outcomes >= self.events and not faults:
+                    if self.outcomes >= self.events and faults.done():
                         break
                     await asyncio.sleep(0.2)
                     continue
@@ -430,6 +438,8 @@ class ChaosRun:
                     pending_payments += await self._new_payments()
                     last_payment_check = time.monotonic()
                 room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
+                if self._next_fault is not None:  # the inputs wait for a fault that is due, so it strikes mid-stream
+                    room = min(room, int(self._next_fault.at * self.events) + self.window - self.sent)
                 if room <= 0:
                     await asyncio.sleep(0.05)
                     continue
@@ -443,9 +453,12 @@ class ChaosRun:
             await wait_until_caught_up(self.config.bootstrap, self.config.dsn, timeout=900)
         finally:
             self.supervising = False
-            supervisor.cancel()
+            for task in (supervisor, faults):
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await faults
             if self.producer is not None:
                 await self.producer.stop()
         self.report.sent_by_service = dict(self.sent_by_service)
@@ -489,8 +502,8 @@ class ChaosRun:
             report.payments = len(payments)
             report.duplicate_payments = len(payments) - len({r["causation_id"] for r in payments})
             report.paid_fen = sum(r["fen"] for r in payments)
-            report.income_fen = await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes")
-            paid_on_fills = await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.fills")
+            report.income_fen = int(await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes"))
+            paid_on_fills = int(await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.fills"))
             if paid_on_fills != report.paid_fen:
                 report.audit_findings.append(f"settlement.fills says {paid_on_fills} fen paid, PaymentMade events {report.paid_fen}")
         finally:
@@ -510,12 +523,12 @@ class ChaosRun:
         from farmlink.audit.log import read_kafka_copies
 
         copies = await read_kafka_copies(self.config.bootstrap, topics=(FILLS,))
-        ids = [c.event_id for c in copies] if copies and hasattr(copies[0], "event_id") else [
-            json.loads(c.value)["event_id"] for c in copies]
+        ids = [c.record.event_id for c in copies if c.record is not None]
         return len(ids), len(ids) - len(set(ids))
 
 
 async def run_chaos(events: int, seed: int = 2020, kills_per_service: int = 3, window: int = 2000, say: Say = print,
-                    progress: Callable[[int, int], None] | None = None) -> ChaosReport:
+                    progress: Callable[[int, int], None] | None = None,
+                    services: tuple[str, ...] = processes.SERVICES) -> ChaosReport:
     """The whole run on the running local infrastructure, with the services started by it."""
-    return await ChaosRun(events, seed, kills_per_service, window, say, progress).run()
+    return await ChaosRun(events, seed, kills_per_service, window, say, progress, services).run()

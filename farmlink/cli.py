@@ -218,6 +218,82 @@ def demo(
     )
 
 
+@app.command()
+def chaos(
+    events: int = typer.Option(100_000, help="input events to send through the services during the run"),
+    seed: int = typer.Option(2020, help="seed of the workload and of the fault points"),
+    kills_per_service: int = typer.Option(3, help="SIGKILLs of each service, at random points"),
+    services: str = typer.Option(",".join(processes.SERVICES), help="the services to kill, comma-separated"),
+    window: int = typer.Option(2000, help="inputs in flight at most (sent, no outcome yet)"),
+    yes: bool = typer.Option(False, "--yes", help="do not ask before wiping farmlink data"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the figures to this file"),
+) -> None:
+    """A bounded fault run on the local broker and server: kill services, bounce Kafka, restart PostgreSQL,
+    then prove nothing was lost or done twice and the audit is clean. Exit 1 otherwise.
+
+    Loopback only; stops by itself. Every service is SIGKILLed KILLS_PER_SERVICE times, the broker is stopped
+    once with SIGTERM and once with SIGKILL, PostgreSQL is restarted once.
+    """
+    from farmlink import infra
+    from farmlink.chaos import run_chaos
+
+    _quiet_logs()
+    config = settings()
+    if config.uses_external_kafka or config.uses_external_database:
+        console.print("farmlink chaos kills the local broker and server; it refuses to run against external ones "
+                      "(unset KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL).", style="red")
+        raise typer.Exit(2)
+    targets = tuple(name.strip() for name in services.split(",") if name.strip())
+    if unknown := [name for name in targets if name not in processes.SERVICES]:
+        console.print(f"--services: unknown service {', '.join(unknown)}; known: {', '.join(processes.SERVICES)}", style="red")
+        raise typer.Exit(2)
+    if not yes:
+        typer.confirm("The chaos run wipes all farmlink data (topics and schemas). Go on?", abort=True)
+    say = lambda message: console.print(message, style="dim", highlight=False)  # noqa: E731
+    infra.ensure_up(progress=say)
+    processes.stop_all(say=say)
+    infra.reset_data(progress=say)
+    with Progress(TextColumn("inputs with an outcome"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=not sys.stdout.isatty()) as bar:
+        task = bar.add_task("chaos", total=events)
+        try:
+            report = asyncio.run(run_chaos(events, seed, kills_per_service, window, say=bar.console.print,
+                                           progress=lambda done, total: bar.update(task, completed=done), services=targets))
+        finally:
+            processes.stop_all(say=lambda message: None)
+    figures = report.as_dict()
+    table = Table(title="chaos run", show_header=False)
+    for label, value in (
+        ("inputs sent (per service)", f"{report.events:,} {report.sent_by_service}"),
+        ("inputs with one outcome", f"{report.outcomes:,}"),
+        ("lost inputs", f"{report.lost}" + (f" e.g. {', '.join(report.lost_examples)}" if report.lost_examples else "")),
+        ("journal: missing / duplicated", f"{report.journal_missing} / {report.journal_duplicates}"),
+        ("fills: made / duplicated / settled", f"{report.fills:,} / {report.duplicate_fills} / {report.settled_fills:,}"),
+        ("fills on Kafka (read_committed) / repeated", f"{report.fills_on_kafka:,} / {report.fill_redeliveries_on_kafka}"),
+        ("payments / duplicated", f"{report.payments:,} / {report.duplicate_payments}"),
+        ("fen paid / fen in household incomes", f"{report.paid_fen:,} / {report.income_fen:,}"),
+        ("faults", ", ".join(f"{kind} x{count}" for kind, count in sorted(report.fault_count.items()))),
+        ("services that exited by themselves", str(report.unplanned_restarts or "none")),
+        ("audit (PostgreSQL + Kafka)", "clean" if report.audit_clean else "NOT CLEAN: " + "; ".join(report.audit_findings[:5])),
+        ("state hash: store / fresh Kafka replay", f"{report.state_hash_postgres[:16]} / {report.state_hash_kafka[:16]}"),
+        ("run time", f"{report.seconds:,.1f} s"),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+    recoveries = Table("fault", "component back (s)", "first new outcome (s)", title="recovery times")
+    for recovery in report.recoveries:
+        recoveries.add_row(recovery.fault, f"{recovery.back_s:.2f}", "-" if recovery.first_outcome_s is None else f"{recovery.first_outcome_s:.2f}")
+    console.print(recoveries)
+    if json_out is not None:
+        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+    console.print(json.dumps({"chaos": {k: figures[k] for k in ("ok", "events", "lost", "duplicate_fills", "duplicate_payments",
+                                                                   "audit_clean")}}))
+    if not report.ok:
+        console.print("chaos run FAILED: something was lost, done twice, or the audit is not clean", style="red")
+        raise typer.Exit(1)
+    console.print("chaos run passed: zero lost, zero duplicated, audit clean", style="green")
+
+
 class Source(str, Enum):
     postgres = "postgres"
     kafka = "kafka"

@@ -940,15 +940,19 @@ def kill_kafka(sig: signal.Signals, progress: Progress | None = None) -> None:
     layout = Layout.of()
     if sig == signal.SIGTERM:
         _stop_kafka(layout, say)
-        return
-    pid = kafka_pid(layout)
-    if pid is None:
-        raise InfraError("Kafka is not running here; nothing to kill")
-    say(f"Killing Kafka (pid {pid}) with {sig.name} ...")
-    os.kill(pid, sig)
-    Retrying(stop=stop_after_delay(KAFKA_STOP_TIMEOUT_S), wait=wait_fixed(0.1),
-             retry=retry_if_result(bool), retry_error_callback=lambda state: state.outcome.result())(_kafka_alive, layout, pid)
-    layout.kafka_pid_file.unlink(missing_ok=True)
+    else:
+        pid = kafka_pid(layout)
+        if pid is None:
+            raise InfraError("Kafka is not running here; nothing to kill")
+        say(f"Killing Kafka (pid {pid}) with {sig.name} ...")
+        os.kill(pid, sig)
+        Retrying(stop=stop_after_delay(KAFKA_STOP_TIMEOUT_S), wait=wait_fixed(0.1),
+                 retry=retry_if_result(bool), retry_error_callback=lambda state: state.outcome.result())(_kafka_alive, layout, pid)
+        layout.kafka_pid_file.unlink(missing_ok=True)
+    # A dying JVM may still hold its listeners for a moment after /proc stops naming it.
+    Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.1), retry=retry_if_result(bool),
+             retry_error_callback=lambda state: state.outcome.result())(
+        lambda: _port_in_use(layout.kafka_port) or _port_in_use(layout.kafka_controller_port))
 
 
 def restart_postgres(progress: Progress | None = None) -> None:
