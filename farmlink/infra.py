@@ -755,26 +755,29 @@ async def ensure_login_roles(dsn: str, roles: dict[str, str | None]) -> list[str
     conn = await asyncpg.connect(dsn, timeout=10)
     created = []
     try:
-        database = await conn.fetchval("SELECT current_database()")
-        can_create = await conn.fetchval("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user")
-        for role, password in roles.items():
-            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-            if not can_create:
-                if not exists:
-                    raise InfraError(f"PostgreSQL role {role!r} does not exist and {redact_dsn(dsn)} may not create "
-                                     f"roles (no CREATEROLE): create it, or give the owner CREATEROLE")
-                continue
-            secret = f" PASSWORD {_literal(password)}" if password is not None else ""
-            if exists:
-                await conn.execute(f"ALTER ROLE {_ident(role)} LOGIN NOCREATEDB NOCREATEROLE{secret}")
-            else:
-                await conn.execute(f"CREATE ROLE {_ident(role)} LOGIN{secret}")
-                created.append(role)
-        await conn.execute(f"REVOKE ALL ON DATABASE {_ident(database)} FROM PUBLIC")
-        for role in roles:
-            await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {_ident(role)}")
-        await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-        await conn.execute("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
+        async with conn.transaction():  # one `up` at a time: concurrent GRANTs fail with "tuple concurrently updated"
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('farmlink.roles'))")
+            database = await conn.fetchval("SELECT current_database()")
+            can_create = await conn.fetchval(
+                "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user")
+            for role, password in roles.items():
+                exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+                if not can_create:
+                    if not exists:
+                        raise InfraError(f"PostgreSQL role {role!r} does not exist and {redact_dsn(dsn)} may not "
+                                         f"create roles (no CREATEROLE): create it, or give the owner CREATEROLE")
+                    continue
+                secret = f" PASSWORD {_literal(password)}" if password is not None else ""
+                if exists:
+                    await conn.execute(f"ALTER ROLE {_ident(role)} LOGIN NOCREATEDB NOCREATEROLE{secret}")
+                else:
+                    await conn.execute(f"CREATE ROLE {_ident(role)} LOGIN{secret}")
+                    created.append(role)
+            await conn.execute(f"REVOKE ALL ON DATABASE {_ident(database)} FROM PUBLIC")
+            for role in roles:
+                await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {_ident(role)}")
+            await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            await conn.execute("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
     finally:
         await conn.close()
     return created
