@@ -84,7 +84,7 @@ class ServiceRuntime:
         role = await self.pool.fetchval("SELECT current_user")
         owner = await asyncpg.connect(self.config.dsn)
         try:
-            await migrate(owner, self.schema, self.sql_dirs, service_role=role, readers=(role_name(AUDITOR),))
+            await migrate(owner, self.schema, self.sql_dirs, service_role=role, readers=(self.config.role_of(AUDITOR),))
         finally:
             await owner.close()
         self.store = EventStore(self.pool, self.schema, producer=f"service:{self.name}")

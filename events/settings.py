@@ -20,7 +20,7 @@ import logging
 import os
 import secrets as _random
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -87,6 +87,12 @@ class Settings(BaseSettings):
             log.warning("%s is not set: %s connects as DATABASE_URL's role, the schema owner, without least "
                         "privilege (see infra/README.md, 'PostgreSQL roles')", role_env(name), name)
         return self.database_url  # type: ignore[return-value]
+
+    def role_of(self, name: str) -> str:
+        """The role `name` works as: DATABASE_URL_<NAME>'s user when set (external), else farmlink_<name>."""
+        own = os.environ.get(role_env(name)) if self.uses_external_database else None
+        user = urlsplit(own).username if own else None
+        return unquote(user) if user else role_name(name)
 
     @property
     def auditor_dsn(self) -> str:

@@ -79,3 +79,10 @@ def test_events_are_only_ever_read_and_appended():
 def test_a_table_the_store_does_not_name_is_a_projection_never_deleted():
     assert table_privileges("a_table_a_later_migration_adds") == ("SELECT", "INSERT", "UPDATE")
     assert table_privileges("schema_migrations") == ()
+
+
+def test_the_auditors_role_is_the_user_of_its_url_or_farmlink_auditor(external, monkeypatch, local):
+    assert local.role_of("auditor") == "farmlink_auditor"
+    assert external.role_of("auditor") == "farmlink_auditor"
+    monkeypatch.setenv("DATABASE_URL_AUDITOR", "postgresql://readonly:r@db.example:5432/farmlink")
+    assert external.role_of("auditor") == "readonly"
