@@ -18,7 +18,7 @@ from faststream.middlewares import AckPolicy
 from events.consumer import Delivery
 from events.migrations import migrate
 from events.relay import OutboxRelay
-from events.settings import Settings, settings
+from events.settings import AUDITOR, Settings, role_env, role_name, settings
 from events.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -78,16 +78,32 @@ class ServiceRuntime:
         return self.broker.subscriber(*topics, **options)
 
     async def open(self, with_relay: bool = True) -> EventStore:
-        """Connect to PostgreSQL, migrate the schema, start the relay (tests may go without it)."""
-        self.pool = await asyncpg.create_pool(self.config.dsn, min_size=1, max_size=8)
-        await migrate(self.pool, self.schema, self.sql_dirs)
+        """Connect to PostgreSQL as the service's role, migrate the schema as its owner (which also
+        grants the service's role its privileges), start the relay (tests may go without it)."""
+        service_dsn = self.config.service_dsn(self.name)
+        self.pool = await self._service_pool(service_dsn)
+        role = await self.pool.fetchval("SELECT current_user")
+        owner = await asyncpg.connect(self.config.dsn)
+        try:
+            await migrate(owner, self.schema, self.sql_dirs, service_role=role, readers=(self.config.role_of(AUDITOR),))
+        finally:
+            await owner.close()
         self.store = EventStore(self.pool, self.schema, producer=f"service:{self.name}")
         if with_relay:
-            self.relay = OutboxRelay(self.config.dsn, self.schema, self.config.bootstrap)
+            self.relay = OutboxRelay(service_dsn, self.schema, self.config.bootstrap)
             await self.relay.start()
         for hook in self.on_start:
             await hook()
         return self.store
+
+    async def _service_pool(self, dsn: str) -> asyncpg.Pool:
+        try:
+            return await asyncpg.create_pool(dsn, min_size=1, max_size=8)
+        except asyncpg.InvalidAuthorizationSpecificationError as exc:
+            fix = (f"check {role_env(self.name)}" if self.config.uses_external_database
+                   else f"`farmlink infra up` creates role {role_name(self.name)!r}")
+            raise RuntimeError(f"{self.name} service: PostgreSQL refused its login ({exc}); {fix} "
+                               f"(infra/README.md, 'PostgreSQL roles')") from exc
 
     async def close(self) -> None:
         if self.relay is not None:

@@ -7,12 +7,20 @@ FARMLINK_POSTGRES_PORT move them, so two farmlink homes can run side by side).
 
 Local credentials are never committed: each is generated on first use into
 ``<farmlink_home>/secrets/<name>`` (mode 0600) and read from there afterwards.
+
+PostgreSQL roles (least privilege, see infra/README.md): ``farmlink`` owns the database and
+every schema (migrations, the CLI's admin work, tests' fixtures, benchmarks, reset); each
+service works as ``farmlink_<service>`` (`Settings.service_dsn`), the audit and the reports
+read as ``farmlink_auditor`` (`Settings.auditor_dsn`). With an external database,
+DATABASE_URL is the owner and ``DATABASE_URL_<NAME>`` (DATABASE_URL_COOPERATIVE, ...,
+DATABASE_URL_AUDITOR) each role; a missing one falls back to DATABASE_URL, with a warning.
 """
 
+import logging
 import os
 import secrets as _random
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,7 +30,21 @@ LOCAL_KAFKA_PORT = 19092
 LOCAL_KAFKA_CONTROLLER_PORT = 19093
 LOCAL_POSTGRES_PORT = 15432
 LOCAL_DATABASE = "farmlink"
-APP_ROLE = "farmlink"
+APP_ROLE = "farmlink"  # the migration role: owns the database, every schema and table
+AUDITOR = "auditor"
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def role_name(name: str) -> str:
+    """The PostgreSQL role a service (or the auditor) works as: farmlink_<name>."""
+    return f"{APP_ROLE}_{name}"
+
+
+def role_env(name: str) -> str:
+    """The environment variable naming that role's connection string on an external database."""
+    return f"DATABASE_URL_{name.upper()}"
 
 
 class Settings(BaseSettings):
@@ -48,6 +70,34 @@ class Settings(BaseSettings):
     @property
     def dsn(self) -> str:
         return self.database_url or local_dsn(self, APP_ROLE)
+
+    def service_dsn(self, name: str) -> str:
+        """Where the service (or auditor) `name` connects, as its own role farmlink_<name>.
+
+        Local: that role with its generated password. External: DATABASE_URL_<NAME>, or, when
+        it is not set, DATABASE_URL itself (the owner: no least privilege; warned once).
+        """
+        if not self.uses_external_database:
+            return local_dsn(self, role_name(name))
+        own = os.environ.get(role_env(name))
+        if own:
+            return own
+        if name not in _warned:
+            _warned.add(name)
+            log.warning("%s is not set: %s connects as DATABASE_URL's role, the schema owner, without least "
+                        "privilege (see infra/README.md, 'PostgreSQL roles')", role_env(name), name)
+        return self.database_url  # type: ignore[return-value]
+
+    def role_of(self, name: str) -> str:
+        """The role `name` works as: DATABASE_URL_<NAME>'s user when set (external), else farmlink_<name>."""
+        own = os.environ.get(role_env(name)) if self.uses_external_database else None
+        user = urlsplit(own).username if own else None
+        return unquote(user) if user else role_name(name)
+
+    @property
+    def auditor_dsn(self) -> str:
+        """The read-only role of `farmlink audit` and the report commands."""
+        return self.service_dsn(AUDITOR)
 
     @property
     def uses_external_kafka(self) -> bool:

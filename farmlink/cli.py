@@ -110,7 +110,7 @@ def _publish(file: Path, strict: bool):
 
 
 async def _read(query) -> Any:
-    conn = await asyncpg.connect(settings().dsn)
+    conn = await asyncpg.connect(settings().auditor_dsn)  # read-only: the reports never write
     try:
         return await query(conn)
     finally:
@@ -322,7 +322,7 @@ def audit(
             task = bar.add_task(name, total=total)
             return lambda n: bar.advance(task, n)
 
-        result = asyncio.run(run_audit(config.bootstrap, config.dsn, source.value, reconcile_kafka, step))
+        result = asyncio.run(run_audit(config.bootstrap, config.auditor_dsn, source.value, reconcile_kafka, step))
     as_of_view = _as_of(result, as_of) if as_of is not None else None
     if report is not None:
         _write_report(result, report)

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -46,7 +46,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrP
 from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from contracts.topics import TOPICS, Topic
-from events.settings import APP_ROLE, LOCAL_DATABASE, Settings, local_secret, settings
+from events.settings import APP_ROLE, AUDITOR, LOCAL_DATABASE, Settings, local_secret, role_env, role_name, settings
+from farmlink.processes import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -730,6 +731,61 @@ async def _ensure_app_role_and_database(layout: Layout) -> None:
         await conn.close()
 
 
+def login_roles(s: Settings) -> dict[str, str | None]:
+    """The least-privilege login roles `up` keeps in step: role -> password (None: leave it alone).
+
+    Local: farmlink_<service> for every service and farmlink_auditor, with generated passwords.
+    External: the role and password of each DATABASE_URL_<NAME> that is set (and is not the owner).
+    """
+    names = (*SERVICES, AUDITOR)
+    if not s.uses_external_database:
+        return {role_name(n): local_secret(s, f"postgres-{role_name(n)}") for n in names}
+    owner = urlsplit(s.dsn).username
+    roles: dict[str, str | None] = {}
+    for name in names:
+        url = os.environ.get(role_env(name))
+        if url and (parts := urlsplit(url)).username and parts.username != owner:
+            roles[unquote(parts.username)] = unquote(parts.password) if parts.password is not None else None
+    return roles
+
+
+async def ensure_login_roles(dsn: str, roles: dict[str, str | None]) -> list[str]:
+    """As the owner (DATABASE_URL or the local `farmlink`): create or bring in step each login role
+    (LOGIN, no other attribute, its password), give it CONNECT, and take from PUBLIC what it
+    has by default: CONNECT and TEMP on the database, USAGE on schema public, EXECUTE on the
+    owner's future functions. Schema and table privileges are the migrations' (events/migrations.py).
+    Returns the roles created now. Idempotent."""
+    conn = await asyncpg.connect(dsn, timeout=10)
+    created = []
+    try:
+        async with conn.transaction():  # one `up` at a time: concurrent GRANTs fail with "tuple concurrently updated"
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('farmlink.roles'))")
+            database = await conn.fetchval("SELECT current_database()")
+            can_create = await conn.fetchval(
+                "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user")
+            for role, password in roles.items():
+                exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+                if not can_create:
+                    if not exists:
+                        raise InfraError(f"PostgreSQL role {role!r} does not exist and {redact_dsn(dsn)} may not "
+                                         f"create roles (no CREATEROLE): create it, or give the owner CREATEROLE")
+                    continue
+                secret = f" PASSWORD {_literal(password)}" if password is not None else ""
+                if exists:
+                    await conn.execute(f"ALTER ROLE {_ident(role)} LOGIN NOCREATEDB NOCREATEROLE{secret}")
+                else:
+                    await conn.execute(f"CREATE ROLE {_ident(role)} LOGIN{secret}")
+                    created.append(role)
+            await conn.execute(f"REVOKE ALL ON DATABASE {_ident(database)} FROM PUBLIC")
+            for role in roles:
+                await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {_ident(role)}")
+            await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            await conn.execute("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
+    finally:
+        await conn.close()
+    return created
+
+
 async def _wait_for_database(dsn: str, timeout: float = DATABASE_READY_TIMEOUT_S) -> str:
     """Wait until the database answers; return its version()."""
     try:
@@ -836,6 +892,10 @@ async def _ensure_up(s: Settings, layout: Layout, say: Progress) -> None:
         await _ensure_app_role_and_database(layout)
     await _wait_for_database(s.dsn)
     say(f"PostgreSQL ready: {redact_dsn(s.dsn)}")
+    roles = login_roles(s)
+    created = await ensure_login_roles(s.dsn, roles)
+    say(f"PostgreSQL roles: {', '.join(roles) or 'none (no DATABASE_URL_<NAME> set)'}"
+        + (f" ({len(created)} created)" if created else ""))
     cluster = await _wait_for_kafka(s.bootstrap, None if s.uses_external_kafka else layout, pid)
     say(f"Kafka ready: {s.bootstrap} (cluster {cluster.get('cluster_id')})")
     created = await create_topics(s.bootstrap)

@@ -3,6 +3,7 @@
 import json
 import uuid
 
+import asyncpg
 import pytest
 from faststream.kafka import TestKafkaBroker
 
@@ -46,7 +47,9 @@ async def service(infrastructure):
     await runtime.open(with_relay=False)
     async with TestKafkaBroker(runtime.broker) as broker:
         yield broker, runtime
-    await runtime.pool.execute(f'DROP SCHEMA "{runtime.schema}" CASCADE')
+    owner = await asyncpg.connect(runtime.config.dsn)  # the service's own role may not drop its schema
+    await owner.execute(f'DROP SCHEMA "{runtime.schema}" CASCADE')
+    await owner.close()
     await runtime.close()
     runtime.schema = runtime.name
     runtime.pool = runtime.store = None

@@ -5,6 +5,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 
+import asyncpg
 import pytest
 from faststream.kafka import TestKafkaBroker
 
@@ -61,7 +62,9 @@ async def started(module, infrastructure):
 
 
 async def stopped(runtime) -> None:
-    await runtime.pool.execute(f'DROP SCHEMA "{runtime.schema}" CASCADE')
+    owner = await asyncpg.connect(runtime.config.dsn)  # the service's own role may not drop its schema
+    await owner.execute(f'DROP SCHEMA "{runtime.schema}" CASCADE')
+    await owner.close()
     await runtime.close()
     runtime.schema = runtime.name
     runtime.pool = runtime.store = None
