@@ -11,13 +11,12 @@ One relay per schema is active at a time (a session advisory lock).
 
 import asyncio
 import contextlib
-import json
 import logging
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from events.store import outbox_channel
+from events.store import kafka_headers_of, outbox_channel
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,7 @@ async def _committed_rows(conn: asyncpg.Connection, schema: str, after: int, lim
 async def _send(producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> asyncio.Future:
     deliveries = []
     for row in rows:
-        headers = [(name, value.encode("latin-1")) for name, value in json.loads(row["headers"])]
-        deliveries.append(await producer.send(row["topic"], row["value"], key=row["key"], headers=headers))
+        deliveries.append(await producer.send(row["topic"], row["value"], key=row["key"], headers=kafka_headers_of(row["headers"])))
     return asyncio.gather(*deliveries)
 
 
