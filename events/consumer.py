@@ -6,14 +6,20 @@ then lets FastStream commit the offset. A redelivered message finds its inbox ma
 has no second effect. A message that cannot be decoded, or that the service rejects, is
 dead-lettered (original bytes, key and headers, plus the reason) through the same
 outbox, so the consumer keeps going and nothing is lost.
+
+A message id is a promise about content: the inbox keeps a digest of each input, so an
+identical re-send is a no-op, while a different message under a used id is dead-lettered
+("message_id ... was already used for a different message"), never silently dropped.
 """
 
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from contracts.inputs import Receipt
@@ -23,6 +29,15 @@ from events.store import ConcurrencyError, EventStore, UnitOfWork
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+MAX_REASON_CHARS = 1000
+"""A dead-letter reason (and a rejected receipt's) is cut to this length: a payload with
+thousands of bad items must not make a reason that cannot travel."""
+
+DEAD_LETTER_MAX_BYTES = 1_000_000
+"""Key, value and headers of a dead letter stay below this, under the broker's default limit
+(message.max.bytes, 1 MiB) with room to spare; a longer original value is cut, and the dead
+letter says so (dlq.truncated, dlq.original-bytes, dlq.original-sha256)."""
 
 
 class Rejection(Exception):
@@ -52,6 +67,7 @@ class Decoded(Generic[T]):
     item: T
     message_id: str
     correlation_id: str
+    digest: str | None = None  # of the content, for inputs: a used message id with another digest is refused
 
 
 def dead_letter_headers(delivery: Delivery, consumer: str, reason: str) -> list[tuple[str, bytes]]:
@@ -67,9 +83,26 @@ def dead_letter_headers(delivery: Delivery, consumer: str, reason: str) -> list[
 
 
 async def dead_letter(uow: UnitOfWork, delivery: Delivery, consumer: str, reason: str) -> None:
-    """Queue the original message for the dead-letter topic with the reason."""
-    key = delivery.key.decode("utf-8", "replace") if delivery.key is not None else None
-    await uow.enqueue(DEAD_LETTER, key, delivery.value, dead_letter_headers(delivery, consumer, reason))
+    """Queue the original message (key, bytes, headers) for the dead-letter topic with the reason."""
+    headers = dead_letter_headers(delivery, consumer, shorten(reason))
+    value = delivery.value
+    room = DEAD_LETTER_MAX_BYTES - len(delivery.key or b"") - sum(len(n.encode()) + len(v or b"") + 8 for n, v in headers) - 200
+    if len(value) > room:
+        headers += [
+            ("dlq.truncated", b"true"),
+            ("dlq.original-bytes", str(len(value)).encode()),
+            ("dlq.original-sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[: max(room, 0)]
+    await uow.enqueue(DEAD_LETTER, delivery.key, value, headers)
+
+
+def shorten(reason: str, limit: int = MAX_REASON_CHARS) -> str:
+    """A reason of at most `limit` characters, saying how much was left out."""
+    if len(reason) <= limit:
+        return reason
+    tail = f" ... ({len(reason) - limit} more characters)"
+    return reason[: limit - len(tail)] + tail
 
 
 async def send_receipt(uow: UnitOfWork, receipt: Receipt) -> None:
@@ -127,31 +160,59 @@ async def consume_batch(
             async with store.transaction() as uow:
                 for delivery, decoded, problem in items:
                     uow.appended = []
+                    reused = False
                     if problem is None:
-                        problem = await _handle_one(uow, consumer, decoded, handle)
+                        problem, reused = await _handle_one(uow, consumer, decoded, handle)
                     if problem is not None:
-                        await _dead_letter_once(uow, consumer, delivery, decoded, problem, on_rejected)
+                        await _dead_letter_once(uow, consumer, delivery, decoded, problem, on_rejected, by_delivery=reused)
 
 
-async def _handle_one(uow: UnitOfWork, consumer: str, decoded: Decoded, handle: Handler) -> str | None:
-    """Apply one message inside a savepoint; the rejection reason if the service refused it."""
+class ReusedMessageId(Rejection):
+    """A message id already used for a message of different content."""
+
+
+async def _handle_one(uow: UnitOfWork, consumer: str, decoded: Decoded, handle: Handler) -> tuple[str | None, bool]:
+    """Apply one message inside a savepoint: (None, False) when done or already done before,
+    else why it was refused and whether that is because its message id was used for other content.
+
+    A data error from PostgreSQL (SQLSTATE class 22: a number out of range, text it cannot
+    store) comes from the message's own data and would come again on every redelivery, so it
+    is a refusal of this message too, not a reason to stop the consumer."""
     try:
         async with uow.conn.transaction():
-            if await uow.first_time(consumer, decoded.message_id):
+            if await uow.first_time(consumer, decoded.message_id, decoded.digest):
                 await handle(uow, decoded)
-    except Rejection as rejection:
+            elif decoded.digest is not None:
+                earlier = await uow.inbox_digest(consumer, decoded.message_id)
+                if earlier is not None and earlier != decoded.digest:
+                    raise ReusedMessageId(
+                        f"message_id {decoded.message_id} was already used for a different message "
+                        f"(sha256 {earlier[:16]}..., this one {decoded.digest[:16]}...); not processed"
+                    )
+    except (Rejection, asyncpg.DataError) as refusal:
         uow.appended = []
         uow.savepoint_rolled_back()
-        return str(rejection)
-    return None
+        reason = str(refusal) if isinstance(refusal, Rejection) else f"refused by the database: {describe(refusal)}"
+        return reason, isinstance(refusal, ReusedMessageId)
+    return None, False
 
 
 async def _dead_letter_once(
-    uow: UnitOfWork, consumer: str, delivery: Delivery, decoded: Decoded | None, reason: str, on_rejected: Rejected | None
+    uow: UnitOfWork,
+    consumer: str,
+    delivery: Delivery,
+    decoded: Decoded | None,
+    reason: str,
+    on_rejected: Rejected | None,
+    by_delivery: bool = False,
 ) -> None:
+    """Dead-letter a delivery unless done before: keyed by its message id, or by where the record
+    sits when it has no usable id (undecodable, or its id was used for other content)."""
+    reason = shorten(reason)
     log.warning("%s dead-lettered %s: %s", consumer, delivery.delivery_id, reason)
-    message_id = decoded.message_id if decoded is not None else f"delivery:{delivery.delivery_id}"
-    if await uow.first_time(consumer, message_id):
+    by_delivery = by_delivery or decoded is None
+    message_id = f"delivery:{delivery.delivery_id}" if by_delivery else decoded.message_id
+    if await uow.first_time(consumer, message_id, None if by_delivery else decoded.digest):
         await dead_letter(uow, delivery, consumer, reason)
         if on_rejected is not None:
             await on_rejected(uow, decoded, reason)

@@ -25,7 +25,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.topics import RELAY_CHECKPOINTS
-from events.store import outbox_channel
+from events.store import kafka_headers_of, outbox_channel
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ async def publish_pending(conn: asyncpg.Connection, schema: str, producer: AIOKa
         outbox_ids = [row["outbox_id"] for row in rows]
         async with producer.transaction():
             for row in rows:
-                headers = [(name, value.encode("latin-1")) for name, value in json.loads(row["headers"])]
-                await producer.send(row["topic"], row["value"], key=row["key"], headers=headers)
+                await producer.send(row["topic"], row["value"], key=row["key"], headers=kafka_headers_of(row["headers"]))
             await producer.send(RELAY_CHECKPOINTS, json.dumps({"schema": schema, "outbox_ids": outbox_ids}).encode(),
                                 key=schema.encode())
         await _delete(conn, schema, outbox_ids)
@@ -156,24 +155,39 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self.published = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.schema}")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, drain_timeout: float = 3.0) -> None:
+        """Finish what was committed so far (up to `drain_timeout` s), then stop.
+
+        On a graceful shutdown (SIGTERM) the consumers have finished their last batch, so
+        draining first publishes its receipts and events now and deletes them, instead of
+        leaving a batch that was sent but not yet deleted to be sent again after a restart.
+        Whatever is left after the timeout stays in the outbox and goes out on the next start."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.shield(self._task), drain_timeout)
+        if not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database or broker went away: start over after a pause
+                if self._stopping:
+                    return
                 log.exception("outbox relay for %s failed; retrying", self.schema)
                 await asyncio.sleep(1.0)
 
@@ -193,6 +207,8 @@ class OutboxRelay:
                 self.published += count
                 if count:
                     continue
+                if self._stopping:  # drained: everything committed so far is out
+                    return
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:

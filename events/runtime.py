@@ -5,6 +5,7 @@ Handlers stay thin: FastStream hands over the raw record, `consume` gives exactl
 effects and the dead-letter path, the service's decide functions do the rest.
 """
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,21 @@ from events.settings import AUDITOR, Settings, role_env, role_name, settings
 from events.store import EventStore
 
 log = logging.getLogger(__name__)
+
+
+async def tolerant_parser(message, original_parser):
+    """FastStream's parser, given records without headers; our own decoding reads the raw records.
+
+    FastStream decodes every header value as UTF-8 for its own header dict, so one record
+    with a null or non-UTF-8 header value fails the parsing of its whole batch, before any
+    handler runs, and the batch is skipped. farmlink reads headers only from the raw records
+    (and copies them, untouched, onto dead letters), so FastStream gets copies without them
+    and `raw_message` is set back to the original records (which nack also seeks by)."""
+    records = message if isinstance(message, tuple | list) else (message,)
+    bare = tuple(dataclasses.replace(record, headers=[]) for record in records)
+    parsed = await original_parser(bare if isinstance(message, tuple | list) else bare[0])
+    parsed.raw_message = message
+    return parsed
 
 
 async def raw_body(message: KafkaMessage) -> bytes:
@@ -73,6 +89,7 @@ class ServiceRuntime:
         options.setdefault("auto_offset_reset", "earliest")
         options.setdefault("ack_policy", AckPolicy.NACK_ON_ERROR)
         options.setdefault("decoder", raw_body)
+        options.setdefault("parser", tolerant_parser)
         options.setdefault("fetch_max_wait_ms", 20)
         options.setdefault("isolation_level", "read_committed")  # never an aborted relay transaction
         return self.broker.subscriber(*topics, **options)

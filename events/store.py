@@ -8,6 +8,7 @@ late (the pitfall in shared/architecture.md). The outbox relay does not depend o
 it drains a queue.
 """
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -204,9 +205,12 @@ class UnitOfWork:
                 rows.append((route.topic, route.key.encode(), envelope_bytes(envelope), kafka_headers(envelope), envelope.event_id))
         await self._insert_outbox(rows)
 
-    async def enqueue(self, topic: str, key: str | None, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> None:
+    async def enqueue(
+        self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes | None]] = ()
+    ) -> None:
         """Queue a message that is not a stored event (a receipt, a dead letter) for the relay."""
-        await self._insert_outbox([(topic, key.encode() if key is not None else None, value, list(headers), None)])
+        key_bytes = key.encode() if isinstance(key, str) else key
+        await self._insert_outbox([(topic, key_bytes, value, list(headers), None)])
 
     async def _insert_outbox(self, rows: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]], Any]]) -> None:
         """All rows in one statement, which also wakes the relay (NOTIFY is delivered at commit)."""
@@ -221,19 +225,24 @@ class UnitOfWork:
             [t for t, _, _, _, _ in rows],
             [k for _, k, _, _, _ in rows],
             [v for _, _, v, _, _ in rows],
-            [json.dumps([[n, h.decode("latin-1")] for n, h in hs]) for _, _, _, hs, _ in rows],
+            [outbox_headers(hs) for _, _, _, hs, _ in rows],
             [e for _, _, _, _, e in rows],
             outbox_channel(self.schema),
         )
 
-    async def first_time(self, consumer: str, message_id: str) -> bool:
-        """Record in the inbox that `consumer` processed `message_id`; False when it already had."""
+    async def first_time(self, consumer: str, message_id: str, digest: str | None = None) -> bool:
+        """Record in the inbox that `consumer` processed `message_id` (with its content's digest); False when it already had."""
         row = await self.conn.fetchrow(
-            "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+            "INSERT INTO inbox (consumer, message_id, digest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
             consumer,
             message_id,
+            digest,
         )
         return row is not None
+
+    async def inbox_digest(self, consumer: str, message_id: str) -> str | None:
+        """The digest recorded with a processed message id (None when unknown)."""
+        return await self.conn.fetchval("SELECT digest FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id)
 
 
 async def _pages(
@@ -250,6 +259,30 @@ async def _pages(
         if len(rows) < batch_size:
             return
         position = rows[-1][0]
+
+
+def outbox_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
+    """Kafka headers as the outbox keeps them (jsonb): [name, latin-1 text] pairs; a header
+    jsonb cannot hold (a NUL character) as [base64 name, base64 value, "base64"]; a null value stays null."""
+    items = []
+    for name, value in headers:
+        if "\x00" in name or (value is not None and b"\x00" in value):
+            encoded = base64.b64encode(value).decode() if value is not None else None
+            items.append([base64.b64encode(name.encode("utf-8", "surrogateescape")).decode(), encoded, "base64"])
+        else:
+            items.append([name, value.decode("latin-1") if value is not None else None])
+    return json.dumps(items)
+
+
+def kafka_headers_of(stored: str) -> list[tuple[str, bytes | None]]:
+    """The Kafka headers of an outbox row (see outbox_headers)."""
+    headers: list[tuple[str, bytes | None]] = []
+    for name, value, *tag in json.loads(stored):
+        if tag == ["base64"]:
+            headers.append((base64.b64decode(name).decode("utf-8", "surrogateescape"), base64.b64decode(value) if value is not None else None))
+        else:
+            headers.append((name, value.encode("latin-1") if value is not None else None))
+    return headers
 
 
 def outbox_channel(schema: str) -> str:
