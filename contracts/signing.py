@@ -150,3 +150,8 @@ class SignedInput(Contract):
     correlation_id: Identifier
     payload: dict[str, Any]
     signature: Signature
+
+    @classmethod
+    def of(cls, message: Mapping[str, Any]) -> "SignedInput":
+        """The evidence of a received input message (a mapping with the signed fields and the signature)."""
+        return cls(**{name: message[name] for name in (*SIGNED_FIELDS, "signature")})
