@@ -22,6 +22,7 @@ Keys and signatures are base64url without padding: a public key is its raw 32 by
 import base64
 import binascii
 import json
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -112,13 +113,18 @@ def sign(private_key: Ed25519PrivateKey, message: Mapping[str, Any]) -> str:
     return b64url(private_key.sign(signed_bytes(message)))
 
 
+@lru_cache(maxsize=4096)
+def _public_key(text: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(_unb64url(text, 32))
+
+
 def verification_problem(public_key: str, message: Mapping[str, Any]) -> str | None:
     """None when `message["signature"]` is a valid signature of the message by `public_key`, else why not."""
     signature = message.get("signature")
     if not signature:
         return "missing"
     try:
-        key = Ed25519PublicKey.from_public_bytes(_unb64url(public_key, 32))
+        key = _public_key(public_key)
     except ValueError as error:
         return f"the public key is unusable: {error}"
     try:
