@@ -4,7 +4,20 @@ from typing import ClassVar
 
 from contracts.catalogue import Product
 from contracts.model import Contract
+from contracts.signing import PublicKey, SignedInput
 from contracts.types import Grade, Identifier, IsoDate, Name, PositiveFen, Quantity
+
+
+class BuyerRegistered(Contract):
+    """A buyer joined farmlink with the public key it signs its orders and commitments with."""
+
+    event_type: ClassVar[str] = "BuyerRegistered"
+    schema_version: ClassVar[int] = 1
+
+    buyer_id: Identifier
+    name: Name
+    public_key: PublicKey
+    signed_input: SignedInput | None = None
 
 
 class OrderPlaced(Contract):
@@ -22,6 +35,7 @@ class OrderPlaced(Contract):
     deliver_from: IsoDate
     deliver_to: IsoDate
     regions: tuple[Name, ...]
+    signed_input: SignedInput | None = None
 
 
 class OrderCancelled(Contract):
@@ -33,6 +47,7 @@ class OrderCancelled(Contract):
     order_id: Identifier
     buyer_id: Identifier
     product: Product
+    signed_input: SignedInput | None = None
 
 
 class CommitmentMade(Contract):
@@ -53,3 +68,4 @@ class CommitmentMade(Contract):
     eligible_cooperatives: tuple[Identifier, ...]
     cap_quantity: Quantity | None
     max_quantity_per_mu: Quantity | None
+    signed_input: SignedInput | None = None

@@ -7,6 +7,7 @@ from pydantic import Field
 from contracts.catalogue import Product
 from contracts.inputs import HouseholdMembership
 from contracts.model import Contract
+from contracts.signing import PublicKey, SignedInput
 from contracts.types import Area, Grade, Identifier, IsoDate, Name, Quantity
 
 
@@ -22,6 +23,8 @@ class CooperativeRegistered(Contract):
     township: Name
     village: Name
     households: tuple[HouseholdMembership, ...]
+    public_key: PublicKey | None = None
+    signed_input: SignedInput | None = None
 
 
 class PlantingRecorded(Contract):
@@ -40,6 +43,7 @@ class PlantingRecorded(Contract):
     expected_harvest_from: IsoDate
     expected_harvest_to: IsoDate
     household_ids: tuple[Identifier, ...]
+    signed_input: SignedInput | None = None
 
 
 class Contribution(Contract):
@@ -67,3 +71,4 @@ class HarvestRecorded(Contract):
     available_from: IsoDate
     expires_on: IsoDate
     contributions: tuple[Contribution, ...] = Field(min_length=1)
+    signed_input: SignedInput | None = None

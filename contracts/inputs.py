@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from contracts.catalogue import Product
 from contracts.model import Contract
+from contracts.signing import PublicKey, Signature
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, MARKET_INPUT, SETTLEMENT_INPUT
 from contracts.types import Area, Fen, Grade, Identifier, IsoDate, Name, PositiveFen, Quantity
 
@@ -20,7 +21,11 @@ class HouseholdMembership(Contract):
 
 
 class CooperativeRegistration(Contract):
-    """A cooperative joins farmlink with its households."""
+    """A cooperative joins farmlink with its households and the public key it signs with.
+
+    `public_key` is optional here so that `farmlink simulate` reads a scenario file without
+    keys (`farmlink publish` fills in the cooperative's own); the cooperative service requires it.
+    """
 
     cooperative_id: Identifier
     name: Name
@@ -28,6 +33,18 @@ class CooperativeRegistration(Contract):
     township: Name
     village: Name
     households: tuple[HouseholdMembership, ...] = Field(min_length=1)
+    public_key: PublicKey | None = None
+
+
+class BuyerRegistration(Contract):
+    """A buyer (enterprise, canteen, supermarket, county purchase programme) joins farmlink with its public key.
+
+    `public_key` is optional here for the same reason as a cooperative's; the buyer service requires it.
+    """
+
+    buyer_id: Identifier
+    name: Name
+    public_key: PublicKey | None = None
 
 
 class PlantingReport(Contract):
@@ -96,9 +113,10 @@ class OrderPlacement(Contract):
 
 
 class OrderCancellationRequest(Contract):
-    """A buyer withdraws the unfilled rest of an order."""
+    """A buyer withdraws the unfilled rest of one of its orders."""
 
     order_id: Identifier
+    buyer_id: Identifier
 
 
 class CommitmentOffer(Contract):
@@ -165,6 +183,7 @@ INPUT_TYPES: dict[str, type[Contract]] = {
     "cooperative.registered": CooperativeRegistration,
     "planting.recorded": PlantingReport,
     "harvest.recorded": HarvestReport,
+    "buyer.registered": BuyerRegistration,
     "order.placed": OrderPlacement,
     "order.cancelled": OrderCancellationRequest,
     "commitment.made": CommitmentOffer,
@@ -179,6 +198,7 @@ INPUT_OWNER: dict[str, str] = {
     "cooperative.registered": "cooperative",
     "planting.recorded": "cooperative",
     "harvest.recorded": "cooperative",
+    "buyer.registered": "buyer",
     "order.placed": "buyer",
     "order.cancelled": "buyer",
     "commitment.made": "buyer",
@@ -203,13 +223,15 @@ MATCHER_INPUT_TYPES = frozenset(
 
 
 class InputMessage(Contract):
-    """An input as it travels on an input topic: the producer's submission and its ids."""
+    """An input as it travels on an input topic: the producer's submission, its ids, and the
+    producer's signature over all of them (contracts/signing.py; required of cooperatives and buyers)."""
 
     message_id: Identifier
     type: str
     producer: Identifier
     correlation_id: Identifier
     payload: dict
+    signature: Signature | None = None
 
     @model_validator(mode="after")
     def _known_type(self) -> "InputMessage":
@@ -218,14 +240,28 @@ class InputMessage(Contract):
         return self
 
 
+SIGNED_INPUT_TYPES = frozenset(
+    {"cooperative.registered", "planting.recorded", "harvest.recorded", "buyer.registered", "order.placed", "order.cancelled", "commitment.made"}
+)
+"""Inputs their producer (a cooperative or a buyer) must sign; the owning service rejects them unsigned."""
+
+REGISTRATION_TYPES = {"cooperative.registered": "cooperative_id", "buyer.registered": "buyer_id"}
+"""Registrations: signed with the key they register (self-signed)."""
+
+
+def producer_kind(input_type: str) -> str | None:
+    """'cooperative' or 'buyer' for a signed input type, None for the rest."""
+    if input_type not in SIGNED_INPUT_TYPES:
+        return None
+    return "cooperative" if INPUT_OWNER[input_type] == "cooperative" else "buyer"
+
+
 def producer_of(input_type: str, payload: dict) -> str:
     """Who submits an input: the cooperative, the buyer, the price feed, or the settlement desk."""
     if input_type in ("cooperative.registered", "planting.recorded", "harvest.recorded"):
         return f"cooperative:{payload.get('cooperative_id', '?')}"
-    if input_type in ("order.placed", "commitment.made"):
+    if input_type in SIGNED_INPUT_TYPES:
         return f"buyer:{payload.get('buyer_id', '?')}"
-    if input_type == "order.cancelled":
-        return "buyer"
     if input_type == "market_price.observed":
         return f"market:{payload.get('market', '?')}"
     return "settlement"

@@ -41,11 +41,11 @@ EVENT_PARTITIONS = 6
 
 TOPICS: tuple[Topic, ...] = (
     Topic(COOPERATIVE_INPUT, 3, True, "cooperative.registered, planting.recorded, harvest.recorded commands"),
-    Topic(BUYER_INPUT, 3, True, "order.placed, order.cancelled, commitment.made commands"),
+    Topic(BUYER_INPUT, 3, True, "buyer.registered, order.placed, order.cancelled, commitment.made commands"),
     Topic(MARKET_INPUT, 3, True, "market_price.observed commands"),
     Topic(SETTLEMENT_INPUT, 3, True, "delivery.confirmed, payment.made, plan.recorded commands"),
     Topic(COOPERATIVE_EVENTS, EVENT_PARTITIONS, True, "CooperativeRegistered, PlantingRecorded, HarvestRecorded"),
-    Topic(BUYER_EVENTS, EVENT_PARTITIONS, True, "OrderPlaced, OrderCancelled, CommitmentMade"),
+    Topic(BUYER_EVENTS, EVENT_PARTITIONS, True, "BuyerRegistered, OrderPlaced, OrderCancelled, CommitmentMade"),
     Topic(MARKET_EVENTS, EVENT_PARTITIONS, True, "MarketPriceObserved"),
     Topic(MATCHING_JOURNAL, EVENT_PARTITIONS, True, "InputJournaled: the matcher's per-product input journal"),
     Topic(FILLS, EVENT_PARTITIONS, True, "FillMade: one per fill, in the matcher's output order per product"),

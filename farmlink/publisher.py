@@ -16,9 +16,20 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts.inputs import INPUT_OWNER, MATCHER_INPUT_TYPES, SERVICE_INPUT_TOPIC, InputMessage, Receipt, producer_of
+from contracts.inputs import (
+    INPUT_OWNER,
+    MATCHER_INPUT_TYPES,
+    REGISTRATION_TYPES,
+    SERVICE_INPUT_TOPIC,
+    SIGNED_INPUT_TYPES,
+    InputMessage,
+    Receipt,
+    producer_of,
+)
+from contracts.signing import sign
 from contracts.topics import RECEIPTS
 from events.relay import idempotent_producer
+from farmlink.keyring import Keyring, local_keyring
 from farmlink.scenario import LineError, ScenarioLine
 
 RECEIPT_TIMEOUT_S = 60.0
@@ -27,10 +38,23 @@ RECEIPT_TIMEOUT_S = 60.0
 def input_key(line: ScenarioLine) -> str:
     """The Kafka key of an input: the product where the matcher needs order, else the entity id."""
     payload = line.payload
-    for name in ("product", "order_id", "cooperative_id", "lot_id", "plan_id"):
+    for name in ("product", "order_id", "cooperative_id", "lot_id", "plan_id", "buyer_id"):
         if name in payload:
             return str(payload[name])
     return line.type
+
+
+def input_message(input_type: str, payload: dict, correlation_id: str, keyring: Keyring, message_id: str | None = None) -> InputMessage:
+    """An input as its producer sends it: cooperative and buyer inputs signed with the producer's
+    key, and a registration that names no public key given the producer's own."""
+    producer = producer_of(input_type, payload)
+    if input_type in REGISTRATION_TYPES and payload.get("public_key") is None:
+        payload = {**payload, "public_key": keyring.public_key(producer)}
+    fields = dict(
+        message_id=message_id or uuid.uuid4().hex, type=input_type, producer=producer, correlation_id=correlation_id, payload=payload
+    )
+    signature = sign(keyring.private_key(producer), fields) if input_type in SIGNED_INPUT_TYPES else None
+    return InputMessage(**fields, signature=signature)
 
 
 @dataclass
@@ -122,9 +146,12 @@ async def publish_lines(
     lines: list[ScenarioLine | LineError],
     *,
     strict: bool = False,
+    keyring: Keyring | None = None,
     on_line: Callable[[ScenarioLine | LineError, str | None], None] = lambda line, reason: None,
 ) -> PublishSummary:
-    """Publish valid lines in file order, waiting as needed; report each line as it is settled."""
+    """Publish valid lines in file order, waiting as needed; report each line as it is settled.
+    Cooperative and buyer lines are signed with their producer's key from `keyring` (default: this farmlink home's)."""
+    keyring = keyring or local_keyring()
     summary = PublishSummary()
     run_id = f"publish-{uuid.uuid4().hex[:12]}"
     watcher = ReceiptWatcher(bootstrap, run_id)
@@ -173,13 +200,7 @@ async def publish_lines(
                 break
             lane = (topic, key)
             correlation_id = f"{run_id}:{line.line_no}"
-            message = InputMessage(
-                message_id=uuid.uuid4().hex,
-                type=line.type,
-                producer=producer_of(line.type, line.payload),
-                correlation_id=correlation_id,
-                payload=line.payload,
-            )
+            message = input_message(line.type, line.payload, correlation_id, keyring)
             progress = LineProgress(line, needs_journal=line.type in MATCHER_INPUT_TYPES)
             watcher.lines[correlation_id] = progress
             in_flight.append(progress)

@@ -50,7 +50,7 @@ class AuditLog:
 class Finding:
     """Something the audit found wrong, and exactly where."""
 
-    check: str  # hash_chain | duplicate_event | re_execution | invariant | reconciliation
+    check: str  # hash_chain | duplicate_event | signature | re_execution | invariant | reconciliation
     where: str
     message: str
     schema: str | None = None

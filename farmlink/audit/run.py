@@ -16,6 +16,7 @@ from farmlink.audit.log import (
 )
 from farmlink.audit.model import AuditLog, Finding
 from farmlink.audit.reconcile import reconcile
+from farmlink.audit.signatures import check_signatures
 from farmlink.audit.replay import ReExecution, re_execute, state_hash
 
 Step = Callable[[str, int], Callable[[int], None]]
@@ -86,6 +87,8 @@ async def audit(
     lap("hash chains")
     checking(1)
     findings += check_unique_event_ids(log)
+    findings += check_signatures(log)
+    lap("signatures")
     checking(1)
     reexecution = re_execute(log)
     findings += reexecution.findings

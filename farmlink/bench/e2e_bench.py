@@ -16,17 +16,23 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts.inputs import InputMessage
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, FILLS, RECEIPTS, TOPICS
 from events.relay import idempotent_producer
 from farmlink.caughtup import wait_until_caught_up
+from farmlink.keyring import local_keyring
+from farmlink.publisher import input_message
 
 PRODUCTS = ("chili", "sorghum", "tea_leaf", "black_fungus", "sweet_potato", "citrus")
 
 
+_KEYRING = None
+
+
 def _message(kind: str, payload: dict, correlation_id: str) -> bytes:
-    return InputMessage(message_id=uuid.uuid4().hex, type=kind, producer="bench", correlation_id=correlation_id,
-                        payload=payload).model_dump_json().encode()
+    """An input signed by its producer (bench-coop, bench-buyer), as `farmlink publish` sends it."""
+    global _KEYRING
+    _KEYRING = _KEYRING or local_keyring()
+    return input_message(kind, payload, correlation_id, _KEYRING).model_dump_json().encode()
 
 
 def _order(n: int, product: str) -> dict:
@@ -40,6 +46,8 @@ async def _seed_market(producer, say) -> None:
         "cooperative_id": "bench-coop", "name": "bench cooperative", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
         "households": [{"household_id": "bench-h1", "registered_poor": True}, {"household_id": "bench-h2", "registered_poor": False}]},
         "bench-seed-coop"), key=b"bench-coop")
+    await producer.send_and_wait(BUYER_INPUT, _message("buyer.registered", {"buyer_id": "bench-buyer", "name": "bench buyer"},
+                                                       "bench-seed-buyer"), key=b"bench-buyer")
     await asyncio.sleep(1.0)
     for product in PRODUCTS:
         await producer.send_and_wait(COOPERATIVE_INPUT, _message("harvest.recorded", {
@@ -47,7 +55,7 @@ async def _seed_market(producer, say) -> None:
             "quantity": "100000000", "available_from": "2020-01-01", "expires_on": "2020-12-31",
             "contributions": [{"household_id": "bench-h1", "quantity": "60000000"}, {"household_id": "bench-h2", "quantity": "40000000"}]},
             f"bench-seed-{product}"), key=product.encode())
-    say("seeded one cooperative and a 100,000-tonne lot per product")
+    say("seeded one cooperative, one buyer and a 100,000-tonne lot per product")
 
 
 class Watch:

@@ -3,6 +3,8 @@
 Source events are the services' own contract models; the matcher's journal and decisions
 come from the same pure engine and outcome mapping the matching service uses; payments
 are split by the same largest-remainder rule; every stream carries a correct hash chain.
+Every cooperative and buyer event carries the signed input it would have been recorded
+from, signed with that producer's (seeded, reproducible) key, as the audit expects.
 Written straight into a set of schemas with COPY, so a million events take a minute,
 not hours of publishing.
 """
@@ -13,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from contracts.buyer import CommitmentMade, OrderCancelled, OrderPlaced
+from contracts.buyer import BuyerRegistered, CommitmentMade, OrderCancelled, OrderPlaced
 from contracts.cooperative import Contribution, CooperativeRegistered, HarvestRecorded, PlantingRecorded
-from contracts.inputs import HouseholdMembership
+from contracts.inputs import INPUT_TYPES, ContributionReport, HouseholdMembership
 from contracts.market import MarketPriceObserved
 from contracts.model import Contract
 from contracts.settlement import PaymentMade
+from contracts.signing import SignedInput, private_key_from_raw, public_key_of, sign
 from events.hashchain import GENESIS, canonical_json, hashed_content, link_hash
 from matcher.book import Market
 from matcher.facts import Fill
@@ -29,6 +32,22 @@ from services.matching.outcomes import journal_entry, outcome_event
 PRODUCTS = ("chili", "oil_tea_fruit", "sorghum", "tea_leaf", "black_fungus", "sweet_potato")
 COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Gongzhou", "Quanba"), "Yuping": ("Tianping", "Zhujiachang")}
 SEASON_START = date(2020, 3, 1)
+BUYERS = tuple(f"buyer-{n}" for n in range(1, 51)) + tuple(f"yuping-{n}" for n in range(1, 6))
+
+INPUT_OF = {
+    "CooperativeRegistered": "cooperative.registered", "PlantingRecorded": "planting.recorded", "HarvestRecorded": "harvest.recorded",
+    "BuyerRegistered": "buyer.registered", "OrderPlaced": "order.placed", "OrderCancelled": "order.cancelled",
+    "CommitmentMade": "commitment.made",
+}
+
+
+def input_payload(input_type: str, event: dict) -> dict:
+    """The payload of the input an event was recorded from: the input model's fields of the event."""
+    fields = INPUT_TYPES[input_type].model_fields
+    payload = {name: value for name, value in event.items() if name in fields}
+    if "contributions" in payload:
+        payload["contributions"] = [{k: c[k] for k in ContributionReport.model_fields} for c in payload["contributions"]]
+    return INPUT_TYPES[input_type].model_validate(payload).model_dump(mode="json")
 
 
 @dataclass
@@ -80,6 +99,28 @@ class Season:
         self.lots: dict[str, dict[str, Decimal]] = {}
         self.orders: list[tuple[str, str, str]] = []
         self.counter = 0
+        self.keys: dict[str, object] = {}
+
+    def _key(self, producer: str):
+        if producer not in self.keys:
+            self.keys[producer] = private_key_from_raw(self.rng.randbytes(32))
+        return self.keys[producer]
+
+    def _signed(self, model: Contract) -> tuple[Contract, str]:
+        """The event with the evidence of the input its producer signed, and that input's message id."""
+        input_type = INPUT_OF[model.event_type]  # type: ignore[attr-defined]
+        event = model.model_dump(mode="json")
+        kind = "cooperative" if "cooperative_id" in event and input_type in ("cooperative.registered", "planting.recorded", "harvest.recorded") else "buyer"
+        producer = f"{kind}:{event[kind + '_id']}"
+        message = {"message_id": uuid.UUID(int=self.rng.getrandbits(128), version=4).hex, "type": input_type, "producer": producer,
+                   "correlation_id": "synthetic", "payload": input_payload(input_type, event)}
+        message["signature"] = sign(self._key(producer), message)
+        return model.model_copy(update={"signed_input": SignedInput.of(message)}), message["message_id"]
+
+    def _record(self, schema: str, stream_id: str, model: Contract) -> str:
+        """Append a signed cooperative or buyer event."""
+        signed, message_id = self._signed(model)
+        return self.log.append(schema, stream_id, signed, causation_id=message_id)
 
     def _id(self, kind: str) -> str:
         self.counter += 1
@@ -90,9 +131,9 @@ class Season:
 
     def _journal(self, schema: str, stream_id: str, model: Contract) -> None:
         """Record a source event, then journal it and record what the matcher decided, as the matching service does."""
-        source_id = self.log.append(schema, stream_id, model)
+        source_id = self._record(schema, stream_id, model) if schema != "market" else self.log.append(schema, stream_id, model)
         at = self.log.last_at
-        payload = model.model_dump(mode="json")
+        payload = model.model_dump(mode="json", exclude={"signed_input"})
         product = payload["product"]
         outcomes = self.market.process(fact_from(model.event_type, payload))  # type: ignore[attr-defined]
         seq = self.journal_seq[product] = self.journal_seq.get(product, 0) + 1
@@ -123,9 +164,15 @@ class Season:
             cooperative_id = f"coop-{n}"
             households = [(f"{cooperative_id}-h{h}", self.rng.random() < 0.6) for h in range(self.rng.randint(2, 6))]
             self.cooperatives.append((cooperative_id, county, township, f"village-{n}", households))
-            self.log.append("cooperative", f"cooperative-{cooperative_id}", CooperativeRegistered(
+            self._record("cooperative", f"cooperative-{cooperative_id}", CooperativeRegistered(
                 cooperative_id=cooperative_id, name=f"cooperative {n}", county=county, township=township, village=f"village-{n}",
-                households=tuple(HouseholdMembership(household_id=h, registered_poor=p) for h, p in households)))
+                households=tuple(HouseholdMembership(household_id=h, registered_poor=p) for h, p in households),
+                public_key=public_key_of(self._key(f"cooperative:{cooperative_id}"))))
+
+    def register_buyers(self) -> None:
+        for buyer_id in BUYERS:
+            self._record("buyer", f"buyer-{buyer_id}", BuyerRegistered(
+                buyer_id=buyer_id, name=f"buyer {buyer_id}", public_key=public_key_of(self._key(f"buyer:{buyer_id}"))))
 
     def planting(self) -> None:
         cooperative_id, county, township, _, households = self.rng.choice(self.cooperatives)
@@ -184,6 +231,7 @@ class Season:
 
     def run(self, target_events: int) -> SyntheticLog:
         self.register_cooperatives(max(20, target_events // 2000))
+        self.register_buyers()
         for _ in range(len(self.cooperatives)):
             self.planting()
         steps = (self.lot, self.order, self.price, self.commitment, self.cancellation, self.planting)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from faststream.kafka import KafkaMessage
 
-from contracts.inputs import CommitmentOffer, OrderCancellationRequest, OrderPlacement
+from contracts.inputs import BuyerRegistration, CommitmentOffer, OrderCancellationRequest, OrderPlacement
 from contracts.topics import BUYER_INPUT
 from events.codec import decode_input
 from events.consumer import Decoded, Rejection, accepted, consume_batch, rejected_receipt
@@ -22,6 +22,10 @@ async def load_order(uow: UnitOfWork, order_id: str) -> domain.KnownOrder | None
     return domain.KnownOrder(**dict(row)) if row else None
 
 
+async def registered_key(uow: UnitOfWork, buyer_id: str) -> str | None:
+    return await uow.conn.fetchval("SELECT public_key FROM buyers WHERE buyer_id = $1", buyer_id)
+
+
 async def stream_exists(uow: UnitOfWork, stream_id: str) -> bool:
     return await uow.conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id)
 
@@ -30,21 +34,32 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
     """Decode, load, decide, append; then tell the producer."""
     message, request = decoded.item
     ids = dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
-    if isinstance(request, OrderPlacement):
+    if isinstance(request, BuyerRegistration):
+        evidence = domain.authenticate_registration(message, request)
+        already = await registered_key(uow, request.buyer_id) is not None
+        registered = domain.register_buyer(request, already).model_copy(update={"signed_input": evidence})
+        await uow.append(f"buyer-{request.buyer_id}", [NewEvent(registered)], 0, **ids)
+        await uow.conn.execute(
+            "INSERT INTO buyers (buyer_id, name, public_key) VALUES ($1, $2, $3)", registered.buyer_id, registered.name, registered.public_key
+        )
+    elif isinstance(request, OrderPlacement):
+        evidence = domain.authenticate(message, request.buyer_id, await registered_key(uow, request.buyer_id))
         stream = f"order-{request.order_id}"
-        placed = domain.place_order(request, await stream_exists(uow, stream))
+        placed = domain.place_order(request, await stream_exists(uow, stream), True).model_copy(update={"signed_input": evidence})
         await uow.append(stream, [NewEvent(placed)], 0, **ids)
         await uow.conn.execute(
             "INSERT INTO orders (order_id, buyer_id, product) VALUES ($1, $2, $3)", placed.order_id, placed.buyer_id, placed.product
         )
     elif isinstance(request, OrderCancellationRequest):
+        evidence = domain.authenticate(message, request.buyer_id, await registered_key(uow, request.buyer_id))
         stream = f"order-{request.order_id}"
-        cancelled = domain.cancel_order(request, await load_order(uow, request.order_id))
+        cancelled = domain.cancel_order(request, await load_order(uow, request.order_id)).model_copy(update={"signed_input": evidence})
         await uow.append(stream, [NewEvent(cancelled)], 1, **ids)
         await uow.conn.execute("UPDATE orders SET cancelled = true WHERE order_id = $1", cancelled.order_id)
     elif isinstance(request, CommitmentOffer):
+        evidence = domain.authenticate(message, request.buyer_id, await registered_key(uow, request.buyer_id))
         stream = f"commitment-{request.commitment_id}"
-        made = domain.make_commitment(request, await stream_exists(uow, stream))
+        made = domain.make_commitment(request, await stream_exists(uow, stream), True).model_copy(update={"signed_input": evidence})
         await uow.append(stream, [NewEvent(made)], 0, **ids)
     else:
         raise Rejection(f"type: {message.type} is not a buyer input")

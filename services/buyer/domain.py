@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 
-from contracts.buyer import CommitmentMade, OrderCancelled, OrderPlaced
-from contracts.inputs import CommitmentOffer, OrderCancellationRequest, OrderPlacement
+from contracts.buyer import BuyerRegistered, CommitmentMade, OrderCancelled, OrderPlaced
+from contracts.inputs import BuyerRegistration, CommitmentOffer, InputMessage, OrderCancellationRequest, OrderPlacement
+from contracts.signing import SignedInput, verification_problem
 from events.consumer import Rejection
 
 
@@ -17,24 +18,76 @@ class KnownOrder:
     cancelled: bool
 
 
-def place_order(placement: OrderPlacement, already_placed: bool) -> OrderPlaced:
-    """A new order (the model already checked quantity, price and window)."""
+def producer_for(buyer_id: str) -> str:
+    """The producer name a buyer's inputs carry."""
+    return f"buyer:{buyer_id}"
+
+
+def authenticate(message: InputMessage, buyer_id: str, registered_key: str | None) -> SignedInput:
+    """An input the buyer it names sent and signed with its registered key; the evidence to record."""
+    expected = producer_for(buyer_id)
+    if message.producer != expected:
+        raise Rejection(f"producer: {message.producer} cannot submit for buyer {buyer_id}; expected {expected}")
+    if registered_key is None:
+        raise Rejection(f"payload.buyer_id: unknown buyer {buyer_id}; a buyer registers (buyer.registered) before it orders")
+    return _verified(message, registered_key, f"the key registered for buyer {buyer_id}")
+
+
+def authenticate_registration(message: InputMessage, registration: BuyerRegistration) -> SignedInput:
+    """A registration carries the buyer's public key and is signed with it (self-signed)."""
+    expected = producer_for(registration.buyer_id)
+    if message.producer != expected:
+        raise Rejection(f"producer: {message.producer} cannot register buyer {registration.buyer_id}; expected {expected}")
+    if registration.public_key is None:
+        raise Rejection("payload.public_key: a buyer registers with the public key it signs its inputs with")
+    return _verified(message, registration.public_key, "the public key in the registration")
+
+
+def _verified(message: InputMessage, key: str, whose: str) -> SignedInput:
+    problem = verification_problem(key, message.model_dump())
+    if problem == "missing":
+        raise Rejection(f"signature: missing; buyers sign every input with {whose} (contracts/signing.py)")
+    if problem is not None:
+        raise Rejection(f"signature: {problem} with {whose}")
+    return SignedInput.of(message.model_dump())
+
+
+def register_buyer(registration: BuyerRegistration, already_registered: bool) -> BuyerRegistered:
+    """A new buyer with the public key it signs with."""
+    if registration.public_key is None:
+        raise Rejection("payload.public_key: a buyer registers with the public key it signs its inputs with")
+    if already_registered:
+        raise Rejection(f"payload.buyer_id: buyer {registration.buyer_id} is already registered")
+    return BuyerRegistered(**registration.model_dump())
+
+
+def _known_buyer(buyer_id: str, buyer_known: bool) -> None:
+    if not buyer_known:
+        raise Rejection(f"payload.buyer_id: unknown buyer {buyer_id}; a buyer registers (buyer.registered) before it orders")
+
+
+def place_order(placement: OrderPlacement, already_placed: bool, buyer_known: bool) -> OrderPlaced:
+    """A new order of a registered buyer (the model already checked quantity, price and window)."""
+    _known_buyer(placement.buyer_id, buyer_known)
     if already_placed:
         raise Rejection(f"payload.order_id: order {placement.order_id} was already placed")
     return OrderPlaced(**placement.model_dump())
 
 
 def cancel_order(request: OrderCancellationRequest, order: KnownOrder | None) -> OrderCancelled:
-    """Withdraw the unfilled rest of a known, open order."""
+    """Withdraw the unfilled rest of a known, open order of the buyer who asks."""
     if order is None:
         raise Rejection(f"payload.order_id: unknown order {request.order_id}")
+    if order.buyer_id != request.buyer_id:
+        raise Rejection(f"payload.buyer_id: order {request.order_id} belongs to buyer {order.buyer_id}, not {request.buyer_id}")
     if order.cancelled:
         raise Rejection(f"payload.order_id: order {request.order_id} is already cancelled")
     return OrderCancelled(order_id=order.order_id, buyer_id=order.buyer_id, product=order.product)
 
 
-def make_commitment(offer: CommitmentOffer, already_made: bool) -> CommitmentMade:
-    """A guaranteed-floor purchase (floor > 0, window ordered, caps positive: checked by the model)."""
+def make_commitment(offer: CommitmentOffer, already_made: bool, buyer_known: bool) -> CommitmentMade:
+    """A registered buyer's guaranteed-floor purchase (floor > 0, window ordered, caps positive: checked by the model)."""
+    _known_buyer(offer.buyer_id, buyer_known)
     if already_made:
         raise Rejection(f"payload.commitment_id: commitment {offer.commitment_id} was already made")
     return CommitmentMade(**offer.model_dump())

@@ -29,6 +29,10 @@ async def load_cooperative(uow: UnitOfWork, cooperative_id: str) -> domain.Coope
     )
 
 
+async def registered_key(uow: UnitOfWork, cooperative_id: str) -> str | None:
+    return await uow.conn.fetchval("SELECT public_key FROM cooperatives WHERE cooperative_id = $1", cooperative_id)
+
+
 async def stream_exists(uow: UnitOfWork, stream_id: str) -> bool:
     return await uow.conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id)
 
@@ -38,6 +42,7 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
     message, report = decoded.item
     ids = dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
     if isinstance(report, CooperativeRegistration):
+        evidence = domain.authenticate_registration(message, report)
         taken = {
             r["household_id"]: r["cooperative_id"]
             for r in await uow.conn.fetch(
@@ -46,18 +51,20 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
             )
         }
         exists = await load_cooperative(uow, report.cooperative_id) is not None
-        event = domain.register(report, exists, taken)
+        event = domain.register(report, exists, taken).model_copy(update={"signed_input": evidence})
         await uow.append(f"cooperative-{report.cooperative_id}", [NewEvent(event)], 0, **ids)
         await project_registration(uow, event)
     elif isinstance(report, PlantingReport):
+        evidence = domain.authenticate(message, report.cooperative_id, await registered_key(uow, report.cooperative_id))
         stream = f"planting-{report.planting_id}"
         cooperative = await load_cooperative(uow, report.cooperative_id)
-        event = domain.record_planting(report, cooperative, await stream_exists(uow, stream))
+        event = domain.record_planting(report, cooperative, await stream_exists(uow, stream)).model_copy(update={"signed_input": evidence})
         await uow.append(stream, [NewEvent(event)], 0, **ids)
     elif isinstance(report, HarvestReport):
+        evidence = domain.authenticate(message, report.cooperative_id, await registered_key(uow, report.cooperative_id))
         stream = f"lot-{report.lot_id}"
         cooperative = await load_cooperative(uow, report.cooperative_id)
-        event = domain.record_harvest(report, cooperative, await stream_exists(uow, stream))
+        event = domain.record_harvest(report, cooperative, await stream_exists(uow, stream)).model_copy(update={"signed_input": evidence})
         await uow.append(stream, [NewEvent(event)], 0, **ids)
     else:
         raise Rejection(f"type: {message.type} is not a cooperative input")
@@ -66,12 +73,13 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
 
 async def project_registration(uow: UnitOfWork, event: CooperativeRegistered) -> None:
     await uow.conn.execute(
-        "INSERT INTO cooperatives VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO cooperatives (cooperative_id, name, county, township, village, public_key) VALUES ($1, $2, $3, $4, $5, $6)",
         event.cooperative_id,
         event.name,
         event.county,
         event.township,
         event.village,
+        event.public_key,
     )
     await uow.conn.executemany(
         "INSERT INTO households VALUES ($1, $2, $3)",

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 from contracts.catalogue import is_livestock
 from contracts.cooperative import Contribution, CooperativeRegistered, HarvestRecorded, PlantingRecorded
-from contracts.inputs import CooperativeRegistration, HarvestReport, PlantingReport
+from contracts.inputs import CooperativeRegistration, HarvestReport, InputMessage, PlantingReport
+from contracts.signing import SignedInput, verification_problem
 from events.consumer import Rejection
 
 
@@ -20,8 +21,47 @@ class Cooperative:
     households: dict[str, bool]
 
 
+def producer_for(cooperative_id: str) -> str:
+    """The producer name a cooperative's inputs carry."""
+    return f"cooperative:{cooperative_id}"
+
+
+def authenticate(message: InputMessage, cooperative_id: str, registered_key: str | None) -> SignedInput:
+    """An input the cooperative it names sent and signed with its registered key; the evidence to record.
+
+    Checked before anything else: a forged input learns nothing about the cooperative's data.
+    """
+    expected = producer_for(cooperative_id)
+    if message.producer != expected:
+        raise Rejection(f"producer: {message.producer} cannot submit for cooperative {cooperative_id}; expected {expected}")
+    if registered_key is None:
+        raise Rejection(f"payload.cooperative_id: unknown cooperative {cooperative_id}")
+    return _verified(message, registered_key, f"the key registered for cooperative {cooperative_id}")
+
+
+def authenticate_registration(message: InputMessage, report: CooperativeRegistration) -> SignedInput:
+    """A registration carries the cooperative's public key and is signed with it (self-signed)."""
+    expected = producer_for(report.cooperative_id)
+    if message.producer != expected:
+        raise Rejection(f"producer: {message.producer} cannot register cooperative {report.cooperative_id}; expected {expected}")
+    if report.public_key is None:
+        raise Rejection("payload.public_key: a cooperative registers with the public key it signs its inputs with")
+    return _verified(message, report.public_key, "the public key in the registration")
+
+
+def _verified(message: InputMessage, key: str, whose: str) -> SignedInput:
+    problem = verification_problem(key, message.model_dump())
+    if problem == "missing":
+        raise Rejection(f"signature: missing; cooperatives sign every input with {whose} (contracts/signing.py)")
+    if problem is not None:
+        raise Rejection(f"signature: {problem} with {whose}")
+    return SignedInput.of(message.model_dump())
+
+
 def register(report: CooperativeRegistration, already_registered: bool, taken: dict[str, str]) -> CooperativeRegistered:
-    """A new cooperative with households that belong to no other cooperative."""
+    """A new cooperative with households that belong to no other cooperative, and its public key."""
+    if report.public_key is None:
+        raise Rejection("payload.public_key: a cooperative registers with the public key it signs its inputs with")
     if already_registered:
         raise Rejection(f"payload.cooperative_id: cooperative {report.cooperative_id} is already registered")
     seen: set[str] = set()

@@ -71,7 +71,7 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
         return
     product = payload.product
     live = await load_book(uow, product)
-    fact_payload = payload.model_dump(mode="json")
+    fact_payload = payload.model_dump(mode="json", exclude={"signed_input"})  # the signature evidence never reaches the matcher
     outcomes = live.book.process(fact_from(envelope.event_type, fact_payload))
     at = envelope.occurred_at
     new_events = [

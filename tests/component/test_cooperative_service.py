@@ -1,22 +1,25 @@
 """The cooperative service on FastStream's in-memory TestKafkaBroker, with its real PostgreSQL schema."""
 
 import json
+import tempfile
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
 from faststream.kafka import TestKafkaBroker
 
+from farmlink.keyring import Keyring
 from contracts.topics import COOPERATIVE_INPUT, COOPERATIVE_EVENTS, DEAD_LETTER, RECEIPTS
 from services.cooperative import app as cooperative
+from tests.signed_inputs import KEYRING, signed
 
 pytestmark = pytest.mark.component
 
 
 def message(kind: str, payload: dict) -> bytes:
-    return json.dumps(
-        {"message_id": uuid.uuid4().hex, "type": kind, "producer": "test", "correlation_id": uuid.uuid4().hex, "payload": payload}
-    ).encode()
+    """An input signed by its cooperative, as `farmlink publish` sends it."""
+    return signed(kind, payload)
 
 
 REGISTRATION = {
@@ -101,3 +104,62 @@ async def test_a_harvest_whose_contributions_do_not_add_up_is_rejected_naming_th
     assert receipts[-1]["status"] == "rejected"
     assert receipts[-1]["reason"].startswith("payload.contributions")
     assert await runtime.store.stream_version("lot-fj-chili-1") == 0
+
+
+# ---------------------------------------------------------------- signed inputs
+
+
+async def rejections(runtime) -> list[str]:
+    return [value["reason"] for topic, value in await outbox(runtime) if topic == RECEIPTS and value["status"] == "rejected"]
+
+
+@pytest.mark.parametrize(
+    ("forgery", "reason"),
+    [
+        ({"signature": None}, "signature: missing; cooperatives sign every input with the key registered for cooperative fengjia"),
+        ({"payload": {**HARVEST, "quantity": "1205", "contributions": [{"household_id": "fj-01", "quantity": "1205"}]}},
+         "signature: does not verify with the key registered for cooperative fengjia"),
+        ({"producer": "cooperative:someone-else"}, "producer: cooperative:someone-else cannot submit for cooperative fengjia"),
+    ],
+    ids=["unsigned", "payload-changed-after-signing", "producer-mismatch"],
+)
+async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_nothing_is_recorded(service, forgery, reason):
+    broker, runtime = service
+    await broker.publish(message("cooperative.registered", REGISTRATION), COOPERATIVE_INPUT)
+    forged = signed("harvest.recorded", HARVEST, **forgery)
+    await broker.publish(forged, COOPERATIVE_INPUT)
+    assert await runtime.store.stream_version("lot-fj-chili-1") == 0
+    [receipt_reason] = await rejections(runtime)
+    assert receipt_reason.startswith(reason)
+    rows = await outbox(runtime)
+    assert (DEAD_LETTER, forged) in rows, "the original bytes go to the dead-letter topic"
+
+
+async def test_a_harvest_signed_with_another_cooperatives_key_is_rejected(service):
+    broker, runtime = service
+    other = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-other-keys-")))
+    await broker.publish(message("cooperative.registered", REGISTRATION), COOPERATIVE_INPUT)
+    await broker.publish(signed("harvest.recorded", HARVEST, keyring=other), COOPERATIVE_INPUT)
+    assert await rejections(runtime) == ["signature: does not verify with the key registered for cooperative fengjia"]
+    await broker.publish(message("harvest.recorded", HARVEST), COOPERATIVE_INPUT)
+    assert await runtime.store.stream_version("lot-fj-chili-1") == 1, "the real cooperative's signed lot is still taken"
+
+
+async def test_a_forged_registration_signed_with_another_key_than_the_one_it_carries_is_rejected(service):
+    broker, runtime = service
+    other = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-other-keys-")))
+    registration = {**REGISTRATION, "public_key": KEYRING.public_key("cooperative:fengjia")}
+    await broker.publish(signed("cooperative.registered", registration, keyring=other), COOPERATIVE_INPUT)
+    assert await rejections(runtime) == ["signature: does not verify with the public key in the registration"]
+    assert await runtime.store.stream_version("cooperative-fengjia") == 0
+
+
+async def test_the_recorded_events_carry_the_signed_input_as_received(service):
+    broker, runtime = service
+    await broker.publish(message("cooperative.registered", REGISTRATION), COOPERATIVE_INPUT)
+    sent = message("harvest.recorded", HARVEST)
+    await broker.publish(sent, COOPERATIVE_INPUT)
+    [registered] = await runtime.store.read_stream("cooperative-fengjia")
+    [lot] = await runtime.store.read_stream("lot-fj-chili-1")
+    assert registered.payload["public_key"] == KEYRING.public_key("cooperative:fengjia")
+    assert lot.payload["signed_input"] == json.loads(sent)

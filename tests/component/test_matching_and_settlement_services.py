@@ -2,7 +2,9 @@
 with its real PostgreSQL schema: handlers decode, load, decide, append."""
 
 import json
+import tempfile
 import uuid
+from pathlib import Path
 from datetime import datetime, timezone
 
 import asyncpg
@@ -11,17 +13,18 @@ from faststream.kafka import TestKafkaBroker
 
 from contracts.topics import BUYER_EVENTS, BUYER_INPUT, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, RECEIPTS, SETTLEMENT_INPUT
 from events.hashchain import canonical_json
+from farmlink.keyring import Keyring
 from services.buyer import app as buyer
 from services.matching import app as matching
 from services.settlement import app as settlement
+from tests.signed_inputs import signed
 
 pytestmark = pytest.mark.component
 
 
 def command(kind: str, payload: dict) -> bytes:
-    return json.dumps(
-        {"message_id": uuid.uuid4().hex, "type": kind, "producer": "test", "correlation_id": uuid.uuid4().hex, "payload": payload}
-    ).encode()
+    """An input as its producer sends it (cooperative and buyer inputs signed)."""
+    return signed(kind, payload)
 
 
 def event(event_type: str, payload: dict, stream_id: str) -> bytes:
@@ -79,14 +82,41 @@ async def test_an_order_is_placed_and_a_second_cancellation_is_rejected(infrastr
     runtime = await started(buyer, infrastructure)
     try:
         async with TestKafkaBroker(runtime.broker) as broker:
+            await broker.publish(command("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}), BUYER_INPUT)
             await broker.publish(command("order.placed", ORDER), BUYER_INPUT)
-            await broker.publish(command("order.cancelled", {"order_id": "o1"}), BUYER_INPUT)
-            await broker.publish(command("order.cancelled", {"order_id": "o1"}), BUYER_INPUT)
+            await broker.publish(command("order.cancelled", {"order_id": "o1", "buyer_id": "tongren-mart"}), BUYER_INPUT)
+            await broker.publish(command("order.cancelled", {"order_id": "o1", "buyer_id": "tongren-mart"}), BUYER_INPUT)
         stream = await runtime.store.read_stream("order-o1")
         assert [e.event_type for e in stream] == ["OrderPlaced", "OrderCancelled"]
         assert stream[1].payload["product"] == "chili"
         receipts = [json.loads(v) for t, v in await outbox(runtime) if t == RECEIPTS]
-        assert [r["status"] for r in receipts] == ["accepted", "accepted", "rejected"]
+        assert [r["status"] for r in receipts] == ["accepted", "accepted", "accepted", "rejected"]
+    finally:
+        await stopped(runtime)
+
+
+async def test_orders_come_only_from_registered_buyers_signing_with_their_own_key(infrastructure):
+    runtime = await started(buyer, infrastructure)
+    other = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-other-keys-")))
+    try:
+        async with TestKafkaBroker(runtime.broker) as broker:
+            await broker.publish(command("order.placed", ORDER), BUYER_INPUT)  # tongren-mart has not registered yet
+            await broker.publish(command("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}), BUYER_INPUT)
+            await broker.publish(command("buyer.registered", {"buyer_id": "zunyi-canteen", "name": "Zunyi canteen"}), BUYER_INPUT)
+            await broker.publish(signed("order.placed", ORDER, keyring=other), BUYER_INPUT)
+            await broker.publish(command("order.placed", ORDER), BUYER_INPUT)
+            await broker.publish(command("order.cancelled", {"order_id": "o1", "buyer_id": "zunyi-canteen"}), BUYER_INPUT)
+        receipts = [json.loads(v) for t, v in await outbox(runtime) if t == RECEIPTS]
+        assert [(r["status"], r["reason"]) for r in receipts] == [
+            ("rejected", "payload.buyer_id: unknown buyer tongren-mart; a buyer registers (buyer.registered) before it orders"),
+            ("accepted", None),
+            ("accepted", None),
+            ("rejected", "signature: does not verify with the key registered for buyer tongren-mart"),
+            ("accepted", None),
+            ("rejected", "payload.buyer_id: order o1 belongs to buyer tongren-mart, not zunyi-canteen"),
+        ]
+        assert [topic for topic, _ in await outbox(runtime)].count(DEAD_LETTER) == 3
+        assert [e.event_type for e in await runtime.store.read_stream("order-o1")] == ["OrderPlaced"]
     finally:
         await stopped(runtime)
 

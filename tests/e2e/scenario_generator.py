@@ -34,9 +34,14 @@ def generate(seed: int, lines: int = 120, prefix: str = "") -> list[str]:
         out.append({"type": "cooperative.registered", "payload": {
             "cooperative_id": cooperative_id, "name": f"cooperative {c}", "county": county, "township": township,
             "village": f"village {c}", "households": households}})
-    orders: list[str] = []
+    buyers = [f"{prefix}{name}" for name in ("tongren-mart", "zunyi-canteen", "yuping-buyer")]
+    for buyer_id in buyers:
+        out.append({"type": "buyer.registered", "payload": {"buyer_id": buyer_id, "name": f"buyer {buyer_id}"}})
+    orders: list[tuple[str, str]] = []
     for n in range(lines):
-        kind = rng.choices(["lot", "order", "commitment", "price", "planting", "cancel", "bad"], [30, 25, 8, 15, 10, 5, 4])[0]
+        kind = rng.choices(
+            ["lot", "order", "commitment", "price", "planting", "cancel", "bad", "stranger"], [30, 25, 8, 15, 10, 5, 4, 2]
+        )[0]
         product = rng.choice(PRODUCTS)
         grade, min_grade = rng.choice("ABC"), rng.choice("ABC")
         if kind in ("lot", "bad"):
@@ -50,19 +55,20 @@ def generate(seed: int, lines: int = 120, prefix: str = "") -> list[str]:
                 "product": product, "grade": grade, "quantity": str(total), "available_from": start.isoformat(),
                 "expires_on": (start + timedelta(days=rng.randint(0, 20))).isoformat(),
                 "contributions": [{"household_id": m["household_id"], "quantity": p} for m, p in zip(members, parts)]}})
-        elif kind == "order":
+        elif kind in ("order", "stranger"):  # a stranger: an order from a buyer who never registered, rejected
             start = _day(rng)
             counties = sorted(COUNTIES) + [t for ts in COUNTIES.values() for t in ts]
-            orders.append(f"{prefix}order{n}")
+            buyer_id = rng.choice(buyers[:2]) if kind == "order" else f"{prefix}stranger"
+            orders.append((f"{prefix}order{n}", buyer_id))
             out.append({"type": "order.placed", "payload": {
-                "order_id": f"{prefix}order{n}", "buyer_id": rng.choice(["tongren-mart", "zunyi-canteen"]), "product": product,
+                "order_id": f"{prefix}order{n}", "buyer_id": buyer_id, "product": product,
                 "min_grade": min_grade, "quantity": _quantity(rng, product, 1, 600), "limit_price_fen": rng.randint(300, 900),
                 "deliver_from": start.isoformat(), "deliver_to": (start + timedelta(days=rng.randint(0, 30))).isoformat(),
                 "regions": rng.sample(counties, rng.randint(0, 2))}})
         elif kind == "commitment":
             start = _day(rng, 0, 10)
             out.append({"type": "commitment.made", "payload": {
-                "commitment_id": f"{prefix}commitment{n}", "buyer_id": "yuping-buyer", "product": product, "min_grade": min_grade,
+                "commitment_id": f"{prefix}commitment{n}", "buyer_id": buyers[2], "product": product, "min_grade": min_grade,
                 "floor_price_fen": rng.randint(300, 700), "reference_market": "Tongren", "valid_from": start.isoformat(),
                 "valid_to": (start + timedelta(days=rng.randint(10, 60))).isoformat(),
                 "eligible_counties": rng.choice([[], ["Yanhe"]]), "eligible_cooperatives": rng.choice([[], [f"{prefix}coop0"]]),
@@ -81,5 +87,8 @@ def generate(seed: int, lines: int = 120, prefix: str = "") -> list[str]:
                 "expected_harvest_from": start.isoformat(), "expected_harvest_to": (start + timedelta(days=30)).isoformat(),
                 "household_ids": [households[0]["household_id"]]}})
         elif kind == "cancel" and orders:
-            out.append({"type": "order.cancelled", "payload": {"order_id": rng.choice(orders)}})
+            order_id, owner = rng.choice(orders)
+            # now and then another buyer tries to cancel it: rejected, the order stands
+            buyer_id = owner if rng.random() < 0.8 else rng.choice(buyers)
+            out.append({"type": "order.cancelled", "payload": {"order_id": order_id, "buyer_id": buyer_id}})
     return [json.dumps(line, ensure_ascii=False) for line in out]

@@ -3,6 +3,7 @@ tampering detected and located."""
 
 import json
 import uuid
+from decimal import Decimal
 
 import asyncpg
 import pytest
@@ -177,3 +178,95 @@ def test_the_audit_command_exits_1_and_names_the_tampered_copy(demo_log):
     assert result.exit_code == 1
     findings = json.loads(result.output.strip().splitlines()[-1])["findings"]
     assert any(f["check"] == "reconciliation" and f["where"].startswith(MARKET_EVENTS) for f in findings)
+
+
+# ---------------------------------------------------------------- signed inputs
+
+
+async def _reseal(db, schema: str, row, payload: dict) -> None:
+    """Rewrite one event's payload and recompute its hash, as a forger with database access would
+    (the event is the only one of its stream, so no later link needs resealing)."""
+    content = hashed_content(
+        event_id=row["event_id"], event_type=row["event_type"], schema_version=row["schema_version"], stream_id=row["stream_id"],
+        stream_version=row["stream_version"], occurred_at=row["occurred_at"], producer=row["producer"],
+        correlation_id=row["correlation_id"], causation_id=row["causation_id"], payload=payload,
+    )
+    await db.execute(
+        f"UPDATE {schema}.events SET payload = $2::jsonb, hash = $3 WHERE global_position = $1",
+        row["global_position"], canonical_json(payload), link_hash(row["prev_hash"], content),
+    )
+
+
+async def _restore(db, schema: str, row) -> None:
+    await db.execute(f"UPDATE {schema}.events SET payload = $2::jsonb, hash = $3 WHERE global_position = $1",
+                     row["global_position"], row["payload"], row["hash"])
+
+
+async def test_a_lot_whose_quantity_and_signed_payload_were_both_raised_and_resealed_is_found_by_its_signature(demo_log, db):
+    row = await db.fetchrow("SELECT * FROM cooperative.events WHERE event_type = 'HarvestRecorded' ORDER BY global_position LIMIT 1")
+    payload = json.loads(row["payload"])
+    signed = payload["signed_input"]
+    raised = str(Decimal(payload["quantity"]) * 2)
+    forged_contributions = [{**c, "quantity": str(Decimal(c["quantity"]) * 2)} for c in signed["payload"]["contributions"]]
+    forged = {
+        **payload, "quantity": raised,
+        "contributions": [{**c, "quantity": str(Decimal(c["quantity"]) * 2)} for c in payload["contributions"]],
+        "signed_input": {**signed, "payload": {**signed["payload"], "quantity": raised, "contributions": forged_contributions}},
+    }
+    await _reseal(db, "cooperative", row, forged)
+    try:
+        result = await run(demo_log, reconcile_kafka=False)
+    finally:
+        await _restore(db, "cooperative", row)
+    assert not [f for f in result.findings if f.check == "hash_chain"], "the forger resealed the chain"
+    [finding] = [f for f in result.findings if f.check == "signature"]
+    assert (finding.schema, finding.stream_id, finding.global_position) == ("cooperative", row["stream_id"], row["global_position"])
+    assert finding.message.startswith("signature: does not verify with the key cooperative:")
+
+
+async def test_a_recorded_fact_that_departs_from_its_signed_input_is_found_and_the_audit_command_exits_1(demo_log, db):
+    row = await db.fetchrow("SELECT * FROM buyer.events WHERE event_type = 'OrderPlaced' ORDER BY global_position LIMIT 1")
+    payload = json.loads(row["payload"])
+    await _reseal(db, "buyer", row, {**payload, "limit_price_fen": payload["limit_price_fen"] + 100})
+    try:
+        result = await run(demo_log, reconcile_kafka=False)
+        from typer.testing import CliRunner
+
+        from farmlink.cli import app
+
+        import asyncio  # the command runs its own event loop: give it a thread of its own
+
+        command = await asyncio.to_thread(CliRunner().invoke, app, ["audit", "--no-reconcile"])
+    finally:
+        await _restore(db, "buyer", row)
+    [finding] = [f for f in result.findings if f.check == "signature"]
+    assert finding.global_position == row["global_position"]
+    assert "differs from the signed input at payload.limit_price_fen" in finding.message
+    assert command.exit_code == 1 and "signature" in command.output
+
+
+async def test_a_changed_signature_is_found(demo_log, db):
+    row = await db.fetchrow("SELECT * FROM cooperative.events WHERE event_type = 'PlantingRecorded' ORDER BY global_position LIMIT 1")
+    payload = json.loads(row["payload"])
+    signature = payload["signed_input"]["signature"]
+    flipped = ("B" if signature[0] != "B" else "C") + signature[1:]
+    await _reseal(db, "cooperative", row, {**payload, "signed_input": {**payload["signed_input"], "signature": flipped}})
+    try:
+        result = await run(demo_log, reconcile_kafka=False)
+    finally:
+        await _restore(db, "cooperative", row)
+    [finding] = [f for f in result.findings if f.check == "signature"]
+    assert finding.global_position == row["global_position"] and finding.message.startswith("signature: does not verify")
+
+
+async def test_the_clean_demo_has_a_verified_signature_on_every_cooperative_and_buyer_event(demo_log):
+    from farmlink.audit.log import load_from_postgres
+    from farmlink.audit.signatures import SIGNED_EVENTS, check_signatures
+
+    log = await load_from_postgres(demo_log.dsn)
+    signed = [r for schema in ("cooperative", "buyer") for r in log.by_schema[schema] if r.event_type in SIGNED_EVENTS]
+    from contracts.inputs import SIGNED_INPUT_TYPES
+
+    signed_lines = [line for line in read_scenario(DEMO_SCENARIO) if line.type in SIGNED_INPUT_TYPES]
+    assert len(signed) == len(signed_lines) and all(r.payload.get("signed_input") for r in signed)
+    assert check_signatures(log) == []

@@ -56,7 +56,7 @@ def rejection_of(decide, *args) -> str:
 
 
 def test_a_new_order_is_placed_as_given():
-    event = place_order(placement(), already_placed=False)
+    event = place_order(placement(), already_placed=False, buyer_known=True)
     assert (event.order_id, event.buyer_id, event.product, event.quantity, event.limit_price_fen) == (
         "O1", "canteen-1", "chili", Decimal("500"), 850,
     )
@@ -64,22 +64,22 @@ def test_a_new_order_is_placed_as_given():
 
 
 def test_an_order_cannot_be_placed_twice():
-    assert rejection_of(place_order, placement(), True) == "payload.order_id: order O1 was already placed"
+    assert rejection_of(place_order, placement(), True, True) == "payload.order_id: order O1 was already placed"
 
 
 def test_cancelling_an_unknown_order_is_rejected():
-    assert rejection_of(cancel_order, OrderCancellationRequest(order_id="O9"), None) == "payload.order_id: unknown order O9"
+    assert rejection_of(cancel_order, OrderCancellationRequest(order_id="O9", buyer_id="canteen-1"), None) == "payload.order_id: unknown order O9"
 
 
 def test_cancelling_an_order_twice_is_rejected():
     cancelled = KnownOrder(order_id="O1", buyer_id="canteen-1", product="chili", cancelled=True)
-    reason = rejection_of(cancel_order, OrderCancellationRequest(order_id="O1"), cancelled)
+    reason = rejection_of(cancel_order, OrderCancellationRequest(order_id="O1", buyer_id="canteen-1"), cancelled)
     assert reason == "payload.order_id: order O1 is already cancelled"
 
 
 def test_a_cancellation_carries_the_product_and_buyer_of_the_known_order():
     known = KnownOrder(order_id="O1", buyer_id="canteen-1", product="black_fungus", cancelled=False)
-    event = cancel_order(OrderCancellationRequest(order_id="O1"), known)
+    event = cancel_order(OrderCancellationRequest(order_id="O1", buyer_id="canteen-1"), known)
     assert (event.order_id, event.buyer_id, event.product) == ("O1", "canteen-1", "black_fungus")
 
 
@@ -87,13 +87,13 @@ def test_a_cancellation_carries_the_product_and_buyer_of_the_known_order():
 
 
 def test_a_new_commitment_is_made_as_offered():
-    event = make_commitment(CommitmentOffer.model_validate(offer(cap_quantity="100000")), already_made=False)
+    event = make_commitment(CommitmentOffer.model_validate(offer(cap_quantity="100000")), already_made=False, buyer_known=True)
     assert (event.commitment_id, event.buyer_id, event.floor_price_fen, event.cap_quantity) == ("C1", "yuping", 400, Decimal("100000"))
     assert (event.eligible_counties, event.eligible_cooperatives, event.max_quantity_per_mu) == (("沿河",), (), None)
 
 
 def test_a_commitment_cannot_be_made_twice():
-    reason = rejection_of(make_commitment, CommitmentOffer.model_validate(offer()), True)
+    reason = rejection_of(make_commitment, CommitmentOffer.model_validate(offer()), True, True)
     assert reason == "payload.commitment_id: commitment C1 was already made"
 
 

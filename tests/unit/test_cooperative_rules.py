@@ -30,6 +30,7 @@ def registration(*households: tuple[str, bool], cooperative_id: str = "co1") -> 
         township="客田镇",
         village="冯家村",
         households=[{"household_id": h, "registered_poor": poor} for h, poor in households or [("h1", True), ("h2", False)]],
+        public_key="A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg",
     )
 
 

@@ -141,7 +141,7 @@ def test_an_input_without_any_key_field_is_keyed_by_its_type():
 @pytest.mark.parametrize(
     ("text", "key"),
     [
-        ('{"type": "order.cancelled", "payload": {"order_id": "O1"}}', "O1"),
+        ('{"type": "order.cancelled", "payload": {"order_id": "O1", "buyer_id": "b1"}}', "O1"),
         ('{"type": "delivery.confirmed", "payload": {"lot_id": "L1", "outlet_id": "O1", "quantity": 5}}', "L1"),
         ('{"type": "payment.made", "payload": {"lot_id": "L1", "outlet_id": "O1", "amount_fen": 5}}', "L1"),
         (

@@ -50,7 +50,8 @@ VALID_PAYLOADS: dict[str, dict] = {
         "deliver_to": "2020-08-31",
         "regions": ["沿河"],
     },
-    "order.cancelled": {"order_id": "O1"},
+    "order.cancelled": {"order_id": "O1", "buyer_id": "b1"},
+    "buyer.registered": {"buyer_id": "b1", "name": "Tongren school canteens"},
     "commitment.made": {
         "commitment_id": "C1",
         "buyer_id": "yuping",

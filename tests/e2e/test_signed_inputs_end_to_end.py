@@ -1,0 +1,67 @@
+"""Signed inputs on the real services: a forged harvest on real Kafka ends on the dead-letter
+topic with its reason, the valid inputs around it are processed, and the audit stays clean."""
+
+import json
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from contracts.topics import COOPERATIVE_INPUT, DEAD_LETTER
+from events.relay import idempotent_producer
+from farmlink.audit.run import audit
+from farmlink.caughtup import wait_until_caught_up
+from farmlink.keyring import Keyring
+from farmlink.publisher import input_message, publish_lines
+from farmlink.scenario import read_scenario
+from tests.kafka_helpers import read_topic
+
+pytestmark = pytest.mark.e2e
+
+REGISTRATION = {"cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
+                "households": [{"household_id": "fj-1", "registered_poor": True}, {"household_id": "fj-2", "registered_poor": False}]}
+
+
+def lot(lot_id: str, quantity: str) -> dict:
+    return {"lot_id": lot_id, "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": quantity,
+            "available_from": "2020-08-01", "expires_on": "2020-08-20", "contributions": [{"household_id": "fj-1", "quantity": quantity}]}
+
+
+def write(path: Path, *lines: tuple[str, dict]) -> Path:
+    path.write_text("".join(json.dumps({"type": kind, "payload": payload}) + "\n" for kind, payload in lines))
+    return path
+
+
+async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_inputs_around_it_are_processed(clean_system, tmp_path):
+    before = write(tmp_path / "before.jsonl", ("cooperative.registered", REGISTRATION),
+                   ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
+                   ("order.placed", {"order_id": "o1", "buyer_id": "tongren-mart", "product": "chili", "min_grade": "B", "quantity": "80",
+                                     "limit_price_fen": 500, "deliver_from": "2020-08-01", "deliver_to": "2020-08-31", "regions": []}))
+    summary = await publish_lines(clean_system.bootstrap, read_scenario(before))
+    assert summary.accepted == 3 and not summary.rejected
+
+    # someone who is not Fengjia signs a lot in Fengjia's name with a key of their own
+    forger = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-forger-keys-")))
+    forged = input_message("harvest.recorded", lot("forged-lot", "1000"), f"forgery-{uuid.uuid4().hex}", forger).model_dump_json().encode()
+    producer = idempotent_producer(clean_system.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(COOPERATIVE_INPUT, forged, key=b"chili")
+    finally:
+        await producer.stop()
+
+    after = write(tmp_path / "after.jsonl", ("harvest.recorded", lot("real-lot", "100")))
+    summary = await publish_lines(clean_system.bootstrap, read_scenario(after))
+    assert summary.accepted == 1 and not summary.rejected
+    await wait_until_caught_up(clean_system.bootstrap, clean_system.dsn)
+
+    records = await read_topic(clean_system.bootstrap, DEAD_LETTER, expected=1, partitions=1)
+    [dead] = [r for r in records if r.value == forged]
+    headers = dict(dead.headers)
+    assert headers["dlq.reason"] == b"signature: does not verify with the key registered for cooperative fengjia"
+    assert headers["dlq.topic"] == COOPERATIVE_INPUT.encode()
+
+    result = await audit(clean_system.bootstrap, clean_system.dsn)
+    assert result.findings == []
+    assert result.reexecution.fill_count == 1, "the real lot filled the order; the forged one never reached the matcher"
