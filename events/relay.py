@@ -88,10 +88,11 @@ async def publish_pending(conn: asyncpg.Connection, schema: str, producer: AIOKa
 class OutboxRelay:
     """Runs until stopped: wakes on NOTIFY (or every `poll_interval` s) and drains the outbox."""
 
-    def __init__(self, dsn: str, schema: str, bootstrap: str, poll_interval: float = 0.5):
+    def __init__(self, dsn: str, schema: str, bootstrap: str, poll_interval: float = 0.5, kafka: dict | None = None):
         self.dsn = dsn
         self.schema = schema
         self.bootstrap = bootstrap
+        self.kafka = kafka or {}  # security options: events.settings.kafka_options(config, principal)
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -118,7 +119,7 @@ class OutboxRelay:
 
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.dsn)
-        producer = idempotent_producer(self.bootstrap)
+        producer = idempotent_producer(self.bootstrap, **self.kafka)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext('farmlink.relay.' || $1))", self.schema):
                 await asyncio.sleep(self.poll_interval)

@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.registry import EVENT_TOPIC
 from contracts.topics import TOPICS
+from events.access import AUDITOR
+from events.settings import kafka_options, settings
 from farmlink.audit.model import AuditLog, Record
 
 SCHEMAS = ("cooperative", "buyer", "market", "matching", "settlement")
@@ -110,7 +112,7 @@ def record_from_envelope(data: dict) -> Record:
 
 async def count_on_kafka(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS) -> int:
     """How many messages the event topics hold (for the progress bar)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_options(settings(), AUDITOR))
     await consumer.start()
     try:
         partitions = _partitions(topics)
@@ -129,7 +131,8 @@ def _partitions(topics: tuple[str, ...]) -> list[TopicPartition]:
 async def read_kafka_copies(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS, progress: Progress = _no_progress) -> list[KafkaCopy]:
     """Every message on the event topics from offset 0 up to the end offsets seen at the start."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+        **kafka_options(settings(), AUDITOR),
     )
     await consumer.start()
     copies: list[KafkaCopy] = []
