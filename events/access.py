@@ -48,6 +48,8 @@ SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 ALL_TOPICS: tuple[str, ...] = tuple(topic.name for topic in TOPICS)
 GROUP_PREFIX = "farmlink."
+BUYER_GROUP_PREFIX = "buyer."
+"""Buyer systems that subscribe to offers and fills with a consumer group name it ``buyer.<anything>``."""
 
 
 def service_principal(service: str) -> str:
@@ -65,6 +67,8 @@ class Principal:
     read: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     """Consumer groups it may join and commit offsets in (READ on the group, literal name)."""
+    group_prefix: str | None = None
+    """Groups of its own it may join, named with this prefix (READ on PREFIXED groups)."""
     describe_group_prefix: str | None = None
     """Groups whose offsets it may look at (DESCRIBE on groups with this prefix), not join."""
 
@@ -91,7 +95,8 @@ PRINCIPALS: tuple[Principal, ...] = (
         groups=("farmlink.settlement.input", "farmlink.settlement.events"),
     ),
     Principal(COOPERATIVE, "cooperatives: plantings, harvests, registrations", write=(COOPERATIVE_INPUT,), read=(RECEIPTS,)),
-    Principal(BUYER, "buyer systems: orders, commitments; offers and fills", write=(BUYER_INPUT,), read=(OFFERS, FILLS, RECEIPTS)),
+    Principal(BUYER, "buyer systems: orders, commitments; offers and fills", write=(BUYER_INPUT,), read=(OFFERS, FILLS, RECEIPTS),
+              group_prefix=BUYER_GROUP_PREFIX),
     Principal(PRICE_FEED, "the market price feed", write=(MARKET_INPUT,), read=(RECEIPTS,)),
     Principal(SETTLEMENT_DESK, "the settlement desk: deliveries, payments, plans", write=(SETTLEMENT_INPUT,), read=(RECEIPTS,)),
     Principal(AUDITOR, "auditors: read everything, write nothing", read=ALL_TOPICS, describe_group_prefix=GROUP_PREFIX),
@@ -136,6 +141,8 @@ def acl_bindings() -> list[AclBinding]:
         acls |= {AclBinding(p.name, "TOPIC", topic, "LITERAL", "WRITE") for topic in p.write}
         acls |= {AclBinding(p.name, "TOPIC", topic, "LITERAL", "READ") for topic in p.read}
         acls |= {AclBinding(p.name, "GROUP", group, "LITERAL", "READ") for group in p.groups}
+        if p.group_prefix:
+            acls.add(AclBinding(p.name, "GROUP", p.group_prefix, "PREFIXED", "READ"))
         if p.describe_group_prefix:
             acls.add(AclBinding(p.name, "GROUP", p.describe_group_prefix, "PREFIXED", "DESCRIBE"))
     return sorted(acls)
@@ -161,7 +168,7 @@ def matrix_table() -> str:
         lines.append(f"| `{topic}` | " + " | ".join(cells) + " |")
     groups = []
     for p in PRINCIPALS:
-        joined = ", ".join(f"`{g}`" for g in p.groups)
+        joined = ", ".join([f"`{g}`" for g in p.groups] + ([f"`{p.group_prefix}*`"] if p.group_prefix else []))
         described = f"describe `{p.describe_group_prefix}*`" if p.describe_group_prefix else ""
         groups.append(" ".join(part for part in (joined, described) if part) or "-")
     lines.append("| consumer groups | " + " | ".join(groups) + " |")

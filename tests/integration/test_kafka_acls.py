@@ -14,7 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
-from events.access import ADMIN, ALL_TOPICS, AUDITOR, BY_NAME, CONSUMER_GROUPS, PRINCIPALS, may_read, may_write
+from events.access import (ADMIN, ALL_TOPICS, AUDITOR, BUYER_GROUP_PREFIX, BY_NAME, CONSUMER_GROUPS, PRINCIPALS,
+                           may_read, may_write)
 from events.settings import kafka_options
 from farmlink import infra, processes
 from tests.kafka_helpers import login
@@ -110,6 +111,12 @@ async def test_only_a_service_commits_offsets_and_only_in_its_own_consumer_group
     commits = await asyncio.gather(*(_commits(secured.bootstrap, principal, group) for group in CONSUMER_GROUPS))
     got = dict(zip(CONSUMER_GROUPS, commits))
     assert got == {group: group in BY_NAME[principal].groups for group in CONSUMER_GROUPS}
+
+
+async def test_a_buyer_system_may_use_consumer_groups_named_buyer_dot_anything_and_no_other(secured):
+    assert await _commits(secured.bootstrap, "buyer", f"{BUYER_GROUP_PREFIX}yuping-offers")
+    assert not await _commits(secured.bootstrap, "buyer", "yuping-offers")
+    assert not await _commits(secured.bootstrap, "cooperative", f"{BUYER_GROUP_PREFIX}yuping-offers")
 
 
 async def test_the_auditor_cannot_write_to_any_topic(secured):
