@@ -528,7 +528,9 @@ async def describe_cluster(bootstrap: str, timeout: float = 5.0) -> dict[str, An
 
 async def _wait_for_kafka(bootstrap: str, layout: Layout | None, pid: int | None) -> dict[str, Any]:
     """Wait until the broker answers; fail fast when the local process dies."""
-    where = f" See {layout.kafka_log} and {layout.kafka_console_log}." if layout else ""
+    where = (f" See {layout.kafka_log} and {layout.kafka_console_log}. A 'SaslAuthenticationFailed' there means "
+             f"{layout.home}/secrets/kafka-admin no longer matches the credential storage was formatted with "
+             f"(format again: infra/README.md)." if layout else "")
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(KAFKA_READY_TIMEOUT_S), wait=wait_fixed(0.5), reraise=True,
