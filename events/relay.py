@@ -25,6 +25,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.topics import RELAY_CHECKPOINTS
+from events.access import relay_transactional_id
 from events.store import kafka_headers_of, outbox_channel
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def idempotent_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
 def transactional_producer(bootstrap: str, schema: str, **overrides) -> AIOKafkaProducer:
     """The relay's producer: idempotent, acks=all, and transactional with the id `farmlink.relay.<schema>`,
     so a new relay of the schema fences an old one and aborts what it left open."""
-    options = {"transactional_id": f"farmlink.relay.{schema}", "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS} | overrides
+    options = {"transactional_id": relay_transactional_id(schema), "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS} | overrides
     return idempotent_producer(bootstrap, **options)
 
 
@@ -140,18 +141,19 @@ async def last_checkpoint(bootstrap: str, schema: str, **client_options) -> list
         await consumer.stop()
 
 
-async def recover(conn: asyncpg.Connection, schema: str, bootstrap: str) -> int:
+async def recover(conn: asyncpg.Connection, schema: str, bootstrap: str, **client_options) -> int:
     """Delete the rows the schema's last relay transaction committed to Kafka but did not delete; returns how many."""
-    return await _delete(conn, schema, await last_checkpoint(bootstrap, schema))
+    return await _delete(conn, schema, await last_checkpoint(bootstrap, schema, **client_options))
 
 
 class OutboxRelay:
     """Runs until stopped: wakes on NOTIFY (or every `poll_interval` s) and drains the outbox."""
 
-    def __init__(self, dsn: str, schema: str, bootstrap: str, poll_interval: float = 0.5):
+    def __init__(self, dsn: str, schema: str, bootstrap: str, poll_interval: float = 0.5, kafka: dict | None = None):
         self.dsn = dsn
         self.schema = schema
         self.bootstrap = bootstrap
+        self.kafka = kafka or {}  # security options: events.settings.kafka_options(config, principal)
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -193,13 +195,13 @@ class OutboxRelay:
 
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.dsn)
-        producer = transactional_producer(self.bootstrap, self.schema)
+        producer = transactional_producer(self.bootstrap, self.schema, **self.kafka)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext('farmlink.relay.' || $1))", self.schema):
                 await asyncio.sleep(self.poll_interval)
             await conn.add_listener(outbox_channel(self.schema), lambda *_: self._wake.set())
             await producer.start()  # fences a previous relay of this schema: its open transaction is aborted
-            if recovered := await recover(conn, self.schema, self.bootstrap):
+            if recovered := await recover(conn, self.schema, self.bootstrap, **self.kafka):
                 log.info("relay for %s: %d rows were already on Kafka (last checkpoint); deleted", self.schema, recovered)
             while True:
                 self._wake.clear()

@@ -20,6 +20,8 @@ from events.consumer import Delivery
 from events.migrations import migrate
 from events.relay import OutboxRelay
 from events.settings import AUDITOR, Settings, role_env, role_name, settings
+from events.access import service_principal
+from events.settings import Settings, kafka_options, kafka_security, settings
 from events.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,9 @@ class ServiceRuntime:
         self.sql_dirs = [(f"services/{name}", sql_dir)] if sql_dir is not None else []
         self.config = config or settings()
         self.group_id = f"farmlink.{name}"
-        self.broker = KafkaBroker(self.config.bootstrap, client_id=f"farmlink-{name}", enable_idempotence=True)
+        self.principal = service_principal(name)
+        self.broker = KafkaBroker(self.config.bootstrap, client_id=f"farmlink-{name}", enable_idempotence=True,
+                                  security=kafka_security(self.config, self.principal))
         self.app = FastStream(self.broker, lifespan=self.lifespan)
         self.pool: asyncpg.Pool | None = None
         self.store: EventStore | None = None
@@ -107,7 +111,8 @@ class ServiceRuntime:
             await owner.close()
         self.store = EventStore(self.pool, self.schema, producer=f"service:{self.name}")
         if with_relay:
-            self.relay = OutboxRelay(service_dsn, self.schema, self.config.bootstrap)
+            self.relay = OutboxRelay(service_dsn, self.schema, self.config.bootstrap,
+                                     kafka=kafka_options(self.config, self.principal))
             await self.relay.start()
         for hook in self.on_start:
             await hook()

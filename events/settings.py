@@ -14,6 +14,12 @@ service works as ``farmlink_<service>`` (`Settings.service_dsn`), the audit and 
 read as ``farmlink_auditor`` (`Settings.auditor_dsn`). With an external database,
 DATABASE_URL is the owner and ``DATABASE_URL_<NAME>`` (DATABASE_URL_COOPERATIVE, ...,
 DATABASE_URL_AUDITOR) each role; a missing one falls back to DATABASE_URL, with a warning.
+
+Kafka clients authenticate with SASL/SCRAM-SHA-512 as one of the principals of
+`events.access`: on the local broker with that principal's generated password; on an external
+broker (KAFKA_BOOTSTRAP_SERVERS set) as KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD say, with
+KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM (plaintext, no login, when they are unset).
+Every Kafka client in farmlink gets its options from `kafka_options` or `kafka_security`.
 """
 
 import logging
@@ -22,7 +28,11 @@ import secrets as _random
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.access import SCRAM_MECHANISM
 
 # Below Linux's ephemeral range (32768-60999): a port inside it can be taken by a client
 # socket (even one connecting to itself while the broker boots), and then Kafka cannot bind.
@@ -58,6 +68,11 @@ class Settings(BaseSettings):
     farmlink_kafka_port: int = LOCAL_KAFKA_PORT
     farmlink_kafka_controller_port: int = LOCAL_KAFKA_CONTROLLER_PORT
     farmlink_postgres_port: int = LOCAL_POSTGRES_PORT
+    # External Kafka only (the local broker always uses SASL_PLAINTEXT + SCRAM-SHA-512):
+    kafka_security_protocol: str | None = None  # PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL
+    kafka_sasl_mechanism: str = SCRAM_MECHANISM  # SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
 
     @property
     def home(self) -> Path:
@@ -140,3 +155,47 @@ def local_dsn(config: Settings, role: str) -> str:
     """The DSN of a role of the local PostgreSQL, with its generated password."""
     password = quote(local_secret(config, f"postgres-{role}"), safe="")
     return f"postgresql://{role}:{password}@127.0.0.1:{config.farmlink_postgres_port}/{LOCAL_DATABASE}"
+
+
+_SASL = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+
+
+def kafka_security(config: Settings, principal: str) -> BaseSecurity | None:
+    """How a Kafka client acting as `principal` (see events.access) logs in, as FastStream's
+    `security=` object; None means plaintext without login.
+
+    Local broker: SASL_PLAINTEXT, SCRAM-SHA-512, the principal's generated password
+    (``<farmlink_home>/secrets/kafka-<principal>``). External broker: whatever
+    KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_MECHANISM / KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD
+    say (the deployment decides who a process is; `principal` is not used).
+    """
+    if not config.uses_external_kafka:
+        return SASLScram512(principal, local_secret(config, f"kafka-{principal}"), use_ssl=False)
+    protocol = (config.kafka_security_protocol or "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=_ssl_context(), use_ssl=True)
+    if protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
+        raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    mechanism = config.kafka_sasl_mechanism.upper()
+    if mechanism not in _SASL:
+        raise ValueError(f"KAFKA_SASL_MECHANISM={mechanism}: expected one of {', '.join(_SASL)}")
+    if not (config.kafka_sasl_username and config.kafka_sasl_password):
+        raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    use_ssl = protocol == "SASL_SSL"
+    return _SASL[mechanism](config.kafka_sasl_username, config.kafka_sasl_password,
+                            ssl_context=_ssl_context() if use_ssl else None, use_ssl=use_ssl)
+
+
+def kafka_options(config: Settings, principal: str) -> dict:
+    """The same as keyword arguments for aiokafka's producer, consumer and admin client
+    (security_protocol, sasl_mechanism, sasl_plain_username, sasl_plain_password, ssl_context)."""
+    security = kafka_security(config, principal)
+    return parse_security(security) if security is not None else {}
+
+
+def _ssl_context():
+    from aiokafka.helpers import create_ssl_context
+
+    return create_ssl_context()

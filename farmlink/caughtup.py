@@ -7,10 +7,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from events.access import AUDITOR, CONSUMER_GROUPS
+from events.settings import kafka_options, settings
 from farmlink.processes import SERVICES
-
-CONSUMER_GROUPS = ("farmlink.cooperative", "farmlink.buyer", "farmlink.market", "farmlink.matching",
-                   "farmlink.settlement.input", "farmlink.settlement.events")
 
 
 async def outbox_backlog(dsn: str) -> int:
@@ -27,9 +26,11 @@ async def outbox_backlog(dsn: str) -> int:
 
 
 async def consumer_lag(bootstrap: str) -> int:
-    """Messages the farmlink consumer groups have not committed yet, over all their partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
+    """Messages the farmlink consumer groups have not committed yet, over all their partitions (as the
+    auditor: it may read every topic and look at, not join, the groups)."""
+    security = kafka_options(settings(), AUDITOR)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", **security)
     await admin.start()
     await consumer.start()
     try:

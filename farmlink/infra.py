@@ -46,7 +46,18 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrP
 from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from contracts.topics import TOPICS, Topic
-from events.settings import APP_ROLE, AUDITOR, LOCAL_DATABASE, Settings, local_secret, role_env, role_name, settings
+from events import access
+from events.settings import (
+    APP_ROLE,
+    AUDITOR,
+    LOCAL_DATABASE,
+    Settings,
+    kafka_options,
+    local_secret,
+    role_env,
+    role_name,
+    settings,
+)
 from farmlink.processes import SERVICES
 
 log = logging.getLogger(__name__)
@@ -112,6 +123,7 @@ class Layout:
     log4j_config = property(lambda self: self.kafka / "log4j2.properties")
     log4j_tools_config = property(lambda self: self.kafka / "log4j2-tools.properties")
     cluster_id_file = property(lambda self: self.kafka / "cluster-id")
+    scram_marker = property(lambda self: self.kafka / "scram-formatted")
     kafka_pid_file = property(lambda self: self.kafka / "kafka.pid")
     pg = property(lambda self: self.home / "pg")
     pg_data = property(lambda self: self.pg / "data")
@@ -151,8 +163,13 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
-def _run(cmd: list[str], *, what: str, log_file: Path | None = None, timeout: float = 300) -> str:
-    """Run a command to completion and return its stdout; raise InfraError naming the command and log."""
+def _run(cmd: list[str], *, what: str, log_file: Path | None = None, timeout: float = 300,
+         secrets: Iterable[str] = ()) -> str:
+    """Run a command to completion and return its stdout; raise InfraError naming the command and log
+    (with `secrets` masked)."""
+    shown = shlex.join(cmd)
+    for secret in secrets:
+        shown = shown.replace(secret, "***")
     out = open(log_file, "a") if log_file else None
     try:
         proc = subprocess.run(
@@ -167,14 +184,16 @@ def _run(cmd: list[str], *, what: str, log_file: Path | None = None, timeout: fl
     except FileNotFoundError as exc:
         raise InfraError(f"{what}: {cmd[0]} is not installed or not on PATH") from exc
     except subprocess.TimeoutExpired as exc:
-        raise InfraError(f"{what}: `{shlex.join(cmd)}` did not finish in {timeout:.0f} s") from exc
+        raise InfraError(f"{what}: `{shown}` did not finish in {timeout:.0f} s") from exc
     finally:
         if out:
             out.close()
     if proc.returncode != 0:
         detail = _tail(log_file) if log_file else (proc.stdout or "").strip()
         where = f"\nLog: {log_file}" if log_file else ""
-        raise InfraError(f"{what} failed (exit {proc.returncode}): `{shlex.join(cmd)}`\n{detail}{where}")
+        for secret in secrets:
+            detail = detail.replace(secret, "***")
+        raise InfraError(f"{what} failed (exit {proc.returncode}): `{shown}`\n{detail}{where}")
     return proc.stdout or ""
 
 
@@ -235,17 +254,39 @@ def resolve_kafka_libs(layout: Layout, say: Progress = _log_progress) -> None:
     layout.libs_marker.write_text(pom_hash + "\n")
 
 
+def _kafka_password(layout: Layout, principal: str) -> str:
+    return local_secret(Settings(farmlink_home=layout.home), f"kafka-{principal}")
+
+
+def _jaas(username: str, password: str) -> str:
+    return f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{username}" password="{password}";'
+
+
 def server_properties(layout: Layout) -> dict[str, str]:
-    """The broker's configuration: one KRaft node, broker and controller, on loopback."""
+    """The broker's configuration: one KRaft node, broker and controller, on loopback.
+
+    Clients log in with SASL/SCRAM-SHA-512 (the credentials are added when storage is
+    formatted); the StandardAuthorizer denies whatever events/access.py does not allow. The
+    broker's own connections (inter-broker, broker to controller) log in as the super user.
+    """
+    admin_jaas = _jaas(access.ADMIN, _kafka_password(layout, access.ADMIN))
     return {
         "process.roles": "broker,controller",
         "node.id": str(KAFKA_NODE_ID),
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{layout.kafka_controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": f"SASL_PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port}",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": access.SCRAM_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": access.SCRAM_MECHANISM,
+        "sasl.mechanism.controller.protocol": access.SCRAM_MECHANISM,
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": admin_jaas,
+        "listener.name.controller.scram-sha-512.sasl.jaas.config": admin_jaas,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{access.ADMIN}",
+        "allow.everyone.if.no.acl.found": "false",
         "log.dirs": str(layout.kafka_data),
         "auto.create.topics.enable": "false",
         "delete.topic.enable": "true",
@@ -310,6 +351,8 @@ def _write_kafka_config(layout: Layout) -> None:
     layout.logs.mkdir(parents=True, exist_ok=True)
     header = "# Written by `farmlink infra up` (farmlink/infra.py) before every start; edit that instead.\n"
     body = "".join(f"{key}={value}\n" for key, value in server_properties(layout).items())
+    layout.server_properties.touch(mode=0o600)
+    layout.server_properties.chmod(0o600)  # it holds the super user's password
     layout.server_properties.write_text(header + body)
     layout.log4j_config.write_text(log4j_properties(layout))
     layout.log4j_tools_config.write_text(LOG4J_TOOLS_PROPERTIES)
@@ -336,9 +379,26 @@ def read_cluster_id(layout: Layout) -> str | None:
     return None
 
 
+def _check_formatted_with_scram(layout: Layout) -> None:
+    """Storage formatted before SASL/SCRAM (no kafka/scram-formatted) has no credentials: nobody could log in."""
+    if layout.scram_marker.is_file():
+        return
+    raise InfraError(
+        f"The Kafka storage in {layout.kafka_data} was formatted before farmlink used SASL/SCRAM (there is no "
+        f"{layout.scram_marker}), so it holds no user credentials and no client could log in. Kafka's "
+        f"credentials can only be added when storage is formatted; format it again (this deletes every Kafka "
+        f"message and consumer offset of this home; PostgreSQL is kept):\n"
+        f"  farmlink down; farmlink infra down\n"
+        f"  rm -rf {layout.kafka_data} {layout.cluster_id_file}\n"
+        f"  farmlink infra up; farmlink infra reset --yes   # Kafka and the event stores start empty together"
+    )
+
+
 def _format_kafka_storage(layout: Layout, say: Progress) -> None:
-    """Format the log dir once, with a cluster id kept in kafka/cluster-id."""
+    """Format the log dir once, with a cluster id kept in kafka/cluster-id and a SCRAM
+    credential for every principal of events/access.py."""
     if (layout.kafka_data / "meta.properties").is_file():
+        _check_formatted_with_scram(layout)
         return
     cluster_id = read_cluster_id(layout)
     if cluster_id is None:
@@ -348,10 +408,15 @@ def _format_kafka_storage(layout: Layout, say: Progress) -> None:
             raise InfraError(f"kafka.tools.StorageTool random-uuid printed no cluster id:\n{output}")
         cluster_id = ids[-1]
         layout.cluster_id_file.write_text(cluster_id + "\n")
-    say(f"Formatting Kafka storage in {layout.kafka_data} (cluster id {cluster_id}) ...")
+    say(f"Formatting Kafka storage in {layout.kafka_data} (cluster id {cluster_id}, "
+        f"{len(access.ALL_PRINCIPALS)} SCRAM users) ...")
+    passwords = {principal: _kafka_password(layout, principal) for principal in access.ALL_PRINCIPALS}
+    scram = [arg for principal, password in passwords.items() for arg in (
+        "--add-scram", f"{access.SCRAM_MECHANISM}=[name={principal},password={password}]")]
     _run(_java(layout, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-               "-c", str(layout.server_properties), "--standalone"),
-         what="Formatting Kafka storage")
+               "-c", str(layout.server_properties), "--standalone", *scram),
+         what="Formatting Kafka storage", secrets=passwords.values())
+    layout.scram_marker.write_text("SCRAM-SHA-512 credentials were added when this storage was formatted.\n")
 
 
 def _proc_state(pid: int) -> tuple[str, bytes] | None:
@@ -452,7 +517,7 @@ def kafka_version(layout: Layout) -> str | None:
 @contextlib.asynccontextmanager
 async def _admin(bootstrap: str, request_timeout_ms: int = 15000) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="farmlink-infra",
-                                request_timeout_ms=request_timeout_ms)
+                                request_timeout_ms=request_timeout_ms, **kafka_options(settings(), access.ADMIN))
     try:
         await admin.start()
         yield admin
@@ -474,7 +539,9 @@ async def describe_cluster(bootstrap: str, timeout: float = 5.0) -> dict[str, An
 
 async def _wait_for_kafka(bootstrap: str, layout: Layout | None, pid: int | None) -> dict[str, Any]:
     """Wait until the broker answers; fail fast when the local process dies."""
-    where = f" See {layout.kafka_log} and {layout.kafka_console_log}." if layout else ""
+    where = (f" See {layout.kafka_log} and {layout.kafka_console_log}. A 'SaslAuthenticationFailed' there means "
+             f"{layout.home}/secrets/kafka-admin no longer matches the credential storage was formatted with "
+             f"(format again: infra/README.md)." if layout else "")
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(KAFKA_READY_TIMEOUT_S), wait=wait_fixed(0.5), reraise=True,
@@ -491,6 +558,82 @@ async def _wait_for_kafka(bootstrap: str, layout: Layout | None, pid: int | None
         raise InfraError(f"Kafka at {bootstrap} did not answer within {KAFKA_READY_TIMEOUT_S:.0f} s "
                          f"({type(exc).__name__}: {exc}).{where}") from exc
     raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Kafka: SCRAM users and ACLs (confluent-kafka's AdminClient: aiokafka 0.14 has no ACL or SCRAM API)
+
+SCRAM_ITERATIONS = 4096
+_ACL_TIMEOUT_S = 15.0
+
+
+def _confluent_config(bootstrap: str, options: dict[str, Any]) -> dict[str, Any]:
+    """librdkafka's names for the options events.settings.kafka_options gives aiokafka."""
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "client.id": "farmlink-infra"}
+    if "security_protocol" in options:
+        config["security.protocol"] = options["security_protocol"]
+    if options.get("sasl_plain_username"):
+        config |= {"sasl.mechanism": options["sasl_mechanism"], "sasl.username": options["sasl_plain_username"],
+                   "sasl.password": options["sasl_plain_password"]}
+    return config
+
+
+def _acl_key(principal: str, resource_type: str, name: str, pattern: str, operation: str) -> tuple[str, ...]:
+    return (principal, resource_type.upper(), name, pattern.upper(), operation.upper())
+
+
+def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> tuple[int, int, int]:
+    """Upsert the SCRAM users given, then make the ACLs of events/access.py's principals exactly the
+    matrix (missing ones created, others of theirs deleted). Returns (users, created, deleted)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+
+    admin = AdminClient(config)
+    where = f"Kafka at {config['bootstrap.servers']} as {config.get('sasl.username', 'an anonymous client')}"
+    try:
+        if passwords:
+            info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+            upserts = [UserScramCredentialUpsertion(user, info, password.encode()) for user, password in passwords.items()]
+            for future in admin.alter_user_scram_credentials(upserts, request_timeout=_ACL_TIMEOUT_S).values():
+                future.result()
+        everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                      AclOperation.ANY, AclPermissionType.ANY)
+        ours = {f"User:{name}" for name in access.BY_NAME}
+        have = {
+            _acl_key(b.principal, b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name): b
+            for b in admin.describe_acls(everything, request_timeout=_ACL_TIMEOUT_S).result()
+            if b.principal in ours and b.permission_type == AclPermissionType.ALLOW and b.host == "*"
+        }
+        want = {
+            _acl_key(a.kafka_principal, a.resource_type, a.resource_name, a.pattern_type, a.operation): AclBinding(
+                ResourceType[a.resource_type], a.resource_name, ResourcePatternType[a.pattern_type], a.kafka_principal,
+                "*", AclOperation[a.operation], AclPermissionType.ALLOW)
+            for a in access.acl_bindings()
+        }
+        missing = [binding for key, binding in want.items() if key not in have]
+        extra = [binding for key, binding in have.items() if key not in want]
+        if missing:
+            for future in admin.create_acls(missing, request_timeout=_ACL_TIMEOUT_S).values():
+                future.result()
+        if extra:
+            filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
+                                        b.permission_type) for b in extra]
+            for future in admin.delete_acls(filters, request_timeout=_ACL_TIMEOUT_S).values():
+                future.result()
+    except KafkaException as exc:
+        raise InfraError(f"Setting up Kafka users and ACLs failed on {where}: {exc.args[0]}. It needs the super "
+                         f"user ({access.ADMIN}) and a broker with an authorizer (see infra/README.md).") from exc
+    return len(passwords), len(missing), len(extra)
+
+
+async def sync_access(s: Settings, layout: Layout | None) -> tuple[int, int, int]:
+    """SCRAM users (local broker only) and the ACL matrix of events/access.py, idempotently."""
+    passwords = ({p: _kafka_password(layout, p) for p in access.ALL_PRINCIPALS if p != access.ADMIN}
+                 if layout is not None else {})
+    config = _confluent_config(s.bootstrap, kafka_options(s, access.ADMIN))
+    return await asyncio.to_thread(_sync_access_blocking, config, passwords)
 
 
 def topic_configs(topic: Topic) -> dict[str, str]:
@@ -898,6 +1041,12 @@ async def _ensure_up(s: Settings, layout: Layout, say: Progress) -> None:
         + (f" ({len(created)} created)" if created else ""))
     cluster = await _wait_for_kafka(s.bootstrap, None if s.uses_external_kafka else layout, pid)
     say(f"Kafka ready: {s.bootstrap} (cluster {cluster.get('cluster_id')})")
+    if s.uses_external_kafka and not (s.kafka_security_protocol or "").upper().startswith("SASL"):
+        say("Kafka ACLs: none set (external broker without SASL: KAFKA_SECURITY_PROTOCOL is not SASL_*).")
+    else:
+        users, created, deleted = await sync_access(s, None if s.uses_external_kafka else layout)
+        say(f"Kafka access: {users} SCRAM users set; ACLs of {len(access.BY_NAME)} principals: {created} created, "
+            f"{deleted} removed, {len(access.acl_bindings()) - created} already there.")
     created = await create_topics(s.bootstrap)
     say(f"Topics: created {len(created)}, {len(TOPICS) - len(created)} already there.")
     for problem in await _topic_problems(s.bootstrap):

@@ -28,8 +28,10 @@ from contracts.inputs import (
 )
 from contracts.signing import sign
 from contracts.topics import RECEIPTS
+from events.access import COOPERATIVE, INPUT_PRODUCER
 from events.relay import idempotent_producer
 from farmlink.keyring import Keyring, local_keyring
+from events.settings import kafka_options, settings
 from farmlink.scenario import LineError, ScenarioLine
 
 RECEIPT_TIMEOUT_S = 60.0
@@ -87,10 +89,10 @@ class PublishSummary:
 class ReceiptWatcher:
     """Reads the receipts topic from where it stood when publishing began."""
 
-    def __init__(self, bootstrap: str, run_id: str):
+    def __init__(self, bootstrap: str, run_id: str, principal: str):
         self.run_id = run_id
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
-                                         isolation_level="read_committed")
+                                         isolation_level="read_committed", **kafka_options(settings(), principal))
         self.lines: dict[str, LineProgress] = {}
         self.fills_made: set[str] = set()
         self.fills_recorded: set[str] = set()
@@ -154,10 +156,14 @@ async def publish_lines(
     keyring = keyring or local_keyring()
     summary = PublishSummary()
     run_id = f"publish-{uuid.uuid4().hex[:12]}"
-    watcher = ReceiptWatcher(bootstrap, run_id)
-    producer = idempotent_producer(bootstrap, linger_ms=0)
+    # Each input topic is written as its producer principal (events/access.py); every one of them may read receipts.
+    principals = list(dict.fromkeys(
+        INPUT_PRODUCER[SERVICE_INPUT_TOPIC[INPUT_OWNER[line.type]]] for line in lines if isinstance(line, ScenarioLine)))
+    watcher = ReceiptWatcher(bootstrap, run_id, principals[0] if principals else COOPERATIVE)
+    producers = {p: idempotent_producer(bootstrap, linger_ms=0, **kafka_options(settings(), p)) for p in principals}
     await watcher.start()
-    await producer.start()
+    for producer in producers.values():
+        await producer.start()
     in_flight: list[LineProgress] = []
     lane: tuple[str, str] | None = None
 
@@ -204,10 +210,11 @@ async def publish_lines(
             progress = LineProgress(line, needs_journal=line.type in MATCHER_INPUT_TYPES)
             watcher.lines[correlation_id] = progress
             in_flight.append(progress)
-            await producer.send_and_wait(topic, message.model_dump_json().encode(), key=key.encode())
+            await producers[INPUT_PRODUCER[topic]].send_and_wait(topic, message.model_dump_json().encode(), key=key.encode())
             settle_finished()
         await drain()
     finally:
-        await producer.stop()
+        for producer in producers.values():
+            await producer.stop()
         await watcher.stop()
     return summary

@@ -1,14 +1,29 @@
-"""Reading what actually reached Kafka, for assertions."""
+"""Reading what actually reached Kafka, for assertions; logging in as a principal of events/access.py."""
 
 import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.security import BaseSecurity
+
+from events.access import ADMIN
+from events.settings import kafka_options, kafka_security, settings
 
 
-async def read_topic(bootstrap: str, name: str, expected: int, partitions: int = 3, timeout: float = 20.0) -> list:
+def login(principal: str = ADMIN) -> dict:
+    """aiokafka options for a client acting as `principal` (the super user by default: tests create scratch topics)."""
+    return kafka_options(settings(), principal)
+
+
+def broker_login(principal: str = ADMIN) -> BaseSecurity | None:
+    """The same as FastStream's `security=` object."""
+    return kafka_security(settings(), principal)
+
+
+async def read_topic(bootstrap: str, name: str, expected: int, partitions: int = 3, timeout: float = 20.0,
+                     principal: str = ADMIN) -> list:
     """Every record on a topic from offset 0, once at least `expected` have arrived (or the timeout)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                isolation_level="read_committed")
+                                isolation_level="read_committed", **login(principal))
     await consumer.start()
     try:
         assigned = [TopicPartition(name, p) for p in range(partitions)]

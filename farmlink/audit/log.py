@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.registry import EVENT_TOPIC
 from contracts.topics import TOPICS
+from events.access import AUDITOR
+from events.settings import kafka_options, settings
 from farmlink.audit.model import AuditLog, Record
 
 SCHEMAS = ("cooperative", "buyer", "market", "matching", "settlement")
@@ -110,7 +112,8 @@ def record_from_envelope(data: dict) -> Record:
 
 async def count_on_kafka(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS) -> int:
     """How many messages the event topics hold (for the progress bar)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
+                                **kafka_options(settings(), AUDITOR))
     await consumer.start()
     try:
         partitions = _partitions(topics)
@@ -131,6 +134,7 @@ async def read_kafka_copies(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPI
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
         isolation_level="read_committed",  # aborted relay transactions are not the log
+        **kafka_options(settings(), AUDITOR),
     )
     await consumer.start()
     copies: list[KafkaCopy] = []

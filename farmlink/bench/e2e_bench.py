@@ -17,7 +17,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, FILLS, RECEIPTS, TOPICS
+from events.access import BUYER, COOPERATIVE
 from events.relay import idempotent_producer
+from events.settings import kafka_options, settings
 from farmlink.caughtup import wait_until_caught_up
 from farmlink.keyring import local_keyring
 from farmlink.publisher import input_message
@@ -64,7 +66,7 @@ class Watch:
     def __init__(self, bootstrap: str, run_id: str):
         self.run_id = run_id
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10,
-                                         isolation_level="read_committed")
+                                         isolation_level="read_committed", **kafka_options(settings(), BUYER))  # buyers read receipts and fills
         self.journaled: dict[str, float] = {}
         self.filled: dict[str, float] = {}
         self.task: asyncio.Task | None = None
@@ -157,16 +159,19 @@ async def run_e2e_bench(bootstrap: str, dsn: str, sustained_inputs: int = 20_000
     """Both measurements on the running services (the caller starts them on clean data)."""
     if smoke:
         sustained_inputs, rate, seconds = 300, 100, 2.0
-    producer = idempotent_producer(bootstrap, linger_ms=5)
+    cooperative = idempotent_producer(bootstrap, linger_ms=5, **kafka_options(settings(), COOPERATIVE))
+    producer = idempotent_producer(bootstrap, linger_ms=5, **kafka_options(settings(), BUYER))
+    await cooperative.start()
     await producer.start()
     try:
-        await _seed_market(producer, say)
+        await _seed_market(cooperative, say)
         await wait_until_caught_up(bootstrap, dsn, timeout=120)
         sustained = await _sustained(bootstrap, producer, sustained_inputs, say)
         await wait_until_caught_up(bootstrap, dsn, timeout=600)
         latency = await _latency(bootstrap, producer, rate, seconds, say)
     finally:
         await producer.stop()
+        await cooperative.stop()
     goals = {"sustained_goal_met": sustained >= 5000, "p99_goal_met": latency["p99_ms"] <= 100}
     say(f"goals: at least 5,000 inputs/s sustained: {'met' if goals['sustained_goal_met'] else 'not met'}; "
         f"p99 at most 100 ms at 1,000/s: {'met' if goals['p99_goal_met'] and rate == 1000 else 'not met'}")

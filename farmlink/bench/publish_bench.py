@@ -10,8 +10,16 @@ from typing import Any
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from events.access import ADMIN
 from events.migrations import migrate
 from events.relay import BATCH_SIZE, idempotent_producer, publish_pending, transactional_producer
+from events.settings import kafka_options, settings
+
+
+
+def _security() -> dict:
+    """The bench writes a scratch topic of its own, which no service principal may touch: it runs as the super user."""
+    return kafka_options(settings(), ADMIN)
 
 
 async def _fill_outbox(pool: asyncpg.Pool, schema: str, topic: str, messages: int, size: int) -> None:
@@ -23,7 +31,7 @@ async def _fill_outbox(pool: asyncpg.Pool, schema: str, topic: str, messages: in
 
 async def _relay_rate(pool: asyncpg.Pool, schema: str, bootstrap: str, topic: str, messages: int, size: int) -> float:
     await _fill_outbox(pool, schema, topic, messages, size)
-    producer = transactional_producer(bootstrap, schema)
+    producer = transactional_producer(bootstrap, schema, **_security())
     await producer.start()
     try:
         async with pool.acquire() as conn:
@@ -38,7 +46,7 @@ async def _relay_rate(pool: asyncpg.Pool, schema: str, bootstrap: str, topic: st
 
 async def _raw_rate(bootstrap: str, topic: str, messages: int, size: int) -> float:
     value = b"x" * size
-    producer = idempotent_producer(bootstrap)
+    producer = idempotent_producer(bootstrap, **_security())
     await producer.start()
     try:
         started = time.perf_counter()
@@ -57,7 +65,7 @@ async def run_publish_bench(bootstrap: str, dsn: str, messages: int = 100_000, s
         messages, rounds = 2_000, 1
     run_id = uuid.uuid4().hex[:8]
     schema, topic = f"bench_publish_{run_id}", f"bench.publish.{run_id}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_security())
     await admin.start()
     await admin.create_topics([NewTopic(topic, 6, 1)])
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)

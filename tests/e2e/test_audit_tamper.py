@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts.topics import MARKET_EVENTS
+from events.access import service_principal
 from events.hashchain import canonical_json, hashed_content, link_hash
 from farmlink import processes
 from farmlink.audit.run import audit
@@ -17,6 +18,7 @@ from farmlink.caughtup import wait_until_caught_up
 from farmlink.cli import DEMO_SCENARIO
 from farmlink.publisher import publish_lines
 from farmlink.scenario import read_scenario
+from tests.kafka_helpers import login
 
 pytestmark = pytest.mark.e2e
 
@@ -158,7 +160,8 @@ async def test_a_price_changed_on_a_kafka_copy_is_found_at_its_topic_partition_a
         "payload": {**json.loads(row["payload"]), "price_fen": 1}, "global_position": row["global_position"],
         "prev_hash": row["prev_hash"], "hash": row["hash"],
     }
-    producer = AIOKafkaProducer(bootstrap_servers=demo_log.bootstrap)
+    # The tamperer holds the market service's credentials: the only principal that may write its event topic.
+    producer = AIOKafkaProducer(bootstrap_servers=demo_log.bootstrap, **login(service_principal("market")))
     await producer.start()
     sent = await producer.send_and_wait(MARKET_EVENTS, canonical_json(envelope).encode(), key=envelope["payload"]["product"].encode())
     await producer.stop()

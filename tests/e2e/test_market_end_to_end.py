@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts.topics import COOPERATIVE_INPUT, DEAD_LETTER
+from events.access import AUDITOR, COOPERATIVE
 from farmlink import reports
 from farmlink.caughtup import wait_until_caught_up
 from farmlink.cli import DEMO_SCENARIO
@@ -21,7 +22,7 @@ from farmlink.publisher import publish_lines
 from farmlink.scenario import read_scenario
 from matcher.output import fill_line
 from tests.e2e.scenario_generator import generate
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +74,7 @@ async def test_a_scenario_no_test_has_seen_gives_the_fills_the_rules_give(clean_
 
 async def test_a_poison_message_lands_on_the_dead_letter_topic_while_the_next_valid_one_is_processed(clean_system, tmp_path):
     poison = b"\xff\xfe poison " + uuid.uuid4().hex.encode()
-    producer = AIOKafkaProducer(bootstrap_servers=clean_system.bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=clean_system.bootstrap, **login(COOPERATIVE))  # a cooperative sends garbage
     await producer.start()
     await producer.send_and_wait(COOPERATIVE_INPUT, poison, key=b"fengjia", headers=[("origin", b"test")])
     await producer.stop()
@@ -83,7 +84,7 @@ async def test_a_poison_message_lands_on_the_dead_letter_topic_while_the_next_va
         "households": [{"household_id": "fj-1", "registered_poor": True}]}}) + "\n")
     summary = await publish_lines(clean_system.bootstrap, read_scenario(path))
     assert summary.accepted == 1
-    records = await read_topic(clean_system.bootstrap, DEAD_LETTER, expected=1, partitions=1)
+    records = await read_topic(clean_system.bootstrap, DEAD_LETTER, expected=1, partitions=1, principal=AUDITOR)
     [dead] = [r for r in records if r.value == poison]
     headers = dict(dead.headers)
     assert headers["origin"] == b"test"

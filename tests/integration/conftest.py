@@ -6,6 +6,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from events.migrations import migrate
 from events.store import EventStore
+from tests.kafka_helpers import login
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ async def store(pool, unique):
 async def topic(infrastructure, unique):
     """A fresh topic with 3 partitions, deleted afterwards."""
     name = f"test.{unique}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.bootstrap, **login())
     await admin.start()
     await admin.create_topics([NewTopic(name, 3, 1)])
     yield name

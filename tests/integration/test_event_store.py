@@ -10,7 +10,7 @@ from contracts.topics import DEAD_LETTER
 from events.consumer import Decoded, Delivery, consume
 from events.relay import publish_pending, transactional_producer
 from events.store import ConcurrencyError, NewEvent, verify_chains
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,7 @@ async def test_a_deleted_event_is_caught_by_the_hash_chain_check(store, pool):
 
 
 async def test_two_transactions_committing_out_of_position_order_are_both_relayed(store, infrastructure, topic):
-    producer = transactional_producer(infrastructure.bootstrap, store.schema)
+    producer = transactional_producer(infrastructure.bootstrap, store.schema, **login())
     await producer.start()
     first_in = store.transaction()
     early = await first_in.__aenter__()

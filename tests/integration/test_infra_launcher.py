@@ -17,6 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from contracts.topics import RECEIPTS, TOPICS, Topic
 from events.settings import settings
+from tests.kafka_helpers import login
 from farmlink import infra
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ def infra_up() -> float:
 
 @pytest.fixture
 async def admin(infra_up):
-    client = AIOKafkaAdminClient(bootstrap_servers=settings().bootstrap)
+    client = AIOKafkaAdminClient(bootstrap_servers=settings().bootstrap, **login())
     await client.start()
     yield client
     await client.close()
@@ -84,7 +85,7 @@ async def test_topic_retention(admin):
 async def test_auto_topic_creation_is_off(infra_up):
     if settings().uses_external_kafka:
         pytest.skip("external Kafka: its configuration is not ours")
-    client = AIOKafkaAdminClient(bootstrap_servers=settings().bootstrap)
+    client = AIOKafkaAdminClient(bootstrap_servers=settings().bootstrap, **login())
     await client.start()
     try:
         brokers = (await client.describe_cluster())["brokers"]
@@ -129,7 +130,7 @@ async def test_reset_topics_empties_a_dedicated_topic(infra_up):
     topic = Topic(f"farmlink.test.infra-reset.{uuid.uuid4().hex[:8]}", 2, True, "launcher test only")
     assert await infra.create_topics(bootstrap, [topic]) == [topic.name]
     assert await infra.create_topics(bootstrap, [topic]) == []  # idempotent
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, **login())
     await producer.start()
     try:
         await producer.send_and_wait(topic.name, b"before reset", partition=1)
@@ -137,13 +138,13 @@ async def test_reset_topics_empties_a_dedicated_topic(infra_up):
         await producer.stop()
     await infra.reset_topics(bootstrap, [topic])
     partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **login())
     await consumer.start()
     try:
         assert set((await consumer.end_offsets(partitions)).values()) == {0}
     finally:
         await consumer.stop()
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **login())
     await client.start()
     try:
         assert (await _topic_configs(client, [topic.name]))[topic.name]["retention.ms"] == "-1"

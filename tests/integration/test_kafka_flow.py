@@ -13,6 +13,7 @@ from contracts.market import MarketPriceObserved
 from events.relay import OutboxRelay, idempotent_producer
 from events.runtime import raw_body
 from events.store import EventStore, NewEvent, Route
+from tests.kafka_helpers import broker_login, login
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +29,13 @@ async def until(condition, timeout: float = 30.0) -> None:
 async def test_an_event_goes_from_the_store_through_the_outbox_and_kafka_to_a_faststream_subscriber(store, infrastructure, topic):
     routed = EventStore(store.pool, store.schema, producer="test", router=lambda envelope: Route(topic, envelope.payload["product"]))
     received: list[dict] = []
-    broker = KafkaBroker(infrastructure.bootstrap)
+    broker = KafkaBroker(infrastructure.bootstrap, security=broker_login())
 
     @broker.subscriber(topic, group_id=f"{topic}.reader", auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_event(body: dict) -> None:
         received.append(body)
 
-    relay = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, poll_interval=0.1)
+    relay = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, poll_interval=0.1, kafka=login())
     async with broker:
         await broker.start()
         await relay.start()
@@ -55,13 +56,13 @@ async def test_an_event_goes_from_the_store_through_the_outbox_and_kafka_to_a_fa
 
 
 async def test_a_consumer_group_resumes_after_a_restart_without_loss_or_repeats(infrastructure, topic):
-    producer = idempotent_producer(infrastructure.bootstrap)
+    producer = idempotent_producer(infrastructure.bootstrap, **login())
     await producer.start()
     group = f"{topic}.group"
     seen: list[int] = []
 
     def reader() -> KafkaBroker:
-        broker = KafkaBroker(infrastructure.bootstrap)
+        broker = KafkaBroker(infrastructure.bootstrap, security=broker_login())
 
         @broker.subscriber(topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body)
         async def on_number(body: bytes) -> None:

@@ -9,14 +9,32 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+import re
+
+from events.access import ADMIN, ALL_PRINCIPALS, SCRAM_MECHANISM, service_principal
 from events.settings import APP_ROLE, LOCAL_DATABASE, LOCAL_KAFKA_PORT, LOCAL_POSTGRES_PORT, Settings
+from farmlink import infra
 
 pytestmark = pytest.mark.unit
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 APP_SERVICES = ("cooperative", "buyer", "market", "matching", "settlement")
 # The environment variables events/settings.py reads (pydantic-settings: field name, upper-cased).
-SETTINGS_ENV = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}
+SETTINGS_ENV = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM",
+                "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"}
+SECURITY_KEYS = ("sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.mechanism.controller.protocol",
+                 "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found", "auto.create.topics.enable")
+
+
+def _password_var(principal: str) -> str:
+    return "FARMLINK_KAFKA_PASSWORD_" + principal.upper().replace("-", "_")
+
+
+def _kafka_properties(service: dict) -> dict[str, str]:
+    """The server.properties the kafka service's start script writes (its heredoc)."""
+    script = service["command"][0]
+    body = script.split("<<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
+    return dict(line.split("=", 1) for line in body.splitlines() if line.strip())
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +84,10 @@ def test_app_services_set_exactly_the_settings_env(services, name):
     env = _env(services[name])
     assert set(env) == SETTINGS_ENV
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == ("SASL_PLAINTEXT", SCRAM_MECHANISM)
+    principal = ADMIN if name == "topics" else service_principal(name)
+    assert env["KAFKA_SASL_USERNAME"] == principal
+    assert env["KAFKA_SASL_PASSWORD"] == _env(services["kafka"])[_password_var(principal)]
     db = urlsplit(env["DATABASE_URL"])
     assert (db.hostname, db.port) == ("postgres", 5432)
 
@@ -94,9 +116,30 @@ def test_postgres_role_and_database_agree_with_the_local_launcher(services):
 
 
 def test_kafka_is_kraft_combined_without_auto_topic_creation(services):
+    props = _kafka_properties(services["kafka"])
+    assert props["process.roles"] == "broker,controller"
+    assert props["auto.create.topics.enable"] == "false"
+    assert "INTERNAL://kafka:9092" in props["advertised.listeners"]
+    assert f"://127.0.0.1:{LOCAL_KAFKA_PORT}" in props["advertised.listeners"]
+    assert props["offsets.topic.replication.factor"] == "1"
+
+
+def test_kafka_has_the_local_launchers_sasl_and_acl_settings_on_every_listener(services, tmp_path):
+    props = _kafka_properties(services["kafka"])
+    local = infra.server_properties(infra.Layout(tmp_path))
+    assert {key: props[key] for key in SECURITY_KEYS} == {key: local[key] for key in SECURITY_KEYS}
+    protocols = dict(item.split(":") for item in props["listener.security.protocol.map"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    for listener in protocols:
+        assert f"listener.name.{listener.lower()}.scram-sha-512.sasl.jaas.config" in props
+
+
+def test_every_principal_gets_a_scram_credential_at_format_time_with_a_dev_only_default(services):
     env = _env(services["kafka"])
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    assert "INTERNAL://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
-    assert f"://127.0.0.1:{LOCAL_KAFKA_PORT}" in env["KAFKA_ADVERTISED_LISTENERS"]
-    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    script = services["kafka"]["command"][0]
+    [listed] = re.findall(r"for principal in ([^;]+);", script)
+    assert listed.split() == list(ALL_PRINCIPALS)
+    assert "--add-scram" in script and "format --ignore-formatted" in script
+    for principal in ALL_PRINCIPALS:
+        var = _password_var(principal)
+        assert env[var] == f"${{{var}:-dev-only-{principal}}}", "a committed default password must say it is development-only"

@@ -1,0 +1,189 @@
+"""Who may do what on Kafka: the principals and their ACLs, as data, in one place.
+
+The local launcher (`farmlink infra up`) creates a SCRAM-SHA-512 credential for every
+principal here and exactly these ACLs (`acl_bindings()`); every Kafka client in farmlink
+names the principal it acts as (`events.settings.kafka_options`); the integration test
+`tests/integration/test_kafka_acls.py` walks the whole matrix against the real broker; the
+table in docs/architecture.md is `matrix_table()` (a unit test checks they agree).
+
+Kafka authorises per topic and per consumer group, never per message. So the broker
+enforces *which topics* a principal may write and read; it cannot tell one cooperative's
+harvest from another's on `farmlink.cooperative.input`, nor one buyer's fills from another's
+on `farmlink.matching.fills`. "Only for itself" on input topics is enforced by the services,
+which verify each input's signature against the producer it names; "only their own fills"
+is not enforced at all: every buyer principal reads every fill (and every producer reads
+every receipt).
+"""
+
+from dataclasses import dataclass
+
+from contracts.topics import (
+    BUYER_EVENTS,
+    BUYER_INPUT,
+    COOPERATIVE_EVENTS,
+    COOPERATIVE_INPUT,
+    DEAD_LETTER,
+    FILLS,
+    MARKET_EVENTS,
+    MARKET_INPUT,
+    MATCHING_JOURNAL,
+    OFFERS,
+    RECEIPTS,
+    RELAY_CHECKPOINTS,
+    SETTLEMENT_EVENTS,
+    SETTLEMENT_INPUT,
+    TOPICS,
+)
+
+ADMIN = "admin"
+"""The super user (`super.users`): the launcher, the broker's own inter-broker and controller
+connections, and test or benchmark harnesses that create scratch topics. No service runs as it."""
+
+AUDITOR = "auditor"
+COOPERATIVE = "cooperative"
+BUYER = "buyer"
+PRICE_FEED = "price-feed"
+SETTLEMENT_DESK = "settlement-desk"
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+ALL_TOPICS: tuple[str, ...] = tuple(topic.name for topic in TOPICS)
+GROUP_PREFIX = "farmlink."
+BUYER_GROUP_PREFIX = "buyer."
+"""Buyer systems that subscribe to offers and fills with a consumer group name it ``buyer.<anything>``."""
+
+
+def service_principal(service: str) -> str:
+    """The principal a farmlink service connects as: ``service-<name>``."""
+    return f"service-{service}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """One Kafka identity and everything it may do; anything not listed is denied."""
+
+    name: str
+    who: str
+    write: tuple[str, ...] = ()
+    read: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    """Consumer groups it may join and commit offsets in (READ on the group, literal name)."""
+    group_prefix: str | None = None
+    """Groups of its own it may join, named with this prefix (READ on PREFIXED groups)."""
+    describe_group_prefix: str | None = None
+    """Groups whose offsets it may look at (DESCRIBE on groups with this prefix), not join."""
+    transactional_ids: tuple[str, ...] = ()
+    """Kafka transactional ids it may use (WRITE on TRANSACTIONAL_ID, literal): its outbox relay's."""
+
+
+def relay_transactional_id(schema: str) -> str:
+    """The transactional id of a schema's outbox relay (events/relay.py)."""
+    return f"farmlink.relay.{schema}"
+
+
+def _service(name: str, read: tuple[str, ...], write: tuple[str, ...], groups: tuple[str, ...] = ()) -> Principal:
+    # Every service's relay publishes in Kafka transactions under its own id, with a checkpoint
+    # it reads back after a crash (events/relay.py).
+    return Principal(
+        service_principal(name),
+        f"the {name} service",
+        write=(*write, RECEIPTS, DEAD_LETTER, RELAY_CHECKPOINTS),
+        read=(*read, RELAY_CHECKPOINTS),
+        groups=groups or (f"farmlink.{name}",),
+        transactional_ids=(relay_transactional_id(name),),
+    )
+
+
+PRINCIPALS: tuple[Principal, ...] = (
+    _service("cooperative", read=(COOPERATIVE_INPUT,), write=(COOPERATIVE_EVENTS,)),
+    _service("buyer", read=(BUYER_INPUT,), write=(BUYER_EVENTS,)),
+    _service("market", read=(MARKET_INPUT,), write=(MARKET_EVENTS,)),
+    _service("matching", read=(COOPERATIVE_EVENTS, BUYER_EVENTS, MARKET_EVENTS), write=(MATCHING_JOURNAL, FILLS, OFFERS)),
+    _service(
+        "settlement",
+        read=(SETTLEMENT_INPUT, COOPERATIVE_EVENTS, FILLS),
+        write=(SETTLEMENT_EVENTS,),
+        groups=("farmlink.settlement.input", "farmlink.settlement.events"),
+    ),
+    Principal(COOPERATIVE, "cooperatives: plantings, harvests, registrations", write=(COOPERATIVE_INPUT,), read=(RECEIPTS,)),
+    Principal(BUYER, "buyer systems: orders, commitments; offers and fills", write=(BUYER_INPUT,), read=(OFFERS, FILLS, RECEIPTS),
+              group_prefix=BUYER_GROUP_PREFIX),
+    Principal(PRICE_FEED, "the market price feed", write=(MARKET_INPUT,), read=(RECEIPTS,)),
+    Principal(SETTLEMENT_DESK, "the settlement desk: deliveries, payments, plans", write=(SETTLEMENT_INPUT,), read=(RECEIPTS,)),
+    Principal(AUDITOR, "auditors: read everything, write nothing", read=ALL_TOPICS, describe_group_prefix=GROUP_PREFIX),
+)
+"""Every principal except the super user, with its grants."""
+
+BY_NAME: dict[str, Principal] = {p.name: p for p in PRINCIPALS}
+ALL_PRINCIPALS: tuple[str, ...] = (ADMIN, *BY_NAME)
+"""Every principal that gets a SCRAM credential."""
+
+INPUT_PRODUCER: dict[str, str] = {
+    COOPERATIVE_INPUT: COOPERATIVE,
+    BUYER_INPUT: BUYER,
+    MARKET_INPUT: PRICE_FEED,
+    SETTLEMENT_INPUT: SETTLEMENT_DESK,
+}
+"""Which producer principal writes each input topic (`farmlink publish` connects as it)."""
+
+CONSUMER_GROUPS: tuple[str, ...] = tuple(group for p in PRINCIPALS for group in p.groups)
+"""Every consumer group the services use."""
+
+
+@dataclass(frozen=True, order=True)
+class AclBinding:
+    """One ALLOW ACL, from any host: principal may do operation on the resource."""
+
+    principal: str
+    resource_type: str  # TOPIC | GROUP
+    resource_name: str
+    pattern_type: str  # LITERAL | PREFIXED
+    operation: str  # READ | WRITE | DESCRIBE
+
+    @property
+    def kafka_principal(self) -> str:
+        return f"User:{self.principal}"
+
+
+def acl_bindings() -> list[AclBinding]:
+    """The ACLs the matrix means, sorted. READ and WRITE imply DESCRIBE in Kafka."""
+    acls: set[AclBinding] = set()
+    for p in PRINCIPALS:
+        acls |= {AclBinding(p.name, "TOPIC", topic, "LITERAL", "WRITE") for topic in p.write}
+        acls |= {AclBinding(p.name, "TOPIC", topic, "LITERAL", "READ") for topic in p.read}
+        acls |= {AclBinding(p.name, "GROUP", group, "LITERAL", "READ") for group in p.groups}
+        if p.group_prefix:
+            acls.add(AclBinding(p.name, "GROUP", p.group_prefix, "PREFIXED", "READ"))
+        if p.describe_group_prefix:
+            acls.add(AclBinding(p.name, "GROUP", p.describe_group_prefix, "PREFIXED", "DESCRIBE"))
+        acls |= {AclBinding(p.name, "TRANSACTIONAL_ID", tid, "LITERAL", "WRITE") for tid in p.transactional_ids}
+    return sorted(acls)
+
+
+def may_write(principal: str, topic: str) -> bool:
+    return principal == ADMIN or topic in BY_NAME[principal].write
+
+
+def may_read(principal: str, topic: str) -> bool:
+    return principal == ADMIN or topic in BY_NAME[principal].read
+
+
+def matrix_table() -> str:
+    """The matrix as a Markdown table (docs/architecture.md holds exactly this)."""
+    names = [p.name for p in PRINCIPALS]
+    lines = ["| topic | " + " | ".join(f"`{n}`" for n in names) + " |", "| --- |" + " :-: |" * len(names)]
+    for topic in ALL_TOPICS:
+        cells = []
+        for name in names:
+            rights = ("R" if may_read(name, topic) else "") + ("W" if may_write(name, topic) else "")
+            cells.append(rights or "-")
+        lines.append(f"| `{topic}` | " + " | ".join(cells) + " |")
+    groups = []
+    for p in PRINCIPALS:
+        joined = ", ".join([f"`{g}`" for g in p.groups] + ([f"`{p.group_prefix}*`"] if p.group_prefix else []))
+        described = f"describe `{p.describe_group_prefix}*`" if p.describe_group_prefix else ""
+        groups.append(" ".join(part for part in (joined, described) if part) or "-")
+    lines.append("| consumer groups | " + " | ".join(groups) + " |")
+    lines.append("| transactional ids | " + " | ".join(", ".join(f"`{t}`" for t in p.transactional_ids) or "-"
+                                                     for p in PRINCIPALS) + " |")
+    return "\n".join(lines) + "\n"
