@@ -36,16 +36,21 @@ from typing import Any
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC, InputMessage, producer_of
+from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC
+from events.access import INPUT_PRODUCER
 from events.relay import idempotent_producer
+from events.settings import kafka_options
 from farmlink import infra, processes
 from farmlink.caughtup import wait_until_caught_up
+from farmlink.keyring import Keyring, local_keyring
+from farmlink.publisher import input_message
 
 Say = Callable[[str], None]
 
 PRODUCTS = ("chili", "oil_tea_fruit", "sweet_potato", "black_fungus", "tea_leaf", "sorghum")
 COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Shaba"), "Yuping": ("Tianping",)}
 BUYERS = ("tongren-mart", "zunyi-canteen", "guiyang-foods")
+FLOOR_BUYER = "yuping-buyer"
 INPUT_SERVICES = ("cooperative", "buyer", "market", "settlement")
 JOURNALED_EVENT_TYPES = ("PlantingRecorded", "HarvestRecorded", "OrderPlaced", "OrderCancelled", "CommitmentMade",
                          "MarketPriceObserved")
@@ -77,7 +82,8 @@ class Workload:
         return f"{self.run_id}-{n:07d}"
 
     def registrations(self) -> list[tuple[str, dict]]:
-        out = []
+        """Every cooperative and buyer of the run joins first (their keys are registered with them)."""
+        out = [("buyer.registered", {"buyer_id": buyer_id, "name": buyer_id}) for buyer_id in (*BUYERS, FLOOR_BUYER)]
         for c in range(self.cooperative_count):
             county = self.rng.choice(sorted(COUNTIES))
             households = [f"{self.run_id}-h{c}-{h}" for h in range(self.rng.randint(1, 5))]
@@ -116,7 +122,7 @@ class Workload:
                 "regions": rng.choice([[], [], ["Yanhe"], ["Yanhe", "Yuping"]])}
         if kind == "cancel":
             order_id, buyer_id = self.orders.pop(rng.randrange(len(self.orders)))
-            return "order.cancelled", {"order_id": order_id}
+            return "order.cancelled", {"order_id": order_id, "buyer_id": buyer_id}
         if kind == "price":
             return "market_price.observed", {
                 "product": product, "grade": rng.choice("ABC"), "market": rng.choice(["Tongren", "Zunyi"]),
@@ -132,7 +138,7 @@ class Workload:
         if kind == "commitment":
             start = self._day(0, 10)
             return "commitment.made", {
-                "commitment_id": f"{self.run_id}-commitment{n}", "buyer_id": "yuping-buyer", "product": product,
+                "commitment_id": f"{self.run_id}-commitment{n}", "buyer_id": FLOOR_BUYER, "product": product,
                 "min_grade": rng.choice("ABC"), "floor_price_fen": rng.randint(300, 700), "reference_market": "Tongren",
                 "valid_from": start.isoformat(), "valid_to": (start + timedelta(days=rng.randint(10, 60))).isoformat(),
                 "eligible_counties": rng.choice([[], ["Yanhe"]]), "eligible_cooperatives": [],
@@ -148,16 +154,15 @@ def payment(lot_id: str, outlet_id: str, amount_fen: int) -> tuple[str, dict]:
 
 
 def input_key(payload: dict) -> str:
-    for name in ("product", "order_id", "cooperative_id", "lot_id", "plan_id"):
+    for name in ("product", "order_id", "cooperative_id", "lot_id", "plan_id", "buyer_id"):
         if name in payload:
             return str(payload[name])
     return "input"
 
 
-def encode(message_id: str, input_type: str, payload: dict, correlation_id: str) -> tuple[str, bytes, bytes]:
-    """(topic, key, value) of one input, as `farmlink publish` would send it."""
-    message = InputMessage(message_id=message_id, type=input_type, producer=producer_of(input_type, payload),
-                           correlation_id=correlation_id, payload=payload)
+def encode(message_id: str, input_type: str, payload: dict, correlation_id: str, keyring: Keyring) -> tuple[str, bytes, bytes]:
+    """(topic, key, value) of one input, as `farmlink publish` would send it: signed by its producer."""
+    message = input_message(input_type, payload, correlation_id, keyring, message_id=message_id)
     return SERVICE_INPUT_TOPIC[INPUT_OWNER[input_type]], input_key(payload).encode(), message.model_dump_json().encode()
 
 
@@ -259,7 +264,8 @@ class ChaosRun:
         self.paying: set[tuple[str, str]] = set()
         self.restarting: set[str] = set()
         self.supervising = True
-        self.producer = None
+        self.producers: dict[str, Any] = {}  # one per input principal (events/access.py)
+        self.keyring = local_keyring()
 
     # -- plumbing that survives the faults
 
@@ -289,28 +295,38 @@ class ChaosRun:
             except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
                 await asyncio.sleep(0.5)
 
+    async def _producer(self, topic: str):
+        principal = INPUT_PRODUCER[topic]
+        if principal not in self.producers:
+            producer = idempotent_producer(self.config.bootstrap, linger_ms=5, request_timeout_ms=10000,
+                                           **kafka_options(self.config, principal))
+            await producer.start()
+            self.producers[principal] = producer
+        return self.producers[principal]
+
+    async def _stop_producers(self) -> None:
+        producers, self.producers = list(self.producers.values()), {}
+        for producer in producers:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
     async def _send(self, batch: list[tuple[str, bytes, bytes]]) -> None:
-        """Send until Kafka acknowledged every record (a resend after a fault is deduplicated by the inbox)."""
+        """Send, each input topic as its producer principal, until Kafka acknowledged every record
+        (a resend after a fault is deduplicated by the inbox)."""
         while True:
             try:
-                if self.producer is None:
-                    self.producer = idempotent_producer(self.config.bootstrap, linger_ms=5, request_timeout_ms=10000)
-                    await self.producer.start()
-                futures = [await self.producer.send(topic, value, key=key) for topic, key, value in batch]
+                futures = [await (await self._producer(topic)).send(topic, value, key=key) for topic, key, value in batch]
                 await asyncio.gather(*futures)
                 return
             except (KafkaError, OSError, asyncio.TimeoutError):
-                producer, self.producer = self.producer, None
-                if producer is not None:
-                    with contextlib.suppress(Exception):
-                        await producer.stop()
+                await self._stop_producers()
                 await asyncio.sleep(1.0)
 
     def _encode(self, input_type: str, payload: dict) -> tuple[str, bytes, bytes]:
         message_id = self.workload.message_id(self.sent)
         self.sent += 1
         self.sent_by_service[INPUT_OWNER[input_type]] += 1
-        return encode(message_id, input_type, payload, f"{self.run_id}:{message_id}")
+        return encode(message_id, input_type, payload, f"{self.run_id}:{message_id}", self.keyring)
 
     # -- supervision and faults
 
@@ -459,8 +475,7 @@ class ChaosRun:
                 await supervisor
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await faults
-            if self.producer is not None:
-                await self.producer.stop()
+            await self._stop_producers()
         self.report.sent_by_service = dict(self.sent_by_service)
         await self._verify()
         self.report.seconds = round(time.monotonic() - began, 1)

@@ -640,8 +640,9 @@ def topic_configs(topic: Topic) -> dict[str, str]:
     """Per-topic configuration: event and input topics keep everything; receipts keep 7 days;
     the relay's checkpoints keep the last one per key (compacted)."""
     configs = {"min.insync.replicas": "1"}
-    if topic.compacted:
-        configs |= {"cleanup.policy": "compact", "segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1"}
+    if topic.compacted:  # the last record of each key stays; nothing expires by age or size
+        configs |= {"cleanup.policy": "compact", "segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1",
+                    "retention.ms": "-1", "retention.bytes": "-1"}
     elif topic.keep_forever:
         configs |= {"retention.ms": "-1", "retention.bytes": "-1"}
     else:

@@ -1,14 +1,15 @@
 """Valid inputs for the end-to-end tests, built in ONE place.
 
-`valid_input` is the only way the e2e tests make an input a service should accept; when
-inputs get signed (cooperative and buyer inputs carry an Ed25519 signature), only this
-function changes.
+`valid_input` is the only way the e2e tests make an input a service should accept: signed
+the way `farmlink publish` signs (cooperative and buyer inputs carry an Ed25519 signature).
 """
 
 import uuid
 from dataclasses import dataclass
 
-from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC, InputMessage, producer_of
+from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC
+from farmlink.keyring import local_keyring
+from farmlink.publisher import input_message
 
 
 @dataclass(frozen=True)
@@ -25,15 +26,12 @@ class Record:
 
 
 def valid_input(input_type: str, payload: dict, *, message_id: str | None = None, correlation_id: str | None = None) -> Record:
-    """THE way the e2e tests build a valid input (the integrator adapts only this when inputs get signed)."""
-    message = InputMessage(
-        message_id=message_id or uuid.uuid4().hex,
-        type=input_type,
-        producer=producer_of(input_type, payload),
-        correlation_id=correlation_id or f"fuzz:{uuid.uuid4().hex}",
-        payload=payload,
-    )
-    key = str(payload.get("product") or payload.get("order_id") or payload.get("cooperative_id") or payload.get("plan_id") or input_type)
+    """THE way the e2e tests build a valid input: as `farmlink publish` does, signed by its producer's
+    key from this farmlink home's keyring (cooperative and buyer inputs; registrations carry the key)."""
+    message = input_message(input_type, payload, correlation_id or f"fuzz:{uuid.uuid4().hex}", local_keyring(),
+                            message_id=message_id or uuid.uuid4().hex)
+    key = str(payload.get("product") or payload.get("order_id") or payload.get("cooperative_id") or payload.get("plan_id")
+              or payload.get("buyer_id") or input_type)
     return Record(
         SERVICE_INPUT_TOPIC[INPUT_OWNER[input_type]],
         key.encode(),
@@ -55,6 +53,7 @@ def valid_payload(input_type: str) -> dict:
             "cooperative_id": f"coop-{n}", "name": "Fengjia Oil-Tea Cooperative", "county": "Yanhe", "township": "Ketian",
             "village": "Fengjia", "households": [{"household_id": f"hh-{n}-1", "registered_poor": True}],
         },
+        "buyer.registered": lambda: {"buyer_id": f"buyer-{n}", "name": "Tongren tea company"},
         "order.placed": lambda: {
             "order_id": f"order-{n}", "buyer_id": "tongren-tea-co", "product": "tea_leaf", "min_grade": "A",
             "quantity": "1500", "limit_price_fen": 3000, "deliver_from": "2020-03-15", "deliver_to": "2020-04-30",

@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import COOPERATIVE_EVENTS, COOPERATIVE_INPUT, EVENT_PARTITIONS, RECEIPTS
 from farmlink import processes
+from tests.kafka_helpers import login
 from tests.e2e.inputs import Record, valid_input, valid_payload
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +72,7 @@ def inputs(count: int) -> list[Record]:
 
 
 async def publish_steadily(bootstrap: str, records: list[Record], per_tick: int = 10, tick: float = 0.05) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, **login())
     await producer.start()
     try:
         for start in range(0, len(records), per_tick):
@@ -84,7 +85,8 @@ async def publish_steadily(bootstrap: str, records: list[Record], per_tick: int 
 
 
 async def receipts_of(bootstrap: str, prefix: str, until, timeout: float = 60.0) -> list[dict]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
+                                isolation_level="read_committed", **login())
     await consumer.start()
     found: list[dict] = []
     try:
@@ -109,7 +111,7 @@ def accepted_ids(receipts: list[dict]) -> set[str]:
 
 
 async def committed_offsets(bootstrap: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **login())
     await admin.start()
     try:
         return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(GROUP)).items() if tp.topic == COOPERATIVE_INPUT}
@@ -123,7 +125,7 @@ async def behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) ->
 
 async def records_below(bootstrap: str, offsets: dict[TopicPartition, int]) -> list:
     """Every input record below the committed offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", **login())
     await consumer.start()
     try:
         wanted = {tp: end for tp, end in offsets.items() if end > 0}
@@ -141,7 +143,8 @@ async def records_below(bootstrap: str, offsets: dict[TopicPartition, int]) -> l
 
 async def event_ids_on_kafka(bootstrap: str, expected: set[str], timeout: float = 30.0) -> list[str]:
     """Every event id on the cooperative events topic, read until the expected ones are all there and the end is reached."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level="read_committed", **login())
     await consumer.start()
     try:
         tps = [TopicPartition(COOPERATIVE_EVENTS, p) for p in range(EVENT_PARTITIONS)]

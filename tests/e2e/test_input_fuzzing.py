@@ -28,6 +28,7 @@ from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, DEAD_LETTER, MARKET
 from events.codec import MAX_INPUT_BYTES, MAX_NESTING
 from events.consumer import MAX_REASON_CHARS
 from farmlink import processes
+from tests.kafka_helpers import login
 from tests.e2e.inputs import Record, fresh, valid_input, valid_payload
 
 pytestmark = pytest.mark.e2e
@@ -41,11 +42,11 @@ OUTCOME_TIMEOUT_S = 45.0
 
 ACCEPTED_TYPE = {
     COOPERATIVE_INPUT: "cooperative.registered",
-    BUYER_INPUT: "order.placed",
+    BUYER_INPUT: "buyer.registered",
     MARKET_INPUT: "market_price.observed",
     SETTLEMENT_INPUT: "plan.recorded",
 }
-"""An input type each topic's service accepts on its own."""
+"""An input type each topic's service accepts on its own (an order needs a registered buyer first)."""
 
 NUMERIC_FIELDS = {
     COOPERATIVE_INPUT: ("harvest.recorded", ("quantity",)),
@@ -305,7 +306,7 @@ class Outcomes:
 
 
 async def publish(bootstrap: str, batch: Batch) -> list[tuple[Record, tuple[str, int, int]]]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1_048_576, enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1_048_576, enable_idempotence=True, **login())
     await producer.start()
     try:
         pending = [
@@ -321,7 +322,7 @@ async def publish(bootstrap: str, batch: Batch) -> list[tuple[Record, tuple[str,
 
 
 async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", **login())
     await consumer.start()
     try:
         return await consumer.end_offsets([TopicPartition(DEAD_LETTER, 0), TopicPartition(RECEIPTS, 0)])
@@ -331,7 +332,8 @@ async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
 
 async def collect(bootstrap: str, since: dict[TopicPartition, int], done, timeout: float = OUTCOME_TIMEOUT_S) -> Outcomes:
     """Dead letters and receipts from `since` until `done(outcomes)` holds (or the timeout)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
+                                isolation_level="read_committed", **login())
     await consumer.start()
     outcomes = Outcomes({}, {})
     try:

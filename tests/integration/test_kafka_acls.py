@@ -23,6 +23,7 @@ from tests.kafka_helpers import login
 pytestmark = pytest.mark.integration
 
 PROBE = b"farmlink ACL probe"
+PROBE_KEY = b"probe"  # a compacted topic (the relay checkpoints) takes keyed records only
 TIMEOUT_S = 10.0
 
 
@@ -35,7 +36,7 @@ async def secured(infrastructure):
     producer = AIOKafkaProducer(bootstrap_servers=infrastructure.bootstrap, **login(ADMIN))
     await producer.start()
     try:
-        await asyncio.gather(*(producer.send_and_wait(topic, PROBE, partition=0) for topic in ALL_TOPICS))
+        await asyncio.gather(*(producer.send_and_wait(topic, PROBE, key=PROBE_KEY, partition=0) for topic in ALL_TOPICS))
     finally:
         await producer.stop()
     yield infrastructure
@@ -46,7 +47,7 @@ async def _writes(bootstrap: str, principal: str, topic: str) -> bool:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=int(TIMEOUT_S * 1000), **login(principal))
     await producer.start()
     try:
-        await producer.send_and_wait(topic, PROBE, partition=0)
+        await producer.send_and_wait(topic, PROBE, key=PROBE_KEY, partition=0)
         return True
     except TopicAuthorizationFailedError:
         return False

@@ -17,12 +17,12 @@ import pytest
 
 from contracts.market import MarketPriceObserved
 from events.migrations import migrate
-from events.relay import idempotent_producer, publish_pending
+from events.relay import publish_pending, transactional_producer
 from events.settings import APP_ROLE, AUDITOR, role_env, role_name
 from events.store import EventStore, NewEvent
 from farmlink.infra import ensure_login_roles
 from farmlink.processes import SERVICES
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ async def test_a_service_role_appends_and_reads_events_in_its_own_schema(world):
 
 async def test_the_relay_publishes_and_deletes_outbox_rows_as_the_service_role(world, infrastructure, topic):
     pool = await asyncpg.create_pool(world["dsn"], min_size=1, max_size=1)
-    producer = idempotent_producer(infrastructure.bootstrap)
+    producer = transactional_producer(infrastructure.bootstrap, world["mine"], **login())
     await producer.start()
     try:
         store = EventStore(pool, world["mine"], producer="test")

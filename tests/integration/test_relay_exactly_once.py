@@ -7,7 +7,7 @@ import pytest
 
 from events import relay
 from events.relay import OutboxRelay, last_checkpoint, publish_pending, recover, transactional_producer
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import login, read_topic
 
 
 async def _enqueue(store, topic: str, values: list[bytes]) -> None:
@@ -22,7 +22,7 @@ async def _outbox_rows(store) -> int:
 
 async def test_rows_committed_to_kafka_but_not_deleted_are_not_sent_again(store, infrastructure, topic, monkeypatch):
     await _enqueue(store, topic, [b"one", b"two", b"three"])
-    producer = transactional_producer(infrastructure.bootstrap, store.schema)
+    producer = transactional_producer(infrastructure.bootstrap, store.schema, **login())
     await producer.start()
 
     async def crash(*_):
@@ -37,10 +37,10 @@ async def test_rows_committed_to_kafka_but_not_deleted_are_not_sent_again(store,
     assert await _outbox_rows(store) == 3
 
     async with store.pool.acquire() as conn:
-        successor = transactional_producer(infrastructure.bootstrap, store.schema)
+        successor = transactional_producer(infrastructure.bootstrap, store.schema, **login())
         await successor.start()
         try:
-            assert await recover(conn, store.schema, infrastructure.bootstrap) == 3
+            assert await recover(conn, store.schema, infrastructure.bootstrap, **login()) == 3
             assert await publish_pending(conn, store.schema, successor) == 0
         finally:
             await successor.stop()
@@ -50,13 +50,13 @@ async def test_rows_committed_to_kafka_but_not_deleted_are_not_sent_again(store,
 
 async def test_a_relay_killed_mid_transaction_leaves_nothing_readers_see_and_its_rows_are_sent_once(store, infrastructure, topic):
     await _enqueue(store, topic, [b"alpha", b"beta"])
-    zombie = transactional_producer(infrastructure.bootstrap, store.schema)
+    zombie = transactional_producer(infrastructure.bootstrap, store.schema, **login())
     await zombie.start()
     await zombie.begin_transaction()
     for value in (b"alpha", b"beta"):
         await (await zombie.send(topic, value, key=b"k"))  # on the log, inside an open transaction
 
-    relay_task = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, poll_interval=0.1)
+    relay_task = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, poll_interval=0.1, kafka=login())
     await relay_task.start()  # its producer fences the zombie, whose transaction is aborted
     try:
         for _ in range(100):
@@ -71,4 +71,4 @@ async def test_a_relay_killed_mid_transaction_leaves_nothing_readers_see_and_its
 
 
 async def test_a_schema_without_checkpoints_has_nothing_to_recover(infrastructure, unique):
-    assert await last_checkpoint(infrastructure.bootstrap, f"never_relayed_{unique}") == []
+    assert await last_checkpoint(infrastructure.bootstrap, f"never_relayed_{unique}", **login()) == []
