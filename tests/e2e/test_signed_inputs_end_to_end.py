@@ -15,7 +15,7 @@ from farmlink.caughtup import wait_until_caught_up
 from farmlink.keyring import Keyring
 from farmlink.publisher import input_message, publish_lines
 from farmlink.scenario import read_scenario
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_i
     # someone who is not Fengjia signs a lot in Fengjia's name with a key of their own
     forger = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-forger-keys-")))
     forged = input_message("harvest.recorded", lot("forged-lot", "1000"), f"forgery-{uuid.uuid4().hex}", forger).model_dump_json().encode()
-    producer = idempotent_producer(clean_system.bootstrap)
+    producer = idempotent_producer(clean_system.bootstrap, **login())
     await producer.start()
     try:
         await producer.send_and_wait(COOPERATIVE_INPUT, forged, key=b"chili")

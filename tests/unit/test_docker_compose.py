@@ -12,7 +12,7 @@ import yaml
 import re
 
 from events.access import ADMIN, ALL_PRINCIPALS, SCRAM_MECHANISM, service_principal
-from events.settings import APP_ROLE, LOCAL_DATABASE, LOCAL_KAFKA_PORT, LOCAL_POSTGRES_PORT, Settings
+from events.settings import APP_ROLE, AUDITOR, LOCAL_DATABASE, role_env, role_name, LOCAL_KAFKA_PORT, LOCAL_POSTGRES_PORT, Settings
 from farmlink import infra
 
 pytestmark = pytest.mark.unit
@@ -82,7 +82,12 @@ def test_env_names_are_the_ones_settings_reads():
 @pytest.mark.parametrize("name", ("topics", *APP_SERVICES))
 def test_app_services_set_exactly_the_settings_env(services, name):
     env = _env(services[name])
-    assert set(env) == SETTINGS_ENV
+    roles = {role_env(n) for n in (*APP_SERVICES, AUDITOR)} if name == "topics" else {role_env(name)}
+    assert set(env) == SETTINGS_ENV | roles  # the topics job creates every role; a service connects as its own
+    for variable in roles:
+        role = urlsplit(env[variable])
+        assert role.username == role_name(variable.removeprefix("DATABASE_URL_").lower())
+        assert "dev-only" in role.password and (role.hostname, role.port, role.path) == ("postgres", 5432, f"/{LOCAL_DATABASE}")
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == ("SASL_PLAINTEXT", SCRAM_MECHANISM)
     principal = ADMIN if name == "topics" else service_principal(name)
