@@ -389,12 +389,13 @@ class ChaosRun:
 
     async def _inflict_all(self) -> None:
         """Each planned fault once its point of the run is reached, one after another, while the inputs keep flowing."""
-        for fault in self.faults:
+        for index, fault in enumerate(self.faults):
             self._next_fault = fault
             while self.outcomes < fault.at * self.events:
                 await asyncio.sleep(0.1)
+            # From here the inputs flow on (up to the next fault's point) while this fault heals.
+            self._next_fault = self.faults[index + 1] if index + 1 < len(self.faults) else None
             self.report.recoveries.append(await self._inflict(fault))
-        self._next_fault = None
 
     # -- payments follow the fills
 
