@@ -18,10 +18,9 @@ from faststream.middlewares import AckPolicy
 
 from events.consumer import Delivery
 from events.migrations import migrate
-from events.relay import OutboxRelay
-from events.settings import AUDITOR, Settings, role_env, role_name, settings
 from events.access import service_principal
-from events.settings import Settings, kafka_options, kafka_security, settings
+from events.relay import OutboxRelay
+from events.settings import AUDITOR, Settings, kafka_options, kafka_security, role_env, role_name, settings
 from events.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -74,8 +73,9 @@ class ServiceRuntime:
         self.config = config or settings()
         self.group_id = f"farmlink.{name}"
         self.principal = service_principal(name)
+        # Topics are created by `farmlink infra up` from contracts/topics.py, never by a subscriber.
         self.broker = KafkaBroker(self.config.bootstrap, client_id=f"farmlink-{name}", enable_idempotence=True,
-                                  security=kafka_security(self.config, self.principal))
+                                  security=kafka_security(self.config, self.principal), allow_auto_create_topics=False)
         self.app = FastStream(self.broker, lifespan=self.lifespan)
         self.pool: asyncpg.Pool | None = None
         self.store: EventStore | None = None

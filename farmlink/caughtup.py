@@ -4,12 +4,14 @@ import asyncio
 import time
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from events.access import AUDITOR, CONSUMER_GROUPS
 from events.settings import kafka_options, settings
 from farmlink.processes import SERVICES
+
+EXACT_LAG_BELOW = 1000  # offset gaps up to this are checked record by record
 
 
 async def outbox_backlog(dsn: str) -> int:
@@ -40,11 +42,31 @@ async def consumer_lag(bootstrap: str) -> int:
             if not committed:
                 continue
             ends = await consumer.end_offsets(list(committed))
-            lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items() if meta.offset >= 0)
+            for tp, meta in committed.items():
+                if meta.offset >= 0 and ends[tp] > meta.offset:
+                    lag += await _records_between(consumer, tp, meta.offset, ends[tp])
         return lag
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def _records_between(consumer: AIOKafkaConsumer, tp: TopicPartition, committed: int, end: int) -> int:
+    """Committed records a group has not consumed yet on one partition. Offsets alone overcount: a relay
+    transaction's commit marker takes an offset too, and a group that read up to a marker commits the
+    offset of the marker, not past it. So the records are read (read_committed, markers skipped)."""
+    if end - committed > EXACT_LAG_BELOW:
+        return end - committed  # far behind either way: offsets are close enough
+    consumer.assign([tp])
+    consumer.seek(tp, committed)
+    count = 0
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+        records = batch.get(tp, [])
+        if not records and await consumer.position(tp) < end:
+            break  # nothing readable right now (an open transaction): not caught up
+        count += sum(1 for record in records if record.offset < end)
+    return max(count, 1) if count or await consumer.position(tp) < end else 0
 
 
 async def wait_until_caught_up(bootstrap: str, dsn: str, timeout: float = 60.0, settle_checks: int = 2) -> None:

@@ -55,6 +55,7 @@ INPUT_SERVICES = ("cooperative", "buyer", "market", "settlement")
 JOURNALED_EVENT_TYPES = ("PlantingRecorded", "HarvestRecorded", "OrderPlaced", "OrderCancelled", "CommitmentMade",
                          "MarketPriceObserved")
 SOURCE_SCHEMAS = ("cooperative", "buyer", "market")
+SEND_TIMEOUT_S = 30.0  # a batch Kafka has not acknowledged by then is sent again through new producers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,6 +219,7 @@ class ChaosReport:
     duplicate_payments: int = 0
     paid_fen: int = 0
     income_fen: int = 0
+    send_retries: int = 0
     fault_count: dict[str, int] = field(default_factory=dict)
     unplanned_restarts: dict[str, int] = field(default_factory=dict)
     recoveries: list[Recovery] = field(default_factory=list)
@@ -316,9 +318,11 @@ class ChaosRun:
         while True:
             try:
                 futures = [await (await self._producer(topic)).send(topic, value, key=key) for topic, key, value in batch]
-                await asyncio.gather(*futures)
+                await asyncio.wait_for(asyncio.gather(*futures), SEND_TIMEOUT_S)
                 return
-            except (KafkaError, OSError, asyncio.TimeoutError):
+            except (KafkaError, OSError, asyncio.TimeoutError) as error:
+                self.report.send_retries += 1
+                self.say(f"sender: {type(error).__name__} {error}; new producers, sending the batch again")
                 await self._stop_producers()
                 await asyncio.sleep(1.0)
 
@@ -533,8 +537,8 @@ class ChaosRun:
         report.state_hash_postgres, report.state_hash_kafka = from_postgres.state_hash, from_kafka.state_hash
 
     async def _fill_copies_on_kafka(self) -> tuple[int, int]:
-        """FillMade records on the fills topic, and how many of them repeat an event already there
-        (a relay killed between publishing and deleting republishes; consumers deduplicate by event id)."""
+        """FillMade records on the fills topic as read_committed readers see them, and how many repeat an
+        event already there (none, when the relay's transactions and checkpoints do their work)."""
         from contracts.topics import FILLS
         from farmlink.audit.log import read_kafka_copies
 

@@ -42,17 +42,18 @@ def _order(n: int, product: str) -> dict:
             "limit_price_fen": 500, "deliver_from": "2020-01-01", "deliver_to": "2020-12-31", "regions": []}
 
 
-async def _seed_market(producer, say) -> None:
-    """One cooperative and one huge resting lot per product, so every order fills at once."""
-    await producer.send_and_wait(COOPERATIVE_INPUT, _message("cooperative.registered", {
+async def _seed_market(cooperative, buyer, say) -> None:
+    """One cooperative, one buyer and one huge resting lot per product, so every order fills at once.
+    Each input topic is written as its own producer principal (events/access.py)."""
+    await cooperative.send_and_wait(COOPERATIVE_INPUT, _message("cooperative.registered", {
         "cooperative_id": "bench-coop", "name": "bench cooperative", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
         "households": [{"household_id": "bench-h1", "registered_poor": True}, {"household_id": "bench-h2", "registered_poor": False}]},
         "bench-seed-coop"), key=b"bench-coop")
-    await producer.send_and_wait(BUYER_INPUT, _message("buyer.registered", {"buyer_id": "bench-buyer", "name": "bench buyer"},
+    await buyer.send_and_wait(BUYER_INPUT, _message("buyer.registered", {"buyer_id": "bench-buyer", "name": "bench buyer"},
                                                        "bench-seed-buyer"), key=b"bench-buyer")
     await asyncio.sleep(1.0)
     for product in PRODUCTS:
-        await producer.send_and_wait(COOPERATIVE_INPUT, _message("harvest.recorded", {
+        await cooperative.send_and_wait(COOPERATIVE_INPUT, _message("harvest.recorded", {
             "lot_id": f"bench-lot-{product}", "cooperative_id": "bench-coop", "product": product, "grade": "A",
             "quantity": "100000000", "available_from": "2020-01-01", "expires_on": "2020-12-31",
             "contributions": [{"household_id": "bench-h1", "quantity": "60000000"}, {"household_id": "bench-h2", "quantity": "40000000"}]},
@@ -164,7 +165,7 @@ async def run_e2e_bench(bootstrap: str, dsn: str, sustained_inputs: int = 20_000
     await cooperative.start()
     await producer.start()
     try:
-        await _seed_market(cooperative, say)
+        await _seed_market(cooperative, producer, say)
         await wait_until_caught_up(bootstrap, dsn, timeout=120)
         sustained = await _sustained(bootstrap, producer, sustained_inputs, say)
         await wait_until_caught_up(bootstrap, dsn, timeout=600)

@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass
 
 from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC
-from farmlink.keyring import local_keyring
 from farmlink.publisher import input_message
+from tests.signed_inputs import KEYRING
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class Record:
 
 def valid_input(input_type: str, payload: dict, *, message_id: str | None = None, correlation_id: str | None = None) -> Record:
     """THE way the e2e tests build a valid input: as `farmlink publish` does, signed by its producer's
-    key from this farmlink home's keyring (cooperative and buyer inputs; registrations carry the key)."""
-    message = input_message(input_type, payload, correlation_id or f"fuzz:{uuid.uuid4().hex}", local_keyring(),
+    key (cooperative and buyer inputs; registrations carry the key), from the tests' own throwaway keyring."""
+    message = input_message(input_type, payload, correlation_id or f"fuzz:{uuid.uuid4().hex}", KEYRING,
                             message_id=message_id or uuid.uuid4().hex)
     key = str(payload.get("product") or payload.get("order_id") or payload.get("cooperative_id") or payload.get("plan_id")
               or payload.get("buyer_id") or input_type)

@@ -15,6 +15,14 @@ from farmlink.processes import SERVICES
 
 pytestmark = pytest.mark.unit
 
+
+@pytest.fixture(autouse=True)
+def no_kafka_environment(monkeypatch):
+    """These tests build their own Settings: the environment (a CI broker, testcontainers) must not leak in."""
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
+                 "KAFKA_SASL_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
