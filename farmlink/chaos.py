@@ -43,7 +43,7 @@ from events.settings import kafka_options
 from farmlink import infra, processes
 from farmlink.caughtup import wait_until_caught_up
 from farmlink.keyring import Keyring, local_keyring
-from farmlink.publisher import input_message
+from farmlink.publisher import input_message, key_of
 
 Say = Callable[[str], None]
 
@@ -154,17 +154,10 @@ def payment(lot_id: str, outlet_id: str, amount_fen: int) -> tuple[str, dict]:
     return "payment.made", {"lot_id": lot_id, "outlet_id": outlet_id, "amount_fen": amount_fen}
 
 
-def input_key(payload: dict) -> str:
-    for name in ("product", "order_id", "cooperative_id", "lot_id", "plan_id", "buyer_id"):
-        if name in payload:
-            return str(payload[name])
-    return "input"
-
-
 def encode(message_id: str, input_type: str, payload: dict, correlation_id: str, keyring: Keyring) -> tuple[str, bytes, bytes]:
     """(topic, key, value) of one input, as `farmlink publish` would send it: signed by its producer."""
     message = input_message(input_type, payload, correlation_id, keyring, message_id=message_id)
-    return SERVICE_INPUT_TOPIC[INPUT_OWNER[input_type]], input_key(payload).encode(), message.model_dump_json().encode()
+    return SERVICE_INPUT_TOPIC[INPUT_OWNER[input_type]], key_of(input_type, payload).encode(), message.model_dump_json().encode()
 
 
 # ---------------------------------------------------------------------------------------------

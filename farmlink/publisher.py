@@ -37,13 +37,17 @@ from farmlink.scenario import LineError, ScenarioLine
 RECEIPT_TIMEOUT_S = 60.0
 
 
-def input_key(line: ScenarioLine) -> str:
+def key_of(input_type: str, payload: dict) -> str:
     """The Kafka key of an input: the product where the matcher needs order, else the entity id."""
-    payload = line.payload
     for name in ("product", "order_id", "cooperative_id", "lot_id", "plan_id", "buyer_id"):
         if name in payload:
             return str(payload[name])
-    return line.type
+    return input_type
+
+
+def input_key(line: ScenarioLine) -> str:
+    """The Kafka key of a scenario line's input (`key_of`)."""
+    return key_of(line.type, line.payload)
 
 
 def input_message(input_type: str, payload: dict, correlation_id: str, keyring: Keyring, message_id: str | None = None) -> InputMessage:

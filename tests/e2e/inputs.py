@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC
-from farmlink.publisher import input_message
+from farmlink.publisher import input_message, key_of
 from tests.signed_inputs import KEYRING
 
 
@@ -30,8 +30,7 @@ def valid_input(input_type: str, payload: dict, *, message_id: str | None = None
     key (cooperative and buyer inputs; registrations carry the key), from the tests' own throwaway keyring."""
     message = input_message(input_type, payload, correlation_id or f"fuzz:{uuid.uuid4().hex}", KEYRING,
                             message_id=message_id or uuid.uuid4().hex)
-    key = str(payload.get("product") or payload.get("order_id") or payload.get("cooperative_id") or payload.get("plan_id")
-              or payload.get("buyer_id") or input_type)
+    key = key_of(input_type, payload)
     return Record(
         SERVICE_INPUT_TOPIC[INPUT_OWNER[input_type]],
         key.encode(),
