@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 from contracts.buyer import BuyerRegistered, CommitmentMade, OrderCancelled, OrderPlaced
 from contracts.inputs import BuyerRegistration, CommitmentOffer, InputMessage, OrderCancellationRequest, OrderPlacement
-from contracts.signing import SignedInput, verification_problem
+from contracts.signing import SignedInput
+from events import authentication
 from events.consumer import Rejection
 
 
@@ -20,36 +21,18 @@ class KnownOrder:
 
 def producer_for(buyer_id: str) -> str:
     """The producer name a buyer's inputs carry."""
-    return f"buyer:{buyer_id}"
+    return authentication.producer_for("buyer", buyer_id)
 
 
 def authenticate(message: InputMessage, buyer_id: str, registered_key: str | None) -> SignedInput:
     """An input the buyer it names sent and signed with its registered key; the evidence to record."""
-    expected = producer_for(buyer_id)
-    if message.producer != expected:
-        raise Rejection(f"producer: {message.producer} cannot submit for buyer {buyer_id}; expected {expected}")
-    if registered_key is None:
-        raise Rejection(f"payload.buyer_id: unknown buyer {buyer_id}; a buyer registers (buyer.registered) before it orders")
-    return _verified(message, registered_key, f"the key registered for buyer {buyer_id}")
+    return authentication.authenticate(message, "buyer", buyer_id, registered_key,
+                                       unknown="; a buyer registers (buyer.registered) before it orders")
 
 
 def authenticate_registration(message: InputMessage, registration: BuyerRegistration) -> SignedInput:
     """A registration carries the buyer's public key and is signed with it (self-signed)."""
-    expected = producer_for(registration.buyer_id)
-    if message.producer != expected:
-        raise Rejection(f"producer: {message.producer} cannot register buyer {registration.buyer_id}; expected {expected}")
-    if registration.public_key is None:
-        raise Rejection("payload.public_key: a buyer registers with the public key it signs its inputs with")
-    return _verified(message, registration.public_key, "the public key in the registration")
-
-
-def _verified(message: InputMessage, key: str, whose: str) -> SignedInput:
-    problem = verification_problem(key, message.model_dump())
-    if problem == "missing":
-        raise Rejection(f"signature: missing; buyers sign every input with {whose} (contracts/signing.py)")
-    if problem is not None:
-        raise Rejection(f"signature: {problem} with {whose}")
-    return SignedInput.of(message.model_dump())
+    return authentication.authenticate_registration(message, "buyer", registration.buyer_id, registration.public_key)
 
 
 def register_buyer(registration: BuyerRegistration, already_registered: bool) -> BuyerRegistered:

@@ -6,7 +6,8 @@ from decimal import Decimal
 from contracts.catalogue import is_livestock
 from contracts.cooperative import Contribution, CooperativeRegistered, HarvestRecorded, PlantingRecorded
 from contracts.inputs import CooperativeRegistration, HarvestReport, InputMessage, PlantingReport
-from contracts.signing import SignedInput, verification_problem
+from contracts.signing import SignedInput
+from events import authentication
 from events.consumer import Rejection
 
 
@@ -23,7 +24,7 @@ class Cooperative:
 
 def producer_for(cooperative_id: str) -> str:
     """The producer name a cooperative's inputs carry."""
-    return f"cooperative:{cooperative_id}"
+    return authentication.producer_for("cooperative", cooperative_id)
 
 
 def authenticate(message: InputMessage, cooperative_id: str, registered_key: str | None) -> SignedInput:
@@ -31,31 +32,12 @@ def authenticate(message: InputMessage, cooperative_id: str, registered_key: str
 
     Checked before anything else: a forged input learns nothing about the cooperative's data.
     """
-    expected = producer_for(cooperative_id)
-    if message.producer != expected:
-        raise Rejection(f"producer: {message.producer} cannot submit for cooperative {cooperative_id}; expected {expected}")
-    if registered_key is None:
-        raise Rejection(f"payload.cooperative_id: unknown cooperative {cooperative_id}")
-    return _verified(message, registered_key, f"the key registered for cooperative {cooperative_id}")
+    return authentication.authenticate(message, "cooperative", cooperative_id, registered_key)
 
 
 def authenticate_registration(message: InputMessage, report: CooperativeRegistration) -> SignedInput:
     """A registration carries the cooperative's public key and is signed with it (self-signed)."""
-    expected = producer_for(report.cooperative_id)
-    if message.producer != expected:
-        raise Rejection(f"producer: {message.producer} cannot register cooperative {report.cooperative_id}; expected {expected}")
-    if report.public_key is None:
-        raise Rejection("payload.public_key: a cooperative registers with the public key it signs its inputs with")
-    return _verified(message, report.public_key, "the public key in the registration")
-
-
-def _verified(message: InputMessage, key: str, whose: str) -> SignedInput:
-    problem = verification_problem(key, message.model_dump())
-    if problem == "missing":
-        raise Rejection(f"signature: missing; cooperatives sign every input with {whose} (contracts/signing.py)")
-    if problem is not None:
-        raise Rejection(f"signature: {problem} with {whose}")
-    return SignedInput.of(message.model_dump())
+    return authentication.authenticate_registration(message, "cooperative", report.cooperative_id, report.public_key)
 
 
 def register(report: CooperativeRegistration, already_registered: bool, taken: dict[str, str]) -> CooperativeRegistered:
