@@ -218,6 +218,19 @@ def demo(
     )
 
 
+def _wiped(who: str, yes: bool):
+    """Ask (unless --yes), bring the infrastructure up, stop the services and wipe farmlink's data; the progress printer."""
+    from farmlink import infra
+
+    if not yes:
+        typer.confirm(f"{who} wipes all farmlink data (topics and schemas). Go on?", abort=True)
+    say = lambda message: console.print(message, style="dim", highlight=False)  # noqa: E731
+    infra.ensure_up(progress=say)
+    processes.stop_all(say=say)
+    infra.reset_data(progress=say)
+    return say
+
+
 @app.command()
 def chaos(
     events: int = typer.Option(100_000, help="input events to send through the services during the run"),
@@ -234,7 +247,6 @@ def chaos(
     Loopback only; stops by itself. Every service is SIGKILLed KILLS_PER_SERVICE times, the broker is stopped
     once with SIGTERM and once with SIGKILL, PostgreSQL is restarted once.
     """
-    from farmlink import infra
     from farmlink.chaos import run_chaos
 
     _quiet_logs()
@@ -247,12 +259,7 @@ def chaos(
     if unknown := [name for name in targets if name not in processes.SERVICES]:
         console.print(f"--services: unknown service {', '.join(unknown)}; known: {', '.join(processes.SERVICES)}", style="red")
         raise typer.Exit(2)
-    if not yes:
-        typer.confirm("The chaos run wipes all farmlink data (topics and schemas). Go on?", abort=True)
-    say = lambda message: console.print(message, style="dim", highlight=False)  # noqa: E731
-    infra.ensure_up(progress=say)
-    processes.stop_all(say=say)
-    infra.reset_data(progress=say)
+    _wiped("The chaos run", yes)
     with Progress(TextColumn("inputs with an outcome"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=not sys.stdout.isatty()) as bar:
         task = bar.add_task("chaos", total=events)
@@ -483,16 +490,10 @@ def bench_e2e(
     smoke: bool = SMOKE,
 ) -> None:
     """All services on the real broker and database: sustained input rate, and latency from input to fill at a steady rate."""
-    from farmlink import infra
     from farmlink.bench.e2e_bench import run_e2e_bench
 
     _quiet_logs()
-    if not yes:
-        typer.confirm("The end-to-end bench wipes all farmlink data (topics and schemas). Go on?", abort=True)
-    say = lambda message: console.print(message, style="dim", highlight=False)  # noqa: E731
-    infra.ensure_up(progress=say)
-    processes.stop_all(say=say)
-    infra.reset_data(progress=say)
+    say = _wiped("The end-to-end bench", yes)
     processes.start_all(say=say)
     config = settings()
     figures = asyncio.run(run_e2e_bench(config.bootstrap, config.dsn, sustained_inputs=inputs, rate=rate, seconds=seconds,
