@@ -12,19 +12,14 @@ identical re-send is a no-op, while a different message under a used id is dead-
 ("message_id ... was already used for a different message"), never silently dropped.
 """
 
-import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
-
-import asyncpg
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from typing import Generic, Protocol, TypeVar
 
 from contracts.inputs import Receipt
-from contracts.topics import DEAD_LETTER, RECEIPTS
-from events.store import ConcurrencyError, EventStore, UnitOfWork
+from contracts.topics import RECEIPTS
 
 log = logging.getLogger(__name__)
 
@@ -82,140 +77,12 @@ def dead_letter_headers(delivery: Delivery, consumer: str, reason: str) -> list[
     ]
 
 
-async def dead_letter(uow: UnitOfWork, delivery: Delivery, consumer: str, reason: str) -> None:
-    """Queue the original message (key, bytes, headers) for the dead-letter topic with the reason."""
-    headers = dead_letter_headers(delivery, consumer, shorten(reason))
-    value = delivery.value
-    room = DEAD_LETTER_MAX_BYTES - len(delivery.key or b"") - sum(len(n.encode()) + len(v or b"") + 8 for n, v in headers) - 200
-    if len(value) > room:
-        headers += [
-            ("dlq.truncated", b"true"),
-            ("dlq.original-bytes", str(len(value)).encode()),
-            ("dlq.original-sha256", hashlib.sha256(value).hexdigest().encode()),
-        ]
-        value = value[: max(room, 0)]
-    await uow.enqueue(DEAD_LETTER, delivery.key, value, headers)
-
-
 def shorten(reason: str, limit: int = MAX_REASON_CHARS) -> str:
     """A reason of at most `limit` characters, saying how much was left out."""
     if len(reason) <= limit:
         return reason
     tail = f" ... ({len(reason) - limit} more characters)"
     return reason[: limit - len(tail)] + tail
-
-
-async def send_receipt(uow: UnitOfWork, receipt: Receipt) -> None:
-    """Queue a receipt so the producer learns what became of its input."""
-    await uow.enqueue(RECEIPTS, receipt.correlation_id, json.dumps(receipt.model_dump(mode="json")).encode())
-
-
-Handler = Callable[[UnitOfWork, Decoded[T]], Awaitable[None]]
-Decoder = Callable[[Delivery], Decoded[T]]
-Rejected = Callable[[UnitOfWork, Decoded[T] | None, str], Awaitable[None]]
-
-
-async def consume(
-    store: EventStore,
-    consumer: str,
-    delivery: Delivery,
-    decode: Decoder,
-    handle: Handler,
-    on_rejected: Rejected | None = None,
-    attempts: int = 5,
-) -> None:
-    """Handle one delivery exactly once, or dead-letter it (a batch of one; see consume_batch).
-
-    Any error other than a rejection propagates, so the offset is not committed and the message comes again.
-    """
-    await consume_batch(store, consumer, [delivery], decode, handle, on_rejected, attempts)
-
-
-async def consume_batch(
-    store: EventStore,
-    consumer: str,
-    deliveries: Sequence[Delivery],
-    decode: Decoder,
-    handle: Handler,
-    on_rejected: Rejected | None = None,
-    attempts: int = 5,
-) -> None:
-    """Handle a batch of deliveries in ONE transaction (one commit, one offset commit for all),
-    each message still exactly once and on its own: a rejected message is rolled back to its
-    savepoint and dead-lettered, the others go on. A transient conflict retries the batch."""
-    items: list[tuple[Delivery, Decoded | None, str | None]] = []
-    for delivery in deliveries:
-        try:
-            items.append((delivery, decode(delivery), None))
-        except Exception as error:  # poison: dead-lettered below, in the same transaction
-            items.append((delivery, None, describe(error)))
-    retrying = AsyncRetrying(
-        retry=retry_if_exception_type(ConcurrencyError),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.01, max=0.2),
-        reraise=True,
-    )
-    async for attempt in retrying:
-        with attempt:
-            async with store.transaction() as uow:
-                for delivery, decoded, problem in items:
-                    uow.appended = []
-                    reused = False
-                    if problem is None:
-                        problem, reused = await _handle_one(uow, consumer, decoded, handle)
-                    if problem is not None:
-                        await _dead_letter_once(uow, consumer, delivery, decoded, problem, on_rejected, by_delivery=reused)
-
-
-class ReusedMessageId(Rejection):
-    """A message id already used for a message of different content."""
-
-
-async def _handle_one(uow: UnitOfWork, consumer: str, decoded: Decoded, handle: Handler) -> tuple[str | None, bool]:
-    """Apply one message inside a savepoint: (None, False) when done or already done before,
-    else why it was refused and whether that is because its message id was used for other content.
-
-    A data error from PostgreSQL (SQLSTATE class 22: a number out of range, text it cannot
-    store) comes from the message's own data and would come again on every redelivery, so it
-    is a refusal of this message too, not a reason to stop the consumer."""
-    try:
-        async with uow.conn.transaction():
-            if await uow.first_time(consumer, decoded.message_id, decoded.digest):
-                await handle(uow, decoded)
-            elif decoded.digest is not None:
-                earlier = await uow.inbox_digest(consumer, decoded.message_id)
-                if earlier is not None and earlier != decoded.digest:
-                    raise ReusedMessageId(
-                        f"message_id {decoded.message_id} was already used for a different message "
-                        f"(sha256 {earlier[:16]}..., this one {decoded.digest[:16]}...); not processed"
-                    )
-    except (Rejection, asyncpg.DataError) as refusal:
-        uow.appended = []
-        uow.savepoint_rolled_back()
-        reason = str(refusal) if isinstance(refusal, Rejection) else f"refused by the database: {describe(refusal)}"
-        return reason, isinstance(refusal, ReusedMessageId)
-    return None, False
-
-
-async def _dead_letter_once(
-    uow: UnitOfWork,
-    consumer: str,
-    delivery: Delivery,
-    decoded: Decoded | None,
-    reason: str,
-    on_rejected: Rejected | None,
-    by_delivery: bool = False,
-) -> None:
-    """Dead-letter a delivery unless done before: keyed by its message id, or by where the record
-    sits when it has no usable id (undecodable, or its id was used for other content)."""
-    reason = shorten(reason)
-    log.warning("%s dead-lettered %s: %s", consumer, delivery.delivery_id, reason)
-    by_delivery = by_delivery or decoded is None
-    message_id = f"delivery:{delivery.delivery_id}" if by_delivery else decoded.message_id
-    if await uow.first_time(consumer, message_id, None if by_delivery else decoded.digest):
-        await dead_letter(uow, delivery, consumer, reason)
-        if on_rejected is not None:
-            await on_rejected(uow, decoded, reason)
 
 
 def describe(error: Exception, prefix: str = "") -> str:
@@ -233,9 +100,22 @@ def describe(error: Exception, prefix: str = "") -> str:
     return f"{type(error).__name__}: {error}"
 
 
-async def accepted(uow: UnitOfWork, decoded: Decoded, service: str, status: str = "accepted") -> None:
+class Outbox(Protocol):
+    """Where receipts are staged: a unit of work (events.unit.BatchUnitOfWork)."""
+
+    appended: list
+
+    def enqueue(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes | None]] = ()) -> None: ...
+
+
+def send_receipt(uow: Outbox, receipt: Receipt) -> None:
+    """Stage a receipt so the producer learns what became of its input."""
+    uow.enqueue(RECEIPTS, receipt.correlation_id, json.dumps(receipt.model_dump(mode="json")).encode())
+
+
+def accepted(uow: Outbox, decoded: Decoded, service: str, status: str = "accepted") -> None:
     """Tell the producer its input was taken, with the ids of the events it led to."""
-    await send_receipt(
+    send_receipt(
         uow,
         Receipt(
             correlation_id=decoded.correlation_id,
@@ -247,10 +127,10 @@ async def accepted(uow: UnitOfWork, decoded: Decoded, service: str, status: str 
     )
 
 
-def rejected_receipt(service: str) -> Rejected:
+def rejected_receipt(service: str):
     """An on_rejected hook that tells the producer why its input was refused."""
 
-    async def send(uow: UnitOfWork, decoded: Decoded | None, reason: str) -> None:
+    def send(uow: Outbox, decoded: Decoded | None, reason: str) -> None:
         if decoded is not None:
             receipt = Receipt(
                 correlation_id=decoded.correlation_id,
@@ -259,6 +139,6 @@ def rejected_receipt(service: str) -> Rejected:
                 status="rejected",
                 reason=reason,
             )
-            await send_receipt(uow, receipt)
+            send_receipt(uow, receipt)
 
     return send

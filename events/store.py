@@ -1,11 +1,13 @@
 """The PostgreSQL event store: streams with optimistic concurrency, a global log, hash links,
 and an outbox written in the same transaction as the events.
 
-Global positions are handed out in commit order: an append takes a transaction-scoped
-advisory lock (one per schema) just before it inserts, and holds it until commit, so a
-reader that asks for "everything after position P" never misses an event that commits
-late (the pitfall in shared/architecture.md). The outbox relay does not depend on that:
-it drains a queue.
+Appends hold no lock across their commit, so concurrent writers of a schema share fsyncs
+(group commit). Global positions come from a sequence; a position taken later may commit
+earlier, so readers walk the log in commit order, (transaction id, position) below the oldest
+transaction still open, and never miss an event that commits late (the pitfall in
+shared/architecture.md; `_pages`). Versions and hash links are computed in Python and
+verified by the database in the statement that writes them (`write_batch`). The outbox
+relay does not depend on positions: it drains a queue.
 """
 
 import base64
@@ -106,16 +108,166 @@ def envelope_bytes(envelope: Envelope) -> bytes:
     return canonical_json(envelope.model_dump(mode="json")).encode("utf-8")
 
 
+def chain_envelopes(
+    stream_id: str,
+    events: Sequence[NewEvent],
+    head: tuple[int, str],
+    *,
+    producer: str,
+    correlation_id: str,
+    causation_id: str | None,
+    now: datetime,
+) -> list[Envelope]:
+    """The envelopes of new events after a stream's head (version, hash): versions and hash links
+    computed here, in Python; the insert has the database verify them (`write_batch`)."""
+    version, prev_hash = head
+    envelopes = []
+    for offset, new in enumerate(events, start=1):
+        model = new.payload
+        fields: dict[str, Any] = dict(
+            event_id=new.event_id or uuid.uuid4(),
+            event_type=model.event_type,  # type: ignore[attr-defined]
+            schema_version=model.schema_version,  # type: ignore[attr-defined]
+            stream_id=stream_id,
+            stream_version=version + offset,
+            occurred_at=new.occurred_at or now,
+            producer=producer,
+            correlation_id=correlation_id,
+            causation_id=new.causation_id or causation_id,
+            payload=model.model_dump(mode="json"),
+        )
+        digest = link_hash(prev_hash, hashed_content(**fields))
+        envelopes.append(Envelope.model_construct(**fields, global_position=None, prev_hash=prev_hash, hash=digest))
+        prev_hash = digest
+    return envelopes
+
+
+OutboxRow = tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes | None]], Any]
+"""(topic, key, value, headers, event_id or None) of one message for the relay."""
+
+
+async def stream_heads(conn: asyncpg.Connection, schema: str, stream_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """The (version, hash) of the last event of each stream that exists, in one query."""
+    if not stream_ids:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM "{schema}".events
+            WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version DESC""",
+        list(stream_ids),
+    )
+    return {row["stream_id"]: (row["stream_version"], row["hash"]) for row in rows}
+
+
+async def assign_positions(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Envelope]) -> list[Envelope]:
+    """Global positions for new events, from the schema's sequence, in one query. Positions are
+    unique and increase within a transaction; readers take commit order from transaction ids
+    (`EventStore.read_all`), so no lock is held across the commit."""
+    if not envelopes:
+        return []
+    positions = await conn.fetchval(
+        f"""SELECT array_agg(p ORDER BY p) FROM (SELECT nextval('"{schema}".events_global_position_seq') AS p
+            FROM generate_series(1, $1)) AS taken""",
+        len(envelopes),
+    )
+    return [e.model_copy(update={"global_position": p}) for e, p in zip(envelopes, positions)]
+
+
+def event_outbox_rows(envelopes: Sequence[Envelope], router: Router) -> list[OutboxRow]:
+    """The outbox rows of stored events (each on its route; an event without one is not published)."""
+    rows: list[OutboxRow] = []
+    for envelope in envelopes:
+        route = router(envelope)
+        if route is not None:
+            rows.append((route.topic, route.key.encode(), envelope_bytes(envelope), kafka_headers(envelope), envelope.event_id))
+    return rows
+
+
+def _write_statement(schema: str) -> str:
+    q = f'"{schema}"'
+    return f"""
+    WITH marked AS (
+        INSERT INTO {q}.inbox (consumer, message_id, digest)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+        RETURNING 1),
+    new AS (
+        SELECT * FROM unnest($4::bigint[], $5::uuid[], $6::text[], $7::int[], $8::text[], $9::int[], $10::timestamptz[],
+                             $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::text[], $16::text[])
+            AS n(global_position, event_id, stream_id, stream_version, event_type, schema_version, occurred_at,
+                 producer, correlation_id, causation_id, payload, prev_hash, hash)),
+    broken AS (
+        SELECT 1 FROM new n
+        WHERE n.prev_hash IS DISTINCT FROM (CASE WHEN n.stream_version = 1 THEN '{GENESIS}' ELSE COALESCE(
+            (SELECT m.hash FROM new m WHERE m.stream_id = n.stream_id AND m.stream_version = n.stream_version - 1),
+            (SELECT e.hash FROM {q}.events e WHERE e.stream_id = n.stream_id AND e.stream_version = n.stream_version - 1))
+            END)
+        LIMIT 1),
+    stored AS (
+        INSERT INTO {q}.events ({_COLUMNS})
+        SELECT * FROM new WHERE NOT EXISTS (SELECT 1 FROM broken)
+        RETURNING 1),
+    queued AS (
+        INSERT INTO {q}.outbox (topic, key, value, headers, event_id)
+        SELECT * FROM unnest($17::text[], $18::bytea[], $19::bytea[], $20::jsonb[], $21::uuid[])
+        WHERE (SELECT count(*) FROM stored) = cardinality($5::uuid[])
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM marked) AS marked, (SELECT count(*) FROM stored) AS stored,
+           (SELECT count(*) FROM queued) AS queued,
+           CASE WHEN (SELECT count(*) FROM queued) > 0 THEN pg_notify($22, '') END AS woken"""
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    schema: str,
+    *,
+    inbox: Sequence[tuple[str, str, str | None]] = (),
+    envelopes: Sequence[Envelope] = (),
+    outbox: Sequence[OutboxRow] = (),
+) -> None:
+    """Inbox marks, events (with positions) and outbox rows in ONE statement, which also wakes the
+    relay (NOTIFY is delivered at commit).
+
+    The database verifies what Python computed: every event's version follows its stream's head
+    (UNIQUE (stream_id, stream_version)) and its prev_hash is the hash of the event before it
+    (or GENESIS); if any link does not hold, nothing of the statement is written and
+    ConcurrencyError is raised. A message id already in the inbox raises ConcurrencyError too
+    (another instance handled it first): reload and decide again."""
+    if not (inbox or envelopes or outbox):
+        return
+    e = envelopes
+    try:
+        row = await conn.fetchrow(
+            _write_statement(schema),
+            [c for c, _, _ in inbox], [m for _, m, _ in inbox], [d for _, _, d in inbox],
+            [x.global_position for x in e], [x.event_id for x in e], [x.stream_id for x in e],
+            [x.stream_version for x in e], [x.event_type for x in e], [x.schema_version for x in e],
+            [x.occurred_at for x in e], [x.producer for x in e], [x.correlation_id for x in e],
+            [x.causation_id for x in e], [canonical_json(x.payload) for x in e], [x.prev_hash for x in e],
+            [x.hash for x in e],
+            [r[0] for r in outbox], [r[1] for r in outbox], [r[2] for r in outbox],
+            [outbox_headers(r[3]) for r in outbox], [r[4] for r in outbox],
+            outbox_channel(schema),
+        )
+    except asyncpg.UniqueViolationError as error:
+        constraint = error.constraint_name or ""
+        if "event_id" in constraint:
+            raise
+        first = e[0] if e else None
+        raise ConcurrencyError(first.stream_id if first else f"inbox of {schema}", -1) from error
+    if row["stored"] != len(e):
+        raise ConcurrencyError(e[0].stream_id, e[0].stream_version - 1)
+
+
 @dataclass
 class UnitOfWork:
-    """One PostgreSQL transaction in a service schema: appends, outbox rows, inbox marks, projections."""
+    """One PostgreSQL transaction in a service schema, statement by statement: appends, outbox
+    rows, inbox marks. (Services handle batches with `events.unit.BatchUnitOfWork`, which writes
+    each table once per batch; this one serves single appends, tools and tests.)"""
 
     conn: asyncpg.Connection
     schema: str
     producer: str
     router: Router
     appended: list[Envelope] = field(default_factory=list)
-    _locked: bool = False
 
     async def append(
         self,
@@ -132,108 +284,22 @@ class UnitOfWork:
         """
         if not events:
             return []
-        last = await self.conn.fetchrow(
-            "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
-            stream_id,
-        )
-        version, prev_hash = (last["stream_version"], last["hash"]) if last else (0, GENESIS)
-        if expected_version is not None and expected_version != version:
-            raise ConcurrencyError(stream_id, expected_version, version)
-        envelopes = []
-        now = datetime.now(timezone.utc)
-        for offset, new in enumerate(events, start=1):
-            model = new.payload
-            payload = model.model_dump(mode="json")
-            fields: dict[str, Any] = dict(
-                event_id=new.event_id or uuid.uuid4(),
-                event_type=model.event_type,  # type: ignore[attr-defined]
-                schema_version=model.schema_version,  # type: ignore[attr-defined]
-                stream_id=stream_id,
-                stream_version=version + offset,
-                occurred_at=new.occurred_at or now,
-                producer=self.producer,
-                correlation_id=correlation_id,
-                causation_id=new.causation_id or causation_id,
-                payload=payload,
-            )
-            digest = link_hash(prev_hash, hashed_content(**fields))
-            envelopes.append(Envelope(**fields, prev_hash=prev_hash, hash=digest))
-            prev_hash = digest
-        await self._lock_positions()
-        try:
-            positions = await self.conn.fetch(
-                f"""INSERT INTO events ({_COLUMNS.removeprefix('global_position, ')})
-                SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::timestamptz[],
-                                     $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::text[], $12::text[])
-                RETURNING global_position""",
-                [e.event_id for e in envelopes],
-                [e.stream_id for e in envelopes],
-                [e.stream_version for e in envelopes],
-                [e.event_type for e in envelopes],
-                [e.schema_version for e in envelopes],
-                [e.occurred_at for e in envelopes],
-                [e.producer for e in envelopes],
-                [e.correlation_id for e in envelopes],
-                [e.causation_id for e in envelopes],
-                [canonical_json(e.payload) for e in envelopes],
-                [e.prev_hash for e in envelopes],
-                [e.hash for e in envelopes],
-            )
-        except asyncpg.UniqueViolationError as error:
-            if "event_id" in (error.constraint_name or ""):
-                raise
-            raise ConcurrencyError(stream_id, version) from error
-        stored = [e.model_copy(update={"global_position": row["global_position"]}) for e, row in zip(envelopes, positions)]
-        await self._enqueue_events(stored)
+        stored = await append_events(self.conn, self.schema, self.producer, self.router, stream_id, events, expected_version,
+                                     correlation_id=correlation_id, causation_id=causation_id)
         self.appended += stored
         return stored
-
-    def savepoint_rolled_back(self) -> None:
-        """A savepoint was rolled back: a position lock taken inside it went with it, take it again when needed."""
-        self._locked = False
-
-    async def _lock_positions(self) -> None:
-        if not self._locked:
-            await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('farmlink.append.' || $1))", self.schema)
-            self._locked = True
-
-    async def _enqueue_events(self, envelopes: Sequence[Envelope]) -> None:
-        rows = []
-        for envelope in envelopes:
-            route = self.router(envelope)
-            if route is not None:
-                rows.append((route.topic, route.key.encode(), envelope_bytes(envelope), kafka_headers(envelope), envelope.event_id))
-        await self._insert_outbox(rows)
 
     async def enqueue(
         self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes | None]] = ()
     ) -> None:
         """Queue a message that is not a stored event (a receipt, a dead letter) for the relay."""
         key_bytes = key.encode() if isinstance(key, str) else key
-        await self._insert_outbox([(topic, key_bytes, value, list(headers), None)])
-
-    async def _insert_outbox(self, rows: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]], Any]]) -> None:
-        """All rows in one statement, which also wakes the relay (NOTIFY is delivered at commit)."""
-        if not rows:
-            return
-        await self.conn.execute(
-            """WITH queued AS (
-                   INSERT INTO outbox (topic, key, value, headers, event_id)
-                   SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::uuid[])
-                   RETURNING 1)
-               SELECT pg_notify($6, '') FROM (SELECT count(*) FROM queued) AS done""",
-            [t for t, _, _, _, _ in rows],
-            [k for _, k, _, _, _ in rows],
-            [v for _, _, v, _, _ in rows],
-            [outbox_headers(hs) for _, _, _, hs, _ in rows],
-            [e for _, _, _, _, e in rows],
-            outbox_channel(self.schema),
-        )
+        await write_batch(self.conn, self.schema, outbox=[(topic, key_bytes, value, list(headers), None)])
 
     async def first_time(self, consumer: str, message_id: str, digest: str | None = None) -> bool:
         """Record in the inbox that `consumer` processed `message_id` (with its content's digest); False when it already had."""
         row = await self.conn.fetchrow(
-            "INSERT INTO inbox (consumer, message_id, digest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
+            f'INSERT INTO "{self.schema}".inbox (consumer, message_id, digest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1',
             consumer,
             message_id,
             digest,
@@ -242,23 +308,65 @@ class UnitOfWork:
 
     async def inbox_digest(self, consumer: str, message_id: str) -> str | None:
         """The digest recorded with a processed message id (None when unknown)."""
-        return await self.conn.fetchval("SELECT digest FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id)
+        return await self.conn.fetchval(
+            f'SELECT digest FROM "{self.schema}".inbox WHERE consumer = $1 AND message_id = $2', consumer, message_id)
+
+
+async def append_events(
+    conn: asyncpg.Connection,
+    schema: str,
+    producer: str,
+    router: Router,
+    stream_id: str,
+    events: Sequence[NewEvent],
+    expected_version: int | None,
+    *,
+    correlation_id: str,
+    causation_id: str | None = None,
+) -> list[Envelope]:
+    """Append to one stream in three round trips, none of them holding a lock: the head and
+    positions, then events and outbox rows in one statement that verifies versions and links."""
+    heads = await stream_heads(conn, schema, [stream_id])
+    head = heads.get(stream_id, (0, GENESIS))
+    if expected_version is not None and expected_version != head[0]:
+        raise ConcurrencyError(stream_id, expected_version, head[0])
+    envelopes = chain_envelopes(stream_id, events, head, producer=producer, correlation_id=correlation_id,
+                                causation_id=causation_id, now=datetime.now(timezone.utc))
+    stored = await assign_positions(conn, schema, envelopes)
+    await write_batch(conn, schema, envelopes=stored, outbox=event_outbox_rows(stored, router))
+    return stored
 
 
 async def _pages(
-    conn: asyncpg.Connection, select: str, from_position: int, batch_size: int, event_types: tuple = ()
+    conn: asyncpg.Connection, schema: str, columns: str, from_position: int, batch_size: int, event_types: Sequence[str] | None = None
 ) -> AsyncIterator[asyncpg.Record]:
-    """Rows of `select` after a position, in global order, a page at a time (keyset paging)."""
-    where = "WHERE global_position > $1" + (" AND event_type = ANY($3::text[])" if event_types else "")
-    statement = await conn.prepare(f"{select} {where} ORDER BY global_position LIMIT $2")
-    position = from_position
+    """Rows of a schema's events after a position in commit order, a page at a time.
+
+    Commit order is (transaction id, position): appends hold no lock across their commit, so a
+    later position may commit first; a reader takes only transactions older than every one still
+    in flight (`pg_snapshot_xmin`), in transaction-id order, and so never skips an event that
+    commits late. Within one writer this is position order. `from_position` names an event: the
+    pages continue after it."""
+    q = f'"{schema}"'
+    start = (0, 0)
+    if from_position:
+        xid = await conn.fetchval(f"SELECT transaction_id::text::bigint FROM {q}.events WHERE global_position = $1", from_position)
+        start = (xid if xid is not None else 0, from_position)
+    types = "AND event_type = ANY($4::text[])" if event_types is not None else ""
+    statement = await conn.prepare(
+        f"""SELECT {columns}, transaction_id::text::bigint AS _xid FROM {q}.events
+            WHERE (transaction_id, global_position) > ($1::text::xid8, $2::bigint)
+              AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) {types}
+            ORDER BY transaction_id, global_position LIMIT $3""")
+    xid, position = start
     while True:
-        rows = await statement.fetch(position, batch_size, *event_types)
+        args = (str(xid), position, batch_size) + ((list(event_types),) if event_types is not None else ())
+        rows = await statement.fetch(*args)
         for row in rows:
             yield row
         if len(rows) < batch_size:
             return
-        position = rows[-1][0]
+        xid, position = rows[-1]["_xid"], rows[-1]["global_position"]
 
 
 def outbox_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
@@ -315,11 +423,11 @@ class EventStore:
         correlation_id: str,
         causation_id: str | None = None,
     ) -> list[Envelope]:
-        """Append in a transaction of its own (see UnitOfWork.append)."""
-        async with self.transaction() as uow:
-            return await uow.append(
-                stream_id, events, expected_version, correlation_id=correlation_id, causation_id=causation_id
-            )
+        """Append outside any open transaction: the events and their outbox rows are one statement
+        (see `append_events`), so they commit together or not at all."""
+        async with self.pool.acquire() as conn:
+            return await append_events(conn, self.schema, self.producer, self.router, stream_id, events, expected_version,
+                                       correlation_id=correlation_id, causation_id=causation_id)
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[Envelope]:
         """A stream's events in order."""
@@ -338,9 +446,9 @@ class EventStore:
         return version or 0
 
     async def read_all(self, from_position: int = 0, batch_size: int = 5000) -> AsyncIterator[Envelope]:
-        """Every event after `from_position`, in global order, fetched in batches on one connection."""
+        """Every event after `from_position`, in commit order (see `_pages`), fetched in batches on one connection."""
         async with self.pool.acquire() as conn:
-            async for row in _pages(conn, f'SELECT {_COLUMNS} FROM "{self.schema}".events', from_position, batch_size):
+            async for row in _pages(conn, self.schema, _COLUMNS, from_position, batch_size):
                 yield envelope_from_row(row)
 
     async def read_all_payloads(
@@ -350,10 +458,9 @@ class EventStore:
 
         The fast path for replays: three columns, no envelope validation, optionally only some event types.
         """
-        query = f'SELECT global_position, event_type, payload::text FROM "{self.schema}".events'
-        filters = (list(event_types),) if event_types is not None else ()
         async with self.pool.acquire() as conn:
-            async for row in _pages(conn, query, from_position, batch_size, filters):
+            async for row in _pages(conn, self.schema, "global_position, event_type, payload::text", from_position, batch_size,
+                                    event_types):
                 yield row[0], row[1], orjson.loads(row[2])
 
     async def read_chain_rows(self) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:

@@ -1,71 +1,121 @@
-"""The buyer service app: consumes the buyer input topic, records order and commitment events."""
+"""The buyer service app: consumes the buyer input topic, records order and commitment events.
 
+Thin and batch-shaped (events/unit.py): `load` reads what a batch needs in three queries,
+each handler decides one input from that view (services/buyer/domain.py has the rules), and
+the batch is written once.
+"""
+
+from collections.abc import Sequence
 from pathlib import Path
 
+import asyncpg
 from faststream.kafka import KafkaMessage
 
 from contracts.inputs import BuyerRegistration, CommitmentOffer, OrderCancellationRequest, OrderPlacement
 from contracts.topics import BUYER_INPUT
 from events.codec import decode_input
-from events.consumer import Decoded, Rejection, accepted, consume_batch, rejected_receipt
+from events.consumer import Decoded, Rejection, accepted, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
-from events.store import NewEvent, UnitOfWork
+from events.store import NewEvent
+from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
 from services.buyer import domain
 
 SERVICE = "buyer"
 runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
 app = runtime.app
 
-
-async def load_order(uow: UnitOfWork, order_id: str) -> domain.KnownOrder | None:
-    row = await uow.conn.fetchrow("SELECT order_id, buyer_id, product, cancelled FROM orders WHERE order_id = $1", order_id)
-    return domain.KnownOrder(**dict(row)) if row else None
+BUYERS = Table("buyers", ("buyer_id",), (("buyer_id", "text"), ("name", "text"), ("public_key", "text")))
+ORDERS = Table("orders", ("order_id",), (("order_id", "text"), ("buyer_id", "text"), ("product", "text"), ("cancelled", "boolean")))
 
 
-async def registered_key(uow: UnitOfWork, buyer_id: str) -> str | None:
-    return await uow.conn.fetchval("SELECT public_key FROM buyers WHERE buyer_id = $1", buyer_id)
-
-
-async def stream_exists(uow: UnitOfWork, stream_id: str) -> bool:
-    return await uow.conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id)
-
-
-async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
-    """Decode, load, decide, append; then tell the producer."""
-    message, request = decoded.item
-    ids = dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
+def stream_of(request) -> str:
+    """The stream an input appends to."""
     if isinstance(request, BuyerRegistration):
-        evidence = domain.authenticate_registration(message, request)
-        already = await registered_key(uow, request.buyer_id) is not None
-        registered = domain.register_buyer(request, already).model_copy(update={"signed_input": evidence})
-        await uow.append(f"buyer-{request.buyer_id}", [NewEvent(registered)], 0, **ids)
-        await uow.conn.execute(
-            "INSERT INTO buyers (buyer_id, name, public_key) VALUES ($1, $2, $3)", registered.buyer_id, registered.name, registered.public_key
-        )
-    elif isinstance(request, OrderPlacement):
-        evidence = domain.authenticate(message, request.buyer_id, await registered_key(uow, request.buyer_id))
-        stream = f"order-{request.order_id}"
-        placed = domain.place_order(request, await stream_exists(uow, stream), True).model_copy(update={"signed_input": evidence})
-        await uow.append(stream, [NewEvent(placed)], 0, **ids)
-        await uow.conn.execute(
-            "INSERT INTO orders (order_id, buyer_id, product) VALUES ($1, $2, $3)", placed.order_id, placed.buyer_id, placed.product
-        )
-    elif isinstance(request, OrderCancellationRequest):
-        evidence = domain.authenticate(message, request.buyer_id, await registered_key(uow, request.buyer_id))
-        stream = f"order-{request.order_id}"
-        cancelled = domain.cancel_order(request, await load_order(uow, request.order_id)).model_copy(update={"signed_input": evidence})
-        await uow.append(stream, [NewEvent(cancelled)], 1, **ids)
-        await uow.conn.execute("UPDATE orders SET cancelled = true WHERE order_id = $1", cancelled.order_id)
-    elif isinstance(request, CommitmentOffer):
-        evidence = domain.authenticate(message, request.buyer_id, await registered_key(uow, request.buyer_id))
-        stream = f"commitment-{request.commitment_id}"
-        made = domain.make_commitment(request, await stream_exists(uow, stream), True).model_copy(update={"signed_input": evidence})
-        await uow.append(stream, [NewEvent(made)], 0, **ids)
-    else:
+        return f"buyer-{request.buyer_id}"
+    if isinstance(request, OrderPlacement | OrderCancellationRequest):
+        return f"order-{request.order_id}"
+    if isinstance(request, CommitmentOffer):
+        return f"commitment-{request.commitment_id}"
+    return ""
+
+
+async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
+    """Buyers, orders and stream heads the batch names, one query each."""
+    requests = [item.item[1] for item in items]
+    buyer_ids = list({r.buyer_id for r in requests if hasattr(r, "buyer_id")})
+    order_ids = list({r.order_id for r in requests if isinstance(r, OrderCancellationRequest)})
+    rows = await conn.fetch("SELECT buyer_id, name, public_key FROM buyers WHERE buyer_id = ANY($1::text[])", buyer_ids)
+    uow.absent(BUYERS.name, buyer_ids)
+    uow.load(BUYERS.name, {row["buyer_id"]: dict(row) for row in rows})
+    if order_ids:
+        rows = await conn.fetch("SELECT order_id, buyer_id, product, cancelled FROM orders WHERE order_id = ANY($1::text[])", order_ids)
+        uow.absent(ORDERS.name, order_ids)
+        uow.load(ORDERS.name, {row["order_id"]: dict(row) for row in rows})
+    await uow.load_heads(conn, [s for s in map(stream_of, requests) if s])
+
+
+def registered_key(uow: BatchUnitOfWork, buyer_id: str) -> str | None:
+    buyer = uow.get(BUYERS.name, buyer_id)
+    return buyer["public_key"] if buyer else None
+
+
+def register_buyer(uow: BatchUnitOfWork, decoded: Decoded, message, request: BuyerRegistration) -> None:
+    evidence = domain.authenticate_registration(message, request)
+    registered = domain.register_buyer(request, registered_key(uow, request.buyer_id) is not None)
+    registered = registered.model_copy(update={"signed_input": evidence})
+    uow.append(stream_of(request), [NewEvent(registered)], 0, **ids_of(decoded))
+    uow.put(BUYERS, {"buyer_id": registered.buyer_id, "name": registered.name, "public_key": registered.public_key})
+
+
+def place_order(uow: BatchUnitOfWork, decoded: Decoded, message, request: OrderPlacement) -> None:
+    evidence = domain.authenticate(message, request.buyer_id, registered_key(uow, request.buyer_id))
+    stream = stream_of(request)
+    placed = domain.place_order(request, uow.stream_version(stream) > 0, True).model_copy(update={"signed_input": evidence})
+    uow.append(stream, [NewEvent(placed)], 0, **ids_of(decoded))
+    uow.put(ORDERS, {"order_id": placed.order_id, "buyer_id": placed.buyer_id, "product": placed.product, "cancelled": False})
+
+
+def cancel_order(uow: BatchUnitOfWork, decoded: Decoded, message, request: OrderCancellationRequest) -> None:
+    evidence = domain.authenticate(message, request.buyer_id, registered_key(uow, request.buyer_id))
+    row = uow.get(ORDERS.name, request.order_id)
+    known = domain.KnownOrder(**row) if row else None
+    cancelled = domain.cancel_order(request, known).model_copy(update={"signed_input": evidence})
+    uow.append(stream_of(request), [NewEvent(cancelled)], 1, **ids_of(decoded))
+    uow.put(ORDERS, {**row, "cancelled": True})
+
+
+def make_commitment(uow: BatchUnitOfWork, decoded: Decoded, message, request: CommitmentOffer) -> None:
+    evidence = domain.authenticate(message, request.buyer_id, registered_key(uow, request.buyer_id))
+    stream = stream_of(request)
+    made = domain.make_commitment(request, uow.stream_version(stream) > 0, True).model_copy(update={"signed_input": evidence})
+    uow.append(stream, [NewEvent(made)], 0, **ids_of(decoded))
+
+
+HANDLERS = {
+    BuyerRegistration: register_buyer,
+    OrderPlacement: place_order,
+    OrderCancellationRequest: cancel_order,
+    CommitmentOffer: make_commitment,
+}
+
+
+def ids_of(decoded: Decoded) -> dict[str, str]:
+    return dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
+
+
+def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
+    """Decide one input from the view; then tell the producer."""
+    message, request = decoded.item
+    handler = HANDLERS.get(type(request))
+    if handler is None:
         raise Rejection(f"type: {message.type} is not a buyer input")
-    await accepted(uow, decoded, SERVICE)
+    handler(uow, decoded, message, request)
+    accepted(uow, decoded, SERVICE)
+
+
+CONSUMER = Consumer(SERVICE, decode_input, handle, load, rejected_receipt(SERVICE))
 
 
 @runtime.subscriber(BUYER_INPUT)
 async def on_buyer_input(body: list[bytes], message: KafkaMessage) -> None:
-    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_input, handle, rejected_receipt(SERVICE))
+    await consume_batch(require_store(runtime), CONSUMER, deliveries_of(message))

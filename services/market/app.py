@@ -1,36 +1,55 @@
 """The market-price service app: one stream of observations per product."""
 
+from collections.abc import Sequence
+
+import asyncpg
 from faststream.kafka import KafkaMessage
 
 from contracts.inputs import MarketPriceReport
 from contracts.market import MarketPriceObserved
 from contracts.topics import MARKET_INPUT
 from events.codec import decode_input
-from events.consumer import Decoded, Rejection, accepted, consume_batch, rejected_receipt
+from events.consumer import Decoded, Rejection, accepted, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
-from events.store import NewEvent, UnitOfWork
+from events.store import NewEvent
+from events.unit import BatchUnitOfWork, Consumer, consume_batch
 
 SERVICE = "market"
 runtime = ServiceRuntime(SERVICE)
 app = runtime.app
 
 
-async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
+def price_stream(product: str) -> str:
+    return f"market-price-{product}"
+
+
+async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
+    """The heads of the price streams the batch appends to."""
+    await uow.load_heads(conn, [price_stream(item.item[1].product) for item in items if isinstance(item.item[1], MarketPriceReport)])
+
+
+def observe_price(uow: BatchUnitOfWork, decoded: Decoded, message, report: MarketPriceReport) -> None:
+    observed = MarketPriceObserved(**report.model_dump())
+    uow.append(price_stream(observed.product), [NewEvent(observed)], None,
+               correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
+
+
+HANDLERS = {MarketPriceReport: observe_price}
+
+
+def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     """Record the observation on its product's price stream; then tell the producer."""
     message, report = decoded.item
-    if not isinstance(report, MarketPriceReport):
+    handler = HANDLERS.get(type(report))
+    if handler is None:
         raise Rejection(f"type: {message.type} is not a market input")
-    observed = MarketPriceObserved(**report.model_dump())
-    await uow.append(
-        f"market-price-{observed.product}",
-        [NewEvent(observed)],
-        None,
-        correlation_id=decoded.correlation_id,
-        causation_id=decoded.message_id,
-    )
-    await accepted(uow, decoded, SERVICE)
+    handler(uow, decoded, message, report)
+    accepted(uow, decoded, SERVICE)
+
+
+CONSUMER = Consumer(SERVICE, decode_input, handle, load, rejected_receipt(SERVICE))
 
 
 @runtime.subscriber(MARKET_INPUT)
 async def on_market_input(body: list[bytes], message: KafkaMessage) -> None:
-    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_input, handle, rejected_receipt(SERVICE))
+    await consume_batch(require_store(runtime), CONSUMER, deliveries_of(message))

@@ -7,9 +7,11 @@ instance the same partitions of every input topic, so a product's inputs meet in
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from faststream.kafka import KafkaMessage
 
@@ -17,9 +19,9 @@ from contracts.inputs import Receipt
 from contracts.matching import FillMade
 from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, MARKET_EVENTS
 from events.codec import decode_event
-from events.consumer import Decoded, consume_batch, send_receipt
+from events.consumer import Decoded, send_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
-from events.store import UnitOfWork
+from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
 from matcher.book import Book
 from matcher.facts import OfferClosed, OfferOpened, OfferShrunk
 from matcher.journal import JOURNALED_TYPES, fact_from
@@ -45,12 +47,18 @@ class LiveBook:
 books: dict[str, LiveBook] = {}
 
 
-async def load_book(uow: UnitOfWork, product: str) -> LiveBook:
+OFFERS = Table("offers", ("lot_id",), (
+    ("lot_id", "text"), ("product", "text"), ("grade", "text"), ("cooperative_id", "text"), ("county", "text"),
+    ("township", "text"), ("quantity_left", "numeric"), ("available_from", "date"), ("expires_on", "date"), ("open", "boolean"),
+    ("opened_by_journal_seq", "integer")))
+
+
+async def load_book(conn: asyncpg.Connection, product: str) -> LiveBook:
     """The product's book: from memory, or rebuilt by replaying its journal."""
     live = books.get(product)
     if live is not None:
         return live
-    rows = await uow.conn.fetch(
+    rows = await conn.fetch(
         "SELECT event_type, payload::text AS payload, stream_version FROM events WHERE stream_id = $1 ORDER BY stream_version",
         market_stream(product),
     )
@@ -64,13 +72,21 @@ async def load_book(uow: UnitOfWork, product: str) -> LiveBook:
     return live
 
 
-async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
+async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
+    """The books of the products the batch names (from memory, or rebuilt) and their streams' heads."""
+    products = list(dict.fromkeys(item.item[1].product for item in items if item.item[0].event_type in JOURNALED_TYPES))
+    for product in products:
+        await load_book(conn, product)
+    await uow.load_heads(conn, [market_stream(p) for p in products])
+
+
+def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     """Journal the input, let the matcher decide, record the outcomes, project offers, send a receipt."""
     envelope, payload = decoded.item
     if envelope.event_type not in JOURNALED_TYPES:
         return
     product = payload.product
-    live = await load_book(uow, product)
+    live = books[product]
     fact_payload = payload.model_dump(mode="json", exclude={"signed_input"})  # the signature evidence never reaches the matcher
     outcomes = live.book.process(fact_from(envelope.event_type, fact_payload))
     at = envelope.occurred_at
@@ -78,13 +94,11 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
         journal_entry(product, live.book.journal_seq, str(envelope.event_id), envelope.event_type, envelope.schema_version, fact_payload, at),
         *(outcome_event(outcome, index, at) for index, outcome in enumerate(outcomes)),
     ]
-    await uow.append(
-        market_stream(product), new_events, live.version, correlation_id=envelope.correlation_id, causation_id=str(envelope.event_id)
-    )
+    uow.append(market_stream(product), new_events, live.version, correlation_id=envelope.correlation_id, causation_id=str(envelope.event_id))
     live.version += len(new_events)
-    await project_offers(uow, outcomes)
+    project_offers(uow, outcomes)
     fills = [e for e in uow.appended if e.event_type == FillMade.event_type]
-    await send_receipt(
+    send_receipt(
         uow,
         Receipt(
             correlation_id=envelope.correlation_id,
@@ -97,28 +111,27 @@ async def handle(uow: UnitOfWork, decoded: Decoded) -> None:
     )
 
 
-async def project_offers(uow: UnitOfWork, outcomes: list) -> None:
+def project_offers(uow: BatchUnitOfWork, outcomes: list) -> None:
     """Keep the offers table in step: buyers read what is open and how much is left."""
     for outcome in outcomes:
         if isinstance(outcome, OfferOpened):
-            await uow.conn.execute(
-                """INSERT INTO offers VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, $10)""",
-                outcome.lot_id, outcome.product, outcome.grade, outcome.cooperative_id, outcome.county,
-                outcome.township, outcome.quantity_left, outcome.available_from, outcome.expires_on, outcome.journal_seq,
-            )
+            uow.put(OFFERS, {
+                "lot_id": outcome.lot_id, "product": outcome.product, "grade": outcome.grade, "cooperative_id": outcome.cooperative_id,
+                "county": outcome.county, "township": outcome.township, "quantity_left": outcome.quantity_left,
+                "available_from": outcome.available_from, "expires_on": outcome.expires_on, "open": True,
+                "opened_by_journal_seq": outcome.journal_seq}, view=False)
         elif isinstance(outcome, OfferShrunk):
-            await uow.conn.execute("UPDATE offers SET quantity_left = $2 WHERE lot_id = $1", outcome.lot_id, outcome.quantity_left)
+            uow.patch(OFFERS, outcome.lot_id, {"quantity_left": outcome.quantity_left})
         elif isinstance(outcome, OfferClosed):
-            await uow.conn.execute("UPDATE offers SET quantity_left = 0, open = false WHERE lot_id = $1", outcome.lot_id)
+            uow.patch(OFFERS, outcome.lot_id, {"quantity_left": 0, "open": False})
 
 
-async def handle_guarded(uow: UnitOfWork, decoded: Decoded) -> None:
-    try:
-        await handle(uow, decoded)
-    except BaseException:
-        # The book in memory may be ahead of what will commit: rebuild it from the journal.
-        books.clear()
-        raise
+def forget_books() -> None:
+    """A batch did not commit: the books in memory may be ahead of the journal; rebuild them from it."""
+    books.clear()
+
+
+CONSUMER = Consumer(SERVICE, decode_event, handle, load, on_abort=forget_books)
 
 
 @runtime.subscriber(
@@ -126,7 +139,7 @@ async def handle_guarded(uow: UnitOfWork, decoded: Decoded) -> None:
 )
 async def on_input_event(body: list[bytes], message: KafkaMessage) -> None:
     try:
-        await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_event, handle_guarded)
+        await consume_batch(require_store(runtime), CONSUMER, deliveries_of(message))
     except BaseException:
-        books.clear()
+        forget_books()
         raise

@@ -1,9 +1,16 @@
-"""The settlement service app: records deliveries, payments and plans; keeps the income ledger."""
+"""The settlement service app: records deliveries, payments and plans; keeps the income ledger.
+
+Thin and batch-shaped (events/unit.py): `load` reads what a batch needs in a few queries,
+each handler decides one input from that view (services/settlement/domain.py has the rules),
+and the batch is written once.
+"""
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 from faststream.kafka import KafkaMessage
 
 from contracts.cooperative import CooperativeRegistered, HarvestRecorded, PlantingRecorded
@@ -12,122 +19,186 @@ from contracts.matching import FillMade
 from contracts.settlement import PlanRecorded
 from contracts.topics import COOPERATIVE_EVENTS, FILLS, SETTLEMENT_INPUT
 from events.codec import decode_event, decode_input
-from events.consumer import Decoded, Rejection, accepted, consume_batch, rejected_receipt, send_receipt
+from events.consumer import Decoded, Rejection, accepted, rejected_receipt, send_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
-from events.store import NewEvent, UnitOfWork
+from events.store import NewEvent
+from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
 from services.settlement import domain
 
 SERVICE = "settlement"
 runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
 app = runtime.app
 
+PLANS = Table("plans", ("plan_id",), (("plan_id", "text"), ("county", "text"), ("township", "text"), ("product", "text"),
+                                      ("area_mu", "numeric"), ("target_household_income_fen", "bigint")))
+FILL_ROWS = Table("fills", ("fill_id",), (
+    ("fill_id", "text"), ("lot_id", "text"), ("outlet_id", "text"), ("outlet_kind", "text"), ("buyer_id", "text"),
+    ("product", "text"), ("cooperative_id", "text"), ("quantity", "numeric"), ("unit_price_fen", "bigint"),
+    ("price_basis", "text"), ("revenue_fen", "bigint"), ("household_income_fen", "jsonb"), ("delivered", "numeric"),
+    ("paid_fen", "bigint")))
+NEW_FILLS = Table("fills", ("fill_id",), FILL_ROWS.columns[:-2])
+INCOMES = Table("incomes", ("household_id", "product"), (("household_id", "text"), ("product", "text"), ("paid_fen", "bigint")))
+HOUSEHOLDS = Table("households", ("household_id",), (("household_id", "text"), ("cooperative_id", "text"), ("village", "text"),
+                                                     ("township", "text"), ("county", "text"), ("registered_poor", "boolean")))
+LOTS = Table("lots", ("lot_id",), (("lot_id", "text"), ("cooperative_id", "text"), ("product", "text"), ("contributions", "jsonb")))
+PLANTINGS = Table("plantings", ("planting_id",), (("planting_id", "text"), ("cooperative_id", "text"), ("county", "text"),
+                                                  ("township", "text"), ("product", "text"), ("area_mu", "numeric")))
+FILL = "fill"  # view: (lot id, outlet id) -> the fill's row
+
 
 class LotNotYetKnown(Exception):
     """A payment for a lot whose harvest event has not arrived yet: retried, not rejected."""
 
 
-async def load_fill(uow: UnitOfWork, lot_id: str, outlet_id: str) -> domain.FillAccount | None:
-    row = await uow.conn.fetchrow(
-        """SELECT lot_id, outlet_id, buyer_id, product, cooperative_id, quantity, revenue_fen, delivered, paid_fen
-           FROM fills WHERE lot_id = $1 AND outlet_id = $2 FOR UPDATE""",
-        lot_id,
-        outlet_id,
-    )
-    return domain.FillAccount(**dict(row)) if row else None
+def stream_of(report) -> str:
+    if isinstance(report, PlanReport):
+        return f"plan-{report.plan_id}"
+    if isinstance(report, DeliveryConfirmation | PaymentReport):
+        return f"settlement-{report.lot_id}-{report.outlet_id}"
+    return ""
 
 
-async def load_contributions(uow: UnitOfWork, lot_id: str) -> dict[str, Decimal]:
-    raw = await uow.conn.fetchval("SELECT contributions FROM lots WHERE lot_id = $1", lot_id)
-    if raw is None:
-        raise LotNotYetKnown(lot_id)
-    return {household: Decimal(quantity) for household, quantity in json.loads(raw).items()}
+async def load_inputs(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
+    """Plans, fills (locked: deliveries and payments change them), lots and stream heads the batch names."""
+    reports = [item.item[1] for item in items]
+    plan_ids = list({r.plan_id for r in reports if isinstance(r, PlanReport)})
+    pairs = list({(r.lot_id, r.outlet_id) for r in reports if isinstance(r, DeliveryConfirmation | PaymentReport)})
+    lot_ids = list({r.lot_id for r in reports if isinstance(r, PaymentReport)})
+    if plan_ids:
+        rows = await conn.fetch("SELECT plan_id FROM plans WHERE plan_id = ANY($1::text[])", plan_ids)
+        uow.absent(PLANS.name, plan_ids)
+        uow.load(PLANS.name, {row["plan_id"]: True for row in rows})
+    if pairs:
+        rows = await conn.fetch(
+            f"""SELECT {', '.join(FILL_ROWS.column_names)} FROM fills
+                WHERE (lot_id, outlet_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY fill_id FOR UPDATE""",
+            [lot for lot, _ in pairs], [outlet for _, outlet in pairs])
+        uow.absent(FILL, pairs)
+        uow.load(FILL, {(row["lot_id"], row["outlet_id"]): dict(row) for row in rows})
+    if lot_ids:
+        rows = await conn.fetch("SELECT lot_id, contributions::text AS contributions FROM lots WHERE lot_id = ANY($1::text[])", lot_ids)
+        uow.absent(LOTS.name, lot_ids)
+        uow.load(LOTS.name, {row["lot_id"]: json.loads(row["contributions"]) for row in rows})
+    await uow.load_heads(conn, [s for s in map(stream_of, reports) if s])
 
 
-async def handle_input(uow: UnitOfWork, decoded: Decoded) -> None:
+def fill_of(uow: BatchUnitOfWork, lot_id: str, outlet_id: str) -> tuple[dict | None, domain.FillAccount | None]:
+    row = uow.get(FILL, (lot_id, outlet_id))
+    if row is None:
+        return None, None
+    fields = ("lot_id", "outlet_id", "buyer_id", "product", "cooperative_id", "quantity", "revenue_fen", "delivered", "paid_fen")
+    return row, domain.FillAccount(**{name: row[name] for name in fields})
+
+
+def record_plan(uow: BatchUnitOfWork, decoded: Decoded, message, report: PlanReport) -> None:
+    if uow.get(PLANS.name, report.plan_id):
+        raise Rejection(f"payload.plan_id: plan {report.plan_id} was already recorded")
+    plan = PlanRecorded(**report.model_dump())
+    uow.append(stream_of(report), [NewEvent(plan)], 0, **ids_of(decoded))
+    uow.put(PLANS, {"plan_id": plan.plan_id, "county": plan.county, "township": plan.township, "product": plan.product,
+                    "area_mu": plan.area_mu, "target_household_income_fen": plan.target_household_income_fen}, view=False)
+    uow.set(PLANS.name, plan.plan_id, True)
+
+
+def confirm_delivery(uow: BatchUnitOfWork, decoded: Decoded, message, report: DeliveryConfirmation) -> None:
+    row, fill = fill_of(uow, report.lot_id, report.outlet_id)
+    delivered = domain.confirm_delivery(report, fill)
+    uow.append(stream_of(report), [NewEvent(delivered)], None, **ids_of(decoded))
+    changed = {**row, "delivered": row["delivered"] + report.quantity}  # type: ignore[dict-item]
+    uow.set(FILL, (report.lot_id, report.outlet_id), changed)
+    uow.patch(FILL_ROWS, changed["fill_id"], {"delivered": changed["delivered"]})
+
+
+def make_payment(uow: BatchUnitOfWork, decoded: Decoded, message, report: PaymentReport) -> None:
+    row, fill = fill_of(uow, report.lot_id, report.outlet_id)
+    contributions: dict[str, Decimal] = {}
+    if fill is not None:
+        raw = uow.get(LOTS.name, report.lot_id)
+        if raw is None:
+            raise LotNotYetKnown(report.lot_id)
+        contributions = {household: Decimal(quantity) for household, quantity in raw.items()}
+    payment = domain.make_payment(report, fill, contributions)
+    uow.append(stream_of(report), [NewEvent(payment)], None, **ids_of(decoded))
+    changed = {**row, "paid_fen": row["paid_fen"] + report.amount_fen}  # type: ignore[dict-item]
+    uow.set(FILL, (report.lot_id, report.outlet_id), changed)
+    uow.patch(FILL_ROWS, changed["fill_id"], {"paid_fen": changed["paid_fen"]})
+    for household, fen in payment.household_income_fen.items():
+        uow.add(INCOMES, {"household_id": household, "product": payment.product, "paid_fen": fen})
+
+
+INPUT_HANDLERS = {
+    PlanReport: record_plan,
+    DeliveryConfirmation: confirm_delivery,
+    PaymentReport: make_payment,
+}
+
+
+def ids_of(decoded: Decoded) -> dict[str, str]:
+    return dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
+
+
+def handle_input(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     """Deliveries, payments and plans from the settlement desk."""
     message, report = decoded.item
-    ids = dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
-    if isinstance(report, PlanReport):
-        stream = f"plan-{report.plan_id}"
-        if await uow.conn.fetchval("SELECT EXISTS (SELECT 1 FROM plans WHERE plan_id = $1)", report.plan_id):
-            raise Rejection(f"payload.plan_id: plan {report.plan_id} was already recorded")
-        plan = PlanRecorded(**report.model_dump())
-        await uow.append(stream, [NewEvent(plan)], 0, **ids)
-        await uow.conn.execute(
-            "INSERT INTO plans VALUES ($1, $2, $3, $4, $5, $6)",
-            plan.plan_id, plan.county, plan.township, plan.product, plan.area_mu, plan.target_household_income_fen,
-        )
-    elif isinstance(report, DeliveryConfirmation):
-        delivered = domain.confirm_delivery(report, await load_fill(uow, report.lot_id, report.outlet_id))
-        await uow.append(f"settlement-{report.lot_id}-{report.outlet_id}", [NewEvent(delivered)], None, **ids)
-        await uow.conn.execute(
-            "UPDATE fills SET delivered = delivered + $3 WHERE lot_id = $1 AND outlet_id = $2",
-            report.lot_id, report.outlet_id, report.quantity,
-        )
-    elif isinstance(report, PaymentReport):
-        fill = await load_fill(uow, report.lot_id, report.outlet_id)
-        contributions = await load_contributions(uow, report.lot_id) if fill else {}
-        payment = domain.make_payment(report, fill, contributions)
-        await uow.append(f"settlement-{report.lot_id}-{report.outlet_id}", [NewEvent(payment)], None, **ids)
-        await uow.conn.execute(
-            "UPDATE fills SET paid_fen = paid_fen + $3 WHERE lot_id = $1 AND outlet_id = $2",
-            report.lot_id, report.outlet_id, report.amount_fen,
-        )
-        await uow.conn.executemany(
-            """INSERT INTO incomes VALUES ($1, $2, $3)
-               ON CONFLICT (household_id, product) DO UPDATE SET paid_fen = incomes.paid_fen + EXCLUDED.paid_fen""",
-            [(household, payment.product, fen) for household, fen in payment.household_income_fen.items()],
-        )
-    else:
+    handler = INPUT_HANDLERS.get(type(report))
+    if handler is None:
         raise Rejection(f"type: {message.type} is not a settlement input")
-    await accepted(uow, decoded, SERVICE)
+    handler(uow, decoded, message, report)
+    accepted(uow, decoded, SERVICE)
 
 
-async def handle_event(uow: UnitOfWork, decoded: Decoded) -> None:
+def keep_households(uow: BatchUnitOfWork, envelope, event: CooperativeRegistered) -> None:
+    for h in event.households:
+        uow.insert(HOUSEHOLDS, {"household_id": h.household_id, "cooperative_id": event.cooperative_id, "village": event.village,
+                                "township": event.township, "county": event.county, "registered_poor": h.registered_poor})
+
+
+def keep_lot(uow: BatchUnitOfWork, envelope, event: HarvestRecorded) -> None:
+    contributions = {c.household_id: str(c.quantity) for c in event.contributions}
+    uow.insert(LOTS, {"lot_id": event.lot_id, "cooperative_id": event.cooperative_id, "product": event.product,
+                      "contributions": json.dumps(contributions)})
+
+
+def keep_planting(uow: BatchUnitOfWork, envelope, event: PlantingRecorded) -> None:
+    uow.insert(PLANTINGS, {"planting_id": event.planting_id, "cooperative_id": event.cooperative_id, "county": event.county,
+                           "township": event.township, "product": event.product, "area_mu": event.area_mu})
+
+
+def keep_fill(uow: BatchUnitOfWork, envelope, event: FillMade) -> None:
+    uow.insert(NEW_FILLS, {
+        "fill_id": event.fill_id, "lot_id": event.lot_id, "outlet_id": event.outlet_id, "outlet_kind": event.outlet_kind,
+        "buyer_id": event.buyer_id, "product": event.product, "cooperative_id": event.cooperative_id, "quantity": event.quantity,
+        "unit_price_fen": event.unit_price_fen, "price_basis": event.price_basis, "revenue_fen": event.revenue_fen,
+        "household_income_fen": json.dumps(event.household_income_fen)})
+    send_receipt(uow, Receipt(correlation_id=envelope.correlation_id, message_id=str(envelope.event_id), service=SERVICE,
+                              status="fill_recorded", fill_ids=(event.fill_id,)))
+
+
+EVENT_HANDLERS = {
+    CooperativeRegistered: keep_households,
+    HarvestRecorded: keep_lot,
+    PlantingRecorded: keep_planting,
+    FillMade: keep_fill,
+}
+
+
+def handle_event(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     """Keep what settlement needs from other services: households, lots, plantings, fills."""
     envelope, event = decoded.item
-    if isinstance(event, CooperativeRegistered):
-        await uow.conn.executemany(
-            "INSERT INTO households VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            [(h.household_id, event.cooperative_id, event.village, event.township, event.county, h.registered_poor) for h in event.households],
-        )
-    elif isinstance(event, HarvestRecorded):
-        contributions = {c.household_id: str(c.quantity) for c in event.contributions}
-        await uow.conn.execute(
-            "INSERT INTO lots VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
-            event.lot_id, event.cooperative_id, event.product, json.dumps(contributions),
-        )
-    elif isinstance(event, PlantingRecorded):
-        await uow.conn.execute(
-            "INSERT INTO plantings VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            event.planting_id, event.cooperative_id, event.county, event.township, event.product, event.area_mu,
-        )
-    elif isinstance(event, FillMade):
-        await uow.conn.execute(
-            """INSERT INTO fills (fill_id, lot_id, outlet_id, outlet_kind, buyer_id, product, cooperative_id, quantity,
-                                  unit_price_fen, price_basis, revenue_fen, household_income_fen)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb) ON CONFLICT DO NOTHING""",
-            event.fill_id, event.lot_id, event.outlet_id, event.outlet_kind, event.buyer_id, event.product,
-            event.cooperative_id, event.quantity, event.unit_price_fen, event.price_basis, event.revenue_fen,
-            json.dumps(event.household_income_fen),
-        )
-        await send_receipt(
-            uow,
-            Receipt(
-                correlation_id=envelope.correlation_id,
-                message_id=str(envelope.event_id),
-                service=SERVICE,
-                status="fill_recorded",
-                fill_ids=(event.fill_id,),
-            ),
-        )
+    handler = EVENT_HANDLERS.get(type(event))
+    if handler is not None:
+        handler(uow, envelope, event)
+
+
+INPUTS = Consumer(SERVICE, decode_input, handle_input, load_inputs, rejected_receipt(SERVICE))
+EVENTS = Consumer(SERVICE, decode_event, handle_event)
 
 
 @runtime.subscriber(SETTLEMENT_INPUT, group_id="farmlink.settlement.input")
 async def on_settlement_input(body: list[bytes], message: KafkaMessage) -> None:
-    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_input, handle_input, rejected_receipt(SERVICE))
+    await consume_batch(require_store(runtime), INPUTS, deliveries_of(message))
 
 
 @runtime.subscriber(COOPERATIVE_EVENTS, FILLS, group_id="farmlink.settlement.events")
 async def on_event(body: list[bytes], message: KafkaMessage) -> None:
-    await consume_batch(require_store(runtime), SERVICE, deliveries_of(message), decode_event, handle_event)
+    await consume_batch(require_store(runtime), EVENTS, deliveries_of(message))

@@ -7,9 +7,10 @@ import pytest
 
 from contracts.market import MarketPriceObserved
 from contracts.topics import DEAD_LETTER
-from events.consumer import Decoded, Delivery, consume
+from events.consumer import Decoded, Delivery, Rejection
 from events.relay import publish_pending, transactional_producer
 from events.store import ConcurrencyError, NewEvent, verify_chains
+from events.unit import Consumer, consume_batch
 from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.integration
@@ -112,31 +113,91 @@ def delivery(value: bytes, offset: int = 0) -> Delivery:
     return Delivery(topic="farmlink.test", partition=0, offset=offset, key=b"k", value=value, headers=[("h", b"v")])
 
 
+async def load_effects(conn, uow, items):
+    await uow.load_heads(conn, ["effects"])
+
+
+def append_effect(uow, decoded):
+    if decoded.item == 13:
+        raise Rejection("payload.price_fen: 13 is unlucky")
+    event = price(decoded.item)
+    if decoded.item == 666:  # text PostgreSQL's jsonb cannot hold: the database refuses it, not the model
+        event = NewEvent(MarketPriceObserved.model_construct(**{**event.payload.__dict__, "market": "bad\x00market"}))
+    uow.append("effects", [event], None, correlation_id=decoded.correlation_id)
+
+
+def by_value(d: Delivery) -> Decoded[int]:
+    return Decoded(int(d.value), message_id=f"message-{int(d.value)}", correlation_id="c")
+
+
+EFFECTS = Consumer("test-consumer", by_value, append_effect, load_effects)
+
+
 async def test_the_same_message_delivered_twice_has_one_effect(store):
-    async def handle(uow, decoded):
-        await uow.append("effects", [price(decoded.item)], None, correlation_id=decoded.correlation_id)
-
-    def decode(d: Delivery) -> Decoded[int]:
-        return Decoded(int(d.value), message_id="message-1", correlation_id="c")
-
-    await consume(store, "test-consumer", delivery(b"700"), decode, handle)
-    await consume(store, "test-consumer", delivery(b"700", offset=1), decode, handle)
+    await consume_batch(store, EFFECTS, [delivery(b"700")])
+    await consume_batch(store, EFFECTS, [delivery(b"700", offset=1), delivery(b"700", offset=2)])
     assert len(await store.read_stream("effects")) == 1
 
 
+async def test_a_batch_appends_every_message_in_order_on_one_stream_with_a_valid_chain(store):
+    await consume_batch(store, EFFECTS, [delivery(str(n).encode(), offset=n) for n in range(1, 201)])
+    events = await store.read_stream("effects")
+    assert [e.payload["price_fen"] for e in events] == [n for n in range(1, 201) if n != 13]
+    assert [e.stream_version for e in events] == list(range(1, 200))
+    assert await verify_chains(store) == []
+
+
+async def test_a_rejected_message_is_dead_lettered_while_its_batch_neighbours_commit(store, pool):
+    await consume_batch(store, EFFECTS, [delivery(b"12", 0), delivery(b"13", 1), delivery(b"14", 2)])
+    assert [e.payload["price_fen"] for e in await store.read_stream("effects")] == [12, 14]
+    rows = await pool.fetch(f'SELECT topic, value, headers::text FROM "{store.schema}".outbox WHERE topic = $1', DEAD_LETTER)
+    assert [r["value"] for r in rows] == [b"13"] and "unlucky" in rows[0]["headers"]
+
+
+async def test_a_message_the_database_refuses_is_found_by_bisecting_and_dead_lettered_alone(store, pool):
+    values = [1, 2, 3, 666, 5, 6, 7]
+    await consume_batch(store, EFFECTS, [delivery(str(v).encode(), offset=i) for i, v in enumerate(values)])
+    assert [e.payload["price_fen"] for e in await store.read_stream("effects")] == [1, 2, 3, 5, 6, 7]
+    rows = await pool.fetch(f'SELECT value, headers::text FROM "{store.schema}".outbox WHERE topic = $1', DEAD_LETTER)
+    assert [r["value"] for r in rows] == [b"666"] and "refused by the database" in rows[0]["headers"]
+    assert await verify_chains(store) == []
+
+
+async def test_a_stream_that_moved_under_a_batch_is_detected_by_the_database_and_the_batch_decided_again(store):
+    decided = []
+
+    async def load_then_race(conn, uow, items):
+        await uow.load_heads(conn, ["effects"])
+        if not decided:  # another writer appends after our load: the batch's versions are stale
+            await store.append("effects", [price(1)], None, correlation_id="other")
+        decided.append(len(items))
+
+    racing = Consumer("test-consumer", by_value, append_effect, load_then_race)
+    await consume_batch(store, racing, [delivery(b"2", 0), delivery(b"3", 1)])
+    assert [e.payload["price_fen"] for e in await store.read_stream("effects")] == [1, 2, 3]
+    assert decided == [2, 2]
+    assert await verify_chains(store) == []
+
+
 async def test_a_message_that_cannot_be_decoded_is_dead_lettered_with_its_bytes_headers_and_reason(store, pool):
-    async def handle(uow, decoded):
-        raise AssertionError("never reached")
-
-    def decode(d: Delivery) -> Decoded[int]:
-        return Decoded(int(d.value), message_id="m", correlation_id="c")
-
-    await consume(store, "test-consumer", delivery(b"\xff\xfe not a number"), decode, handle)
+    await consume_batch(store, EFFECTS, [delivery(b"\xff\xfe not a number")])
     row = await pool.fetchrow(f'SELECT topic, key, value, headers::text FROM "{store.schema}".outbox')
     assert row["topic"] == DEAD_LETTER
     assert row["value"] == b"\xff\xfe not a number"
     assert row["key"] == b"k"
     assert '"h", "v"' in row["headers"] and "dlq.reason" in row["headers"] and "ValueError" in row["headers"]
+
+
+async def test_readers_never_skip_an_event_whose_transaction_commits_after_a_later_one(store):
+    slow = store.transaction()
+    early = await slow.__aenter__()
+    await early.append("slow", [price(1)], 0, correlation_id="c")  # takes its position first
+    await store.append("fast", [price(2)], 0, correlation_id="c")  # a later position, committed first
+    seen_while_open = [e.stream_id async for e in store.read_all()]
+    await slow.__aexit__(None, None, None)
+    seen_after = [e.stream_id async for e in store.read_all()]
+    assert seen_while_open == []  # nothing past the open transaction: it could still commit
+    assert sorted(seen_after) == ["fast", "slow"]
 
 
 async def test_the_projection_reader_gives_positions_types_and_payloads_and_can_filter_types(store):
