@@ -52,12 +52,16 @@ def _json(value: bytes, limit: int) -> Any:
         raise BadInput(f"JSON nested deeper than {MAX_NESTING} levels") from error
     except ValueError as error:  # JSONDecodeError, or an integer of more than 4300 digits
         raise BadInput(f"not JSON: {describe(error)}") from error
-    _check_text(parsed)
+    # Strictly decoded UTF-8 cannot hold a NUL or a lone surrogate except through a \\u escape, so
+    # text is only checked when the bytes have one; nesting is checked whenever brackets could nest deep.
+    escapes = b"\\u" in value
+    if escapes or value.count(b"[") + value.count(b"{") > MAX_NESTING:
+        _check_text(parsed, strings=escapes)
     return parsed
 
 
-def _check_text(value: Any) -> None:
-    """Refuse nesting deeper than MAX_NESTING and strings PostgreSQL cannot store, naming where."""
+def _check_text(value: Any, strings: bool = True) -> None:
+    """Refuse nesting deeper than MAX_NESTING and (with `strings`) text PostgreSQL cannot store, naming where."""
     stack: list[tuple[Any, tuple, int]] = [(value, (), 0)]
     while stack:
         item, path, depth = stack.pop()
@@ -66,9 +70,10 @@ def _check_text(value: Any) -> None:
                 raise BadInput(f"JSON nested deeper than {MAX_NESTING} levels")
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
-                if isinstance(key, str):
+                if strings and isinstance(key, str):
                     _check_string(key, path, "a key")
-                stack.append((child, (*path, key), depth + 1))
+                if strings or isinstance(child, dict | list):
+                    stack.append((child, (*path, key), depth + 1))
         elif isinstance(item, str):
             _check_string(item, path, "text")
 

@@ -12,7 +12,6 @@ identical re-send is a no-op, while a different message under a used id is dead-
 ("message_id ... was already used for a different message"), never silently dropped.
 """
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,7 +109,7 @@ class Outbox(Protocol):
 
 def send_receipt(uow: Outbox, receipt: Receipt) -> None:
     """Stage a receipt so the producer learns what became of its input."""
-    uow.enqueue(RECEIPTS, receipt.correlation_id, json.dumps(receipt.model_dump(mode="json")).encode())
+    uow.enqueue(RECEIPTS, receipt.correlation_id, receipt.model_dump_json().encode())
 
 
 def accepted(uow: Outbox, decoded: Decoded, service: str, status: str = "accepted") -> None:

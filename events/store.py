@@ -194,12 +194,15 @@ def _write_statement(schema: str) -> str:
                              $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::text[], $16::text[])
             AS n(global_position, event_id, stream_id, stream_version, event_type, schema_version, occurred_at,
                  producer, correlation_id, causation_id, payload, prev_hash, hash)),
+    linked AS (
+        SELECT stream_id, stream_version, prev_hash,
+               lag(hash) OVER w AS batch_hash, lag(stream_version) OVER w AS batch_version
+        FROM new WINDOW w AS (PARTITION BY stream_id ORDER BY stream_version)),
     broken AS (
-        SELECT 1 FROM new n
-        WHERE n.prev_hash IS DISTINCT FROM (CASE WHEN n.stream_version = 1 THEN '{GENESIS}' ELSE COALESCE(
-            (SELECT m.hash FROM new m WHERE m.stream_id = n.stream_id AND m.stream_version = n.stream_version - 1),
-            (SELECT e.hash FROM {q}.events e WHERE e.stream_id = n.stream_id AND e.stream_version = n.stream_version - 1))
-            END)
+        SELECT 1 FROM linked n
+        WHERE (n.batch_version IS NOT NULL AND (n.batch_version <> n.stream_version - 1 OR n.prev_hash <> n.batch_hash))
+           OR (n.batch_version IS NULL AND n.prev_hash IS DISTINCT FROM (CASE WHEN n.stream_version = 1 THEN '{GENESIS}' ELSE
+               (SELECT e.hash FROM {q}.events e WHERE e.stream_id = n.stream_id AND e.stream_version = n.stream_version - 1) END))
         LIMIT 1),
     stored AS (
         INSERT INTO {q}.events ({_COLUMNS})
@@ -379,7 +382,7 @@ def outbox_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
             items.append([base64.b64encode(name.encode("utf-8", "surrogateescape")).decode(), encoded, "base64"])
         else:
             items.append([name, value.decode("latin-1") if value is not None else None])
-    return json.dumps(items)
+    return orjson.dumps(items).decode()
 
 
 def kafka_headers_of(stored: str) -> list[tuple[str, bytes | None]]:
