@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,7 +25,7 @@ import orjson
 from contracts.envelope import Envelope
 from contracts.model import Contract
 from contracts.registry import EVENT_TOPIC, event_key
-from events.hashchain import GENESIS, BrokenLink, canonical_json, hashed_content, link_hash, verify_chain
+from events.hashchain import GENESIS, BrokenLink, canonical_bytes, canonical_json, hashed_content, link_hash, verify_chain
 from events.migrations import check_schema_name
 
 _COLUMNS = (
@@ -103,9 +103,50 @@ def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
     ]
 
 
-def envelope_bytes(envelope: Envelope) -> bytes:
+def envelope_bytes(envelope: "Envelope | StoredEvent") -> bytes:
     """The published form of an event: its envelope as canonical JSON."""
+    if isinstance(envelope, StoredEvent):
+        return canonical_bytes(envelope.wire())
     return canonical_json(envelope.model_dump(mode="json")).encode("utf-8")
+
+
+def _wire_time(moment: datetime) -> str:
+    """A time as the envelope model writes it (pydantic's JSON form: ISO 8601, UTC as Z)."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the write path builds it: the envelope's fields, without the model's validation
+    cost (`envelope()` gives the model). Its published bytes equal the model's
+    (tests/unit/test_stored_event.py)."""
+
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    stream_id: str
+    stream_version: int
+    occurred_at: datetime
+    producer: str
+    correlation_id: str
+    causation_id: str | None
+    payload: dict[str, Any]
+    global_position: int | None
+    prev_hash: str | None
+    hash: str | None
+
+    def wire(self) -> dict[str, Any]:
+        """The envelope as JSON data, exactly as `Envelope.model_dump(mode="json")` gives it."""
+        return {
+            "event_id": str(self.event_id), "event_type": self.event_type, "schema_version": self.schema_version,
+            "stream_id": self.stream_id, "stream_version": self.stream_version, "occurred_at": _wire_time(self.occurred_at),
+            "producer": self.producer, "correlation_id": self.correlation_id, "causation_id": self.causation_id,
+            "payload": self.payload, "global_position": self.global_position, "prev_hash": self.prev_hash, "hash": self.hash,
+        }
+
+    def envelope(self) -> Envelope:
+        return Envelope.model_validate(self.wire())
 
 
 def chain_envelopes(
@@ -117,7 +158,7 @@ def chain_envelopes(
     correlation_id: str,
     causation_id: str | None,
     now: datetime,
-) -> list[Envelope]:
+) -> list[StoredEvent]:
     """The envelopes of new events after a stream's head (version, hash): versions and hash links
     computed here, in Python; the insert has the database verify them (`write_batch`)."""
     version, prev_hash = head
@@ -137,7 +178,7 @@ def chain_envelopes(
             payload=model.model_dump(mode="json"),
         )
         digest = link_hash(prev_hash, hashed_content(**fields))
-        envelopes.append(Envelope.model_construct(**fields, global_position=None, prev_hash=prev_hash, hash=digest))
+        envelopes.append(StoredEvent(**fields, global_position=None, prev_hash=prev_hash, hash=digest))
         prev_hash = digest
     return envelopes
 
@@ -158,7 +199,7 @@ async def stream_heads(conn: asyncpg.Connection, schema: str, stream_ids: Sequen
     return {row["stream_id"]: (row["stream_version"], row["hash"]) for row in rows}
 
 
-async def assign_positions(conn: asyncpg.Connection, schema: str, envelopes: Sequence[Envelope]) -> list[Envelope]:
+async def assign_positions(conn: asyncpg.Connection, schema: str, envelopes: Sequence[StoredEvent]) -> list[StoredEvent]:
     """Global positions for new events, from the schema's sequence, in one query. Positions are
     unique and increase within a transaction; readers take commit order from transaction ids
     (`EventStore.read_all`), so no lock is held across the commit."""
@@ -169,10 +210,10 @@ async def assign_positions(conn: asyncpg.Connection, schema: str, envelopes: Seq
             FROM generate_series(1, $1)) AS taken""",
         len(envelopes),
     )
-    return [e.model_copy(update={"global_position": p}) for e, p in zip(envelopes, positions)]
+    return [replace(e, global_position=p) for e, p in zip(envelopes, positions)]
 
 
-def event_outbox_rows(envelopes: Sequence[Envelope], router: Router) -> list[OutboxRow]:
+def event_outbox_rows(envelopes: Sequence[StoredEvent], router: Router) -> list[OutboxRow]:
     """The outbox rows of stored events (each on its route; an event without one is not published)."""
     rows: list[OutboxRow] = []
     for envelope in envelopes:
@@ -223,7 +264,7 @@ async def write_batch(
     schema: str,
     *,
     inbox: Sequence[tuple[str, str, str | None]] = (),
-    envelopes: Sequence[Envelope] = (),
+    envelopes: Sequence[StoredEvent] = (),
     outbox: Sequence[OutboxRow] = (),
 ) -> None:
     """Inbox marks, events (with positions) and outbox rows in ONE statement, which also wakes the
@@ -270,7 +311,7 @@ class UnitOfWork:
     schema: str
     producer: str
     router: Router
-    appended: list[Envelope] = field(default_factory=list)
+    appended: list[StoredEvent] = field(default_factory=list)
 
     async def append(
         self,
@@ -280,7 +321,7 @@ class UnitOfWork:
         *,
         correlation_id: str,
         causation_id: str | None = None,
-    ) -> list[Envelope]:
+    ) -> list[StoredEvent]:
         """Append events to a stream at `expected_version` (events already in it; None: any).
 
         Raises ConcurrencyError when the stream has moved on.
@@ -326,7 +367,7 @@ async def append_events(
     *,
     correlation_id: str,
     causation_id: str | None = None,
-) -> list[Envelope]:
+) -> list[StoredEvent]:
     """Append to one stream in three round trips, none of them holding a lock: the head and
     positions, then events and outbox rows in one statement that verifies versions and links."""
     heads = await stream_heads(conn, schema, [stream_id])
@@ -425,7 +466,7 @@ class EventStore:
         *,
         correlation_id: str,
         causation_id: str | None = None,
-    ) -> list[Envelope]:
+    ) -> list[StoredEvent]:
         """Append outside any open transaction: the events and their outbox rows are one statement
         (see `append_events`), so they commit together or not at all."""
         async with self.pool.acquire() as conn:

@@ -32,7 +32,6 @@ from typing import Any
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from contracts.envelope import Envelope
 from contracts.topics import DEAD_LETTER
 from events.consumer import Decoded, Delivery, Rejection, dead_letter_headers, describe, shorten, DEAD_LETTER_MAX_BYTES
 from events.hashchain import GENESIS
@@ -41,6 +40,7 @@ from events.store import (
     EventStore,
     NewEvent,
     OutboxRow,
+    StoredEvent,
     assign_positions,
     chain_envelopes,
     event_outbox_rows,
@@ -102,7 +102,7 @@ class _Stage:
 
     view: dict[tuple[str, Any], Any] = field(default_factory=dict)
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)
-    envelopes: list[Envelope] = field(default_factory=list)
+    envelopes: list[StoredEvent] = field(default_factory=list)
     messages: list[tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes | None]]]] = field(default_factory=list)
     rows: list[tuple[Table, Any, dict[str, Any]]] = field(default_factory=list)
     inserts: list[tuple[Table, Any, dict[str, Any]]] = field(default_factory=list)
@@ -126,7 +126,7 @@ class BatchUnitOfWork:
         self.view: dict[tuple[str, Any], Any] = {}
         self.heads: dict[str, tuple[int, str]] = {}
         self.seen: dict[tuple[str, str], str | None] = {}  # (consumer, message id) -> digest, inbox and this batch
-        self.envelopes: list[Envelope] = []
+        self.envelopes: list[StoredEvent] = []
         self.messages: list[tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes | None]]]] = []
         self.rows: dict[str, tuple[Table, dict[Any, dict[str, Any]]]] = {}
         self.inserts: dict[str, tuple[Table, dict[Any, dict[str, Any]]]] = {}
@@ -176,7 +176,7 @@ class BatchUnitOfWork:
 
     # -- staging -----------------------------------------------------------------------------
     @property
-    def appended(self) -> list[Envelope]:
+    def appended(self) -> list[StoredEvent]:
         """The events the current message appended so far."""
         return self._stage.envelopes
 
@@ -188,7 +188,7 @@ class BatchUnitOfWork:
         *,
         correlation_id: str,
         causation_id: str | None = None,
-    ) -> list[Envelope]:
+    ) -> list[StoredEvent]:
         """Stage events on a stream at `expected_version` (None: any). Raises ConcurrencyError when
         the stream is elsewhere: the batch is decided again from a fresh load."""
         if not events:
