@@ -36,6 +36,14 @@ SETTLEMENT_EVENTS = "farmlink.settlement.events"
 RECEIPTS = "farmlink.receipts"
 DEAD_LETTER = "farmlink.deadletter"
 RELAY_CHECKPOINTS = "farmlink.relay.checkpoints"
+SEQUENCE_MARKERS = "farmlink.sequence.markers"
+
+SEQUENCE_HEADER = "farmlink.sequence"
+"""Kafka header of an input that must reach the matcher in its producer's order:
+`<run>/<product>/<seq>`, seq = 1, 2, ... for the run's lines of that product that the matcher
+journals (`farmlink publish` sets it). The owning service copies it onto the events the input
+leads to, or, when it rejects the input, onto a marker on SEQUENCE_MARKERS; the matching service
+journals a run's inputs of one product in seq order (docs/architecture.md, "Ordering")."""
 
 EVENT_PARTITIONS = 6
 
@@ -53,5 +61,6 @@ TOPICS: tuple[Topic, ...] = (
     Topic(SETTLEMENT_EVENTS, EVENT_PARTITIONS, True, "DeliveryConfirmed, PaymentMade, PaymentSplit, PlanRecorded"),
     Topic(RECEIPTS, 1, False, "one receipt per input command: accepted or rejected with the reason"),
     Topic(DEAD_LETTER, 1, True, "messages that could not be decoded or validated, with reason, bytes and headers"),
+    Topic(SEQUENCE_MARKERS, EVENT_PARTITIONS, True, "a sequenced input its service rejected, keyed by product, so the matcher skips its place"),
     Topic(RELAY_CHECKPOINTS, 1, True, "per schema, the outbox rows of the relay's last Kafka transaction (compacted)", compacted=True),
 )

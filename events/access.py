@@ -30,6 +30,7 @@ from contracts.topics import (
     OFFERS,
     RECEIPTS,
     RELAY_CHECKPOINTS,
+    SEQUENCE_MARKERS,
     SETTLEMENT_EVENTS,
     SETTLEMENT_INPUT,
     TOPICS,
@@ -95,10 +96,11 @@ def _service(name: str, read: tuple[str, ...], write: tuple[str, ...], groups: t
 
 
 PRINCIPALS: tuple[Principal, ...] = (
-    _service("cooperative", read=(COOPERATIVE_INPUT,), write=(COOPERATIVE_EVENTS,)),
-    _service("buyer", read=(BUYER_INPUT,), write=(BUYER_EVENTS,)),
-    _service("market", read=(MARKET_INPUT,), write=(MARKET_EVENTS,)),
-    _service("matching", read=(COOPERATIVE_EVENTS, BUYER_EVENTS, MARKET_EVENTS), write=(MATCHING_JOURNAL, FILLS, OFFERS)),
+    _service("cooperative", read=(COOPERATIVE_INPUT,), write=(COOPERATIVE_EVENTS, SEQUENCE_MARKERS)),
+    _service("buyer", read=(BUYER_INPUT,), write=(BUYER_EVENTS, SEQUENCE_MARKERS)),
+    _service("market", read=(MARKET_INPUT,), write=(MARKET_EVENTS, SEQUENCE_MARKERS)),
+    _service("matching", read=(COOPERATIVE_EVENTS, BUYER_EVENTS, MARKET_EVENTS, SEQUENCE_MARKERS),
+             write=(MATCHING_JOURNAL, FILLS, OFFERS)),
     _service(
         "settlement",
         read=(SETTLEMENT_INPUT, COOPERATIVE_EVENTS, FILLS),

@@ -81,6 +81,7 @@ class ServiceRuntime:
         self.store: EventStore | None = None
         self.relay: OutboxRelay | None = None
         self.on_start: list[Callable[[], Awaitable[None]]] = []
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
     def subscriber(self, *topics: str, **options):
         """Subscribe in this service's consumer group: from the earliest offset, in batches of up to
@@ -128,6 +129,8 @@ class ServiceRuntime:
                                f"(infra/README.md, 'PostgreSQL roles')") from exc
 
     async def close(self) -> None:
+        for hook in self.on_stop:
+            await hook()
         if self.relay is not None:
             await self.relay.stop()
         if self.pool is not None:

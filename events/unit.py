@@ -30,9 +30,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
+import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from contracts.topics import DEAD_LETTER
+from contracts.topics import DEAD_LETTER, SEQUENCE_HEADER, SEQUENCE_MARKERS
 from events.consumer import Decoded, Delivery, Rejection, dead_letter_headers, describe, shorten, DEAD_LETTER_MAX_BYTES
 from events.hashchain import GENESIS
 from events.store import (
@@ -109,6 +110,7 @@ class _Stage:
     patches: list[tuple[Table, Any, dict[str, Any]]] = field(default_factory=list)
     additions: list[tuple[Table, tuple, dict[str, Any]]] = field(default_factory=list)
     inbox: list[tuple[str, str, str | None]] = field(default_factory=list)
+    carry: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 _MISSING = object()
@@ -133,6 +135,7 @@ class BatchUnitOfWork:
         self.patches: dict[str, tuple[Table, dict[Any, dict[str, Any]]]] = {}
         self.additions: dict[str, tuple[Table, tuple[str, ...], dict[tuple, dict[str, Any]]]] = {}
         self.inbox: list[tuple[str, str, str | None]] = []
+        self.carried: dict[Any, list[tuple[str, bytes]]] = {}  # event id -> headers its input's record passes on
         self._stage = _Stage()
 
     # -- the view --------------------------------------------------------------------------
@@ -233,6 +236,10 @@ class BatchUnitOfWork:
         key_bytes = key.encode() if isinstance(key, str) else key
         self._stage.messages.append((topic, key_bytes, value, list(headers)))
 
+    def carry(self, headers: Sequence[tuple[str, bytes]]) -> None:
+        """Headers of the current message's record that its events take along (the sequence stamp)."""
+        self._stage.carry = list(headers)
+
     def mark(self, consumer: str, message_id: str, digest: str | None) -> None:
         self._stage.inbox.append((consumer, message_id, digest))
 
@@ -250,6 +257,9 @@ class BatchUnitOfWork:
         self.view.update(stage.view)
         self.heads.update(stage.heads)
         self.envelopes += stage.envelopes
+        if stage.carry:
+            for envelope in stage.envelopes:
+                self.carried[envelope.event_id] = stage.carry
         self.messages += stage.messages
         for table, key, row in stage.rows:
             self.rows.setdefault(table.name, (table, {}))[1][key] = row
@@ -283,6 +293,8 @@ class BatchUnitOfWork:
         """Everything the batch kept: one statement for inbox, events and outbox, one per projection table."""
         stored = await assign_positions(conn, self.schema, self.envelopes)
         outbox: list[OutboxRow] = event_outbox_rows(stored, self.router)
+        if self.carried:
+            outbox = [(t, k, v, [*h, *self.carried.get(e, ())], e) for t, k, v, h, e in outbox]
         outbox += [(topic, key, value, headers, None) for topic, key, value, headers in self.messages]
         await write_batch(conn, self.schema, inbox=self.inbox, envelopes=stored, outbox=outbox)
         for table, rows in self.rows.values():
@@ -309,6 +321,9 @@ Loader = Callable[[asyncpg.Connection, BatchUnitOfWork, Sequence[Decoded]], Awai
 Rejected = Callable[[BatchUnitOfWork, Decoded | None, str], None]
 
 
+Arranger = Callable[[asyncpg.Connection, BatchUnitOfWork, list, Callable[[Delivery], Any]], Awaitable[list]]
+
+
 async def _no_load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
     return None
 
@@ -323,6 +338,8 @@ class Consumer:
     load: Loader = _no_load
     on_rejected: Rejected | None = None
     on_abort: Callable[[], None] | None = None  # a batch was not committed: drop in-memory state built from it
+    arrange: Arranger | None = None  # the order to handle a batch's items in (events/sequence.py), parking some
+    skip_markers: bool = False  # an input service: a refused sequenced input leaves a marker for the matcher
 
 
 class ReusedMessageId(Rejection):
@@ -357,12 +374,14 @@ def decide_batch(uow: BatchUnitOfWork, consumer: Consumer, items: Sequence[_Item
         reused = False
         problem = item.problem
         if problem is None:
-            problem, reused = _decide_one(uow, consumer, item.decoded)
+            problem, reused = _decide_one(uow, consumer, item)
         if problem is not None:
             _dead_letter_once(uow, consumer, item, problem, by_delivery=reused)
 
 
-def _decide_one(uow: BatchUnitOfWork, consumer: Consumer, decoded: Decoded) -> tuple[str | None, bool]:
+def _decide_one(uow: BatchUnitOfWork, consumer: Consumer, item: _Item) -> tuple[str | None, bool]:
+    decoded = item.decoded
+    assert decoded is not None
     seen, earlier = uow.seen_digest(consumer.name, decoded.message_id)
     if seen:
         if decoded.digest is not None and earlier is not None and earlier != decoded.digest:
@@ -371,6 +390,9 @@ def _decide_one(uow: BatchUnitOfWork, consumer: Consumer, decoded: Decoded) -> t
         return None, False  # done before: no second effect
     try:
         uow.mark(consumer.name, decoded.message_id, decoded.digest)
+        stamp = [(n, v) for n, v in item.delivery.headers if n == SEQUENCE_HEADER and v is not None]
+        if stamp:
+            uow.carry(stamp)
         consumer.handle(uow, decoded)
     except Rejection as refusal:
         uow.drop()
@@ -394,9 +416,23 @@ def _dead_letter_once(uow: BatchUnitOfWork, consumer: Consumer, item: _Item, rea
         return
     uow.mark(consumer.name, message_id, None if by_delivery else item.decoded.digest)  # type: ignore[union-attr]
     dead_letter(uow, item.delivery, consumer.name, reason)
+    if consumer.skip_markers:
+        _skip_marker(uow, item, reason)
     if consumer.on_rejected is not None:
         consumer.on_rejected(uow, item.decoded, reason)
     uow.keep()
+
+
+def _skip_marker(uow: BatchUnitOfWork, item: _Item, reason: str) -> None:
+    """A sequenced input this service refused: tell the matcher its place is empty (events/sequence.py)."""
+    for name, value in item.delivery.headers:
+        if name == SEQUENCE_HEADER and value is not None:
+            parts = value.decode("utf-8", "replace").split("/")
+            if len(parts) == 3:
+                body = {"run": parts[0], "product": parts[1], "seq": parts[2], "reason": reason,
+                        "message_id": item.decoded.message_id if item.decoded is not None else None}
+                uow.enqueue(SEQUENCE_MARKERS, parts[1], orjson.dumps(body), [(name, value)])
+            return
 
 
 def inbox_ids(consumer: Consumer, items: Sequence[_Item]) -> list[str]:
@@ -418,6 +454,14 @@ async def _attempt(store: EventStore, consumer: Consumer, items: Sequence[_Item]
                 f'SELECT message_id, digest FROM "{store.schema}".inbox WHERE consumer = $1 AND message_id = ANY($2::text[])',
                 consumer.name, inbox_ids(consumer, items))
             uow.seen = {(consumer.name, row["message_id"]): row["digest"] for row in rows}
+            if consumer.arrange is not None:
+                items = await consumer.arrange(conn, uow, list(items), lambda d: _decoded_item(consumer, d))
+                extra = [i.decoded.message_id for i in items if i.decoded is not None and (consumer.name, i.decoded.message_id) not in uow.seen]
+                if extra:
+                    rows = await conn.fetch(
+                        f'SELECT message_id, digest FROM "{store.schema}".inbox WHERE consumer = $1 AND message_id = ANY($2::text[])',
+                        consumer.name, extra)
+                    uow.seen.update({(consumer.name, row["message_id"]): row["digest"] for row in rows})
             await consumer.load(conn, uow, [item.decoded for item in items if item.decoded is not None and item.problem is None])
             decide_batch(uow, consumer, items)
             await uow.write(conn)
@@ -463,13 +507,14 @@ async def _handle(store: EventStore, consumer: Consumer, items: list[_Item], att
         await _handle(store, consumer, items[half:], attempts)
 
 
+def _decoded_item(consumer: Consumer, delivery: Delivery) -> _Item:
+    try:
+        return _Item(delivery, consumer.decode(delivery))
+    except Exception as error:  # poison: dead-lettered in the same transaction
+        return _Item(delivery, None, describe(error))
+
+
 async def consume_batch(store: EventStore, consumer: Consumer, deliveries: Sequence[Delivery], attempts: int = 5) -> None:
     """Handle a Kafka batch in one transaction (see the module's docstring). Any error other than a
     rejection or a data error propagates, so no offset is committed and the batch comes again."""
-    items: list[_Item] = []
-    for delivery in deliveries:
-        try:
-            items.append(_Item(delivery, consumer.decode(delivery)))
-        except Exception as error:  # poison: dead-lettered in the same transaction
-            items.append(_Item(delivery, None, describe(error)))
-    await _handle(store, consumer, items, attempts)
+    await _handle(store, consumer, [_decoded_item(consumer, d) for d in deliveries], attempts)

@@ -1,11 +1,18 @@
 """`farmlink publish`: send scenario lines through each owning service's input topic, as that
-producer, so that the matcher's journal order equals the file order.
+producer, so that the matcher's journal order equals the file order, without waiting for a
+receipt per line.
 
-Ordering across services is not something Kafka gives, so the publisher waits: a line is
-done when its service sent a receipt (accepted or rejected) and, for inputs the matcher
-journals, when the matcher's receipt came; a settlement line also waits until settlement
-has recorded every fill made so far. Consecutive lines for the same input topic and key
-travel one partition end to end in order, so they are sent without waiting.
+- Every line of a run is keyed by the run id, so each service's lines travel one partition
+  and the service handles them in file order (registrations before what uses them).
+- Every line the matcher journals carries a stamp `<run>/<product>/<seq>` (Kafka header
+  `farmlink.sequence`); the service passes it on with its event, or on a marker when it refuses
+  the line; the matching service journals a run's lines of a product in seq order
+  (events/sequence.py), whatever order the three event topics deliver them in.
+- Only a delivery or payment line waits: for the fills made by the lines before it to reach
+  settlement. An order cancellation whose order this file did not place (so its product is
+  unknown here) is sent alone, after everything before it is done.
+A line is done when its service sent a receipt (accepted or rejected) and, for inputs the matcher
+journals, when the matcher's receipt came; lines are reported in file order.
 """
 
 import asyncio
@@ -27,7 +34,7 @@ from contracts.inputs import (
     producer_of,
 )
 from contracts.signing import sign
-from contracts.topics import RECEIPTS
+from contracts.topics import RECEIPTS, SEQUENCE_HEADER
 from events.access import COOPERATIVE, INPUT_PRODUCER
 from events.relay import idempotent_producer
 from farmlink.keyring import Keyring, local_keyring
@@ -35,6 +42,8 @@ from events.settings import kafka_options, settings
 from farmlink.scenario import LineError, ScenarioLine
 
 RECEIPT_TIMEOUT_S = 60.0
+"""How long the publisher waits without hearing anything back before it gives up."""
+FILL_DEPENDENT_TYPES = frozenset({"delivery.confirmed", "payment.made"})
 
 
 def key_of(input_type: str, payload: dict) -> str:
@@ -132,9 +141,12 @@ class ReceiptWatcher:
             self.changed.set()
 
     async def wait_for(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait until `condition` holds; give up after RECEIPT_TIMEOUT_S without any receipt."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RECEIPT_TIMEOUT_S
         while not condition():
+            if self.changed.is_set():
+                deadline = loop.time() + RECEIPT_TIMEOUT_S  # something came back: the services are working
             self.changed.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -164,12 +176,13 @@ async def publish_lines(
     principals = list(dict.fromkeys(
         INPUT_PRODUCER[SERVICE_INPUT_TOPIC[INPUT_OWNER[line.type]]] for line in lines if isinstance(line, ScenarioLine)))
     watcher = ReceiptWatcher(bootstrap, run_id, principals[0] if principals else COOPERATIVE)
-    producers = {p: idempotent_producer(bootstrap, linger_ms=0, **kafka_options(settings(), p)) for p in principals}
+    producers = {p: idempotent_producer(bootstrap, linger_ms=5, **kafka_options(settings(), p)) for p in principals}
     await watcher.start()
     for producer in producers.values():
         await producer.start()
     in_flight: list[LineProgress] = []
-    lane: tuple[str, str] | None = None
+    sequence: dict[str, int] = {}  # product -> last seq stamped in this run
+    order_products: dict[str, str] = {}  # order id -> product, for cancellations
 
     def settle_finished() -> None:
         while in_flight and in_flight[0].done:
@@ -184,8 +197,9 @@ async def publish_lines(
                 summary.accepted += 1
                 on_line(progress.line, None)
 
-    async def drain() -> None:
-        await watcher.wait_for(lambda: all(p.done for p in in_flight), f"line {in_flight[0].line.line_no}" if in_flight else "lines")
+    async def drain(condition: Callable[[], bool] | None = None) -> None:
+        first = f"line {in_flight[0].line.line_no}" if in_flight else "lines"
+        await watcher.wait_for(condition or (lambda: all(p.done for p in in_flight)), first)
         settle_finished()
 
     try:
@@ -199,23 +213,38 @@ async def publish_lines(
                 continue
             service = INPUT_OWNER[line.type]
             topic = SERVICE_INPUT_TOPIC[service]
-            key = input_key(line)
-            if service == "settlement":
+            headers: list[tuple[str, bytes]] = []
+            alone = strict
+            if line.type in MATCHER_INPUT_TYPES:
+                product = line.payload.get("product") or order_products.get(str(line.payload.get("order_id")))
+                if line.type == "order.placed" and product is not None:
+                    order_products[str(line.payload.get("order_id"))] = str(product)
+                if isinstance(product, str):
+                    sequence[product] = sequence.get(product, 0) + 1
+                    headers.append((SEQUENCE_HEADER, f"{run_id}/{product}/{sequence[product]}".encode()))
+                else:
+                    alone = True  # its product is not known here: nothing may overtake it, it overtakes nothing
+            if alone:
                 await drain()
+            elif line.type in FILL_DEPENDENT_TYPES:
+                await drain(lambda: all(p.done for p in in_flight if p.needs_journal))
                 await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
-            elif lane != (topic, key) or strict:
-                await drain()
             if strict and summary.rejected:
                 summary.stopped_early = True
                 break
-            lane = (topic, key)
             correlation_id = f"{run_id}:{line.line_no}"
             message = input_message(line.type, line.payload, correlation_id, keyring)
             progress = LineProgress(line, needs_journal=line.type in MATCHER_INPUT_TYPES)
             watcher.lines[correlation_id] = progress
             in_flight.append(progress)
-            await producers[INPUT_PRODUCER[topic]].send_and_wait(topic, message.model_dump_json().encode(), key=key.encode())
+            sent = await producers[INPUT_PRODUCER[topic]].send(topic, message.model_dump_json().encode(), key=run_id.encode(),
+                                                               headers=headers)
+            if alone:
+                await sent
+                await drain()
             settle_finished()
+        for producer in producers.values():
+            await producer.flush()
         await drain()
     finally:
         for producer in producers.values():

@@ -6,7 +6,10 @@ can never both write a product. Kafka keys are products and the range assignor g
 instance the same partitions of every input topic, so a product's inputs meet in one place.
 """
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +20,18 @@ from faststream.kafka import KafkaMessage
 
 from contracts.inputs import Receipt
 from contracts.matching import FillMade
-from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, MARKET_EVENTS
+from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, MARKET_EVENTS, SEQUENCE_MARKERS
 from events.codec import decode_event
-from events.consumer import Decoded, send_receipt
+from events.consumer import Decoded, Delivery, send_receipt
+from events.sequence import Sequencer, stamp_of
 from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
 from matcher.book import Book
 from matcher.facts import OfferClosed, OfferOpened, OfferShrunk
 from matcher.journal import JOURNALED_TYPES, fact_from
 from services.matching.outcomes import journal_entry, outcome_event
+
+log = logging.getLogger(__name__)
 
 SERVICE = "matching"
 runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
@@ -74,7 +80,8 @@ async def load_book(conn: asyncpg.Connection, product: str) -> LiveBook:
 
 async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
     """The books of the products the batch names (from memory, or rebuilt) and their streams' heads."""
-    products = list(dict.fromkeys(item.item[1].product for item in items if item.item[0].event_type in JOURNALED_TYPES))
+    products = list(dict.fromkeys(item.item[1].product for item in items
+                                  if item.item[0] is not None and item.item[0].event_type in JOURNALED_TYPES))
     for product in products:
         await load_book(conn, product)
     await uow.load_heads(conn, [market_stream(p) for p in products])
@@ -83,8 +90,8 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
 def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     """Journal the input, let the matcher decide, record the outcomes, project offers, send a receipt."""
     envelope, payload = decoded.item
-    if envelope.event_type not in JOURNALED_TYPES:
-        return
+    if envelope is None or envelope.event_type not in JOURNALED_TYPES:
+        return  # a marker: a sequenced input its service refused; its place in the run is passed (events/sequence.py)
     product = payload.product
     live = books[product]
     fact_payload = payload.model_dump(mode="json", exclude={"signed_input"})  # the signature evidence never reaches the matcher
@@ -131,15 +138,64 @@ def forget_books() -> None:
     books.clear()
 
 
-CONSUMER = Consumer(SERVICE, decode_event, handle, load, on_abort=forget_books)
+def decode(delivery: Delivery) -> Decoded:
+    """An input event, or a marker from SEQUENCE_MARKERS (item (None, None)) standing for a refused sequenced input."""
+    if delivery.topic == SEQUENCE_MARKERS:
+        stamp = stamp_of(delivery.headers)
+        if stamp is None:
+            raise ValueError(f"{SEQUENCE_MARKERS}: a marker without a valid sequence header")
+        marker = json.loads(delivery.value)
+        return Decoded((None, None), message_id=f"marker:{stamp.run}/{stamp.product}/{stamp.seq}",
+                       correlation_id=str(marker.get("message_id") or stamp.run))
+    return decode_event(delivery)
+
+
+SEQUENCER = Sequencer()
+CONSUMER = Consumer(SERVICE, decode, handle, load, on_abort=forget_books, arrange=SEQUENCER.arrange)
+batches = asyncio.Lock()  # one batch at a time touches the books: the subscriber's and the gap sweeper's
+SWEEP_INTERVAL_S = 10.0
+
+
+async def sweep_gaps() -> None:
+    """Now and then, hand over parked inputs whose gap outlived the timeout, even when no new input comes."""
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        try:
+            async with batches:
+                await consume_batch(require_store(runtime), CONSUMER, [])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            forget_books()
+            log.exception("matching: sweeping sequence gaps failed; trying again later")
+
+
+sweeper: list[asyncio.Task] = []
+
+
+async def start_sweeper() -> None:
+    sweeper.append(asyncio.create_task(sweep_gaps(), name="matching-sequence-sweeper"))
+
+
+async def stop_sweeper() -> None:
+    while sweeper:
+        task = sweeper.pop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+runtime.on_start.append(start_sweeper)
+runtime.on_stop.append(stop_sweeper)
 
 
 @runtime.subscriber(
-    COOPERATIVE_EVENTS, BUYER_EVENTS, MARKET_EVENTS, partition_assignment_strategy=(RangePartitionAssignor,)
+    COOPERATIVE_EVENTS, BUYER_EVENTS, MARKET_EVENTS, SEQUENCE_MARKERS, partition_assignment_strategy=(RangePartitionAssignor,)
 )
 async def on_input_event(body: list[bytes], message: KafkaMessage) -> None:
     try:
-        await consume_batch(require_store(runtime), CONSUMER, deliveries_of(message))
+        async with batches:
+            await consume_batch(require_store(runtime), CONSUMER, deliveries_of(message))
     except BaseException:
         forget_books()
         raise
