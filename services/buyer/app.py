@@ -113,7 +113,7 @@ def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     accepted(uow, decoded, SERVICE)
 
 
-CONSUMER = Consumer(SERVICE, decode_input, handle, load, rejected_receipt(SERVICE))
+CONSUMER = Consumer(SERVICE, decode_input, handle, load, rejected_receipt(SERVICE), skip_markers=True)
 
 
 @runtime.subscriber(BUYER_INPUT)
