@@ -53,28 +53,60 @@ def contracts_export() -> None:
 
 
 @app.command()
-def serve(name: str = typer.Argument(..., help=f"one of: {', '.join(processes.SERVICES)}")) -> None:
-    """Run one service in the foreground until Ctrl-C or SIGTERM."""
+def serve(
+    name: str = typer.Argument(..., help=f"one of: {', '.join(processes.SERVICES)}"),
+    instance: int = typer.Option(1, "--instance", min=1, help="which instance of the service this is (its ready file); "
+                                 "instances of one service share its consumer groups and its partitions"),
+) -> None:
+    """Run one instance of a service in the foreground until Ctrl-C or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    processes.serve(name)
+    # Joins, revocations and "Setting newly assigned partitions ...": which instance holds which partitions.
+    logging.getLogger("aiokafka.consumer.group_coordinator").setLevel(logging.INFO)
+    processes.serve(name, instance)
 
 
 @app.command()
-def up() -> None:
+def up(
+    instances: str = typer.Option(
+        "", "--instances", metavar="SERVICE=COUNT,...",
+        help="run this many instances of the services named, e.g. matching=2,settlement=2 (they share the "
+             "partitions; surplus instances are stopped); services not named run one instance. See docs/scaling.md"),
+) -> None:
     """Start Kafka and PostgreSQL (unless external ones are configured) and every service."""
     from farmlink import infra
 
+    try:
+        counts = processes.parse_instances(instances)
+    except processes.InstancesError as error:
+        console.print(str(error), style="red", highlight=False)
+        raise typer.Exit(2)
     _quiet_logs()
+    for service, count in counts.items():
+        if count > (useful := processes.useful_instances(service)):
+            console.print(f"{service}={count}: its busiest topic has {useful} partitions, so {count - useful} "
+                          f"instance(s) will stand idle as spares", style="yellow", highlight=False)
     infra.ensure_up(progress=lambda message: console.print(message, style="dim", highlight=False))
-    processes.start_all(say=lambda message: console.print(message, style="dim"))
-    console.print("farmlink is up: " + ", ".join(processes.SERVICES))
+    processes.start_all(say=lambda message: console.print(message, style="dim"), instances=counts)
+    running = {service: processes.running_count(service) for service in processes.SERVICES}
+    console.print("farmlink is up: " + ", ".join(f"{s} x{n}" if n > 1 else s for s, n in running.items()))
 
 
 @app.command()
 def down() -> None:
-    """Stop every service (Kafka and PostgreSQL keep running: `farmlink infra down` stops them)."""
+    """Stop every instance of every service (Kafka and PostgreSQL keep running: `farmlink infra down` stops them)."""
     processes.stop_all(say=lambda message: console.print(message, style="dim"))
+
+
+@app.command()
+def status(fmt: Format = typer.Option(Format.table, "--format", help="table, or one JSON object a line")) -> None:
+    """Each instance of each service: pid, state (running, starting, stopped) and log. Exit 1 when a service has none running."""
+    rows = [
+        {"service": i.service, "instance": i.name, "pid": i.pid, "state": i.state, "log": str(i.log)}
+        for i in processes.instances()
+    ]
+    _print_rows(rows, fmt, "services")
+    raise typer.Exit(0 if all(processes.running_count(s) for s in processes.SERVICES) else 1)
 
 
 @app.command()

@@ -1,18 +1,38 @@
-"""Running the services as background processes: `farmlink up`, `farmlink down`, `farmlink serve`."""
+"""Running the services as background processes: `farmlink up`, `farmlink down`, `farmlink status`, `farmlink serve`.
+
+A service may run as several instances (`farmlink up --instances matching=2,settlement=2`): they
+join the service's consumer groups, Kafka shares the partitions among them and moves them when
+one stops or starts, and the event store's expected-version appends keep any two from writing
+the same stream (docs/scaling.md). Each instance has its own pid, ready and log file under
+FARMLINK_HOME: the first keeps the service's plain name (`matching.pid`, `logs/matching.log`), so a
+single-instance setup looks as it always did; the others are numbered (`matching.2.pid`,
+`logs/matching.2.log`).
+"""
 
 import asyncio
 import importlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from contracts.topics import RELAY_CHECKPOINTS, TOPICS
+from events.access import BY_NAME, service_principal
 from events.settings import settings
 
 SERVICES = ("cooperative", "buyer", "market", "matching", "settlement")
 READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+_INSTANCE_NAME = re.compile(r"^(?P<service>[a-z]+)(?:\.(?P<index>[1-9][0-9]*))?$")
+
+
+class InstancesError(ValueError):
+    """An --instances argument farmlink cannot use; the message names the bad part."""
 
 
 def run_dir() -> Path:
@@ -27,12 +47,76 @@ def log_dir() -> Path:
     return path
 
 
+def instance_name(service: str, index: int = 1) -> str:
+    """The name of a service's instance: the plain service name for the first, `service.N` for the N-th."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+    if index < 1:
+        raise ValueError(f"instance numbers start at 1, not {index}")
+    return service if index == 1 else f"{service}.{index}"
+
+
+def parse_instance_name(name: str) -> tuple[str, int] | None:
+    """(service, index) of an instance name (`matching` -> (matching, 1), `matching.2` -> (matching, 2)); None if it is none."""
+    match = _INSTANCE_NAME.match(name)
+    if match is None or match["service"] not in SERVICES:
+        return None
+    index = int(match["index"] or 1)
+    if match["index"] == "1":  # `matching.1` is spelled `matching`
+        return None
+    return match["service"], index
+
+
 def pid_file(name: str) -> Path:
+    """The pid file of an instance (`matching`, `matching.2`)."""
     return run_dir() / f"{name}.pid"
 
 
 def ready_file(name: str) -> Path:
+    """Written by an instance once it consumes (`matching.ready`, `matching.2.ready`)."""
     return run_dir() / f"{name}.ready"
+
+
+def log_file(name: str) -> Path:
+    """The log of an instance (`logs/matching.log`, `logs/matching.2.log`)."""
+    return log_dir() / f"{name}.log"
+
+
+def parse_instances(spec: str | None) -> dict[str, int]:
+    """`matching=2,settlement=2` -> {"matching": 2, "settlement": 2}; an empty spec -> {}.
+
+    Raises InstancesError naming the bad part: a part that is not SERVICE=COUNT, an unknown
+    service, a count that is not a whole number of at least 1, a service named twice."""
+    counts: dict[str, int] = {}
+    if spec is None or not spec.strip():
+        return counts
+    for raw in spec.split(","):
+        part = raw.strip()
+        if not part:
+            raise InstancesError(f"--instances {spec!r}: an empty part; write SERVICE=COUNT[,SERVICE=COUNT...], e.g. matching=2,settlement=2")
+        name, equals, count_text = part.partition("=")
+        name, count_text = name.strip(), count_text.strip()
+        if not equals or not name or not count_text:
+            raise InstancesError(f"--instances: {part!r} is not SERVICE=COUNT (e.g. matching=2)")
+        if name not in SERVICES:
+            raise InstancesError(f"--instances: {part!r}: unknown service {name!r}; known: {', '.join(SERVICES)}")
+        if not re.fullmatch(r"[+-]?[0-9]+", count_text):
+            raise InstancesError(f"--instances: {part!r}: the count {count_text!r} is not a whole number")
+        count = int(count_text)
+        if count < 1:
+            raise InstancesError(f"--instances: {part!r}: the count must be at least 1, not {count} (`farmlink down` stops services)")
+        if name in counts:
+            raise InstancesError(f"--instances: {name} is named twice ({spec!r})")
+        counts[name] = count
+    return counts
+
+
+def useful_instances(service: str) -> int:
+    """How many instances of a service can have work at once: the most partitions of any topic it consumes.
+    Kafka gives a partition to one member of a group, so instances beyond this stand idle (as hot spares)."""
+    consumed = [t for t in BY_NAME[service_principal(service)].read if t != RELAY_CHECKPOINTS]
+    partitions = {topic.name: topic.partitions for topic in TOPICS}
+    return max(partitions[t] for t in consumed)
 
 
 def service_app(name: str):
@@ -42,18 +126,19 @@ def service_app(name: str):
     return importlib.import_module(f"services.{name}.app").app
 
 
-def serve(name: str) -> None:
-    """Run one service in this process until SIGTERM or Ctrl-C; mark it ready once it consumes."""
+def serve(name: str, instance: int = 1) -> None:
+    """Run one instance of a service in this process until SIGTERM or Ctrl-C; mark it ready once it consumes."""
     app = service_app(name)
+    ready = ready_file(instance_name(name, instance))
 
     @app.after_startup
     async def mark_ready() -> None:
-        ready_file(name).write_text(str(os.getpid()))
+        ready.write_text(str(os.getpid()))
 
     try:
         asyncio.run(app.run())
     finally:
-        ready_file(name).unlink(missing_ok=True)
+        ready.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -64,62 +149,195 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     state = Path(f"/proc/{pid}/stat")
-    return not (state.exists() and state.read_text().split(") ")[-1].startswith("Z"))
+    try:
+        return not state.read_text().split(") ")[-1].startswith("Z")
+    except OSError:
+        return True
+
+
+def _reap(pid: int) -> None:
+    """Collect an exited child of this process (a zombie otherwise); nothing for other processes."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def running_pid(name: str) -> int | None:
+    """The pid of a running instance (`matching`, `matching.2`), or None."""
     path = pid_file(name)
     if not path.exists():
         return None
-    pid = int(path.read_text().strip() or 0)
+    try:
+        pid = int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
     return pid if pid and _alive(pid) else None
 
 
-def start_all(say=print) -> None:
-    """Start every service that is not running, then wait until each consumes."""
-    started = []
-    for name in SERVICES:
-        if running_pid(name):
-            continue
-        ready_file(name).unlink(missing_ok=True)
-        log = (log_dir() / f"{name}.log").open("ab")
+@dataclass(frozen=True)
+class Instance:
+    """One instance of a service as `farmlink status` shows it."""
+
+    service: str
+    index: int
+    pid: int | None
+    ready: bool
+
+    @property
+    def name(self) -> str:
+        return instance_name(self.service, self.index)
+
+    @property
+    def state(self) -> str:
+        if self.pid is None:
+            return "stopped"
+        return "running" if self.ready else "starting"
+
+    @property
+    def log(self) -> Path:
+        return log_file(self.name)
+
+
+def known_instances(service: str | None = None) -> list[tuple[str, int]]:
+    """(service, index) of every instance with a pid file, in service order then number; a service's first
+    instance is always listed. Only `service`'s when given."""
+    found: set[tuple[str, int]] = {(s, 1) for s in SERVICES if service in (None, s)}
+    for path in run_dir().glob("*.pid"):
+        parsed = parse_instance_name(path.name.removesuffix(".pid"))
+        if parsed is not None and service in (None, parsed[0]):
+            found.add(parsed)
+    return sorted(found, key=lambda item: (SERVICES.index(item[0]), item[1]))
+
+
+def instances(service: str | None = None) -> list[Instance]:
+    """Every instance (running or with a pid file left), and each service's first instance even when stopped."""
+    result = []
+    for name, index in known_instances(service):
+        pid = running_pid(instance_name(name, index))
+        result.append(Instance(name, index, pid, pid is not None and ready_file(instance_name(name, index)).exists()))
+    return result
+
+
+def running_count(service: str) -> int:
+    return sum(1 for instance in instances(service) if instance.pid is not None)
+
+
+def launch(service: str, index: int = 1, say=print) -> int:
+    """Start one instance in the background (not waiting for it to be ready); returns its pid."""
+    name = instance_name(service, index)
+    ready_file(name).unlink(missing_ok=True)
+    command = [sys.executable, "-m", "farmlink.cli", "serve", service]
+    if index != 1:
+        command += ["--instance", str(index)]
+    with log_file(name).open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "farmlink.cli", "serve", name],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        pid_file(name).write_text(str(process.pid))
-        started.append(name)
-        say(f"started {name} (pid {process.pid}, log {log_dir() / (name + '.log')})")
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    for name in started:
+    pid_file(name).write_text(str(process.pid))
+    say(f"started {name} (pid {process.pid}, log {log_file(name)})")
+    return process.pid
+
+
+def wait_ready(names: list[str], timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait until every named instance consumes; RuntimeError naming the log when one exits or is too slow."""
+    deadline = time.monotonic() + timeout
+    for name in names:
         while not ready_file(name).exists():
             if not running_pid(name):
-                raise RuntimeError(f"service {name} exited during start; see {log_dir() / (name + '.log')}")
+                raise RuntimeError(f"service {name} exited during start; see {log_file(name)}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"service {name} not ready after {READY_TIMEOUT_S:.0f} s; see {log_dir() / (name + '.log')}")
+                raise RuntimeError(f"service {name} not ready after {timeout:.0f} s; see {log_file(name)}")
             time.sleep(0.1)
 
 
-def stop_all(say=print, timeout: float = 20.0) -> None:
-    """Stop every running service with SIGTERM (SIGKILL after `timeout`)."""
-    for name in SERVICES:
+def start_instance(service: str, index: int = 1, say=print, wait: bool = True) -> int:
+    """Start one instance unless it runs already (then its pid); wait until it consumes unless `wait` is False."""
+    name = instance_name(service, index)
+    pid = running_pid(name)
+    if pid is None:
+        pid = launch(service, index, say)
+    if wait:
+        wait_ready([name])
+    return pid
+
+
+def start_all(say=print, instances: dict[str, int] | None = None) -> None:
+    """Start every service that is not running, then wait until each started instance consumes.
+
+    `instances` ({service: count}, see parse_instances) sets how many instances of the services it
+    names run: missing ones are started, surplus ones (the highest numbers) stopped. A service it does
+    not name gets its first instance started when that is not running; its other instances are left as they are."""
+    counts = instances or {}
+    for service, count in counts.items():
+        instance_name(service)  # unknown service: ValueError
+        if count < 1:
+            raise ValueError(f"{service}: an instance count must be at least 1, not {count}")
+    surplus = [
+        instance_name(service, index)
+        for service, count in counts.items()
+        for _, index in known_instances(service)
+        if index > count and running_pid(instance_name(service, index))
+    ]
+    if surplus:
+        stop(surplus, say=say)
+    started = []
+    for service in SERVICES:
+        for index in range(1, counts.get(service, 1) + 1):
+            name = instance_name(service, index)
+            if running_pid(name):
+                continue
+            launch(service, index, say)
+            started.append(name)
+    wait_ready(started)
+
+
+def stop(names: list[str], say=print, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop the named instances together: SIGTERM to each, SIGKILL to any still alive after `timeout`."""
+    signalled: dict[str, int] = {}
+    for name in names:
         pid = running_pid(name)
         if pid is None:
             pid_file(name).unlink(missing_ok=True)
+            ready_file(name).unlink(missing_ok=True)
             continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        signalled[name] = pid
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(pid) for pid in signalled.values()):
+        for pid in signalled.values():
+            _reap(pid)
+        time.sleep(0.1)
+    for name, pid in signalled.items():
         if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            say(f"{name} did not stop within {timeout:.0f} s: killed")
+        _reap(pid)
         pid_file(name).unlink(missing_ok=True)
         ready_file(name).unlink(missing_ok=True)
         say(f"stopped {name}")
 
 
+def stop_instance(service: str, index: int = 1, say=print, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop one instance (SIGTERM, SIGKILL after `timeout`); the others of its service keep running."""
+    stop([instance_name(service, index)], say=say, timeout=timeout)
+
+
+def stop_all(say=print, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop every instance of every service, all at once (SIGTERM; SIGKILL after `timeout`)."""
+    stop([instance_name(service, index) for service, index in known_instances()], say=say, timeout=timeout)
+
+
 def service_status() -> dict[str, int | None]:
+    """The pid of each service's first instance (None: not running); `instances()` lists them all."""
     return {name: running_pid(name) for name in SERVICES}
