@@ -89,9 +89,12 @@ class Sequencer:
         if not keys:
             return items
         runs, products = [k[0] for k in keys], [k[1] for k in keys]
+        # Locked: two transactions arranging the same run and product (instances during a rebalance, the gap
+        # sweeper) take turns, and the second reads what the first committed, parked rows included.
         progress = {(r["run"], r["product"]): r["next_seq"] for r in await conn.fetch(
             """SELECT run, product, next_seq FROM sequence_progress
-               WHERE (run, product) IN (SELECT * FROM unnest($1::text[], $2::text[]))""", runs, products)}
+               WHERE (run, product) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+               ORDER BY run, product FOR UPDATE""", runs, products)}
         parked: dict[tuple[str, str], list[tuple[int, Any, datetime]]] = {}
         for row in await conn.fetch(
                 """SELECT run, product, seq, topic, partition, kafka_offset, key, value, headers::text AS headers, parked_at

@@ -533,5 +533,24 @@ def bench_e2e(
     _save_bench("e2e", figures, smoke)
 
 
+
+@bench_app.command("scenario")
+def bench_scenario(
+    lines: int = typer.Option(3_000, help="about this many scenario lines"),
+    keep: Path | None = typer.Option(None, "--keep", help="also write the generated scenario to this file"),
+    yes: bool = typer.Option(False, "--yes", help="do not ask before wiping farmlink data"),
+    smoke: bool = SMOKE,
+) -> None:
+    """`farmlink publish` of a generated scenario with every input type through all five services: lines/s,
+    one outcome per line, fills equal to the offline rules per product, fen paid = household incomes."""
+    from farmlink.bench.scenario_bench import run_scenario_bench
+
+    _quiet_logs()
+    say = _wiped("The scenario bench", yes)
+    processes.start_all(say=say)
+    config = settings()
+    figures = asyncio.run(run_scenario_bench(config.bootstrap, config.dsn, lines=lines, smoke=smoke, say=console.print, keep=keep))
+    _save_bench("scenario", figures, smoke)
+
 if __name__ == "__main__":
     app()

@@ -16,6 +16,7 @@ journals, when the matcher's receipt came; lines are reported in file order.
 """
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -183,6 +184,9 @@ async def publish_lines(
     in_flight: list[LineProgress] = []
     sequence: dict[str, int] = {}  # product -> last seq stamped in this run
     order_products: dict[str, str] = {}  # order id -> product, for cancellations
+    journaled: list[LineProgress] = []  # every line sent so far that the matcher journals, in file order
+    settlement: asyncio.Queue = asyncio.Queue()
+    sent: list[asyncio.Future] = []
 
     def settle_finished() -> None:
         while in_flight and in_flight[0].done:
@@ -197,11 +201,45 @@ async def publish_lines(
                 summary.accepted += 1
                 on_line(progress.line, None)
 
-    async def drain(condition: Callable[[], bool] | None = None) -> None:
+    async def drain() -> None:
+        await settlement.join()
         first = f"line {in_flight[0].line.line_no}" if in_flight else "lines"
-        await watcher.wait_for(condition or (lambda: all(p.done for p in in_flight)), first)
+        await watcher.wait_for(lambda: all(p.done for p in in_flight), first)
         settle_finished()
 
+    async def send(topic: str, message: InputMessage, headers: list[tuple[str, bytes]]) -> asyncio.Future:
+        future = await producers[INPUT_PRODUCER[topic]].send(topic, message.model_dump_json().encode(), key=run_id.encode(),
+                                                             headers=headers)
+        sent.append(future)
+        return future
+
+    async def send_settlement_lines() -> None:
+        """Deliveries and payments in file order, each once the fills of the lines before it reached settlement;
+        the other lines go on meanwhile (nothing they do can change those fills)."""
+        checked = 0
+        while True:
+            item = await settlement.get()
+            try:
+                if item is None:
+                    return
+                topic, message, line_no, before = item
+                while checked < before:
+                    await watcher.wait_for(lambda: journaled[checked].done, f"line {journaled[checked].line.line_no}")
+                    checked += 1
+                required = {f for p in journaled[:before] if p.journal_receipt for f in p.journal_receipt.fill_ids}
+                await watcher.wait_for(lambda: required <= watcher.fills_recorded, f"the fills before line {line_no} reaching settlement")
+                await send(topic, message, [])
+            finally:
+                settlement.task_done()
+
+    async def report_progress() -> None:
+        while True:
+            await watcher.changed.wait()
+            await asyncio.sleep(0.05)
+            settle_finished()
+
+    sender = asyncio.create_task(send_settlement_lines())
+    reporter = asyncio.create_task(report_progress())
     try:
         for line in lines:
             if isinstance(line, LineError):
@@ -211,6 +249,8 @@ async def publish_lines(
                     summary.stopped_early = True
                     break
                 continue
+            if sender.done():
+                sender.result()  # a failure (a timeout) of the settlement sender ends the run with its reason
             service = INPUT_OWNER[line.type]
             topic = SERVICE_INPUT_TOPIC[service]
             headers: list[tuple[str, bytes]] = []
@@ -226,9 +266,8 @@ async def publish_lines(
                     alone = True  # its product is not known here: nothing may overtake it, it overtakes nothing
             if alone:
                 await drain()
-            elif line.type in FILL_DEPENDENT_TYPES:
-                await drain(lambda: all(p.done for p in in_flight if p.needs_journal))
-                await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
+                if line.type in FILL_DEPENDENT_TYPES:
+                    await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
             if strict and summary.rejected:
                 summary.stopped_early = True
                 break
@@ -237,16 +276,29 @@ async def publish_lines(
             progress = LineProgress(line, needs_journal=line.type in MATCHER_INPUT_TYPES)
             watcher.lines[correlation_id] = progress
             in_flight.append(progress)
-            sent = await producers[INPUT_PRODUCER[topic]].send(topic, message.model_dump_json().encode(), key=run_id.encode(),
-                                                               headers=headers)
-            if alone:
-                await sent
-                await drain()
+            if progress.needs_journal:
+                journaled.append(progress)
+            if line.type in FILL_DEPENDENT_TYPES and not alone:
+                settlement.put_nowait((topic, message, line.line_no, len(journaled)))
+            else:
+                future = await send(topic, message, headers)
+                if alone:
+                    await future
+                    await drain()
             settle_finished()
+        settlement.put_nowait(None)
+        await sender
         for producer in producers.values():
             await producer.flush()
+        for future in sent:
+            await future  # a send Kafka refused raises here
         await drain()
     finally:
+        for task in (sender, reporter):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for producer in producers.values():
             await producer.stop()
         await watcher.stop()
