@@ -1,8 +1,9 @@
-"""Exactly-once effects over at-least-once delivery, and the dead-letter path.
+"""Exactly-once effects over at-least-once delivery, and the dead-letter path: the pieces every
+consumer shares (deliveries, decoded messages, rejections, receipts, dead-letter headers).
 
-Every consumer handles a message in one PostgreSQL transaction: it marks the message in
-its inbox, applies its effects (events, projections, receipts in the outbox), and only
-then lets FastStream commit the offset. A redelivered message finds its inbox mark and
+Every consumer handles a Kafka batch in one PostgreSQL transaction (events/unit.py): it marks
+each message in its inbox, applies its effects (events, projections, receipts in the outbox),
+and only then lets FastStream commit the offsets. A redelivered message finds its inbox mark and
 has no second effect. A message that cannot be decoded, or that the service rejects, is
 dead-lettered (original bytes, key and headers, plus the reason) through the same
 outbox, so the consumer keeps going and nothing is lost.
