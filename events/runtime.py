@@ -21,7 +21,7 @@ from events.migrations import migrate
 from events.access import service_principal
 from events.relay import OutboxRelay
 from events.settings import AUDITOR, Settings, kafka_options, kafka_security, role_env, role_name, settings
-from events.store import EventStore
+from events.store import EventStore, create_pool
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class ServiceRuntime:
 
     async def _service_pool(self, dsn: str) -> asyncpg.Pool:
         try:
-            return await asyncpg.create_pool(dsn, min_size=1, max_size=8)
+            return await create_pool(dsn, min_size=1, max_size=8)
         except asyncpg.InvalidAuthorizationSpecificationError as exc:
             fix = (f"check {role_env(self.name)}" if self.config.uses_external_database
                    else f"`farmlink infra up` creates role {role_name(self.name)!r}")

@@ -10,9 +10,12 @@ verified by the database in the statement that writes them (`write_batch`). The 
 relay does not depend on positions: it drains a queue.
 """
 
+import asyncio
 import base64
 import json
+import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -27,6 +30,8 @@ from contracts.model import Contract
 from contracts.registry import EVENT_TOPIC, event_key
 from events.hashchain import GENESIS, BrokenLink, canonical_bytes, canonical_json, hashed_content, link_hash, verify_chain
 from events.migrations import check_schema_name
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "global_position, event_id, stream_id, stream_version, event_type, schema_version, occurred_at, "
@@ -183,8 +188,9 @@ def chain_envelopes(
     return envelopes
 
 
-OutboxRow = tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes | None]], Any]
-"""(topic, key, value, headers, event_id or None) of one message for the relay."""
+OutboxRow = tuple[str, bytes | None, "bytes | tuple[bytes, bytes]", Sequence[tuple[str, bytes | None]], Any]
+"""(topic, key, value, headers, event_id or None) of one message for the relay; the value of a new
+event is the pair of bytes around its position (`event_outbox_rows`)."""
 
 
 async def stream_heads(conn: asyncpg.Connection, schema: str, stream_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
@@ -199,42 +205,44 @@ async def stream_heads(conn: asyncpg.Connection, schema: str, stream_ids: Sequen
     return {row["stream_id"]: (row["stream_version"], row["hash"]) for row in rows}
 
 
-async def assign_positions(conn: asyncpg.Connection, schema: str, envelopes: Sequence[StoredEvent]) -> list[StoredEvent]:
-    """Global positions for new events, from the schema's sequence, in one query. Positions are
-    unique and increase within a transaction; readers take commit order from transaction ids
-    (`EventStore.read_all`), so no lock is held across the commit."""
-    if not envelopes:
-        return []
-    positions = await conn.fetchval(
-        f"""SELECT array_agg(p ORDER BY p) FROM (SELECT nextval('"{schema}".events_global_position_seq') AS p
-            FROM generate_series(1, $1)) AS taken""",
-        len(envelopes),
-    )
-    return [replace(e, global_position=p) for e, p in zip(envelopes, positions)]
+_POSITION_SENTINEL = 9_007_199_254_740_881  # stands for the position while the envelope is serialised
 
 
 def event_outbox_rows(envelopes: Sequence[StoredEvent], router: Router) -> list[OutboxRow]:
-    """The outbox rows of stored events (each on its route; an event without one is not published)."""
+    """The outbox rows of new events (each on its route; an event without one is not published).
+
+    An event's position is handed out by the statement that stores it, so its published bytes
+    are kept as the canonical JSON before and after the position (`value` is the pair), and the
+    statement puts the two halves around the number (`write_batch`)."""
     rows: list[OutboxRow] = []
     for envelope in envelopes:
         route = router(envelope)
-        if route is not None:
+        if route is None:
+            continue
+        if envelope.global_position is not None:
             rows.append((route.topic, route.key.encode(), envelope_bytes(envelope), kafka_headers(envelope), envelope.event_id))
+            continue
+        whole = envelope_bytes(replace(envelope, global_position=_POSITION_SENTINEL))
+        prefix, _, suffix = whole.partition(str(_POSITION_SENTINEL).encode())
+        if str(_POSITION_SENTINEL).encode() in suffix or b'"global_position":' + str(_POSITION_SENTINEL).encode() not in whole:
+            raise ValueError(f"event {envelope.event_id}: its payload holds the position placeholder")
+        rows.append((route.topic, route.key.encode(), (prefix, suffix), kafka_headers(envelope), envelope.event_id))
     return rows
 
 
 def _write_statement(schema: str) -> str:
     q = f'"{schema}"'
+    columns = _COLUMNS.removeprefix("global_position, ")
     return f"""
     WITH marked AS (
         INSERT INTO {q}.inbox (consumer, message_id, digest)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
         RETURNING 1),
     new AS (
-        SELECT * FROM unnest($4::bigint[], $5::uuid[], $6::text[], $7::int[], $8::text[], $9::int[], $10::timestamptz[],
-                             $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::text[], $16::text[])
-            AS n(global_position, event_id, stream_id, stream_version, event_type, schema_version, occurred_at,
-                 producer, correlation_id, causation_id, payload, prev_hash, hash)),
+        SELECT * FROM unnest($4::uuid[], $5::text[], $6::int[], $7::text[], $8::int[], $9::timestamptz[],
+                             $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::text[], $15::text[])
+            WITH ORDINALITY AS n(event_id, stream_id, stream_version, event_type, schema_version, occurred_at,
+                                 producer, correlation_id, causation_id, payload, prev_hash, hash, ord)),
     linked AS (
         SELECT stream_id, stream_version, prev_hash,
                lag(hash) OVER w AS batch_hash, lag(stream_version) OVER w AS batch_version
@@ -246,17 +254,29 @@ def _write_statement(schema: str) -> str:
                (SELECT e.hash FROM {q}.events e WHERE e.stream_id = n.stream_id AND e.stream_version = n.stream_version - 1) END))
         LIMIT 1),
     stored AS (
-        INSERT INTO {q}.events ({_COLUMNS})
-        SELECT * FROM new WHERE NOT EXISTS (SELECT 1 FROM broken)
-        RETURNING 1),
+        INSERT INTO {q}.events ({columns})
+        SELECT {columns} FROM new WHERE NOT EXISTS (SELECT 1 FROM broken) ORDER BY ord
+        RETURNING event_id, global_position),
+    published AS (
+        SELECT o.ord, o.topic, o.key, o.prefix || convert_to(s.global_position::text, 'UTF8') || o.suffix AS value,
+               o.headers, o.event_id
+        FROM unnest($16::text[], $17::bytea[], $18::bytea[], $19::bytea[], $20::jsonb[], $21::uuid[])
+             WITH ORDINALITY AS o(topic, key, prefix, suffix, headers, event_id, ord)
+        JOIN stored s ON s.event_id = o.event_id),
     queued AS (
         INSERT INTO {q}.outbox (topic, key, value, headers, event_id)
-        SELECT * FROM unnest($17::text[], $18::bytea[], $19::bytea[], $20::jsonb[], $21::uuid[])
-        WHERE (SELECT count(*) FROM stored) = cardinality($5::uuid[])
+        SELECT topic, key, value, headers, event_id FROM (
+            SELECT ord, topic, key, value, headers, event_id FROM published
+            UNION ALL
+            SELECT cardinality($21::uuid[]) + m.ord, m.topic, m.key, m.value, m.headers, NULL::uuid
+            FROM unnest($22::text[], $23::bytea[], $24::bytea[], $25::jsonb[]) WITH ORDINALITY AS m(topic, key, value, headers, ord)
+        ) AS rows
+        WHERE (SELECT count(*) FROM stored) = cardinality($4::uuid[])
+        ORDER BY ord
         RETURNING 1)
-    SELECT (SELECT count(*) FROM marked) AS marked, (SELECT count(*) FROM stored) AS stored,
-           (SELECT count(*) FROM queued) AS queued,
-           CASE WHEN (SELECT count(*) FROM queued) > 0 THEN pg_notify($22, '') END AS woken"""
+    SELECT (SELECT count(*) FROM marked) AS marked,
+           (SELECT array_agg(event_id) FROM stored) AS event_ids, (SELECT array_agg(global_position) FROM stored) AS positions,
+           (SELECT count(*) FROM queued) AS queued"""
 
 
 async def write_batch(
@@ -266,30 +286,36 @@ async def write_batch(
     inbox: Sequence[tuple[str, str, str | None]] = (),
     envelopes: Sequence[StoredEvent] = (),
     outbox: Sequence[OutboxRow] = (),
-) -> None:
-    """Inbox marks, events (with positions) and outbox rows in ONE statement, which also wakes the
-    relay (NOTIFY is delivered at commit).
+) -> list[StoredEvent]:
+    """Inbox marks, events and outbox rows in ONE statement, which also hands out the events'
+    positions (and puts them into their published bytes). Returns the events with their positions.
+    It does not NOTIFY: a NOTIFY takes a database-wide lock through its transaction's commit and
+    so would serialise every writer's commit; the caller rings the relay's doorbell after the
+    commit instead (`Doorbell`).
 
     The database verifies what Python computed: every event's version follows its stream's head
     (UNIQUE (stream_id, stream_version)) and its prev_hash is the hash of the event before it
     (or GENESIS); if any link does not hold, nothing of the statement is written and
     ConcurrencyError is raised. A message id already in the inbox raises ConcurrencyError too
-    (another instance handled it first): reload and decide again."""
+    (another instance handled it first): reload and decide again. `outbox` rows of events come
+    from `event_outbox_rows`; other rows (receipts, dead letters) carry their whole value."""
     if not (inbox or envelopes or outbox):
-        return
+        return []
     e = envelopes
+    of_events = [r for r in outbox if isinstance(r[2], tuple)]
+    plain = [r for r in outbox if not isinstance(r[2], tuple)]
     try:
         row = await conn.fetchrow(
             _write_statement(schema),
             [c for c, _, _ in inbox], [m for _, m, _ in inbox], [d for _, _, d in inbox],
-            [x.global_position for x in e], [x.event_id for x in e], [x.stream_id for x in e],
+            [x.event_id for x in e], [x.stream_id for x in e],
             [x.stream_version for x in e], [x.event_type for x in e], [x.schema_version for x in e],
             [x.occurred_at for x in e], [x.producer for x in e], [x.correlation_id for x in e],
             [x.causation_id for x in e], [canonical_json(x.payload) for x in e], [x.prev_hash for x in e],
             [x.hash for x in e],
-            [r[0] for r in outbox], [r[1] for r in outbox], [r[2] for r in outbox],
-            [outbox_headers(r[3]) for r in outbox], [r[4] for r in outbox],
-            outbox_channel(schema),
+            [r[0] for r in of_events], [r[1] for r in of_events], [r[2][0] for r in of_events], [r[2][1] for r in of_events],
+            [outbox_headers(r[3]) for r in of_events], [r[4] for r in of_events],
+            [r[0] for r in plain], [r[1] for r in plain], [r[2] for r in plain], [outbox_headers(r[3]) for r in plain],
         )
     except asyncpg.UniqueViolationError as error:
         constraint = error.constraint_name or ""
@@ -297,8 +323,11 @@ async def write_batch(
             raise
         first = e[0] if e else None
         raise ConcurrencyError(first.stream_id if first else f"inbox of {schema}", -1) from error
-    if row["stored"] != len(e):
+    stored = len(row["event_ids"] or ())
+    if stored != len(e):
         raise ConcurrencyError(e[0].stream_id, e[0].stream_version - 1)
+    positions = dict(zip(row["event_ids"] or (), row["positions"] or ()))
+    return [replace(x, global_position=positions[x.event_id]) for x in e]
 
 
 @dataclass
@@ -367,18 +396,25 @@ async def append_events(
     *,
     correlation_id: str,
     causation_id: str | None = None,
+    head: tuple[int, str] | None = None,
 ) -> list[StoredEvent]:
-    """Append to one stream in three round trips, none of them holding a lock: the head and
-    positions, then events and outbox rows in one statement that verifies versions and links."""
-    heads = await stream_heads(conn, schema, [stream_id])
-    head = heads.get(stream_id, (0, GENESIS))
+    """Append to one stream without a lock: one statement for a new stream (expected version 0:
+    the database refuses it if the stream exists) or a `head` (version, hash) the caller knows,
+    else the head is read first; the statement writes events and outbox rows and verifies
+    versions and links, so a wrong head is refused like a stale version."""
+    if head is None and expected_version == 0:
+        head = (0, GENESIS)
+    elif head is None:
+        head = (await stream_heads(conn, schema, [stream_id])).get(stream_id, (0, GENESIS))
     if expected_version is not None and expected_version != head[0]:
         raise ConcurrencyError(stream_id, expected_version, head[0])
     envelopes = chain_envelopes(stream_id, events, head, producer=producer, correlation_id=correlation_id,
                                 causation_id=causation_id, now=datetime.now(timezone.utc))
-    stored = await assign_positions(conn, schema, envelopes)
-    await write_batch(conn, schema, envelopes=stored, outbox=event_outbox_rows(stored, router))
-    return stored
+    try:
+        return await write_batch(conn, schema, envelopes=envelopes, outbox=event_outbox_rows(envelopes, router))
+    except ConcurrencyError as conflict:  # name where the stream is now
+        actual = (await stream_heads(conn, schema, [stream_id])).get(stream_id, (0, GENESIS))[0]
+        raise ConcurrencyError(stream_id, head[0] if expected_version is None else expected_version, actual) from conflict
 
 
 async def _pages(
@@ -442,21 +478,72 @@ def outbox_channel(schema: str) -> str:
     return f"farmlink_outbox_{schema}"
 
 
+class Doorbell:
+    """Wakes a schema's relay after a commit: a NOTIFY on the channel, sent in a transaction of its
+    own (so no writer's commit waits on NOTIFY's lock), at most one in flight; rings that come
+    meanwhile are folded into one more. A ring lost to a crash costs nothing: a relay drains
+    everything when it starts."""
+
+    def __init__(self, pool: asyncpg.Pool, channel: str):
+        self.pool = pool
+        self.channel = channel
+        self._task: asyncio.Task | None = None
+        self._again = False
+
+    def ring(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.pool.execute("SELECT pg_notify($1, '')", self.channel)
+            except Exception:  # the relay drains on its own start and on its next wake-up
+                log.debug("doorbell %s: NOTIFY failed", self.channel, exc_info=True)
+            if not self._again:
+                return
+
+
+async def _end_open_transaction(conn: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool: no transaction left open. (asyncpg's
+    default reset, a round trip of RESET ALL and friends per use, would undo no state we keep: the
+    store sets nothing on a session, only SET LOCAL inside transactions.)"""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+async def create_pool(dsn: str, **options) -> asyncpg.Pool:
+    """A connection pool for an event store, without a reset round trip per use."""
+    return await asyncpg.create_pool(dsn, reset=_end_open_transaction, **options)
+
+
 class EventStore:
     """A service's event store in its own PostgreSQL schema."""
+
+    HEADS_KEPT = 10_000
 
     def __init__(self, pool: asyncpg.Pool, schema: str, producer: str, router: Router = default_router):
         self.pool = pool
         self.schema = check_schema_name(schema)
         self.producer = producer
         self.router = router
+        # The heads of streams this store appended to lately: an append at the version it left a
+        # stream needs no read first. A stale head (someone else appended) is refused by the
+        # database like any stale version, and forgotten.
+        self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self.doorbell = Doorbell(pool, outbox_channel(self.schema))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """A unit of work: everything in it commits together or not at all."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
-            yield UnitOfWork(conn, self.schema, self.producer, self.router)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
+                yield UnitOfWork(conn, self.schema, self.producer, self.router)
+            self.doorbell.ring()
 
     async def append(
         self,
@@ -468,10 +555,24 @@ class EventStore:
         causation_id: str | None = None,
     ) -> list[StoredEvent]:
         """Append outside any open transaction: the events and their outbox rows are one statement
-        (see `append_events`), so they commit together or not at all."""
+        (see `append_events`), so they commit together or not at all. One round trip when the
+        stream is new (expected version 0) or this store left it at `expected_version`."""
+        known = self._heads.get(stream_id)
+        head = known if known is not None and known[0] == expected_version else None
         async with self.pool.acquire() as conn:
-            return await append_events(conn, self.schema, self.producer, self.router, stream_id, events, expected_version,
-                                       correlation_id=correlation_id, causation_id=causation_id)
+            try:
+                stored = await append_events(conn, self.schema, self.producer, self.router, stream_id, events, expected_version,
+                                             correlation_id=correlation_id, causation_id=causation_id, head=head)
+            except ConcurrencyError:
+                self._heads.pop(stream_id, None)
+                raise
+        self.doorbell.ring()
+        if stored:
+            self._heads[stream_id] = (stored[-1].stream_version, stored[-1].hash or "")
+            self._heads.move_to_end(stream_id)
+            if len(self._heads) > self.HEADS_KEPT:
+                self._heads.popitem(last=False)
+        return stored
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[Envelope]:
         """A stream's events in order."""

@@ -42,7 +42,6 @@ from events.store import (
     NewEvent,
     OutboxRow,
     StoredEvent,
-    assign_positions,
     chain_envelopes,
     event_outbox_rows,
     stream_heads,
@@ -291,12 +290,11 @@ class BatchUnitOfWork:
     # -- writing -----------------------------------------------------------------------------
     async def write(self, conn: asyncpg.Connection) -> None:
         """Everything the batch kept: one statement for inbox, events and outbox, one per projection table."""
-        stored = await assign_positions(conn, self.schema, self.envelopes)
-        outbox: list[OutboxRow] = event_outbox_rows(stored, self.router)
+        outbox: list[OutboxRow] = event_outbox_rows(self.envelopes, self.router)
         if self.carried:
             outbox = [(t, k, v, [*h, *self.carried.get(e, ())], e) for t, k, v, h, e in outbox]
         outbox += [(topic, key, value, headers, None) for topic, key, value, headers in self.messages]
-        await write_batch(conn, self.schema, inbox=self.inbox, envelopes=stored, outbox=outbox)
+        await write_batch(conn, self.schema, inbox=self.inbox, envelopes=self.envelopes, outbox=outbox)
         for table, rows in self.rows.values():
             columns = [[row[name] for row in rows.values()] for name in table.column_names]
             await conn.execute(table.upsert_sql(self.schema), *columns)
@@ -473,6 +471,7 @@ async def _attempt(store: EventStore, consumer: Consumer, items: Sequence[_Item]
                     pass
             raise
         await conn.execute("COMMIT")
+    store.doorbell.ring()
 
 
 async def _handle(store: EventStore, consumer: Consumer, items: list[_Item], attempts: int) -> None:

@@ -51,7 +51,7 @@ from contracts.catalogue import PRODUCTS
 from contracts.market import MarketPriceObserved
 from events.hashchain import GENESIS, canonical_json, hashed_content, link_hash
 from events.migrations import migrate
-from events.store import EventStore, NewEvent
+from events.store import EventStore, NewEvent, create_pool
 
 PEER_VERSION = "9.5.6"
 PEER = f"eventsourcing {PEER_VERSION} PostgresApplicationRecorder"
@@ -209,7 +209,7 @@ async def _append_case(dsn: str, admin: asyncpg.Pool, name: str, writers: int, b
                        events: Sequence[NewEvent], states: Sequence[bytes]) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     ours_schema, peer_schema = f"bench_append_{run_id}", f"bench_append_peer_{run_id}"
-    pool = await asyncpg.create_pool(dsn, min_size=writers, max_size=writers)
+    pool = await create_pool(dsn, min_size=writers, max_size=writers)
     peer: Peer | None = None
     executor = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="bench-peer")
     try:
