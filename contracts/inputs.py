@@ -4,6 +4,8 @@ A scenario file line is `{"type": <one of INPUT_TYPES>, "payload": {...}}`. The 
 service validates the payload against these models, then records events.
 """
 
+from dataclasses import dataclass
+
 from pydantic import Field, model_validator
 
 from contracts.catalogue import Product
@@ -179,34 +181,42 @@ class PaymentReport(Contract):
     amount_fen: PositiveFen
 
 
-INPUT_TYPES: dict[str, type[Contract]] = {
-    "cooperative.registered": CooperativeRegistration,
-    "planting.recorded": PlantingReport,
-    "harvest.recorded": HarvestReport,
-    "buyer.registered": BuyerRegistration,
-    "order.placed": OrderPlacement,
-    "order.cancelled": OrderCancellationRequest,
-    "commitment.made": CommitmentOffer,
-    "market_price.observed": MarketPriceReport,
-    "plan.recorded": PlanReport,
-    "delivery.confirmed": DeliveryConfirmation,
-    "payment.made": PaymentReport,
-}
+@dataclass(frozen=True)
+class InputKind:
+    """Everything farmlink knows about one input type, declared once: the payload model, the
+    service that owns it (and so its topic), whether its producer signs it, the event it records,
+    and whether that event enters the matcher's journal. Every other table is derived from
+    INPUT_KINDS (the matcher, which imports nothing of ours, keeps its own list of journaled
+    event types; tests/unit/test_contracts.py checks it agrees)."""
+
+    type: str
+    model: type[Contract]
+    owner: str
+    signed: bool
+    records: str
+    journaled: bool
+
+
+INPUT_KINDS: tuple[InputKind, ...] = (
+    InputKind("cooperative.registered", CooperativeRegistration, "cooperative", signed=True, records="CooperativeRegistered", journaled=False),
+    InputKind("planting.recorded", PlantingReport, "cooperative", signed=True, records="PlantingRecorded", journaled=True),
+    InputKind("harvest.recorded", HarvestReport, "cooperative", signed=True, records="HarvestRecorded", journaled=True),
+    InputKind("buyer.registered", BuyerRegistration, "buyer", signed=True, records="BuyerRegistered", journaled=False),
+    InputKind("order.placed", OrderPlacement, "buyer", signed=True, records="OrderPlaced", journaled=True),
+    InputKind("order.cancelled", OrderCancellationRequest, "buyer", signed=True, records="OrderCancelled", journaled=True),
+    InputKind("commitment.made", CommitmentOffer, "buyer", signed=True, records="CommitmentMade", journaled=True),
+    InputKind("market_price.observed", MarketPriceReport, "market", signed=False, records="MarketPriceObserved", journaled=True),
+    InputKind("plan.recorded", PlanReport, "settlement", signed=False, records="PlanRecorded", journaled=False),
+    InputKind("delivery.confirmed", DeliveryConfirmation, "settlement", signed=False, records="DeliveryConfirmed", journaled=False),
+    InputKind("payment.made", PaymentReport, "settlement", signed=False, records="PaymentMade", journaled=False),
+)
+
+INPUT_KIND: dict[str, InputKind] = {kind.type: kind for kind in INPUT_KINDS}
+
+INPUT_TYPES: dict[str, type[Contract]] = {kind.type: kind.model for kind in INPUT_KINDS}
 """Every scenario line type and the payload model that validates it."""
 
-INPUT_OWNER: dict[str, str] = {
-    "cooperative.registered": "cooperative",
-    "planting.recorded": "cooperative",
-    "harvest.recorded": "cooperative",
-    "buyer.registered": "buyer",
-    "order.placed": "buyer",
-    "order.cancelled": "buyer",
-    "commitment.made": "buyer",
-    "market_price.observed": "market",
-    "plan.recorded": "settlement",
-    "delivery.confirmed": "settlement",
-    "payment.made": "settlement",
-}
+INPUT_OWNER: dict[str, str] = {kind.type: kind.owner for kind in INPUT_KINDS}
 """Which service owns each input type."""
 
 SERVICE_INPUT_TOPIC: dict[str, str] = {
@@ -216,10 +226,11 @@ SERVICE_INPUT_TOPIC: dict[str, str] = {
     "settlement": SETTLEMENT_INPUT,
 }
 
-MATCHER_INPUT_TYPES = frozenset(
-    {"planting.recorded", "harvest.recorded", "order.placed", "order.cancelled", "commitment.made", "market_price.observed"}
-)
-"""Input types that reach the matcher's journal (the publisher waits for them to be journaled)."""
+MATCHER_INPUT_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.journaled)
+"""Input types that reach the matcher's journal (the publisher stamps them with their place in the run)."""
+
+JOURNALED_EVENT_TYPES = frozenset(kind.records for kind in INPUT_KINDS if kind.journaled)
+"""The events those inputs record: what the matching service journals."""
 
 
 class InputMessage(Contract):
@@ -240,9 +251,7 @@ class InputMessage(Contract):
         return self
 
 
-SIGNED_INPUT_TYPES = frozenset(
-    {"cooperative.registered", "planting.recorded", "harvest.recorded", "buyer.registered", "order.placed", "order.cancelled", "commitment.made"}
-)
+SIGNED_INPUT_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.signed)
 """Inputs their producer (a cooperative or a buyer) must sign; the owning service rejects them unsigned."""
 
 REGISTRATION_TYPES = {"cooperative.registered": "cooperative_id", "buyer.registered": "buyer_id"}
@@ -253,12 +262,12 @@ def producer_kind(input_type: str) -> str | None:
     """'cooperative' or 'buyer' for a signed input type, None for the rest."""
     if input_type not in SIGNED_INPUT_TYPES:
         return None
-    return "cooperative" if INPUT_OWNER[input_type] == "cooperative" else "buyer"
+    return INPUT_OWNER[input_type]
 
 
 def producer_of(input_type: str, payload: dict) -> str:
     """Who submits an input: the cooperative, the buyer, the price feed, or the settlement desk."""
-    if input_type in ("cooperative.registered", "planting.recorded", "harvest.recorded"):
+    if input_type in SIGNED_INPUT_TYPES and INPUT_OWNER[input_type] == "cooperative":
         return f"cooperative:{payload.get('cooperative_id', '?')}"
     if input_type in SIGNED_INPUT_TYPES:
         return f"buyer:{payload.get('buyer_id', '?')}"

@@ -3,24 +3,27 @@
 from contracts import buyer, cooperative, market, matching, settlement, topics
 from contracts.model import Contract
 
-EVENT_MODELS: tuple[type[Contract], ...] = (
-    cooperative.CooperativeRegistered,
-    cooperative.PlantingRecorded,
-    cooperative.HarvestRecorded,
-    buyer.BuyerRegistered,
-    buyer.OrderPlaced,
-    buyer.OrderCancelled,
-    buyer.CommitmentMade,
-    market.MarketPriceObserved,
-    matching.InputJournaled,
-    matching.FillMade,
-    matching.OfferOpened,
-    matching.OfferShrunk,
-    matching.OfferClosed,
-    settlement.PlanRecorded,
-    settlement.DeliveryConfirmed,
-    settlement.PaymentMade,
+EVENT_KINDS: tuple[tuple[type[Contract], str], ...] = (
+    (cooperative.CooperativeRegistered, topics.COOPERATIVE_EVENTS),
+    (cooperative.PlantingRecorded, topics.COOPERATIVE_EVENTS),
+    (cooperative.HarvestRecorded, topics.COOPERATIVE_EVENTS),
+    (buyer.BuyerRegistered, topics.BUYER_EVENTS),
+    (buyer.OrderPlaced, topics.BUYER_EVENTS),
+    (buyer.OrderCancelled, topics.BUYER_EVENTS),
+    (buyer.CommitmentMade, topics.BUYER_EVENTS),
+    (market.MarketPriceObserved, topics.MARKET_EVENTS),
+    (matching.InputJournaled, topics.MATCHING_JOURNAL),
+    (matching.FillMade, topics.FILLS),
+    (matching.OfferOpened, topics.OFFERS),
+    (matching.OfferShrunk, topics.OFFERS),
+    (matching.OfferClosed, topics.OFFERS),
+    (settlement.PlanRecorded, topics.SETTLEMENT_EVENTS),
+    (settlement.DeliveryConfirmed, topics.SETTLEMENT_EVENTS),
+    (settlement.PaymentMade, topics.SETTLEMENT_EVENTS),
 )
+"""Every published event model, declared once with the topic it travels on."""
+
+EVENT_MODELS: tuple[type[Contract], ...] = tuple(model for model, _ in EVENT_KINDS)
 
 MODELS_BY_TYPE: dict[tuple[str, int], type[Contract]] = {
     (model.event_type, model.schema_version): model for model in EVENT_MODELS  # type: ignore[attr-defined]
@@ -31,24 +34,7 @@ for _model in EVENT_MODELS:
     _type, _version = _model.event_type, _model.schema_version  # type: ignore[attr-defined]
     LATEST_VERSION[_type] = max(LATEST_VERSION.get(_type, 0), _version)
 
-EVENT_TOPIC: dict[str, str] = {
-    "CooperativeRegistered": topics.COOPERATIVE_EVENTS,
-    "PlantingRecorded": topics.COOPERATIVE_EVENTS,
-    "HarvestRecorded": topics.COOPERATIVE_EVENTS,
-    "BuyerRegistered": topics.BUYER_EVENTS,
-    "OrderPlaced": topics.BUYER_EVENTS,
-    "OrderCancelled": topics.BUYER_EVENTS,
-    "CommitmentMade": topics.BUYER_EVENTS,
-    "MarketPriceObserved": topics.MARKET_EVENTS,
-    "InputJournaled": topics.MATCHING_JOURNAL,
-    "FillMade": topics.FILLS,
-    "OfferOpened": topics.OFFERS,
-    "OfferShrunk": topics.OFFERS,
-    "OfferClosed": topics.OFFERS,
-    "PlanRecorded": topics.SETTLEMENT_EVENTS,
-    "DeliveryConfirmed": topics.SETTLEMENT_EVENTS,
-    "PaymentMade": topics.SETTLEMENT_EVENTS,
-}
+EVENT_TOPIC: dict[str, str] = {model.event_type: topic for model, topic in EVENT_KINDS}  # type: ignore[attr-defined]
 """The topic each event type is published on."""
 
 

@@ -121,7 +121,7 @@ def _wire_time(moment: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredEvent:
     """An event as the write path builds it: the envelope's fields, without the model's validation
     cost (`envelope()` gives the model). Its published bytes equal the model's
@@ -222,7 +222,9 @@ def event_outbox_rows(envelopes: Sequence[StoredEvent], router: Router) -> list[
         if envelope.global_position is not None:
             rows.append((route.topic, route.key.encode(), envelope_bytes(envelope), kafka_headers(envelope), envelope.event_id))
             continue
-        whole = envelope_bytes(replace(envelope, global_position=_POSITION_SENTINEL))
+        wire = envelope.wire()
+        wire["global_position"] = _POSITION_SENTINEL
+        whole = canonical_bytes(wire)
         prefix, _, suffix = whole.partition(str(_POSITION_SENTINEL).encode())
         if str(_POSITION_SENTINEL).encode() in suffix or b'"global_position":' + str(_POSITION_SENTINEL).encode() not in whole:
             raise ValueError(f"event {envelope.event_id}: its payload holds the position placeholder")
@@ -327,7 +329,9 @@ async def write_batch(
     if stored != len(e):
         raise ConcurrencyError(e[0].stream_id, e[0].stream_version - 1)
     positions = dict(zip(row["event_ids"] or (), row["positions"] or ()))
-    return [replace(x, global_position=positions[x.event_id]) for x in e]
+    for x in e:  # new records, made for this write
+        x.global_position = positions[x.event_id]
+    return list(e)
 
 
 @dataclass

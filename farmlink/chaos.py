@@ -36,7 +36,7 @@ from typing import Any
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC
+from contracts.inputs import INPUT_OWNER, JOURNALED_EVENT_TYPES, SERVICE_INPUT_TOPIC
 from events.access import INPUT_PRODUCER
 from events.relay import idempotent_producer
 from events.settings import kafka_options
@@ -52,8 +52,6 @@ COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Shaba"), "Yuping": ("Tianping",)}
 BUYERS = ("tongren-mart", "zunyi-canteen", "guiyang-foods")
 FLOOR_BUYER = "yuping-buyer"
 INPUT_SERVICES = ("cooperative", "buyer", "market", "settlement")
-JOURNALED_EVENT_TYPES = ("PlantingRecorded", "HarvestRecorded", "OrderPlaced", "OrderCancelled", "CommitmentMade",
-                         "MarketPriceObserved")
 SOURCE_SCHEMAS = ("cooperative", "buyer", "market")
 SEND_TIMEOUT_S = 30.0  # a batch Kafka has not acknowledged by then is sent again through new producers
 

@@ -63,8 +63,8 @@ SLICE_S = 2.5
 READ_BATCH = 1000
 """Batch size of our read_all, the same as the peer's page."""
 PEER_PAGE = 1000
-APPEND_RATIO_GOAL = 3.0
-BATCH_RATE_GOAL = 27_800
+APPEND_RATIO_GOAL = {"single": 1.5, "four": 3.0, "batch": 2.0}
+"""Issue 10's goals against the peer in the same run: 1 writer >= 1.5x, 4 writers >= 3x, 100-event batches >= 2x."""
 REPLAY_RATIO_GOAL = 3.0
 REPLAY_RATE_GOAL = 200_000
 MARKETS = ("Tongren", "Yanhe", "Dejiang", "Sinan")
@@ -247,11 +247,8 @@ async def _append_case(dsn: str, admin: asyncpg.Pool, name: str, writers: int, b
         await admin.execute(f'DROP SCHEMA IF EXISTS "{peer_schema}" CASCADE')
     ours_rate, peer_rate = ours_n / ours_s, peer_n / peer_s
     ratio = ours_rate / peer_rate
-    goals = [f">= {APPEND_RATIO_GOAL:g}x the peer"]
-    met = ratio >= APPEND_RATIO_GOAL
-    if name == "batch":
-        goals.append(f"> {BATCH_RATE_GOAL:,} events/s")
-        met = met and ours_rate > BATCH_RATE_GOAL
+    goals = [f">= {APPEND_RATIO_GOAL[name]:g}x the peer"]
+    met = ratio >= APPEND_RATIO_GOAL[name]
     return {
         "description": next(d for c, d, _, _ in CASES if c == name),
         "writers": writers,
@@ -342,8 +339,7 @@ async def run_append_bench(dsn: str, seconds: float = 10.0, smoke: bool = False,
     finally:
         await admin.close()
     all_met = all(case["met"] for case in cases.values())
-    say(f"append goals ({APPEND_RATIO_GOAL:g}x the peer in each case, > {BATCH_RATE_GOAL:,} events/s on batches): "
-        f"{_met(all_met)}")
+    say(f"append goals (1 writer >= 1.5x, 4 writers >= 3x, 100-event batches >= 2x the peer): {_met(all_met)}")
     return {
         "peer": PEER,
         "peer_driver": _driver(),
@@ -355,7 +351,7 @@ async def run_append_bench(dsn: str, seconds: float = 10.0, smoke: bool = False,
                              "peer_session_synchronous_commit": sorted({c["peer_synchronous_commit"] for c in cases.values()})},
         "fdatasync_ops_per_s": round(fsync_rate) if fsync_rate else None,
         "cases": cases,
-        "goal": f"append >= {APPEND_RATIO_GOAL:g}x the peer in each case and > {BATCH_RATE_GOAL:,} events/s on batches",
+        "goal": "append: 1 writer >= 1.5x, 4 writers >= 3x, 100-event batches >= 2x the peer",
         "goals_met": all_met,
         "machine_note": f"{os.cpu_count()} cores, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} at the end",
     }

@@ -398,3 +398,25 @@ def test_an_envelope_counts_stream_versions_from_one():
     }
     assert locations(Envelope, envelope) == [("stream_version",)]
     assert Envelope.model_validate({**envelope, "stream_version": 1}).prev_hash is None
+
+
+# ---------------------------------------------------------------- one table of input kinds
+
+def test_every_input_kind_records_a_published_event_and_the_matcher_journals_the_ones_the_table_says():
+    from contracts.inputs import INPUT_KINDS, JOURNALED_EVENT_TYPES
+    from contracts.registry import EVENT_TOPIC
+    from matcher.journal import JOURNALED_TYPES
+
+    assert all(kind.records in EVENT_TOPIC for kind in INPUT_KINDS)
+    assert JOURNALED_TYPES == JOURNALED_EVENT_TYPES  # the matcher imports nothing of ours: its copy must agree
+
+
+@pytest.mark.parametrize("service", ["cooperative", "buyer", "market", "settlement"])
+def test_each_service_handles_exactly_the_input_kinds_the_table_gives_it(service):
+    import importlib
+
+    from contracts.inputs import INPUT_KINDS
+
+    app = importlib.import_module(f"services.{service}.app")
+    handlers = getattr(app, "INPUT_HANDLERS", None) or app.HANDLERS
+    assert set(handlers) == {kind.model for kind in INPUT_KINDS if kind.owner == service}
