@@ -41,6 +41,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import aiokafka.producer.sender
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -64,6 +65,13 @@ MAX_UNDELETED = 3  # committed batches whose delete has not committed yet, at mo
 RECHECK_FIRST_S = 0.005  # first pause before looking again at rows that wait behind an older open transaction
 IDLE_PROBE_S = 30.0  # a quiet relay checks that its PostgreSQL connections still answer this often
 QUERY_TIMEOUT_S = 60.0
+BUILD_SLICE = 100  # rows built between two turns of the event loop (the transaction in flight goes on)
+# The transaction coordinator answers AddPartitionsToTxn with CONCURRENT_TRANSACTIONS while it
+# still writes the previous transaction's markers (a few ms), which back-to-back transactions hit
+# often; aiokafka then pauses 20 ms (its module constant BACKOFF_OVERRIDE, no producer option),
+# as long as a whole transaction of ours. Measured here, transactions of 1,000 prebuilt messages
+# went from 53-74k to 88-130k messages/s with 2 ms. Only transactional producers read it.
+CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.002
 NO_UPPER_BOUND = 2**63 - 1
 
 
@@ -85,6 +93,8 @@ def transactional_producer(bootstrap: str, schema: str, **overrides) -> AIOKafka
     """The relay's producer: idempotent, acks=all, and transactional with the id `farmlink.relay.<schema>`,
     so a new relay of the schema fences an old one and aborts what it left open."""
     options = {"transactional_id": relay_transactional_id(schema), "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS} | overrides
+    if getattr(aiokafka.producer.sender, "BACKOFF_OVERRIDE", None) is not None:
+        aiokafka.producer.sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF_S
     return idempotent_producer(bootstrap, **options)
 
 
@@ -135,9 +145,11 @@ class _Batch:
     xmin: int
     records: list  # (topic, partition, aiokafka BatchBuilder), closed
     rows: int = field(init=False)
+    ids_json: str = field(init=False)  # "1,2,3": checkpoints join these, off the transaction's path
 
     def __post_init__(self) -> None:
         self.rows = len(self.ids)
+        self.ids_json = ",".join(map(str, self.ids))
 
 
 class _Pipeline:
@@ -186,6 +198,7 @@ class _Pipeline:
         self._partitions: dict[str, list[int]] = {}
         self._partition_of: dict[tuple[str, bytes], int] = {}
         self._key = schema.encode()
+        self._schema_json = json.dumps(schema)
 
     async def run(self) -> int:
         """Publish until done (see the class); returns how many rows. The first failure of any step
@@ -263,10 +276,8 @@ class _Pipeline:
                 await asyncio.wait_for(self.wake.wait(), IDLE_PROBE_S)
                 return
             except asyncio.TimeoutError:  # a long quiet spell: make sure NOTIFY can still reach us
-                async with self._turn():
+                async with self._turn():  # (a dead delete connection fails its next DELETE)
                     await self.read_conn.fetchval("SELECT 1", timeout=QUERY_TIMEOUT_S)
-                if self._shared is None:
-                    await self.delete_conn.fetchval("SELECT 1", timeout=QUERY_TIMEOUT_S)
 
     async def _rows_waiting(self) -> bool:
         async with self._turn():
@@ -300,7 +311,9 @@ class _Pipeline:
         records = []
         ids = []
         partition_of = self._partition_of
-        for outbox_id, topic, key, value, headers, _ in rows:
+        for n, (outbox_id, topic, key, value, headers, _) in enumerate(rows, 1):
+            if n % BUILD_SLICE == 0:  # let the transaction in flight go on between slices
+                await asyncio.sleep(0)
             ids.append(outbox_id)
             partition = partition_of.get((topic, key)) if key is not None else None
             if partition is None:
@@ -346,10 +359,10 @@ class _Pipeline:
                                   for topic, partition, builder in batch.records]
                     # Every id published by a committed transaction and not yet deleted (deletes run
                     # concurrently; one that commits after this is read only makes the list longer).
-                    outbox_ids = [i for done in self._undeleted for i in done.ids] + batch.ids
+                    outbox_ids = ",".join(b.ids_json for b in (*self._undeleted, batch))
                     checkpoint = producer.create_batch()
                     checkpoint.append(timestamp=None, key=self._key, headers=[],
-                                      value=json.dumps({"schema": self.schema, "outbox_ids": outbox_ids}).encode())
+                                      value=f'{{"schema": {self._schema_json}, "outbox_ids": [{outbox_ids}]}}'.encode())
                     checkpoint.close()
                     deliveries.append(await producer.send_batch(checkpoint, RELAY_CHECKPOINTS, partition=checkpoint_partition))
                     await asyncio.gather(*deliveries)
