@@ -197,9 +197,11 @@ async def stream_heads(conn: asyncpg.Connection, schema: str, stream_ids: Sequen
     """The (version, hash) of the last event of each stream that exists, in one query."""
     if not stream_ids:
         return {}
+    # One backward index probe per stream (UNIQUE (stream_id, stream_version)), however long the stream.
     rows = await conn.fetch(
-        f"""SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM "{schema}".events
-            WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version DESC""",
+        f"""SELECT s.stream_id, e.stream_version, e.hash FROM unnest($1::text[]) AS s(stream_id)
+            CROSS JOIN LATERAL (SELECT stream_version, hash FROM "{schema}".events
+                                WHERE stream_id = s.stream_id ORDER BY stream_version DESC LIMIT 1) AS e""",
         list(stream_ids),
     )
     return {row["stream_id"]: (row["stream_version"], row["hash"]) for row in rows}

@@ -314,6 +314,14 @@ class BatchUnitOfWork:
             await conn.execute(table.add_sql(self.schema, counters), *columns)
 
 
+class MemoryUnitOfWork(BatchUnitOfWork):
+    """A unit of work that is never written: its view is the whole state, kept from message to
+    message. `farmlink simulate` runs the services' own handlers on it (`decide_one`)."""
+
+    def _head(self, stream_id: str) -> tuple[int, str]:
+        return self._stage.heads.get(stream_id) or self.heads.get(stream_id) or (0, GENESIS)
+
+
 Handler = Callable[[BatchUnitOfWork, Decoded], None]
 Loader = Callable[[asyncpg.Connection, BatchUnitOfWork, Sequence[Decoded]], Awaitable[None]]
 Rejected = Callable[[BatchUnitOfWork, Decoded | None, str], None]
@@ -406,7 +414,8 @@ def _dead_letter_once(uow: BatchUnitOfWork, consumer: Consumer, item: _Item, rea
     """Dead-letter a delivery unless done before: keyed by its message id, or by where the record
     sits when it has no usable id (undecodable, or its id was used for other content)."""
     reason = shorten(reason)
-    log.warning("%s dead-lettered %s: %s", consumer.name, item.delivery.delivery_id, reason)
+    if not isinstance(uow, MemoryUnitOfWork):  # a simulation's refusals are its output, not an operator's warning
+        log.warning("%s dead-lettered %s: %s", consumer.name, item.delivery.delivery_id, reason)
     by_delivery = by_delivery or item.decoded is None
     message_id = f"delivery:{item.delivery.delivery_id}" if by_delivery else item.decoded.message_id  # type: ignore[union-attr]
     seen, _ = uow.seen_digest(consumer.name, message_id)
@@ -442,24 +451,28 @@ def inbox_ids(consumer: Consumer, items: Sequence[_Item]) -> list[str]:
     return ids
 
 
+async def _inbox(conn: asyncpg.Connection, schema: str, consumer: str, message_ids: list[str]) -> dict[tuple[str, str], str | None]:
+    """Which of these message ids the inbox holds, with their digests: one index probe per id."""
+    rows = await conn.fetch(
+        f"""SELECT i.message_id, i.digest FROM unnest($2::text[]) AS m(message_id)
+            JOIN "{schema}".inbox i ON i.consumer = $1 AND i.message_id = m.message_id""", consumer, message_ids)
+    return {(consumer, row["message_id"]): row["digest"] for row in rows}
+
+
 async def _attempt(store: EventStore, consumer: Consumer, items: Sequence[_Item]) -> None:
     """Steps 1-4 in one transaction."""
     async with store.pool.acquire() as conn:
         await conn.execute(f'BEGIN; SET LOCAL search_path TO "{store.schema}"')
         try:
             uow = BatchUnitOfWork(store.schema, store.producer, store.router)
-            rows = await conn.fetch(
-                f'SELECT message_id, digest FROM "{store.schema}".inbox WHERE consumer = $1 AND message_id = ANY($2::text[])',
-                consumer.name, inbox_ids(consumer, items))
-            uow.seen = {(consumer.name, row["message_id"]): row["digest"] for row in rows}
+            asked = inbox_ids(consumer, items)
+            uow.seen = await _inbox(conn, store.schema, consumer.name, asked)
             if consumer.arrange is not None:
                 items = await consumer.arrange(conn, uow, list(items), lambda d: _decoded_item(consumer, d))
-                extra = [i.decoded.message_id for i in items if i.decoded is not None and (consumer.name, i.decoded.message_id) not in uow.seen]
-                if extra:
-                    rows = await conn.fetch(
-                        f'SELECT message_id, digest FROM "{store.schema}".inbox WHERE consumer = $1 AND message_id = ANY($2::text[])',
-                        consumer.name, extra)
-                    uow.seen.update({(consumer.name, row["message_id"]): row["digest"] for row in rows})
+                known = set(asked)
+                extra = [i.decoded.message_id for i in items if i.decoded is not None and i.decoded.message_id not in known]
+                if extra:  # parked items the arranger released: were they handled before?
+                    uow.seen.update(await _inbox(conn, store.schema, consumer.name, extra))
             await consumer.load(conn, uow, [item.decoded for item in items if item.decoded is not None and item.problem is None])
             decide_batch(uow, consumer, items)
             await uow.write(conn)
@@ -504,6 +517,14 @@ async def _handle(store: EventStore, consumer: Consumer, items: list[_Item], att
         half = len(items) // 2
         await _handle(store, consumer, items[:half], attempts)
         await _handle(store, consumer, items[half:], attempts)
+
+
+def decide_one(uow: MemoryUnitOfWork, consumer: "Consumer", delivery: Delivery) -> tuple[list[StoredEvent], bool]:
+    """Decide one delivery in memory as the service would: (the events it led to, whether it was accepted)."""
+    before, dead = len(uow.envelopes), len(uow.messages)
+    decide_batch(uow, consumer, [_decoded_item(consumer, delivery)])
+    refused = any(topic == DEAD_LETTER for topic, *_ in uow.messages[dead:])
+    return uow.envelopes[before:], not refused
 
 
 def _decoded_item(consumer: Consumer, delivery: Delivery) -> _Item:
