@@ -235,3 +235,47 @@ async def test_many_writers_committing_out_of_id_order_each_row_once_and_each_wr
         by_writer[record.key].append(record.value)
     assert all(values == sorted(values) for values in by_writer.values())
     assert publisher.published == total
+
+
+async def test_stop_drains_what_is_committed_before_it_returns(store, infrastructure, topic):
+    publisher = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, kafka=login(), batch_size=50)
+    await publisher.start()
+    values = [f"d{n:03}".encode() for n in range(400)]
+    for first in range(0, len(values), 100):
+        await _enqueue(store, topic, values[first:first + 100])
+    await publisher.stop()  # drains for up to 3 s
+    assert await _outbox_rows(store) == 0
+    records = await read_topic(infrastructure.bootstrap, topic, expected=len(values) + 1, timeout=3.0)
+    assert sorted(r.value for r in records) == values
+
+
+async def test_a_second_relay_of_the_schema_waits_and_takes_over_when_the_first_stops(store, infrastructure, topic):
+    first = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, kafka=login())
+    second = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, kafka=login())
+    await first.start()
+    await _enqueue(store, topic, [b"one"])
+    await _outbox_empty(store)
+    await second.start()  # blocks on the schema's advisory lock
+    await _enqueue(store, topic, [b"two"])
+    await _outbox_empty(store)
+    await first.stop()
+    await _enqueue(store, topic, [b"three"])
+    await _outbox_empty(store, timeout=20.0)
+    await second.stop()
+    assert (first.published, second.published) == (2, 1)
+    records = await read_topic(infrastructure.bootstrap, topic, expected=4, timeout=3.0)
+    assert sorted(r.value for r in records) == [b"one", b"three", b"two"]
+
+
+async def test_a_relay_that_never_leads_stops_at_once(store, infrastructure):
+    leader = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, kafka=login())
+    standby = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, kafka=login())
+    await leader.start()
+    await asyncio.sleep(1.0)
+    await standby.start()
+    await asyncio.sleep(0.5)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await standby.stop()
+    assert loop.time() - began < 1.0
+    await leader.stop()
