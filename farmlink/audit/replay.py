@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
 from matcher.book import Book
@@ -156,6 +156,18 @@ def describe(event_type: str, payload: dict[str, Any]) -> str:
     return f"{event_type} of lot {payload.get('lot_id')}"
 
 
+class StateProbe(Protocol):
+    """Looks at a product's re-executed book right after chosen journal entries (the snapshot check)."""
+
+    def journal_seqs(self, product: str) -> Container[int]:
+        """After which journal entries of the product to look."""
+        ...
+
+    def observe(self, product: str, entry: Record, stream_version: int, book: Book) -> None:
+        """The book after `entry` and its decisions, which end at `stream_version` of the product's stream."""
+        ...
+
+
 # ---------------------------------------------------------------- one product
 
 
@@ -190,9 +202,11 @@ class _Findings:
 class _ProductReplay:
     """Re-executes one product's journal and compares each entry's decisions with what follows it in the log."""
 
-    def __init__(self, product: str) -> None:
+    def __init__(self, product: str, probe: StateProbe | None = None) -> None:
         self.product = product
         self.book = Book(product)
+        self.probe = probe
+        self.probe_seqs: Container[int] = () if probe is None else probe.journal_seqs(product)
         self.findings = _Findings(product)
         self.next_seq = 1
         self.inputs = 0
@@ -228,6 +242,8 @@ class _ProductReplay:
             self.decided[decision.event_id] = (index, decision)
             if decision.event_type == FILL_MADE:
                 self.fills.append((entry.global_position, index, decision.payload))
+        if self.probe is not None and self.book.journal_seq in self.probe_seqs:
+            self.probe.observe(self.product, entry, entry.stream_version + len(outcomes), self.book)
 
     def _entry_in_place(self, entry: Record) -> bool:
         """The entry names this product and the next journal number (1, 2, 3, ... without gaps) and its derived id."""
@@ -298,15 +314,16 @@ class _ProductReplay:
 # ---------------------------------------------------------------- the whole market
 
 
-def re_execute(log: AuditLog) -> ReExecution:
-    """Run the matcher again over every product's recorded journal and compare with every recorded decision."""
+def re_execute(log: AuditLog, probe: StateProbe | None = None) -> ReExecution:
+    """Run the matcher again over every product's recorded journal and compare with every recorded decision
+    (`probe`: shown each product's book after the journal entries it asks for)."""
     streams = market_streams(log)
     findings: list[Finding] = []
     fills: list[tuple[int, int, dict[str, Any]]] = []
     books: dict[str, Book] = {}
     inputs = 0
     for product, records in streams.items():
-        replay = _ProductReplay(product)
+        replay = _ProductReplay(product, probe)
         replay.run(records)
         findings += replay.findings.all()
         fills += replay.fills

@@ -17,6 +17,7 @@ from farmlink.audit.log import (
 from farmlink.audit.model import AuditLog, Finding
 from farmlink.audit.reconcile import reconcile
 from farmlink.audit.signatures import check_signatures
+from farmlink.audit.snapshots import SnapshotCheck, load_snapshots, snapshot_findings
 from farmlink.audit.replay import ReExecution, re_execute, state_hash
 
 Step = Callable[[str, int], Callable[[int], None]]
@@ -90,8 +91,12 @@ async def audit(
     findings += check_signatures(log)
     lap("signatures")
     checking(1)
-    reexecution = re_execute(log)
+    # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
+    snapshots = SnapshotCheck(await load_snapshots(dsn, schema_prefix)) if source == "postgres" else None
+    reexecution = re_execute(log, snapshots)
     findings += reexecution.findings
+    if snapshots is not None:
+        findings += await snapshot_findings(dsn, snapshots, schema_prefix)
     lap("re-execution")
     checking(1)
     findings += check_invariants(log, reexecution)

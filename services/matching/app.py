@@ -29,6 +29,7 @@ from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
 from matcher.book import Book
 from matcher.facts import OfferClosed, OfferOpened, OfferShrunk
 from matcher.journal import JOURNALED_TYPES, fact_from
+from services.matching import snapshots
 from services.matching.outcomes import journal_entry, outcome_event
 
 log = logging.getLogger(__name__)
@@ -60,20 +61,26 @@ OFFERS = Table("offers", ("lot_id",), (
 
 
 async def load_book(conn: asyncpg.Connection, product: str) -> LiveBook:
-    """The product's book: from memory, or rebuilt by replaying its journal."""
+    """The product's book: from memory, or rebuilt from its latest snapshot (if any) and the journal after it."""
     live = books.get(product)
     if live is not None:
         return live
+    stream_id = market_stream(product)
+    snapshot = await snapshots.latest(conn, product, stream_id)
+    book, version = (Book(product), 0) if snapshot is None else (snapshot.book, snapshot.stream_version)
     rows = await conn.fetch(
-        "SELECT event_type, payload::text AS payload, stream_version FROM events WHERE stream_id = $1 ORDER BY stream_version",
-        market_stream(product),
+        "SELECT event_type, CASE WHEN event_type = 'InputJournaled' THEN payload::text END AS payload, stream_version "
+        "FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version",
+        stream_id, version,
     )
-    book = Book(product)
     for row in rows:
         if row["event_type"] == "InputJournaled":
             entry = json.loads(row["payload"])
+            if entry["journal_seq"] != book.journal_seq + 1:
+                raise RuntimeError(f"{stream_id}: journal entry {entry['journal_seq']} at version {row['stream_version']} "
+                                   f"where {book.journal_seq + 1} was due")
             book.process(fact_from(entry["source_event_type"], entry["fact"]))
-    live = LiveBook(book, rows[-1]["stream_version"] if rows else 0)
+    live = LiveBook(book, rows[-1]["stream_version"] if rows else version)
     books[product] = live
     return live
 
@@ -103,6 +110,7 @@ def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     ]
     uow.append(market_stream(product), new_events, live.version, correlation_id=envelope.correlation_id, causation_id=str(envelope.event_id))
     live.version += len(new_events)
+    snapshots.maybe_snapshot(uow, live.book, live.version)
     project_offers(uow, outcomes)
     fills = [e for e in uow.appended if e.event_type == FillMade.event_type]
     send_receipt(
