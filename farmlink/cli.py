@@ -501,6 +501,23 @@ def bench_matcher(inputs: int = typer.Option(1_000_000, help="journal inputs"), 
     _save_bench("matcher", run_matcher_bench(inputs=inputs, smoke=smoke, say=console.print), smoke)
 
 
+@bench_app.command("restart")
+def bench_restart(
+    inputs: int = typer.Option(1_000_000, help="journal inputs of one product"),
+    runs: int = typer.Option(3, help="restarts per case (best of)"),
+    reuse: bool = typer.Option(False, "--reuse", help="keep the journal an earlier run of the same size left"),
+    smoke: bool = SMOKE,
+) -> None:
+    """A restarted matching instance after INPUTS journal inputs of one product: seconds to its first new fill, from snapshots and without."""
+    from farmlink import infra
+    from farmlink.bench.restart_bench import run_restart_bench
+
+    _quiet_logs()
+    infra.ensure_up(progress=lambda message: None)
+    _save_bench("restart", asyncio.run(run_restart_bench(settings().dsn, inputs=inputs, runs=runs, smoke=smoke, reuse=reuse,
+                                                         say=console.print)), smoke)
+
+
 @bench_app.command("publish")
 def bench_publish(messages: int = typer.Option(100_000, help="messages per round"), smoke: bool = SMOKE) -> None:
     """farmlink's publish path (the outbox relay) vs raw aiokafka's producer, same messages and broker."""
