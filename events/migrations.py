@@ -45,6 +45,7 @@ TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "inbox": APPEND_ONLY,  # events/store.py first_time: INSERT ... ON CONFLICT DO NOTHING
     "outbox": ("SELECT", "INSERT", "DELETE"),  # appended in the unit of work; the relay reads and deletes
     "schema_migrations": (),  # the migration role's own record
+    "snapshots": APPEND_ONLY,  # services/matching/snapshots.py: derived books, written once, never changed
 }
 # Every other table is a projection (services/<name>/sql): read, inserted, updated in place
 # (UPDATE ..., INSERT ... ON CONFLICT DO UPDATE); never deleted.

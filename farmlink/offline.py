@@ -1,109 +1,75 @@
-"""What the rules give for a scenario, without Kafka or PostgreSQL: the services' own decide
-functions and the pure matcher, run in file order in one process.
+"""What the rules give for a scenario, without Kafka or PostgreSQL: the services' own handlers
+(their `HANDLERS` maps) and the matching service's, run in file order in one process on
+in-memory units of work (events.unit.MemoryUnitOfWork), so there is no second copy of any rule.
 
-Used by `farmlink simulate` and by the end-to-end tests, which check that the live system
-(publish through Kafka, services, PostgreSQL) makes exactly these fills.
+Used by `farmlink simulate`, `farmlink bench scenario` and the end-to-end tests, which check that
+the live system (publish through Kafka, services, PostgreSQL) makes exactly these fills.
 
-Signatures are not simulated: `farmlink publish` signs every cooperative and buyer line with
-its producer's own key and gives a registration without a public key that key, so a line the
-publisher sends never fails on its signature. The rules that depend on who is registered
-(unknown cooperative or buyer, a cancellation by a buyer who does not own the order) are the
-services' own domain functions, run here the same way.
+Each line is signed as `farmlink publish` signs it, with a throwaway keyring of this run (a
+registration that names a public key is given the throwaway one instead, as offline nothing can
+sign for someone else's key), so the services' signature checks pass for every line the publisher
+would send; the rules that depend on who is registered are the services' own.
 """
 
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
-from contracts.inputs import (
-    BuyerRegistration,
-    CommitmentOffer,
-    CooperativeRegistration,
-    HarvestReport,
-    MarketPriceReport,
-    OrderCancellationRequest,
-    OrderPlacement,
-    PlantingReport,
-)
-from contracts.market import MarketPriceObserved
-from events.consumer import Rejection
+from contracts.inputs import INPUT_KIND, REGISTRATION_TYPES
+from events.consumer import Delivery
+from events.store import envelope_bytes
+from events.unit import MemoryUnitOfWork, decide_one
+from farmlink.keyring import Keyring
+from farmlink.publisher import input_message
 from farmlink.scenario import LineError, ScenarioLine
-from contracts.signing import PublicKey
-from matcher.book import Market
+from matcher.book import Book
 from matcher.facts import Fill
-from matcher.journal import fact_from
-from services.buyer import domain as buyer
-from services.cooperative import domain as cooperative
+from services.buyer import app as buyer
+from services.cooperative import app as cooperative
+from services.market import app as market
+from services.matching import app as matching
+
+SERVICES = {"cooperative": cooperative, "buyer": buyer, "market": market}
+"""The services whose inputs can reach the matcher (settlement's cannot change a fill)."""
 
 
-PUBLISHED_KEY: PublicKey = "A" * 43
-"""Stands in for the key `farmlink publish` gives a registration that names none (its value never matters offline)."""
+class _RecordingBook(Book):
+    """A book that also hands every fill it makes to a list shared by all products (the output order)."""
 
+    def __init__(self, product: str, fills: list[Fill]):
+        super().__init__(product)
+        self._fills = fills
 
-def _as_published(report):
-    """A registration as the publisher sends it: with a public key."""
-    if isinstance(report, CooperativeRegistration | BuyerRegistration) and report.public_key is None:
-        return report.model_copy(update={"public_key": PUBLISHED_KEY})
-    return report
+    def process(self, fact):
+        outcomes = super().process(fact)
+        self._fills.extend(outcome for outcome in outcomes if isinstance(outcome, Fill))
+        return outcomes
 
 
 def simulate(lines: Iterable[ScenarioLine | LineError]) -> list[Fill]:
     """Every fill the matcher makes for these lines, in output order (rejected lines are skipped)."""
-    cooperatives: dict[str, cooperative.Cooperative] = {}
-    household_owner: dict[str, str] = {}
-    recorded: set[str] = set()
-    orders: dict[str, buyer.KnownOrder] = {}
-    buyers: set[str] = set()
-    market = Market()
-    fills: list[Fill] = []
-    for line in lines:
-        if isinstance(line, LineError):
-            continue
-        report = _as_published(line.model)
-        try:
-            event = _decide(report, cooperatives, household_owner, recorded, orders, buyers)
-        except Rejection:
-            continue
-        if event is None:
-            continue
-        fact = fact_from(event.event_type, event.model_dump(mode="json"))  # type: ignore[attr-defined]
-        fills += [outcome for outcome in market.process(fact) if isinstance(outcome, Fill)]
-    return fills
-
-
-def _decide(report, cooperatives, household_owner, recorded, orders, buyers):
-    if isinstance(report, CooperativeRegistration):
-        cooperative.register(report, report.cooperative_id in cooperatives, household_owner)
-        cooperatives[report.cooperative_id] = cooperative.Cooperative(
-            report.cooperative_id, report.county, report.township, report.village,
-            {h.household_id: h.registered_poor for h in report.households},
-        )
-        household_owner.update({h.household_id: report.cooperative_id for h in report.households})
-        return None
-    if isinstance(report, PlantingReport):
-        event = cooperative.record_planting(report, cooperatives.get(report.cooperative_id), f"planting-{report.planting_id}" in recorded)
-        recorded.add(f"planting-{report.planting_id}")
-        return event
-    if isinstance(report, HarvestReport):
-        event = cooperative.record_harvest(report, cooperatives.get(report.cooperative_id), f"lot-{report.lot_id}" in recorded)
-        recorded.add(f"lot-{report.lot_id}")
-        return event
-    if isinstance(report, BuyerRegistration):
-        buyer.register_buyer(report, report.buyer_id in buyers)
-        buyers.add(report.buyer_id)
-        return None
-    if isinstance(report, OrderPlacement):
-        event = buyer.place_order(report, report.order_id in orders, report.buyer_id in buyers)
-        orders[report.order_id] = buyer.KnownOrder(report.order_id, report.buyer_id, report.product, False)
-        return event
-    if isinstance(report, OrderCancellationRequest):
-        if report.buyer_id not in buyers:
-            raise Rejection(f"payload.buyer_id: unknown buyer {report.buyer_id}")
-        event = buyer.cancel_order(report, orders.get(report.order_id))
-        orders[report.order_id] = buyer.KnownOrder(event.order_id, event.buyer_id, event.product, True)
-        return event
-    if isinstance(report, CommitmentOffer):
-        event = buyer.make_commitment(report, f"commitment-{report.commitment_id}" in recorded, report.buyer_id in buyers)
-        recorded.add(f"commitment-{report.commitment_id}")
-        return event
-    if isinstance(report, MarketPriceReport):
-        return MarketPriceObserved(**report.model_dump())
-    return None
+    with tempfile.TemporaryDirectory(prefix="farmlink-simulate-keys-") as keys:
+        keyring = Keyring(Path(keys))
+        units = {name: MemoryUnitOfWork(name, f"service:{name}", lambda envelope: None) for name in SERVICES}
+        matcher_unit = MemoryUnitOfWork("matching", "service:matching", lambda envelope: None)
+        fills: list[Fill] = []
+        for line in lines:
+            if isinstance(line, LineError) or INPUT_KIND[line.type].owner not in SERVICES:
+                continue
+            payload = dict(line.payload)
+            if line.type in REGISTRATION_TYPES:
+                payload["public_key"] = None  # the throwaway key of this run signs it (see the module's docstring)
+            message = input_message(line.type, payload, f"simulate:{line.line_no}", keyring, message_id=f"line-{line.line_no}")
+            service = SERVICES[INPUT_KIND[line.type].owner]
+            delivery = Delivery("simulate", 0, line.line_no, None, message.model_dump_json().encode(), [])
+            events, accepted = decide_one(units[service.SERVICE], service.CONSUMER, delivery)
+            if not accepted:
+                continue
+            for event in events:
+                if event.event_type not in matching.JOURNALED_TYPES:
+                    continue
+                product = event.payload["product"]
+                if matcher_unit.get(matching.BOOK, product) is None:
+                    matcher_unit.load(matching.BOOK, {product: matching.LiveBook(_RecordingBook(product, fills), 0)})
+                decide_one(matcher_unit, matching.CONSUMER, Delivery("simulate", 0, line.line_no, None, envelope_bytes(event), []))
+        return fills

@@ -52,6 +52,7 @@ class LiveBook:
 
 
 books: dict[str, LiveBook] = {}
+BOOK = "book"  # view: product -> its LiveBook
 
 
 OFFERS = Table("offers", ("lot_id",), (
@@ -90,7 +91,7 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
     products = list(dict.fromkeys(item.item[1].product for item in items
                                   if item.item[0] is not None and item.item[0].event_type in JOURNALED_TYPES))
     for product in products:
-        await load_book(conn, product)
+        uow.load(BOOK, {product: await load_book(conn, product)})
     await uow.load_heads(conn, [market_stream(p) for p in products])
 
 
@@ -100,7 +101,10 @@ def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     if envelope is None or envelope.event_type not in JOURNALED_TYPES:
         return  # a marker: a sequenced input its service refused; its place in the run is passed (events/sequence.py)
     product = payload.product
-    live = books[product]
+    live = uow.get(BOOK, product)
+    if live is None:  # a unit of work in memory (farmlink simulate): the book starts empty
+        live = LiveBook(Book(product), 0)
+        uow.load(BOOK, {product: live})
     fact_payload = payload.model_dump(mode="json", exclude={"signed_input"})  # the signature evidence never reaches the matcher
     outcomes = live.book.process(fact_from(envelope.event_type, fact_payload))
     at = envelope.occurred_at
