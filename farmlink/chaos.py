@@ -162,6 +162,10 @@ def encode(message_id: str, input_type: str, payload: dict, correlation_id: str,
 # Faults
 
 
+PROBE_IN_FLIGHT = 100
+"""Inputs kept in flight while a fault heals, so its first new outcome can be seen."""
+
+
 @dataclass(frozen=True)
 class Fault:
     """One planned fault, due when this fraction of the run's inputs has an outcome."""
@@ -254,6 +258,7 @@ class ChaosRun:
         self.sent = 0
         self.sent_by_service: dict[str, int] = dict.fromkeys(INPUT_SERVICES, 0)
         self.outcomes = 0
+        self.probing = False
         self.paying: set[tuple[str, str]] = set()
         self.restarting: set[str] = set()
         self.supervising = True
@@ -374,11 +379,15 @@ class ChaosRun:
         recovery = Recovery(fault.label, round(time.monotonic() - started, 2))
         before = await self._count_outcomes()
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and before < self.events:
-            if await self._count_outcomes() > before:
-                recovery.first_outcome_s = round(time.monotonic() - started, 2)
-                break
-            await asyncio.sleep(0.1)
+        self.probing = True  # inputs must flow for a new outcome to show, even past the next fault's point
+        try:
+            while time.monotonic() < deadline and before < self.events:
+                if await self._count_outcomes() > before:
+                    recovery.first_outcome_s = round(time.monotonic() - started, 2)
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            self.probing = False
         self.say(f"  {fault.label}: back in {recovery.back_s} s; first new outcome after {recovery.first_outcome_s} s")
         return recovery
 
@@ -452,6 +461,8 @@ class ChaosRun:
                 room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
                 if self._next_fault is not None:  # the inputs wait for a fault that is due, so it strikes mid-stream
                     room = min(room, int(self._next_fault.at * self.events) + self.window - self.sent)
+                if self.probing:  # ... but while a fault heals a trickle goes on, or no new outcome could show
+                    room = max(room, min(PROBE_IN_FLIGHT - (self.sent - self.outcomes), self.events - self.sent))
                 if room <= 0:
                     await asyncio.sleep(0.05)
                     continue
