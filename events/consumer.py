@@ -127,6 +127,27 @@ def accepted(uow: Outbox, decoded: Decoded, service: str, status: str = "accepte
     )
 
 
+def ids_of(decoded: Decoded) -> dict[str, str]:
+    """The correlation and causation ids of the events an input leads to."""
+    return dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
+
+
+def input_handler(service: str, handlers: dict):
+    """A service's handle for its input messages: the handler its `HANDLERS` map gives the input's
+    model (called with the unit of work, the decoded message, the message and the payload), then
+    the accepted receipt; an input of another service's type is rejected."""
+
+    def handle(uow, decoded: Decoded) -> None:
+        message, request = decoded.item
+        handler = handlers.get(type(request))
+        if handler is None:
+            raise Rejection(f"type: {message.type} is not a {service} input")
+        handler(uow, decoded, message, request)
+        accepted(uow, decoded, service)
+
+    return handle
+
+
 def rejected_receipt(service: str):
     """An on_rejected hook that tells the producer why its input was refused."""
 

@@ -104,7 +104,6 @@ class Sequencer:
                                 kafka_headers_of(row["headers"]))
             parked.setdefault((row["run"], row["product"]), []).append((row["seq"], make_item(delivery), row["parked_at"]))
 
-        released: list[Any] = []  # handled now, after the batch's other items of the same key
         emitted: dict[tuple[str, str], list[Any]] = {}
         for key in keys:
             expected = progress.get(key, 1)

@@ -162,6 +162,9 @@ def encode(message_id: str, input_type: str, payload: dict, correlation_id: str,
 # Faults
 
 
+PAYMENT_SHARE = 4
+"""At least 1/PAYMENT_SHARE of a run's inputs are payments: the rest of the run waits for fills to pay."""
+
 PROBE_IN_FLIGHT = 100
 """Inputs kept in flight while a fault heals, so its first new outcome can be seen."""
 
@@ -445,6 +448,8 @@ class ChaosRun:
                 await asyncio.sleep(0.2)
             pending_payments: list[tuple[str, dict]] = []
             last_payment_check = 0.0
+            paid_sent = 0
+            payment_wait: float | None = None
             while True:
                 self.outcomes = await self._count_outcomes()
                 self.progress(self.outcomes, self.events)
@@ -455,7 +460,8 @@ class ChaosRun:
                         break
                     await asyncio.sleep(0.2)
                     continue
-                if time.monotonic() - last_payment_check > 2.0:
+                reserved = self.sent - paid_sent >= self.events - self.events // PAYMENT_SHARE
+                if time.monotonic() - last_payment_check > (0.5 if reserved else 2.0):
                     pending_payments += await self._new_payments()
                     last_payment_check = time.monotonic()
                 room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
@@ -468,8 +474,23 @@ class ChaosRun:
                     continue
                 batch = []
                 for _ in range(room):
-                    kind, payload = pending_payments.pop(0) if pending_payments else self.workload.next_input()
+                    if pending_payments:
+                        kind, payload = pending_payments.pop(0)
+                        paid_sent += 1
+                    elif self.sent + len(batch) - paid_sent >= self.events - self.events // PAYMENT_SHARE:
+                        # The rest of the run is kept for payments, which follow the fills (a fast pipeline
+                        # would otherwise send every other input before the first fill reached settlement);
+                        # if none come for a minute, other inputs fill it.
+                        payment_wait = payment_wait or time.monotonic() + 60
+                        if time.monotonic() < payment_wait:
+                            break
+                        kind, payload = self.workload.next_input()
+                    else:
+                        kind, payload = self.workload.next_input()
                     batch.append(self._encode(kind, payload))
+                if not batch:
+                    await asyncio.sleep(0.1)
+                    continue
                 await self._send(batch)
             self.progress(self.outcomes, self.events)
             self.say("every input has its outcome; waiting until every service has caught up ...")

@@ -14,7 +14,7 @@ from faststream.kafka import KafkaMessage
 from contracts.inputs import BuyerRegistration, CommitmentOffer, OrderCancellationRequest, OrderPlacement
 from contracts.topics import BUYER_INPUT
 from events.codec import decode_input
-from events.consumer import Decoded, Rejection, accepted, rejected_receipt
+from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent
 from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
@@ -99,18 +99,9 @@ HANDLERS = {
 }
 
 
-def ids_of(decoded: Decoded) -> dict[str, str]:
-    return dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
 
-
-def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
-    """Decide one input from the view; then tell the producer."""
-    message, request = decoded.item
-    handler = HANDLERS.get(type(request))
-    if handler is None:
-        raise Rejection(f"type: {message.type} is not a buyer input")
-    handler(uow, decoded, message, request)
-    accepted(uow, decoded, SERVICE)
+handle = input_handler(SERVICE, HANDLERS)
+"""Decide one input from the view; then tell the producer."""
 
 
 CONSUMER = Consumer(SERVICE, decode_input, handle, load, rejected_receipt(SERVICE), skip_markers=True)

@@ -14,7 +14,7 @@ from faststream.kafka import KafkaMessage
 from contracts.inputs import CooperativeRegistration, HarvestReport, PlantingReport
 from contracts.topics import COOPERATIVE_INPUT
 from events.codec import decode_input
-from events.consumer import Decoded, Rejection, accepted, rejected_receipt
+from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent
 from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
@@ -110,18 +110,9 @@ HANDLERS = {
 }
 
 
-def ids_of(decoded: Decoded) -> dict[str, str]:
-    return dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
 
-
-def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
-    """Decide one input from the view; then tell the producer."""
-    message, report = decoded.item
-    handler = HANDLERS.get(type(report))
-    if handler is None:
-        raise Rejection(f"type: {message.type} is not a cooperative input")
-    handler(uow, decoded, message, report)
-    accepted(uow, decoded, SERVICE)
+handle = input_handler(SERVICE, HANDLERS)
+"""Decide one input from the view; then tell the producer."""
 
 
 CONSUMER = Consumer(SERVICE, decode_input, handle, load, rejected_receipt(SERVICE), skip_markers=True)

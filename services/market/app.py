@@ -9,7 +9,7 @@ from contracts.inputs import MarketPriceReport
 from contracts.market import MarketPriceObserved
 from contracts.topics import MARKET_INPUT
 from events.codec import decode_input
-from events.consumer import Decoded, Rejection, accepted, rejected_receipt
+from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent
 from events.unit import BatchUnitOfWork, Consumer, consume_batch
@@ -30,21 +30,14 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
 
 def observe_price(uow: BatchUnitOfWork, decoded: Decoded, message, report: MarketPriceReport) -> None:
     observed = MarketPriceObserved(**report.model_dump())
-    uow.append(price_stream(observed.product), [NewEvent(observed)], None,
-               correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
+    uow.append(price_stream(observed.product), [NewEvent(observed)], None, **ids_of(decoded))
 
 
 HANDLERS = {MarketPriceReport: observe_price}
 
 
-def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
-    """Record the observation on its product's price stream; then tell the producer."""
-    message, report = decoded.item
-    handler = HANDLERS.get(type(report))
-    if handler is None:
-        raise Rejection(f"type: {message.type} is not a market input")
-    handler(uow, decoded, message, report)
-    accepted(uow, decoded, SERVICE)
+handle = input_handler(SERVICE, HANDLERS)
+"""Record the observation on its product's price stream; then tell the producer."""
 
 
 CONSUMER = Consumer(SERVICE, decode_input, handle, load, rejected_receipt(SERVICE), skip_markers=True)

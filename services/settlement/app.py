@@ -19,7 +19,7 @@ from contracts.matching import FillMade
 from contracts.settlement import PlanRecorded
 from contracts.topics import COOPERATIVE_EVENTS, FILLS, SETTLEMENT_INPUT
 from events.codec import decode_event, decode_input
-from events.consumer import Decoded, Rejection, accepted, rejected_receipt, send_receipt
+from events.consumer import Decoded, Rejection, ids_of, input_handler, rejected_receipt, send_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent
 from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
@@ -133,18 +133,9 @@ INPUT_HANDLERS = {
 }
 
 
-def ids_of(decoded: Decoded) -> dict[str, str]:
-    return dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
 
-
-def handle_input(uow: BatchUnitOfWork, decoded: Decoded) -> None:
-    """Deliveries, payments and plans from the settlement desk."""
-    message, report = decoded.item
-    handler = INPUT_HANDLERS.get(type(report))
-    if handler is None:
-        raise Rejection(f"type: {message.type} is not a settlement input")
-    handler(uow, decoded, message, report)
-    accepted(uow, decoded, SERVICE)
+handle_input = input_handler(SERVICE, INPUT_HANDLERS)
+"""Deliveries, payments and plans from the settlement desk."""
 
 
 def keep_households(uow: BatchUnitOfWork, envelope, event: CooperativeRegistered) -> None:
