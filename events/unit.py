@@ -16,8 +16,8 @@ the batch: each half is handled again in a transaction of its own, down to the o
 that causes it, which is dead-lettered with the database's reason. A conflict with another
 writer (ConcurrencyError) retries the whole batch from step 1.
 
-`MemoryUnitOfWork`-style use without PostgreSQL is possible too: `decide_batch` runs steps 3
-on a view that the caller filled (farmlink simulate, tests).
+Without PostgreSQL, `MemoryUnitOfWork` keeps the whole state as its view and `decide_one` runs
+step 3 on it with the same handlers (farmlink simulate: farmlink/offline.py).
 """
 
 from __future__ import annotations
