@@ -83,9 +83,10 @@ class Sequencer:
         now = now or datetime.now(timezone.utc)
         stamps = {id(item): stamp_of(item.delivery.headers) for item in items}
         keys = sorted({s.key for s in stamps.values() if s is not None})
-        stale = await conn.fetch(
-            """SELECT DISTINCT run, product FROM sequence_pending WHERE NOT released AND parked_at < $1""", now - self.gap_timeout)
-        keys = sorted(set(keys) | {(r["run"], r["product"]) for r in stale})
+        if not items:  # the gap sweeper's call: every run and product whose gap outlived the timeout
+            stale = await conn.fetch(
+                """SELECT DISTINCT run, product FROM sequence_pending WHERE NOT released AND parked_at < $1""", now - self.gap_timeout)
+            keys = sorted({(r["run"], r["product"]) for r in stale})
         if not keys:
             return items
         runs, products = [k[0] for k in keys], [k[1] for k in keys]

@@ -221,9 +221,6 @@ def event_outbox_rows(envelopes: Sequence[StoredEvent], router: Router) -> list[
         route = router(envelope)
         if route is None:
             continue
-        if envelope.global_position is not None:
-            rows.append((route.topic, route.key.encode(), envelope_bytes(envelope), kafka_headers(envelope), envelope.event_id))
-            continue
         wire = envelope.wire()
         wire["global_position"] = _POSITION_SENTINEL
         whole = canonical_bytes(wire)
@@ -385,10 +382,6 @@ class UnitOfWork:
         )
         return row is not None
 
-    async def inbox_digest(self, consumer: str, message_id: str) -> str | None:
-        """The digest recorded with a processed message id (None when unknown)."""
-        return await self.conn.fetchval(
-            f'SELECT digest FROM "{self.schema}".inbox WHERE consumer = $1 AND message_id = $2', consumer, message_id)
 
 
 async def append_events(

@@ -442,7 +442,7 @@ def _skip_marker(uow: BatchUnitOfWork, item: _Item, reason: str) -> None:
             return
 
 
-def inbox_ids(consumer: Consumer, items: Sequence[_Item]) -> list[str]:
+def inbox_ids(items: Sequence[_Item]) -> list[str]:
     ids = []
     for item in items:
         if item.decoded is not None:
@@ -465,7 +465,7 @@ async def _attempt(store: EventStore, consumer: Consumer, items: Sequence[_Item]
         await conn.execute(f'BEGIN; SET LOCAL search_path TO "{store.schema}"')
         try:
             uow = BatchUnitOfWork(store.schema, store.producer, store.router)
-            asked = inbox_ids(consumer, items)
+            asked = inbox_ids(items)
             uow.seen = await _inbox(conn, store.schema, consumer.name, asked)
             if consumer.arrange is not None:
                 items = await consumer.arrange(conn, uow, list(items), lambda d: _decoded_item(consumer, d))

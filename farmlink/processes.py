@@ -9,7 +9,6 @@ single-instance setup looks as it always did; the others are numbered (`matching
 `logs/matching.2.log`).
 """
 
-import asyncio
 import importlib
 import os
 import re

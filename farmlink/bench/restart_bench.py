@@ -237,7 +237,7 @@ async def existing_journal(dsn: str, schema: str, inputs: int) -> dict[str, Any]
     try:
         if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.snapshots"):
             return None
-        info = await conn.fetchval(f'SELECT obj_description(to_regclass($1), \'pg_class\')', f"{schema}.snapshots")
+        info = await conn.fetchval('SELECT obj_description(to_regclass($1), \'pg_class\')', f"{schema}.snapshots")
         found = json.loads(info) if info else None
         return found if found and found.get("inputs") == inputs else None
     finally:

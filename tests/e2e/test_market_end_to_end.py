@@ -1,7 +1,6 @@
 """The whole market on real Kafka and PostgreSQL: what is published through the services
 gives exactly the fills the rules give, offline, for the same file."""
 
-import asyncio
 import json
 import os
 import random
