@@ -12,7 +12,7 @@ from contracts.catalogue import Product
 from contracts.model import Contract
 from contracts.signing import PublicKey, Signature
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, MARKET_INPUT, SETTLEMENT_INPUT
-from contracts.types import Area, Fen, Grade, Identifier, IsoDate, Name, PositiveFen, Quantity
+from contracts.types import Area, Fen, Grade, Identifier, IsoDate, Name, PositiveFen, Producer, Quantity
 
 
 class HouseholdMembership(Contract):
@@ -239,7 +239,7 @@ class InputMessage(Contract):
 
     message_id: Identifier
     type: str
-    producer: Identifier
+    producer: Producer
     correlation_id: Identifier
     payload: dict
     signature: Signature | None = None

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import StringConstraints
 
 from contracts.model import Contract
-from contracts.types import Identifier
+from contracts.types import Identifier, Producer
 
 SIGNING_CONTEXT = b"farmlink-input-v1\n"
 SIGNED_FIELDS = ("message_id", "type", "producer", "correlation_id", "payload")
@@ -152,7 +152,7 @@ class SignedInput(Contract):
 
     message_id: Identifier
     type: str
-    producer: Identifier
+    producer: Producer
     correlation_id: Identifier
     payload: dict[str, Any]
     signature: Signature

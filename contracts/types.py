@@ -60,6 +60,11 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
+Producer = Annotated[str, Field(min_length=1, max_length=256)]
+"""Who submitted an input: `cooperative:<id>`, `buyer:<id>`, `market:<market name>`, `settlement`
+(contracts/inputs.py `producer_of`); long enough for the longest id or name behind its prefix, and a
+market's name may hold spaces."""
+
 Grade = Literal["A", "B", "C"]
 """Produce grade, A best."""
 

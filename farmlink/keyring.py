@@ -6,6 +6,7 @@ A real cooperative or buyer system keeps its own key and uses `contracts/signing
 way; this keyring stands in for all of them on a development machine.
 """
 
+import hashlib
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -14,6 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 
 from contracts.signing import new_private_key, public_key_of
+
+MAX_NAME = 200
+"""Longest key file name before `.pem` (file systems allow 255 bytes; the draft adds a prefix and a pid)."""
 
 
 class Keyring:
@@ -24,7 +28,12 @@ class Keyring:
         self._cache: dict[str, Ed25519PrivateKey] = {}
 
     def path_of(self, producer: str) -> Path:
-        return self.folder / f"{quote(producer, safe='-_')}.pem"
+        """`<producer, percent-encoded>.pem`; a name too long for the file system (a long id in Chinese
+        is nine bytes a character encoded) keeps its first part and a digest of the whole."""
+        name = quote(producer, safe="-_")
+        if len(name) > MAX_NAME:
+            name = f"{name[:MAX_NAME - 65]}~{hashlib.sha256(producer.encode()).hexdigest()}"
+        return self.folder / f"{name}.pem"
 
     def private_key(self, producer: str) -> Ed25519PrivateKey:
         """The producer's key, generated (atomically: two processes agree on one) when it has none yet."""

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
 
 from contracts.inputs import (
     INPUT_OWNER,
@@ -71,6 +72,24 @@ def input_message(input_type: str, payload: dict, correlation_id: str, keyring: 
     )
     signature = sign(keyring.private_key(producer), fields) if input_type in SIGNED_INPUT_TYPES else None
     return InputMessage(**fields, signature=signature)
+
+
+def prepare_line(line: ScenarioLine, run_id: str, keyring: Keyring) -> InputMessage | str:
+    """The input message `farmlink publish` sends for a valid line, signed and ready; or, when it
+    cannot be built (a key that cannot be stored, a producer id the envelope refuses), the reason,
+    so the line is reported as rejected by its number instead of stopping the run."""
+    try:
+        return input_message(line.type, line.payload, f"{run_id}:{line.line_no}", keyring)
+    except (ValidationError, ValueError, OSError) as error:
+        return f"line {line.line_no}: cannot be published: {_first_problem(error)}"
+
+
+def _first_problem(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return str(error)
 
 
 @dataclass
@@ -251,6 +270,14 @@ async def publish_lines(
                 continue
             if sender.done():
                 sender.result()  # a failure (a timeout) of the settlement sender ends the run with its reason
+            message = prepare_line(line, run_id, keyring)
+            if isinstance(message, str):  # refused here, like a line that failed its model, before it takes a place in the sequence
+                summary.rejected.append(message)
+                on_line(line, message)
+                if strict:
+                    summary.stopped_early = True
+                    break
+                continue
             service = INPUT_OWNER[line.type]
             topic = SERVICE_INPUT_TOPIC[service]
             headers: list[tuple[str, bytes]] = []
@@ -271,8 +298,7 @@ async def publish_lines(
             if strict and summary.rejected:
                 summary.stopped_early = True
                 break
-            correlation_id = f"{run_id}:{line.line_no}"
-            message = input_message(line.type, line.payload, correlation_id, keyring)
+            correlation_id = message.correlation_id
             progress = LineProgress(line, needs_journal=line.type in MATCHER_INPUT_TYPES)
             watcher.lines[correlation_id] = progress
             in_flight.append(progress)
