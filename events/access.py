@@ -45,6 +45,8 @@ COOPERATIVE = "cooperative"
 BUYER = "buyer"
 PRICE_FEED = "price-feed"
 SETTLEMENT_DESK = "settlement-desk"
+GATEWAY = "gateway"
+"""The HTTP gateway (services/gateway): posts parties' signed inputs, projects what it serves."""
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
@@ -75,6 +77,8 @@ class Principal:
     """Groups whose offsets it may look at (DESCRIBE on groups with this prefix), not join."""
     transactional_ids: tuple[str, ...] = ()
     """Kafka transactional ids it may use (WRITE on TRANSACTIONAL_ID, literal): its outbox relay's."""
+    describe: tuple[str, ...] = ()
+    """Topics whose offsets it may look at (DESCRIBE on the topic), not read: for consumer lag."""
 
 
 def relay_transactional_id(schema: str) -> str:
@@ -113,6 +117,18 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal(PRICE_FEED, "the market price feed", write=(MARKET_INPUT,), read=(RECEIPTS,)),
     Principal(SETTLEMENT_DESK, "the settlement desk: deliveries, payments, plans", write=(SETTLEMENT_INPUT,), read=(RECEIPTS,)),
     Principal(AUDITOR, "auditors: read everything, write nothing", read=ALL_TOPICS, describe_group_prefix=GROUP_PREFIX),
+    Principal(
+        GATEWAY,
+        "the HTTP gateway: posts parties' signed inputs; projects registrations, lots, commitments, fills, offers, "
+        "receipts and dead letters (counted); looks at the groups' offsets",
+        write=(COOPERATIVE_INPUT, BUYER_INPUT, DEAD_LETTER, RELAY_CHECKPOINTS),
+        read=(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, RECEIPTS, DEAD_LETTER, RELAY_CHECKPOINTS),
+        groups=("farmlink.gateway",),
+        describe_group_prefix=GROUP_PREFIX,
+        transactional_ids=(relay_transactional_id(GATEWAY),),
+        describe=(MARKET_EVENTS, MATCHING_JOURNAL, SETTLEMENT_EVENTS, SEQUENCE_MARKERS,
+                  COOPERATIVE_INPUT, BUYER_INPUT, MARKET_INPUT, SETTLEMENT_INPUT),
+    ),
 )
 """Every principal except the super user, with its grants."""
 
@@ -159,6 +175,7 @@ def acl_bindings() -> list[AclBinding]:
         if p.describe_group_prefix:
             acls.add(AclBinding(p.name, "GROUP", p.describe_group_prefix, "PREFIXED", "DESCRIBE"))
         acls |= {AclBinding(p.name, "TRANSACTIONAL_ID", tid, "LITERAL", "WRITE") for tid in p.transactional_ids}
+        acls |= {AclBinding(p.name, "TOPIC", topic, "LITERAL", "DESCRIBE") for topic in p.describe}
     return sorted(acls)
 
 
@@ -178,7 +195,8 @@ def matrix_table() -> str:
         cells = []
         for name in names:
             rights = ("R" if may_read(name, topic) else "") + ("W" if may_write(name, topic) else "")
-            cells.append(rights or "-")
+            described = "D" if not rights and topic in BY_NAME[name].describe else ""
+            cells.append(rights or described or "-")
         lines.append(f"| `{topic}` | " + " | ".join(cells) + " |")
     groups = []
     for p in PRINCIPALS:

@@ -58,7 +58,7 @@ from events.settings import (
     role_name,
     settings,
 )
-from farmlink.processes import SERVICES
+from farmlink.processes import GATEWAY, SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -881,7 +881,7 @@ def login_roles(s: Settings) -> dict[str, str | None]:
     Local: farmlink_<service> for every service and farmlink_auditor, with generated passwords.
     External: the role and password of each DATABASE_URL_<NAME> that is set (and is not the owner).
     """
-    names = (*SERVICES, AUDITOR)
+    names = (*SERVICES, GATEWAY, AUDITOR)
     if not s.uses_external_database:
         return {role_name(n): local_secret(s, f"postgres-{role_name(n)}") for n in names}
     owner = urlsplit(s.dsn).username

@@ -342,3 +342,35 @@ def stop_all(say=print, timeout: float = STOP_TIMEOUT_S) -> None:
 def service_status() -> dict[str, int | None]:
     """The pid of each service's first instance (None: not running); `instances()` lists them all."""
     return {name: running_pid(name) for name in SERVICES}
+
+
+# -- the HTTP gateway (services/gateway): one process beside the services ------------------------
+GATEWAY = "gateway"
+"""`farmlink up` starts it on 127.0.0.1:FARMLINK_GATEWAY_PORT (18080); its pid, ready file and log
+are named `gateway` like a service instance's. Chaos leaves it alone (it is not in SERVICES)."""
+
+
+def start_gateway(say=print, wait: bool = True) -> int:
+    """Start the gateway unless it runs already (`farmlink gateway` in the background); wait until it serves."""
+    pid = running_pid(GATEWAY)
+    if pid is None:
+        ready_file(GATEWAY).unlink(missing_ok=True)
+        with log_file(GATEWAY).open("ab") as log:
+            process = subprocess.Popen([sys.executable, "-m", "farmlink.cli", "gateway"], stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        pid_file(GATEWAY).write_text(str(process.pid))
+        say(f"started {GATEWAY} (pid {process.pid}, log {log_file(GATEWAY)})")
+        pid = process.pid
+    if wait:
+        wait_ready([GATEWAY])
+    return pid
+
+
+def stop_gateway(say=print, timeout: float = STOP_TIMEOUT_S) -> None:
+    stop([GATEWAY], say=say, timeout=timeout)
+
+
+def gateway_state() -> tuple[int | None, str]:
+    """The gateway's pid (None: not running) and state (running, starting, stopped) for `farmlink status`."""
+    pid = running_pid(GATEWAY)
+    return pid, "stopped" if pid is None else ("running" if ready_file(GATEWAY).exists() else "starting")

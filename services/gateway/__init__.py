@@ -1,0 +1,1 @@
+"""The HTTP gateway: parties who cannot speak Kafka post signed inputs and read their own data."""

@@ -1,0 +1,174 @@
+"""The gateway's projection: what it serves, built by consuming the public topics.
+
+One consumer (group `farmlink.gateway`) reads registrations and lots (cooperative events),
+registrations and commitments (buyer events), fills, offers, receipts and dead letters, and
+writes its own schema `gateway` through the batch unit of work (events/unit.py): each record
+is marked in the inbox in the same transaction as its rows, so a redelivered batch has no
+second effect and the projection survives restarts. Handlers are pure: record -> staged rows.
+"""
+
+import json
+from datetime import datetime
+
+import orjson
+
+from contracts.buyer import BuyerRegistered, CommitmentMade
+from contracts.cooperative import CooperativeRegistered, HarvestRecorded
+from contracts.inputs import Receipt
+from contracts.matching import FillMade, OfferClosed, OfferOpened, OfferShrunk
+from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, RECEIPTS
+from events.codec import decode_event
+from events.consumer import Decoded, Delivery
+from events.unit import BatchUnitOfWork, Consumer, Table
+
+CONSUMER = "gateway"
+TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, RECEIPTS, DEAD_LETTER)
+"""What the gateway subscribes to (events/access.py grants it exactly these, and the relay's checkpoints)."""
+
+PARTIES = Table("parties", ("party",), (("party", "text"), ("kind", "text"), ("party_id", "text"), ("name", "text"),
+                                        ("public_key", "text")))
+HOUSEHOLDS = Table("households", ("household_id",), (("household_id", "text"), ("cooperative_id", "text"),
+                                                     ("village", "text"), ("registered_poor", "boolean")))
+LOTS = Table("lots", ("lot_id",), (("lot_id", "text"), ("cooperative_id", "text"), ("product", "text"), ("grade", "text"),
+                                   ("quantity", "numeric"), ("available_from", "date"), ("expires_on", "date"),
+                                   ("contributions", "jsonb")))
+OFFER_ROWS = Table("offers", ("lot_id",), (("lot_id", "text"), ("product", "text"), ("grade", "text"),
+                                           ("cooperative_id", "text"), ("county", "text"), ("township", "text"),
+                                           ("quantity_left", "numeric"), ("available_from", "date"), ("expires_on", "date"),
+                                           ("open", "boolean")))
+FILL_ROWS = Table("fills", ("fill_id",), (
+    ("fill_id", "text"), ("buyer_id", "text"), ("cooperative_id", "text"), ("lot_id", "text"), ("product", "text"),
+    ("grade", "text"), ("outlet_kind", "text"), ("outlet_id", "text"), ("quantity", "numeric"), ("unit_price_fen", "bigint"),
+    ("price_basis", "text"), ("revenue_fen", "bigint"), ("household_income_fen", "jsonb"), ("floor_price_fen", "bigint"),
+    ("market_price_fen", "bigint"), ("price_as_of", "date"), ("position", "bigint"), ("committed_at", "timestamptz")))
+COMMITMENTS = Table("commitments", ("commitment_id",), (("commitment_id", "text"), ("buyer_id", "text"), ("product", "text"),
+                                                       ("terms", "jsonb")))
+RECEIPT_ROWS = Table("receipts", ("message_id", "service", "status"), (("message_id", "text"), ("service", "text"),
+                                                                       ("status", "text"), ("receipt", "jsonb")))
+DEAD_LETTERS = Table("dead_letters", ("consumer",), (("consumer", "text"), ("count", "bigint")))
+
+
+def decode(delivery: Delivery) -> Decoded:
+    """A record of any subscribed topic: events by their envelope; receipts and dead letters by where they sit
+    (each record is one receipt or one dead letter, so its place is its identity for the inbox)."""
+    if delivery.topic == RECEIPTS:
+        receipt = Receipt.model_validate_json(delivery.value)
+        return Decoded(receipt, message_id=f"receipt:{delivery.delivery_id}", correlation_id=receipt.correlation_id)
+    if delivery.topic == DEAD_LETTER:
+        consumer = next((v.decode("utf-8", "replace") for n, v in delivery.headers if n == "dlq.consumer" and v), "unknown")
+        return Decoded(("dead_letter", consumer), message_id=f"dead-letter:{delivery.delivery_id}", correlation_id="")
+    return decode_event(delivery)
+
+
+def party(kind: str, party_id: str) -> str:
+    return f"{kind}:{party_id}"
+
+
+def keep_cooperative(uow: BatchUnitOfWork, envelope, event: CooperativeRegistered) -> None:
+    if event.public_key is not None:
+        uow.insert(PARTIES, {"party": party("cooperative", event.cooperative_id), "kind": "cooperative",
+                             "party_id": event.cooperative_id, "name": event.name, "public_key": event.public_key})
+    for h in event.households:
+        uow.insert(HOUSEHOLDS, {"household_id": h.household_id, "cooperative_id": event.cooperative_id,
+                                "village": event.village, "registered_poor": h.registered_poor})
+
+
+def keep_buyer(uow: BatchUnitOfWork, envelope, event: BuyerRegistered) -> None:
+    uow.insert(PARTIES, {"party": party("buyer", event.buyer_id), "kind": "buyer", "party_id": event.buyer_id,
+                         "name": event.name, "public_key": event.public_key})
+
+
+def keep_lot(uow: BatchUnitOfWork, envelope, event: HarvestRecorded) -> None:
+    contributions = [{"household_id": c.household_id, "quantity": str(c.quantity), "registered_poor": c.registered_poor}
+                     for c in event.contributions]
+    uow.insert(LOTS, {"lot_id": event.lot_id, "cooperative_id": event.cooperative_id, "product": event.product,
+                      "grade": event.grade, "quantity": event.quantity, "available_from": event.available_from,
+                      "expires_on": event.expires_on, "contributions": json.dumps(contributions)})
+
+
+def keep_commitment(uow: BatchUnitOfWork, envelope, event: CommitmentMade) -> None:
+    terms = event.model_dump(mode="json", exclude={"signed_input"})
+    uow.insert(COMMITMENTS, {"commitment_id": event.commitment_id, "buyer_id": event.buyer_id, "product": event.product,
+                             "terms": json.dumps(terms)})
+
+
+def keep_fill(uow: BatchUnitOfWork, envelope, event: FillMade) -> None:
+    uow.insert(FILL_ROWS, {
+        "fill_id": event.fill_id, "buyer_id": event.buyer_id, "cooperative_id": event.cooperative_id, "lot_id": event.lot_id,
+        "product": event.product, "grade": event.grade, "outlet_kind": event.outlet_kind, "outlet_id": event.outlet_id,
+        "quantity": event.quantity, "unit_price_fen": event.unit_price_fen, "price_basis": event.price_basis,
+        "revenue_fen": event.revenue_fen, "household_income_fen": json.dumps(event.household_income_fen),
+        "floor_price_fen": event.floor_price_fen, "market_price_fen": event.market_price_fen, "price_as_of": event.price_as_of,
+        "position": event.position, "committed_at": envelope.occurred_at})
+
+
+def open_offer(uow: BatchUnitOfWork, envelope, event: OfferOpened) -> None:
+    uow.put(OFFER_ROWS, {"lot_id": event.lot_id, "product": event.product, "grade": event.grade,
+                         "cooperative_id": event.cooperative_id, "county": event.county, "township": event.township,
+                         "quantity_left": event.quantity_left, "available_from": event.available_from,
+                         "expires_on": event.expires_on, "open": True}, view=False)
+
+
+def shrink_offer(uow: BatchUnitOfWork, envelope, event: OfferShrunk) -> None:
+    uow.patch(OFFER_ROWS, event.lot_id, {"quantity_left": event.quantity_left})
+
+
+def close_offer(uow: BatchUnitOfWork, envelope, event: OfferClosed) -> None:
+    uow.patch(OFFER_ROWS, event.lot_id, {"open": False})
+
+
+EVENT_HANDLERS = {
+    CooperativeRegistered: keep_cooperative,
+    BuyerRegistered: keep_buyer,
+    HarvestRecorded: keep_lot,
+    CommitmentMade: keep_commitment,
+    FillMade: keep_fill,
+    OfferOpened: open_offer,
+    OfferShrunk: shrink_offer,
+    OfferClosed: close_offer,
+}
+"""Every event the gateway keeps; others on the same topics (plantings, orders, cancellations) pass by."""
+
+
+def keep_receipt(uow: BatchUnitOfWork, receipt: Receipt) -> None:
+    uow.put(RECEIPT_ROWS, {"message_id": receipt.message_id, "service": receipt.service, "status": receipt.status,
+                           "receipt": receipt.model_dump_json()}, view=False)
+
+
+def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
+    item = decoded.item
+    if isinstance(item, Receipt):
+        keep_receipt(uow, item)
+    elif isinstance(item, tuple) and item[0] == "dead_letter":
+        uow.add(DEAD_LETTERS, {"consumer": item[1], "count": 1})
+    else:
+        envelope, event = item
+        handler = EVENT_HANDLERS.get(type(event))
+        if handler is not None:
+            handler(uow, envelope, event)
+
+
+PROJECTION = Consumer(CONSUMER, decode, handle)
+
+
+def offer_change(decoded: Decoded) -> dict | None:
+    """What an offers SSE stream sends for a committed record: the offer event, or None for any other record."""
+    item = decoded.item
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], OfferOpened | OfferShrunk | OfferClosed):
+        envelope, event = item
+        return {"event_type": envelope.event_type, "event_id": str(envelope.event_id), **event.model_dump(mode="json")}
+    return None
+
+
+def fill_row_json(row) -> dict:
+    """A fill as the API shows it: decimals as strings, dates ISO, money integer fen."""
+    out = {}
+    for name, value in dict(row).items():
+        if name == "household_income_fen" and isinstance(value, str):
+            value = orjson.loads(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif value is not None and not isinstance(value, bool | int | str | dict | list):
+            value = str(value)
+        out[name] = value
+    return out
