@@ -338,12 +338,20 @@ class Source(str, Enum):
     kafka = "kafka"
 
 
+class ReportLang(str, Enum):
+    en = "en"
+    zh = "zh"
+
+
 @app.command()
 def audit(
     source: Source = typer.Option(Source.postgres, "--source", help="read the log from PostgreSQL or from the Kafka topics (offset 0)"),
     as_of: int | None = typer.Option(None, "--as-of", help="also show the market as known at this matching-log global position"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object, for machines"),
-    report: Path | None = typer.Option(None, "--report", help="write a self-contained HTML report with charts to this file"),
+    report: Path | None = typer.Option(None, "--report", help="write a self-contained HTML report (summaries, top lists, charts) to this file"),
+    lang: ReportLang = typer.Option(ReportLang.en, "--lang", help="the report's language: en, or zh (Chinese)"),
+    export: Path | None = typer.Option(None, "--export", help="write the full ledgers (every fill, household, commitment, village, "
+                                       "finding) as CSV and JSON into this directory"),
     reconcile_kafka: bool = typer.Option(True, "--reconcile/--no-reconcile", help="check every stored event reached Kafka exactly once"),
 ) -> None:
     """Replay the whole log, verify hash chains, re-execute the matcher, check invariants, reconcile with Kafka.
@@ -363,8 +371,8 @@ def audit(
 
         result = asyncio.run(run_audit(config.bootstrap, config.auditor_dsn, source.value, reconcile_kafka, step))
     as_of_view = _as_of(result, as_of) if as_of is not None else None
-    if report is not None:
-        _write_report(result, report)
+    if report is not None or export is not None:
+        _write_report(result, report, lang.value, export)
     if as_json:
         typer.echo(json.dumps({**result.summary(), "findings": [f.as_dict() for f in result.findings],
                                **({"as_of": as_of_view} if as_of_view is not None else {})}, ensure_ascii=False, default=str))
@@ -393,21 +401,12 @@ def _as_of(result, position: int) -> dict[str, Any]:
     }
 
 
-def _write_report(result, path: Path) -> None:
-    from farmlink.audit import views
-    from farmlink.audit.report import ReportData, write_report
+def _write_report(result, path: Path | None, lang: str = "en", export: Path | None = None) -> None:
+    from farmlink.audit.report import write_audit_report
 
-    log = result.log
-    data = ReportData(
-        findings=result.findings,
-        fills=views.fills_with_dates(log),
-        commitments=views.commitments(log),
-        market_prices=views.market_prices(log),
-        incomes=views.incomes(log),
-        coverage=views.coverage(log),
-        summary=result.summary(),
-    )
-    write_report(data, path)
+    written = write_audit_report(result, path, lang, export)
+    if export is not None:
+        typer.echo(f"ledgers written to {export}: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in written.items()), err=True)
 
 
 def _print_audit(result, as_of_view, report: Path | None) -> None:

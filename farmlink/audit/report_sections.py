@@ -31,8 +31,8 @@ def unit_of(product: str) -> str:
 
 def _finding_item(index: int, finding, w: Words, cited: bool) -> str:
     link = f' <a class="goto" href="#event-{esc(finding.event_id)}">{esc(w("see_event"))} →</a>' if cited else ""
-    return (f'<li class="finding" id="finding-{index}"><span class="check">{esc(w.word(finding.check))}</span> '
-            f'<code class="code">{esc(finding.check)}</code>{link}<div class="where">{esc(finding.where)}</div>'
+    code = f' <code class="code">{esc(finding.check)}</code>' if w.zh else ""
+    return (f'<li class="finding" id="finding-{index}"><span class="check">{esc(w.word(finding.check))}</span>{code}{link}<div class="where">{esc(finding.where)}</div>'
             f'<div class="message">{esc(finding.message)}</div></li>')
 
 
@@ -51,7 +51,10 @@ def findings_section(data: ReportData, w: Words) -> str:
                 f'{esc(w("clean", events=whole(data.summary.events_audited)))}</strong></div></section>')
     shown = findings[:FINDINGS_SHOWN]
     counts = Counter(f.check for f in findings)
-    by_check = table([w("check"), "code", w("count")], [(w.word(c), c, whole(k)) for c, k in sorted(counts.items())], numeric=(2,))
+    if w.zh:
+        by_check = table([w("check"), "code", w("count")], [(w.word(c), c, whole(k)) for c, k in sorted(counts.items())], numeric=(2,))
+    else:
+        by_check = table([w("check"), w("count")], [(c, whole(k)) for c, k in sorted(counts.items())], numeric=(1,))
     items = "".join(_finding_item(i + 1, f, w, f.event_id in data.cited) for i, f in enumerate(shown))
     if not findings:
         items = f'<li class="finding">{esc(w("not_clean_none"))}</li>'
