@@ -17,6 +17,7 @@ from rich.table import Table
 
 from events.settings import settings
 from farmlink import processes, reports
+from farmlink.gateway_cli import gateway, gateway_port, sign_app
 from farmlink.infra_cli import infra_app
 
 # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
@@ -29,6 +30,8 @@ app = typer.Typer(
 app.add_typer(infra_app, name="infra")
 contracts_app = typer.Typer(help="The public event contracts.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
+app.command()(gateway)
+app.add_typer(sign_app, name="sign")
 
 DEMO_SCENARIO = Path(__file__).parent / "scenarios" / "yanhe-2020.jsonl"
 
@@ -73,7 +76,7 @@ def up(
         help="run this many instances of the services named, e.g. matching=2,settlement=2 (they share the "
              "partitions; surplus instances are stopped); services not named run one instance. See docs/scaling.md"),
 ) -> None:
-    """Start Kafka and PostgreSQL (unless external ones are configured) and every service."""
+    """Start Kafka and PostgreSQL (unless external ones are configured), every service and the HTTP gateway."""
     from farmlink import infra
 
     try:
@@ -88,13 +91,16 @@ def up(
                           f"instance(s) will stand idle as spares", style="yellow", highlight=False)
     infra.ensure_up(progress=lambda message: console.print(message, style="dim", highlight=False))
     processes.start_all(say=lambda message: console.print(message, style="dim"), instances=counts)
+    processes.start_gateway(say=lambda message: console.print(message, style="dim"))
     running = {service: processes.running_count(service) for service in processes.SERVICES}
-    console.print("farmlink is up: " + ", ".join(f"{s} x{n}" if n > 1 else s for s, n in running.items()))
+    console.print("farmlink is up: " + ", ".join(f"{s} x{n}" if n > 1 else s for s, n in running.items())
+                  + f"; gateway on http://127.0.0.1:{gateway_port()}")
 
 
 @app.command()
 def down() -> None:
-    """Stop every instance of every service (Kafka and PostgreSQL keep running: `farmlink infra down` stops them)."""
+    """Stop the gateway and every instance of every service (Kafka and PostgreSQL keep running: `farmlink infra down` stops them)."""
+    processes.stop_gateway(say=lambda message: console.print(message, style="dim"))
     processes.stop_all(say=lambda message: console.print(message, style="dim"))
 
 
@@ -105,6 +111,9 @@ def status(fmt: Format = typer.Option(Format.table, "--format", help="table, or 
         {"service": i.service, "instance": i.name, "pid": i.pid, "state": i.state, "log": str(i.log)}
         for i in processes.instances()
     ]
+    gateway_pid, gateway_state = processes.gateway_state()
+    rows.append({"service": "gateway", "instance": "gateway", "pid": gateway_pid, "state": gateway_state,
+                 "log": str(processes.log_file(processes.GATEWAY))})
     _print_rows(rows, fmt, "services")
     raise typer.Exit(0 if all(processes.running_count(s) for s in processes.SERVICES) else 1)
 
@@ -231,9 +240,11 @@ def demo(
     say = lambda message: console.print(message, style="dim", highlight=False)  # noqa: E731
     infra.ensure_up(progress=say)
     if fresh:
+        processes.stop_gateway(say=say)
         processes.stop_all(say=say)
         infra.reset_data(progress=say)
     processes.start_all(say=say)
+    processes.start_gateway(say=say)
     summary = _publish(scenario, strict=False)
     asyncio.run(wait_until_caught_up(settings().bootstrap, settings().dsn))
     fills = asyncio.run(_read(reports.recorded_fills))
@@ -258,6 +269,7 @@ def _wiped(who: str, yes: bool):
         typer.confirm(f"{who} wipes all farmlink data (topics and schemas). Go on?", abort=True)
     say = lambda message: console.print(message, style="dim", highlight=False)  # noqa: E731
     infra.ensure_up(progress=say)
+    processes.stop_gateway(say=say)
     processes.stop_all(say=say)
     infra.reset_data(progress=say)
     return say
