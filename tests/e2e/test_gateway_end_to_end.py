@@ -1,0 +1,199 @@
+"""The HTTP gateway on the real broker, database and services, started as `farmlink up` starts them: a signed
+harvest posted over HTTP is matched and reaches the buyer's fill stream; a forged one is refused with the
+reason; a buyer reading another buyer's fills gets 403; /metrics moves when inputs flow."""
+
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from farmlink import infra, processes
+from farmlink.gateway_cli import gateway_port
+from farmlink.keyring import Keyring
+from farmlink.publisher import input_message
+from services.gateway.auth import sign_request
+
+pytestmark = pytest.mark.e2e
+
+KEYS = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-gateway-e2e-keys-")))
+FORGER = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-gateway-e2e-forger-")))
+SSE_DELIVERY_BOUND_S = 10.0
+"""Generous: the fill must arrive, and the latency is printed; a loaded 2-core machine may be slow."""
+
+FENGJIA = {"cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
+           "households": [{"household_id": "fj-1", "registered_poor": True}, {"household_id": "fj-2", "registered_poor": False}]}
+
+
+def lot(lot_id: str, quantity: str) -> dict:
+    return {"lot_id": lot_id, "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": quantity,
+            "available_from": "2020-08-01", "expires_on": "2020-08-20",
+            "contributions": [{"household_id": "fj-1", "quantity": quantity}]}
+
+
+def order(order_id: str, buyer_id: str, quantity: str, limit: int) -> dict:
+    return {"order_id": order_id, "buyer_id": buyer_id, "product": "chili", "min_grade": "B", "quantity": quantity,
+            "limit_price_fen": limit, "deliver_from": "2020-08-01", "deliver_to": "2020-08-31", "regions": []}
+
+
+def body(kind: str, payload: dict, keyring: Keyring = KEYS) -> tuple[str, bytes]:
+    message = input_message(kind, payload, uuid.uuid4().hex, keyring)
+    return message.message_id, message.model_dump_json().encode()
+
+
+def proof(party: str, target: str, method: str = "GET") -> dict[str, str]:
+    return sign_request(KEYS.private_key(party), method, target, party, time.time())
+
+
+async def until(check, timeout: float = 60.0, every: float = 0.2):
+    """The first truthy result of `check()` within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout:.0f} s")
+        await asyncio.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def gateway_system(infrastructure):
+    """Everything stopped, farmlink's data wiped, the services and the gateway started."""
+    processes.stop_gateway(say=lambda _: None)
+    processes.stop_all(say=lambda _: None)
+    infra.reset_data(progress=lambda _: None)
+    processes.start_all(say=lambda _: None)
+    processes.start_gateway(say=lambda _: None)
+    yield infrastructure
+    processes.stop_gateway(say=lambda _: None)
+    processes.stop_all(say=lambda _: None)
+
+
+@pytest.fixture
+async def http(gateway_system):
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port()}", timeout=30) as client:
+        yield client
+
+
+async def post(http: httpx.AsyncClient, kind: str, payload: dict, keyring: Keyring = KEYS) -> str:
+    message_id, raw = body(kind, payload, keyring)
+    response = await http.post("/v1/inputs", content=raw)
+    assert response.status_code == 202, response.text
+    return message_id
+
+
+async def receipt(http: httpx.AsyncClient, party: str, message_id: str, service: str) -> dict:
+    target = f"/v1/receipts/{message_id}"
+
+    async def found():
+        response = await http.get(target, headers=proof(party, target))
+        return next((r for r in response.json().get("receipts", []) if r["service"] == service), None)
+
+    return await until(found)
+
+
+async def metric(http: httpx.AsyncClient, name: str, **labels: str) -> float:
+    """One sample of /metrics (0 when absent)."""
+    text = (await http.get("/metrics")).text
+    wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.split(" ")[0] == wanted:
+            return float(line.split(" ")[1])
+    return 0.0
+
+
+async def test_parties_register_over_http_and_the_gateway_learns_their_keys(http):
+    coop = await post(http, "cooperative.registered", FENGJIA)
+    mart = await post(http, "buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"})
+    rival = await post(http, "buyer.registered", {"buyer_id": "rival-mart", "name": "Rival mart"})
+    assert (await receipt(http, "cooperative:fengjia", coop, "cooperative"))["status"] == "accepted"
+    assert (await receipt(http, "buyer:tongren-mart", mart, "buyer"))["status"] == "accepted"
+    assert (await receipt(http, "buyer:rival-mart", rival, "buyer"))["status"] == "accepted"
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert {g["group"] for g in ready.json()["consumer_groups"] if g["members"] >= 1} >= {"farmlink.matching", "farmlink.gateway"}
+
+
+async def test_a_signed_harvest_posted_over_http_is_matched_and_reaches_the_buyers_fill_stream(http):
+    placed = await post(http, "order.placed", order("mart-1", "tongren-mart", "80", 500))
+    assert (await receipt(http, "buyer:tongren-mart", placed, "buyer"))["status"] == "accepted"
+    inputs_before = await metric(http, "farmlink_gateway_inputs_total", type="harvest.recorded", outcome="published")
+    fills_before = await metric(http, "farmlink_fills_total", price_basis="order_limit")
+
+    target = "/v1/buyers/tongren-mart/stream"
+    async with httpx.AsyncClient(base_url=str(http.base_url), timeout=httpx.Timeout(30, read=60)) as streaming:
+        async with streaming.stream("GET", target, headers=proof("buyer:tongren-mart", target)) as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            assert await anext(lines) == ": listening"  # subscribed: nothing committed from here on is missed
+            harvest = await post(http, "harvest.recorded", lot("fj-chili-1", "100"))
+            event, data = None, None
+            async with asyncio.timeout(60):
+                async for line in lines:
+                    if line.startswith("event: "):
+                        event = line.removeprefix("event: ")
+                    elif line.startswith("data: ") and event == "fill":
+                        data = orjson.loads(line.removeprefix("data: "))
+                        break
+            received = time.time()
+    assert data is not None
+    assert (data["lot_id"], data["outlet_id"], data["quantity"], data["unit_price_fen"]) == ("fj-chili-1", "mart-1", "80", 500)
+    latency = received - datetime.fromisoformat(data["committed_at"]).timestamp()
+    print(f"\nSSE: fill delivered {latency * 1000:.0f} ms after the matcher's batch began (its commit is a little later)")
+    assert latency < SSE_DELIVERY_BOUND_S
+
+    assert (await receipt(http, "cooperative:fengjia", harvest, "cooperative"))["status"] == "accepted"
+    fills_target = "/v1/buyers/tongren-mart/fills"
+    fills = (await http.get(fills_target, headers=proof("buyer:tongren-mart", fills_target))).json()["fills"]
+    assert [(f["lot_id"], f["revenue_fen"]) for f in fills] == [("fj-chili-1", 40000)]
+    lots_target = "/v1/cooperatives/fengjia/lots"
+    [fengjia_lot] = (await http.get(lots_target, headers=proof("cooperative:fengjia", lots_target))).json()["lots"]
+    assert fengjia_lot["household_income_fen"] == {"fj-1": 40000}
+    assert [(o["lot_id"], o["quantity_left"]) for o in (await http.get("/v1/offers")).json()["offers"]] == [("fj-chili-1", "20")]
+
+    assert await metric(http, "farmlink_gateway_inputs_total", type="harvest.recorded", outcome="published") == inputs_before + 1
+    assert await until(lambda: _above(http, "farmlink_fills_total", fills_before, price_basis="order_limit"))
+    assert await metric(http, "farmlink_fill_fen_total", price_basis="order_limit") >= 40000
+
+
+async def _above(http, name: str, before: float, **labels) -> bool:
+    return await metric(http, name, **labels) > before
+
+
+async def test_a_forged_harvest_over_http_is_refused_with_the_reason(http):
+    refused_before = await metric(http, "farmlink_gateway_inputs_total", type="harvest.recorded", outcome="refused")
+    _, forged = body("harvest.recorded", lot("forged-lot", "1000"), keyring=FORGER)
+    response = await http.post("/v1/inputs", content=forged)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "signature: does not verify with the key registered for cooperative fengjia"
+    assert await metric(http, "farmlink_gateway_inputs_total", type="harvest.recorded", outcome="refused") == refused_before + 1
+    offers = (await http.get("/v1/offers")).json()["offers"]
+    assert "forged-lot" not in {o["lot_id"] for o in offers}
+
+
+async def test_a_buyer_reading_another_buyers_fills_gets_403_and_without_proof_401(http):
+    target = "/v1/buyers/tongren-mart/fills"
+    response = await http.get(target, headers=proof("buyer:rival-mart", target))
+    assert response.status_code == 403
+    assert response.json()["detail"] == "buyer:rival-mart may not read the data of buyer:tongren-mart"
+    assert (await http.get(target)).status_code == 401
+    commitments = "/v1/buyers/tongren-mart/commitments"
+    assert (await http.get(commitments, headers=proof("buyer:rival-mart", commitments))).status_code == 403
+    own = "/v1/buyers/rival-mart/fills"
+    assert (await http.get(own, headers=proof("buyer:rival-mart", own))).json()["fills"] == []
+
+
+async def test_the_projection_survives_a_restart_of_the_gateway_without_counting_anything_twice(http):
+    target = "/v1/buyers/tongren-mart/fills"
+    before = (await http.get(target, headers=proof("buyer:tongren-mart", target))).json()["fills"]
+    receipts_before = await metric(http, "farmlink_receipts_total", service="cooperative", status="accepted")
+    processes.stop_gateway(say=lambda _: None)
+    processes.start_gateway(say=lambda _: None)
+    assert (await http.get(target, headers=proof("buyer:tongren-mart", target))).json()["fills"] == before
+    assert await metric(http, "farmlink_receipts_total", service="cooperative", status="accepted") == receipts_before
