@@ -201,7 +201,8 @@ def summary_of(result: Any) -> AuditSummary:
         events_audited=int(s.get("events_audited") or 0), source=str(s.get("source") or ""), clean=bool(s.get("clean")),
         state_hash=str(s.get("state_hash") or ""), journal_inputs=int(s.get("journal_inputs") or 0), fills=int(s.get("fills") or 0),
         findings=len(result.findings), reconciled=bool(s.get("reconciled_with_kafka")),
-        phases=tuple(Phase(str(name), float(seconds)) for name, seconds in timings.items()))
+        phases=tuple(Phase(str(name), float(seconds)) for name, seconds in timings.items()), workers=int(s.get("workers") or 1),
+        worker_cpu=tuple(Phase(str(name), float(seconds)) for name, seconds in (s.get("worker_cpu_seconds") or {}).items()))
 
 
 def report_data(result: Any) -> ReportData:

@@ -36,6 +36,8 @@ class AuditSummary:
     findings: int = 0
     reconciled: bool = False
     phases: tuple[Phase, ...] = ()
+    workers: int = 1
+    worker_cpu: tuple[Phase, ...] = ()  # CPU seconds the worker processes spent per check (they overlap)
 
     @property
     def seconds(self) -> float:

@@ -83,7 +83,8 @@ def audit_section(data: ReportData, w: Words) -> str:
         phase_rows.append((w("total"), seconds(total), "100.0 %"))
         bars = [BarRow(w.word(p.name), w.word(p.name), (Decimal(str(round(p.seconds, 3))),), seconds(p.seconds)) for p in s.phases]
         chart = charts.hbars("audit-phases", w("phases_chart"), bars, [(w("seconds"), "#3182bd")], lambda v: f"{v:f} s", "s", width=640)
-        body += [f'<h3>{esc(w("phases"))}</h3><div class="pair">',
+        cpu = " · ".join(f"{w.word(p.name)} {seconds(p.seconds)}" for p in s.worker_cpu)
+        body += [f'<h3>{esc(w("phases"))}</h3>', note(w("workers", n=s.workers, cpu=cpu)) if cpu else "", '<div class="pair">',
                  table([w("phase"), w("seconds"), w("share")], phase_rows, numeric=(1, 2), classes=[""] * len(s.phases) + ["total"]),
                  figure(w("phases"), chart), "</div>"]
     return section("audit", w("audit"), *body)

@@ -24,6 +24,7 @@ WORDS_ZH = {
     "hash_chain": "哈希链", "duplicate_event": "重复事件", "signature": "签名", "re_execution": "重新执行", "invariant": "不变量",
     "snapshot": "快照", "reconciliation": "对账", "read postgres": "读取 PostgreSQL", "read kafka": "读取 Kafka", "hash chains": "哈希链",
     "signatures": "签名", "re-execution": "重新执行", "invariants": "不变量", "postgres": "PostgreSQL", "kafka": "Kafka",
+    "ordered passes": "有序遍历", "parallel checks": "并行检查", "settlement and snapshots": "结算与快照",
 }
 
 TEXT: dict[str, tuple[str, str]] = {
@@ -55,7 +56,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "reconciled": ("reconciled with Kafka", "已与 Kafka 对账"), "state_hash": ("state hash", "状态哈希"),
     "yes": ("yes", "是"), "no": ("no", "否"),
     "phases": ("Seconds per phase", "各阶段耗时"), "phase": ("phase", "阶段"), "seconds": ("time", "耗时"), "share": ("share", "占比"),
-    "total": ("total", "合计"), "phases_chart": ("seconds per audit phase", "审计各阶段耗时"),
+    "total": ("total", "合计"),
+    "workers": ("On {n} worker processes; CPU seconds per check in the workers (they overlap): {cpu}.",
+                "由 {n} 个工作进程并行执行；各检查在工作进程中的 CPU 时间（相互重叠）：{cpu}。"), "phases_chart": ("seconds per audit phase", "审计各阶段耗时"),
     "series": ("Volume and revenue by month", "按月成交量与收入"),
     "volume_caption": ("Volume per product by month (one panel per product, in its own unit)", "各产品按月成交量（每个产品一图，按其单位）"),
     "volume_chart": ("{product}: volume by month ({unit})", "{product}：按月成交量（{unit}）"),

@@ -72,8 +72,10 @@ def test_a_clean_audit_says_so_at_the_top(log):
 
 def test_seconds_per_phase_are_a_table_and_a_bar_per_phase_not_a_raw_dict():
     data = ReportData(summary=AuditSummary(events_audited=200_000, phases=(Phase("read postgres", 7.31), Phase("signatures", 10.2),
-                                                                           Phase("re-execution", 6.0), Phase("hash chains", 0.041))))
+                                                                           Phase("re-execution", 6.0), Phase("hash chains", 0.041)),
+                                           workers=2, worker_cpu=(Phase("signatures", 9.5), Phase("re-execution", 11.25))))
     html = render_report(data)
+    assert "On 2 worker processes" in html and "signatures 9.5 s · re-execution 11.2 s" in html
     for text in ("7.3 s", "10.2 s", "6.0 s", "41 ms", "23.6 s", "43.3 %"):
         assert f">{text}<" in html, text
     assert "{" not in html.split('id="audit"', 1)[1].split("</section>", 1)[0]
