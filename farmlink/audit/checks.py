@@ -526,9 +526,27 @@ def check_invariants(log: AuditLog, reexecution: ReExecution) -> list[Finding]:
     the fen and shared out to the households by largest remainder; each payment split the same way
     over the lot's contributions and within the fill's revenue; deliveries within the fill's quantity.
     """
+    findings, pairs = check_market_invariants(reexecution.streams)
+    return findings + check_settlement_invariants(log, pairs)
+
+
+FillTotals = dict[tuple[str, str], "_FillTotals"]
+"""Quantity and revenue recorded per (lot, outlet): what payments and deliveries are checked against."""
+
+
+def check_market_invariants(streams: dict[str, list[Record]]) -> tuple[list[Finding], FillTotals]:
+    """The invariants of some products' matching streams (keyed by product), and their fill totals.
+    Products are independent (a lot, order or commitment belongs to one product), so shares of them
+    can be checked in separate processes and their totals merged."""
     findings: list[Finding] = []
-    pairs: dict[tuple[str, str], _FillTotals] = {}
-    for product, records in reexecution.streams.items():
+    pairs: FillTotals = {}
+    for product, records in streams.items():
         _MarketInvariants(product, findings, pairs).run(records)
+    return findings, pairs
+
+
+def check_settlement_invariants(log: AuditLog, pairs: FillTotals) -> list[Finding]:
+    """Payments and deliveries of the settlement schema against the recorded fills' totals."""
+    findings: list[Finding] = []
     _SettlementInvariants(log, findings, pairs).run()
     return findings

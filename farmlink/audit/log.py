@@ -51,20 +51,16 @@ async def load_from_postgres(dsn: str, progress: Progress = _no_progress, prefix
                 continue
             records: list[Record] = []
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                cursor = conn.cursor(
+                cursor = await conn.cursor(
                     f"""SELECT global_position, event_id::text, event_type, schema_version, stream_id, stream_version,
                                occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
-                        FROM "{prefix}{schema}".events ORDER BY global_position""",
-                    prefetch=BATCH,
+                        FROM "{prefix}{schema}".events ORDER BY global_position"""
                 )
-                async for row in cursor:
-                    records.append(
-                        Record(schema, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
-                               orjson.loads(row[10]), row[11], row[12])
-                    )
-                    if len(records) % BATCH == 0:
-                        progress(BATCH)
-            progress(len(records) % BATCH)
+                loads = orjson.loads
+                while rows := await cursor.fetch(BATCH):  # a batch per round trip: no per-row await
+                    records += [Record(schema, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], loads(r[10]), r[11], r[12])
+                                for r in rows]
+                    progress(len(rows))
             log.by_schema[schema] = records
     finally:
         await conn.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Container, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -101,6 +101,10 @@ class ReExecution:
     """Each product's matching stream records in stream order (shared with the invariant checks)."""
     input_count: int = 0
     fill_count: int = 0
+    fill_positions: list[tuple[int, int]] = field(default_factory=list)
+    """(journal entry's global position, outcome index) of each fill, in the order of `fills`."""
+    lines: StateLines | None = None
+    """The state hash's lines when they were computed apart (by worker processes); else made from fills and books."""
 
 
 def decisions_for(outcomes: list[Any], entry: Record) -> list[Decision]:
@@ -314,10 +318,9 @@ class _ProductReplay:
 # ---------------------------------------------------------------- the whole market
 
 
-def re_execute(log: AuditLog, probe: StateProbe | None = None) -> ReExecution:
-    """Run the matcher again over every product's recorded journal and compare with every recorded decision
-    (`probe`: shown each product's book after the journal entries it asks for)."""
-    streams = market_streams(log)
+def re_execute_products(streams: dict[str, list[Record]], probe: StateProbe | None = None) -> ReExecution:
+    """Re-execute some products' streams (keyed by product): their findings, fills and final books.
+    Products are independent, so each share of them can run in its own process."""
     findings: list[Finding] = []
     fills: list[tuple[int, int, dict[str, Any]]] = []
     books: dict[str, Book] = {}
@@ -331,7 +334,14 @@ def re_execute(log: AuditLog, probe: StateProbe | None = None) -> ReExecution:
         inputs += replay.inputs
     fills.sort(key=lambda item: (item[0], item[1]))
     payloads = [payload for _position, _index, payload in fills]
-    return ReExecution(findings, payloads, books, streams, input_count=inputs, fill_count=len(payloads))
+    return ReExecution(findings, payloads, books, streams, input_count=inputs, fill_count=len(payloads),
+                       fill_positions=[(position, index) for position, index, _payload in fills])
+
+
+def re_execute(log: AuditLog, probe: StateProbe | None = None) -> ReExecution:
+    """Run the matcher again over every product's recorded journal and compare with every recorded decision
+    (`probe`: shown each product's book after the journal entries it asks for)."""
+    return re_execute_products(market_streams(log), probe)
 
 
 # ---------------------------------------------------------------- the state's fingerprint
@@ -368,16 +378,35 @@ def _book_line(product: str, book: Book) -> str:
     return json.dumps(state, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+@dataclass
+class StateLines:
+    """What the state hash covers: each fill line with its place in the market's order, each product's book line."""
+
+    fills: list[tuple[int, int, str]] = field(default_factory=list)
+    books: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, reexecution: ReExecution) -> StateLines:
+        positions = reexecution.fill_positions or [(0, index) for index in range(len(reexecution.fills))]
+        return cls([(*place, fill_line_of(payload)) for place, payload in zip(positions, reexecution.fills)],
+                   {product: _book_line(product, book) for product, book in reexecution.books.items()})
+
+    def merge(self, other: StateLines) -> None:
+        self.fills += other.fills
+        self.books |= other.books
+
+
 def state_hash(reexecution: ReExecution) -> str:
     """sha256 (hex) of the re-executed market: every fill line in order, then each product's book, sorted.
 
     Two audits of the same log agree on it; any change to what the journal decides changes it.
     """
+    lines = reexecution.lines or StateLines.of(reexecution)
     digest = hashlib.sha256()
-    for payload in reexecution.fills:
-        digest.update(fill_line_of(payload).encode("utf-8"))
+    for _position, _index, line in sorted(lines.fills, key=lambda item: (item[0], item[1])):
+        digest.update(line.encode("utf-8"))
         digest.update(b"\n")
-    for product in sorted(reexecution.books):
-        digest.update(_book_line(product, reexecution.books[product]).encode("utf-8"))
+    for product in sorted(lines.books):
+        digest.update(lines.books[product].encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()

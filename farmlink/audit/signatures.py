@@ -10,6 +10,8 @@ registration is signed with the key it registers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -67,8 +69,20 @@ class _Keys:
         self.place: dict[str, str] = {}
 
 
-def _check_one(record: Record, keys: _Keys, seen_messages: dict[str, Record]) -> str | None:
-    """Why this event's signed input does not hold, or None."""
+@dataclass(frozen=True, slots=True)
+class PendingSignature:
+    """A signed input whose place in the log holds (type, producer, cause, a message id used once, a
+    registered key): what is left is the costly part, independent of every other event, so it can
+    run anywhere and in any order: verify the signature and compare the recorded fact with the payload."""
+
+    order: int  # the event's place among the checked events, so findings keep the log's order
+    record: Record
+    key: str
+    whose: str
+
+
+def _place_problem(record: Record, keys: _Keys, seen_messages: dict[str, Record]) -> str | tuple[str, str]:
+    """Why this event's signed input is out of place, or (the key to verify it with, whose key it is)."""
     input_type, kind, id_field = SIGNED_EVENTS[record.event_type]
     evidence = record.payload.get("signed_input")
     if evidence is None:
@@ -86,14 +100,20 @@ def _check_one(record: Record, keys: _Keys, seen_messages: dict[str, Record]) ->
     if earlier is not record:
         return f"signed_input.message_id: input {evidence['message_id']} already evidences {earlier.place}"
     if record.event_type in REGISTRATIONS:
-        key, whose = record.payload.get("public_key"), "the public key it registers"
+        key = record.payload.get("public_key")
         if not isinstance(key, str):
             return "public_key: a registration without a public key"
-    else:
-        key = keys.key.get(producer)
-        if key is None:
-            return f"signed_input.producer: {producer} has no registered public key earlier in the log"
-        whose = f"the key {producer} registered at {keys.place[producer]}"
+        return key, "the public key it registers"
+    key = keys.key.get(producer)
+    if key is None:
+        return f"signed_input.producer: {producer} has no registered public key earlier in the log"
+    return key, f"the key {producer} registered at {keys.place[producer]}"
+
+
+def _content_problem(record: Record, key: str, whose: str) -> str | None:
+    """Why the signature does not verify with `key`, or the recorded fact differs from the signed payload, or None."""
+    input_type = SIGNED_EVENTS[record.event_type][0]
+    evidence = record.payload["signed_input"]
     problem = verification_problem(key, evidence)
     if problem is not None:
         return f"signature: {problem} with {whose}"
@@ -104,25 +124,70 @@ def _check_one(record: Record, keys: _Keys, seen_messages: dict[str, Record]) ->
     difference = _difference(signed, record.payload, "payload")
     if difference is not None:
         return f"the recorded fact differs from the signed input at {difference}"
-    if record.event_type in REGISTRATIONS and producer not in keys.key:
-        keys.key[producer], keys.place[producer] = key, record.place
     return None
+
+
+def _unreadable(error: Exception) -> str:
+    return f"unreadable signed input: {type(error).__name__}: {error}"
+
+
+def verify_pending(pending: PendingSignature) -> Finding | None:
+    """The finding for one pending signature, or None when it verifies and the fact is what was signed."""
+    try:
+        problem = _content_problem(pending.record, pending.key, pending.whose)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:  # a forged or damaged payload: a finding, never a crash
+        problem = _unreadable(error)
+    return None if problem is None else finding_at(SIGNATURE, pending.record, problem)
+
+
+@dataclass
+class SignaturePlan:
+    """The signature check split in two: the findings of the ordered pass over the log (with each one's
+    place in it) and the signatures left to verify, which may run in parallel."""
+
+    findings: list[tuple[int, Finding]]
+    pending: list[PendingSignature]
+
+    def finish(self, verified: Iterable[tuple[int, Finding]]) -> list[Finding]:
+        """All findings in the log's order, given those of the verified signatures (with their order)."""
+        return [finding for _, finding in sorted([*self.findings, *verified], key=lambda item: item[0])]
+
+
+def plan_signatures(log: AuditLog) -> SignaturePlan:
+    """The ordered pass: every cooperative and buyer event in log order, each checked for its place
+    (keys known so far, message ids used once). A registration is verified at once, since only a
+    registration that holds registers its key; every other signature is left pending."""
+    plan = SignaturePlan([], [])
+    keys = _Keys()
+    seen_messages: dict[str, Record] = {}
+    order = 0
+    for schema in ("cooperative", "buyer"):
+        for record in log.by_schema.get(schema, []):
+            if record.event_type not in SIGNED_EVENTS:
+                continue
+            order += 1
+            try:
+                placed = _place_problem(record, keys, seen_messages)
+                if isinstance(placed, str):
+                    problem: str | None = placed
+                elif record.event_type in REGISTRATIONS:
+                    problem = _content_problem(record, *placed)
+                    producer = record.payload["signed_input"]["producer"]
+                    if problem is None and producer not in keys.key:
+                        keys.key[producer], keys.place[producer] = placed[0], record.place
+                else:
+                    plan.pending.append(PendingSignature(order, record, *placed))
+                    continue
+            except (AttributeError, KeyError, TypeError, ValueError) as error:  # a forged or damaged payload: a finding, never a crash
+                problem = _unreadable(error)
+            if problem is not None:
+                plan.findings.append((order, finding_at(SIGNATURE, record, problem)))
+    return plan
 
 
 def check_signatures(log: AuditLog) -> list[Finding]:
     """One finding per cooperative or buyer event whose signed input is missing, does not verify
     with the producer's registered key, or disagrees with what was recorded."""
-    findings = []
-    keys = _Keys()
-    seen_messages: dict[str, Record] = {}
-    for schema in ("cooperative", "buyer"):
-        for record in log.by_schema.get(schema, []):
-            if record.event_type not in SIGNED_EVENTS:
-                continue
-            try:
-                problem = _check_one(record, keys, seen_messages)
-            except (AttributeError, KeyError, TypeError, ValueError) as error:  # a forged or damaged payload: a finding, never a crash
-                problem = f"unreadable signed input: {type(error).__name__}: {error}"
-            if problem is not None:
-                findings.append(finding_at(SIGNATURE, record, problem))
-    return findings
+    plan = plan_signatures(log)
+    verified = ((pending.order, verify_pending(pending)) for pending in plan.pending)
+    return plan.finish((order, finding) for order, finding in verified if finding is not None)

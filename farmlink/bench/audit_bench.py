@@ -20,10 +20,28 @@ COLUMNS = ("event_id", "stream_id", "stream_version", "event_type", "schema_vers
            "correlation_id", "causation_id", "payload", "prev_hash", "hash")
 
 
-async def load_synthetic(dsn: str, events: int, say=print) -> dict[str, Any]:
+MARKER = f'"{PREFIX}matching".synthetic_log'
+"""One row naming the size and seed of the synthetic log the bench schemas hold (so `--reuse` can skip generating it)."""
+
+
+async def loaded_synthetic(dsn: str, events: int, seed: int = 2020) -> dict[str, Any] | None:
+    """The figures of the synthetic log already in the bench schemas, if it was generated for `events` and `seed`."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{PREFIX}matching.synthetic_log"):
+            return None
+        row = await conn.fetchrow(f"SELECT target, seed, events, journal_inputs, fills FROM {MARKER}")
+        if row is None or (row["target"], row["seed"]) != (events, seed):
+            return None
+        return {"events": row["events"], "journal_inputs": row["journal_inputs"], "fills": row["fills"], "reused": True}
+    finally:
+        await conn.close()
+
+
+async def load_synthetic(dsn: str, events: int, say=print, seed: int = 2020) -> dict[str, Any]:
     """Generate a log of about `events` events and COPY it into the bench schemas (replacing what was there)."""
     started = time.perf_counter()
-    log = generate(events)
+    log = generate(events, seed)
     generated = time.perf_counter() - started
     say(f"generated {log.count} events ({log.inputs} journal inputs, {log.fills} fills) in {generated:.1f} s")
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
@@ -35,6 +53,8 @@ async def load_synthetic(dsn: str, events: int, say=print) -> dict[str, Any]:
             await migrate(pool, name)
             async with pool.acquire() as conn:
                 await conn.copy_records_to_table("events", schema_name=name, records=log.rows.get(schema, []), columns=COLUMNS)
+        await pool.execute(f"CREATE TABLE {MARKER} (target int, seed int, events int, journal_inputs int, fills int)")
+        await pool.execute(f"INSERT INTO {MARKER} VALUES ($1, $2, $3, $4, $5)", events, seed, log.count, log.inputs, log.fills)
         copied = time.perf_counter() - started
         say(f"copied into PostgreSQL in {copied:.1f} s")
     finally:

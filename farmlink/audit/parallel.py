@@ -1,0 +1,229 @@
+"""The audit's costly checks on both cores: hash chains, signatures, re-execution and the market invariants.
+
+The log is read once, in the main process; worker processes are then forked and see it copy-on-write
+(nothing is sent to them but a task's name and number). Each task is a share of independent work:
+- a product: re-execute its journal (replay.py, with the snapshot probe) and check its market invariants;
+- a share of the streams: their hash chains;
+- a share of the pending signatures (signatures.py: the ordered pass ran first, in the main process):
+  verify each and compare the recorded fact with the signed payload.
+Tasks return only their findings, the state hash's lines and the totals the settlement check needs;
+the main process merges them in the log's order, so the findings are the ones the sequential audit
+gives, in the same order. With one worker (or where fork is unavailable) the tasks run in-process.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from farmlink.audit.checks import FillTotals, check_market_invariants, stream_break
+from farmlink.audit.model import AuditLog, Finding, Record
+from farmlink.audit.replay import ReExecution, StateLines, market_streams, re_execute_products, streams_of
+from farmlink.audit.signatures import PendingSignature, verify_pending
+from farmlink.audit.snapshots import DETAILED, SnapshotCheck
+from matcher.facts import DECIMAL_CONTEXT
+
+CHAIN_SHARES = 4
+SIGNATURE_SHARES = 8
+
+
+def default_workers() -> int:
+    """One worker per core the process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Without the cyclic garbage collector for the audit's duration: the log is a million acyclic
+    records, and each collection would walk all of them again (it tripled the reading time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass
+class _Work:
+    """What the workers share (inherited when they fork, never sent)."""
+
+    products: list[tuple[str, list[Record]]]
+    chain_shares: list[list[tuple[int, str, list[Record]]]]
+    signature_shares: list[list[PendingSignature]]
+    probe: SnapshotCheck | None
+
+
+_WORK: _Work | None = None
+
+
+@dataclass
+class ProductResult:
+    product: str
+    reexecution: ReExecution  # without books and streams: they stay in the worker
+    invariants: list[Finding]
+    pairs: FillTotals
+    probe_findings: list[Finding] = field(default_factory=list)
+    probe_reached: set[tuple[str, int]] = field(default_factory=set)
+    probe_disagreeing: dict[tuple[str, int], Any] = field(default_factory=dict)
+
+
+def _product_task(index: int) -> ProductResult:
+    assert _WORK is not None
+    product, records = _WORK.products[index]
+    probe = _WORK.probe
+    if probe is not None:  # this worker's copy of the probe: start it empty, hand back what this product adds
+        probe._findings, probe.reached, probe.disagreeing = [], set(), {}
+    reexecution = re_execute_products({product: records}, probe)
+    reexecution.lines = StateLines.of(reexecution)
+    invariants, pairs = check_market_invariants({product: records})
+    light = ReExecution(reexecution.findings, [], {}, {}, reexecution.input_count, reexecution.fill_count, lines=reexecution.lines)
+    result = ProductResult(product, light, invariants, pairs)
+    if probe is not None:
+        result.probe_findings, result.probe_reached, result.probe_disagreeing = probe._findings, probe.reached, probe.disagreeing
+    return result
+
+
+def _chain_task(index: int) -> list[tuple[int, Finding]]:
+    assert _WORK is not None
+    found = []
+    for order, stream_id, records in _WORK.chain_shares[index]:
+        finding = stream_break(stream_id, records)
+        if finding is not None:
+            found.append((order, finding))
+    return found
+
+
+def _signature_task(index: int) -> list[tuple[int, Finding]]:
+    assert _WORK is not None
+    found = []
+    for pending in _WORK.signature_shares[index]:
+        finding = verify_pending(pending)
+        if finding is not None:
+            found.append((pending.order, finding))
+    return found
+
+
+_TASKS: dict[str, Callable[[int], Any]] = {"product": _product_task, "chains": _chain_task, "signatures": _signature_task}
+
+
+def _run_task(task: tuple[str, int]) -> tuple[str, int, Any, float]:
+    started = time.process_time()
+    result = _TASKS[task[0]](task[1])
+    return task[0], task[1], result, time.process_time() - started
+
+
+def _balanced(items: list[Any], shares: int, weight: Callable[[Any], int]) -> list[list[Any]]:
+    """Items dealt into `shares` lists of about equal weight (heaviest first, each to the lightest list)."""
+    lists: list[list[Any]] = [[] for _ in range(max(1, shares))]
+    loads = [0] * len(lists)
+    for item in sorted(items, key=weight, reverse=True):
+        lightest = loads.index(min(loads))
+        lists[lightest].append(item)
+        loads[lightest] += weight(item)
+    return lists
+
+
+@dataclass
+class ParallelChecks:
+    """What the workers found, merged in the log's order."""
+
+    chain_findings: list[Finding]
+    signature_findings: list[tuple[int, Finding]]
+    reexecution: ReExecution
+    invariant_findings: list[Finding]
+    pairs: FillTotals
+    worker_seconds: dict[str, float]
+
+
+def run_checks(log: AuditLog, pending: list[PendingSignature], probe: SnapshotCheck | None, workers: int,
+               while_waiting: Callable[[], None] = lambda: None) -> ParallelChecks:
+    """Hash chains, pending signatures, re-execution and market invariants of the whole log, on `workers`
+    processes; `while_waiting` runs in this process meanwhile (the cheap checks)."""
+    global _WORK
+    streams = market_streams(log)
+    chain_streams = [(stream_id, records) for schema in sorted(log.by_schema) for stream_id, records in streams_of(log.by_schema[schema]).items()]
+    ordered = [(order, stream_id, records) for order, (stream_id, records) in enumerate(chain_streams)]
+    _WORK = _Work(
+        products=list(streams.items()),
+        chain_shares=[share for share in _balanced(ordered, CHAIN_SHARES, lambda item: len(item[2])) if share],
+        signature_shares=[pending[i::SIGNATURE_SHARES] for i in range(SIGNATURE_SHARES) if pending[i::SIGNATURE_SHARES]],
+        probe=probe,
+    )
+    tasks = sorted(
+        [("product", i) for i in range(len(_WORK.products))],
+        key=lambda task: -len(_WORK.products[task[1]][1]),  # type: ignore[union-attr]
+    ) + [("signatures", i) for i in range(len(_WORK.signature_shares))] + [("chains", i) for i in range(len(_WORK.chain_shares))]
+    try:
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            results = [_run_task(task) for task in tasks]
+            while_waiting()
+        else:
+            gc.freeze()  # the workers need not see the log's objects as the collector's
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                pending_results = pool.map_async(_run_task, tasks, chunksize=1)
+                while_waiting()
+                results = pending_results.get()
+            gc.unfreeze()
+    finally:
+        _WORK = None
+    return _merge(results, probe)
+
+
+def _merge(results: list[tuple[str, int, Any, float]], probe: SnapshotCheck | None) -> ParallelChecks:
+    seconds = {"hash chains": 0.0, "signatures": 0.0, "re-execution and market invariants": 0.0}
+    chains: list[tuple[int, Finding]] = []
+    signatures: list[tuple[int, Finding]] = []
+    products: list[ProductResult] = []
+    for kind, _index, result, spent in results:
+        if kind == "chains":
+            chains += result
+            seconds["hash chains"] += spent
+        elif kind == "signatures":
+            signatures += result
+            seconds["signatures"] += spent
+        else:
+            products.append(result)
+            seconds["re-execution and market invariants"] += spent
+    products.sort(key=lambda r: r.product)
+    reexecution = ReExecution([], [], {}, {}, lines=StateLines())
+    invariants: list[Finding] = []
+    pairs: FillTotals = {}
+    for result in products:
+        reexecution.findings += result.reexecution.findings
+        reexecution.input_count += result.reexecution.input_count
+        reexecution.fill_count += result.reexecution.fill_count
+        assert reexecution.lines is not None and result.reexecution.lines is not None
+        reexecution.lines.merge(result.reexecution.lines)
+        invariants += result.invariants
+        for pair, totals in result.pairs.items():  # a forged fill may name another product's lot: add, never overwrite
+            mine = pairs.get(pair)
+            if mine is None:
+                pairs[pair] = totals
+            else:
+                mine.quantity = DECIMAL_CONTEXT.add(mine.quantity, totals.quantity)
+                mine.revenue_fen += totals.revenue_fen
+        if probe is not None:
+            probe._findings += result.probe_findings
+            probe.reached |= result.probe_reached
+            for key, (snapshot, digest, replayed, entry) in result.probe_disagreeing.items():
+                kept = replayed if len(probe.disagreeing) < DETAILED else None
+                probe.disagreeing[key] = (snapshot, digest, kept, entry)
+    return ParallelChecks(
+        chain_findings=[finding for _, finding in sorted(chains, key=lambda item: item[0])],
+        signature_findings=signatures,
+        reexecution=reexecution,
+        invariant_findings=invariants,
+        pairs=pairs,
+        worker_seconds={name: round(value, 2) for name, value in seconds.items()},
+    )
