@@ -51,7 +51,7 @@ def coverage_section(data: ReportData, w: Words) -> str:
         "coverage", w("coverage"), note(w("goal")),
         figure(w("by_county"), counties), table([w("county"), *headers], county_rows, numeric=(1, 2, 3, 4, 5, 6)),
         figure(w("by_village", n=whole(len(data.villages))), _villages_chart(data, w)),
-        f'<h3>{esc(w("without_income"))}: {whole(len(gaps))}</h3>', more,
+        f'<h3>{esc(w("gap_villages", n=whole(len(gaps))))}</h3>', more,
         table([w("county"), w("township"), w("village"), *headers], gap_rows, numeric=(3, 4, 5, 6, 7, 8), classes=["gap"] * len(gap_rows)))
 
 

@@ -107,6 +107,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "villages_chart": ("registered-poor households with and without income, by village", "各村建档立卡户有无产业收入"),
     "counties_chart": ("registered-poor households with and without income, by county", "各县建档立卡户有无产业收入"),
     "with_income": ("with income", "有收入"), "without_income": ("without income", "无收入"),
+    "gap_villages": ("Villages with registered-poor households still without income: {n}", "仍有建档立卡户无产业收入的村：{n} 个"),
     "registered_poor": ("registered poor", "建档立卡户"), "covered": ("covered", "覆盖率"),
     "poor_axis": ("registered-poor households", "建档立卡户数"),
     "plans": ("Plans beside actuals", "规划与实际"),
