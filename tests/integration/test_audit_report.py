@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import time
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,9 +20,10 @@ import pytest
 
 from events.migrations import migrate
 from farmlink.audit.log import SCHEMAS
-from farmlink.audit.report import render_report, write_audit_report
+from farmlink.audit.report import render_report, write_audit_report, write_report
 from farmlink.audit.report_collect import report_data
 from farmlink.audit.report_commitments import CHARTED, ranked
+from farmlink.audit.report_rows import AuditSummary, Coverage, Phase, PlanRow, ReportData
 from farmlink.audit.run import audit
 from farmlink.bench.audit_bench import COLUMNS
 from tests.report_helpers import synthetic
@@ -208,6 +210,23 @@ async def test_a_tampered_fill_is_the_first_thing_on_the_page_and_its_link_lands
     event = dom.split(f'id="event-{edited.event_id}"', 1)[1].split("</article>", 1)[0]
     assert "FillMade" in event and "revenue_fen" in event
     print(f"screenshot {screenshot(page, tmp_path, 1_600)}")
+
+
+@needs_chromium
+def test_a_yanhe_log_with_plans_reads_in_chinese_under_the_countys_own_name(tmp_path):
+    """Ketian's plans (2,000 mu of chili for 24,000 yuan a household, 4,000 mu of sorghum for 9,240) beside what was planted and paid."""
+    villages = [Coverage("Yanhe", "Ketian", "Fengjia", 3, 3, 3, 2_865_000), Coverage("Yanhe", "Ketian", "Ketian community", 3, 2, 0, 0)]
+    plans = [PlanRow("ketian-chili-2020", "Yanhe", "Ketian", "chili", Decimal(2000), Decimal("1350.5"), 2_400_000, 3, 955_000),
+             PlanRow("ketian-sorghum-2020", "Yanhe", "Ketian", "sorghum", Decimal(4000), Decimal(0), 924_000, 0, 0)]
+    data = ReportData(summary=AuditSummary(events_audited=1_873, source="postgres", phases=(Phase("read postgres", 0.4),)),
+                      villages=villages, counties=[Coverage("Yanhe", "", "", 6, 5, 3, 2_865_000)], plans=plans)
+    page = write_report(data, tmp_path / "yanhe-plans-zh.html", "zh")
+    parsed = check_page(page, tmp_path, {"audit-phases", "coverage-villages", "coverage-counties", "plans-area", "plans-income"})
+    assert "audit-clean" in parsed.ids
+    html = page.read_text(encoding="utf-8")
+    assert "<title>沿河土家族自治县产销对接审计报告</title>" in html and "玉屏" not in html
+    assert "1,350.5 / 2,000" in html and "9,550 / 24,000" in html  # planted / planned mu, average / target yuan
+    print(f"screenshot {screenshot(page, tmp_path, 1_800)}")
 
 
 @needs_chromium
