@@ -9,6 +9,7 @@ second effect and the projection survives restarts. Handlers are pure: record ->
 
 import json
 from datetime import datetime
+from decimal import Decimal
 
 import orjson
 
@@ -79,7 +80,7 @@ def keep_buyer(uow: BatchUnitOfWork, envelope, event: BuyerRegistered) -> None:
 
 
 def keep_lot(uow: BatchUnitOfWork, envelope, event: HarvestRecorded) -> None:
-    contributions = [{"household_id": c.household_id, "quantity": str(c.quantity), "registered_poor": c.registered_poor}
+    contributions = [{"household_id": c.household_id, "quantity": plain(c.quantity), "registered_poor": c.registered_poor}
                      for c in event.contributions]
     uow.insert(LOTS, {"lot_id": event.lot_id, "cooperative_id": event.cooperative_id, "product": event.product,
                       "grade": event.grade, "quantity": event.quantity, "available_from": event.available_from,
@@ -160,6 +161,12 @@ def offer_change(decoded: Decoded) -> dict | None:
     return None
 
 
+def plain(number: Decimal) -> str:
+    """A decimal as people write it: no exponent, no trailing zeros (1E+4 and 10000.000 are both "10000")."""
+    text = format(number.normalize(), "f")
+    return text
+
+
 def fill_row_json(row) -> dict:
     """A fill as the API shows it: decimals as strings, dates ISO, money integer fen."""
     out = {}
@@ -168,6 +175,8 @@ def fill_row_json(row) -> dict:
             value = orjson.loads(value)
         elif isinstance(value, datetime):
             value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = plain(value)
         elif value is not None and not isinstance(value, bool | int | str | dict | list):
             value = str(value)
         out[name] = value
