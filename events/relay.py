@@ -38,6 +38,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -484,6 +486,8 @@ class OutboxRelay:
         self._stopping = False
         self._leading = False
         self.published = 0
+        self.failure: str | None = None  # the last error that made the relay start over, and when (time.time())
+        self.failure_at: float | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.schema}")
@@ -518,10 +522,13 @@ class OutboxRelay:
                 if self._stopping:
                     return
                 log.exception("outbox relay for %s failed; retrying", self.schema)
+                self.failure, self.failure_at = _describe(sys.exc_info()[1]), time.time()
                 await asyncio.sleep(1.0)
 
     def _published(self, rows: int) -> None:
         self.published += rows
+        self.failure = self.failure_at = None
+
 
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.dsn)
@@ -551,3 +558,11 @@ class OutboxRelay:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(each.close(), 5.0)
                     each.terminate()
+
+
+def _describe(error: BaseException | None) -> str:
+    """One line for `farmlink status`: the error's type and first line."""
+    if error is None:
+        return "unknown error"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}"[:300] if text else type(error).__name__

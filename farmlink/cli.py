@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from events.settings import settings
-from farmlink import processes, reports
+from farmlink import health, processes, reports
 from farmlink.gateway_cli import gateway, gateway_port, sign_app
 from farmlink.infra_cli import infra_app
 
@@ -92,6 +92,11 @@ def up(
     infra.ensure_up(progress=lambda message: console.print(message, style="dim", highlight=False))
     processes.start_all(say=lambda message: console.print(message, style="dim"), instances=counts)
     processes.start_gateway(say=lambda message: console.print(message, style="dim"))
+    unhealthy = [v for v in asyncio.run(health.settled()) if not v.healthy]
+    for verdict in unhealthy:
+        console.print(f"{verdict.service} is running but not working: {verdict.summary}", style="red", highlight=False)
+    if unhealthy:
+        raise typer.Exit(1)
     running = {service: processes.running_count(service) for service in processes.SERVICES}
     console.print("farmlink is up: " + ", ".join(f"{s} x{n}" if n > 1 else s for s, n in running.items())
                   + f"; gateway on http://127.0.0.1:{gateway_port()}")
@@ -106,16 +111,30 @@ def down() -> None:
 
 @app.command()
 def status(fmt: Format = typer.Option(Format.table, "--format", help="table, or one JSON object a line")) -> None:
-    """Each instance of each service: pid, state (running, starting, stopped) and log. Exit 1 when a service has none running."""
+    """Each instance of each service: pid, state (running, starting, stopped), whether its service is working
+    (farmlink/health.py: relay, schema, consumer group, progress) and log. Exit 1 when a service has none running
+    or one is not working."""
+    verdicts = _health_verdicts()
     rows = [
-        {"service": i.service, "instance": i.name, "pid": i.pid, "state": i.state, "log": str(i.log)}
+        {"service": i.service, "instance": i.name, "pid": i.pid, "state": i.state, "health": verdicts.get(i.service, "-"),
+         "log": str(i.log)}
         for i in processes.instances()
     ]
     gateway_pid, gateway_state = processes.gateway_state()
     rows.append({"service": "gateway", "instance": "gateway", "pid": gateway_pid, "state": gateway_state,
                  "log": str(processes.log_file(processes.GATEWAY))})
     _print_rows(rows, fmt, "services")
-    raise typer.Exit(0 if all(processes.running_count(s) for s in processes.SERVICES) else 1)
+    working = all(v in ("ok", "-") for v in verdicts.values())
+    raise typer.Exit(0 if working and all(processes.running_count(s) for s in processes.SERVICES) else 1)
+
+
+def _health_verdicts() -> dict[str, str]:
+    """service -> "ok", "-" (not running) or the reasons it is not working; "unknown" when the check cannot run."""
+    try:
+        return {v.service: v.summary for v in asyncio.run(health.check())}
+    except Exception as error:  # Kafka or PostgreSQL unreachable: say so instead of failing the status
+        reason = f"unknown: {type(error).__name__}: {error}"[:200]
+        return {s: reason if processes.running_count(s) else "-" for s in processes.SERVICES}
 
 
 @app.command()

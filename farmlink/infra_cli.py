@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from farmlink import infra
+from farmlink import infra, processes
 
 console = Console()
 
@@ -108,17 +108,49 @@ def reset(
 ) -> None:
     """Wipe all farmlink data: delete and re-create every farmlink topic, drop every schema except public.
 
-    Works on external Kafka/PostgreSQL too. Stop the farmlink services first.
+    Stops this home's running services and gateway first (wiping under them would leave them failing
+    forever), and refuses while any other consumer is still in a farmlink consumer group (services run
+    elsewhere), naming the groups. Works on external Kafka/PostgreSQL too.
     """
     st = infra.status()
+    running = [i.name for i in processes.instances() if i.pid is not None]
+    if processes.gateway_state()[0] is not None:
+        running.append(processes.GATEWAY)
     if not yes:
+        stopping = f" The running {', '.join(running)} will be stopped first." if running else ""
         typer.confirm(
             f"Delete every message in the {len(infra.TOPICS)} farmlink topics on {st.bootstrap} and drop every "
-            f"schema (except public) in {st.dsn_display}?",
+            f"schema (except public) in {st.dsn_display}?{stopping}",
             abort=True,
         )
+    if running:
+        processes.stop_gateway(say=_say)
+        processes.stop_all(say=_say)
+        _say(f"Stopped {', '.join(running)} before the wipe; `farmlink up` starts them again.")
+    try:
+        busy = _busy_groups()
+    except Exception as exc:  # noqa: BLE001 - Kafka unreachable: reset_data says so below
+        logging.getLogger(__name__).debug("could not describe consumer groups: %s", exc)
+        busy = {}
+    if busy:
+        console.print("[red]Refusing to wipe: consumers are still in farmlink's groups "
+                      + ", ".join(f"{group} ({n} member{'s' if n > 1 else ''})" for group, n in busy.items())
+                      + ". Stop those services first (they run outside this farmlink home).[/]", highlight=False)
+        raise typer.Exit(1)
     try:
         infra.reset_data(progress=_say)
     except infra.InfraError as exc:
         raise _fail(exc) from None
     console.print("[bold green]farmlink data wiped.[/]")
+
+
+def _busy_groups() -> dict[str, int]:
+    """farmlink consumer groups that still have members, and how many."""
+    import asyncio
+
+    from events.access import CONSUMER_GROUPS
+    from events.settings import settings
+    from farmlink.health import members_of
+
+    members = asyncio.run(members_of(settings(), CONSUMER_GROUPS))
+    return {group: n for group, n in members.items() if n}

@@ -9,7 +9,9 @@ single-instance setup looks as it always did; the others are numbered (`matching
 `logs/matching.2.log`).
 """
 
+import asyncio
 import importlib
+import json
 import os
 import re
 import signal
@@ -27,6 +29,7 @@ from events.settings import settings
 
 SERVICES = ("cooperative", "buyer", "market", "matching", "settlement")
 READY_TIMEOUT_S = 60.0
+HEARTBEAT_S = 2.0
 STOP_TIMEOUT_S = 20.0
 
 _INSTANCE_NAME = re.compile(r"^(?P<service>[a-z]+)(?:\.(?P<index>[1-9][0-9]*))?$")
@@ -127,19 +130,40 @@ def service_app(name: str):
     return importlib.import_module(f"services.{name}.app").app
 
 
+def health_file(name: str) -> Path:
+    """Rewritten every HEARTBEAT_S by a running instance: its relay's last failure (`farmlink status`)."""
+    return run_dir() / f"{name}.health"
+
+
 def serve(name: str, instance: int = 1) -> None:
-    """Run one instance of a service in this process until SIGTERM or Ctrl-C; mark it ready once it consumes."""
+    """Run one instance of a service in this process until SIGTERM or Ctrl-C; mark it ready once it consumes,
+    and keep its health file fresh."""
     app = service_app(name)
+    runtime = importlib.import_module(f"services.{name}.app").runtime
     ready = ready_file(instance_name(name, instance))
+    health = health_file(instance_name(name, instance))
+    beating: list[asyncio.Task] = []
+
+    async def heartbeat() -> None:
+        while True:
+            relay = runtime.relay
+            state = {"pid": os.getpid(), "at": time.time(), "relay_failure": getattr(relay, "failure", None),
+                     "relay_failure_at": getattr(relay, "failure_at", None)}
+            draft = health.with_suffix(".health.tmp")
+            draft.write_text(json.dumps(state))
+            draft.replace(health)
+            await asyncio.sleep(HEARTBEAT_S)
 
     @app.after_startup
     async def mark_ready() -> None:
         ready.write_text(str(os.getpid()))
+        beating.append(asyncio.create_task(heartbeat()))
 
     try:
         uvloop.run(app.run())  # libuv event loop: faster I/O on the hot path
     finally:
         ready.unlink(missing_ok=True)
+        health.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
