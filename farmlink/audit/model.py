@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contracts.audit import FINDING_CODES
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -50,7 +52,7 @@ class AuditLog:
 class Finding:
     """Something the audit found wrong, and exactly where."""
 
-    check: str  # hash_chain | duplicate_event | signature | re_execution | invariant | reconciliation
+    check: str  # hash_chain | duplicate_event | signature | re_execution | invariant | snapshot | reconciliation | checkpoint | digest
     where: str
     message: str
     schema: str | None = None
@@ -59,8 +61,13 @@ class Finding:
     global_position: int | None = None
     event_id: str | None = None
 
+    @property
+    def code(self) -> str:
+        """The stable code of the check that found it (contracts/audit.py)."""
+        return FINDING_CODES[self.check]
+
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return {"code": self.code, **{k: v for k, v in self.__dict__.items() if v is not None}}
 
     def __str__(self) -> str:
         return f"[{self.check}] {self.where}: {self.message}"

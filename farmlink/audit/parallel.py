@@ -22,12 +22,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from farmlink.audit.checks import FillTotals, check_market_invariants, stream_break
 from farmlink.audit.model import AuditLog, Finding, Record
 from farmlink.audit.replay import ReExecution, StateLines, market_streams, re_execute_products, streams_of
 from farmlink.audit.signatures import PendingSignature, verify_pending
 from farmlink.audit.snapshots import DETAILED, SnapshotCheck
 from matcher.facts import DECIMAL_CONTEXT
+from matcher.snapshot import book_from_snapshot, snapshot_bytes
 
 CHAIN_SHARES = 4
 SIGNATURE_SHARES = 8
@@ -62,6 +65,11 @@ class _Work:
     chain_shares: list[list[tuple[int, str, list[Record]]]]
     signature_shares: list[list[PendingSignature]]
     probe: SnapshotCheck | None
+    after: int | None = None
+    """With a checkpoint: the matching schema's position it vouches for; re-execution starts after it."""
+    start_books: dict[str, bytes] = field(default_factory=dict)
+    """With a checkpoint: each product's book there (snapshot bytes)."""
+    want_books: bool = False
 
 
 _WORK: _Work | None = None
@@ -71,6 +79,7 @@ _WORK: _Work | None = None
 class ProductResult:
     product: str
     reexecution: ReExecution  # without books and streams: they stay in the worker
+    book: bytes | None  # the final book's snapshot bytes, when a checkpoint is to be written
     invariants: list[Finding]
     pairs: FillTotals
     probe_findings: list[Finding] = field(default_factory=list)
@@ -84,11 +93,18 @@ def _product_task(index: int) -> ProductResult:
     probe = _WORK.probe
     if probe is not None:  # this worker's copy of the probe: start it empty, hand back what this product adds
         probe._findings, probe.reached, probe.disagreeing = [], set(), {}
-    reexecution = re_execute_products({product: records}, probe)
+    books = {}
+    replayed = records
+    if _WORK.after is not None:  # resume from the checkpoint's book with what came after it
+        replayed = [record for record in records if record.global_position > _WORK.after]
+        if product in _WORK.start_books:
+            books[product] = book_from_snapshot(_WORK.start_books[product], orjson.loads)
+    reexecution = re_execute_products({product: replayed}, probe, books)
     reexecution.lines = StateLines.of(reexecution)
-    invariants, pairs = check_market_invariants({product: records})
+    invariants, pairs = check_market_invariants({product: records})  # the terms set before a checkpoint count too
     light = ReExecution(reexecution.findings, [], {}, {}, reexecution.input_count, reexecution.fill_count, lines=reexecution.lines)
-    result = ProductResult(product, light, invariants, pairs)
+    book = snapshot_bytes(reexecution.books[product]) if _WORK.want_books else None
+    result = ProductResult(product, light, book, invariants, pairs)
     if probe is not None:
         result.probe_findings, result.probe_reached, result.probe_disagreeing = probe._findings, probe.reached, probe.disagreeing
     return result
@@ -144,14 +160,20 @@ class ParallelChecks:
     invariant_findings: list[Finding]
     pairs: FillTotals
     worker_seconds: dict[str, float]
+    books: dict[str, bytes] = field(default_factory=dict)
 
 
 def run_checks(log: AuditLog, pending: list[PendingSignature], probe: SnapshotCheck | None, workers: int,
-               while_waiting: Callable[[], None] = lambda: None) -> ParallelChecks:
+               while_waiting: Callable[[], None] = lambda: None, *, after: int | None = None,
+               start_books: dict[str, bytes] | None = None, want_books: bool = False) -> ParallelChecks:
     """Hash chains, pending signatures, re-execution and market invariants of the whole log, on `workers`
-    processes; `while_waiting` runs in this process meanwhile (the cheap checks)."""
+    processes; `while_waiting` runs in this process meanwhile (the cheap checks). With `after` and
+    `start_books` (a checkpoint's), re-execution resumes from those books after that matching position;
+    `want_books`: hand back each product's final book as snapshot bytes."""
     global _WORK
     streams = market_streams(log)
+    for product in start_books or {}:
+        streams.setdefault(product, [])  # a product with nothing new still has its book
     chain_streams = [(stream_id, records) for schema in sorted(log.by_schema) for stream_id, records in streams_of(log.by_schema[schema]).items()]
     ordered = [(order, stream_id, records) for order, (stream_id, records) in enumerate(chain_streams)]
     _WORK = _Work(
@@ -159,6 +181,9 @@ def run_checks(log: AuditLog, pending: list[PendingSignature], probe: SnapshotCh
         chain_shares=[share for share in _balanced(ordered, CHAIN_SHARES, lambda item: len(item[2])) if share],
         signature_shares=[pending[i::SIGNATURE_SHARES] for i in range(SIGNATURE_SHARES) if pending[i::SIGNATURE_SHARES]],
         probe=probe,
+        after=after,
+        start_books=dict(start_books or {}),
+        want_books=want_books,
     )
     tasks = sorted(
         [("product", i) for i in range(len(_WORK.products))],
@@ -199,7 +224,10 @@ def _merge(results: list[tuple[str, int, Any, float]], probe: SnapshotCheck | No
     reexecution = ReExecution([], [], {}, {}, lines=StateLines())
     invariants: list[Finding] = []
     pairs: FillTotals = {}
+    books: dict[str, bytes] = {}
     for result in products:
+        if result.book is not None:
+            books[result.product] = result.book
         reexecution.findings += result.reexecution.findings
         reexecution.input_count += result.reexecution.input_count
         reexecution.fill_count += result.reexecution.fill_count
@@ -226,4 +254,5 @@ def _merge(results: list[tuple[str, int, Any, float]], probe: SnapshotCheck | No
         invariant_findings=invariants,
         pairs=pairs,
         worker_seconds={name: round(value, 2) for name, value in seconds.items()},
+        books=books,
     )

@@ -206,13 +206,13 @@ class _Findings:
 class _ProductReplay:
     """Re-executes one product's journal and compares each entry's decisions with what follows it in the log."""
 
-    def __init__(self, product: str, probe: StateProbe | None = None) -> None:
+    def __init__(self, product: str, probe: StateProbe | None = None, book: Book | None = None) -> None:
         self.product = product
-        self.book = Book(product)
+        self.book = Book(product) if book is None else book  # a book from a checkpoint resumes after its journal_seq
         self.probe = probe
         self.probe_seqs: Container[int] = () if probe is None else probe.journal_seqs(product)
         self.findings = _Findings(product)
-        self.next_seq = 1
+        self.next_seq = self.book.journal_seq + 1
         self.inputs = 0
         self.fills: list[tuple[int, int, dict[str, Any]]] = []  # (entry position, outcome index, payload)
         self.entry: Record | None = None
@@ -318,15 +318,17 @@ class _ProductReplay:
 # ---------------------------------------------------------------- the whole market
 
 
-def re_execute_products(streams: dict[str, list[Record]], probe: StateProbe | None = None) -> ReExecution:
+def re_execute_products(streams: dict[str, list[Record]], probe: StateProbe | None = None,
+                        start: dict[str, Book] | None = None) -> ReExecution:
     """Re-execute some products' streams (keyed by product): their findings, fills and final books.
-    Products are independent, so each share of them can run in its own process."""
+    Products are independent, so each share of them can run in its own process. With `start` (a
+    checkpoint's), a product resumes from its book there and its stream holds only what came after."""
     findings: list[Finding] = []
     fills: list[tuple[int, int, dict[str, Any]]] = []
     books: dict[str, Book] = {}
     inputs = 0
     for product, records in streams.items():
-        replay = _ProductReplay(product, probe)
+        replay = _ProductReplay(product, probe, (start or {}).get(product))
         replay.run(records)
         findings += replay.findings.all()
         fills += replay.fills
@@ -363,7 +365,7 @@ def fill_line_of(payload: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-def _book_line(product: str, book: Book) -> str:
+def book_line(product: str, book: Book) -> str:
     """A product's resting lots and open outlets, sorted, as one canonical JSON line."""
     lots = sorted([lot.lot.lot_id, quantity_text(lot.quantity_left)] for lot in book.resting_lots())
     outlets = sorted(
@@ -378,35 +380,59 @@ def _book_line(product: str, book: Book) -> str:
     return json.dumps(state, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+STATE_HASH_CONTEXT = b"farmlink-state-v2\n"
+
+
+def chain_fill_lines(lines: Iterable[str], start: str = "") -> str:
+    """The fills' running digest: sha256 (hex) of the previous digest, a newline and the fill line, fill
+    after fill ("" before the first). It can be resumed from a checkpoint's digest."""
+    digest = start
+    for line in lines:
+        digest = hashlib.sha256(f"{digest}\n{line}".encode("utf-8")).hexdigest()
+    return digest
+
+
 @dataclass
 class StateLines:
-    """What the state hash covers: each fill line with its place in the market's order, each product's book line."""
+    """What the state hash covers: each fill line with its place in the market's order, each product's
+    book line; `start_digest`/`start_count`: the fills before a checkpoint, already chained."""
 
     fills: list[tuple[int, int, str]] = field(default_factory=list)
     books: dict[str, str] = field(default_factory=dict)
+    start_digest: str = ""
+    start_count: int = 0
 
     @classmethod
     def of(cls, reexecution: ReExecution) -> StateLines:
         positions = reexecution.fill_positions or [(0, index) for index in range(len(reexecution.fills))]
         return cls([(*place, fill_line_of(payload)) for place, payload in zip(positions, reexecution.fills)],
-                   {product: _book_line(product, book) for product, book in reexecution.books.items()})
+                   {product: book_line(product, book) for product, book in reexecution.books.items()})
 
     def merge(self, other: StateLines) -> None:
         self.fills += other.fills
         self.books |= other.books
 
+    def fills_digest(self) -> tuple[str, int]:
+        """The running digest after every fill, and how many fills it covers."""
+        ordered = sorted(self.fills, key=lambda item: (item[0], item[1]))
+        return chain_fill_lines((line for _, _, line in ordered), self.start_digest), self.start_count + len(ordered)
 
-def state_hash(reexecution: ReExecution) -> str:
-    """sha256 (hex) of the re-executed market: every fill line in order, then each product's book, sorted.
 
-    Two audits of the same log agree on it; any change to what the journal decides changes it.
-    """
-    lines = reexecution.lines or StateLines.of(reexecution)
-    digest = hashlib.sha256()
-    for _position, _index, line in sorted(lines.fills, key=lambda item: (item[0], item[1])):
-        digest.update(line.encode("utf-8"))
-        digest.update(b"\n")
-    for product in sorted(lines.books):
-        digest.update(lines.books[product].encode("utf-8"))
+def state_hash_of(fills_digest: str, fill_count: int, book_lines: dict[str, str]) -> str:
+    """sha256 (hex) of the fills' running digest and count, then each product's book line, sorted by product."""
+    digest = hashlib.sha256(STATE_HASH_CONTEXT)
+    digest.update(f"{fills_digest}\n{fill_count}\n".encode("ascii"))
+    for product in sorted(book_lines):
+        digest.update(book_lines[product].encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def state_hash(reexecution: ReExecution) -> str:
+    """sha256 (hex) of the re-executed market: every fill line in order (as a running digest, so an
+    incremental audit resumes it from a checkpoint), then each product's book, sorted.
+
+    Two audits of the same log agree on it, full or incremental; any change to what the journal decides changes it.
+    """
+    lines = reexecution.lines or StateLines.of(reexecution)
+    return state_hash_of(*lines.fills_digest(), lines.books)

@@ -1,6 +1,8 @@
 """One audit run: read the log, check it every way, and say what was found."""
 
 import time
+
+import orjson
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +20,19 @@ from farmlink.audit.model import AuditLog, Finding
 from farmlink.audit.reconcile import reconcile
 from farmlink.audit.parallel import default_workers, no_cyclic_gc, run_checks
 from farmlink.audit.signatures import plan_signatures
-from farmlink.audit.snapshots import SnapshotCheck, load_snapshots, snapshot_findings
-from farmlink.audit.replay import ReExecution, state_hash
+from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, load_snapshots, snapshot_findings
+from farmlink.audit.replay import ReExecution, state_hash_of
+from farmlink.audit.checkpoint import Checkpoint, make_checkpoint, prefix_findings
+from farmlink.audit.ledger import count_as_of
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 Step = Callable[[str, int], Callable[[int], None]]
 """Starts a named step of `total` units and returns the function that advances it."""
+
+
+def book_from_snapshot_seq(data: bytes) -> int:
+    """The journal_seq a book's snapshot bytes stand at."""
+    return int(orjson.loads(data)["journal_seq"])
 
 
 def _silent(name: str, total: int) -> Callable[[int], None]:
@@ -43,6 +53,11 @@ class AuditResult:
     workers: int = 1
     worker_seconds: dict[str, float] = field(default_factory=dict)
     """CPU seconds the worker processes spent per check (they overlap: see `timings` for the wall clock)."""
+    fills_digest: str = ""
+    books: dict[str, bytes] = field(default_factory=dict)
+    """Each product's final book as snapshot bytes (only when asked for: to write a checkpoint)."""
+    since: dict[str, Any] | None = None
+    """For an incremental audit: the checkpoint's positions and how many events lay before and after them."""
 
     @property
     def clean(self) -> bool:
@@ -61,21 +76,54 @@ class AuditResult:
             "seconds": {name: round(seconds, 3) for name, seconds in self.timings.items()},
             "workers": self.workers,
             "worker_cpu_seconds": dict(self.worker_seconds),
+            **({"since_checkpoint": self.since} if self.since is not None else {}),
         }
 
 
 async def audit(
     bootstrap: str, dsn: str, source: str = "postgres", reconcile_kafka: bool = True, step: Step = _silent, schema_prefix: str = "",
-    workers: int | None = None,
+    workers: int | None = None, since: Checkpoint | None = None, want_books: bool = False,
 ) -> AuditResult:
     """Read the whole log from `source`, verify chains and signatures, re-execute the matcher, check
     invariants, and (unless told not to) reconcile the store with the Kafka topics. The costly checks
-    run on `workers` processes (default: one per core; parallel.py)."""
+    run on `workers` processes (default: one per core; parallel.py). With `since` (a checkpoint,
+    checkpoint.py), the log up to it is checked against it and only what came after is verified and
+    re-executed; `want_books` keeps the final books so a checkpoint can be written (`checkpoint_of`)."""
     with no_cyclic_gc():
-        return await _audit(bootstrap, dsn, source, reconcile_kafka, step, schema_prefix, workers or default_workers())
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        copies = None
+        if source == "kafka" or reconcile_kafka:
+            copies = await read_kafka_copies(bootstrap, progress=step("reading Kafka topics", await count_on_kafka(bootstrap)))
+            timings["read kafka"] = time.perf_counter() - started
+        if source == "kafka":
+            log = log_from_copies(copies or [])
+        else:
+            started = time.perf_counter()
+            total = await count_in_postgres(dsn, schema_prefix)
+            log = await load_from_postgres(dsn, progress=step("reading PostgreSQL", total), prefix=schema_prefix)
+            timings["read postgres"] = time.perf_counter() - started
+        # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
+        snapshots = await load_snapshots(dsn, schema_prefix) if source == "postgres" else None
+        result = await audit_log(log, source, snapshots=snapshots, dsn=dsn, schema_prefix=schema_prefix, step=step,
+                                 workers=workers, since=since, want_books=want_books)
+        result.timings = timings | result.timings
+        if copies is not None and (reconcile_kafka or source == "kafka"):
+            started = time.perf_counter()
+            store = log if source == "postgres" else await load_from_postgres(dsn)
+            result.findings += reconcile(store, copies)
+            result.reconciled = True
+            result.timings["reconciliation"] = time.perf_counter() - started
+        return result
 
 
-async def _audit(bootstrap: str, dsn: str, source: str, reconcile_kafka: bool, step: Step, schema_prefix: str, workers: int) -> AuditResult:
+async def audit_log(
+    log: AuditLog, source: str, *, snapshots: list[StoredSnapshot] | None = None, dsn: str | None = None, schema_prefix: str = "",
+    step: Step = _silent, workers: int | None = None, since: Checkpoint | None = None, want_books: bool = False,
+) -> AuditResult:
+    """Every check of a log already read (no reconciliation): see `audit`. `dsn` lets the snapshot
+    findings read a disagreeing snapshot again to say what differs."""
+    workers = workers or default_workers()
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -85,46 +133,59 @@ async def _audit(bootstrap: str, dsn: str, source: str, reconcile_kafka: bool, s
         timings[name] = now - started
         started = now
 
-    copies = None
-    if source == "kafka" or reconcile_kafka:
-        copies = await read_kafka_copies(bootstrap, progress=step("reading Kafka topics", await count_on_kafka(bootstrap)))
-        lap("read kafka")
-    if source == "kafka":
-        log = log_from_copies(copies or [])
-    else:
-        total = await count_in_postgres(dsn, schema_prefix)
-        log = await load_from_postgres(dsn, progress=step("reading PostgreSQL", total), prefix=schema_prefix)
-        lap("read postgres")
-    checking = step("checking", 3)
-    # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
-    snapshots = SnapshotCheck(await load_snapshots(dsn, schema_prefix)) if source == "postgres" else None
-    signatures = plan_signatures(log)  # the ordered pass: keys and message ids in log order; verifying is left pending
-    lap("ordered passes")
-    checking(1)
-    cheap: dict[str, list[Finding]] = {}
+    with no_cyclic_gc():
+        checking = step("checking", 3)
+        after: dict[str, int] = since.positions if since is not None else {}
+        prefix = prefix_findings(log, since) if since is not None else []
+        if since is not None:  # snapshots the checkpoint's books already cover were compared when it was made
+            seqs = {product: book_from_snapshot_seq(data) for product, data in since.books.items()}
+            snapshots = [s for s in snapshots or [] if s.journal_seq > seqs.get(s.product, 0)] if snapshots is not None else None
+        probe = SnapshotCheck(snapshots) if snapshots is not None else None
+        signatures = plan_signatures(log)  # the ordered pass: keys and message ids in log order; verifying is left pending
+        pending = [p for p in signatures.pending if p.record.global_position > after.get(p.record.schema, 0)] if since else signatures.pending
+        lap("ordered passes")
+        checking(1)
+        cheap: dict[str, list[Finding]] = {}
 
-    def while_waiting() -> None:
-        cheap["duplicates"] = check_unique_event_ids(log)
-        cheap["journal"] = views.check_journal_complete(log)
+        def while_waiting() -> None:
+            cheap["duplicates"] = check_unique_event_ids(log)
+            cheap["journal"] = views.check_journal_complete(log)
 
-    parallel = run_checks(log, signatures.pending, snapshots, workers, while_waiting)
-    lap("parallel checks")
-    checking(1)
-    reexecution = parallel.reexecution
-    findings: list[Finding] = [*parallel.chain_findings, *cheap["duplicates"], *signatures.finish(parallel.signature_findings),
-                               *reexecution.findings]
-    if snapshots is not None:
-        findings += await snapshot_findings(dsn, snapshots, schema_prefix)
-    findings += parallel.invariant_findings
-    findings += check_settlement_invariants(log, parallel.pairs)
-    findings += cheap["journal"]
-    lap("settlement and snapshots")
-    reconciled = False
-    if copies is not None and (reconcile_kafka or source == "kafka"):
-        store = log if source == "postgres" else await load_from_postgres(dsn)
-        findings += reconcile(store, copies)
-        reconciled = True
-        lap("reconciliation")
-    checking(1)
-    digest = state_hash(reexecution)
-    return AuditResult(source, log, reexecution, findings, digest, timings, reconciled, workers, parallel.worker_seconds)
+        parallel = run_checks(log, pending, probe, workers, while_waiting, after=after.get("matching", 0) if since else None,
+                              start_books=since.books if since else None, want_books=want_books)
+        lap("parallel checks")
+        checking(1)
+        reexecution = parallel.reexecution
+        lines = reexecution.lines
+        assert lines is not None
+        if since is not None:
+            lines.start_digest, lines.start_count = since.fills_digest, since.fill_count
+            reexecution.input_count += since.input_count
+            reexecution.fill_count += since.fill_count
+        findings: list[Finding] = [*prefix, *parallel.chain_findings, *cheap["duplicates"],
+                                   *signatures.finish(parallel.signature_findings), *reexecution.findings]
+        if probe is not None:
+            findings += await snapshot_findings(dsn, probe, schema_prefix) if dsn is not None else probe.findings()
+        findings += parallel.invariant_findings
+        findings += check_settlement_invariants(log, parallel.pairs)
+        findings += cheap["journal"]
+        lap("settlement and snapshots")
+        checking(1)
+        fills_digest, fill_count = lines.fills_digest()
+        result = AuditResult(source, log, reexecution, findings, state_hash_of(fills_digest, fill_count, lines.books), timings,
+                             False, workers, parallel.worker_seconds)
+        result.fills_digest, result.books = fills_digest, parallel.books
+        if since is not None:
+            before = count_as_of(log, since.positions)
+            result.since = {"positions": dict(since.positions), "events_before": before, "events_after": log.count() - before}
+        return result
+
+
+def checkpoint_of(result: AuditResult, key: Ed25519PrivateKey) -> Checkpoint:
+    """A signed checkpoint of a clean audit (run with want_books); ValueError for an audit with findings."""
+    if not result.clean:
+        raise ValueError(f"the audit has {len(result.findings)} findings: a checkpoint vouches only for a clean log")
+    if set(result.books) != set(result.reexecution.lines.books if result.reexecution.lines else {}):
+        raise ValueError("the audit kept no books: run it with want_books to write a checkpoint")
+    return make_checkpoint(result.log, result.state_hash, result.fills_digest, result.reexecution.fill_count,
+                           result.reexecution.input_count, result.books, key)
