@@ -60,7 +60,7 @@ def test_an_external_service_without_its_url_falls_back_to_the_owner_and_warns_o
 
 def test_infra_up_keeps_every_local_role_in_step_with_its_secret_file(local):
     roles = login_roles(local)
-    assert set(roles) == {role_name(n) for n in (*SERVICES, "auditor")}
+    assert set(roles) == {role_name(n) for n in (*SERVICES, "gateway", "auditor")}
     assert all(roles[r] == (local.home / "secrets" / f"postgres-{r}").read_text().strip() for r in roles)
 
 
