@@ -286,3 +286,14 @@ class Receipt(Contract):
     reason: str | None = None
     event_ids: tuple[str, ...] = ()
     fill_ids: tuple[str, ...] = ()
+
+
+class SequenceMarker(Contract):
+    """What a service publishes on farmlink.sequence.markers when it rejects a sequenced input, so the
+    matcher skips that place of the run (keyed by product; the stamp also rides in the header)."""
+
+    run: str
+    product: str
+    seq: str
+    reason: str
+    message_id: str | None = None

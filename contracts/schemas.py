@@ -9,9 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from contracts.inputs import INPUT_KINDS, InputMessage, Receipt
 from contracts.registry import MODELS_BY_TYPE
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+INPUT_SCHEMA_DIR = SCHEMA_DIR / "inputs"
 
 
 def schema_file_name(event_type: str, version: int) -> str:
@@ -32,14 +34,24 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def input_schemas() -> dict[str, dict[str, Any]]:
+    """What producers send and get back: the input envelope, each input type's payload (as the owning
+    service accepts it: validation mode) and the receipt, by file name under contracts/schemas/inputs/."""
+    schemas = {"InputMessage.v1.json": InputMessage.model_json_schema(mode="validation"),
+               "Receipt.v1.json": Receipt.model_json_schema(mode="serialization")}
+    schemas |= {f"{kind.type}.v1.json": kind.model.model_json_schema(mode="validation") for kind in INPUT_KINDS}
+    return schemas
+
+
 def export(directory: Path = SCHEMA_DIR) -> list[Path]:
-    """Write every schema file; returns the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write every schema file (events, then inputs and receipts under inputs/); returns the files written."""
     written = []
-    for name, schema in current_schemas().items():
-        path = directory / name
-        path.write_text(render(schema), encoding="utf-8")
-        written.append(path)
+    for folder, schemas in ((directory, current_schemas()), (directory / "inputs", input_schemas())):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, schema in schemas.items():
+            path = folder / name
+            path.write_text(render(schema), encoding="utf-8")
+            written.append(path)
     return written
 
 

@@ -33,6 +33,7 @@ import asyncpg
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from contracts.inputs import SequenceMarker
 from contracts.topics import DEAD_LETTER, SEQUENCE_HEADER, SEQUENCE_MARKERS
 from events.consumer import Decoded, Delivery, Rejection, dead_letter_headers, describe, shorten, DEAD_LETTER_MAX_BYTES
 from events.hashchain import GENESIS
@@ -436,9 +437,9 @@ def _skip_marker(uow: BatchUnitOfWork, item: _Item, reason: str) -> None:
         if name == SEQUENCE_HEADER and value is not None:
             parts = value.decode("utf-8", "replace").split("/")
             if len(parts) == 3:
-                body = {"run": parts[0], "product": parts[1], "seq": parts[2], "reason": reason,
-                        "message_id": item.decoded.message_id if item.decoded is not None else None}
-                uow.enqueue(SEQUENCE_MARKERS, parts[1], orjson.dumps(body), [(name, value)])
+                marker = SequenceMarker(run=parts[0], product=parts[1], seq=parts[2], reason=reason,
+                                        message_id=item.decoded.message_id if item.decoded is not None else None)
+                uow.enqueue(SEQUENCE_MARKERS, parts[1], marker.model_dump_json().encode(), [(name, value)])
             return
 
 

@@ -48,11 +48,28 @@ def _quiet_logs() -> None:
 
 @contracts_app.command("export")
 def contracts_export() -> None:
-    """Write the JSON Schema of every event type and version under contracts/schemas/."""
+    """Write the JSON Schema of every event type and version under contracts/schemas/, and of the input
+    messages, each input payload and the receipt under contracts/schemas/inputs/."""
     from contracts.schemas import export
 
     for path in export():
         console.print(f"wrote {path}")
+
+
+@contracts_app.command("asyncapi")
+def contracts_asyncapi(
+    output: Path = typer.Option(Path(__file__).parents[1] / "contracts" / "asyncapi.yaml", "--output", "-o",
+                                help="where to write the document ('-' for standard output)"),
+) -> None:
+    """Write the AsyncAPI 3.0 document of every topic, message and principal, generated from the code."""
+    from farmlink.asyncapi import render
+
+    text = render()
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote {output}")
 
 
 @app.command()

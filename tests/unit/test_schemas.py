@@ -9,7 +9,8 @@ from pydantic import Field
 from contracts.cooperative import HarvestRecorded
 from contracts.model import Contract
 from contracts.registry import LATEST_VERSION, MODELS_BY_TYPE
-from contracts.schemas import SCHEMA_DIR, compatibility_problems, current_schemas, render, schema_file_name
+from contracts.schemas import (INPUT_SCHEMA_DIR, SCHEMA_DIR, compatibility_problems, current_schemas, input_schemas, render,
+                               schema_file_name)
 from contracts.types import Identifier, Quantity
 
 pytestmark = pytest.mark.unit
@@ -281,3 +282,17 @@ def test_removing_a_field_from_an_optional_nested_model_is_reported():
 
 def test_making_a_nested_model_optional_is_compatible():
     assert compatibility_problems(WithPlace.model_json_schema(), WithOptionalPlace.model_json_schema()) == []
+
+
+# ---------------------------------------------------------------- inputs and receipts, for producers
+
+
+@pytest.mark.parametrize("name", sorted(input_schemas()))
+def test_the_committed_input_schema_equals_the_model(name):
+    path = INPUT_SCHEMA_DIR / name
+    assert path.exists(), f"{name} is not committed: run `farmlink contracts export` and commit contracts/schemas/inputs/{name}"
+    assert path.read_text(encoding="utf-8") == render(input_schemas()[name]), f"run `farmlink contracts export`: {name} differs"
+
+
+def test_no_committed_input_schema_names_an_unknown_input():
+    assert {path.name for path in INPUT_SCHEMA_DIR.glob("*.json")} == set(input_schemas())
