@@ -391,25 +391,60 @@ class ReportLang(str, Enum):
     zh = "zh"
 
 
-@app.command()
+audit_app = typer.Typer(help="Replay and check the whole log; digests a third party can hold.")
+app.add_typer(audit_app, name="audit")
+AUDITOR_KEY = typer.Option(None, "--key", help="the auditor's own Ed25519 key file (default $FARMLINK_HOME/auditor.key, made when "
+                                               "missing): signs checkpoints and checks them")
+
+
+def _auditor_key(path: Path | None):
+    from farmlink.audit.checkpoint import CheckpointError, load_or_create_key
+
+    try:
+        return load_or_create_key(path or settings().home / "auditor.key")
+    except CheckpointError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(2) from error
+
+
+@audit_app.callback(invoke_without_command=True)
 def audit(
+    ctx: typer.Context,
     source: Source = typer.Option(Source.postgres, "--source", help="read the log from PostgreSQL or from the Kafka topics (offset 0)"),
     as_of: int | None = typer.Option(None, "--as-of", help="also show the market as known at this matching-log global position"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object, for machines"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object for machines (format version 1: "
+                                 "contracts/reports/audit-findings.v1.json; every finding with its stable code)"),
     report: Path | None = typer.Option(None, "--report", help="write a self-contained HTML report (summaries, top lists, charts) to this file"),
     lang: ReportLang = typer.Option(ReportLang.en, "--lang", help="the report's language: en, or zh (Chinese)"),
     export: Path | None = typer.Option(None, "--export", help="write the full ledgers (every fill, household, commitment, village, "
                                        "finding) as CSV and JSON into this directory"),
     reconcile_kafka: bool = typer.Option(True, "--reconcile/--no-reconcile", help="check every stored event reached Kafka exactly once"),
+    since: Path | None = typer.Option(None, "--since", help="an incremental audit: check the log up to this checkpoint against it, "
+                                                            "verify and re-execute only what came after"),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="after a clean audit, write a checkpoint signed with the auditor's "
+                                                                      "key to this file (for a later --since)"),
+    key: Path | None = AUDITOR_KEY,
+    workers: int | None = typer.Option(None, "--workers", min=1, help="worker processes for the costly checks (default: one per core)"),
 ) -> None:
     """Replay the whole log, verify hash chains, re-execute the matcher, check invariants, reconcile with Kafka.
 
-    Exit 0 when clean, 1 with the list of findings otherwise.
+    Exit 0 when clean, 1 with the list of findings otherwise (2 when a checkpoint cannot be used).
     """
-    from farmlink.audit.run import audit as run_audit
+    if ctx.invoked_subcommand is not None:
+        return
+    from farmlink.audit.checkpoint import Checkpoint, CheckpointError
+    from farmlink.audit.run import audit as run_audit, checkpoint_of
 
     _quiet_logs()
     config = settings()
+    auditor_key = _auditor_key(key) if since is not None or checkpoint is not None else None
+    start = None
+    if since is not None:
+        try:
+            start = Checkpoint.read(since, auditor_key)
+        except CheckpointError as error:
+            console.print(f"[red]{error}[/]", highlight=False)
+            raise typer.Exit(2) from error
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), disable=as_json) as bar:
 
@@ -417,13 +452,22 @@ def audit(
             task = bar.add_task(name, total=total)
             return lambda n: bar.advance(task, n)
 
-        result = asyncio.run(run_audit(config.bootstrap, config.auditor_dsn, source.value, reconcile_kafka, step))
+        result = asyncio.run(run_audit(config.bootstrap, config.auditor_dsn, source.value, reconcile_kafka, step, workers=workers,
+                                       since=start, want_books=checkpoint is not None))
+    if checkpoint is not None:
+        if result.clean:
+            checkpoint_of(result, auditor_key).write(checkpoint)
+            console.print(f"checkpoint written to {checkpoint}", style="dim", highlight=False)
+        else:
+            console.print(f"no checkpoint written: a checkpoint vouches only for a clean log ({len(result.findings)} findings)",
+                          style="red", highlight=False)
     as_of_view = _as_of(result, as_of) if as_of is not None else None
     if report is not None or export is not None:
         _write_report(result, report, lang.value, export)
     if as_json:
-        typer.echo(json.dumps({**result.summary(), "findings": [f.as_dict() for f in result.findings],
-                               **({"as_of": as_of_view} if as_of_view is not None else {})}, ensure_ascii=False, default=str))
+        from farmlink.audit.output import audit_output
+
+        typer.echo(json.dumps(audit_output(result, as_of_view), ensure_ascii=False))
     else:
         _print_audit(result, as_of_view, report)
     raise typer.Exit(0 if result.clean else 1)
@@ -481,6 +525,86 @@ def _print_audit(result, as_of_view, report: Path | None) -> None:
         console.print(f"report written to {report}")
 
 
+@audit_app.command("digest")
+def audit_digest(
+    as_json: bool = typer.Option(False, "--json", help="print the digest only (one line of JSON), for a third party to keep"),
+) -> None:
+    """Print a compact digest of the whole log: a Merkle root over every stream's chain head, with the last position of each schema."""
+    from farmlink.audit.ledger import digest_of
+    from farmlink.audit.log import load_from_postgres
+    from farmlink.audit.parallel import no_cyclic_gc
+
+    _quiet_logs()
+    with no_cyclic_gc():
+        digest = digest_of(asyncio.run(load_from_postgres(settings().auditor_dsn)))
+    if as_json:
+        typer.echo(digest.text())
+        return
+    console.print(f"digest of {digest.events} events in {digest.streams} streams, Merkle root {digest.root}", highlight=False)
+    typer.echo(digest.text())
+
+
+@audit_app.command("verify-digest")
+def audit_verify_digest(
+    digest_text: str = typer.Argument(..., metavar="DIGEST", help="the digest's JSON text, or a file holding it"),
+    event: str | None = typer.Option(None, "--event", help="print the proof path of this event id (default: the digest's last matching event)"),
+    as_json: bool = typer.Option(False, "--json", help="print findings and the proof as one JSON object"),
+) -> None:
+    """Prove the current log extends DIGEST: every chain up to the digest's positions holds and its heads give
+    the digest's Merkle root (events after it are no finding); print the proof path for one event.
+    Exit 0 when it does, 1 with findings, 2 for a digest that cannot be read."""
+    from farmlink.audit.checks import check_hash_chains
+    from farmlink.audit.ledger import Digest, extends, proof_for
+    from farmlink.audit.log import load_from_postgres
+    from farmlink.audit.parallel import no_cyclic_gc
+
+    _quiet_logs()
+    text = Path(digest_text).read_text(encoding="utf-8") if Path(digest_text).is_file() else digest_text
+    try:
+        digest = Digest.parse(text.strip())
+    except ValueError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(2) from error
+    with no_cyclic_gc():
+        log = asyncio.run(load_from_postgres(settings().auditor_dsn))
+        findings = extends(log, digest, check_hash_chains(log))
+        if event is None:
+            within = [r for r in log.by_schema.get("matching", []) if r.global_position <= digest.positions.get("matching", 0)]
+            event = within[-1].event_id if within else None
+        proof = None
+        if event is not None:
+            try:
+                proof = proof_for(log, digest, event)
+            except KeyError as error:
+                console.print(f"[red]{error.args[0]}[/]", highlight=False)
+                raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps({"extends": not findings, "findings": [f.as_dict() for f in findings], "proof": proof}, ensure_ascii=False))
+    else:
+        if findings:
+            console.print(f"[red]the log does not extend the digest[/]: {len(findings)} findings")
+            for finding in findings:
+                console.print(f"  {finding}", highlight=False, markup=False)
+        else:
+            console.print(f"[green]the log extends the digest[/]: {digest.events} events up to {digest.positions} unchanged, "
+                          f"{log.count() - digest.events} after it")
+        if proof is not None:
+            _print_proof(proof)
+    raise typer.Exit(1 if findings else 0)
+
+
+def _print_proof(proof: dict[str, Any]) -> None:
+    e, head = proof["event"], proof["head"]
+    console.print(f"proof for event {e['event_id']} ({e['schema']}/{e['stream_id']}@{e['stream_version']}, position "
+                  f"{e['global_position']}), hash {e['hash']}", highlight=False)
+    console.print(f"  {len(proof['chain_to_head'])} chain links to the stream's head as of the digest: version "
+                  f"{head['stream_version']} at position {head['global_position']}, hash {head['hash']}", highlight=False)
+    console.print(f"  leaf {proof['leaf']}", highlight=False)
+    for step in proof["merkle_path"]:
+        console.print(f"  + {step['side']:<5} {step['hash']}", highlight=False)
+    console.print(f"  = root {proof['root']} ({'matches' if proof['matches_digest'] else 'does NOT match'} the digest)", highlight=False)
+
+
 bench_app = typer.Typer(help="Benchmarks that print figures; --smoke runs a short version (CI).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 BENCH_RESULTS = Path("bench/results")
@@ -500,6 +624,8 @@ def _save_bench(name: str, figures: dict[str, Any], smoke: bool) -> None:
 def bench_audit(
     events: int = typer.Option(1_000_000, help="size of the synthetic log"),
     smoke: bool = typer.Option(False, "--smoke", help="a 20,000-event run that only proves the benchmark works"),
+    reuse: bool = typer.Option(False, "--reuse", help="audit the synthetic log of this size already in the bench schemas instead of generating it again"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="worker processes for the costly checks (default: one per core)"),
 ) -> None:
     """Audit a synthetic log of EVENTS events from PostgreSQL, re-execution included; print the figures."""
     from farmlink import infra
@@ -508,7 +634,8 @@ def bench_audit(
     _quiet_logs()
     infra.ensure_up(progress=lambda message: None)
     config = settings()
-    figures = asyncio.run(run_audit_bench(config.bootstrap, config.dsn, 20_000 if smoke else events, say=console.print))
+    figures = asyncio.run(run_audit_bench(config.bootstrap, config.dsn, 20_000 if smoke else events, say=console.print,
+                                         reuse=reuse, workers=workers))
     _save_bench("audit", figures, smoke)
     if figures["findings"]:
         console.print("[red]the synthetic log did not audit clean[/]")

@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from farmlink.audit.ledger import Head, Heads, heads_as_of, root_of
+from farmlink.audit.ledger import Head, Heads, count_as_of, heads_as_of, root_of
 from farmlink.audit.model import AuditLog, Finding
 from matcher.book import Book
 from matcher.snapshot import book_from_snapshot
@@ -179,6 +179,11 @@ def prefix_findings(log: AuditLog, checkpoint: Checkpoint) -> list[Finding]:
         return Finding(check=CHECK, where=record.place, message=message, schema=schema, stream_id=stream_id,
                        stream_version=record.stream_version, global_position=record.global_position, event_id=record.event_id)
 
+    before = count_as_of(log, checkpoint.positions)
+    if before != checkpoint.events:
+        findings.append(Finding(check=CHECK, where="log", message=f"{before} events lie at or before the checkpoint's positions "
+                                                                  f"{dict(sorted(checkpoint.positions.items()))}, the checkpoint counted "
+                                                                  f"{checkpoint.events}: events were deleted or inserted"))
     for schema in sorted(set(checkpoint.heads) | set(now)):
         then, current = checkpoint.heads.get(schema, {}), now.get(schema, {})
         for stream_id in sorted(set(then) | set(current)):

@@ -86,6 +86,23 @@ class SyntheticLog:
         return str(event_id)
 
 
+    def audit_log(self):
+        """The log as the audit reads it from PostgreSQL (global positions 1, 2, ... per schema), without a database."""
+        import orjson
+
+        from farmlink.audit.model import AuditLog, Record
+
+        log = AuditLog(source="postgres")
+        for schema, rows in self.rows.items():
+            log.by_schema[schema] = [
+                Record(schema, position, str(event_id), event_type, schema_version, stream_id, version, at, producer, correlation_id,
+                       causation_id, orjson.loads(payload), prev, digest)
+                for position, (event_id, stream_id, version, event_type, schema_version, at, producer, correlation_id, causation_id,
+                               payload, prev, digest) in enumerate(rows, start=1)
+            ]
+        return log
+
+
 class Season:
     """Drives the synthetic season: cooperatives, plantings, lots, orders, commitments, prices, payments."""
 
@@ -242,5 +259,6 @@ class Season:
 
 
 def generate(target_events: int, seed: int = 2020) -> SyntheticLog:
-    """A season's log of at least `target_events` events."""
+    """A season's log of at least `target_events` events. The same seed gives the same season: a
+    shorter log is the start of a longer one (what incremental audits are tested with)."""
     return Season(seed).run(target_events)
