@@ -16,7 +16,8 @@ import pytest
 from farmlink import infra, processes
 from farmlink.gateway_cli import gateway_port
 from farmlink.keyring import Keyring
-from farmlink.publisher import input_message
+from farmlink.publisher import input_message, publish_lines
+from farmlink.scenario import parse_line
 from services.gateway.auth import sign_request
 
 pytestmark = pytest.mark.e2e
@@ -187,6 +188,34 @@ async def test_a_buyer_reading_another_buyers_fills_gets_403_and_without_proof_4
     assert (await http.get(commitments, headers=proof("buyer:rival-mart", commitments))).status_code == 403
     own = "/v1/buyers/rival-mart/fills"
     assert (await http.get(own, headers=proof("buyer:rival-mart", own))).json()["fills"] == []
+
+
+async def test_a_buyers_commitments_show_each_floor_activation_with_the_market_price_as_of_its_date(http, gateway_system):
+    made = await post(http, "commitment.made", {
+        "commitment_id": "mart-oiltea", "buyer_id": "tongren-mart", "product": "oil_tea_fruit", "min_grade": "B",
+        "floor_price_fen": 400, "reference_market": "Tongren", "valid_from": "2020-10-01", "valid_to": "2020-12-31",
+        "eligible_counties": ["Yanhe"], "eligible_cooperatives": [], "cap_quantity": None, "max_quantity_per_mu": None})
+    assert (await receipt(http, "buyer:tongren-mart", made, "buyer"))["status"] == "accepted"
+    price = parse_line(1, orjson.dumps({"type": "market_price.observed", "payload": {
+        "product": "oil_tea_fruit", "grade": "A", "market": "Tongren", "price_fen": 360, "observed_on": "2020-10-01"}}).decode())
+    summary = await publish_lines(gateway_system.bootstrap, [price])  # the price feed speaks Kafka, not HTTP
+    assert summary.accepted == 1, summary.rejected
+    await post(http, "harvest.recorded", {
+        "lot_id": "fj-oiltea-1", "cooperative_id": "fengjia", "product": "oil_tea_fruit", "grade": "A", "quantity": "500",
+        "available_from": "2020-10-10", "expires_on": "2020-11-30", "contributions": [{"household_id": "fj-2", "quantity": "500"}]})
+    target = "/v1/buyers/tongren-mart/commitments"
+
+    async def activated():
+        [commitment] = (await http.get(target, headers=proof("buyer:tongren-mart", target))).json()["commitments"]
+        return commitment if commitment["activations"] else None
+
+    commitment = await until(activated)
+    assert (commitment["commitment_id"], commitment["floor_price_fen"], commitment["reference_market"]) == ("mart-oiltea", 400, "Tongren")
+    [activation] = commitment["activations"]
+    assert {k: activation[k] for k in ("lot_id", "quantity", "price_as_of", "market_price_fen", "floor_price_fen",
+                                       "unit_price_fen", "price_basis", "revenue_fen")} == {
+        "lot_id": "fj-oiltea-1", "quantity": "500", "price_as_of": "2020-10-10", "market_price_fen": 360,
+        "floor_price_fen": 400, "unit_price_fen": 400, "price_basis": "floor", "revenue_fen": 200000}
 
 
 async def test_the_projection_survives_a_restart_of_the_gateway_without_counting_anything_twice(http):
