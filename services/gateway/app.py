@@ -18,6 +18,7 @@ import orjson
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from events.codec import MAX_INPUT_BYTES
 from services.gateway.auth import Unauthenticated, signed_request, verify_request
 from services.gateway.backend import Backend
 from services.gateway.doors import Refused, admit, read
@@ -70,9 +71,16 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
     @app.post("/v1/inputs", status_code=202, responses={
         "400": {"description": "the body is not an input message the owning service would take; the reason names the field"},
         "401": {"description": "the signature does not verify with the key registered for the producer"},
-        "403": {"description": "not an input a cooperative or buyer signs (market prices, settlement desk)"}})
+        "403": {"description": "not an input a cooperative or buyer signs (market prices, settlement desk)"},
+        "413": {"description": "over the services' 256 KiB input limit"},
+        "503": {"description": "Kafka did not take it; post the same bytes again"}})
     async def post_input(request: Request) -> dict:
         """Publish one signed input message (the JSON a Kafka producer sends) to its owning service's input topic."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_INPUT_BYTES:
+            DOOR.labels("invalid", "refused").inc()
+            return JSONResponse({"detail": f"message of {length} bytes is over the {MAX_INPUT_BYTES}-byte input limit"},
+                                status_code=413)
         body = await request.body()
         try:
             posted = read(body)
@@ -82,7 +90,12 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
             return JSONResponse({"detail": refusal.reason}, status_code=refusal.status)
         message = posted.message
         await backend.record_posted(message.message_id, message.producer, message.type)
-        await backend.publish(posted.topic, posted.key, body)
+        try:
+            await backend.publish(posted.topic, posted.key, body)
+        except Exception as error:  # Kafka unreachable or refusing: the client may post the same bytes again
+            DOOR.labels(message.type, "unpublished").inc()
+            return JSONResponse({"detail": f"Kafka did not take the input ({type(error).__name__}: {error}); post the "
+                                           f"same message again: its message id makes a repeat harmless"}, status_code=503)
         DOOR.labels(message.type, "published").inc()
         return {"message_id": message.message_id, "correlation_id": message.correlation_id, "topic": posted.topic,
                 "receipt": f"/v1/receipts/{message.message_id}"}

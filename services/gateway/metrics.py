@@ -1,6 +1,7 @@
 """/metrics in Prometheus text format (prometheus_client).
 
-- `farmlink_gateway_inputs_total{type,outcome}`: inputs posted to the gateway, `published` or `refused` at the door (this process).
+- `farmlink_gateway_inputs_total{type,outcome}`: inputs posted to the gateway: `published`, `refused` at the door (4xx), or
+  `unpublished` (Kafka did not take it, 503) (this process).
 - `farmlink_receipts_total{service,status}`: receipts on farmlink.receipts: what the services did with every input (accepted, rejected, journaled, ...), from the projection.
 - `farmlink_dead_letters_total{consumer}`: dead letters on farmlink.deadletter by the consumer that wrote them, from the projection.
 - `farmlink_fills_total{price_basis}`, `farmlink_fill_fen_total{price_basis}`: fills and their revenue in fen, from the projection.

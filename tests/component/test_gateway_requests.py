@@ -224,3 +224,19 @@ async def test_the_openapi_document_lists_every_route(client):
             "/v1/buyers/{buyer_id}/commitments", "/v1/buyers/{buyer_id}/stream", "/v1/cooperatives/{cooperative_id}/lots",
             "/healthz", "/readyz", "/metrics"} <= set(paths)
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_body_over_the_input_limit_is_refused_unread_with_413(client, backend):
+    response = await client.post("/v1/inputs", content=b"{" + b" " * 300_000 + b"}")
+    assert response.status_code == 413
+    assert "over the 262144-byte input limit" in response.json()["detail"]
+
+
+async def test_when_kafka_does_not_take_an_input_the_client_is_told_to_post_it_again(client, backend):
+    async def refuse(topic, key, value):
+        raise ConnectionError("broker down")
+
+    backend.publish = refuse
+    response = await client.post("/v1/inputs", content=signed("harvest.recorded", LOT))
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("Kafka did not take the input (ConnectionError: broker down)")
