@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -226,3 +227,16 @@ async def test_the_projection_survives_a_restart_of_the_gateway_without_counting
     processes.start_gateway(say=lambda _: None)
     assert (await http.get(target, headers=proof("buyer:tongren-mart", target))).json()["fills"] == before
     assert await metric(http, "farmlink_receipts_total", service="cooperative", status="accepted") == receipts_before
+
+
+async def test_the_gateways_role_reads_and_writes_its_own_schema_only(gateway_system):
+    conn = await asyncpg.connect(gateway_system.service_dsn("gateway"))
+    try:
+        assert await conn.fetchval("SELECT current_user") == "farmlink_gateway"
+        assert await conn.fetchval("SELECT count(*) FROM gateway.fills") >= 1
+        for statement in ("SELECT count(*) FROM matching.events", "SELECT count(*) FROM settlement.fills",
+                          "DELETE FROM gateway.fills", "DELETE FROM gateway.events"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(statement)
+    finally:
+        await conn.close()
