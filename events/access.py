@@ -144,8 +144,9 @@ INPUT_PRODUCER: dict[str, str] = {
 }
 """Which producer principal writes each input topic (`farmlink publish` connects as it)."""
 
-CONSUMER_GROUPS: tuple[str, ...] = tuple(group for p in PRINCIPALS for group in p.groups)
-"""Every consumer group the services use."""
+CONSUMER_GROUPS: tuple[str, ...] = tuple(group for p in PRINCIPALS if p.name != GATEWAY for group in p.groups)
+"""Every consumer group the services use (the gateway's, `farmlink.gateway`, is not one: waiting until the
+services have caught up does not wait for a gateway that may not run)."""
 
 
 @dataclass(frozen=True, order=True)

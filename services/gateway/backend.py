@@ -111,7 +111,7 @@ class Backend:
         options = kafka_options(self.config, GATEWAY)
         self.relay = OutboxRelay(dsn, SCHEMA, self.config.bootstrap, kafka=options)
         await self.relay.start()
-        kafka = KafkaProbe(self.config.bootstrap, options, CONSUMER_GROUPS)
+        kafka = KafkaProbe(self.config.bootstrap, options, (*CONSUMER_GROUPS, GROUP))
         await kafka.start()
         self.probe = Probe(kafka, self.pool, self.config.auditor_dsn)
         await self.broker.start()
