@@ -4,7 +4,7 @@ The matching service runs it live and the audit re-executes it over the recorded
 journal; both import this package, which imports nothing but the standard library.
 """
 
-from matcher.book import Book, Market, OpenOutlet, RestingLot, lot_priority, outlet_rank
+from matcher.book import Book, Market
 from matcher.facts import (
     DECIMAL_CONTEXT,
     GRADE_RANK,
@@ -25,11 +25,14 @@ from matcher.facts import (
     OutletKind,
     Planting,
     PriceBasis,
+    RulesAdoption,
     cut_down,
     grade_at_least,
     unit_quantum,
 )
 from matcher.money import revenue_fen, split_largest_remainder
+from matcher.rules import RULEBOOKS, Rulebook, lot_priority, outlet_rank
+from matcher.state import OpenOutlet, RestingLot
 from matcher.output import fill_line, fill_record, quantity_text
 
 __all__ = [
@@ -55,7 +58,10 @@ __all__ = [
     "OutletKind",
     "Planting",
     "PriceBasis",
+    "RULEBOOKS",
     "RestingLot",
+    "Rulebook",
+    "RulesAdoption",
     "cut_down",
     "fill_line",
     "fill_record",

@@ -269,10 +269,24 @@ class Planting:
         _decimal("area_mu", self.area_mu, positive=False)
 
 
-Fact: TypeAlias = Lot | Order | OrderCancellation | Commitment | MarketPrice | Planting
+@dataclass(frozen=True, slots=True)
+class RulesAdoption:
+    """A journal input of its own: from this entry on, the product's book decides under rules version
+    `rules_version` (matcher/versions.py). It matches nothing itself."""
+
+    product: str
+    rules_version: int
+
+    def __post_init__(self) -> None:
+        _text("product", self.product)
+        if isinstance(self.rules_version, bool) or not isinstance(self.rules_version, int) or self.rules_version < 1:
+            raise ValueError(f"rules_version must be a whole number from 1, got {self.rules_version!r}")
+
+
+Fact: TypeAlias = Lot | Order | OrderCancellation | Commitment | MarketPrice | Planting | RulesAdoption
 """One input of a product's journal."""
 
-FACT_TYPES = (Lot, Order, OrderCancellation, Commitment, MarketPrice, Planting)
+FACT_TYPES = (Lot, Order, OrderCancellation, Commitment, MarketPrice, Planting, RulesAdoption)
 
 
 # ---------------------------------------------------------------- outcomes
@@ -338,3 +352,4 @@ class OfferClosed:
 
 Outcome: TypeAlias = Fill | OfferOpened | OfferShrunk | OfferClosed
 """Something the matcher decided while processing one journal input."""
+

@@ -32,25 +32,17 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from matcher.book import (
-    Book,
-    _CommitmentState,
-    _LotState,
-    _OrderShelves,
-    _OrderState,
-    _PriceSeries,
-    _Shelf,
-    _lot_shelf_keys,
-    _priority,
-    _rank,
-)
+from matcher.book import Book
 from matcher.facts import Commitment, Contribution, Lot, Order
+from matcher.rules import rulebook
+from matcher.shelves import LotShelf, PriceSeries, priority_of, rank_of
+from matcher.state import CommitmentState, LotState, OrderState
 
 FORMAT = 1
 """The layout of the state below; a reader refuses any other."""
 
 BOOK_ATTRIBUTES = frozenset({
-    "product", "_journal_seq", "_fill_count", "_lot_shelves", "_open_orders", "_open_commitments", "_order_shelves",
+    "product", "_rules", "_journal_seq", "_fill_count", "_lot_shelves", "_open_orders", "_open_commitments", "_order_shelves",
     "_commitment_shelves", "_archived_order_shelves", "_archived_commitment_shelves", "_horizon", "_recent_starts",
     "_outlet_ends", "_closed_ends", "_lot_ids", "_order_ids", "_commitment_ids", "_planting_ids", "_planted_mu", "_prices",
 })
@@ -93,7 +85,7 @@ def _rows(state: dict[str, Any], name: str, columns: tuple[str, ...]) -> list[li
     return table["rows"]
 
 
-def _lot_row(s: _LotState) -> list[Any]:
+def _lot_row(s: LotState) -> list[Any]:
     lot = s.lot
     return [
         s.seq, str(s.left), lot.lot_id, lot.cooperative_id, lot.county, lot.township, lot.grade, str(lot.quantity),
@@ -102,7 +94,7 @@ def _lot_row(s: _LotState) -> list[Any]:
     ]
 
 
-def _order_row(s: _OrderState) -> list[Any]:
+def _order_row(s: OrderState) -> list[Any]:
     order = s.order
     return [
         s.seq, str(s.left), s.archived, order.order_id, order.buyer_id, order.min_grade, str(order.quantity),
@@ -110,7 +102,7 @@ def _order_row(s: _OrderState) -> list[Any]:
     ]
 
 
-def _commitment_row(s: _CommitmentState) -> list[Any]:
+def _commitment_row(s: CommitmentState) -> list[Any]:
     c = s.commitment
     return [
         s.seq, _text(s.left), s.archived, sorted([cooperative, str(q)] for cooperative, q in s.filled_by_cooperative.items()),
@@ -123,15 +115,16 @@ def _commitment_row(s: _CommitmentState) -> list[Any]:
 # ---------------------------------------------------------------- the state as plain data
 
 
-def _by_seq(state: _LotState | _OrderState | _CommitmentState) -> int:
+def _by_seq(state: LotState | OrderState | CommitmentState) -> int:
     return state.seq
 
 
 def book_state(book: Book) -> dict[str, Any]:
     """The book's state as plain JSON data, every collection in a canonical order."""
-    anywhere = [shelf.lots for (_, place, _), shelf in book._lot_shelves.items() if place == "anywhere"]
-    lots = sorted((state for lots in anywhere for state in lots), key=_by_seq)
+    lots = book.lot_states()
+    state: dict[str, Any] = {} if book.rules_version == 1 else {"rules_version": book.rules_version}
     return {
+        **state,  # absent: rules version 1 (the bytes of a version-1 book are those of snapshots before versions)
         "format": FORMAT,
         "product": book.product,
         "journal_seq": book._journal_seq,
@@ -208,14 +201,15 @@ def _book_from_state(state: dict[str, Any]) -> Book:
     if state.get("format") != FORMAT:
         raise ValueError(f"snapshot format {state.get('format')!r}, this matcher reads format {FORMAT}")
     product = state["product"]
-    book = Book(product)
+    rules = rulebook(state.get("rules_version", 1))
+    book = Book(product, rules)
     book._journal_seq = _count("journal_seq", state["journal_seq"])
     book._fill_count = _count("fills_so_far", state["fills_so_far"])
     book._horizon = _day(state["horizon"])
     book._recent_starts = [_day(day) for day in state["horizon_batch"]]
 
     # Shelves are filled in journal order and sorted once (the book keeps them sorted as it goes).
-    longest = {(grade, place, name): days for grade, place, name, days in state["lot_shelves"]}
+    longest = {tuple(row[:-1]): row[-1] for row in state["lot_shelves"]}
     lot_shelves = book._lot_shelves
     for seq, left, lot_id, cooperative_id, county, township, grade, quantity, start, end, contributions in _rows(
         state, "lots", LOT_COLUMNS
@@ -224,17 +218,17 @@ def _book_from_state(state: dict[str, Any]) -> Book:
             lot_id, cooperative_id, county, township, product, grade, Decimal(quantity), _day(start), _day(end),
             tuple(Contribution(household, Decimal(q), poor) for household, q, poor in contributions),
         )
-        lot_state = _LotState(lot, _count("seq", seq))
+        lot_state = LotState(lot, _count("seq", seq), rules)
         lot_state.left = Decimal(left)
-        for key in _lot_shelf_keys(lot):
+        for key in rules.lot_shelf_keys(lot):
             shelf = lot_shelves.get(key)
             if shelf is None:
-                shelf = lot_shelves[key] = _Shelf()
+                shelf = lot_shelves[key] = LotShelf()
             shelf.lots.append(lot_state)
     if set(longest) != set(lot_shelves):
         raise ValueError("the snapshot's lot shelves are not those its lots sit on")
     for key, shelf in lot_shelves.items():
-        shelf.lots.sort(key=_priority)
+        shelf.lots.sort(key=priority_of)
         shelf.longest = timedelta(days=longest[key])
 
     ends = []
@@ -244,12 +238,12 @@ def _book_from_state(state: dict[str, Any]) -> Book:
         state, "orders", ORDER_COLUMNS
     ):
         order = Order(order_id, buyer_id, product, min_grade, Decimal(quantity), limit, _day(start), _day(end), tuple(regions))
-        order_state = _OrderState(order, _count("seq", seq))
+        order_state = OrderState(order, _count("seq", seq), rules)
         order_state.left = Decimal(left)
         order_state.archived = _flag(archived)
         open_orders[order_id] = order_state
         shelves = order_shelves[archived]
-        for key in _OrderShelves._keys(order):
+        for key in rules.order_shelf_keys(order):
             orders = shelves.get(key)
             if orders is None:
                 orders = shelves[key] = []
@@ -258,14 +252,14 @@ def _book_from_state(state: dict[str, Any]) -> Book:
             ends.append((order.deliver_to, order_state.seq, order_state))
     for shelves in order_shelves.values():
         for orders in shelves.values():
-            orders.sort(key=_rank)
+            orders.sort(key=rank_of)
     for (seq, left, archived, sold, commitment_id, buyer_id, min_grade, floor, market, start, end, counties, cooperatives,
          cap, per_mu) in _rows(state, "commitments", COMMITMENT_COLUMNS):
         commitment = Commitment(
             commitment_id, buyer_id, product, min_grade, floor, market, _day(start), _day(end), tuple(counties),
             tuple(cooperatives), _decimal_or_none(cap), _decimal_or_none(per_mu),
         )
-        commitment_state = _CommitmentState(commitment, _count("seq", seq))
+        commitment_state = CommitmentState(commitment, _count("seq", seq))
         commitment_state.left = _decimal_or_none(left)
         commitment_state.archived = _flag(archived)
         commitment_state.filled_by_cooperative = {cooperative: Decimal(q) for cooperative, q in sold}
@@ -283,7 +277,7 @@ def _book_from_state(state: dict[str, Any]) -> Book:
     book._planting_ids = set(seen["planting"])
     book._planted_mu = {cooperative: Decimal(mu) for cooperative, mu in state["planted_mu"]}
     for grade, market, observations in state["market_prices"]:
-        series = book._prices[(grade, market)] = _PriceSeries()
+        series = book._prices[(grade, market)] = PriceSeries()
         for day, price in observations:
             series.days.append(_day(day))
             series.price_on[series.days[-1]] = price
