@@ -7,8 +7,8 @@ grade or region nobody asks for, and orders nobody can supply, stay on the book:
 nothing leaves it by date, so the book grows through the journal.
 
 Only `Market.process` is timed; building the journal is not. Fills are checked against
-`reference_fills`, matching-rules.md read literally (the naive model of
-tests/unit/test_matcher_properties.py, copied here), on a shorter journal of the same shape.
+the reference model (matcher/reference.py: matching-rules.md read literally, the oracle of the
+property tests too) on a shorter journal of the same shape.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterable
 from datetime import date
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from matcher import (
@@ -28,15 +28,14 @@ from matcher import (
     Commitment,
     Contribution,
     Fact,
-    Fill,
     Lot,
     Market,
     MarketPrice,
     Order,
     OrderCancellation,
     Planting,
-    grade_at_least,
 )
+from matcher.reference import ReferenceFill, reference_fills, reference_view
 
 GOAL_INPUTS_PER_S = 100_000
 GOAL_BYTES_PER_RESTING = 1024
@@ -182,169 +181,9 @@ def synthetic_journal(inputs: int, seed: int = 2020) -> list[Fact]:
 # ---------------------------------------------------------------- the reference
 
 
-FillKey = tuple[int, str, str, str, Decimal, int]
-"""What the reference decides of a fill: (journal_seq, lot_id, outlet_kind, outlet_id, quantity, unit_price_fen)."""
-
-
-class _Reference:
-    """matching-rules.md read literally for one product: scan everything, pick the best, repeat.
-    A copy of the naive model in tests/unit/test_matcher_properties.py (the smoke test checks
-    that the two agree); deliberately slow, deliberately free of indexes."""
-
-    def __init__(self) -> None:
-        self.seq = 0
-        self.lots: list[dict[str, Any]] = []  # fact, seq, left
-        self.outlets: list[dict[str, Any]] = []  # kind, fact, seq, left (None: no cap), cancelled, sold
-        self.prices: list[tuple[date, int, MarketPrice]] = []
-        self.plantings: dict[str, Planting] = {}  # the first of each id
-        self.fills: list[FillKey] = []
-
-    def process(self, fact: Fact) -> None:
-        self.seq += 1
-        if isinstance(fact, Lot) and not any(entry["fact"].lot_id == fact.lot_id for entry in self.lots):
-            entry = {"fact": fact, "seq": self.seq, "left": fact.quantity}
-            self.lots.append(entry)
-            self.match_lot(entry)
-        elif isinstance(fact, (Order, Commitment)):
-            kind = "order" if isinstance(fact, Order) else "commitment"
-            if any(o["kind"] == kind and self.outlet_id(o) == self.id_of(fact) for o in self.outlets):
-                return
-            left = fact.quantity if isinstance(fact, Order) else fact.cap_quantity
-            outlet = {"kind": kind, "fact": fact, "seq": self.seq, "left": left, "cancelled": False, "sold": {}}
-            self.outlets.append(outlet)
-            self.match_outlet(outlet)
-        elif isinstance(fact, OrderCancellation):
-            for outlet in self.outlets:
-                if outlet["kind"] == "order" and outlet["fact"].order_id == fact.order_id:
-                    outlet["cancelled"] = True
-        elif isinstance(fact, MarketPrice):
-            self.prices.append((fact.observed_on, self.seq, fact))
-        elif isinstance(fact, Planting):
-            self.plantings.setdefault(fact.planting_id, fact)
-
-    @staticmethod
-    def id_of(fact: Order | Commitment) -> str:
-        return fact.order_id if isinstance(fact, Order) else fact.commitment_id
-
-    def outlet_id(self, outlet: dict[str, Any]) -> str:
-        return self.id_of(outlet["fact"])
-
-    def room(self, outlet: dict[str, Any], lot: Lot) -> Decimal | None:
-        """How much the outlet can still take from this lot; None: no limit; 0: not eligible."""
-        fact = outlet["fact"]
-        if outlet["cancelled"] or (outlet["left"] is not None and outlet["left"] <= 0):
-            return Decimal(0)
-        if not grade_at_least(lot.grade, fact.min_grade):
-            return Decimal(0)
-        if outlet["kind"] == "order":
-            start, end = fact.deliver_from, fact.deliver_to
-            if fact.regions and lot.county not in fact.regions and lot.township not in fact.regions:
-                return Decimal(0)
-        else:
-            start, end = fact.valid_from, fact.valid_to
-            listed = fact.eligible_counties or fact.eligible_cooperatives
-            listed_here = lot.county in fact.eligible_counties or lot.cooperative_id in fact.eligible_cooperatives
-            if listed and not listed_here:
-                return Decimal(0)
-        if not (lot.available_from <= end and start <= lot.expires_on):
-            return Decimal(0)
-        room = outlet["left"]
-        if outlet["kind"] == "commitment" and fact.max_quantity_per_mu is not None:
-            area = sum(
-                (p.area_mu for p in self.plantings.values() if p.cooperative_id == lot.cooperative_id), Decimal(0)
-            )
-            per_mu = area * fact.max_quantity_per_mu - outlet["sold"].get(lot.cooperative_id, Decimal(0))
-            quantum = Decimal(1) if lot.product in LIVESTOCK else Decimal("0.001")
-            per_mu = max(per_mu.quantize(quantum, rounding=ROUND_DOWN), Decimal(0))
-            room = per_mu if room is None else min(room, per_mu)
-        return room
-
-    def price(self, outlet: dict[str, Any], lot: Lot) -> int:
-        fact = outlet["fact"]
-        if outlet["kind"] == "order":
-            return fact.limit_price_fen
-        as_of = max(lot.available_from, fact.valid_from)
-        seen = [
-            (observed_on, seq, p.price_fen)
-            for observed_on, seq, p in self.prices
-            if p.grade == lot.grade and p.market == fact.reference_market and observed_on <= as_of
-        ]
-        market = max(seen)[2] if seen else None
-        return market if market is not None and market > fact.floor_price_fen else fact.floor_price_fen
-
-    def eligible(self, outlet: dict[str, Any], lot: Lot) -> bool:
-        room = self.room(outlet, lot)
-        return room is None or room > 0
-
-    def match_lot(self, entry: dict[str, Any]) -> None:
-        while entry["left"] > 0:
-            lot = entry["fact"]
-            candidates = [o for o in self.outlets if self.eligible(o, lot)]
-            if not candidates:
-                return
-            best = min(
-                candidates,
-                key=lambda o: (-self.price(o, lot), o["kind"] != "order", o["seq"], self.outlet_id(o)),
-            )
-            self.fill(entry, best)
-
-    def match_outlet(self, outlet: dict[str, Any]) -> None:
-        while outlet["left"] is None or outlet["left"] > 0:
-            candidates = [entry for entry in self.lots if entry["left"] > 0 and self.eligible(outlet, entry["fact"])]
-            if not candidates:
-                return
-            best = min(
-                candidates,
-                key=lambda e: (
-                    e["fact"].expires_on,
-                    not any(c.registered_poor for c in e["fact"].contributions),
-                    e["seq"],
-                    e["fact"].lot_id,
-                ),
-            )
-            self.fill(best, outlet)
-
-    def fill(self, entry: dict[str, Any], outlet: dict[str, Any]) -> None:
-        lot = entry["fact"]
-        room = self.room(outlet, lot)
-        quantity = entry["left"] if room is None else min(entry["left"], room)
-        entry["left"] -= quantity
-        if outlet["left"] is not None:
-            outlet["left"] -= quantity
-        sold = outlet["sold"]
-        sold[lot.cooperative_id] = sold.get(lot.cooperative_id, Decimal(0)) + quantity
-        price = self.price(outlet, lot)
-        self.fills.append((self.seq, lot.lot_id, outlet["kind"], self.outlet_id(outlet), quantity, price))
-
-
-def reference_fills(journal: Iterable[Fact]) -> dict[str, list[FillKey]]:
-    """Per product, the fills matching-rules.md gives for the journal, read literally (slowly)."""
-    references: dict[str, _Reference] = {}
-    with localcontext() as context:
-        context.prec = 60
-        for fact in journal:
-            references.setdefault(fact.product, _Reference()).process(fact)
-    return {product: reference.fills for product, reference in references.items()}
-
-
-def engine_fills(journal: Iterable[Fact]) -> dict[str, list[FillKey]]:
-    """Per product, the same view of the fills the engine makes."""
-    fills: dict[str, list[FillKey]] = {}
-    market = Market()
-    for fact in journal:
-        for outcome in market.process(fact):
-            if isinstance(outcome, Fill):
-                fills.setdefault(outcome.product, []).append(
-                    (
-                        outcome.journal_seq,
-                        outcome.lot_id,
-                        outcome.outlet_kind,
-                        outcome.outlet_id,
-                        outcome.quantity,
-                        outcome.unit_price_fen,
-                    )
-                )
-    return fills
+def engine_fills(journal: Iterable[Fact]) -> dict[str, list[ReferenceFill]]:
+    """Per product, the fills the engine makes, in the reference model's view."""
+    return reference_view(Market.replay(journal))
 
 
 # ---------------------------------------------------------------- measuring

@@ -1,14 +1,9 @@
 """The matcher benchmark in smoke mode: it runs, it reports figures, and the engine it times makes
 exactly the fills of matching-rules.md read literally. No timing is asserted."""
 
-import importlib.util
-from collections import defaultdict
-from decimal import localcontext
-from pathlib import Path
-
 import pytest
 
-from farmlink.bench.matcher_bench import reference_fills, run_matcher_bench, synthetic_journal
+from farmlink.bench.matcher_bench import engine_fills, reference_fills, run_matcher_bench, synthetic_journal
 
 pytestmark = pytest.mark.unit
 
@@ -28,15 +23,9 @@ def test_a_shorter_synthetic_journal_is_the_start_of_a_longer_one():
     assert synthetic_journal(1_500) == synthetic_journal(3_000)[:1_500]
 
 
-def test_the_bench_reference_agrees_with_the_reference_of_the_property_tests():
-    path = Path(__file__).with_name("test_matcher_properties.py")
-    spec = importlib.util.spec_from_file_location("_matcher_properties_for_bench", path)
-    properties = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(properties)
+def test_the_bench_checks_the_engine_against_the_one_reference_model():
+    from matcher import reference
+
+    assert reference_fills is reference.reference_fills
     journal = synthetic_journal(2_000)
-    references = defaultdict(properties.Reference)
-    with localcontext() as context:
-        context.prec = 60
-        for fact in journal:
-            references[fact.product].process(fact)
-    assert {product: reference.fills for product, reference in references.items()} == reference_fills(journal)
+    assert engine_fills(journal) == reference.reference_fills(journal)

@@ -2,7 +2,8 @@
 every price as the contract says, the same journal always gives the same bytes.
 
 The checks recompute what they need straight from the journal, independently of the
-engine; the last one compares the engine with a deliberately naive reference model.
+engine; the last one compares the engine with the reference model (matcher/reference.py),
+the rules read literally.
 """
 
 from collections import defaultdict
@@ -30,6 +31,7 @@ from matcher import (
     fill_line,
     grade_at_least,
 )
+from matcher.reference import reference_fills, reference_view
 
 pytestmark = pytest.mark.unit
 
@@ -407,150 +409,10 @@ def test_after_every_input_no_resting_lot_could_still_fill_an_open_order_or_unli
                     assert not (overlap and eligible), (lot.lot_id, outlet.commitment_id)
 
 
-# ---------------------------------------------------------------- a naive reference model
-
-
-class Reference:
-    """matching-rules.md read literally for one product: scan everything, pick the best, repeat."""
-
-    def __init__(self):
-        self.seq = 0
-        self.lots = []  # dicts: fact, seq, left
-        self.outlets = []  # dicts: kind, fact, seq, left (None: no cap), cancelled, sold
-        self.prices = []  # (observed_on, seq, fact)
-        self.plantings = {}  # planting_id -> fact, first one only
-        self.fills = []
-
-    def process(self, fact):
-        self.seq += 1
-        if isinstance(fact, Lot) and not any(entry["fact"].lot_id == fact.lot_id for entry in self.lots):
-            entry = {"fact": fact, "seq": self.seq, "left": fact.quantity}
-            self.lots.append(entry)
-            self.match_lot(entry)
-        elif isinstance(fact, (Order, Commitment)):
-            kind = "order" if isinstance(fact, Order) else "commitment"
-            if any(o["kind"] == kind and self.outlet_id(o) == self.id_of(fact) for o in self.outlets):
-                return
-            left = fact.quantity if kind == "order" else fact.cap_quantity
-            outlet = {"kind": kind, "fact": fact, "seq": self.seq, "left": left, "cancelled": False, "sold": {}}
-            self.outlets.append(outlet)
-            self.match_outlet(outlet)
-        elif isinstance(fact, OrderCancellation):
-            for outlet in self.outlets:
-                if outlet["kind"] == "order" and outlet["fact"].order_id == fact.order_id:
-                    outlet["cancelled"] = True
-        elif isinstance(fact, MarketPrice):
-            self.prices.append((fact.observed_on, self.seq, fact))
-        elif isinstance(fact, Planting):
-            self.plantings.setdefault(fact.planting_id, fact)
-
-    @staticmethod
-    def id_of(fact):
-        return fact.order_id if isinstance(fact, Order) else fact.commitment_id
-
-    def outlet_id(self, outlet):
-        return self.id_of(outlet["fact"])
-
-    def room(self, outlet, lot):
-        """How much the outlet can still take from this lot; None: no limit; 0: not eligible."""
-        fact = outlet["fact"]
-        if outlet["cancelled"] or (outlet["left"] is not None and outlet["left"] <= 0):
-            return Decimal(0)
-        if not grade_at_least(lot.grade, fact.min_grade):
-            return Decimal(0)
-        if outlet["kind"] == "order":
-            start, end = fact.deliver_from, fact.deliver_to
-            if fact.regions and lot.county not in fact.regions and lot.township not in fact.regions:
-                return Decimal(0)
-        else:
-            start, end = fact.valid_from, fact.valid_to
-            listed = fact.eligible_counties or fact.eligible_cooperatives
-            listed_here = lot.county in fact.eligible_counties or lot.cooperative_id in fact.eligible_cooperatives
-            if listed and not listed_here:
-                return Decimal(0)
-        if not (lot.available_from <= end and start <= lot.expires_on):
-            return Decimal(0)
-        room = outlet["left"]
-        if outlet["kind"] == "commitment" and fact.max_quantity_per_mu is not None:
-            area = sum(
-                (p.area_mu for p in self.plantings.values() if p.cooperative_id == lot.cooperative_id), Decimal(0)
-            )
-            per_mu = area * fact.max_quantity_per_mu - outlet["sold"].get(lot.cooperative_id, Decimal(0))
-            quantum = Decimal(1) if lot.product in LIVESTOCK else Decimal("0.001")
-            per_mu = max(per_mu.quantize(quantum, rounding=ROUND_DOWN), Decimal(0))
-            room = per_mu if room is None else min(room, per_mu)
-        return room
-
-    def price(self, outlet, lot):
-        fact = outlet["fact"]
-        if outlet["kind"] == "order":
-            return fact.limit_price_fen
-        as_of = max(lot.available_from, fact.valid_from)
-        seen = [
-            (observed_on, seq, p.price_fen)
-            for observed_on, seq, p in self.prices
-            if p.grade == lot.grade and p.market == fact.reference_market and observed_on <= as_of
-        ]
-        market = max(seen)[2] if seen else None
-        return market if market is not None and market > fact.floor_price_fen else fact.floor_price_fen
-
-    def eligible(self, outlet, lot):
-        room = self.room(outlet, lot)
-        return room is None or room > 0
-
-    def match_lot(self, entry):
-        while entry["left"] > 0:
-            lot = entry["fact"]
-            candidates = [o for o in self.outlets if self.eligible(o, lot)]
-            if not candidates:
-                return
-            best = min(
-                candidates,
-                key=lambda o: (-self.price(o, lot), o["kind"] != "order", o["seq"], self.outlet_id(o)),
-            )
-            self.fill(entry, best)
-
-    def match_outlet(self, outlet):
-        while outlet["left"] is None or outlet["left"] > 0:
-            candidates = [entry for entry in self.lots if entry["left"] > 0 and self.eligible(outlet, entry["fact"])]
-            if not candidates:
-                return
-            best = min(
-                candidates,
-                key=lambda e: (
-                    e["fact"].expires_on,
-                    not any(c.registered_poor for c in e["fact"].contributions),
-                    e["seq"],
-                    e["fact"].lot_id,
-                ),
-            )
-            self.fill(best, outlet)
-
-    def fill(self, entry, outlet):
-        lot = entry["fact"]
-        room = self.room(outlet, lot)
-        quantity = entry["left"] if room is None else min(entry["left"], room)
-        entry["left"] -= quantity
-        if outlet["left"] is not None:
-            outlet["left"] -= quantity
-        sold = outlet["sold"]
-        sold[lot.cooperative_id] = sold.get(lot.cooperative_id, Decimal(0)) + quantity
-        fill = (self.seq, lot.lot_id, outlet["kind"], self.outlet_id(outlet), quantity, self.price(outlet, lot))
-        self.fills.append(fill)
+# ---------------------------------------------------------------- the reference model
 
 
 @PROPERTY
 @given(journals())
-def test_engine_makes_exactly_the_fills_of_a_naive_reading_of_the_rules(facts):
-    references = defaultdict(Reference)
-    with localcontext() as context:
-        context.prec = 60
-        for fact in facts:
-            references[fact.product].process(fact)
-    for product in PRODUCTS:
-        engine = [
-            (f.journal_seq, f.lot_id, f.outlet_kind, f.outlet_id, f.quantity, f.unit_price_fen)
-            for f in all_fills(facts)
-            if f.product == product
-        ]
-        assert engine == references[product].fills
+def test_engine_makes_exactly_the_fills_of_the_reference_model(facts):
+    assert reference_view(Market.replay(facts)) == reference_fills(facts)
