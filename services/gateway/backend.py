@@ -11,7 +11,9 @@ from typing import Any
 
 import asyncpg
 import orjson
+from prometheus_client import REGISTRY
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy
 
 from contracts.topics import FILLS, OFFERS
@@ -82,8 +84,11 @@ class Backend:
         self.store: EventStore | None = None
         self.relay: OutboxRelay | None = None
         self.probe: Probe | None = None
+        # FastStream's Prometheus middleware: the projection consumer's batches and the posted inputs' publishes
+        # (faststream_* series on /metrics, app_name farmlink-gateway).
         self.broker = KafkaBroker(self.config.bootstrap, client_id="farmlink-gateway", enable_idempotence=True,
-                                  security=kafka_security(self.config, GATEWAY), allow_auto_create_topics=False)
+                                  security=kafka_security(self.config, GATEWAY), allow_auto_create_topics=False,
+                                  middlewares=(KafkaPrometheusMiddleware(registry=REGISTRY, app_name="farmlink-gateway"),))
         subscriber = self.broker.subscriber(
             *projection.TOPICS, group_id=GROUP, batch=True, max_records=500, batch_timeout_ms=20, fetch_max_wait_ms=20,
             auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, parser=tolerant_parser,

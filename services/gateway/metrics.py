@@ -7,7 +7,9 @@
 - `farmlink_fills_total{price_basis}`, `farmlink_fill_fen_total{price_basis}`: fills and their revenue in fen, from the projection.
 - `farmlink_consumer_group_lag{group}`, `farmlink_consumer_group_members{group}`: every farmlink consumer group.
 - `farmlink_outbox_depth{service}`, `farmlink_outbox_oldest_age_seconds{service}`: each service's outbox.
-Counts kept in the projection survive restarts; the door's counters start at zero with the process.
+- `faststream_*`: FastStream's Prometheus middleware on the gateway's broker (app_name `farmlink-gateway`): batches the
+  projection consumer received and handled (the `handler` label is the batch's first topic), inputs published.
+Counts kept in the projection survive restarts; the door's and FastStream's counters start at zero with the process.
 """
 
 import asyncpg
