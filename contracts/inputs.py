@@ -4,7 +4,9 @@ A scenario file line is `{"type": <one of INPUT_TYPES>, "payload": {...}}`. The 
 service validates the payload against these models, then records events.
 """
 
+import builtins
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -190,7 +192,7 @@ class InputKind:
     event types; tests/unit/test_contracts.py checks it agrees)."""
 
     type: str
-    model: type[Contract]
+    model: builtins.type[Contract]
     owner: str
     signed: bool
     records: str
@@ -241,7 +243,7 @@ class InputMessage(Contract):
     type: str
     producer: Producer
     correlation_id: Identifier
-    payload: dict
+    payload: dict[str, Any]
     signature: Signature | None = None
 
     @model_validator(mode="after")
@@ -265,7 +267,7 @@ def producer_kind(input_type: str) -> str | None:
     return INPUT_OWNER[input_type]
 
 
-def producer_of(input_type: str, payload: dict) -> str:
+def producer_of(input_type: str, payload: dict[str, Any]) -> str:
     """Who submits an input: the cooperative, the buyer, the price feed, or the settlement desk."""
     if input_type in SIGNED_INPUT_TYPES and INPUT_OWNER[input_type] == "cooperative":
         return f"cooperative:{payload.get('cooperative_id', '?')}"

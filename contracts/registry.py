@@ -1,5 +1,7 @@
 """Every published event type and version, and the topic and key each travels under."""
 
+from typing import Any
+
 from contracts import buyer, cooperative, market, matching, settlement, topics
 from contracts.model import Contract
 
@@ -38,7 +40,7 @@ EVENT_TOPIC: dict[str, str] = {model.event_type: topic for model, topic in EVENT
 """The topic each event type is published on."""
 
 
-def event_key(event_type: str, stream_id: str, payload: dict) -> str:
+def event_key(event_type: str, stream_id: str, payload: dict[str, Any]) -> str:
     """The Kafka key: the product where one exists (one partition holds a product's sequence), else the stream."""
     product = payload.get("product")
     return product if isinstance(product, str) else stream_id

@@ -63,7 +63,8 @@ def committed_schemas(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return schema.get("$defs", {})[ref.removeprefix("#/$defs/")]
+        resolved: dict[str, Any] = schema.get("$defs", {})[ref.removeprefix("#/$defs/")]
+        return resolved
     return node
 
 
@@ -90,8 +91,9 @@ def _shape(schema: dict[str, Any], node: dict[str, Any], kind: str) -> dict[str,
     for option in _options(schema, node):
         if kind == "object" and "properties" in option:
             return option
-        if kind == "array" and option.get("type") == "array" and isinstance(option.get("items"), dict):
-            return option["items"]
+        items = option.get("items")
+        if kind == "array" and option.get("type") == "array" and isinstance(items, dict):
+            return items
     return None
 
 

@@ -62,7 +62,7 @@ def _json(value: bytes, limit: int) -> Any:
 
 def _check_text(value: Any, strings: bool = True) -> None:
     """Refuse nesting deeper than MAX_NESTING and (with `strings`) text PostgreSQL cannot store, naming where."""
-    stack: list[tuple[Any, tuple, int]] = [(value, (), 0)]
+    stack: list[tuple[Any, tuple[Any, ...], int]] = [(value, (), 0)]
     while stack:
         item, path, depth = stack.pop()
         if isinstance(item, dict | list):
@@ -78,7 +78,7 @@ def _check_text(value: Any, strings: bool = True) -> None:
             _check_string(item, path, "text")
 
 
-def _check_string(text: str, path: tuple, what: str) -> None:
+def _check_string(text: str, path: tuple[Any, ...], what: str) -> None:
     where = ".".join(str(p) for p in path) or "(message)"
     if "\x00" in text:
         raise BadInput(f"{where}: {what} with a NUL character (\\u0000), which cannot be stored")

@@ -14,9 +14,9 @@ identical re-send is a no-op, while a different message under a used id is dead-
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from contracts.inputs import Receipt
 from contracts.topics import RECEIPTS
@@ -48,7 +48,7 @@ class Delivery:
     offset: int
     key: bytes | None
     value: bytes
-    headers: Sequence[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes | None]]
 
     @property
     def delivery_id(self) -> str:
@@ -65,7 +65,7 @@ class Decoded(Generic[T]):
     digest: str | None = None  # of the content, for inputs: a used message id with another digest is refused
 
 
-def dead_letter_headers(delivery: Delivery, consumer: str, reason: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(delivery: Delivery, consumer: str, reason: str) -> list[tuple[str, bytes | None]]:
     """The original headers plus where the message came from and why it was dead-lettered."""
     return [
         *delivery.headers,
@@ -103,7 +103,7 @@ def describe(error: Exception, prefix: str = "") -> str:
 class Outbox(Protocol):
     """Where receipts are staged: a unit of work (events.unit.BatchUnitOfWork)."""
 
-    appended: list
+    appended: list[Any]
 
     def enqueue(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes | None]] = ()) -> None: ...
 
@@ -113,7 +113,7 @@ def send_receipt(uow: Outbox, receipt: Receipt) -> None:
     uow.enqueue(RECEIPTS, receipt.correlation_id, receipt.model_dump_json().encode())
 
 
-def accepted(uow: Outbox, decoded: Decoded, service: str, status: str = "accepted") -> None:
+def accepted(uow: Outbox, decoded: Decoded[Any], service: str, status: str = "accepted") -> None:
     """Tell the producer its input was taken, with the ids of the events it led to."""
     send_receipt(
         uow,
@@ -127,17 +127,17 @@ def accepted(uow: Outbox, decoded: Decoded, service: str, status: str = "accepte
     )
 
 
-def ids_of(decoded: Decoded) -> dict[str, str]:
+def ids_of(decoded: Decoded[Any]) -> dict[str, str]:
     """The correlation and causation ids of the events an input leads to."""
     return dict(correlation_id=decoded.correlation_id, causation_id=decoded.message_id)
 
 
-def input_handler(service: str, handlers: dict):
+def input_handler(service: str, handlers: dict[type, Callable[..., None]]) -> Callable[[Any, Decoded[Any]], None]:
     """A service's handle for its input messages: the handler its `HANDLERS` map gives the input's
     model (called with the unit of work, the decoded message, the message and the payload), then
     the accepted receipt; an input of another service's type is rejected."""
 
-    def handle(uow, decoded: Decoded) -> None:
+    def handle(uow: Any, decoded: Decoded[Any]) -> None:
         message, request = decoded.item
         handler = handlers.get(type(request))
         if handler is None:
@@ -148,10 +148,10 @@ def input_handler(service: str, handlers: dict):
     return handle
 
 
-def rejected_receipt(service: str):
+def rejected_receipt(service: str) -> Callable[[Outbox, "Decoded[Any] | None", str], None]:
     """An on_rejected hook that tells the producer why its input was refused."""
 
-    def send(uow: Outbox, decoded: Decoded | None, reason: str) -> None:
+    def send(uow: Outbox, decoded: Decoded[Any] | None, reason: str) -> None:
         if decoded is not None:
             receipt = Receipt(
                 correlation_id=decoded.correlation_id,

@@ -40,8 +40,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiokafka.producer.sender
 import asyncpg
@@ -77,7 +78,7 @@ CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.002
 NO_UPPER_BOUND = 2**63 - 1
 
 
-def idempotent_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
+def idempotent_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
     """A producer that neither loses nor duplicates on retry: idempotence on, acks=all."""
     options = dict(
         bootstrap_servers=bootstrap,
@@ -91,7 +92,7 @@ def idempotent_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
-def transactional_producer(bootstrap: str, schema: str, **overrides) -> AIOKafkaProducer:
+def transactional_producer(bootstrap: str, schema: str, **overrides: Any) -> AIOKafkaProducer:
     """The relay's producer: idempotent, acks=all, and transactional with the id `farmlink.relay.<schema>`,
     so a new relay of the schema fences an old one and aborts what it left open."""
     options = {"transactional_id": relay_transactional_id(schema), "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS} | overrides
@@ -145,7 +146,7 @@ class _Batch:
     lo: int
     hi: int
     xmin: int
-    records: list  # (topic, partition, aiokafka BatchBuilder), closed
+    records: list[tuple[str, int, Any]]  # (topic, partition, aiokafka BatchBuilder), closed
     rows: int = field(init=False)
     ids_json: str = field(init=False)  # "1,2,3": checkpoints join these, off the transaction's path
 
@@ -225,7 +226,7 @@ class _Pipeline:
         self.wake.set()
 
     @contextlib.asynccontextmanager
-    async def _turn(self):
+    async def _turn(self) -> AsyncIterator[None]:
         if self._shared is None:
             yield
         else:
@@ -283,24 +284,26 @@ class _Pipeline:
 
     async def _rows_waiting(self) -> bool:
         async with self._turn():
-            return await self.read_conn.fetchval(  # a range of transaction ids: outbox_transaction (004_relay.sql)
+            return bool(await self.read_conn.fetchval(  # a range of transaction ids: outbox_transaction (004_relay.sql)
                 f"""SELECT EXISTS (SELECT FROM "{self.schema}".outbox
                                    WHERE transaction_id >= (SELECT pg_snapshot_xmin(pg_current_snapshot()))
                                      AND transaction_id < (SELECT pg_snapshot_xmax(pg_current_snapshot())))""",
-                timeout=QUERY_TIMEOUT_S)
+                timeout=QUERY_TIMEOUT_S))
 
     async def _read_rows(self, start: int) -> list[asyncpg.Record]:
         """The lowest-id eligible rows no batch in the pipeline took (see `_Batch`). Reading on above
         `start` > 0 returns nothing when a row below became eligible since the previous read: every
         row at or below `start` that no read took had a transaction id at or above that read's xmin."""
         taken = [batch for batch in self._taken if batch.hi > start]
-        args: list = [start, self.limit]
+        args: list[Any] = [start, self.limit]
         if start:
             args.append(self._last_xmin)
         if taken:
             args += [[b.lo for b in taken], [b.hi for b in taken], [b.xmin for b in taken]]
         async with self._turn():
-            return await self.read_conn.fetch(self._selects[(bool(start), bool(taken))], *args, timeout=QUERY_TIMEOUT_S)
+            rows: list[asyncpg.Record] = await self.read_conn.fetch(self._selects[(bool(start), bool(taken))], *args,
+                                                                    timeout=QUERY_TIMEOUT_S)
+            return rows
 
     async def _build(self, rows: list[asyncpg.Record], start: int) -> _Batch:
         """Kafka record batches for the rows, per topic and partition, in outbox id order (the
@@ -309,7 +312,7 @@ class _Pipeline:
         for topic, known in list(self._partitions.items()):  # a topic that gained partitions: keys move
             if sorted(await producer.partitions_for(topic)) != known:
                 await self._partition(topic, None)
-        open_builders: dict[tuple[str, int], object] = {}
+        open_builders: dict[tuple[str, int], Any] = {}
         records = []
         ids = []
         partition_of = self._partition_of
@@ -338,7 +341,7 @@ class _Pipeline:
             self._partitions[topic] = partitions
             for stale in [k for k in self._partition_of if k[0] == topic]:
                 del self._partition_of[stale]
-        partition = self._partitioner(key, partitions, partitions)
+        partition: int = self._partitioner(key, partitions, partitions)
         if key is not None:
             if len(self._partition_of) > 100_000:
                 self._partition_of.clear()
@@ -415,7 +418,7 @@ async def publish_pending(conn: asyncpg.Connection, schema: str, producer: AIOKa
     return await _Pipeline(schema, producer, conn, delete_conn or conn, limit).run()
 
 
-async def last_checkpoint(bootstrap: str, schema: str, **client_options) -> list[int]:
+async def last_checkpoint(bootstrap: str, schema: str, **client_options: Any) -> list[int]:
     """The outbox ids named by the schema's last committed relay transaction (empty when there is
     none): every row a committed transaction published and whose delete may not have committed,
     looking back from the end of the checkpoint topic one window at a time.
@@ -460,7 +463,7 @@ async def last_checkpoint(bootstrap: str, schema: str, **client_options) -> list
         await consumer.stop()
 
 
-async def recover(conn: asyncpg.Connection, schema: str, bootstrap: str, **client_options) -> int:
+async def recover(conn: asyncpg.Connection, schema: str, bootstrap: str, **client_options: Any) -> int:
     """Delete the rows the schema's last relay transactions committed to Kafka but did not delete; returns how many."""
     return await _delete(conn, schema, await last_checkpoint(bootstrap, schema, **client_options))
 
@@ -473,7 +476,7 @@ class OutboxRelay:
     A lost PostgreSQL connection (or one that stops answering the check after 30 quiet seconds)
     makes it start over: reconnect, recover, read from the lowest id."""
 
-    def __init__(self, dsn: str, schema: str, bootstrap: str, poll_interval: float = 0.5, kafka: dict | None = None,
+    def __init__(self, dsn: str, schema: str, bootstrap: str, poll_interval: float = 0.5, kafka: dict[str, Any] | None = None,
                  batch_size: int = BATCH_SIZE):
         self.dsn = dsn
         self.schema = schema
@@ -482,7 +485,7 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._leading = False
         self.published = 0

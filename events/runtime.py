@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from faststream import FastStream
@@ -26,7 +27,7 @@ from events.store import EventStore, create_pool
 log = logging.getLogger(__name__)
 
 
-async def tolerant_parser(message, original_parser):
+async def tolerant_parser(message: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
     """FastStream's parser, given records without headers; our own decoding reads the raw records.
 
     FastStream decodes every header value as UTF-8 for its own header dict, so one record
@@ -52,7 +53,7 @@ def deliveries_of(message: KafkaMessage) -> list[Delivery]:
     return [_delivery(record) for record in records]
 
 
-def _delivery(record) -> Delivery:
+def _delivery(record: Any) -> Delivery:
     return Delivery(
         topic=record.topic,
         partition=record.partition,
@@ -83,7 +84,7 @@ class ServiceRuntime:
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
-    def subscriber(self, *topics: str, **options):
+    def subscriber(self, *topics: str, **options: Any) -> Any:
         """Subscribe in this service's consumer group: from the earliest offset, in batches of up to
         500 records handled in one transaction, offsets committed only after it committed,
         redelivered when it raised."""

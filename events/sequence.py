@@ -77,8 +77,8 @@ class Sequencer:
     def __init__(self, gap_timeout_s: float = GAP_TIMEOUT_S):
         self.gap_timeout = timedelta(seconds=gap_timeout_s)
 
-    async def arrange(self, conn: asyncpg.Connection, uow, items: list, make_item: Callable[[Delivery], Any],
-                      now: datetime | None = None) -> list:
+    async def arrange(self, conn: asyncpg.Connection, uow: Any, items: list[Any], make_item: Callable[[Delivery], Any],
+                      now: datetime | None = None) -> list[Any]:
         """The items to handle now, in order; parks early ones and releases parked ones (staged in `uow`)."""
         now = now or datetime.now(timezone.utc)
         stamps = {id(item): stamp_of(item.delivery.headers) for item in items}

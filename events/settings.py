@@ -24,8 +24,10 @@ Every Kafka client in farmlink gets its options from `kafka_options` or `kafka_s
 
 import logging
 import os
+import ssl
 import secrets as _random
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from faststream.kafka.security import parse_security
@@ -188,14 +190,15 @@ def kafka_security(config: Settings, principal: str) -> BaseSecurity | None:
                             ssl_context=_ssl_context() if use_ssl else None, use_ssl=use_ssl)
 
 
-def kafka_options(config: Settings, principal: str) -> dict:
+def kafka_options(config: Settings, principal: str) -> dict[str, Any]:
     """The same as keyword arguments for aiokafka's producer, consumer and admin client
     (security_protocol, sasl_mechanism, sasl_plain_username, sasl_plain_password, ssl_context)."""
     security = kafka_security(config, principal)
     return parse_security(security) if security is not None else {}
 
 
-def _ssl_context():
+def _ssl_context() -> ssl.SSLContext:
     from aiokafka.helpers import create_ssl_context
 
-    return create_ssl_context()
+    context: ssl.SSLContext = create_ssl_context()
+    return context

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -68,10 +68,23 @@ class Route:
     key: str
 
 
-Router = Callable[[Envelope], Route | None]
+class Routable(Protocol):
+    """What a router reads of an event: an envelope, or the write path's StoredEvent."""
+
+    @property
+    def event_type(self) -> str: ...
+
+    @property
+    def stream_id(self) -> str: ...
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
 
 
-def default_router(envelope: Envelope) -> Route | None:
+Router = Callable[[Routable], Route | None]
+
+
+def default_router(envelope: Routable) -> Route | None:
     """Publish each event on its type's topic, keyed by product where there is one."""
     topic = EVENT_TOPIC.get(envelope.event_type)
     if topic is None:
@@ -98,7 +111,7 @@ def envelope_from_row(row: asyncpg.Record) -> Envelope:
     )
 
 
-def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+def kafka_headers(envelope: "Envelope | StoredEvent") -> list[tuple[str, bytes | None]]:
     """Headers that let a consumer route and deduplicate without parsing the body."""
     return [
         ("event_id", str(envelope.event_id).encode()),
@@ -486,7 +499,7 @@ class Doorbell:
     def __init__(self, pool: asyncpg.Pool, channel: str):
         self.pool = pool
         self.channel = channel
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._again = False
 
     def ring(self) -> None:
@@ -514,7 +527,7 @@ async def _end_open_transaction(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def create_pool(dsn: str, **options) -> asyncpg.Pool:
+async def create_pool(dsn: str, **options: Any) -> asyncpg.Pool:
     """A connection pool for an event store, without a reset round trip per use."""
     return await asyncpg.create_pool(dsn, reset=_end_open_transaction, **options)
 

@@ -42,6 +42,7 @@ from events.store import (
     EventStore,
     NewEvent,
     OutboxRow,
+    Router,
     StoredEvent,
     chain_envelopes,
     event_outbox_rows,
@@ -108,7 +109,7 @@ class _Stage:
     rows: list[tuple[Table, Any, dict[str, Any]]] = field(default_factory=list)
     inserts: list[tuple[Table, Any, dict[str, Any]]] = field(default_factory=list)
     patches: list[tuple[Table, Any, dict[str, Any]]] = field(default_factory=list)
-    additions: list[tuple[Table, tuple, dict[str, Any]]] = field(default_factory=list)
+    additions: list[tuple[Table, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
     inbox: list[tuple[str, str, str | None]] = field(default_factory=list)
     carry: list[tuple[str, bytes]] = field(default_factory=list)
 
@@ -120,7 +121,7 @@ class BatchUnitOfWork:
     """One batch's view and staged writes. Handlers read the view (`get`, `stream_version`) and
     stage effects (`append`, `put`, `add`, `enqueue`); nothing touches the database until `write`."""
 
-    def __init__(self, schema: str, producer: str, router, now: datetime | None = None):
+    def __init__(self, schema: str, producer: str, router: Router, now: datetime | None = None):
         self.schema = schema
         self.producer = producer
         self.router = router
@@ -133,7 +134,7 @@ class BatchUnitOfWork:
         self.rows: dict[str, tuple[Table, dict[Any, dict[str, Any]]]] = {}
         self.inserts: dict[str, tuple[Table, dict[Any, dict[str, Any]]]] = {}
         self.patches: dict[str, tuple[Table, dict[Any, dict[str, Any]]]] = {}
-        self.additions: dict[str, tuple[Table, tuple[str, ...], dict[tuple, dict[str, Any]]]] = {}
+        self.additions: dict[str, tuple[Table, tuple[str, ...], dict[tuple[Any, ...], dict[str, Any]]]] = {}
         self.inbox: list[tuple[str, str, str | None]] = []
         self.carried: dict[Any, list[tuple[str, bytes]]] = {}  # event id -> headers its input's record passes on
         self._stage = _Stage()
@@ -323,15 +324,15 @@ class MemoryUnitOfWork(BatchUnitOfWork):
         return self._stage.heads.get(stream_id) or self.heads.get(stream_id) or (0, GENESIS)
 
 
-Handler = Callable[[BatchUnitOfWork, Decoded], None]
-Loader = Callable[[asyncpg.Connection, BatchUnitOfWork, Sequence[Decoded]], Awaitable[None]]
-Rejected = Callable[[BatchUnitOfWork, Decoded | None, str], None]
+Handler = Callable[[BatchUnitOfWork, Decoded[Any]], None]
+Loader = Callable[[asyncpg.Connection, BatchUnitOfWork, Sequence[Decoded[Any]]], Awaitable[None]]
+Rejected = Callable[[BatchUnitOfWork, Decoded[Any] | None, str], None]
 
 
-Arranger = Callable[[asyncpg.Connection, BatchUnitOfWork, list, Callable[[Delivery], Any]], Awaitable[list]]
+Arranger = Callable[[asyncpg.Connection, BatchUnitOfWork, list[Any], Callable[[Delivery], Any]], Awaitable[list[Any]]]
 
 
-async def _no_load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
+async def _no_load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded[Any]]) -> None:
     return None
 
 
@@ -340,7 +341,7 @@ class Consumer:
     """How one subscriber of a service handles its batches."""
 
     name: str  # the inbox's consumer name
-    decode: Callable[[Delivery], Decoded]
+    decode: Callable[[Delivery], Decoded[Any]]
     handle: Handler
     load: Loader = _no_load
     on_rejected: Rejected | None = None
@@ -356,7 +357,7 @@ class ReusedMessageId(Rejection):
 @dataclass
 class _Item:
     delivery: Delivery
-    decoded: Decoded | None
+    decoded: Decoded[Any] | None
     problem: str | None = None
 
 
