@@ -30,7 +30,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
-import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from contracts.inputs import SequenceMarker

@@ -32,7 +32,7 @@ def infrastructure():
         yield settings()
         return
     if _docker_answers():
-        from testcontainers.kafka import KafkaContainer  # noqa: deprecated path still works in 4.15
+        from testcontainers.kafka import KafkaContainer  # deprecated path, still works in 4.15
         from testcontainers.postgres import PostgresContainer
 
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, PostgresContainer("postgres:15", driver=None) as pg:

@@ -13,7 +13,6 @@ still be alive and consuming.
 import asyncio
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from events.codec import MAX_INPUT_BYTES, MAX_NESTING
 from events.consumer import MAX_REASON_CHARS
 from farmlink import processes
 from tests.kafka_helpers import login
-from tests.e2e.inputs import Record, fresh, valid_input, valid_payload
+from tests.e2e.inputs import Record, valid_input, valid_payload
 
 pytestmark = pytest.mark.e2e
 

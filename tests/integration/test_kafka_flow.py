@@ -2,7 +2,6 @@
 and a consumer group that resumes where it left off."""
 
 import asyncio
-import json
 from datetime import date
 
 import pytest

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from contracts.inputs import INPUT_TYPES, InputMessage
 from contracts.signing import verify
 from farmlink.keyring import Keyring
-from farmlink.publisher import input_key, input_message, prepare_line
+from farmlink.publisher import input_key, prepare_line
 from farmlink.scenario import LineError, ScenarioLine, parse_line
 from tests.strategies import inputs
 
