@@ -8,6 +8,17 @@ through every service while the run:
 - SIGKILLs every service `kills_per_service` times at seeded random points, restarting each,
 - stops the Kafka broker once with SIGTERM and once with SIGKILL, starting it again,
 - restarts PostgreSQL once (pg_ctl restart -m fast),
+- slows down and partitions the network between one service (`network_service`, matching by default)
+  and the broker, and between it and PostgreSQL: that service's instance talks to both only through
+  TCP links the run starts itself on loopback (farmlink/faults.py; the broker gets an extra listener
+  whose advertised port is the link's, so every request of its Kafka clients goes through the link).
+  `kafka-latency` and `postgres-latency` hold each chunk `latency` seconds each way for `hold`
+  seconds; `kafka-partition` and `postgres-partition` pass nothing either way for `hold` seconds
+  (open connections stall, new ones get no answer), then heal,
+- fills PostgreSQL's WAL volume (`wal-full`): for the run, pg_wal lives on a small tmpfs of its own
+  (root only; moved back onto disk at the end); the run fills it to the last byte and keeps it full
+  for `hold` seconds (the server PANICs at its next WAL segment and stops), then frees it and starts
+  the server again, as an operator would,
 
 and meanwhile supervises the services the way a process manager would (a service that exits
 by itself is started again and counted). Afterwards it checks, from the services' own
@@ -15,6 +26,16 @@ tables and the matcher's journal: every input has exactly one outcome in its ser
 (none lost), every recorded input reached the journal exactly once, no fill was made or
 settled twice, no payment was split twice; and `farmlink audit` (PostgreSQL, reconciled
 with Kafka) is clean with the same state hash as a fresh replay of the Kafka topics.
+
+Recovery times, per fault (`Recovery`): for a kill, a broker stop and the PostgreSQL restart,
+`back_s` is the time until the component runs again and `first_outcome_s` the time until the
+first new input outcome, both from the fault. For a network fault and the full WAL volume,
+`held_s` is how long the fault was held, and both times count from the heal (the freed volume):
+`back_s` until the faulted component works again (the service under the network fault records
+its first new event; PostgreSQL accepts connections), `first_outcome_s` until the first new input
+outcome. `notes` says what the fault did meanwhile (events the service recorded while its link
+was cut or slow, the link's connections and cuts; the server's ENOSPC log lines and whether it
+stopped). docs/benchmarks.md has the figures of full runs.
 
 Loopback only, local infrastructure only, and it stops by itself.
 """
@@ -26,6 +47,9 @@ import contextlib
 import os
 import random
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,14 +58,18 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from contracts.inputs import INPUT_OWNER, JOURNALED_EVENT_TYPES, SERVICE_INPUT_TOPIC
-from events.access import INPUT_PRODUCER
+from events.access import AUDITOR, BY_NAME, INPUT_PRODUCER, service_principal
 from events.relay import idempotent_producer
 from events.settings import kafka_options
 from farmlink import infra, processes
+from farmlink.caughtup import _records_between as records_between
 from farmlink.caughtup import wait_until_caught_up
+from farmlink.faults import FaultyLink, VolumeFiller
 from farmlink.keyring import Keyring, local_keyring
 from farmlink.publisher import input_message, key_of
 
@@ -54,6 +82,12 @@ FLOOR_BUYER = "yuping-buyer"
 INPUT_SERVICES = ("cooperative", "buyer", "market", "settlement")
 SOURCE_SCHEMAS = ("cooperative", "buyer", "market")
 SEND_TIMEOUT_S = 30.0  # a batch Kafka has not acknowledged by then is sent again through new producers
+NETWORK_FAULTS = ("kafka-latency", "kafka-partition", "postgres-latency", "postgres-partition")
+KAFKA_FAULT_LISTENER_OFFSET = 4  # the broker's extra listener: FARMLINK_KAFKA_PORT + 4
+KAFKA_LINK_OFFSET = 5  # the run's link to it, which the listener advertises: FARMLINK_KAFKA_PORT + 5
+POSTGRES_LINK_OFFSET = 5  # the run's link to PostgreSQL: FARMLINK_POSTGRES_PORT + 5
+WAL_VOLUME_MB = 256
+RECOVERY_WINDOW_S = 180.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +208,7 @@ class Fault:
     """One planned fault, due when this fraction of the run's inputs has an outcome."""
 
     at: float
-    kind: str  # kill-service | kafka-sigterm | kafka-sigkill | postgres-restart
+    kind: str  # kill-service | kafka-sigterm | kafka-sigkill | postgres-restart | NETWORK_FAULTS | wal-full
     target: str = ""
 
     @property
@@ -182,21 +216,35 @@ class Fault:
         return f"{self.kind} {self.target}".strip()
 
 
-def plan_faults(seed: int, kills_per_service: int, services: tuple[str, ...] = processes.SERVICES) -> list[Fault]:
-    """Every fault at a seeded random point between 5% and 90% of the run, in order."""
+def plan_faults(seed: int, kills_per_service: int, services: tuple[str, ...] = processes.SERVICES,
+                network: tuple[str, ...] = (), network_service: str = "", wal_full: bool = False) -> list[Fault]:
+    """Every fault at a seeded random point between 5% and 90% of the run, in order. The network faults
+    (`network`, each of NETWORK_FAULTS at most once, on `network_service`) and the full WAL volume are drawn
+    after the others, so a seed strikes its kills and bounces where it did before they existed."""
+    if unknown := [kind for kind in network if kind not in NETWORK_FAULTS]:
+        raise ValueError(f"unknown network fault {', '.join(unknown)}; known: {', '.join(NETWORK_FAULTS)}")
+    if network and network_service not in processes.SERVICES:
+        raise ValueError(f"network faults need a service to strike, one of {', '.join(processes.SERVICES)}; "
+                         f"not {network_service!r}")
     rng = random.Random(seed * 7919 + 1)
     faults = [Fault(rng.uniform(0.05, 0.9), "kill-service", name) for name in services for _ in range(kills_per_service)]
     faults += [Fault(rng.uniform(0.05, 0.9), kind) for kind in ("kafka-sigterm", "kafka-sigkill", "postgres-restart")]
+    faults += [Fault(rng.uniform(0.05, 0.9), kind, network_service) for kind in NETWORK_FAULTS if kind in network]
+    if wal_full:
+        faults.append(Fault(rng.uniform(0.05, 0.9), "wal-full"))
     return sorted(faults, key=lambda f: f.at)
 
 
 @dataclass
 class Recovery:
-    """How long one fault took to heal: the component back, and the first new outcome after it."""
+    """How long one fault took to heal: the component back, and the first new outcome after it (from the fault;
+    for a fault held on purpose, `held_s`, from its heal); `notes`: what the fault did meanwhile."""
 
     fault: str
-    back_s: float
+    back_s: float | None
     first_outcome_s: float | None = None
+    held_s: float | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -244,15 +292,45 @@ class ChaosReport:
 # The run
 
 
+@dataclass(frozen=True)
+class FaultOptions:
+    """The faults beyond kill: which network faults strike `network_service`, how slow and how long, the WAL volume."""
+
+    network: tuple[str, ...] = NETWORK_FAULTS
+    network_service: str = "matching"
+    latency_s: float = 0.3
+    hold_s: float = 30.0
+    wal_full: bool = True
+
+
+NO_FAULTS_BEYOND_KILL = FaultOptions(network=(), wal_full=False)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class ChaosRun:
     def __init__(self, events: int, seed: int, kills_per_service: int, window: int, say: Say,
-                 progress: Callable[[int, int], None] | None = None, services: tuple[str, ...] = processes.SERVICES):
+                 progress: Callable[[int, int], None] | None = None, services: tuple[str, ...] = processes.SERVICES,
+                 beyond: FaultOptions = NO_FAULTS_BEYOND_KILL):
         self.config = infra.settings()
         self.events = events
         self.seed = seed
         self.run_id = f"chaos{seed}-{os.getpid() % 10000:04d}"
         self.workload = Workload(self.run_id, seed)
-        self.faults = plan_faults(seed, kills_per_service, services)
+        self.beyond = beyond
+        self.faults = plan_faults(seed, kills_per_service, services, beyond.network, beyond.network_service, beyond.wal_full)
+        self.kafka_link: FaultyLink | None = None
+        self.postgres_link: FaultyLink | None = None
+        self._starting = asyncio.Lock()
+        self._environ_before: dict[str, str | None] = {}
+        self._wal_moved = False
         self._next_fault: Fault | None = None
         self.window = window
         self.say = say
@@ -334,7 +412,81 @@ class ChaosRun:
     # -- supervision and faults
 
     async def _start_services(self) -> None:
-        await asyncio.to_thread(processes.start_all, lambda message: None)
+        async with self._starting:  # the supervisor and a fault must not launch the same instance twice
+            await asyncio.to_thread(self._start_services_blocking)
+
+    def _start_services_blocking(self) -> None:
+        linked = []
+        if self.kafka_link is not None and processes.running_pid(self.beyond.network_service) is None:
+            self._launch_linked()
+            linked.append(self.beyond.network_service)
+        processes.start_all(lambda message: None)
+        processes.wait_ready(linked)
+
+    def _launch_linked(self) -> None:
+        """Start the service under the network faults (its first instance) talking to Kafka and PostgreSQL only
+        through the run's links: `processes.launch`, with the two ports pointing at the links."""
+        name = self.beyond.network_service
+        assert self.kafka_link is not None and self.postgres_link is not None
+        processes.ready_file(name).unlink(missing_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "FARMLINK_KAFKA_PORT": str(self.kafka_link.port),
+               "FARMLINK_POSTGRES_PORT": str(self.postgres_link.port)}
+        with processes.log_file(name).open("ab") as log:
+            process = subprocess.Popen([sys.executable, "-m", "farmlink.cli", "serve", name], stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        processes.pid_file(name).write_text(str(process.pid))
+
+    # -- the links and the WAL volume, set up before the services start and undone after the proofs
+
+    async def _prepare_beyond_kill(self) -> None:
+        beyond, config = self.beyond, self.config
+        if beyond.network:
+            listener = config.farmlink_kafka_port + KAFKA_FAULT_LISTENER_OFFSET
+            kafka_link_port = config.farmlink_kafka_port + KAFKA_LINK_OFFSET
+            postgres_link_port = config.farmlink_postgres_port + POSTGRES_LINK_OFFSET
+            wanted = {infra.KAFKA_FAULT_PORT_ENV: str(listener), infra.KAFKA_FAULT_ADVERTISED_PORT_ENV: str(kafka_link_port)}
+            self._environ_before = {name: os.environ.get(name) for name in wanted}
+            os.environ.update(wanted)  # every start of the broker in this run (the bounces too) has the listener
+            if not infra.kafka_fault_listener_running():
+                taken = [port for port in (listener,) if not _port_free(port)]
+                if taken:
+                    raise infra.InfraError(f"port 127.0.0.1:{taken[0]} (the broker's fault listener, FARMLINK_KAFKA_PORT + "
+                                           f"{KAFKA_FAULT_LISTENER_OFFSET}) is taken")
+                self.say(f"restarting Kafka with a fault listener on 127.0.0.1:{listener} (advertised as the run's link "
+                         f"on {kafka_link_port})")
+                await asyncio.to_thread(infra.kill_kafka, signal.SIGTERM, lambda message: None)
+                await asyncio.to_thread(infra.ensure_up, lambda message: None)
+            try:
+                self.kafka_link = await FaultyLink("kafka", listener, kafka_link_port).start()
+                self.postgres_link = await FaultyLink("postgres", config.farmlink_postgres_port, postgres_link_port).start()
+            except OSError as error:
+                raise infra.InfraError(f"the run's fault links need 127.0.0.1:{kafka_link_port} and :{postgres_link_port} "
+                                       f"(FARMLINK_KAFKA_PORT + {KAFKA_LINK_OFFSET}, FARMLINK_POSTGRES_PORT + "
+                                       f"{POSTGRES_LINK_OFFSET}): {error}") from error
+            self.say(f"{beyond.network_service} talks to Kafka through 127.0.0.1:{kafka_link_port} and to PostgreSQL "
+                     f"through 127.0.0.1:{postgres_link_port}")
+        if beyond.wal_full:
+            self._wal_moved = True
+            volume = await asyncio.to_thread(infra.move_wal_to_volume, WAL_VOLUME_MB, lambda message: None)
+            self.say(f"pg_wal is on a {WAL_VOLUME_MB} MB tmpfs at {volume} for this run")
+
+    async def _undo_beyond_kill(self) -> None:
+        for link in (self.kafka_link, self.postgres_link):
+            if link is not None:
+                link.heal()
+        if self._wal_moved:
+            await asyncio.to_thread(infra.move_wal_back, lambda message: None)
+            self.say("pg_wal is back on disk; the WAL volume is unmounted")
+        for name, value in self._environ_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    async def _close_links(self) -> None:
+        for link in (self.kafka_link, self.postgres_link):
+            if link is not None:
+                await link.close()
 
     async def _supervise(self) -> None:
         """Start again any service that exited by itself (what systemd or a container runtime would do)."""
@@ -355,6 +507,10 @@ class ChaosRun:
     async def _inflict(self, fault: Fault) -> Recovery:
         self.say(f"fault at {self.outcomes:,}/{self.events:,} outcomes: {fault.label}")
         self.report.fault_count[fault.kind] = self.report.fault_count.get(fault.kind, 0) + 1
+        if fault.kind in NETWORK_FAULTS:
+            return await self._inflict_network(fault)
+        if fault.kind == "wal-full":
+            return await self._inflict_wal_full(fault)
         started = time.monotonic()
         if fault.kind == "kill-service":
             self.restarting.add(fault.target)
@@ -380,18 +536,155 @@ class ChaosRun:
         elif fault.kind == "postgres-restart":
             await asyncio.to_thread(infra.restart_postgres, lambda message: None)
         recovery = Recovery(fault.label, round(time.monotonic() - started, 2))
+        recovery.first_outcome_s = await self._first_new_outcome(started)
+        self.say(f"  {fault.label}: back in {recovery.back_s} s; first new outcome after {recovery.first_outcome_s} s")
+        return recovery
+
+    async def _first_new_outcome(self, since: float) -> float | None:
+        """Seconds from `since` until an input gets an outcome it did not have now (None: not within the window)."""
         before = await self._count_outcomes()
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + RECOVERY_WINDOW_S
         self.probing = True  # inputs must flow for a new outcome to show, even past the next fault's point
         try:
             while time.monotonic() < deadline and before < self.events:
                 if await self._count_outcomes() > before:
-                    recovery.first_outcome_s = round(time.monotonic() - started, 2)
-                    break
+                    return round(time.monotonic() - since, 2)
                 await asyncio.sleep(0.1)
         finally:
             self.probing = False
-        self.say(f"  {fault.label}: back in {recovery.back_s} s; first new outcome after {recovery.first_outcome_s} s")
+        return None
+
+    async def _recorded(self, service: str) -> int:
+        """The last global position of `service`'s own events (read directly, not through the links)."""
+        while True:
+            try:
+                conn = await asyncpg.connect(self.config.dsn, timeout=5)
+                try:
+                    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{service}.events"):
+                        return 0
+                    return await conn.fetchval(f'SELECT coalesce(max(global_position), 0) FROM "{service}".events')
+                finally:
+                    await conn.close()
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                await asyncio.sleep(0.5)
+
+    async def _caught_up(self, service: str, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> bool:
+        """Whether `service` has nothing left to do: its outbox empty, no record waiting for its consumer groups."""
+        conn = await self._db()
+        try:
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{service}.outbox") and \
+                    await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox'):
+                return False
+        finally:
+            await conn.close()
+        for group in BY_NAME[service_principal(service)].groups:
+            committed = await admin.list_consumer_group_offsets(group)
+            ends = await consumer.end_offsets(list(committed)) if committed else {}
+            for tp, meta in committed.items():
+                if meta.offset >= 0 and ends[tp] > meta.offset and await records_between(consumer, tp, meta.offset, ends[tp]):
+                    return False
+        return True
+
+    async def _own_work_after(self, service: str, since: float) -> float | None:
+        """Seconds from `since` until `service` works again: it records an event it had not recorded now, or it is
+        seen with nothing left to do (caught up); None: neither within the window, a stall."""
+        before = await self._recorded(service)
+        deadline = time.monotonic() + RECOVERY_WINDOW_S
+        security = kafka_options(self.config, AUDITOR)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, **security)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.config.bootstrap, enable_auto_commit=False,
+                                    isolation_level="read_committed", **security)
+        self.probing = True
+        try:
+            await admin.start()
+            await consumer.start()
+            last_lag_check = 0.0
+            while time.monotonic() < deadline:
+                if await self._recorded(service) > before:
+                    return round(time.monotonic() - since, 2)
+                if time.monotonic() - last_lag_check > 1.0:
+                    last_lag_check = time.monotonic()
+                    with contextlib.suppress(KafkaError, OSError, asyncio.TimeoutError):
+                        if await self._caught_up(service, admin, consumer):
+                            return round(time.monotonic() - since, 2)
+                await asyncio.sleep(0.1)
+        finally:
+            self.probing = False
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            with contextlib.suppress(Exception):
+                await admin.close()
+        return None
+
+    async def _inflict_network(self, fault: Fault) -> Recovery:
+        """Slow down or cut the service's link to the broker or to PostgreSQL for `hold_s`, then heal it; then
+        wait for the service's own next event, and for the run's next outcome."""
+        link = self.kafka_link if fault.kind.startswith("kafka") else self.postgres_link
+        assert link is not None, "the links are set up before the first fault"
+        service = fault.target
+        recorded = await self._recorded(service)
+        cut_before = link.stats.cut
+        if fault.kind.endswith("latency"):
+            link.delay(self.beyond.latency_s)
+        else:
+            link.partition("blackhole")
+        started = time.monotonic()
+        self.probing = True  # inputs keep coming, so the service has work waiting when it heals
+        try:
+            await asyncio.sleep(self.beyond.hold_s)
+        finally:
+            self.probing = False
+            recorded_while_held = await self._recorded(service) - recorded
+            link.heal()
+        healed = time.monotonic()
+        recovery = Recovery(fault.label, None, held_s=round(healed - started, 2), notes={
+            "recorded_while_held": recorded_while_held, "link_connections": link.stats.connections,
+            "link_cuts": link.stats.cut - cut_before})
+        if fault.kind.endswith("latency"):
+            recovery.notes["latency_ms_each_way"] = round(self.beyond.latency_s * 1000)
+        recovery.back_s = await self._own_work_after(service, healed)
+        recovery.first_outcome_s = await self._first_new_outcome(healed)
+        self.say(f"  {fault.label}: held {recovery.held_s} s ({recorded_while_held} events recorded by {service} "
+                 f"meanwhile); after the heal {service} worked again in {recovery.back_s} s, first new outcome after "
+                 f"{recovery.first_outcome_s} s")
+        return recovery
+
+    async def _inflict_wal_full(self, fault: Fault) -> Recovery:
+        """Fill the WAL volume and keep it full for `hold_s` (the next WAL segment cannot be created: the server
+        PANICs and stops), then free it and start the server again, as its operator would."""
+        layout = infra.Layout.of()
+        filler = VolumeFiller(infra.wal_volume(layout), infra.WAL_FILLER_PREFIX)
+        log_start = layout.postgres_log.stat().st_size if layout.postgres_log.exists() else 0
+        started = time.monotonic()
+        filled = await asyncio.to_thread(filler.fill)
+        stopped_after: float | None = None
+        self.probing = True
+        try:
+            while time.monotonic() - started < self.beyond.hold_s:
+                if stopped_after is None:
+                    with contextlib.suppress(Exception):  # WAL wants a new segment now, whether the services write or not
+                        await asyncio.to_thread(infra.switch_wal)
+                await asyncio.sleep(0.5)
+                filled += await asyncio.to_thread(filler.fill)  # what the server freed is taken again
+                if stopped_after is None and not await asyncio.to_thread(infra.postgres_running, layout):
+                    stopped_after = round(time.monotonic() - started, 2)
+        finally:
+            self.probing = False
+            await asyncio.to_thread(filler.free)
+        healed = time.monotonic()
+        restarted = False
+        if not await asyncio.to_thread(infra.postgres_running, layout):
+            restarted = True
+            await asyncio.to_thread(infra.ensure_up, lambda message: None)
+        conn = await self._db()
+        await conn.close()
+        recovery = Recovery(fault.label, round(time.monotonic() - healed, 2), held_s=round(healed - started, 2))
+        recovery.notes = {"filled_mb": round(filled / 2**20, 1), "server_stopped_after_s": stopped_after,
+                          "started_again": restarted, "enospc_log_lines": _enospc_lines(layout.postgres_log, log_start)}
+        recovery.first_outcome_s = await self._first_new_outcome(healed)
+        self.say(f"  {fault.label}: held {recovery.held_s} s (server stopped after {stopped_after} s, "
+                 f"{recovery.notes['enospc_log_lines']} ENOSPC lines in its log); after freeing, PostgreSQL back in "
+                 f"{recovery.back_s} s, first new outcome after {recovery.first_outcome_s} s")
         return recovery
 
     async def _inflict_all(self) -> None:
@@ -438,6 +731,17 @@ class ChaosRun:
 
     async def run(self) -> ChaosReport:
         began = time.monotonic()
+        try:
+            await self._prepare_beyond_kill()
+            await self._run(began)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(processes.stop_all, lambda message: None)  # before the links and the WAL go
+            await self._close_links()
+            await self._undo_beyond_kill()
+        return self.report
+
+    async def _run(self, began: float) -> None:
         await self._start_services()
         supervisor = asyncio.create_task(self._supervise())
         faults = asyncio.create_task(self._inflict_all())  # waits for its first point of the run
@@ -507,7 +811,6 @@ class ChaosRun:
         self.report.sent_by_service = dict(self.sent_by_service)
         await self._verify()
         self.report.seconds = round(time.monotonic() - began, 1)
-        return self.report
 
     async def _verify(self) -> None:
         """Count, from the services' own tables, what was lost or done twice; then audit."""
@@ -570,8 +873,19 @@ class ChaosRun:
         return len(ids), len(ids) - len(set(ids))
 
 
+def _enospc_lines(log: Any, start: int) -> int:
+    """Lines of the server's log, from byte `start` on, that say a write found no space left."""
+    try:
+        with open(log, "rb") as text:
+            text.seek(start)
+            return sum(1 for line in text if b"No space left on device" in line)
+    except OSError:
+        return 0
+
+
 async def run_chaos(events: int, seed: int = 2020, kills_per_service: int = 3, window: int = 2000, say: Say = print,
                     progress: Callable[[int, int], None] | None = None,
-                    services: tuple[str, ...] = processes.SERVICES) -> ChaosReport:
+                    services: tuple[str, ...] = processes.SERVICES,
+                    beyond: FaultOptions = NO_FAULTS_BEYOND_KILL) -> ChaosReport:
     """The whole run on the running local infrastructure, with the services started by it."""
-    return await ChaosRun(events, seed, kills_per_service, window, say, progress, services).run()
+    return await ChaosRun(events, seed, kills_per_service, window, say, progress, services, beyond).run()

@@ -318,16 +318,27 @@ def chaos(
     kills_per_service: int = typer.Option(3, help="SIGKILLs of each service, at random points"),
     services: str = typer.Option(",".join(processes.SERVICES), help="the services to kill, comma-separated"),
     window: int = typer.Option(2000, help="inputs in flight at most (sent, no outcome yet)"),
+    network_faults: str = typer.Option(
+        "kafka-latency,kafka-partition,postgres-latency,postgres-partition", "--network-faults",
+        help="network faults between --network-service and the broker or PostgreSQL, comma-separated ('' for none)"),
+    network_service: str = typer.Option("matching", help="the service whose links to Kafka and PostgreSQL the network "
+                                        "faults strike (it talks to both through the run's loopback links)"),
+    latency_ms: int = typer.Option(300, help="latency the latency faults add in each direction, in milliseconds"),
+    fault_seconds: float = typer.Option(30.0, help="how long each network fault and the full WAL volume are held"),
+    wal_full: bool = typer.Option(True, "--wal-full/--no-wal-full",
+                                  help="fill PostgreSQL's WAL volume (pg_wal on a tmpfs for the run; needs root), then free it"),
     yes: bool = typer.Option(False, "--yes", help="do not ask before wiping farmlink data"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the figures to this file"),
 ) -> None:
-    """A bounded fault run on the local broker and server: kill services, bounce Kafka, restart PostgreSQL,
-    then prove nothing was lost or done twice and the audit is clean. Exit 1 otherwise.
+    """A bounded fault run on the local broker and server: kill services, bounce Kafka, restart PostgreSQL, slow down
+    and cut one service's network to both, fill the WAL volume, then prove nothing was lost or done twice and the
+    audit is clean. Exit 1 otherwise.
 
     Loopback only; stops by itself. Every service is SIGKILLed KILLS_PER_SERVICE times, the broker is stopped
-    once with SIGTERM and once with SIGKILL, PostgreSQL is restarted once.
+    once with SIGTERM and once with SIGKILL, PostgreSQL is restarted once; each network fault strikes once, held
+    FAULT_SECONDS, as does the full WAL volume (see farmlink/chaos.py).
     """
-    from farmlink.chaos import run_chaos
+    from farmlink.chaos import NETWORK_FAULTS, FaultOptions, run_chaos
 
     _quiet_logs()
     config = settings()
@@ -339,13 +350,28 @@ def chaos(
     if unknown := [name for name in targets if name not in processes.SERVICES]:
         console.print(f"--services: unknown service {', '.join(unknown)}; known: {', '.join(processes.SERVICES)}", style="red")
         raise typer.Exit(2)
+    network = tuple(name.strip() for name in network_faults.split(",") if name.strip())
+    if unknown := [name for name in network if name not in NETWORK_FAULTS]:
+        console.print(f"--network-faults: unknown fault {', '.join(unknown)}; known: {', '.join(NETWORK_FAULTS)}", style="red")
+        raise typer.Exit(2)
+    if network and network_service not in processes.SERVICES:
+        console.print(f"--network-service: unknown service {network_service}; known: {', '.join(processes.SERVICES)}", style="red")
+        raise typer.Exit(2)
+    if latency_ms < 0 or fault_seconds <= 0:
+        console.print("--latency-ms must be 0 or more and --fault-seconds more than 0", style="red")
+        raise typer.Exit(2)
+    if wal_full and os.geteuid() != 0:
+        console.print("--wal-full mounts a tmpfs for pg_wal and needs root; run as root or pass --no-wal-full", style="red")
+        raise typer.Exit(2)
+    beyond = FaultOptions(network, network_service, latency_ms / 1000, fault_seconds, wal_full)
     _wiped("The chaos run", yes)
     with Progress(TextColumn("inputs with an outcome"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=not sys.stdout.isatty()) as bar:
         task = bar.add_task("chaos", total=events)
         try:
             report = asyncio.run(run_chaos(events, seed, kills_per_service, window, say=bar.console.print,
-                                           progress=lambda done, total: bar.update(task, completed=done), services=targets))
+                                           progress=lambda done, total: bar.update(task, completed=done), services=targets,
+                                           beyond=beyond))
         finally:
             processes.stop_all(say=lambda message: None)
     figures = report.as_dict()
@@ -367,9 +393,11 @@ def chaos(
     ):
         table.add_row(label, value)
     console.print(table)
-    recoveries = Table("fault", "component back (s)", "first new outcome (s)", title="recovery times")
+    recoveries = Table("fault", "held (s)", "component back (s)", "first new outcome (s)",
+                       title="recovery times (from the fault; for a held fault, from its heal)")
     for recovery in report.recoveries:
-        recoveries.add_row(recovery.fault, f"{recovery.back_s:.2f}", "-" if recovery.first_outcome_s is None else f"{recovery.first_outcome_s:.2f}")
+        recoveries.add_row(recovery.fault, *("-" if value is None else f"{value:.2f}"
+                                             for value in (recovery.held_s, recovery.back_s, recovery.first_outcome_s)))
     console.print(recoveries)
     if json_out is not None:
         json_out.write_text(json.dumps(figures, indent=2) + "\n")

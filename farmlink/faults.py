@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 CHUNK = 64 * 1024
 BUFFERED_CHUNKS = 64  # per direction; beyond that the link stops reading (TCP's window does the rest)
@@ -211,3 +213,45 @@ class FaultyLink:
             reading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reading
+
+
+class VolumeFiller:
+    """Fills the file system that holds `folder` to its last byte with files named `prefix`-N, and keeps it full:
+    each `fill()` takes whatever space was freed since (a removed WAL segment, say). `free()` deletes them.
+
+    Blocking file I/O: call it from a thread in async code. Meant for a small volume of its own (a tmpfs)."""
+
+    def __init__(self, folder: Path, prefix: str):
+        self.folder = folder
+        self.prefix = prefix
+        self.files: list[Path] = []
+        self.written = 0
+
+    def fill(self) -> int:
+        """Write until the file system refuses (ENOSPC); the bytes written by this call."""
+        written = 0
+        path = self.folder / f"{self.prefix}-{len(self.files)}"
+        self.files.append(path)
+        with open(path, "wb", buffering=0) as out:
+            for size in (1 << 20, 1 << 16, 1 << 12):
+                block = b"\0" * size
+                while True:
+                    try:
+                        written += out.write(block)
+                    except OSError as error:
+                        if error.errno != errno.ENOSPC:
+                            raise
+                        break
+        if not written:
+            path.unlink(missing_ok=True)
+            self.files.pop()
+        self.written += written
+        return written
+
+    def free(self) -> int:
+        """Delete every filler file; the bytes freed."""
+        freed, self.written = self.written, 0
+        for path in self.files:
+            path.unlink(missing_ok=True)
+        self.files = []
+        return freed

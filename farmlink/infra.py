@@ -109,11 +109,14 @@ class Layout:
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     postgres_port: int = 15432
+    kafka_fault_port: int | None = None  # the broker's extra listener for `farmlink chaos` (see kafka_fault_listener)
+    kafka_fault_advertised_port: int | None = None
 
     @classmethod
     def of(cls, s: Settings | None = None) -> Layout:
         s = s or settings()
-        return cls(s.home, s.farmlink_kafka_port, s.farmlink_kafka_controller_port, s.farmlink_postgres_port)
+        return cls(s.home, s.farmlink_kafka_port, s.farmlink_kafka_controller_port, s.farmlink_postgres_port,
+                   *kafka_fault_listener())
 
     kafka = property(lambda self: self.home / "kafka")
     libs = property(lambda self: self.kafka / "libs")
@@ -284,6 +287,7 @@ def server_properties(layout: Layout) -> dict[str, str]:
         "sasl.mechanism.controller.protocol": access.SCRAM_MECHANISM,
         "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": admin_jaas,
         "listener.name.controller.scram-sha-512.sasl.jaas.config": admin_jaas,
+        **_fault_listener_properties(layout, admin_jaas),
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": f"User:{access.ADMIN}",
         "allow.everyone.if.no.acl.found": "false",
@@ -300,6 +304,57 @@ def server_properties(layout: Layout) -> dict[str, str]:
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
     }
+
+
+KAFKA_FAULT_PORT_ENV = "FARMLINK_KAFKA_FAULT_PORT"
+KAFKA_FAULT_ADVERTISED_PORT_ENV = "FARMLINK_KAFKA_FAULT_ADVERTISED_PORT"
+FAULT_LISTENER = "FAULTS"
+
+
+def kafka_fault_listener() -> tuple[int | None, int | None]:
+    """(listen port, advertised port) of the local broker's extra listener, or (None, None) when not asked for.
+
+    `farmlink chaos` sets FARMLINK_KAFKA_FAULT_PORT (where the broker listens) and
+    FARMLINK_KAFKA_FAULT_ADVERTISED_PORT (where it tells the clients of that listener to connect: the run's
+    fault link, farmlink/faults.py). A client bootstrapping through the link is then sent back to the link for
+    every later request, instead of to the broker's own address, so a fault on the link reaches all its traffic.
+    """
+    port, advertised = os.environ.get(KAFKA_FAULT_PORT_ENV), os.environ.get(KAFKA_FAULT_ADVERTISED_PORT_ENV)
+    if not port:
+        return None, None
+    try:
+        return int(port), int(advertised or port)
+    except ValueError as exc:
+        raise InfraError(f"{KAFKA_FAULT_PORT_ENV}={port!r} / {KAFKA_FAULT_ADVERTISED_PORT_ENV}={advertised!r}: "
+                         f"expected port numbers") from exc
+
+
+def _fault_listener_properties(layout: Layout, admin_jaas: str) -> dict[str, str]:
+    """The extra FAULTS listener's settings, added to the SASL_PLAINTEXT one (same SCRAM users and ACLs)."""
+    if layout.kafka_fault_port is None:
+        return {}
+    name = FAULT_LISTENER
+    return {
+        "listeners": f"SASL_PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port},"
+                     f"{name}://127.0.0.1:{layout.kafka_fault_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port},"
+                                f"{name}://127.0.0.1:{layout.kafka_fault_advertised_port}",
+        "listener.security.protocol.map": f"SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,{name}:SASL_PLAINTEXT",
+        f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config": admin_jaas,
+    }
+
+
+def kafka_fault_listener_running(layout: Layout | None = None) -> bool:
+    """Whether the running local broker was started with the fault listener the environment asks for."""
+    layout = layout or Layout.of()
+    if layout.kafka_fault_port is None or kafka_pid(layout) is None:
+        return False
+    try:
+        text = layout.server_properties.read_text()
+    except OSError:
+        return False
+    return (f"{FAULT_LISTENER}://127.0.0.1:{layout.kafka_fault_port}" in text
+            and f"{FAULT_LISTENER}://127.0.0.1:{layout.kafka_fault_advertised_port}" in text)
 
 
 def log4j_properties(layout: Layout) -> str:
@@ -457,6 +512,8 @@ def kafka_pid(layout: Layout) -> int | None:
 def _start_kafka(layout: Layout, say: Progress) -> int:
     _check_port_free(layout.kafka_port, "Kafka")
     _check_port_free(layout.kafka_controller_port, "Kafka controller")
+    if layout.kafka_fault_port is not None:
+        _check_port_free(layout.kafka_fault_port, "Kafka fault listener")
     cmd = _java(layout, "kafka.Kafka", str(layout.server_properties), broker=True)
     say(f"Starting Kafka on 127.0.0.1:{layout.kafka_port} (log: {layout.kafka_log}) ...")
     with open(layout.kafka_console_log, "wb") as console:  # this run only: its tail explains a failed start
@@ -1162,7 +1219,8 @@ def kill_kafka(sig: signal.Signals, progress: Progress | None = None) -> None:
     # A dying JVM may still hold its listeners for a moment after /proc stops naming it.
     Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.1), retry=retry_if_result(bool),
              retry_error_callback=lambda state: state.outcome.result())(
-        lambda: _port_in_use(layout.kafka_port) or _port_in_use(layout.kafka_controller_port))
+        lambda: _port_in_use(layout.kafka_port) or _port_in_use(layout.kafka_controller_port)
+        or (layout.kafka_fault_port is not None and _port_in_use(layout.kafka_fault_port)))
 
 
 def restart_postgres(progress: Progress | None = None) -> None:
@@ -1174,3 +1232,114 @@ def restart_postgres(progress: Progress | None = None) -> None:
     say("Restarting PostgreSQL ...")
     _run(_pg("pg_ctl", "-D", str(layout.pg_data), "-l", str(layout.postgres_log), "-m", "fast", "-w", "-t", "60", "restart"),
          what=f"Restarting PostgreSQL (log: {layout.postgres_log})")
+
+
+# ---------------------------------------------------------------------------------------------
+# The WAL volume, for `farmlink chaos` (the local server only; root only: it mounts a tmpfs)
+
+WAL_VOLUME_SETTINGS = {"wal_recycle": "off", "max_wal_size": "64MB", "min_wal_size": "32MB"}
+"""While pg_wal is on the small volume: every new WAL segment is a new file (no recycling by renaming), so a
+full volume stops WAL writes at the next segment, and the checkpoints keep the volume's use small."""
+
+
+def wal_volume(layout: Layout | None = None) -> Path:
+    """Where `move_wal_to_volume` mounts the tmpfs that holds pg_wal during a chaos run."""
+    return (layout or Layout.of()).pg / "wal-volume"
+
+
+def wal_on_volume(layout: Layout | None = None) -> bool:
+    layout = layout or Layout.of()
+    wal = layout.pg_data / "pg_wal"
+    return wal.is_symlink() and os.path.ismount(wal_volume(layout))
+
+
+async def _alter_system(layout: Layout, values: dict[str, str | None]) -> None:
+    """ALTER SYSTEM SET (or RESET, for None) each setting as the superuser, then reload."""
+    conn = await _connect_superuser(layout)
+    try:
+        for name, value in values.items():
+            if not re.fullmatch(r"[a-z_]+", name):
+                raise InfraError(f"not a PostgreSQL setting name: {name!r}")
+            await conn.execute(f"ALTER SYSTEM RESET {name}" if value is None else f"ALTER SYSTEM SET {name} = {_literal(value)}")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
+def move_wal_to_volume(size_mb: int, progress: Progress | None = None) -> Path:
+    """Stop the local server, mount a tmpfs of `size_mb` MB at pg/wal-volume, move pg_wal onto it (pg_wal becomes a
+    symlink, as `initdb --waldir` makes it) and start the server again with WAL_VOLUME_SETTINGS; the volume's path.
+
+    Not durable across a machine crash (tmpfs): only for a chaos run's throw-away data; `move_wal_back` undoes it."""
+    say = progress or _log_progress
+    if not _is_root():
+        raise InfraError("moving pg_wal onto a tmpfs needs root (mount -t tmpfs); run farmlink chaos as root or "
+                         "leave the WAL-full fault out (--no-wal-full)")
+    s = settings()
+    if s.uses_external_database:
+        raise InfraError("DATABASE_URL is set: the WAL volume is only for the local server")
+    layout = Layout.of(s)
+    volume = wal_volume(layout)
+    wal = layout.pg_data / "pg_wal"
+    if not wal_on_volume(layout):
+        _stop_postgres(layout, say)
+        volume.mkdir(exist_ok=True)
+        if not os.path.ismount(volume):
+            _run(["mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700", "farmlink-wal", str(volume)],
+                 what="Mounting the WAL volume")
+        _chown_to_pg_user(volume)
+        if not wal.is_symlink():
+            say(f"Moving pg_wal onto a {size_mb} MB tmpfs at {volume} ...")
+            _run(["cp", "-a", f"{wal}/.", f"{volume}/"], what="Copying pg_wal onto the WAL volume")
+            shutil.rmtree(wal)
+            wal.symlink_to(volume, target_is_directory=True)
+    _ensure_postgres_running(layout, say)
+    _run_sync(_alter_system(layout, dict(WAL_VOLUME_SETTINGS)))
+    return volume
+
+
+def move_wal_back(progress: Progress | None = None) -> None:
+    """Undo `move_wal_to_volume`: stop the server, copy pg_wal back onto the data directory's disk (every file of
+    the volume but the chaos run's fillers), start it, reset the settings, unmount the volume. Idempotent."""
+    say = progress or _log_progress
+    layout = Layout.of()
+    volume = wal_volume(layout)
+    wal = layout.pg_data / "pg_wal"
+    if wal.is_symlink():
+        say(f"Moving pg_wal back from {volume} onto the data directory's disk ...")
+        _stop_postgres(layout, say)
+        staging = layout.pg_data / "pg_wal.back"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(mode=0o700)
+        for entry in volume.iterdir():
+            if entry.name.startswith(WAL_FILLER_PREFIX):
+                continue
+            _run(["cp", "-a", str(entry), f"{staging}/"], what="Copying pg_wal back from the WAL volume")
+        _chown_to_pg_user(staging)
+        wal.unlink()
+        staging.rename(wal)
+        _ensure_postgres_running(layout, say)
+    if os.path.ismount(volume):
+        _run(["umount", str(volume)], what="Unmounting the WAL volume")
+    if postgres_running(layout):
+        _run_sync(_alter_system(layout, dict.fromkeys(WAL_VOLUME_SETTINGS)))
+
+
+WAL_FILLER_PREFIX = "farmlink-filler"
+"""The files `farmlink chaos` writes onto the WAL volume to fill it (never WAL: PostgreSQL ignores them)."""
+
+
+def switch_wal() -> None:
+    """Write to WAL and close its current segment (CHECKPOINT, pg_switch_wal, CHECKPOINT): the second checkpoint's
+    record needs the next segment, a new file when WAL_VOLUME_SETTINGS apply. Raises when the server cannot."""
+    async def switch() -> None:
+        conn = await _connect_superuser(Layout.of())
+        try:
+            await conn.execute("CHECKPOINT")
+            await conn.execute("SELECT pg_switch_wal()")
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
+
+    _run_sync(switch())

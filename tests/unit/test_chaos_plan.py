@@ -3,7 +3,7 @@
 import pytest
 
 from contracts.inputs import INPUT_TYPES
-from farmlink.chaos import Workload, plan_faults
+from farmlink.chaos import NETWORK_FAULTS, Workload, plan_faults
 from farmlink.processes import SERVICES
 
 pytestmark = pytest.mark.unit
@@ -37,3 +37,28 @@ def test_the_workload_registers_everyone_first_and_then_sends_only_known_input_t
     assert {kind for kind, _ in stream} <= set(INPUT_TYPES)
     cancelled = [payload for kind, payload in stream if kind == "order.cancelled"]
     assert cancelled and all("buyer_id" in payload for payload in cancelled)
+
+
+def test_the_faults_beyond_kill_strike_the_named_service_once_each_and_the_wal_volume_once():
+    faults = plan_faults(seed=7, kills_per_service=1, network=NETWORK_FAULTS, network_service="settlement", wal_full=True)
+    network = [f for f in faults if f.kind in NETWORK_FAULTS]
+    assert sorted(f.kind for f in network) == sorted(NETWORK_FAULTS)
+    assert {f.target for f in network} == {"settlement"}
+    assert [f.label for f in faults if f.kind == "wal-full"] == ["wal-full"]
+    assert all(0.05 <= f.at <= 0.9 for f in faults) and [f.at for f in faults] == sorted(f.at for f in faults)
+
+
+def test_adding_faults_beyond_kill_leaves_a_seeds_kills_and_bounces_where_they_were():
+    before = plan_faults(seed=2020, kills_per_service=2)
+    after = plan_faults(seed=2020, kills_per_service=2, network=("kafka-latency", "postgres-partition"),
+                        network_service="matching", wal_full=True)
+    assert [f for f in after if f.kind not in (*NETWORK_FAULTS, "wal-full")] == before
+    assert sorted(f.label for f in after if f not in before) == [
+        "kafka-latency matching", "postgres-partition matching", "wal-full"]
+
+
+def test_an_unknown_network_fault_or_a_network_fault_without_its_service_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="unknown network fault kafka-jitter"):
+        plan_faults(seed=1, kills_per_service=0, network=("kafka-jitter",), network_service="matching")
+    with pytest.raises(ValueError, match="need a service to strike"):
+        plan_faults(seed=1, kills_per_service=0, network=("kafka-latency",), network_service="")
