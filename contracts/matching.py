@@ -12,10 +12,14 @@ from contracts.types import Grade, Identifier, IsoDate, Name, OutletKind, PriceB
 
 
 class InputJournaled(Contract):
-    """An input fact took its place in a product's journal: the matcher's ordered input."""
+    """An input fact took its place in a product's journal, decided under a rules version.
+
+    The matcher's ordered input. v2 added `rules_version`; a v1 entry reads as version 1 (the upcaster is
+    in services/matching/outcomes.py). A rules adoption is an entry of its own, with source_event_type
+    `RulesAdopted` (matcher/versions.py)."""
 
     event_type: ClassVar[str] = "InputJournaled"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     product: Product
     journal_seq: int = Field(ge=1)
@@ -23,6 +27,7 @@ class InputJournaled(Contract):
     source_event_type: str
     source_schema_version: int
     fact: dict[str, Any] = Field(description="the source event's payload, as the matcher read it")
+    rules_version: int = Field(ge=1, description="the matching rules version the entry was decided under")
 
 
 class FillMade(Contract):

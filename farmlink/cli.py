@@ -19,6 +19,7 @@ from events.settings import settings
 from farmlink import health, processes, reports
 from farmlink.gateway_cli import gateway, gateway_port, sign_app
 from farmlink.infra_cli import infra_app
+from farmlink.rules_cli import rules_app
 
 # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -28,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(infra_app, name="infra")
+app.add_typer(rules_app, name="rules")
 contracts_app = typer.Typer(help="The public event contracts.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.command()(gateway)

@@ -8,12 +8,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from matcher.facts import Commitment, Contribution, Fact, Lot, MarketPrice, Order, OrderCancellation, Planting
+from matcher.facts import Commitment, Contribution, Fact, Lot, MarketPrice, Order, OrderCancellation, Planting, RulesAdoption
+from matcher.versions import ADOPTION_TYPE
 
 JOURNALED_TYPES = frozenset(
     {"HarvestRecorded", "PlantingRecorded", "OrderPlaced", "OrderCancelled", "CommitmentMade", "MarketPriceObserved"}
 )
-"""The source event types that enter a product's journal."""
+"""The source event types that enter a product's journal (besides rules adoptions, ADOPTION_TYPE, which the
+matching service itself journals: matcher/versions.py)."""
 
 
 def _quantity(value: Any) -> Decimal | None:
@@ -81,6 +83,7 @@ _READERS: dict[str, Callable[[Mapping[str, Any]], Fact]] = {
     "MarketPriceObserved": lambda p: MarketPrice(
         p["product"], p["grade"], p["market"], p["price_fen"], _day(p["observed_on"])
     ),
+    ADOPTION_TYPE: lambda p: RulesAdoption(p["product"], p["rules_version"]),  # matcher/versions.py
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
 from matcher.journal import JOURNALED_TYPES
+from matcher.versions import ADOPTION_TYPE
 
 JOURNAL_CHECK = "reconciliation"
 
@@ -121,7 +122,8 @@ def check_journal_complete(log: AuditLog) -> list[Finding]:
     }
     journaled: dict[str, list[Record]] = defaultdict(list)
     for entry in _of_type(log, "matching", "InputJournaled"):
-        journaled[entry.payload["source_event_id"]].append(entry)
+        if entry.payload.get("source_event_type") != ADOPTION_TYPE:  # a rules adoption has no source event (matcher/versions.py)
+            journaled[entry.payload["source_event_id"]].append(entry)
     findings = []
     for event_id, source in sources.items():
         entries = journaled.get(event_id, [])

@@ -30,7 +30,7 @@ from matcher.book import Book
 from matcher.facts import OfferClosed, OfferOpened, OfferShrunk
 from matcher.journal import JOURNALED_TYPES, fact_from
 from services.matching import snapshots
-from services.matching.outcomes import journal_entry, outcome_event
+from services.matching.outcomes import adoption_entry, journal_entry, outcome_event
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,13 @@ def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
         live = LiveBook(Book(product), 0)
         uow.load(BOOK, {product: live})
     fact_payload = payload.model_dump(mode="json", exclude={"signed_input"})  # the signature evidence never reaches the matcher
-    outcomes = live.book.process(fact_from(envelope.event_type, fact_payload))
     at = envelope.occurred_at
+    adoption = adoption_entry(live.book, at)  # a newer rules version whose day has come is journaled first
+    outcomes = live.book.process(fact_from(envelope.event_type, fact_payload))
     new_events = [
-        journal_entry(product, live.book.journal_seq, str(envelope.event_id), envelope.event_type, envelope.schema_version, fact_payload, at),
+        *([] if adoption is None else [adoption]),
+        journal_entry(product, live.book.journal_seq, str(envelope.event_id), envelope.event_type, envelope.schema_version,
+                      fact_payload, at, rules_version=live.book.rules_version),
         *(outcome_event(outcome, index, at) for index, outcome in enumerate(outcomes)),
     ]
     uow.append(market_stream(product), new_events, live.version, correlation_id=envelope.correlation_id, causation_id=str(envelope.event_id))

@@ -6,8 +6,12 @@ from typing import Any
 
 from contracts.matching import FillMade, InputJournaled, OfferClosed, OfferOpened, OfferShrunk
 from contracts.model import Contract
+from events import upcasting
 from events.store import NewEvent
+from matcher.book import Book
 from matcher.facts import Fill, OfferClosed as Closed, OfferOpened as Opened, OfferShrunk as Shrunk
+from matcher.journal import fact_from
+from matcher.versions import ADOPTION_TYPE, adoption_fact, due_adoption
 
 FARMLINK_NAMESPACE = uuid.UUID("6f1d3c52-8f0e-4f38-9a57-1e3b2a7c9d10")
 
@@ -22,8 +26,9 @@ def fill_id(fill: Fill) -> uuid.UUID:
     return derived_id("fill", fill.product, fill.lot_id, fill.outlet_kind, fill.outlet_id, fill.position)
 
 
-def journal_entry(product: str, seq: int, source_event_id: str, source_type: str, version: int, fact: dict[str, Any], at: datetime) -> NewEvent:
-    """The journal entry of one input."""
+def journal_entry(product: str, seq: int, source_event_id: str, source_type: str, version: int, fact: dict[str, Any], at: datetime,
+                  rules_version: int = 1) -> NewEvent:
+    """The journal entry of one input, decided under `rules_version`."""
     entry = InputJournaled(
         product=product,
         journal_seq=seq,
@@ -31,8 +36,27 @@ def journal_entry(product: str, seq: int, source_event_id: str, source_type: str
         source_event_type=source_type,
         source_schema_version=version,
         fact=fact,
+        rules_version=rules_version,
     )
     return NewEvent(entry, event_id=derived_id("journal", product, seq), occurred_at=at)
+
+
+def adoption_entry(book: Book, at: datetime) -> NewEvent | None:
+    """If a newer rules version's day has come for an input recorded at `at`, the journal entry adopting it
+    (already folded into the book); None if none is due (matcher/versions.py)."""
+    version = due_adoption(book.rules_version, at.date())
+    if version is None:
+        return None
+    fact = adoption_fact(book.product, version)
+    book.process(fact_from(ADOPTION_TYPE, fact))
+    source_id = str(derived_id("rules", book.product, version))
+    return journal_entry(book.product, book.journal_seq, source_id, ADOPTION_TYPE, 1, fact, at, rules_version=version)
+
+
+@upcasting.register("InputJournaled", 1)
+def _journaled_under_version_1(payload: dict[str, Any]) -> dict[str, Any]:
+    """InputJournaled v1 -> v2: entries written before rules versions were decided under version 1."""
+    return {**payload, "rules_version": 1}
 
 
 def outcome_event(outcome: object, index: int, at: datetime) -> NewEvent:
