@@ -21,6 +21,7 @@ from matcher.book import Book
 from matcher.facts import Fact
 from matcher.journal import fact_from
 from matcher.output import quantity_text
+from matcher.versions import recorded_rules_version
 from services.matching.outcomes import derived_id, outcome_event
 
 MATCHING = "matching"
@@ -242,6 +243,8 @@ class _ProductReplay:
             self.findings.add(entry, f"journal entry cannot be re-executed: the matcher could not read its fact ({error!r})")
             return
         self.inputs += 1
+        if (named := recorded_rules_version(entry.payload)) != self.book.rules_version:  # matcher/versions.py
+            self.findings.add(entry, f"rules_version: recorded {named!r}, re-executed under {self.book.rules_version}, the version its journal adopted")
         for index, decision in enumerate(decisions_for(outcomes, entry)):
             self.decided[decision.event_id] = (index, decision)
             if decision.event_type == FILL_MADE:
