@@ -306,6 +306,16 @@ class FaultOptions:
 NO_FAULTS_BEYOND_KILL = FaultOptions(network=(), wal_full=False)
 
 
+def ask_for_fault_listener(config: Any) -> tuple[int, int]:
+    """Set the environment so that every start of the local broker from this process has the fault listener
+    (farmlink.infra.kafka_fault_listener) the run's Kafka link needs; (listener port, link port). Called before the
+    broker is first brought up, it saves the run a restart of the broker."""
+    listener = config.farmlink_kafka_port + KAFKA_FAULT_LISTENER_OFFSET
+    link = config.farmlink_kafka_port + KAFKA_LINK_OFFSET
+    os.environ.update({infra.KAFKA_FAULT_PORT_ENV: str(listener), infra.KAFKA_FAULT_ADVERTISED_PORT_ENV: str(link)})
+    return listener, link
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -441,12 +451,11 @@ class ChaosRun:
     async def _prepare_beyond_kill(self) -> None:
         beyond, config = self.beyond, self.config
         if beyond.network:
-            listener = config.farmlink_kafka_port + KAFKA_FAULT_LISTENER_OFFSET
-            kafka_link_port = config.farmlink_kafka_port + KAFKA_LINK_OFFSET
             postgres_link_port = config.farmlink_postgres_port + POSTGRES_LINK_OFFSET
-            wanted = {infra.KAFKA_FAULT_PORT_ENV: str(listener), infra.KAFKA_FAULT_ADVERTISED_PORT_ENV: str(kafka_link_port)}
-            self._environ_before = {name: os.environ.get(name) for name in wanted}
-            os.environ.update(wanted)  # every start of the broker in this run (the bounces too) has the listener
+            self._environ_before = {name: os.environ.get(name)
+                                    for name in (infra.KAFKA_FAULT_PORT_ENV, infra.KAFKA_FAULT_ADVERTISED_PORT_ENV)}
+            # every start of the broker in this run (the bounces too) has the listener
+            listener, kafka_link_port = ask_for_fault_listener(config)
             if not infra.kafka_fault_listener_running():
                 taken = [port for port in (listener,) if not _port_free(port)]
                 if taken:

@@ -340,7 +340,7 @@ def chaos(
     once with SIGTERM and once with SIGKILL, PostgreSQL is restarted once; each network fault strikes once, held
     FAULT_SECONDS, as does the full WAL volume (see farmlink/chaos.py).
     """
-    from farmlink.chaos import NETWORK_FAULTS, FaultOptions, run_chaos
+    from farmlink.chaos import NETWORK_FAULTS, FaultOptions, ask_for_fault_listener, run_chaos
 
     _quiet_logs()
     config = settings()
@@ -366,6 +366,8 @@ def chaos(
         console.print("--wal-full mounts a tmpfs for pg_wal and needs root; run as root or pass --no-wal-full", style="red")
         raise typer.Exit(2)
     beyond = FaultOptions(network, network_service, latency_ms / 1000, fault_seconds, wal_full)
+    if network:
+        ask_for_fault_listener(config)  # a broker `_wiped` starts has the listener already: no restart for it
     _wiped("The chaos run", yes)
     with Progress(TextColumn("inputs with an outcome"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=not sys.stdout.isatty()) as bar:

@@ -20,7 +20,10 @@ from events.settings import settings
 
 pytestmark = pytest.mark.chaos
 
-PORTS = {"FARMLINK_KAFKA_PORT": "17092", "FARMLINK_KAFKA_CONTROLLER_PORT": "17093", "FARMLINK_POSTGRES_PORT": "14432"}
+# FARMLINK_CHAOS_TEST_KAFKA_PORT, ..._CONTROLLER_PORT and ..._POSTGRES_PORT move them (two runs side by side).
+PORTS = {name: os.environ.get(f"FARMLINK_CHAOS_TEST_{part}_PORT", default) for name, part, default in (
+    ("FARMLINK_KAFKA_PORT", "KAFKA", "17092"), ("FARMLINK_KAFKA_CONTROLLER_PORT", "CONTROLLER", "17093"),
+    ("FARMLINK_POSTGRES_PORT", "POSTGRES", "14432"))}
 
 
 @pytest.fixture(scope="module")
