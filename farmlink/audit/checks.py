@@ -8,15 +8,18 @@ million events is checked in one pass per check. Each finding names the exact re
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
 from typing import Any
 
-from events.hashchain import verify_chain
+import orjson
+
+from events.hashchain import GENESIS, verify_chain
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
 from farmlink.audit.replay import FILL_MADE, JOURNAL_ENTRY, UNREADABLE, ReExecution, streams_of
 from matcher.facts import DECIMAL_CONTEXT
@@ -51,6 +54,28 @@ class _ChainView:
         return getattr(self._record, key, default)
 
 
+def _chain_holds(records: list[Record]) -> bool:
+    """True when every link holds: versions 1..n, each prev_hash the previous hash, each hash sha256 over
+    the previous hash and the canonical JSON of the event's hashed fields (events/hashchain.py). The
+    same bytes as `canonical_bytes` for what a log holds (parsed JSON), made without the dict and
+    mapping layers of `verify_chain`; False (and `verify_chain` says where and why) at the first doubt."""
+    prev, version, sha256, dumps, utc = GENESIS, 1, hashlib.sha256, orjson.dumps, timezone.utc
+    try:
+        for r in records:
+            if r.stream_version != version or (r.prev_hash or GENESIS) != prev:
+                return False
+            content = {"event_id": str(r.event_id), "event_type": r.event_type, "schema_version": r.schema_version,
+                       "stream_id": r.stream_id, "stream_version": r.stream_version,
+                       "occurred_at": r.occurred_at.astimezone(utc).isoformat(), "producer": r.producer,
+                       "correlation_id": r.correlation_id, "causation_id": r.causation_id, "payload": r.payload}
+            if sha256(prev.encode("ascii") + dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest() != r.hash:
+                return False
+            prev, version = r.hash, version + 1
+    except (TypeError, ValueError, AttributeError, UnicodeError, orjson.JSONEncodeError):
+        return False
+    return True
+
+
 def _out_of_global_order(records: list[Record]) -> Finding | None:
     """Within a stream, later versions were appended later: their global positions must grow too."""
     for before, after in pairwise(records):
@@ -72,6 +97,8 @@ def stream_break(stream_id: str, records: list[Record]) -> Finding | None:
     keep it but break the order of positions. Deleting a stream's last event leaves no trace here
     (re-execution and the other checks see it where it matters).
     """
+    if _chain_holds(records):
+        return _out_of_global_order(records)
     link = verify_chain(stream_id, map(_ChainView, records))
     if link is None:
         return _out_of_global_order(records)

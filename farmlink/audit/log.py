@@ -2,6 +2,7 @@
 Kafka topics (offset 0 of every partition). Both give the same AuditLog; Kafka copies keep
 where each message was, so reconciliation can name it."""
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,29 +42,55 @@ async def count_in_postgres(dsn: str, prefix: str = "") -> int:
         await conn.close()
 
 
+async def read_schema(dsn: str, schema: str, prefix: str = "", progress: Progress = _no_progress) -> list[Record] | None:
+    """One schema's events in global order, on a connection of its own, in batches of BATCH rows per
+    round trip (None when the schema has no events table)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
+            return None
+        records: list[Record] = []
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cursor = await conn.cursor(
+                f"""SELECT global_position, event_id::text, event_type, schema_version, stream_id, stream_version,
+                           occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
+                    FROM "{prefix}{schema}".events ORDER BY global_position"""
+            )
+            loads = orjson.loads
+            while rows := await cursor.fetch(BATCH):  # a batch per round trip: no per-row await
+                records += [Record(schema, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], loads(r[10]), r[11], r[12])
+                            for r in rows]
+                progress(len(rows))
+        return records
+    finally:
+        await conn.close()
+
+
+def start_reading(dsn: str, progress: Progress = _no_progress, prefix: str = "", first: str = "matching") -> dict[str, asyncio.Future]:
+    """Every schema read with one streaming query each, on its own connection: `first` alone (its
+    checks can start as soon as it is in), then the others at once (while this process parses one
+    schema's batch, the server prepares the others'). A future per schema, to await in any order."""
+    head = asyncio.ensure_future(read_schema(dsn, first, prefix, progress))
+
+    async def after_first(schema: str) -> list[Record] | None:
+        await asyncio.wait([head])
+        return await read_schema(dsn, schema, prefix, progress)
+
+    return {schema: head if schema == first else asyncio.ensure_future(after_first(schema)) for schema in SCHEMAS}
+
+
 async def load_from_postgres(dsn: str, progress: Progress = _no_progress, prefix: str = "") -> AuditLog:
     """Every service schema's events, in global order, read in batches (`prefix`: schemas named <prefix><service>)."""
     log = AuditLog(source="postgres")
-    conn = await asyncpg.connect(dsn)
+    reading = start_reading(dsn, progress, prefix)
     try:
         for schema in SCHEMAS:
-            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
-                continue
-            records: list[Record] = []
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                cursor = await conn.cursor(
-                    f"""SELECT global_position, event_id::text, event_type, schema_version, stream_id, stream_version,
-                               occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
-                        FROM "{prefix}{schema}".events ORDER BY global_position"""
-                )
-                loads = orjson.loads
-                while rows := await cursor.fetch(BATCH):  # a batch per round trip: no per-row await
-                    records += [Record(schema, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], loads(r[10]), r[11], r[12])
-                                for r in rows]
-                    progress(len(rows))
-            log.by_schema[schema] = records
+            records = await reading[schema]
+            if records is not None:
+                log.by_schema[schema] = records
     finally:
-        await conn.close()
+        for task in reading.values():
+            task.cancel()
     return log
 
 

@@ -33,6 +33,7 @@ from matcher.facts import DECIMAL_CONTEXT
 from matcher.snapshot import book_from_snapshot, snapshot_bytes
 
 CHAIN_SHARES = 4
+MATCHING = "matching"
 SIGNATURE_SHARES = 8
 
 
@@ -62,7 +63,7 @@ class _Work:
     """What the workers share (inherited when they fork, never sent)."""
 
     products: list[tuple[str, list[Record]]]
-    chain_shares: list[list[tuple[int, str, list[Record]]]]
+    chain_shares: list[list[tuple[tuple[str, int], str, list[Record]]]]
     signature_shares: list[list[PendingSignature]]
     probe: SnapshotCheck | None
     after: int | None = None
@@ -110,7 +111,7 @@ def _product_task(index: int) -> ProductResult:
     return result
 
 
-def _chain_task(index: int) -> list[tuple[int, Finding]]:
+def _chain_task(index: int) -> list[tuple[tuple[str, int], Finding]]:
     assert _WORK is not None
     found = []
     for order, stream_id, records in _WORK.chain_shares[index]:
@@ -163,6 +164,65 @@ class ParallelChecks:
     books: dict[str, bytes] = field(default_factory=dict)
 
 
+class Checks:
+    """The costly checks, started in stages as the log is read (each stage forks its own workers, which
+    see the log as read so far): first the matching schema's (products, their chains), then the rest
+    (the other chains, the pending signatures). `finish` waits for every stage and merges."""
+
+    def __init__(self, workers: int, probe: SnapshotCheck | None, *, after: int | None = None,
+                 start_books: dict[str, bytes] | None = None, want_books: bool = False) -> None:
+        self.workers = workers
+        self.probe = probe
+        self.after = after
+        self.start_books = dict(start_books or {})
+        self.want_books = want_books
+        self.forking = workers > 1 and "fork" in multiprocessing.get_all_start_methods()
+        self.stages: list[tuple[Any, Any]] = []  # (pool, AsyncResult) or (None, results)
+
+    def start(self, log: AuditLog, schemas: list[str], pending: list[PendingSignature] | None = None) -> None:
+        """Start the checks of `schemas` (already read into `log`) and of the `pending` signatures."""
+        global _WORK
+        products: list[tuple[str, list[Record]]] = []
+        if MATCHING in schemas:
+            streams = market_streams(log)
+            for product in self.start_books:
+                streams.setdefault(product, [])  # a product with nothing new still has its book
+            products = list(streams.items())
+        ordered = [((schema, index), stream_id, records) for schema in sorted(schemas)
+                   for index, (stream_id, records) in enumerate(streams_of(log.by_schema.get(schema, [])).items())]
+        pending = pending or []
+        _WORK = _Work(
+            products=products,
+            chain_shares=[share for share in _balanced(ordered, CHAIN_SHARES, lambda item: len(item[2])) if share],
+            signature_shares=[pending[i::SIGNATURE_SHARES] for i in range(SIGNATURE_SHARES) if pending[i::SIGNATURE_SHARES]],
+            probe=self.probe, after=self.after, start_books=self.start_books, want_books=self.want_books,
+        )
+        tasks = sorted([("product", i) for i in range(len(products))], key=lambda task: -len(products[task[1]][1]))
+        tasks += [("signatures", i) for i in range(len(_WORK.signature_shares))]
+        tasks += [("chains", i) for i in range(len(_WORK.chain_shares))]
+        if not self.forking:
+            self.stages.append((None, [_run_task(task) for task in tasks]))
+            _WORK = None
+            return
+        gc.freeze()  # the workers need not see the log's objects as the collector's
+        pool = multiprocessing.get_context("fork").Pool(self.workers)
+        gc.unfreeze()
+        _WORK = None  # the workers have their copy
+        self.stages.append((pool, pool.map_async(_run_task, tasks, chunksize=1)))
+
+    def finish(self) -> ParallelChecks:
+        results: list[tuple[str, int, Any, float]] = []
+        try:
+            for pool, outcome in self.stages:
+                results += outcome if pool is None else outcome.get()
+        finally:
+            for pool, _ in self.stages:
+                if pool is not None:
+                    pool.terminate()
+                    pool.join()
+        return _merge(results, self.probe)
+
+
 def run_checks(log: AuditLog, pending: list[PendingSignature], probe: SnapshotCheck | None, workers: int,
                while_waiting: Callable[[], None] = lambda: None, *, after: int | None = None,
                start_books: dict[str, bytes] | None = None, want_books: bool = False) -> ParallelChecks:
@@ -170,44 +230,15 @@ def run_checks(log: AuditLog, pending: list[PendingSignature], probe: SnapshotCh
     processes; `while_waiting` runs in this process meanwhile (the cheap checks). With `after` and
     `start_books` (a checkpoint's), re-execution resumes from those books after that matching position;
     `want_books`: hand back each product's final book as snapshot bytes."""
-    global _WORK
-    streams = market_streams(log)
-    for product in start_books or {}:
-        streams.setdefault(product, [])  # a product with nothing new still has its book
-    chain_streams = [(stream_id, records) for schema in sorted(log.by_schema) for stream_id, records in streams_of(log.by_schema[schema]).items()]
-    ordered = [(order, stream_id, records) for order, (stream_id, records) in enumerate(chain_streams)]
-    _WORK = _Work(
-        products=list(streams.items()),
-        chain_shares=[share for share in _balanced(ordered, CHAIN_SHARES, lambda item: len(item[2])) if share],
-        signature_shares=[pending[i::SIGNATURE_SHARES] for i in range(SIGNATURE_SHARES) if pending[i::SIGNATURE_SHARES]],
-        probe=probe,
-        after=after,
-        start_books=dict(start_books or {}),
-        want_books=want_books,
-    )
-    tasks = sorted(
-        [("product", i) for i in range(len(_WORK.products))],
-        key=lambda task: -len(_WORK.products[task[1]][1]),  # type: ignore[union-attr]
-    ) + [("signatures", i) for i in range(len(_WORK.signature_shares))] + [("chains", i) for i in range(len(_WORK.chain_shares))]
-    try:
-        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            results = [_run_task(task) for task in tasks]
-            while_waiting()
-        else:
-            gc.freeze()  # the workers need not see the log's objects as the collector's
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                pending_results = pool.map_async(_run_task, tasks, chunksize=1)
-                while_waiting()
-                results = pending_results.get()
-            gc.unfreeze()
-    finally:
-        _WORK = None
-    return _merge(results, probe)
+    checks = Checks(workers, probe, after=after, start_books=start_books, want_books=want_books)
+    checks.start(log, sorted(log.by_schema), pending)
+    while_waiting()
+    return checks.finish()
 
 
 def _merge(results: list[tuple[str, int, Any, float]], probe: SnapshotCheck | None) -> ParallelChecks:
     seconds = {"hash chains": 0.0, "signatures": 0.0, "re-execution and market invariants": 0.0}
-    chains: list[tuple[int, Finding]] = []
+    chains: list[tuple[tuple[str, int], Finding]] = []
     signatures: list[tuple[int, Finding]] = []
     products: list[ProductResult] = []
     for kind, _index, result, spent in results:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+import orjson
+
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
 from matcher.book import Book
 from matcher.facts import Fact
@@ -135,6 +137,17 @@ def _equal(recorded: Any, expected: Any) -> bool:
     if isinstance(expected, list):
         return len(recorded) == len(expected) and all(map(_equal, recorded, expected))
     return recorded == expected
+
+
+def _same(recorded: Any, expected: Any) -> bool:
+    """`_equal`, quicker for the usual case: equal canonical JSON bytes mean equal values of equal types
+    (true, 1 and 1.0 are written differently); anything else is decided by `_equal` itself."""
+    try:
+        if orjson.dumps(recorded, option=orjson.OPT_SORT_KEYS) == orjson.dumps(expected, option=orjson.OPT_SORT_KEYS):
+            return True
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    return _equal(recorded, expected)
 
 
 def differences(recorded: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
@@ -309,7 +322,7 @@ class _ProductReplay:
         if record.event_type != decision.event_type:
             self.findings.add(record, f"event_type: recorded {record.event_type}, re-executed {decision.event_type}")
             return
-        if not _equal(record.payload, decision.payload):
+        if not _same(record.payload, decision.payload):
             for name, recorded, expected in differences(record.payload, decision.payload):
                 self.findings.add(record, f"{name}: recorded {recorded!r}, re-executed {expected!r}")
         if record.occurred_at != self.entry.occurred_at:

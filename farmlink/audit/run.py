@@ -1,5 +1,6 @@
 """One audit run: read the log, check it every way, and say what was found."""
 
+import asyncio
 import time
 
 import orjson
@@ -15,10 +16,11 @@ from farmlink.audit.log import (
     load_from_postgres,
     log_from_copies,
     read_kafka_copies,
+    start_reading,
 )
 from farmlink.audit.model import AuditLog, Finding
 from farmlink.audit.reconcile import reconcile
-from farmlink.audit.parallel import default_workers, no_cyclic_gc, run_checks
+from farmlink.audit.parallel import Checks, default_workers, no_cyclic_gc
 from farmlink.audit.signatures import plan_signatures
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, load_snapshots, snapshot_findings
 from farmlink.audit.replay import ReExecution, state_hash_of
@@ -98,15 +100,16 @@ async def audit(
             timings["read kafka"] = time.perf_counter() - started
         if source == "kafka":
             log = log_from_copies(copies or [])
+            result = await audit_log(log, source, step=step, workers=workers, since=since, want_books=want_books)
         else:
+            # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
+            snapshots = await load_snapshots(dsn, schema_prefix)
             started = time.perf_counter()
             total = await count_in_postgres(dsn, schema_prefix)
-            log = await load_from_postgres(dsn, progress=step("reading PostgreSQL", total), prefix=schema_prefix)
-            timings["read postgres"] = time.perf_counter() - started
-        # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
-        snapshots = await load_snapshots(dsn, schema_prefix) if source == "postgres" else None
-        result = await audit_log(log, source, snapshots=snapshots, dsn=dsn, schema_prefix=schema_prefix, step=step,
-                                 workers=workers, since=since, want_books=want_books)
+            reading = start_reading(dsn, progress=step("reading PostgreSQL", total), prefix=schema_prefix)
+            result = await audit_log(reading, source, snapshots=snapshots, dsn=dsn, schema_prefix=schema_prefix, step=step,
+                                     workers=workers, since=since, want_books=want_books)
+            log = result.log
         result.timings = timings | result.timings
         if copies is not None and (reconcile_kafka or source == "kafka"):
             started = time.perf_counter()
@@ -118,10 +121,12 @@ async def audit(
 
 
 async def audit_log(
-    log: AuditLog, source: str, *, snapshots: list[StoredSnapshot] | None = None, dsn: str | None = None, schema_prefix: str = "",
-    step: Step = _silent, workers: int | None = None, since: Checkpoint | None = None, want_books: bool = False,
+    log: AuditLog | dict[str, asyncio.Future], source: str, *, snapshots: list[StoredSnapshot] | None = None, dsn: str | None = None,
+    schema_prefix: str = "", step: Step = _silent, workers: int | None = None, since: Checkpoint | None = None, want_books: bool = False,
 ) -> AuditResult:
-    """Every check of a log already read (no reconciliation): see `audit`. `dsn` lets the snapshot
+    """Every check of a log (no reconciliation): see `audit`. `log` is read already, or being read
+    (a future per schema, log.start_reading): then the matching schema's checks start on their
+    workers as soon as it is in, while the other schemas are still read. `dsn` lets the snapshot
     findings read a disagreeing snapshot again to say what differs."""
     workers = workers or default_workers()
     timings: dict[str, float] = {}
@@ -134,26 +139,40 @@ async def audit_log(
         started = now
 
     with no_cyclic_gc():
-        checking = step("checking", 3)
         after: dict[str, int] = since.positions if since is not None else {}
-        prefix = prefix_findings(log, since) if since is not None else []
         if since is not None:  # snapshots the checkpoint's books already cover were compared when it was made
             seqs = {product: book_from_snapshot_seq(data) for product, data in since.books.items()}
             snapshots = [s for s in snapshots or [] if s.journal_seq > seqs.get(s.product, 0)] if snapshots is not None else None
         probe = SnapshotCheck(snapshots) if snapshots is not None else None
+        checks = Checks(workers, probe, after=after.get("matching", 0) if since else None,
+                        start_books=since.books if since else None, want_books=want_books)
+        if isinstance(log, AuditLog):
+            checks.start(log, ["matching"])
+        else:  # the matching schema first: its workers re-execute while the rest is read
+            reading, log = log, AuditLog(source=source)
+            matching = await reading["matching"]
+            if matching is not None:
+                log.by_schema["matching"] = matching
+            lap("read postgres: matching")
+            checks.start(log, ["matching"])
+            lap("start matching workers")
+            for schema, future in reading.items():
+                records = await future
+                if records is not None and schema != "matching":
+                    log.by_schema[schema] = records
+            lap("read postgres: the other schemas")
+        checking = step("checking", 3)
+        prefix = prefix_findings(log, since) if since is not None else []
         signatures = plan_signatures(log)  # the ordered pass: keys and message ids in log order; verifying is left pending
         pending = [p for p in signatures.pending if p.record.global_position > after.get(p.record.schema, 0)] if since else signatures.pending
+        checks.start(log, [schema for schema in sorted(log.by_schema) if schema != "matching"], pending)
         lap("ordered passes")
         checking(1)
-        cheap: dict[str, list[Finding]] = {}
-
-        def while_waiting() -> None:
-            cheap["duplicates"] = check_unique_event_ids(log)
-            cheap["journal"] = views.check_journal_complete(log)
-
-        parallel = run_checks(log, pending, probe, workers, while_waiting, after=after.get("matching", 0) if since else None,
-                              start_books=since.books if since else None, want_books=want_books)
-        lap("parallel checks")
+        duplicates = check_unique_event_ids(log)
+        journal = views.check_journal_complete(log)
+        lap("duplicates and journal")
+        parallel = checks.finish()
+        lap("waiting for the workers")
         checking(1)
         reexecution = parallel.reexecution
         lines = reexecution.lines
@@ -162,13 +181,13 @@ async def audit_log(
             lines.start_digest, lines.start_count = since.fills_digest, since.fill_count
             reexecution.input_count += since.input_count
             reexecution.fill_count += since.fill_count
-        findings: list[Finding] = [*prefix, *parallel.chain_findings, *cheap["duplicates"],
+        findings: list[Finding] = [*prefix, *parallel.chain_findings, *duplicates,
                                    *signatures.finish(parallel.signature_findings), *reexecution.findings]
         if probe is not None:
             findings += await snapshot_findings(dsn, probe, schema_prefix) if dsn is not None else probe.findings()
         findings += parallel.invariant_findings
         findings += check_settlement_invariants(log, parallel.pairs)
-        findings += cheap["journal"]
+        findings += journal
         lap("settlement and snapshots")
         checking(1)
         fills_digest, fill_count = lines.fills_digest()

@@ -41,8 +41,8 @@ async def loaded_synthetic(dsn: str, events: int, seed: int = 2020) -> dict[str,
         await conn.close()
 
 
-async def load_synthetic(dsn: str, events: int, say=print, seed: int = 2020) -> dict[str, Any]:
-    """Generate a log of about `events` events and COPY it into the bench schemas (replacing what was there)."""
+async def load_synthetic(dsn: str, events: int, say=print, seed: int = 2020, prefix: str = PREFIX) -> dict[str, Any]:
+    """Generate a log of about `events` events and COPY it into the schemas named <prefix><service> (replacing what was there)."""
     started = time.perf_counter()
     log = generate(events, seed)
     generated = time.perf_counter() - started
@@ -51,13 +51,14 @@ async def load_synthetic(dsn: str, events: int, say=print, seed: int = 2020) -> 
     try:
         started = time.perf_counter()
         for schema in SCHEMAS:
-            name = PREFIX + schema
+            name = prefix + schema
             await pool.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
             await migrate(pool, name)
             async with pool.acquire() as conn:
                 await conn.copy_records_to_table("events", schema_name=name, records=log.rows.get(schema, []), columns=COLUMNS)
-        await pool.execute(f"CREATE TABLE {MARKER} (target int, seed int, events int, journal_inputs int, fills int)")
-        await pool.execute(f"INSERT INTO {MARKER} VALUES ($1, $2, $3, $4, $5)", events, seed, log.count, log.inputs, log.fills)
+        marker = f'"{prefix}matching".synthetic_log'
+        await pool.execute(f"CREATE TABLE {marker} (target int, seed int, events int, journal_inputs int, fills int)")
+        await pool.execute(f"INSERT INTO {marker} VALUES ($1, $2, $3, $4, $5)", events, seed, log.count, log.inputs, log.fills)
         copied = time.perf_counter() - started
         say(f"copied into PostgreSQL in {copied:.1f} s")
     finally:
