@@ -1,7 +1,8 @@
 """The audit's costly checks on both cores: hash chains, signatures, re-execution and the market invariants.
 
-The log is read once, in the main process; worker processes are then forked and see it copy-on-write
-(nothing is sent to them but a task's name and number). Each task is a share of independent work:
+The log is read once, in the main process; worker processes are forked in two stages (`Checks`: as
+soon as the matching schema is read, then once the rest is) and see it copy-on-write (nothing is
+sent to them but a task's name and number). Each task is a share of independent work:
 - a product: re-execute its journal (replay.py, with the snapshot probe) and check its market invariants;
 - a share of the streams: their hash chains;
 - a share of the pending signatures (signatures.py: the ordered pass ran first, in the main process):
@@ -221,19 +222,6 @@ class Checks:
                     pool.terminate()
                     pool.join()
         return _merge(results, self.probe)
-
-
-def run_checks(log: AuditLog, pending: list[PendingSignature], probe: SnapshotCheck | None, workers: int,
-               while_waiting: Callable[[], None] = lambda: None, *, after: int | None = None,
-               start_books: dict[str, bytes] | None = None, want_books: bool = False) -> ParallelChecks:
-    """Hash chains, pending signatures, re-execution and market invariants of the whole log, on `workers`
-    processes; `while_waiting` runs in this process meanwhile (the cheap checks). With `after` and
-    `start_books` (a checkpoint's), re-execution resumes from those books after that matching position;
-    `want_books`: hand back each product's final book as snapshot bytes."""
-    checks = Checks(workers, probe, after=after, start_books=start_books, want_books=want_books)
-    checks.start(log, sorted(log.by_schema), pending)
-    while_waiting()
-    return checks.finish()
 
 
 def _merge(results: list[tuple[str, int, Any, float]], probe: SnapshotCheck | None) -> ParallelChecks:

@@ -135,7 +135,7 @@ async def audit_log(
     def lap(name: str) -> None:
         nonlocal started
         now = time.perf_counter()
-        timings[name] = now - started
+        timings[name] = timings.get(name, 0.0) + now - started
         started = now
 
     with no_cyclic_gc():
@@ -153,14 +153,14 @@ async def audit_log(
             matching = await reading["matching"]
             if matching is not None:
                 log.by_schema["matching"] = matching
-            lap("read postgres: matching")
+            lap("read postgres")
             checks.start(log, ["matching"])
-            lap("start matching workers")
+            lap("read postgres")  # and the matching schema's workers forked
             for schema, future in reading.items():
                 records = await future
                 if records is not None and schema != "matching":
                     log.by_schema[schema] = records
-            lap("read postgres: the other schemas")
+            lap("read postgres")
         checking = step("checking", 3)
         prefix = prefix_findings(log, since) if since is not None else []
         signatures = plan_signatures(log)  # the ordered pass: keys and message ids in log order; verifying is left pending
@@ -172,7 +172,7 @@ async def audit_log(
         journal = views.check_journal_complete(log)
         lap("duplicates and journal")
         parallel = checks.finish()
-        lap("waiting for the workers")
+        lap("parallel checks")  # what is left of the workers' share once the main process is done
         checking(1)
         reexecution = parallel.reexecution
         lines = reexecution.lines
