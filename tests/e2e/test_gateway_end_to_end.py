@@ -52,7 +52,7 @@ def proof(party: str, target: str, method: str = "GET") -> dict[str, str]:
     return sign_request(KEYS.private_key(party), method, target, party, time.time())
 
 
-async def until(check, timeout: float = 60.0, every: float = 0.2):
+async def until(check, timeout: float = 120.0, every: float = 0.2):
     """The first truthy result of `check()` within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -177,6 +177,22 @@ async def test_a_forged_harvest_over_http_is_refused_with_the_reason(http):
     assert await metric(http, "farmlink_gateway_inputs_total", type="harvest.recorded", outcome="refused") == refused_before + 1
     offers = (await http.get("/v1/offers")).json()["offers"]
     assert "forged-lot" not in {o["lot_id"] for o in offers}
+
+
+async def test_anyone_follows_the_offers_as_server_sent_events(http):
+    async with httpx.AsyncClient(base_url=str(http.base_url), timeout=httpx.Timeout(30, read=60)) as streaming:
+        async with streaming.stream("GET", "/v1/offers/stream") as stream:  # public: no proof
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            assert await anext(lines) == ": listening"
+            await post(http, "harvest.recorded", lot("fj-chili-2", "30"))  # no open order left: it rests on offer
+            async with asyncio.timeout(60):
+                async for line in lines:
+                    if line.startswith("data: "):
+                        offer = orjson.loads(line.removeprefix("data: "))
+                        if offer["lot_id"] == "fj-chili-2":
+                            break
+    assert (offer["event_type"], offer["quantity_left"], offer["cooperative_id"]) == ("OfferOpened", "30", "fengjia")
 
 
 async def test_a_buyer_reading_another_buyers_fills_gets_403_and_without_proof_401(http):
