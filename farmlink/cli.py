@@ -17,7 +17,7 @@ from rich.table import Table
 
 from events.settings import settings
 from farmlink import health, processes, reports
-from farmlink.gateway_cli import gateway, gateway_port, sign_app
+from farmlink.gateway_cli import gateway, gateway_health, gateway_port, sign_app
 from farmlink.infra_cli import infra_app
 from farmlink.rules_cli import rules_app
 
@@ -141,7 +141,7 @@ def status(fmt: Format = typer.Option(Format.table, "--format", help="table, or 
     ]
     gateway_pid, gateway_state = processes.gateway_state()
     rows.append({"service": "gateway", "instance": "gateway", "pid": gateway_pid, "state": gateway_state,
-                 "log": str(processes.log_file(processes.GATEWAY))})
+                 "health": gateway_health(gateway_pid), "log": str(processes.log_file(processes.GATEWAY))})
     _print_rows(rows, fmt, "services")
     working = all(v in ("ok", "-") for v in verdicts.values())
     raise typer.Exit(0 if working and all(processes.running_count(s) for s in processes.SERVICES) else 1)
