@@ -119,14 +119,14 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal(AUDITOR, "auditors: read everything, write nothing", read=ALL_TOPICS, describe_group_prefix=GROUP_PREFIX),
     Principal(
         GATEWAY,
-        "the HTTP gateway: posts parties' signed inputs; projects registrations, lots, commitments, fills, offers, "
-        "receipts and dead letters (counted); looks at the groups' offsets",
+        "the HTTP gateway: posts parties' signed inputs; projects registrations, plantings, lots, commitments, fills, "
+        "offers, plans and payments (the pairing office's page), receipts and dead letters (counted); looks at the groups' offsets",
         write=(COOPERATIVE_INPUT, BUYER_INPUT, DEAD_LETTER, RELAY_CHECKPOINTS),
-        read=(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, RECEIPTS, DEAD_LETTER, RELAY_CHECKPOINTS),
+        read=(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, RECEIPTS, DEAD_LETTER, RELAY_CHECKPOINTS),
         groups=("farmlink.gateway",),
         describe_group_prefix=GROUP_PREFIX,
         transactional_ids=(relay_transactional_id(GATEWAY),),
-        describe=(MARKET_EVENTS, MATCHING_JOURNAL, SETTLEMENT_EVENTS, SEQUENCE_MARKERS,
+        describe=(MARKET_EVENTS, MATCHING_JOURNAL, SEQUENCE_MARKERS,
                   COOPERATIVE_INPUT, BUYER_INPUT, MARKET_INPUT, SETTLEMENT_INPUT),
     ),
 )
