@@ -1,6 +1,7 @@
 """`farmlink audit` against the real store and topics after the demo: clean, and every kind of
 tampering detected and located."""
 
+import asyncio
 import json
 import uuid
 from decimal import Decimal
@@ -273,3 +274,42 @@ async def test_the_clean_demo_has_a_verified_signature_on_every_cooperative_and_
     signed_lines = [line for line in read_scenario(DEMO_SCENARIO) if line.type in SIGNED_INPUT_TYPES]
     assert len(signed) == len(signed_lines) and all(r.payload.get("signed_input") for r in signed)
     assert check_signatures(log) == []
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from farmlink.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_an_incremental_audit_from_a_checkpoint_agrees_with_the_full_audit_and_its_json_names_the_checkpoint(demo_log, tmp_path):
+    checkpoint, key = tmp_path / "checkpoint.json", tmp_path / "auditor.key"
+    full = _cli("audit", "--json", "--no-reconcile", "--checkpoint", str(checkpoint), "--key", str(key))
+    assert full.exit_code == 0, full.output
+    since = _cli("audit", "--json", "--no-reconcile", "--since", str(checkpoint), "--key", str(key))
+    assert since.exit_code == 0, since.output
+    whole, incremental = (json.loads(r.output.strip().splitlines()[-1]) for r in (full, since))
+    assert incremental["state_hash"] == whole["state_hash"] and incremental["clean"]
+    assert incremental["since_checkpoint"]["events_after"] == 0 and incremental["format_version"] == 1
+    stranger = _cli("audit", "--no-reconcile", "--since", str(checkpoint), "--key", str(tmp_path / "someone-else.key"))
+    assert stranger.exit_code == 2 and "not by this auditor's key" in stranger.output
+
+
+async def test_the_log_extends_its_digest_until_an_event_before_it_is_edited(demo_log, db):
+    made = await asyncio.to_thread(_cli, "audit", "digest", "--json")
+    assert made.exit_code == 0, made.output
+    digest = made.output.strip().splitlines()[-1]
+    holds = await asyncio.to_thread(_cli, "audit", "verify-digest", digest)
+    assert holds.exit_code == 0, holds.output
+    assert "extends the digest" in holds.output and "matches" in holds.output and "root" in holds.output
+    row = await db.fetchrow("SELECT global_position, payload::text FROM market.events ORDER BY global_position LIMIT 1")
+    await db.execute("UPDATE market.events SET payload = jsonb_set(payload, '{price_fen}', '1') WHERE global_position = $1", row["global_position"])
+    try:
+        broken = await asyncio.to_thread(_cli, "audit", "verify-digest", digest, "--json")
+    finally:
+        await db.execute("UPDATE market.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"])
+    assert broken.exit_code == 1, broken.output
+    found = json.loads(broken.output.strip().splitlines()[-1])
+    assert not found["extends"] and {f["code"] for f in found["findings"]} == {"AUD009"}
