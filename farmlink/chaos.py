@@ -464,7 +464,7 @@ class ChaosRun:
                 self.say(f"restarting Kafka with a fault listener on 127.0.0.1:{listener} (advertised as the run's link "
                          f"on {kafka_link_port})")
                 await asyncio.to_thread(infra.kill_kafka, signal.SIGTERM, lambda message: None)
-                await asyncio.to_thread(infra.ensure_up, lambda message: None)
+                await self._bring_up("the fault listener")
             try:
                 self.kafka_link = await FaultyLink("kafka", listener, kafka_link_port).start()
                 self.postgres_link = await FaultyLink("postgres", config.farmlink_postgres_port, postgres_link_port).start()
@@ -541,13 +541,25 @@ class ChaosRun:
         elif fault.kind in ("kafka-sigterm", "kafka-sigkill"):
             sig = signal.SIGTERM if fault.kind == "kafka-sigterm" else signal.SIGKILL
             await asyncio.to_thread(infra.kill_kafka, sig, lambda message: None)
-            await asyncio.to_thread(infra.ensure_up, lambda message: None)
+            await self._bring_up(fault.label)
         elif fault.kind == "postgres-restart":
             await asyncio.to_thread(infra.restart_postgres, lambda message: None)
         recovery = Recovery(fault.label, round(time.monotonic() - started, 2))
         recovery.first_outcome_s = await self._first_new_outcome(started)
         self.say(f"  {fault.label}: back in {recovery.back_s} s; first new outcome after {recovery.first_outcome_s} s")
         return recovery
+
+    async def _bring_up(self, what: str, attempts: int = 3) -> None:
+        """infra.ensure_up until it succeeds: on a loaded machine a broker can take longer than its 90 s to answer,
+        and a second call finds it running and waits again (an operator would do the same)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await asyncio.to_thread(infra.ensure_up, lambda message: None)
+                return
+            except infra.InfraError as error:
+                if attempt == attempts:
+                    raise
+                self.say(f"  {what}: bringing the infrastructure up failed ({str(error).splitlines()[0]}); trying again")
 
     async def _first_new_outcome(self, since: float) -> float | None:
         """Seconds from `since` until an input gets an outcome it did not have now (None: not within the window)."""
@@ -684,7 +696,7 @@ class ChaosRun:
         restarted = False
         if not await asyncio.to_thread(infra.postgres_running, layout):
             restarted = True
-            await asyncio.to_thread(infra.ensure_up, lambda message: None)
+            await self._bring_up(fault.label)
         conn = await self._db()
         await conn.close()
         recovery = Recovery(fault.label, round(time.monotonic() - healed, 2), held_s=round(healed - started, 2))
