@@ -197,12 +197,14 @@ def summary_of(result: Any) -> AuditSummary:
     """The verdict and figures of an `AuditResult` (read through its `summary()` and `timings`)."""
     s = result.summary()
     timings = getattr(result, "timings", None) or {}
+    since = s.get("since_checkpoint") or None
     return AuditSummary(
         events_audited=int(s.get("events_audited") or 0), source=str(s.get("source") or ""), clean=bool(s.get("clean")),
         state_hash=str(s.get("state_hash") or ""), journal_inputs=int(s.get("journal_inputs") or 0), fills=int(s.get("fills") or 0),
         findings=len(result.findings), reconciled=bool(s.get("reconciled_with_kafka")),
         phases=tuple(Phase(str(name), float(seconds)) for name, seconds in timings.items()), workers=int(s.get("workers") or 1),
-        worker_cpu=tuple(Phase(str(name), float(seconds)) for name, seconds in (s.get("worker_cpu_seconds") or {}).items()))
+        worker_cpu=tuple(Phase(str(name), float(seconds)) for name, seconds in (s.get("worker_cpu_seconds") or {}).items()),
+        since=(int(since.get("events_before") or 0), int(since.get("events_after") or 0)) if since else None)
 
 
 def report_data(result: Any) -> ReportData:

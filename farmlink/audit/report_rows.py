@@ -38,6 +38,7 @@ class AuditSummary:
     phases: tuple[Phase, ...] = ()
     workers: int = 1
     worker_cpu: tuple[Phase, ...] = ()  # CPU seconds the worker processes spent per check (they overlap)
+    since: tuple[int, int] | None = None  # an incremental audit: events before the checkpoint, events after it
 
     @property
     def seconds(self) -> float:

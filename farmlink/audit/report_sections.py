@@ -76,6 +76,8 @@ def audit_section(data: ReportData, w: Words) -> str:
     rows = [(w("events_audited"), whole(s.events_audited)), (w("source"), w.word(s.source)), (w("verdict"), verdict),
             (w("journal_inputs"), whole(s.journal_inputs)), (w("fills"), whole(s.fills)),
             (w("reconciled"), w("yes") if s.reconciled else w("no")), (w("state_hash"), s.state_hash)]
+    if s.since is not None:
+        rows.insert(1, (w("since"), w("since_value", before=whole(s.since[0]), after=whole(s.since[1]))))
     body = [table([w("item"), w("value")], rows)]
     if s.phases:
         total = s.seconds

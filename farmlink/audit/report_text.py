@@ -25,6 +25,7 @@ WORDS_ZH = {
     "snapshot": "快照", "reconciliation": "对账", "read postgres": "读取 PostgreSQL", "read kafka": "读取 Kafka", "hash chains": "哈希链",
     "signatures": "签名", "re-execution": "重新执行", "invariants": "不变量", "postgres": "PostgreSQL", "kafka": "Kafka",
     "ordered passes": "有序遍历", "parallel checks": "并行检查", "settlement and snapshots": "结算与快照",
+    "duplicates and journal": "重复事件与日志完整性", "re-execution and market invariants": "重新执行与市场不变量",
 }
 
 TEXT: dict[str, tuple[str, str]] = {
@@ -54,6 +55,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "verdict_clean": ("clean", "通过"), "verdict_findings": ("{n} findings", "{n} 项问题"),
     "journal_inputs": ("journal inputs re-executed", "重新执行的日志输入"), "fills": ("fills", "成交笔数"),
     "reconciled": ("reconciled with Kafka", "已与 Kafka 对账"), "state_hash": ("state hash", "状态哈希"),
+    "since": ("incremental audit", "增量审计"),
+    "since_value": ("{before} events checked against the checkpoint, the {after} after it audited in full",
+                    "检查点之前的 {before} 个事件与检查点核对，其后的 {after} 个事件完整审计"),
     "yes": ("yes", "是"), "no": ("no", "否"),
     "phases": ("Seconds per phase", "各阶段耗时"), "phase": ("phase", "阶段"), "seconds": ("time", "耗时"), "share": ("share", "占比"),
     "total": ("total", "合计"),

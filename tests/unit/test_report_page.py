@@ -83,6 +83,17 @@ def test_seconds_per_phase_are_a_table_and_a_bar_per_phase_not_a_raw_dict():
     assert "签名" in render_report(data, "zh")
 
 
+def test_an_incremental_audit_says_what_it_checked_against_the_checkpoint(log):
+    class Incremental(Result):
+        def summary(self):
+            return super().summary() | {"since_checkpoint": {"positions": {"matching": 700}, "events_before": 900, "events_after": 104}}
+
+    data = report_data(Incremental(log))
+    assert data.summary.since == (900, 104)
+    assert "900 events checked against the checkpoint, the 104 after it audited in full" in render_report(data)
+    assert "增量审计" in render_report(data, "zh")
+
+
 def test_the_charts_are_chosen_for_what_they_show(log):
     data = report_data(Result(log, timings={"read postgres": 1.0}))
     names = charts_in(render_report(data))
