@@ -29,7 +29,7 @@ from farmlink.audit.checks import FillTotals, check_market_invariants, stream_br
 from farmlink.audit.model import AuditLog, Finding, Record
 from farmlink.audit.replay import ReExecution, StateLines, market_streams, re_execute_products, streams_of
 from farmlink.audit.signatures import PendingSignature, verify_pending
-from farmlink.audit.snapshots import DETAILED, SnapshotCheck
+from farmlink.audit.snapshots import SnapshotCheck
 from matcher.facts import DECIMAL_CONTEXT
 from matcher.snapshot import book_from_snapshot, snapshot_bytes
 
@@ -94,7 +94,7 @@ def _product_task(index: int) -> ProductResult:
     product, records = _WORK.products[index]
     probe = _WORK.probe
     if probe is not None:  # this worker's copy of the probe: start it empty, hand back what this product adds
-        probe._findings, probe.reached, probe.disagreeing = [], set(), {}
+        probe.start_share()
     books = {}
     replayed = records
     if _WORK.after is not None:  # resume from the checkpoint's book with what came after it
@@ -108,7 +108,7 @@ def _product_task(index: int) -> ProductResult:
     book = snapshot_bytes(reexecution.books[product]) if _WORK.want_books else None
     result = ProductResult(product, light, book, invariants, pairs)
     if probe is not None:
-        result.probe_findings, result.probe_reached, result.probe_disagreeing = probe._findings, probe.reached, probe.disagreeing
+        result.probe_findings, result.probe_reached, result.probe_disagreeing = probe.observed()
     return result
 
 
@@ -261,11 +261,7 @@ def _merge(results: list[tuple[str, int, Any, float]], probe: SnapshotCheck | No
                 mine.quantity = DECIMAL_CONTEXT.add(mine.quantity, totals.quantity)
                 mine.revenue_fen += totals.revenue_fen
         if probe is not None:
-            probe._findings += result.probe_findings
-            probe.reached |= result.probe_reached
-            for key, (snapshot, digest, replayed, entry) in result.probe_disagreeing.items():
-                kept = replayed if len(probe.disagreeing) < DETAILED else None
-                probe.disagreeing[key] = (snapshot, digest, kept, entry)
+            probe.add_share(result.probe_findings, result.probe_reached, result.probe_disagreeing)
     return ParallelChecks(
         chain_findings=[finding for _, finding in sorted(chains, key=lambda item: item[0])],
         signature_findings=signatures,

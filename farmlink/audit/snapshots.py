@@ -158,6 +158,22 @@ class SnapshotCheck:
             kept = replayed if len(self.disagreeing) < DETAILED else None
             self.disagreeing[snapshot.key] = (snapshot, replayed_digest, kept, entry)
 
+    # -- shares of the products, in worker processes (parallel.py)
+
+    def start_share(self) -> None:
+        """Forget what was observed: a worker's copy then gathers only what its products add."""
+        self._findings, self.reached, self.disagreeing = [], set(), {}
+
+    def observed(self) -> tuple[list[Finding], set[tuple[str, int]], dict[tuple[str, int], Any]]:
+        return self._findings, self.reached, self.disagreeing
+
+    def add_share(self, findings: list[Finding], reached: set[tuple[str, int]], disagreeing: dict[tuple[str, int], Any]) -> None:
+        """Take in what a worker's share observed (the re-executed states kept for the first DETAILED disagreements only)."""
+        self._findings += findings
+        self.reached |= reached
+        for key, (snapshot, digest, replayed, entry) in disagreeing.items():
+            self.disagreeing[key] = (snapshot, digest, replayed if len(self.disagreeing) < DETAILED else None, entry)
+
     # -- the findings
 
     def findings(self, states: Mapping[tuple[str, int], bytes] | None = None) -> list[Finding]:
