@@ -66,6 +66,12 @@ async def load_synthetic(dsn: str, events: int, say=print, seed: int = 2020, pre
     return {"events": log.count, "journal_inputs": log.inputs, "fills": log.fills, "generate_s": round(generated, 2), "copy_s": round(copied, 2)}
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of this process and of its finished worker processes so far."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"main": own.ru_utime + own.ru_stime, "workers": workers.ru_utime + workers.ru_stime}
+
+
 def _peak_rss_mb() -> dict[str, float]:
     """Peak resident memory of this process and of its largest worker (ru_maxrss is in KiB on Linux)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -83,9 +89,10 @@ async def run_audit_bench(bootstrap: str, dsn: str, events: int, say=print, reus
     else:
         say(f"reusing the synthetic log of {figures['events']} events already in the {PREFIX}* schemas")
     load = os.getloadavg()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     result = await audit(bootstrap, dsn, source="postgres", reconcile_kafka=False, schema_prefix=PREFIX, workers=workers)
     seconds = time.perf_counter() - started
+    spent = {name: round(after - before, 2) for (name, after), before in zip(_cpu_seconds().items(), cpu.values())}
     figures |= {
         "audit_s": round(seconds, 2),
         "events_per_s": round(result.log.count() / seconds),
@@ -93,6 +100,7 @@ async def run_audit_bench(bootstrap: str, dsn: str, events: int, say=print, reus
         "steps_s": {name: round(value, 2) for name, value in result.timings.items()},
         "workers": result.workers,
         "worker_cpu_s": result.worker_seconds,
+        "cpu_s": spent,
         "peak_rss": _peak_rss_mb(),
         "load_average_before": [round(value, 2) for value in load],
         "load_average_after": [round(value, 2) for value in os.getloadavg()],
@@ -105,6 +113,8 @@ async def run_audit_bench(bootstrap: str, dsn: str, events: int, say=print, reus
         say(f"  {name:<26} {value:6.1f} s")
     for name, value in result.worker_seconds.items():
         say(f"  worker CPU, {name:<36} {value:6.1f} s")
+    say(f"  CPU: main process {spent['main']} s, workers {spent['workers']} s (on an idle machine the wall clock is at least "
+        f"the larger of the main process's and half the total)")
     say(f"  peak memory: main {figures['peak_rss']['main_mb']} MB, largest worker {figures['peak_rss']['largest_worker_mb']} MB; "
         f"load average before {figures['load_average_before']}, after {figures['load_average_after']}")
     return figures
