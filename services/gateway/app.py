@@ -8,7 +8,6 @@ a party's own data needs a request signed with its registered key (services/gate
 none or a bad one 401, another party's 403. Offers are public.
 """
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,8 +22,8 @@ from services.gateway.auth import Unauthenticated, signed_request, verify_reques
 from services.gateway.backend import Backend
 from services.gateway.doors import Refused, admit, read
 from services.gateway.metrics import DOOR, exposition, health_families
-
-KEEPALIVE_S = 15.0
+from services.gateway.office_routes import add_office_routes
+from services.gateway.streams import sse, stream
 SIGNED = {"401": {"description": "no proof of the party, or one that does not hold (the reason names the header)"},
           "403": {"description": "the proven party is not the one whose data this is"}}
 
@@ -123,7 +122,7 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
     @app.get("/v1/offers/stream", response_class=StreamingResponse)
     async def stream_offers(request: Request) -> StreamingResponse:
         """Server-Sent Events: `offer` events (OfferOpened, OfferShrunk, OfferClosed) as they reach the gateway."""
-        return _sse(_stream(request, backend, None, 0))
+        return sse(stream(request, backend, None, 0))
 
     @app.get("/v1/buyers/{buyer_id}/fills", responses=SIGNED)
     async def get_fills(buyer_id: str, request: Request, after: int = Query(0, ge=0, description="only fills after this seq"),
@@ -148,7 +147,7 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
         cursor = int(last) if last and last.isdigit() else after
         if cursor is None:
             cursor = await backend.last_fill(buyer_id)
-        return _sse(_stream(request, backend, buyer_id, cursor))
+        return sse(stream(request, backend, lambda after: backend.fills(buyer_id, after), cursor))
 
     @app.get("/v1/cooperatives/{cooperative_id}/lots", responses=SIGNED)
     async def get_lots(cooperative_id: str, request: Request) -> dict:
@@ -175,6 +174,7 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
         families = health_families(await backend.probe.health()) + await backend.projection_counts()
         return Response(exposition(families), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    add_office_routes(app, backend)
     return app
 
 
@@ -188,36 +188,3 @@ def _type_of(body: bytes) -> str:
         return "invalid"
     return kind if kind in INPUT_TYPES else "invalid"
 
-
-def _sse(events: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-async def _stream(request: Request, backend: Any, buyer_id: str | None, cursor: int) -> AsyncIterator[bytes]:
-    """One SSE stream: `offer` events always, `fill` events of `buyer_id` after `cursor` (a comment first, once listening)."""
-    queue = backend.hub.listen()
-    try:
-        yield b": listening\n\n"
-        wake = buyer_id is not None  # fills committed before the stream listened are sent first
-        while True:
-            if wake:
-                for fill in await backend.fills(buyer_id, cursor):
-                    cursor = fill["seq"]
-                    yield b"id: %d\nevent: fill\ndata: %s\n\n" % (cursor, orjson.dumps(fill))
-                wake = False
-            if queue not in backend.hub.listeners and queue.empty():
-                return  # it fell too far behind: the client reconnects (with Last-Event-ID)
-            try:
-                kind, item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except asyncio.TimeoutError:
-                if await request.is_disconnected():
-                    return
-                yield b": keepalive\n\n"
-                continue
-            if kind == "fills":
-                wake = buyer_id is not None
-            elif kind == "offer":
-                yield b"event: offer\ndata: %s\n\n" % orjson.dumps(item)
-    finally:
-        backend.hub.leave(queue)

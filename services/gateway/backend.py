@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy
 
-from contracts.topics import FILLS, OFFERS
+from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS
 from events.access import BY_NAME, CONSUMER_GROUPS, GATEWAY
 from events.consumer import Delivery
 from events.migrations import migrate
@@ -25,7 +25,7 @@ from events.runtime import deliveries_of, raw_body, tolerant_parser
 from events.settings import AUDITOR, Settings, kafka_options, kafka_security, settings
 from events.store import EventStore, create_pool
 from events.unit import consume_batch
-from services.gateway import projection
+from services.gateway import office, projection
 from services.gateway.ops import KafkaProbe, Probe
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 SCHEMA = "gateway"
 GROUP = BY_NAME[GATEWAY].groups[0]
 SQL = Path(__file__).parent / "sql"
+OFFICE_TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, SETTLEMENT_EVENTS)
+"""Topics whose records change the office page's figures (households, plantings, commitments, plans, payments)."""
 
 
 class Hub:
@@ -58,11 +60,13 @@ class Hub:
                 self.listeners.discard(queue)
 
     def committed(self, deliveries: Iterable[Delivery]) -> None:
-        """A batch is in the projection: wake fill streams, send offer changes."""
-        fills = False
+        """A batch is in the projection: wake fill streams, send offer changes, tell the office page its figures moved."""
+        fills = office = False
         for delivery in deliveries:
             if delivery.topic == FILLS:
                 fills = True
+            elif delivery.topic in OFFICE_TOPICS:
+                office = True
             elif delivery.topic == OFFERS:
                 try:
                     change = projection.offer_change(projection.decode(delivery))
@@ -72,6 +76,8 @@ class Hub:
                     self.publish(("offer", change))
         if fills:
             self.publish(("fills", None))
+        if fills or office:
+            self.publish(("office", None))
 
 
 class Backend:
@@ -84,6 +90,7 @@ class Backend:
         self.store: EventStore | None = None
         self.relay: OutboxRelay | None = None
         self.probe: Probe | None = None
+        self.office_token: str | None = None
         # FastStream's Prometheus middleware: the projection consumer's batches and the posted inputs' publishes
         # (faststream_* series on /metrics, app_name farmlink-gateway).
         self.broker = KafkaBroker(self.config.bootstrap, client_id="farmlink-gateway", enable_idempotence=True,
@@ -113,6 +120,7 @@ class Backend:
         finally:
             await owner.close()
         self.store = EventStore(self.pool, SCHEMA, producer="service:gateway")
+        self.office_token = office.office_token(self.config)
         options = kafka_options(self.config, GATEWAY)
         self.relay = OutboxRelay(dsn, SCHEMA, self.config.bootstrap, kafka=options)
         await self.relay.start()
@@ -205,6 +213,14 @@ class Backend:
                            "household_income_fen": dict(sorted(income.items())),
                            "revenue_fen": sum(f["revenue_fen"] for f in lot_fills)})
         return result
+
+    async def office_view(self) -> dict:
+        """The pairing office's page, as one document (services/gateway/office.py)."""
+        return await office.view(self._db, await self.offers())
+
+    async def all_fills(self, after: int = 0, limit: int = 1000) -> list[dict]:
+        """Every buyer's fills after `after` (the office's stream)."""
+        return await office.fills_after(self._db, after, limit)
 
     async def projection_counts(self):
         from services.gateway.metrics import projection_families

@@ -1,7 +1,8 @@
 """The gateway's projection: what it serves, built by consuming the public topics.
 
-One consumer (group `farmlink.gateway`) reads registrations and lots (cooperative events),
-registrations and commitments (buyer events), fills, offers, receipts and dead letters, and
+One consumer (group `farmlink.gateway`) reads registrations, plantings and lots (cooperative events),
+registrations and commitments (buyer events), fills, offers, plans and payments (settlement events, for
+the pairing office's page), receipts and dead letters, and
 writes its own schema `gateway` through the batch unit of work (events/unit.py): each record
 is marked in the inbox in the same transaction as its rows, so a redelivered batch has no
 second effect and the projection survives restarts. Handlers are pure: record -> staged rows.
@@ -14,22 +15,24 @@ from decimal import Decimal
 import orjson
 
 from contracts.buyer import BuyerRegistered, CommitmentMade
-from contracts.cooperative import CooperativeRegistered, HarvestRecorded
+from contracts.cooperative import CooperativeRegistered, HarvestRecorded, PlantingRecorded
 from contracts.inputs import Receipt
 from contracts.matching import FillMade, OfferClosed, OfferOpened, OfferShrunk
-from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, RECEIPTS
+from contracts.settlement import PaymentMade, PlanRecorded
+from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, RECEIPTS, SETTLEMENT_EVENTS
 from events.codec import decode_event
 from events.consumer import Decoded, Delivery
 from events.unit import BatchUnitOfWork, Consumer, Table
 
 CONSUMER = "gateway"
-TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, RECEIPTS, DEAD_LETTER)
+TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, RECEIPTS, DEAD_LETTER)
 """What the gateway subscribes to (events/access.py grants it exactly these, and the relay's checkpoints)."""
 
 PARTIES = Table("parties", ("party",), (("party", "text"), ("kind", "text"), ("party_id", "text"), ("name", "text"),
                                         ("public_key", "text")))
 HOUSEHOLDS = Table("households", ("household_id",), (("household_id", "text"), ("cooperative_id", "text"),
-                                                     ("village", "text"), ("registered_poor", "boolean")))
+                                                     ("village", "text"), ("registered_poor", "boolean"),
+                                                     ("county", "text"), ("township", "text")))
 LOTS = Table("lots", ("lot_id",), (("lot_id", "text"), ("cooperative_id", "text"), ("product", "text"), ("grade", "text"),
                                    ("quantity", "numeric"), ("available_from", "date"), ("expires_on", "date"),
                                    ("contributions", "jsonb")))
@@ -46,6 +49,11 @@ COMMITMENTS = Table("commitments", ("commitment_id",), (("commitment_id", "text"
                                                        ("terms", "jsonb")))
 RECEIPT_ROWS = Table("receipts", ("message_id", "service", "status"), (("message_id", "text"), ("service", "text"),
                                                                        ("status", "text"), ("receipt", "jsonb")))
+PLANTINGS = Table("plantings", ("planting_id",), (("planting_id", "text"), ("cooperative_id", "text"), ("county", "text"),
+                                                 ("township", "text"), ("product", "text"), ("area_mu", "numeric")))
+PLANS = Table("plans", ("plan_id",), (("plan_id", "text"), ("county", "text"), ("township", "text"), ("product", "text"),
+                                      ("area_mu", "numeric"), ("target_household_income_fen", "bigint")))
+INCOMES = Table("incomes", ("household_id", "product"), (("household_id", "text"), ("product", "text"), ("paid_fen", "bigint")))
 DEAD_LETTERS = Table("dead_letters", ("consumer",), (("consumer", "text"), ("count", "bigint")))
 
 
@@ -71,7 +79,8 @@ def keep_cooperative(uow: BatchUnitOfWork, envelope, event: CooperativeRegistere
                              "party_id": event.cooperative_id, "name": event.name, "public_key": event.public_key})
     for h in event.households:
         uow.insert(HOUSEHOLDS, {"household_id": h.household_id, "cooperative_id": event.cooperative_id,
-                                "village": event.village, "registered_poor": h.registered_poor})
+                                "village": event.village, "registered_poor": h.registered_poor, "county": event.county,
+                                "township": event.township})
 
 
 def keep_buyer(uow: BatchUnitOfWork, envelope, event: BuyerRegistered) -> None:
@@ -85,6 +94,21 @@ def keep_lot(uow: BatchUnitOfWork, envelope, event: HarvestRecorded) -> None:
     uow.insert(LOTS, {"lot_id": event.lot_id, "cooperative_id": event.cooperative_id, "product": event.product,
                       "grade": event.grade, "quantity": event.quantity, "available_from": event.available_from,
                       "expires_on": event.expires_on, "contributions": json.dumps(contributions)})
+
+
+def keep_planting(uow: BatchUnitOfWork, envelope, event: PlantingRecorded) -> None:
+    uow.insert(PLANTINGS, {"planting_id": event.planting_id, "cooperative_id": event.cooperative_id, "county": event.county,
+                           "township": event.township, "product": event.product, "area_mu": event.area_mu})
+
+
+def keep_plan(uow: BatchUnitOfWork, envelope, event: PlanRecorded) -> None:
+    uow.put(PLANS, {"plan_id": event.plan_id, "county": event.county, "township": event.township, "product": event.product,
+                    "area_mu": event.area_mu, "target_household_income_fen": event.target_household_income_fen}, view=False)
+
+
+def keep_payment(uow: BatchUnitOfWork, envelope, event: PaymentMade) -> None:
+    for household, fen in event.household_income_fen.items():
+        uow.add(INCOMES, {"household_id": household, "product": event.product, "paid_fen": fen})
 
 
 def keep_commitment(uow: BatchUnitOfWork, envelope, event: CommitmentMade) -> None:
@@ -122,13 +146,16 @@ EVENT_HANDLERS = {
     CooperativeRegistered: keep_cooperative,
     BuyerRegistered: keep_buyer,
     HarvestRecorded: keep_lot,
+    PlantingRecorded: keep_planting,
+    PlanRecorded: keep_plan,
+    PaymentMade: keep_payment,
     CommitmentMade: keep_commitment,
     FillMade: keep_fill,
     OfferOpened: open_offer,
     OfferShrunk: shrink_offer,
     OfferClosed: close_offer,
 }
-"""Every event the gateway keeps; others on the same topics (plantings, orders, cancellations) pass by."""
+"""Every event the gateway keeps; others on the same topics (orders, cancellations, deliveries) pass by."""
 
 
 def keep_receipt(uow: BatchUnitOfWork, receipt: Receipt) -> None:

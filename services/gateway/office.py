@@ -1,0 +1,121 @@
+"""The pairing office's figures, read from the gateway's own projection (schema `gateway`).
+
+What the county's and Tongren's officers look at (services/gateway/office_routes.py serves it as `/` and
+`/v1/office`): open offers, recent fills, each guaranteed-floor commitment's activations (market price against
+the floor, fen paid above the market), registered-poor households with and without industry income by
+village, and each township plan against what was planted and earned. Income is what the settlement service
+recorded as paid (PaymentMade), as in `farmlink coverage` and the audit report.
+
+Who may read it: the office, proven by the office token (`office_token`). Offers stay public.
+"""
+
+import hmac
+import os
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+
+from events.settings import Settings, local_secret
+from services.gateway.projection import fill_row_json, plain
+
+RECENT_FILLS = 50
+TOKEN_ENV = "FARMLINK_OFFICE_TOKEN"
+SECRET_NAME = "gateway-office"
+FILL_COLUMNS = ("seq", "fill_id", "buyer_id", "cooperative_id", "lot_id", "product", "grade", "outlet_kind", "outlet_id",
+                "quantity", "unit_price_fen", "price_basis", "revenue_fen", "committed_at")
+
+
+def office_token(config: Settings) -> str:
+    """The office's bearer token: FARMLINK_OFFICE_TOKEN, else a local secret kept in
+    `<farmlink_home>/secrets/gateway-office` (0600), generated on first use."""
+    return os.environ.get(TOKEN_ENV) or local_secret(config, SECRET_NAME)
+
+
+def is_office(presented: str | None, token: str) -> bool:
+    return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
+
+
+def above_market_fen(fill: dict[str, Any]) -> Decimal:
+    """What a floor activation paid above the market as of its date ((price paid - market) x quantity; all of the
+    price when no market price was known); nothing for a fill at the market."""
+    if fill["price_basis"] != "floor":
+        return Decimal(0)
+    return (fill["unit_price_fen"] - (fill["market_price_fen"] or 0)) * Decimal(fill["quantity"])
+
+
+def commitment_rows(commitments: list[dict[str, Any]], activations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each commitment's terms, its fills in date order and its totals."""
+    by_commitment: dict[str, list[dict[str, Any]]] = {}
+    for fill in activations:
+        by_commitment.setdefault(fill["outlet_id"], []).append(fill)
+    rows = []
+    for terms in commitments:
+        fills = sorted(by_commitment.get(terms["commitment_id"], []), key=lambda f: (f["price_as_of"] or "", f["seq"]))
+        above = sum((above_market_fen(f) for f in fills), Decimal(0))
+        rows.append({
+            **{k: terms.get(k) for k in ("commitment_id", "buyer_id", "product", "min_grade", "floor_price_fen", "reference_market",
+                                         "valid_from", "valid_to", "cap_quantity")},
+            "fills": [{k: f[k] for k in ("seq", "fill_id", "lot_id", "cooperative_id", "grade", "quantity", "price_as_of", "market_price_fen",
+                                         "floor_price_fen", "unit_price_fen", "price_basis", "revenue_fen")} for f in fills],
+            "activations": sum(1 for f in fills if f["price_basis"] == "floor"),
+            "quantity": plain(sum((Decimal(f["quantity"]) for f in fills), Decimal(0))),
+            "revenue_fen": sum(f["revenue_fen"] for f in fills),
+            "above_market_fen": plain(above),
+        })
+    return rows
+
+
+def plan_rows(plans: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [{**dict(row), "planned_area_mu": plain(row["planned_area_mu"]), "planted_area_mu": plain(row["planted_area_mu"])}
+            for row in plans]
+
+
+async def fills_after(db: asyncpg.Pool | asyncpg.Connection, after: int, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every buyer's fills after `after` in the gateway's order (`seq`)."""
+    rows = await db.fetch(f"SELECT {', '.join(FILL_COLUMNS)} FROM gateway.fills WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit)
+    return [fill_row_json(row) for row in rows]
+
+
+async def recent_fills(db: asyncpg.Pool | asyncpg.Connection, limit: int = RECENT_FILLS) -> list[dict[str, Any]]:
+    """The last `limit` fills, oldest first."""
+    rows = await db.fetch(f"SELECT * FROM (SELECT {', '.join(FILL_COLUMNS)} FROM gateway.fills ORDER BY seq DESC LIMIT $1) f "
+                          "ORDER BY seq", limit)
+    return [fill_row_json(row) for row in rows]
+
+
+VILLAGES = """
+WITH paid AS (SELECT household_id, sum(paid_fen) AS fen FROM gateway.incomes GROUP BY household_id)
+SELECT h.county, h.township, h.village, count(*) AS households,
+       count(*) FILTER (WHERE h.registered_poor) AS registered_poor,
+       count(*) FILTER (WHERE h.registered_poor AND coalesce(p.fen, 0) > 0) AS with_income,
+       count(*) FILTER (WHERE h.registered_poor AND coalesce(p.fen, 0) = 0) AS without_income,
+       coalesce(sum(p.fen), 0)::bigint AS paid_fen
+FROM gateway.households h LEFT JOIN paid p USING (household_id)
+GROUP BY h.county, h.township, h.village ORDER BY h.county, h.township, h.village"""
+
+PLANS = """
+WITH planted AS (SELECT county, township, product, sum(area_mu) AS area_mu FROM gateway.plantings GROUP BY 1, 2, 3),
+     earners AS (SELECT h.county, h.township, i.product, count(*) AS households, sum(i.paid_fen) AS paid_fen
+                 FROM gateway.incomes i JOIN gateway.households h USING (household_id) WHERE i.paid_fen > 0 GROUP BY 1, 2, 3)
+SELECT p.plan_id, p.county, p.township, p.product, p.area_mu AS planned_area_mu, coalesce(pl.area_mu, 0) AS planted_area_mu,
+       p.target_household_income_fen, coalesce(e.households, 0) AS earning_households,
+       CASE WHEN e.households > 0 THEN (e.paid_fen / e.households)::bigint ELSE 0 END AS average_household_income_fen
+FROM gateway.plans p LEFT JOIN planted pl USING (county, township, product) LEFT JOIN earners e USING (county, township, product)
+ORDER BY p.county, p.township, p.product"""
+
+
+async def view(db: asyncpg.Pool, offers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything the office page shows, as one JSON document; `last_seq` is where its live stream starts."""
+    async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        last_seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM gateway.fills")
+        fills = await recent_fills(conn)
+        terms = [orjson.loads(row[0]) for row in await conn.fetch("SELECT terms::text FROM gateway.commitments ORDER BY commitment_id")]
+        activations = [fill_row_json(row) for row in await conn.fetch(
+            "SELECT seq, fill_id, lot_id, cooperative_id, grade, outlet_id, quantity, price_as_of, market_price_fen, floor_price_fen, "
+            "unit_price_fen, price_basis, revenue_fen FROM gateway.fills WHERE outlet_kind = 'commitment' ORDER BY seq")]
+        villages = [dict(row) for row in await conn.fetch(VILLAGES)]
+        plans = plan_rows(await conn.fetch(PLANS))
+    return {"last_seq": last_seq, "offers": offers, "fills": fills, "commitments": commitment_rows(terms, activations),
+            "villages": villages, "plans": plans}
