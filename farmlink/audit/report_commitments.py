@@ -21,6 +21,7 @@ CHARTED = 12  # commitments drawn
 LISTED = 50  # commitments in the table
 GRADE_COLOURS = {"A": "#6a3d9a", "B": "#ff7f0e", "C": "#8c564b"}
 MARKET_FILL = "#1f77b4"
+DENSE = 40  # market observations in a chart's window above which they are drawn as dots, not steps
 
 
 def ranked(commitments: list[Commitment]) -> list[Commitment]:
@@ -49,6 +50,22 @@ def _steps(points: list[PricePoint], d0: date, d1: date) -> dict[str, list[tuple
     return lines
 
 
+def _market(lines: dict[str, list[tuple[date, int]]], x: Scale, y: Scale, right: float, c: Commitment, w: Words) -> str:
+    """The market price per grade: steps where prices change now and then, dots where they are dense (a step line would be a thicket)."""
+    dense = sum(len(line) for line in lines.values()) > DENSE
+    parts = []
+    for grade, line in sorted(lines.items()):
+        colour = GRADE_COLOURS.get(grade, "#555")
+        if dense:
+            parts += [f'<circle cx="{n(x(day.toordinal()))}" cy="{n(y(price))}" r="1.8" fill="{colour}" opacity="0.55"/>' for day, price in line]
+            continue
+        path = f"M{n(x(line[0][0].toordinal()))},{n(y(line[0][1]))}" + "".join(
+            f" H{n(x(day.toordinal()))} V{n(y(price))}" for day, price in line[1:]) + f" H{n(right)}"
+        tip = "; ".join(w("price_tip", market=c.reference_market, grade=grade, day=day, price=yuan(price)) for day, price in line[-6:])
+        parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"><title>{esc(tip)}</title></path>')
+    return "".join(parts)
+
+
 def _date_ticks(d0: date, d1: date) -> list[date]:
     step = max(1, (d1 - d0).days // 5)
     return [d0 + timedelta(days=k) for k in range(step // 2, (d1 - d0).days + 1, step)]
@@ -75,7 +92,8 @@ def price_floor_chart(c: Commitment, w: Words, width: float = 540, height: float
     if window is None:
         return ""
     d0, d1 = window
-    lines = _steps(c.prices, d0, d1)
+    grades = {f.grade for f in c.fills}
+    lines = {grade: line for grade, line in _steps(c.prices, d0, d1).items() if grade in grades or not grades}
     fills = [f for f in c.fills if f.business_date]
     values = [Decimal(c.floor_price_fen)] + [Decimal(p) for line in lines.values() for _, p in line] + [Decimal(f.unit_price_fen) for f in fills]
     marks = ticks(max(min(values) - 50, Decimal(0)), max(values) + 50, 4)
@@ -90,11 +108,7 @@ def price_floor_chart(c: Commitment, w: Words, width: float = 540, height: float
     for day in _date_ticks(d0, d1):
         parts.append(f'<text x="{n(x(day.toordinal()))}" y="{n(bottom + 16)}" text-anchor="middle" class="tick">{day:%m-%d}</text>')
     parts.append(f'<line x1="{n(left)}" x2="{n(right)}" y1="{n(bottom)}" y2="{n(bottom)}" class="axis"/>')
-    for grade, line in sorted(lines.items()):
-        path = f"M{n(x(line[0][0].toordinal()))},{n(y(line[0][1]))}" + "".join(
-            f" H{n(x(day.toordinal()))} V{n(y(price))}" for day, price in line[1:]) + f" H{n(right)}"
-        tip = "; ".join(w("price_tip", market=c.reference_market, grade=grade, day=day, price=yuan(price)) for day, price in line[-6:])
-        parts.append(f'<path d="{path}" fill="none" stroke="{GRADE_COLOURS.get(grade, "#555")}" stroke-width="2"><title>{esc(tip)}</title></path>')
+    parts.append(_market(lines, x, y, right, c, w))
     fy = y(c.floor_price_fen)
     parts.append(f'<line x1="{n(left)}" x2="{n(right)}" y1="{n(fy)}" y2="{n(fy)}" stroke="{FLOOR}" stroke-width="2" stroke-dasharray="6 3">'
                  f'<title>{esc(w("legend_floor"))} {yuan(c.floor_price_fen)}</title></line>')

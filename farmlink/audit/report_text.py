@@ -76,9 +76,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "commitments_note": ("{n} commitments, {fills} fills, {activations} floor activations (the market was below the floor, so the floor "
                          "was paid), {above} yuan paid above the market.",
                          "共 {n} 项承诺，{fills} 笔成交，{activations} 次保底触发（市场价低于保底价，按保底价收购），高于市场价多付 {above} 元。"),
-    "commitments_charts": ("The {shown} commitments with the most floor activations: the reference market's price per grade (steps), the "
-                           "floor (dashed), each fill (diamond: floor activation; dot: at the market).",
-                           "保底触发最多的 {shown} 项承诺：参考市场各等级价格（阶梯线）、保底价（虚线）、每笔成交（菱形为保底触发，圆点为按市场价）。"),
+    "commitments_charts": ("The {shown} commitments with the most floor activations: the reference market's price per grade of their fills "
+                           "(steps; small dots where prices are observed daily), the floor (dashed), each fill (red diamond: floor "
+                           "activation; blue dot: at the market).",
+                           "保底触发最多的 {shown} 项承诺：参考市场中其成交等级的价格（阶梯线；每日均有报价时为小圆点）、保底价（虚线）、"
+                           "每笔成交（红色菱形为保底触发，蓝色圆点为按市场价）。"),
     "commitment_caption": ("{cid}: {buyer}, {product}, floor {floor} yuan/{unit}, {market} market",
                            "{cid}：{buyer}，{product}，保底价 {floor} 元/{unit}，参考市场 {market}"),
     "commitment_chart": ("commitment {cid}: market price against the floor over time", "承诺 {cid}：市场价与保底价随时间变化"),
