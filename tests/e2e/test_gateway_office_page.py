@@ -232,8 +232,9 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
             tab.evaluate("window.sameDocument = 'yes'")  # a reload would forget it
             offer = view["offers"][0]
             buyer = f"office-test-{uuid.uuid4().hex[:8]}"
+            limit = max((f["unit_price_fen"] for f in view["fills"] if f["product"] == offer["product"]), default=1_000)
             order = {"order_id": f"{buyer}-order", "buyer_id": buyer, "product": offer["product"], "min_grade": offer["grade"],
-                     "quantity": offer["quantity_left"], "limit_price_fen": 10_000_000, "deliver_from": offer["available_from"],
+                     "quantity": offer["quantity_left"], "limit_price_fen": limit, "deliver_from": offer["available_from"],
                      "deliver_to": offer["expires_on"], "regions": []}
             more = [parse_line(1, json.dumps({"type": "buyer.registered", "payload": {"buyer_id": buyer, "name": "Office test canteen"}})),
                     parse_line(2, json.dumps({"type": "order.placed", "payload": order}))]

@@ -103,8 +103,8 @@ function hbars(name, caption, rows, series, format, grouped) {
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": caption, "data-chart": name });
   chart.append(svg("title", {}, caption));
   series.forEach(([label, color], i) => {
-    chart.append(svg("rect", { x: left + i * 150, y: 4, width: 10, height: 10, fill: color }));
-    chart.append(svg("text", { x: left + i * 150 + 14, y: 13, class: "legend" }, label));
+    chart.append(svg("rect", { x: left + i * 230, y: 4, width: 10, height: 10, fill: color }));
+    chart.append(svg("text", { x: left + i * 230 + 14, y: 13, class: "legend" }, label));
   });
   const scale = (v) => ((width - left - right) * v) / max;
   rows.forEach((r, i) => {
@@ -155,7 +155,9 @@ function commitmentChart(c) {
       chart.append(dot);
     }
     const last = points[points.length - 1];
-    chart.append(svg("text", { x: x(last.price_as_of) + 8, y: y(last.market_price_fen) + 4, class: "legend" }, `${t("grade")} ${grade}`));
+    const end = x(last.price_as_of) > width - right - 60;  // near the right edge: label above the point, ending there
+    chart.append(svg("text", { x: x(last.price_as_of) + (end ? 0 : 8), y: y(last.market_price_fen) + (end ? -8 : 4),
+      "text-anchor": end ? "end" : "start", class: "legend" }, `${t("grade")} ${grade}`));
   });
   for (const f of fills) {
     const cx = x(f.price_as_of), cy = y(f.unit_price_fen), s = 6;
