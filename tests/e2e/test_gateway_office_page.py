@@ -107,9 +107,11 @@ class Chromium:
 class Page:
     """One tab: evaluate, wait for a condition, capture the whole page."""
 
-    def __init__(self, browser: Chromium):
+    def __init__(self, browser: Chromium, fresh: bool = False):
+        """A tab; `fresh`: in a browser context of its own (no cookie of another tab)."""
         self.browser = browser
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        context = {"browserContextId": browser.send("Target.createBrowserContext")["browserContextId"]} if fresh else {}
+        target = browser.send("Target.createTarget", {"url": "about:blank", **context})["targetId"]
         self.session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for method in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
             self.send(method)
@@ -256,5 +258,15 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
             assert tab.console_errors() == []
             outside = [url for url in tab.requested() if not url.startswith(base + "/")]
             assert outside == [], outside  # nothing but the gateway itself
+
+            public = Page(browser, fresh=True)  # someone without the office token: the offers and a sign-in form
+            public.send("Page.navigate", {"url": f"{base}/?lang=en"})
+            public.until("document.body && document.body.dataset.ready === '1'")
+            offers = (await office.get("/v1/offers")).json()["offers"]
+            seen = json.loads(public.evaluate(SNAPSHOT))
+            assert seen["offers"] == len(offers) and seen["fills"] == [] and seen["charts"] == [] and seen["villages"] == 0
+            assert public.evaluate("document.querySelector('#sign-in') !== null")
+            public.screenshot(tmp_path / "office-public.png")
+            assert public.evaluate("document.body.dataset.errors") == "" and public.console_errors() == []
         finally:
             browser.close()
