@@ -35,8 +35,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from farmlink.audit.ledger import Head, Heads, count_as_of, heads_as_of, root_of
 from farmlink.audit.model import AuditLog, Finding
-from matcher.book import Book
-from matcher.snapshot import book_from_snapshot
 
 CHECKPOINT_FORMAT = "farmlink.audit.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -120,9 +118,9 @@ class Checkpoint:
     def write(self, path: Path) -> None:
         path.write_bytes(orjson.dumps({**self.body(), "signature": self.signature}, option=orjson.OPT_SORT_KEYS))
 
-    def start_books(self) -> dict[str, Book]:
-        """Each product's re-executed book at the checkpoint, to resume from."""
-        return {product: book_from_snapshot(data, orjson.loads) for product, data in self.books.items()}
+    def journal_seqs(self) -> dict[str, int]:
+        """The journal entry each product's book at the checkpoint stands after."""
+        return {product: int(orjson.loads(data)["journal_seq"]) for product, data in self.books.items()}
 
     @classmethod
     def read(cls, path: Path, key: Ed25519PrivateKey) -> Checkpoint:

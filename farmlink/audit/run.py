@@ -2,14 +2,16 @@
 
 import asyncio
 import time
-
-import orjson
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from farmlink.audit import views
+from farmlink.audit.checkpoint import Checkpoint, make_checkpoint, prefix_findings
 from farmlink.audit.checks import check_settlement_invariants, check_unique_event_ids
+from farmlink.audit.ledger import count_as_of
 from farmlink.audit.log import (
     count_in_postgres,
     count_on_kafka,
@@ -19,22 +21,14 @@ from farmlink.audit.log import (
     start_reading,
 )
 from farmlink.audit.model import AuditLog, Finding
-from farmlink.audit.reconcile import reconcile
 from farmlink.audit.parallel import Checks, default_workers, no_cyclic_gc
+from farmlink.audit.reconcile import reconcile
+from farmlink.audit.replay import ReExecution, state_hash_of
 from farmlink.audit.signatures import plan_signatures
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, load_snapshots, snapshot_findings
-from farmlink.audit.replay import ReExecution, state_hash_of
-from farmlink.audit.checkpoint import Checkpoint, make_checkpoint, prefix_findings
-from farmlink.audit.ledger import count_as_of
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 Step = Callable[[str, int], Callable[[int], None]]
 """Starts a named step of `total` units and returns the function that advances it."""
-
-
-def book_from_snapshot_seq(data: bytes) -> int:
-    """The journal_seq a book's snapshot bytes stand at."""
-    return int(orjson.loads(data)["journal_seq"])
 
 
 def _silent(name: str, total: int) -> Callable[[int], None]:
@@ -104,7 +98,6 @@ async def audit(
         else:
             # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
             snapshots = await load_snapshots(dsn, schema_prefix)
-            started = time.perf_counter()
             total = await count_in_postgres(dsn, schema_prefix)
             reading = start_reading(dsn, progress=step("reading PostgreSQL", total), prefix=schema_prefix)
             result = await audit_log(reading, source, snapshots=snapshots, dsn=dsn, schema_prefix=schema_prefix, step=step,
@@ -141,7 +134,7 @@ async def audit_log(
     with no_cyclic_gc():
         after: dict[str, int] = since.positions if since is not None else {}
         if since is not None:  # snapshots the checkpoint's books already cover were compared when it was made
-            seqs = {product: book_from_snapshot_seq(data) for product, data in since.books.items()}
+            seqs = since.journal_seqs()
             snapshots = [s for s in snapshots or [] if s.journal_seq > seqs.get(s.product, 0)] if snapshots is not None else None
         probe = SnapshotCheck(snapshots) if snapshots is not None else None
         checks = Checks(workers, probe, after=after.get("matching", 0) if since else None,
