@@ -56,7 +56,6 @@ class Shelving:
         self._commitment_shelves, self._archived_commitment_shelves = CommitmentShelves(rules), CommitmentShelves(rules)
         for order in orders:
             order.rank = rules.outlet_rank(order.order.limit_price_fen, "order", order.seq, order.order.order_id)
-            order.price = rules.order_price(order.order.limit_price_fen)
             self._shelves_of(order).add(order)
         for commitment in commitments:
             self._shelves_of(commitment).add(commitment)

@@ -259,7 +259,7 @@ class Book(Shelving):
         """The order's offer for this lot (§P1), or None if the lot is not eligible for it (§E)."""
         if state.cancelled or state.left <= 0 or not self._rules.order_takes(lot, state.order):
             return None
-        return Quote(state, "order", state.price, state.left)
+        return Quote(state, "order", self._rules.order_price(state.order.limit_price_fen), state.left)
 
     def _quote_commitment(self, state: CommitmentState, lot: Lot) -> Quote | None:
         """The commitment's offer for this lot, or None if the lot is not eligible for it."""

@@ -96,6 +96,10 @@ def commitment_takes(lot: Lot, commitment: Commitment, counties: frozenset[str],
 # ---------------------------------------------------------------- price (§P)
 
 
+_new_tuple = tuple.__new__
+"""Makes a NamedTuple from its values without the Python-level __new__ (a Price is made per quote)."""
+
+
 class Price(NamedTuple):
     """What an outlet pays for a lot and why; for a commitment also the floor, the market price as of
     the as-of date (None: none known) and that date."""
@@ -107,13 +111,9 @@ class Price(NamedTuple):
     price_as_of: date | None = None
 
 
-_new_tuple = tuple.__new__
-"""Makes a NamedTuple from its values without the Python-level __new__ (a Price is made per commitment priced)."""
-
-
 def order_price(limit_price_fen: int) -> Price:
     """§P1: an order pays its `limit_price_fen`; basis `order_limit`."""
-    return Price(limit_price_fen, "order_limit")
+    return _new_tuple(Price, (limit_price_fen, "order_limit", None, None, None))
 
 
 def as_of_date(available_from: date, valid_from: date) -> date:
@@ -240,12 +240,11 @@ def commitment_shelf_keys(commitment: Commitment) -> list[ShelfKey]:
     return keys
 
 
-@lru_cache(maxsize=4096)
-def commitment_shelves_for_lot(grade: str, county: str, cooperative_id: str) -> tuple[ShelfKey, ...]:
+def commitment_shelves_for_lot(grade: str, county: str, cooperative_id: str) -> list[ShelfKey]:
     """§E2, §E6 as places: the commitment shelves that hold every commitment that may take a lot of this
-    grade from this county and cooperative."""
+    grade from this county and cooperative. (Not cached, unlike the order shelves: one set per cooperative.)"""
     places = (("anywhere", ""), ("county", county), ("cooperative", cooperative_id))
-    return tuple((minimum, place, name) for minimum in GRADES_AT_MOST[grade] for place, name in places)
+    return [(minimum, place, name) for minimum in GRADES_AT_MOST[grade] for place, name in places]
 
 
 # ---------------------------------------------------------------- a version of the rules
@@ -279,7 +278,7 @@ class Rulebook:
     order_shelves_for_lot: Callable[[str, str, str], tuple[tuple[str, str | None], ...]]
     """(lot grade, county, township) -> order shelves."""
     commitment_shelf_keys: Callable[[Commitment], list[ShelfKey]]
-    commitment_shelves_for_lot: Callable[[str, str, str], tuple[ShelfKey, ...]]
+    commitment_shelves_for_lot: Callable[[str, str, str], list[ShelfKey]]
     """(lot grade, county, cooperative_id) -> commitment shelves."""
 
 

@@ -57,7 +57,7 @@ class OrderState:
     """An order in the book, its unfilled rest, and its rank under the rules in force (§M1): an order's
     price does not depend on the lot, so orders can be kept ranked once."""
 
-    __slots__ = ("order", "seq", "left", "cancelled", "rank", "price", "archived")
+    __slots__ = ("order", "seq", "left", "cancelled", "rank", "archived")
 
     def __init__(self, order: Order, seq: int, rules: Rulebook) -> None:
         self.order = order
@@ -65,7 +65,6 @@ class OrderState:
         self.left: Decimal = order.quantity
         self.cancelled = False
         self.rank: OutletRank = rules.outlet_rank(order.limit_price_fen, "order", seq, order.order_id)
-        self.price: Price = rules.order_price(order.limit_price_fen)  # an order's price does not depend on the lot (§P1)
         self.archived = False
 
 
