@@ -483,14 +483,16 @@ class ChaosRun:
         for link in (self.kafka_link, self.postgres_link):
             if link is not None:
                 link.heal()
-        if self._wal_moved:
-            await asyncio.to_thread(infra.move_wal_back, lambda message: None)
-            self.say("pg_wal is back on disk; the WAL volume is unmounted")
-        for name, value in self._environ_before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        try:
+            if self._wal_moved:
+                await asyncio.to_thread(infra.move_wal_back, lambda message: None)
+                self.say("pg_wal is back on disk; the WAL volume is unmounted")
+        finally:
+            for name, value in self._environ_before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     async def _close_links(self) -> None:
         for link in (self.kafka_link, self.postgres_link):
