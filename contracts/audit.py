@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-AUDIT_FORMAT = "farmlink.audit"
-AUDIT_FORMAT_VERSION = 1
+AUDIT_FORMAT: Final = "farmlink.audit"
+AUDIT_FORMAT_VERSION: Final = 1
 AUDIT_SCHEMA_PATH = Path(__file__).parent / "reports" / f"audit-findings.v{AUDIT_FORMAT_VERSION}.json"
 
 FINDING_CODES: dict[str, str] = {
