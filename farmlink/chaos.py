@@ -198,6 +198,8 @@ def encode(message_id: str, input_type: str, payload: dict, correlation_id: str,
 
 PAYMENT_SHARE = 4
 """At least 1/PAYMENT_SHARE of a run's inputs are payments: the rest of the run waits for fills to pay."""
+PAYMENT_WAIT_S = 180.0
+"""How long the payment reserve waits without a new fill reaching settlement before other inputs fill it."""
 
 PROBE_IN_FLIGHT = 100
 """Inputs kept in flight while a fault heals, so its first new outcome can be seen."""
@@ -789,7 +791,10 @@ class ChaosRun:
                     continue
                 reserved = self.sent - paid_sent >= self.events - self.events // PAYMENT_SHARE
                 if time.monotonic() - last_payment_check > (0.5 if reserved else 2.0):
-                    pending_payments += await self._new_payments()
+                    new_payments = await self._new_payments()
+                    if new_payments:
+                        payment_wait = None  # fills still reach settlement: the reserve keeps waiting for more
+                    pending_payments += new_payments
                     last_payment_check = time.monotonic()
                 room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
                 if self._next_fault is not None:  # the inputs wait for a fault that is due, so it strikes mid-stream
@@ -807,8 +812,9 @@ class ChaosRun:
                     elif self.sent + len(batch) - paid_sent >= self.events - self.events // PAYMENT_SHARE:
                         # The rest of the run is kept for payments, which follow the fills (a fast pipeline
                         # would otherwise send every other input before the first fill reached settlement);
-                        # if none come for a minute, other inputs fill it.
-                        payment_wait = payment_wait or time.monotonic() + 60
+                        # if no new fill reaches settlement for PAYMENT_WAIT_S (a broker bounce under
+                        # load takes minutes), other inputs fill it.
+                        payment_wait = payment_wait or time.monotonic() + PAYMENT_WAIT_S
                         if time.monotonic() < payment_wait:
                             break
                         kind, payload = self.workload.next_input()
