@@ -111,7 +111,12 @@ def up(
     infra.ensure_up(progress=lambda message: console.print(message, style="dim", highlight=False))
     processes.start_all(say=lambda message: console.print(message, style="dim"), instances=counts)
     processes.start_gateway(say=lambda message: console.print(message, style="dim"))
-    unhealthy = [v for v in asyncio.run(health.settled()) if not v.healthy]
+    try:
+        unhealthy = [v for v in asyncio.run(health.settled()) if not v.healthy]
+    except Exception as error:  # the health probe itself could not run (e.g. an external broker's login may not describe groups)
+        console.print(f"services started; their health could not be checked: {type(error).__name__}: {error}",
+                      style="yellow", highlight=False)
+        unhealthy = []
     for verdict in unhealthy:
         console.print(f"{verdict.service} is running but not working: {verdict.summary}", style="red", highlight=False)
     if unhealthy:
