@@ -33,7 +33,7 @@ def gateway(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     ready = processes.ready_file(processes.GATEWAY)
-    config = uvicorn.Config(create_app(), host=GATEWAY_HOST, port=port or gateway_port(), loop="uvloop",
+    config = uvicorn.Config(create_app(), host=GATEWAY_HOST, port=port or gateway_port(), loop="asyncio",
                             timeout_graceful_shutdown=3, log_level="info", access_log=False)
     server = uvicorn.Server(config)
 
@@ -52,9 +52,7 @@ def gateway(
             marker.cancel()
             ready.unlink(missing_ok=True)
 
-    import uvloop
-
-    uvloop.run(serve())
+    asyncio.run(serve())  # asyncio's loop, as the services (farmlink/processes.py serve says why not uvloop)
     if not server.started:
         raise typer.Exit(1)
 

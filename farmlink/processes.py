@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvloop
-
 from contracts.topics import RELAY_CHECKPOINTS, TOPICS
 from events.access import BY_NAME, service_principal
 from events.settings import settings
@@ -160,7 +158,10 @@ def serve(name: str, instance: int = 1) -> None:
         beating.append(asyncio.create_task(heartbeat()))
 
     try:
-        uvloop.run(app.run())  # libuv event loop: faster I/O on the hot path
+        # asyncio's own loop, not uvloop: under uvloop a write to a connection the broker closed raises
+        # RuntimeError, which kills aiokafka's group coordination for good (a consumer that never consumes
+        # again after a broker bounce, seen in the short chaos run); asyncio's transport does not raise there.
+        asyncio.run(app.run())
     finally:
         ready.unlink(missing_ok=True)
         health.unlink(missing_ok=True)
