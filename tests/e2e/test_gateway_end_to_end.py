@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from farmlink import infra, processes
+from farmlink import processes
 from farmlink.gateway_cli import gateway_port
 from farmlink.keyring import Keyring
 from farmlink.publisher import input_message, publish_lines
@@ -62,19 +62,6 @@ async def until(check, timeout: float = 120.0, every: float = 0.2):
         if time.monotonic() > deadline:
             raise TimeoutError(f"not within {timeout:.0f} s")
         await asyncio.sleep(every)
-
-
-@pytest.fixture(scope="module")
-def gateway_system(infrastructure):
-    """Everything stopped, farmlink's data wiped, the services and the gateway started."""
-    processes.stop_gateway(say=lambda _: None)
-    processes.stop_all(say=lambda _: None)
-    infra.reset_data(progress=lambda _: None)
-    processes.start_all(say=lambda _: None)
-    processes.start_gateway(say=lambda _: None)
-    yield infrastructure
-    processes.stop_gateway(say=lambda _: None)
-    processes.stop_all(say=lambda _: None)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from farmlink import infra, processes
 from farmlink.gateway_cli import gateway_port
 from farmlink.keyring import Keyring
 from farmlink.offline import simulate
@@ -174,26 +173,13 @@ async def until(check, timeout: float = BOUND_S, every: float = 0.5):
     return result
 
 
-@pytest.fixture(scope="module")
-def office_system(infrastructure):
-    """Everything stopped, farmlink's data wiped, the services and the gateway started."""
-    processes.stop_gateway(say=lambda _: None)
-    processes.stop_all(say=lambda _: None)
-    infra.reset_data(progress=lambda _: None)
-    processes.start_all(say=lambda _: None)
-    processes.start_gateway(say=lambda _: None)
-    yield infrastructure
-    processes.stop_gateway(say=lambda _: None)
-    processes.stop_all(say=lambda _: None)
-
-
 @needs_chromium
-async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_appears_without_a_reload(office_system, tmp_path):
+async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_appears_without_a_reload(gateway_system, tmp_path):
     base = f"http://127.0.0.1:{gateway_port()}"
-    token = office_token(office_system)
+    token = office_token(gateway_system)
     lines = read_scenario(DEMO)
     expected_fills = len(simulate(lines))
-    summary = await publish_lines(office_system.bootstrap, lines, keyring=KEYS)
+    summary = await publish_lines(gateway_system.bootstrap, lines, keyring=KEYS)
     assert summary.rejected == [], summary.rejected
 
     async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as office:
@@ -241,7 +227,7 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
             more = [parse_line(1, json.dumps({"type": "buyer.registered", "payload": {"buyer_id": buyer, "name": "Office test canteen"}})),
                     parse_line(2, json.dumps({"type": "order.placed", "payload": order}))]
             published = time.monotonic()
-            await publish_lines(office_system.bootstrap, more, keyring=KEYS)
+            await publish_lines(gateway_system.bootstrap, more, keyring=KEYS)
 
             async def filled():
                 fills = (await office.get("/v1/office")).json()["fills"]
