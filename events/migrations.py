@@ -5,20 +5,29 @@ files (events/sql) and then the service's own, each file once, recorded in
 `<schema>.schema_migrations`, all in one transaction under an advisory lock so services
 starting together do not race.
 
+An applied migration never changes. Each row of `schema_migrations` holds the SHA-256 of the
+file it applied (`checksum`); every start first compares every recorded migration with its
+file and refuses, applying nothing, when one was edited (`MigrationChanged`) or is gone
+(`MigrationMissing`). The fix is never to edit the record: undo the edit and put the change in
+a new file.
+
 It runs as the owner (the migration role) and, in the same transaction, grants the
 service's own role exactly what the code does to each kind of table (`TABLE_PRIVILEGES`),
 and read-only roles SELECT. Privileges are reset and granted again on every start, so a
 table added by a later migration file is covered by its kind, without a list to keep.
 """
 
+import hashlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
 EVENT_STORE_SQL = Path(__file__).parent / "sql"
+_ROOT = Path(__file__).resolve().parents[1]
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -35,6 +44,95 @@ def migration_files(directories: Sequence[tuple[str, Path]]) -> list[tuple[str, 
     for label, directory in directories:
         files += [(f"{label}/{path.name}", path) for path in sorted(Path(directory).glob("*.sql"))]
     return files
+
+
+def sql_text(data: bytes) -> bytes:
+    """A migration file's bytes as they are run: CRLF and lone CR line ends read as LF (what Python's
+    text mode does), so a checkout that rewrote line ends neither runs nor hashes differently."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def checksum(data: bytes) -> str:
+    """The checksum recorded for a migration: SHA-256, as 64 hex digits, of its file's bytes with
+    line ends read as LF (`sql_text`); any other change to the bytes, whitespace included, changes it."""
+    return hashlib.sha256(sql_text(data)).hexdigest()
+
+
+def short(digest: str) -> str:
+    """A checksum as shown in messages: its first 12 hex digits."""
+    return digest[:12]
+
+
+def shown(path: Path) -> str:
+    """A file as named in messages: relative to the repository (services/cooperative/sql/001_registry.sql)
+    when it lies inside it, else its full path."""
+    try:
+        return path.resolve().relative_to(_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file as read on this start: its recorded name, where it is, what runs, its checksum."""
+
+    name: str
+    path: Path
+    sql: str
+    checksum: str
+
+
+def read_migration(name: str, path: Path) -> Migration:
+    """Read one migration file: the SQL that runs and the checksum of exactly those bytes."""
+    data = sql_text(path.read_bytes())
+    return Migration(name, path, data.decode("utf-8"), checksum(data))
+
+
+APPLIED_NEVER_CHANGES = "a migration that was applied never changes: add a new file"
+
+
+class MigrationChanged(ValueError):
+    """A migration recorded as applied to a schema no longer matches its file: the schema was built
+    by other SQL than the files now say, so nothing is applied until the file is as it was."""
+
+    def __init__(self, message: str, *, schema: str, name: str, path: Path | None, recorded: str | None,
+                 actual: str | None):
+        super().__init__(message)
+        self.schema, self.name, self.path, self.recorded, self.actual = schema, name, path, recorded, actual
+
+
+class MigrationMissing(MigrationChanged):
+    """A migration recorded as applied to a schema has no file any more (deleted or renamed)."""
+
+
+def check_applied(schema: str, recorded: Mapping[str, str | None], migrations: Sequence[Migration],
+                  directories: Mapping[str, Path] | None = None) -> None:
+    """Raise for the first recorded migration (in file order, then missing ones by name) whose file changed
+    (`MigrationChanged`) or is gone (`MigrationMissing`). `recorded` maps each applied name to its checksum;
+    None (a row from before checksums) is not compared, but its file must still exist. `directories` (label
+    to directory) only lets a missing file's message say where it was looked for."""
+    on_disk = {m.name: m for m in migrations}
+    for m in migrations:
+        was = recorded.get(m.name)
+        if was is not None and was != m.checksum:
+            raise MigrationChanged(
+                f"migration file {shown(m.path)} was edited after it was applied to schema {schema!r}: "
+                f"recorded sha256 {short(was)}, file now {short(m.checksum)}. Nothing was migrated; "
+                f"{APPLIED_NEVER_CHANGES} (restore this one as it was, e.g. from git, and put the change "
+                f"in a file after the last one)",
+                schema=schema, name=m.name, path=m.path, recorded=was, actual=m.checksum)
+    for name in sorted(set(recorded) - set(on_disk)):
+        label, _, file_name = name.rpartition("/")
+        where = (directories or {}).get(label)
+        path = where / file_name if where is not None else None
+        was = recorded[name]
+        looked = (f"file {shown(path)} does not exist" if path is not None
+                  else f"this start passed no directory labelled {label!r}")
+        raise MigrationMissing(
+            f"migration {name} was applied to schema {schema!r} (sha256 {short(was) if was else 'not recorded'}) "
+            f"but {looked}. Nothing was migrated; a migration that was applied is never deleted or renamed: "
+            f"restore it (e.g. from git), and put any change in a new file",
+            schema=schema, name=name, path=path, recorded=was, actual=None)
 
 
 # What a service's role may do to the tables of its own schema, by kind. Never UPDATE, DELETE or
@@ -76,25 +174,40 @@ async def migrate(
 ) -> list[str]:
     """Bring a schema up to date as its owner; returns the names of the migrations applied now.
 
+    First every migration recorded as applied is checked against its file (`check_applied`):
+    an edited or missing one raises `MigrationChanged` / `MigrationMissing` and nothing is
+    applied (the transaction rolls back). Each migration applied now is recorded with its
+    `checksum`. Rows from before checksums were recorded (checksum NULL) are trusted as they
+    are: they get the checksum of the file as it is on the first start that sees them.
+
     With `service_role`, grant it its privileges in the schema (see `grant`); `readers` (roles
     that exist) get SELECT on every table. Both in the migration's transaction.
     """
     check_schema_name(schema)
+    migrations = [read_migration(name, path) for name, path in migration_files(directories)]
+    labelled = {"events": EVENT_STORE_SQL, **{label: Path(directory) for label, directory in directories}}
     applied_now: list[str] = []
     async with _connection(db) as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('farmlink.migrate.' || $1))", schema)
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await conn.execute(f'SET LOCAL search_path TO "{schema}"')
         await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(), "
+            "checksum text)"
         )
-        done = {row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations")}
-        for name, path in migration_files(directories):
-            if name in done:
+        await conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text")  # tables from before
+        recorded: dict[str, str | None] = {
+            row["name"]: row["checksum"] for row in await conn.fetch("SELECT name, checksum FROM schema_migrations")
+        }
+        check_applied(schema, recorded, migrations, labelled)
+        for m in migrations:
+            if m.name in recorded:
+                if recorded[m.name] is None:
+                    await conn.execute("UPDATE schema_migrations SET checksum = $2 WHERE name = $1", m.name, m.checksum)
                 continue
-            await conn.execute(path.read_text(encoding="utf-8"))
-            await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
-            applied_now.append(name)
+            await conn.execute(m.sql)
+            await conn.execute("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", m.name, m.checksum)
+            applied_now.append(m.name)
         await grant(conn, schema, service_role, readers)
     return applied_now
 

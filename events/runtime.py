@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from events.consumer import Delivery
-from events.migrations import migrate
+from events.migrations import MigrationChanged, migrate
 from events.access import service_principal
 from events.relay import OutboxRelay
 from events.settings import AUDITOR, Settings, kafka_options, kafka_security, role_env, role_name, settings
@@ -139,7 +139,12 @@ class ServiceRuntime:
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        await self.open()
+        try:
+            await self.open()
+        except MigrationChanged as refused:  # the process ends with the reason as its last log line, no traceback
+            if self.pool is not None:
+                await self.pool.close()
+            raise SystemExit(f"{self.name} service cannot start: {refused}") from None
         try:
             yield
         finally:
