@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from contracts.catalogue import Product
 from contracts.model import Contract
+from contracts.parties import BUYER, COOPERATIVE, DEFAULT_DESK, PRICE_FEED, SETTLEMENT_DESK, PartyKind
 from contracts.signing import PublicKey, Signature
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, MARKET_INPUT, SETTLEMENT_INPUT
 from contracts.types import Area, Fen, Grade, Identifier, IsoDate, Name, PositiveFen, Producer, Quantity
@@ -49,6 +50,42 @@ class BuyerRegistration(Contract):
     buyer_id: Identifier
     name: Name
     public_key: PublicKey | None = None
+
+
+class PriceFeedRegistration(Contract):
+    """A market's price feed joins farmlink with the public key it signs prices with (one feed per market).
+
+    `public_key` is optional here for the same reason as a cooperative's; the market service requires it.
+    """
+
+    market: Name
+    name: Name
+    public_key: PublicKey | None = None
+
+
+class SettlementDeskRegistration(Contract):
+    """A settlement desk (the county's, a township's) joins farmlink with the public key it signs
+    plans, deliveries and payments with. `public_key` is optional here as for the others."""
+
+    desk_id: Identifier
+    name: Name
+    public_key: PublicKey | None = None
+
+
+class KeyRotation(Contract):
+    """A party replaces its current key with a new one; signed with the current key (contracts/parties.py).
+
+    `public_key` is optional here: `farmlink publish` makes a new key in its keyring when the line names none."""
+
+    party_id: Name
+    public_key: PublicKey | None = None
+
+
+class KeyRevocation(Contract):
+    """A party revokes its current key; signed with it. From here on the party's inputs are refused."""
+
+    party_id: Name
+    reason: Name
 
 
 class PlantingReport(Contract):
@@ -165,52 +202,81 @@ class PlanReport(Contract):
     product: Product
     area_mu: Area
     target_household_income_fen: Fen
+    desk_id: Identifier | None = Field(None, description=f"the settlement desk that records it; omitted: {DEFAULT_DESK!r}")
 
 
 class DeliveryConfirmation(Contract):
-    """A buyer confirms goods of a fill were handed over."""
+    """A buyer confirms goods of a fill were handed over; the settlement desk records it."""
 
     lot_id: Identifier
     outlet_id: Identifier
     quantity: Quantity
+    desk_id: Identifier | None = Field(None, description=f"the settlement desk that records it; omitted: {DEFAULT_DESK!r}")
 
 
 class PaymentReport(Contract):
-    """A buyer paid for a fill; settlement splits it to the lot's households."""
+    """A buyer paid for a fill; the settlement desk records it and settlement splits it to the lot's households."""
 
     lot_id: Identifier
     outlet_id: Identifier
     amount_fen: PositiveFen
+    desk_id: Identifier | None = Field(None, description=f"the settlement desk that records it; omitted: {DEFAULT_DESK!r}")
 
 
 @dataclass(frozen=True)
 class InputKind:
     """Everything farmlink knows about one input type, declared once: the payload model, the
-    service that owns it (and so its topic), whether its producer signs it, the event it records,
-    and whether that event enters the matcher's journal. Every other table is derived from
-    INPUT_KINDS (the matcher, which imports nothing of ours, keeps its own list of journaled
-    event types; tests/unit/test_contracts.py checks it agrees)."""
+    service that owns it (and so its topic), the party that signs it (contracts/parties.py), the
+    event it records, and whether that event enters the matcher's journal. Every other table is
+    derived from INPUT_KINDS (the matcher, which imports nothing of ours, keeps its own list of
+    journaled event types; tests/unit/test_contracts.py checks it agrees)."""
 
     type: str
     model: builtins.type[Contract]
     owner: str
-    signed: bool
+    party: PartyKind
     records: str
     journaled: bool
+    party_field: str = ""
+    """The payload field naming the party that signs it (default: the party kind's own id field)."""
+
+    @property
+    def signed(self) -> bool:
+        """Every input is signed by its party (contracts/parties.py)."""
+        return True
+
+    @property
+    def field(self) -> str:
+        return self.party_field or self.party.id_field
+
+
+def _key_kinds(party: PartyKind, records: str) -> tuple[InputKind, InputKind]:
+    """A party kind's rotation and revocation inputs (contracts/parties.py), named by `party_id`."""
+    return (
+        InputKind(f"{party.input_prefix}.key_rotated", KeyRotation, party.owner, party, f"{records}KeyRotated", False, "party_id"),
+        InputKind(f"{party.input_prefix}.key_revoked", KeyRevocation, party.owner, party, f"{records}KeyRevoked", False, "party_id"),
+    )
 
 
 INPUT_KINDS: tuple[InputKind, ...] = (
-    InputKind("cooperative.registered", CooperativeRegistration, "cooperative", signed=True, records="CooperativeRegistered", journaled=False),
-    InputKind("planting.recorded", PlantingReport, "cooperative", signed=True, records="PlantingRecorded", journaled=True),
-    InputKind("harvest.recorded", HarvestReport, "cooperative", signed=True, records="HarvestRecorded", journaled=True),
-    InputKind("buyer.registered", BuyerRegistration, "buyer", signed=True, records="BuyerRegistered", journaled=False),
-    InputKind("order.placed", OrderPlacement, "buyer", signed=True, records="OrderPlaced", journaled=True),
-    InputKind("order.cancelled", OrderCancellationRequest, "buyer", signed=True, records="OrderCancelled", journaled=True),
-    InputKind("commitment.made", CommitmentOffer, "buyer", signed=True, records="CommitmentMade", journaled=True),
-    InputKind("market_price.observed", MarketPriceReport, "market", signed=False, records="MarketPriceObserved", journaled=True),
-    InputKind("plan.recorded", PlanReport, "settlement", signed=False, records="PlanRecorded", journaled=False),
-    InputKind("delivery.confirmed", DeliveryConfirmation, "settlement", signed=False, records="DeliveryConfirmed", journaled=False),
-    InputKind("payment.made", PaymentReport, "settlement", signed=False, records="PaymentMade", journaled=False),
+    InputKind("cooperative.registered", CooperativeRegistration, "cooperative", COOPERATIVE, "CooperativeRegistered", journaled=False),
+    InputKind("planting.recorded", PlantingReport, "cooperative", COOPERATIVE, "PlantingRecorded", journaled=True),
+    InputKind("harvest.recorded", HarvestReport, "cooperative", COOPERATIVE, "HarvestRecorded", journaled=True),
+    *_key_kinds(COOPERATIVE, "Cooperative"),
+    InputKind("buyer.registered", BuyerRegistration, "buyer", BUYER, "BuyerRegistered", journaled=False),
+    InputKind("order.placed", OrderPlacement, "buyer", BUYER, "OrderPlaced", journaled=True),
+    InputKind("order.cancelled", OrderCancellationRequest, "buyer", BUYER, "OrderCancelled", journaled=True),
+    InputKind("commitment.made", CommitmentOffer, "buyer", BUYER, "CommitmentMade", journaled=True),
+    *_key_kinds(BUYER, "Buyer"),
+    InputKind("price_feed.registered", PriceFeedRegistration, "market", PRICE_FEED, "PriceFeedRegistered", journaled=False),
+    InputKind("market_price.observed", MarketPriceReport, "market", PRICE_FEED, "MarketPriceObserved", journaled=True),
+    *_key_kinds(PRICE_FEED, "PriceFeed"),
+    InputKind("settlement_desk.registered", SettlementDeskRegistration, "settlement", SETTLEMENT_DESK, "SettlementDeskRegistered",
+              journaled=False),
+    InputKind("plan.recorded", PlanReport, "settlement", SETTLEMENT_DESK, "PlanRecorded", journaled=False),
+    InputKind("delivery.confirmed", DeliveryConfirmation, "settlement", SETTLEMENT_DESK, "DeliveryConfirmed", journaled=False),
+    InputKind("payment.made", PaymentReport, "settlement", SETTLEMENT_DESK, "PaymentMade", journaled=False),
+    *_key_kinds(SETTLEMENT_DESK, "SettlementDesk"),
 )
 
 INPUT_KIND: dict[str, InputKind] = {kind.type: kind for kind in INPUT_KINDS}
@@ -237,7 +303,8 @@ JOURNALED_EVENT_TYPES = frozenset(kind.records for kind in INPUT_KINDS if kind.j
 
 class InputMessage(Contract):
     """An input as it travels on an input topic: the producer's submission, its ids, and the
-    producer's signature over all of them (contracts/signing.py; required of cooperatives and buyers)."""
+    producer's signature over all of them (contracts/signing.py; every input is signed by its party,
+    contracts/parties.py: the owning service refuses one without)."""
 
     message_id: Identifier
     type: str
@@ -254,28 +321,33 @@ class InputMessage(Contract):
 
 
 SIGNED_INPUT_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.signed)
-"""Inputs their producer (a cooperative or a buyer) must sign; the owning service rejects them unsigned."""
+"""Inputs their producer must sign: every input (contracts/parties.py); the owning service rejects them unsigned."""
 
-REGISTRATION_TYPES = {"cooperative.registered": "cooperative_id", "buyer.registered": "buyer_id"}
-"""Registrations: signed with the key they register (self-signed)."""
+REGISTRATION_TYPES = {kind.type: kind.party.id_field for kind in INPUT_KINDS if kind.type.endswith(".registered")}
+"""Registrations: signed with the key they register (self-signed); type -> the field naming the party."""
+
+KEY_ROTATION_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.model is KeyRotation)
+KEY_REVOCATION_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.model is KeyRevocation)
 
 
 def producer_kind(input_type: str) -> str | None:
-    """'cooperative' or 'buyer' for a signed input type, None for the rest."""
-    if input_type not in SIGNED_INPUT_TYPES:
-        return None
-    return INPUT_OWNER[input_type]
+    """The party kind that signs an input type ('cooperative', 'buyer', 'price-feed', 'settlement-desk'), None for an unknown type."""
+    kind = INPUT_KIND.get(input_type)
+    return kind.party.name if kind else None
+
+
+def party_id_of(input_type: str, payload: dict[str, Any]) -> str:
+    """The id of the party an input speaks for, from its payload (a settlement line naming no desk: the default desk)."""
+    kind = INPUT_KIND[input_type]
+    value = payload.get(kind.field)
+    if value is None and kind.party is SETTLEMENT_DESK:
+        return DEFAULT_DESK
+    return str(value) if value is not None else "?"
 
 
 def producer_of(input_type: str, payload: dict[str, Any]) -> str:
-    """Who submits an input: the cooperative, the buyer, the price feed, or the settlement desk."""
-    if input_type in SIGNED_INPUT_TYPES and INPUT_OWNER[input_type] == "cooperative":
-        return f"cooperative:{payload.get('cooperative_id', '?')}"
-    if input_type in SIGNED_INPUT_TYPES:
-        return f"buyer:{payload.get('buyer_id', '?')}"
-    if input_type == "market_price.observed":
-        return f"market:{payload.get('market', '?')}"
-    return "settlement"
+    """Who submits an input: `<party kind>:<party id>` (contracts/parties.py)."""
+    return INPUT_KIND[input_type].party.producer(party_id_of(input_type, payload))
 
 
 class Receipt(Contract):

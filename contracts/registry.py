@@ -2,23 +2,33 @@
 
 from typing import Any
 
-from contracts import buyer, cooperative, market, matching, settlement, topics
+from contracts import buyer, cooperative, market, matching, parties, settlement, topics
 from contracts.model import Contract
 
 EVENT_KINDS: tuple[tuple[type[Contract], str], ...] = (
     (cooperative.CooperativeRegistered, topics.COOPERATIVE_EVENTS),
     (cooperative.PlantingRecorded, topics.COOPERATIVE_EVENTS),
     (cooperative.HarvestRecorded, topics.COOPERATIVE_EVENTS),
+    (parties.CooperativeKeyRotated, topics.COOPERATIVE_EVENTS),
+    (parties.CooperativeKeyRevoked, topics.COOPERATIVE_EVENTS),
     (buyer.BuyerRegistered, topics.BUYER_EVENTS),
     (buyer.OrderPlaced, topics.BUYER_EVENTS),
     (buyer.OrderCancelled, topics.BUYER_EVENTS),
     (buyer.CommitmentMade, topics.BUYER_EVENTS),
+    (parties.BuyerKeyRotated, topics.BUYER_EVENTS),
+    (parties.BuyerKeyRevoked, topics.BUYER_EVENTS),
+    (market.PriceFeedRegistered, topics.MARKET_EVENTS),
     (market.MarketPriceObserved, topics.MARKET_EVENTS),
+    (parties.PriceFeedKeyRotated, topics.MARKET_EVENTS),
+    (parties.PriceFeedKeyRevoked, topics.MARKET_EVENTS),
     (matching.InputJournaled, topics.MATCHING_JOURNAL),
     (matching.FillMade, topics.FILLS),
     (matching.OfferOpened, topics.OFFERS),
     (matching.OfferShrunk, topics.OFFERS),
     (matching.OfferClosed, topics.OFFERS),
+    (settlement.SettlementDeskRegistered, topics.SETTLEMENT_EVENTS),
+    (parties.SettlementDeskKeyRotated, topics.SETTLEMENT_EVENTS),
+    (parties.SettlementDeskKeyRevoked, topics.SETTLEMENT_EVENTS),
     (settlement.PlanRecorded, topics.SETTLEMENT_EVENTS),
     (settlement.DeliveryConfirmed, topics.SETTLEMENT_EVENTS),
     (settlement.PaymentMade, topics.SETTLEMENT_EVENTS),

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from contracts.inputs import Receipt
+from contracts.inputs import INPUT_OWNER, Receipt
 from contracts.topics import RECEIPTS
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def input_handler(service: str, handlers: dict[type, Callable[..., None]]) -> Ca
     def handle(uow: Any, decoded: Decoded[Any]) -> None:
         message, request = decoded.item
         handler = handlers.get(type(request))
-        if handler is None:
+        if handler is None or INPUT_OWNER.get(message.type) != service:
             raise Rejection(f"type: {message.type} is not a {service} input")
         handler(uow, decoded, message, request)
         accepted(uow, decoded, service)

@@ -63,6 +63,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from contracts.inputs import INPUT_OWNER, JOURNALED_EVENT_TYPES, SERVICE_INPUT_TOPIC
+from contracts.parties import DEFAULT_DESK
 from events.access import AUDITOR, BY_NAME, INPUT_PRODUCER, service_principal
 from events.relay import idempotent_producer
 from events.settings import kafka_options
@@ -79,6 +80,8 @@ PRODUCTS = ("chili", "oil_tea_fruit", "sweet_potato", "black_fungus", "tea_leaf"
 COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Shaba"), "Yuping": ("Tianping",)}
 BUYERS = ("tongren-mart", "zunyi-canteen", "guiyang-foods")
 FLOOR_BUYER = "yuping-buyer"
+MARKETS = ("Tongren", "Zunyi")
+"""The markets whose price feeds report prices in a run."""
 INPUT_SERVICES = ("cooperative", "buyer", "market", "settlement")
 SOURCE_SCHEMAS = ("cooperative", "buyer", "market")
 SEND_TIMEOUT_S = 30.0  # a batch Kafka has not acknowledged by then is sent again through new producers
@@ -115,8 +118,11 @@ class Workload:
         return f"{self.run_id}-{n:07d}"
 
     def registrations(self) -> list[tuple[str, dict]]:
-        """Every cooperative and buyer of the run joins first (their keys are registered with them)."""
-        out = [("buyer.registered", {"buyer_id": buyer_id, "name": buyer_id}) for buyer_id in (*BUYERS, FLOOR_BUYER)]
+        """Every party of the run joins first (their keys are registered with them): the markets' price feeds,
+        the settlement desk, the buyers and the cooperatives."""
+        out: list[tuple[str, dict]] = [("price_feed.registered", {"market": market, "name": f"{market} market"}) for market in MARKETS]
+        out.append(("settlement_desk.registered", {"desk_id": DEFAULT_DESK, "name": "county settlement desk"}))
+        out += [("buyer.registered", {"buyer_id": buyer_id, "name": buyer_id}) for buyer_id in (*BUYERS, FLOOR_BUYER)]
         for c in range(self.cooperative_count):
             county = self.rng.choice(sorted(COUNTIES))
             households = [f"{self.run_id}-h{c}-{h}" for h in range(self.rng.randint(1, 5))]
@@ -158,7 +164,7 @@ class Workload:
             return "order.cancelled", {"order_id": order_id, "buyer_id": buyer_id}
         if kind == "price":
             return "market_price.observed", {
-                "product": product, "grade": rng.choice("ABC"), "market": rng.choice(["Tongren", "Zunyi"]),
+                "product": product, "grade": rng.choice("ABC"), "market": rng.choice(MARKETS),
                 "price_fen": rng.randint(250, 900), "observed_on": self._day(-10).isoformat()}
         if kind == "planting":
             cooperative_id, households = rng.choice(self.cooperatives)

@@ -1,6 +1,7 @@
-"""The local keyring: one Ed25519 private key per producer (`cooperative:<id>`, `buyer:<id>`),
-generated on first use into ``<farmlink_home>/keys/`` (folder 0700, files 0600, PKCS#8 PEM),
-never committed. `farmlink publish` signs each cooperative's and buyer's inputs with its key.
+"""The local keyring: one current Ed25519 private key per producer (`cooperative:<id>`, `buyer:<id>`,
+`price-feed:<market>`, `settlement-desk:<id>`), generated on first use into ``<farmlink_home>/keys/``
+(folder 0700, files 0600, PKCS#8 PEM), never committed. `farmlink publish` signs every party's
+inputs with its key. A rotation (`rotate`) keeps the old key as `<name>.retired-<n>.pem`.
 
 A real cooperative or buyer system keeps its own key and uses `contracts/signing.py` the same
 way; this keyring stands in for all of them on a development machine.
@@ -49,6 +50,18 @@ class Keyring:
 
     def public_key(self, producer: str) -> str:
         return public_key_of(self.private_key(producer))
+
+    def rotate(self, producer: str) -> tuple[Ed25519PrivateKey, str]:
+        """A new current key for the producer: returns the previous key (which signs the rotation) and the
+        new public key; the previous key file is kept beside it as `<name>.retired-<n>.pem`."""
+        previous = self.private_key(producer)
+        path = self.path_of(producer)
+        n = 1
+        while (retired := path.with_name(f"{path.stem}.retired-{n}.pem")).exists():
+            n += 1
+        os.replace(path, retired)
+        self._cache.pop(producer, None)
+        return previous, self.public_key(producer)
 
     def _generate(self, path: Path) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

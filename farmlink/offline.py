@@ -15,12 +15,12 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from contracts.inputs import INPUT_KIND, REGISTRATION_TYPES
+from contracts.inputs import INPUT_KIND, KEY_ROTATION_TYPES, REGISTRATION_TYPES
 from events.consumer import Delivery
 from events.store import envelope_bytes
 from events.unit import MemoryUnitOfWork, decide_one
 from farmlink.keyring import Keyring
-from farmlink.publisher import input_message
+from farmlink.publisher import implied_registration, input_message
 from farmlink.scenario import LineError, ScenarioLine
 from matcher.book import Book
 from matcher.facts import Fill
@@ -53,14 +53,20 @@ def simulate(lines: Iterable[ScenarioLine | LineError]) -> list[Fill]:
         units = {name: MemoryUnitOfWork(name, f"service:{name}", lambda envelope: None) for name in SERVICES}
         matcher_unit = MemoryUnitOfWork("matching", "service:matching", lambda envelope: None)
         fills: list[Fill] = []
+        known_parties: set[str] = set()
         for line in lines:
             if isinstance(line, LineError) or INPUT_KIND[line.type].owner not in SERVICES:
                 continue
             payload = dict(line.payload)
-            if line.type in REGISTRATION_TYPES:
+            if line.type in REGISTRATION_TYPES or line.type in KEY_ROTATION_TYPES:
                 payload["public_key"] = None  # the throwaway key of this run signs it (see the module's docstring)
-            message = input_message(line.type, payload, f"simulate:{line.line_no}", keyring, message_id=f"line-{line.line_no}")
             service = SERVICES[INPUT_KIND[line.type].owner]
+            implied = implied_registration(line.type, payload, known_parties)
+            if implied is not None:  # as `farmlink publish` registers a price feed a file did not
+                message = input_message(*implied, f"simulate:implied-{line.line_no}", keyring, message_id=f"implied-{line.line_no}")
+                decide_one(units[service.SERVICE], service.CONSUMER,
+                           Delivery("simulate", 0, line.line_no, None, message.model_dump_json().encode(), []))
+            message = input_message(line.type, payload, f"simulate:{line.line_no}", keyring, message_id=f"line-{line.line_no}")
             delivery = Delivery("simulate", 0, line.line_no, None, message.model_dump_json().encode(), [])
             events, accepted = decide_one(units[service.SERVICE], service.CONSUMER, delivery)
             if not accepted:

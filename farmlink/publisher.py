@@ -26,15 +26,19 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from contracts.inputs import (
+    INPUT_KIND,
     INPUT_OWNER,
+    KEY_ROTATION_TYPES,
     MATCHER_INPUT_TYPES,
     REGISTRATION_TYPES,
     SERVICE_INPUT_TOPIC,
     SIGNED_INPUT_TYPES,
     InputMessage,
     Receipt,
+    party_id_of,
     producer_of,
 )
+from contracts.parties import PRICE_FEED, SETTLEMENT_DESK
 from contracts.signing import sign
 from contracts.topics import RECEIPTS, SEQUENCE_HEADER
 from events.access import COOPERATIVE, INPUT_PRODUCER
@@ -62,16 +66,45 @@ def input_key(line: ScenarioLine) -> str:
 
 
 def input_message(input_type: str, payload: dict, correlation_id: str, keyring: Keyring, message_id: str | None = None) -> InputMessage:
-    """An input as its producer sends it: cooperative and buyer inputs signed with the producer's
-    key, and a registration that names no public key given the producer's own."""
+    """An input as its producer sends it: signed with the producer's current key from `keyring`; a
+    registration that names no public key given the producer's own; a key rotation that names none
+    given a new key, made now (the keyring's current key from then on), and signed with the old one."""
     producer = producer_of(input_type, payload)
+    signer = None
     if input_type in REGISTRATION_TYPES and payload.get("public_key") is None:
         payload = {**payload, "public_key": keyring.public_key(producer)}
+    if input_type in KEY_ROTATION_TYPES and payload.get("public_key") is None:
+        # the envelope must hold before the keyring changes (a producer it refuses rotates nothing)
+        InputMessage(message_id="check", type=input_type, producer=producer, correlation_id=correlation_id, payload=payload)
+        signer, new_key = keyring.rotate(producer)
+        payload = {**payload, "public_key": new_key}
     fields = dict(
         message_id=message_id or uuid.uuid4().hex, type=input_type, producer=producer, correlation_id=correlation_id, payload=payload
     )
-    signature = sign(keyring.private_key(producer), fields) if input_type in SIGNED_INPUT_TYPES else None
+    signature = sign(signer or keyring.private_key(producer), fields) if input_type in SIGNED_INPUT_TYPES else None
     return InputMessage(**fields, signature=signature)
+
+
+IMPLIED_PARTIES = (PRICE_FEED, SETTLEMENT_DESK)
+"""Parties `farmlink publish` registers by itself, with the keyring's key, before the first line that
+needs them when the file has not registered them first: a market's price feed, a settlement desk."""
+
+
+def implied_registration(input_type: str, payload: dict, known: set[str]) -> tuple[str, dict] | None:
+    """The registration (type, payload) to send before this line, or None; remembers what is known.
+    A registration line makes its party known; a price or a settlement line of a party not yet known
+    gets its party's registration first (the service accepts the same registration again: nothing changes)."""
+    kind = INPUT_KIND.get(input_type)
+    if kind is None or kind.party not in IMPLIED_PARTIES:
+        return None
+    party_id = party_id_of(input_type, payload)
+    producer = kind.party.producer(party_id)
+    if producer in known:
+        return None
+    known.add(producer)
+    if input_type in REGISTRATION_TYPES:
+        return None
+    return f"{kind.party.input_prefix}.registered", {kind.party.id_field: party_id, "name": party_id}
 
 
 def prepare_line(line: ScenarioLine, run_id: str, keyring: Keyring) -> InputMessage | str:
@@ -203,6 +236,7 @@ async def publish_lines(
     in_flight: list[LineProgress] = []
     sequence: dict[str, int] = {}  # product -> last seq stamped in this run
     order_products: dict[str, str] = {}  # order id -> product, for cancellations
+    known_parties: set[str] = set()  # price feeds and settlement desks registered in this run (implied_registration)
     journaled: list[LineProgress] = []  # every line sent so far that the matcher journals, in file order
     settlement: asyncio.Queue = asyncio.Queue()
     sent: list[asyncio.Future] = []
@@ -280,6 +314,9 @@ async def publish_lines(
                 continue
             service = INPUT_OWNER[line.type]
             topic = SERVICE_INPUT_TOPIC[service]
+            implied = implied_registration(line.type, line.payload, known_parties)
+            if implied is not None:  # its receipt is not a line's: accepted, or "already registered" from an earlier run
+                await send(topic, input_message(*implied, f"{run_id}:implied-{line.line_no}", keyring), [])
             headers: list[tuple[str, bytes]] = []
             alone = strict
             if line.type in MATCHER_INPUT_TYPES:

@@ -1,11 +1,15 @@
-"""Every cooperative and buyer event was recorded from an input its producer signed: verify each
-signature from the log alone, with the public key in the producer's registered event, and check
-the recorded fact says what the signed input said.
+"""Every event recorded from a party's input was signed by that party: verify each signature from
+the log alone, with the key the party held at that place in the log, and check the recorded fact
+says what the signed input said.
 
 Each such event carries `signed_input` (contracts/signing.py: the input message as received and
-its signature). The key of `cooperative:<id>` is the `public_key` of the CooperativeRegistered
-event earlier in the cooperative schema's log (of `buyer:<id>`: BuyerRegistered); a
-registration is signed with the key it registers.
+its signature). The parties and their keys (contracts/parties.py) are read from the log in order:
+a party's registration (signed with the key it registers) sets its key; a rotation, signed with the
+current key, replaces it; a revocation, signed with the current key, ends it: an event recorded
+from an input of that party after its revocation is a finding, as is one signed with a key rotated
+out (it does not verify with the current key). Each party's registration, key changes and inputs are in its owning service's schema, so that
+schema's order is the log's order for it. Market prices and settlement events of schema version 1
+were recorded before those parties signed (their v2 carries the evidence) and are not checked.
 """
 
 from __future__ import annotations
@@ -16,24 +20,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts.inputs import INPUT_TYPES
+from contracts.inputs import INPUT_KINDS, INPUT_TYPES, KEY_REVOCATION_TYPES, KEY_ROTATION_TYPES, REGISTRATION_TYPES, party_id_of
 from contracts.signing import SIGNED_FIELDS, verification_problem
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
 
 SIGNATURE = "signature"
 
-SIGNED_EVENTS: dict[str, tuple[str, str, str]] = {
-    "CooperativeRegistered": ("cooperative.registered", "cooperative", "cooperative_id"),
-    "PlantingRecorded": ("planting.recorded", "cooperative", "cooperative_id"),
-    "HarvestRecorded": ("harvest.recorded", "cooperative", "cooperative_id"),
-    "BuyerRegistered": ("buyer.registered", "buyer", "buyer_id"),
-    "OrderPlaced": ("order.placed", "buyer", "buyer_id"),
-    "OrderCancelled": ("order.cancelled", "buyer", "buyer_id"),
-    "CommitmentMade": ("commitment.made", "buyer", "buyer_id"),
-}
-"""Event type -> (the input type it is recorded from, the producer kind, the payload field naming the producer)."""
+SIGNED_EVENTS: dict[str, tuple[str, str, str]] = {kind.records: (kind.type, kind.party.name, kind.field) for kind in INPUT_KINDS}
+"""Event type -> (the input type it is recorded from, the producer's party kind, the payload field naming the party)."""
 
-REGISTRATIONS = frozenset({"CooperativeRegistered", "BuyerRegistered"})
+REGISTRATIONS = frozenset(kind.records for kind in INPUT_KINDS if kind.type in REGISTRATION_TYPES)
+ROTATIONS = frozenset(kind.records for kind in INPUT_KINDS if kind.type in KEY_ROTATION_TYPES)
+REVOCATIONS = frozenset(kind.records for kind in INPUT_KINDS if kind.type in KEY_REVOCATION_TYPES)
+KEY_CHANGES = REGISTRATIONS | ROTATIONS | REVOCATIONS
+"""Events checked in the ordered pass at once: what they do to a party's key decides how later events are checked."""
+
+SIGNED_SINCE_V2 = frozenset({"MarketPriceObserved", "PlanRecorded", "DeliveryConfirmed", "PaymentMade"})
+"""Events whose version 1 was recorded from unsigned inputs (before price feeds and settlement desks signed)."""
+
+SCHEMAS = ("cooperative", "buyer", "market", "settlement")
+"""The schemas of the services that record parties' inputs."""
 
 
 def _difference(signed: Any, recorded: Any, path: str) -> str | None:
@@ -62,11 +68,22 @@ def _difference(signed: Any, recorded: Any, path: str) -> str | None:
 
 
 class _Keys:
-    """Public keys by producer, as registered so far in the log, and where."""
+    """Each party's current key as registered, rotated or revoked so far in the log, and where."""
 
     def __init__(self) -> None:
         self.key: dict[str, str] = {}
         self.place: dict[str, str] = {}
+        self.revoked: dict[str, str] = {}
+
+    def change(self, record: Record, producer: str) -> None:
+        """What a verified registration, rotation or revocation does to its party's key."""
+        if record.event_type in REGISTRATIONS:
+            if producer not in self.key:
+                self.key[producer], self.place[producer] = record.payload["public_key"], record.place
+        elif record.event_type in ROTATIONS:
+            self.key[producer], self.place[producer] = record.payload["public_key"], record.place
+        else:
+            self.revoked[producer] = record.place
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +108,7 @@ def _place_problem(record: Record, keys: _Keys, seen_messages: dict[str, Record]
         return "signed_input: malformed evidence"
     if evidence["type"] != input_type:
         return f"signed_input.type: {evidence['type']!r} cannot record a {record.event_type} (expected {input_type})"
-    producer = f"{kind}:{record.payload.get(id_field)}"
+    producer = f"{kind}:{party_id_of(input_type, record.payload)}"
     if evidence["producer"] != producer:
         return f"signed_input.producer: {evidence['producer']!r} signed for {producer}"
     if record.causation_id is not None and evidence["message_id"] != record.causation_id:
@@ -107,6 +124,8 @@ def _place_problem(record: Record, keys: _Keys, seen_messages: dict[str, Record]
     key = keys.key.get(producer)
     if key is None:
         return f"signed_input.producer: {producer} has no registered public key earlier in the log"
+    if producer in keys.revoked:
+        return f"signed_input.producer: {producer} revoked its key at {keys.revoked[producer]}; nothing it signs after that counts"
     return key, f"the key {producer} registered at {keys.place[producer]}"
 
 
@@ -154,27 +173,28 @@ class SignaturePlan:
 
 
 def plan_signatures(log: AuditLog) -> SignaturePlan:
-    """The ordered pass: every cooperative and buyer event in log order, each checked for its place
-    (keys known so far, message ids used once). A registration is verified at once, since only a
-    registration that holds registers its key; every other signature is left pending."""
+    """The ordered pass: every event recorded from a party's input, in log order, each checked for its
+    place (keys known so far, message ids used once). Registrations, rotations and revocations are
+    verified at once, since only one that holds changes its party's key; every other signature is left pending."""
     plan = SignaturePlan([], [])
     keys = _Keys()
     seen_messages: dict[str, Record] = {}
     order = 0
-    for schema in ("cooperative", "buyer"):
+    for schema in SCHEMAS:
         for record in log.by_schema.get(schema, []):
             if record.event_type not in SIGNED_EVENTS:
+                continue
+            if record.event_type in SIGNED_SINCE_V2 and record.schema_version < 2:
                 continue
             order += 1
             try:
                 placed = _place_problem(record, keys, seen_messages)
                 if isinstance(placed, str):
                     problem: str | None = placed
-                elif record.event_type in REGISTRATIONS:
+                elif record.event_type in KEY_CHANGES:
                     problem = _content_problem(record, *placed)
-                    producer = record.payload["signed_input"]["producer"]
-                    if problem is None and producer not in keys.key:
-                        keys.key[producer], keys.place[producer] = placed[0], record.place
+                    if problem is None:
+                        keys.change(record, record.payload["signed_input"]["producer"])
                 else:
                     plan.pending.append(PendingSignature(order, record, *placed))
                     continue
@@ -186,8 +206,8 @@ def plan_signatures(log: AuditLog) -> SignaturePlan:
 
 
 def check_signatures(log: AuditLog) -> list[Finding]:
-    """One finding per cooperative or buyer event whose signed input is missing, does not verify
-    with the producer's registered key, or disagrees with what was recorded."""
+    """One finding per event recorded from a party's input whose signed input is missing, does not verify
+    with the key the party held there, comes after its revocation, or disagrees with what was recorded."""
     plan = plan_signatures(log)
     verified = ((pending.order, verify_pending(pending)) for pending in plan.pending)
     return plan.finish((order, finding) for order, finding in verified if finding is not None)

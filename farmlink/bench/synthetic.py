@@ -17,10 +17,11 @@ from decimal import Decimal
 
 from contracts.buyer import BuyerRegistered, CommitmentMade, OrderCancelled, OrderPlaced
 from contracts.cooperative import Contribution, CooperativeRegistered, HarvestRecorded, PlantingRecorded
-from contracts.inputs import INPUT_TYPES, ContributionReport, HouseholdMembership
-from contracts.market import MarketPriceObserved
+from contracts.inputs import INPUT_KINDS, INPUT_TYPES, ContributionReport, HouseholdMembership, producer_of
+from contracts.market import MarketPriceObserved, PriceFeedRegistered
 from contracts.model import Contract
-from contracts.settlement import PaymentMade
+from contracts.parties import DEFAULT_DESK
+from contracts.settlement import PaymentMade, SettlementDeskRegistered
 from contracts.signing import SignedInput, private_key_from_raw, public_key_of, sign
 from events.hashchain import GENESIS, canonical_json, hashed_content, link_hash
 from matcher.book import Market
@@ -34,11 +35,8 @@ COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Gongzhou", "Quanba"), "Yuping": ("Tia
 SEASON_START = date(2020, 3, 1)
 BUYERS = tuple(f"buyer-{n}" for n in range(1, 51)) + tuple(f"yuping-{n}" for n in range(1, 6))
 
-INPUT_OF = {
-    "CooperativeRegistered": "cooperative.registered", "PlantingRecorded": "planting.recorded", "HarvestRecorded": "harvest.recorded",
-    "BuyerRegistered": "buyer.registered", "OrderPlaced": "order.placed", "OrderCancelled": "order.cancelled",
-    "CommitmentMade": "commitment.made",
-}
+INPUT_OF = {kind.records: kind.type for kind in INPUT_KINDS}
+MARKETS = ("Tongren", "Zunyi")
 
 
 def input_payload(input_type: str, event: dict) -> dict:
@@ -127,15 +125,14 @@ class Season:
         """The event with the evidence of the input its producer signed, and that input's message id."""
         input_type = INPUT_OF[model.event_type]  # type: ignore[attr-defined]
         event = model.model_dump(mode="json")
-        kind = "cooperative" if "cooperative_id" in event and input_type in ("cooperative.registered", "planting.recorded", "harvest.recorded") else "buyer"
-        producer = f"{kind}:{event[kind + '_id']}"
+        producer = producer_of(input_type, event)
         message = {"message_id": uuid.UUID(int=self.rng.getrandbits(128), version=4).hex, "type": input_type, "producer": producer,
                    "correlation_id": "synthetic", "payload": input_payload(input_type, event)}
         message["signature"] = sign(self._key(producer), message)
         return model.model_copy(update={"signed_input": SignedInput.of(message)}), message["message_id"]
 
     def _record(self, schema: str, stream_id: str, model: Contract) -> str:
-        """Append a signed cooperative or buyer event."""
+        """Append an event with the evidence of its party's signed input."""
         signed, message_id = self._signed(model)
         return self.log.append(schema, stream_id, signed, causation_id=message_id)
 
@@ -148,13 +145,13 @@ class Season:
 
     def _journal(self, schema: str, stream_id: str, model: Contract) -> None:
         """Record a source event, then journal it and record what the matcher decided, as the matching service does."""
-        source_id = self._record(schema, stream_id, model) if schema != "market" else self.log.append(schema, stream_id, model)
+        source_id = self._record(schema, stream_id, model)
         at = self.log.last_at
         payload = model.model_dump(mode="json", exclude={"signed_input"})
         product = payload["product"]
         outcomes = self.market.process(fact_from(model.event_type, payload))  # type: ignore[attr-defined]
         seq = self.journal_seq[product] = self.journal_seq.get(product, 0) + 1
-        entry = journal_entry(product, seq, source_id, model.event_type, 1, payload, at)  # type: ignore[attr-defined]
+        entry = journal_entry(product, seq, source_id, model.event_type, model.schema_version, payload, at)  # type: ignore[attr-defined]
         self.log.append("matching", f"market-{product}", entry.payload, event_id=entry.event_id, causation_id=source_id, at=at)
         self.log.inputs += 1
         for index, outcome in enumerate(outcomes):
@@ -172,7 +169,7 @@ class Season:
         shares = split_largest_remainder(amount, sorted(contributions.items()))
         payment = PaymentMade(lot_id=fill.lot_id, outlet_id=fill.outlet_id, buyer_id=fill.buyer_id, product=fill.product,
                               cooperative_id=fill.cooperative_id, amount_fen=amount, household_income_fen=dict(shares))
-        self.log.append("settlement", f"settlement-{fill.lot_id}-{fill.outlet_id}", payment)
+        self._record("settlement", f"settlement-{fill.lot_id}-{fill.outlet_id}", payment)
 
     def register_cooperatives(self, count: int) -> None:
         for n in range(count):
@@ -185,6 +182,14 @@ class Season:
                 cooperative_id=cooperative_id, name=f"cooperative {n}", county=county, township=township, village=f"village-{n}",
                 households=tuple(HouseholdMembership(household_id=h, registered_poor=p) for h, p in households),
                 public_key=public_key_of(self._key(f"cooperative:{cooperative_id}"))))
+
+    def register_feeds_and_desk(self) -> None:
+        """The markets' price feeds and the settlement desk, each with its own key."""
+        for market in MARKETS:
+            self._record("market", f"price-feed-{market}", PriceFeedRegistered(
+                market=market, name=f"{market} market", public_key=public_key_of(self._key(f"price-feed:{market}"))))
+        self._record("settlement", f"settlement-desk-{DEFAULT_DESK}", SettlementDeskRegistered(
+            desk_id=DEFAULT_DESK, name="county settlement desk", public_key=public_key_of(self._key(f"settlement-desk:{DEFAULT_DESK}"))))
 
     def register_buyers(self) -> None:
         for buyer_id in BUYERS:
@@ -243,12 +248,13 @@ class Season:
 
     def price(self) -> None:
         self._journal("market", f"market-price-{self.rng.choice(PRODUCTS)}", MarketPriceObserved(
-            product=self.rng.choice(PRODUCTS), grade=self.rng.choice("ABC"), market=self.rng.choice(["Tongren", "Zunyi"]),
+            product=self.rng.choice(PRODUCTS), grade=self.rng.choice("ABC"), market=self.rng.choice(MARKETS),
             price_fen=self.rng.randint(250, 1100), observed_on=self._day()))
 
     def run(self, target_events: int) -> SyntheticLog:
         self.register_cooperatives(max(20, target_events // 2000))
         self.register_buyers()
+        self.register_feeds_and_desk()
         for _ in range(len(self.cooperatives)):
             self.planting()
         steps = (self.lot, self.order, self.price, self.commitment, self.cancellation, self.planting)

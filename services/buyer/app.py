@@ -12,7 +12,9 @@ import asyncpg
 from faststream.kafka import KafkaMessage
 
 from contracts.inputs import BuyerRegistration, CommitmentOffer, OrderCancellationRequest, OrderPlacement
+from contracts.parties import BUYER
 from contracts.topics import BUYER_INPUT
+from events.authentication import PartyKey, keep_key, key_handlers, key_of, key_streams, load_keys, producers_of
 from events.codec import decode_input
 from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
@@ -51,20 +53,22 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
         rows = await conn.fetch("SELECT order_id, buyer_id, product, cancelled FROM orders WHERE order_id = ANY($1::text[])", order_ids)
         uow.absent(ORDERS.name, order_ids)
         uow.load(ORDERS.name, {row["order_id"]: dict(row) for row in rows})
-    await uow.load_heads(conn, [s for s in map(stream_of, requests) if s])
+    await load_keys(conn, uow, producers_of(items))
+    await uow.load_heads(conn, [*(s for s in map(stream_of, requests) if s), *key_streams(items)])
 
 
-def registered_key(uow: BatchUnitOfWork, buyer_id: str) -> str | None:
-    buyer = uow.get(BUYERS.name, buyer_id)
-    return buyer["public_key"] if buyer else None
+def registered_key(uow: BatchUnitOfWork, buyer_id: str) -> PartyKey | None:
+    """The buyer's current key (rotations and revocation included)."""
+    return key_of(uow, BUYER.producer(buyer_id))
 
 
 def register_buyer(uow: BatchUnitOfWork, decoded: Decoded, message, request: BuyerRegistration) -> None:
     evidence = domain.authenticate_registration(message, request)
-    registered = domain.register_buyer(request, registered_key(uow, request.buyer_id) is not None)
+    registered = domain.register_buyer(request, uow.get(BUYERS.name, request.buyer_id) is not None)
     registered = registered.model_copy(update={"signed_input": evidence})
     uow.append(stream_of(request), [NewEvent(registered)], 0, **ids_of(decoded))
     uow.put(BUYERS, {"buyer_id": registered.buyer_id, "name": registered.name, "public_key": registered.public_key})
+    keep_key(uow, BUYER.producer(registered.buyer_id), PartyKey(registered.public_key))
 
 
 def place_order(uow: BatchUnitOfWork, decoded: Decoded, message, request: OrderPlacement) -> None:
@@ -96,6 +100,7 @@ HANDLERS = {
     OrderPlacement: place_order,
     OrderCancellationRequest: cancel_order,
     CommitmentOffer: make_commitment,
+    **key_handlers(BUYER),
 }
 
 

@@ -24,7 +24,7 @@ def producer_for(buyer_id: str) -> str:
     return authentication.producer_for("buyer", buyer_id)
 
 
-def authenticate(message: InputMessage, buyer_id: str, registered_key: str | None) -> SignedInput:
+def authenticate(message: InputMessage, buyer_id: str, registered_key: authentication.PartyKey | str | None) -> SignedInput:
     """An input the buyer it names sent and signed with its registered key; the evidence to record."""
     return authentication.authenticate(message, "buyer", buyer_id, registered_key,
                                        unknown="; a buyer registers (buyer.registered) before it orders")

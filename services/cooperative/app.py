@@ -12,7 +12,9 @@ import asyncpg
 from faststream.kafka import KafkaMessage
 
 from contracts.inputs import CooperativeRegistration, HarvestReport, PlantingReport
+from contracts.parties import COOPERATIVE
 from contracts.topics import COOPERATIVE_INPUT
+from events.authentication import PartyKey, keep_key, key_handlers, key_of, key_streams, load_keys, producers_of
 from events.codec import decode_input
 from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
@@ -60,7 +62,8 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
     uow.load(MEMBERS, members)
     uow.absent(HOUSEHOLDS.name, household_ids)
     uow.load(HOUSEHOLDS.name, {row["household_id"]: dict(row) for row in rows})
-    await uow.load_heads(conn, [s for s in map(stream_of, reports) if s])
+    await load_keys(conn, uow, producers_of(items))
+    await uow.load_heads(conn, [*(s for s in map(stream_of, reports) if s), *key_streams(items)])
 
 
 def cooperative_of(uow: BatchUnitOfWork, cooperative_id: str) -> domain.Cooperative | None:
@@ -70,9 +73,9 @@ def cooperative_of(uow: BatchUnitOfWork, cooperative_id: str) -> domain.Cooperat
     return domain.Cooperative(cooperative_id, row["county"], row["township"], row["village"], dict(uow.get(MEMBERS, cooperative_id) or {}))
 
 
-def registered_key(uow: BatchUnitOfWork, cooperative_id: str) -> str | None:
-    row = uow.get(COOPERATIVES.name, cooperative_id)
-    return row["public_key"] if row else None
+def registered_key(uow: BatchUnitOfWork, cooperative_id: str) -> PartyKey | None:
+    """The cooperative's current key (rotations and revocation included)."""
+    return key_of(uow, COOPERATIVE.producer(cooperative_id))
 
 
 def register_cooperative(uow: BatchUnitOfWork, decoded: Decoded, message, report: CooperativeRegistration) -> None:
@@ -84,6 +87,8 @@ def register_cooperative(uow: BatchUnitOfWork, decoded: Decoded, message, report
     uow.append(stream_of(report), [NewEvent(event)], 0, **ids_of(decoded))
     uow.put(COOPERATIVES, {"cooperative_id": event.cooperative_id, "name": event.name, "county": event.county,
                            "township": event.township, "village": event.village, "public_key": event.public_key})
+    assert event.public_key is not None
+    keep_key(uow, COOPERATIVE.producer(event.cooperative_id), PartyKey(event.public_key))
     for h in event.households:
         uow.put(HOUSEHOLDS, {"household_id": h.household_id, "cooperative_id": event.cooperative_id, "registered_poor": h.registered_poor})
     uow.set(MEMBERS, event.cooperative_id, {h.household_id: h.registered_poor for h in event.households})
@@ -107,6 +112,7 @@ HANDLERS = {
     CooperativeRegistration: register_cooperative,
     PlantingReport: record_planting,
     HarvestReport: record_harvest,
+    **key_handlers(COOPERATIVE),
 }
 
 

@@ -27,7 +27,7 @@ def producer_for(cooperative_id: str) -> str:
     return authentication.producer_for("cooperative", cooperative_id)
 
 
-def authenticate(message: InputMessage, cooperative_id: str, registered_key: str | None) -> SignedInput:
+def authenticate(message: InputMessage, cooperative_id: str, registered_key: authentication.PartyKey | str | None) -> SignedInput:
     """An input the cooperative it names sent and signed with its registered key; the evidence to record.
 
     Checked before anything else: a forged input learns nothing about the cooperative's data.

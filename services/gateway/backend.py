@@ -19,7 +19,7 @@ from faststream.middlewares import AckPolicy
 from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS
 from events.access import BY_NAME, CONSUMER_GROUPS, GATEWAY
 from events.consumer import Delivery
-from events.migrations import migrate
+from events.migrations import MigrationChanged, migrate
 from events.relay import OutboxRelay
 from events.runtime import deliveries_of, raw_body, tolerant_parser
 from events.settings import AUDITOR, Settings, kafka_options, kafka_security, settings
@@ -117,6 +117,9 @@ class Backend:
         try:
             await migrate(owner, SCHEMA, [("services/gateway", SQL)], service_role=role,
                           readers=(self.config.role_of(AUDITOR),))
+        except MigrationChanged as refused:  # an applied migration was edited: say so, no traceback
+            await self.pool.close()
+            raise SystemExit(f"the gateway cannot start: {refused}") from None
         finally:
             await owner.close()
         self.store = EventStore(self.pool, SCHEMA, producer="service:gateway")
@@ -155,7 +158,7 @@ class Backend:
         return self.pool
 
     async def key_of(self, party: str) -> str | None:
-        return await self._db.fetchval("SELECT public_key FROM gateway.parties WHERE party = $1", party)
+        return await self._db.fetchval("SELECT public_key FROM gateway.parties WHERE party = $1 AND revoked IS NULL", party)
 
     async def posted_by(self, message_id: str) -> str | None:
         return await self._db.fetchval("SELECT producer FROM gateway.posted WHERE message_id = $1", message_id)

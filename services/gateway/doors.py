@@ -13,12 +13,15 @@ it and the receipt says what became of it.
 
 from dataclasses import dataclass
 
-from contracts.inputs import (INPUT_OWNER, REGISTRATION_TYPES, SERVICE_INPUT_TOPIC, SIGNED_INPUT_TYPES, InputMessage,
-                             producer_kind)
+from contracts.inputs import INPUT_OWNER, REGISTRATION_TYPES, SERVICE_INPUT_TOPIC, InputMessage, party_id_of, producer_kind
 from contracts.model import Contract
 from events.authentication import authenticate, authenticate_registration, producer_for
 from events.codec import decode_input
 from events.consumer import Delivery, Rejection, describe
+
+
+GATEWAY_OWNERS = ("cooperative", "buyer")
+"""The services whose input topics the gateway may write (events/access.py)."""
 
 
 class Refused(Exception):
@@ -56,18 +59,18 @@ class Posted:
 
 def read(body: bytes) -> Posted:
     """The posted bytes decoded as the owning service decodes them; Refused 400 naming the field, or 403 for an
-    input no cooperative or buyer signs."""
+    input of a price feed or a settlement desk (they publish on Kafka)."""
     try:
         decoded = decode_input(Delivery(topic="http", partition=0, offset=0, key=None, value=body, headers=()))
     except Exception as error:
         raise Refused(400, describe(error)) from None
     message, payload = decoded.item
-    if message.type not in SIGNED_INPUT_TYPES:
-        raise Refused(403, f"type: {message.type} is not a cooperative's or buyer's signed input; the gateway takes only "
-                           f"those (the price feed and the settlement desk publish on Kafka)")
+    if INPUT_OWNER[message.type] not in GATEWAY_OWNERS:
+        raise Refused(403, f"type: {message.type} is not a cooperative's or buyer's input; the gateway takes only "
+                           f"those (price feeds and settlement desks publish on Kafka)")
     kind = producer_kind(message.type)
     assert kind is not None
-    return Posted(message, payload, kind, getattr(payload, f"{kind}_id"))
+    return Posted(message, payload, kind, party_id_of(message.type, payload.model_dump()))
 
 
 def admit(posted: Posted, registered_key: str | None) -> Posted:

@@ -18,6 +18,7 @@ from contracts.buyer import BuyerRegistered, CommitmentMade
 from contracts.cooperative import CooperativeRegistered, HarvestRecorded, PlantingRecorded
 from contracts.inputs import Receipt
 from contracts.matching import FillMade, OfferClosed, OfferOpened, OfferShrunk
+from contracts.parties import BuyerKeyRevoked, BuyerKeyRotated, CooperativeKeyRevoked, CooperativeKeyRotated, KeyRevoked, KeyRotated
 from contracts.settlement import PaymentMade, PlanRecorded
 from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, RECEIPTS, SETTLEMENT_EVENTS
 from events.codec import decode_event
@@ -29,7 +30,7 @@ TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, RE
 """What the gateway subscribes to (events/access.py grants it exactly these, and the relay's checkpoints)."""
 
 PARTIES = Table("parties", ("party",), (("party", "text"), ("kind", "text"), ("party_id", "text"), ("name", "text"),
-                                        ("public_key", "text")))
+                                        ("public_key", "text"), ("revoked", "text")))
 HOUSEHOLDS = Table("households", ("household_id",), (("household_id", "text"), ("cooperative_id", "text"),
                                                      ("village", "text"), ("registered_poor", "boolean"),
                                                      ("county", "text"), ("township", "text")))
@@ -76,7 +77,8 @@ def party(kind: str, party_id: str) -> str:
 def keep_cooperative(uow: BatchUnitOfWork, envelope, event: CooperativeRegistered) -> None:
     if event.public_key is not None:
         uow.insert(PARTIES, {"party": party("cooperative", event.cooperative_id), "kind": "cooperative",
-                             "party_id": event.cooperative_id, "name": event.name, "public_key": event.public_key})
+                             "party_id": event.cooperative_id, "name": event.name, "public_key": event.public_key,
+                             "revoked": None})
     for h in event.households:
         uow.insert(HOUSEHOLDS, {"household_id": h.household_id, "cooperative_id": event.cooperative_id,
                                 "village": event.village, "registered_poor": h.registered_poor, "county": event.county,
@@ -85,7 +87,19 @@ def keep_cooperative(uow: BatchUnitOfWork, envelope, event: CooperativeRegistere
 
 def keep_buyer(uow: BatchUnitOfWork, envelope, event: BuyerRegistered) -> None:
     uow.insert(PARTIES, {"party": party("buyer", event.buyer_id), "kind": "buyer", "party_id": event.buyer_id,
-                         "name": event.name, "public_key": event.public_key})
+                         "name": event.name, "public_key": event.public_key, "revoked": None})
+
+
+def rotate_key(uow: BatchUnitOfWork, envelope, event: KeyRotated) -> None:
+    """A cooperative's or buyer's new key: requests and inputs are checked against it from now on."""
+    kind = "cooperative" if isinstance(event, CooperativeKeyRotated) else "buyer"
+    uow.patch(PARTIES, party(kind, event.party_id), {"public_key": event.public_key})
+
+
+def revoke_key(uow: BatchUnitOfWork, envelope, event: KeyRevoked) -> None:
+    """A cooperative or buyer revoked its key: nothing it signs is accepted any more."""
+    kind = "cooperative" if isinstance(event, CooperativeKeyRevoked) else "buyer"
+    uow.patch(PARTIES, party(kind, event.party_id), {"revoked": event.reason})
 
 
 def keep_lot(uow: BatchUnitOfWork, envelope, event: HarvestRecorded) -> None:
@@ -145,6 +159,10 @@ def close_offer(uow: BatchUnitOfWork, envelope, event: OfferClosed) -> None:
 EVENT_HANDLERS = {
     CooperativeRegistered: keep_cooperative,
     BuyerRegistered: keep_buyer,
+    CooperativeKeyRotated: rotate_key,
+    BuyerKeyRotated: rotate_key,
+    CooperativeKeyRevoked: revoke_key,
+    BuyerKeyRevoked: revoke_key,
     HarvestRecorded: keep_lot,
     PlantingRecorded: keep_planting,
     PlanRecorded: keep_plan,

@@ -14,10 +14,13 @@ import asyncpg
 from faststream.kafka import KafkaMessage
 
 from contracts.cooperative import CooperativeRegistered, HarvestRecorded, PlantingRecorded
-from contracts.inputs import DeliveryConfirmation, PaymentReport, PlanReport, Receipt
+from contracts.inputs import DeliveryConfirmation, PaymentReport, PlanReport, Receipt, SettlementDeskRegistration, party_id_of
 from contracts.matching import FillMade
-from contracts.settlement import PlanRecorded
+from contracts.parties import SETTLEMENT_DESK
+from contracts.settlement import PlanRecorded, SettlementDeskRegistered
+from contracts.signing import SignedInput
 from contracts.topics import COOPERATIVE_EVENTS, FILLS, SETTLEMENT_INPUT
+from events.authentication import authenticate, key_handlers, key_of, key_streams, load_keys, producers_of, register_party
 from events.codec import decode_event, decode_input
 from events.consumer import Decoded, Rejection, ids_of, input_handler, rejected_receipt, send_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
@@ -51,6 +54,8 @@ class LotNotYetKnown(Exception):
 
 
 def stream_of(report) -> str:
+    if isinstance(report, SettlementDeskRegistration):
+        return f"settlement-desk-{report.desk_id}"
     if isinstance(report, PlanReport):
         return f"plan-{report.plan_id}"
     if isinstance(report, DeliveryConfirmation | PaymentReport):
@@ -59,8 +64,9 @@ def stream_of(report) -> str:
 
 
 async def load_inputs(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
-    """Plans, fills (locked: deliveries and payments change them), lots and stream heads the batch names."""
+    """Desks' keys, plans, fills (locked: deliveries and payments change them), lots and stream heads the batch names."""
     reports = [item.item[1] for item in items]
+    await load_keys(conn, uow, producers_of(items))
     plan_ids = list({r.plan_id for r in reports if isinstance(r, PlanReport)})
     pairs = list({(r.lot_id, r.outlet_id) for r in reports if isinstance(r, DeliveryConfirmation | PaymentReport)})
     lot_ids = list({r.lot_id for r in reports if isinstance(r, PaymentReport)})
@@ -79,7 +85,7 @@ async def load_inputs(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Seq
         rows = await conn.fetch("SELECT lot_id, contributions::text AS contributions FROM lots WHERE lot_id = ANY($1::text[])", lot_ids)
         uow.absent(LOTS.name, lot_ids)
         uow.load(LOTS.name, {row["lot_id"]: json.loads(row["contributions"]) for row in rows})
-    await uow.load_heads(conn, [s for s in map(stream_of, reports) if s])
+    await uow.load_heads(conn, [*(s for s in map(stream_of, reports) if s), *key_streams(items)])
 
 
 def fill_of(uow: BatchUnitOfWork, lot_id: str, outlet_id: str) -> tuple[dict | None, domain.FillAccount | None]:
@@ -90,10 +96,24 @@ def fill_of(uow: BatchUnitOfWork, lot_id: str, outlet_id: str) -> tuple[dict | N
     return row, domain.FillAccount(**{name: row[name] for name in fields})
 
 
+def desk_signed(uow: BatchUnitOfWork, message, report: PlanReport | DeliveryConfirmation | PaymentReport) -> SignedInput:
+    """A plan, delivery or payment its settlement desk (the one it names, else the default desk) signed with its current key."""
+    desk_id = party_id_of(message.type, report.model_dump())
+    return authenticate(message, SETTLEMENT_DESK.name, desk_id, key_of(uow, SETTLEMENT_DESK.producer(desk_id)),
+                        unknown="; a settlement desk registers (settlement_desk.registered) before it records anything")
+
+
+def register_desk(uow: BatchUnitOfWork, decoded: Decoded, message, registration: SettlementDeskRegistration) -> None:
+    register_party(uow, decoded, message, SETTLEMENT_DESK, registration.desk_id, registration.public_key,
+                   lambda key: SettlementDeskRegistered(desk_id=registration.desk_id, name=registration.name, public_key=key),
+                   stream_of(registration))
+
+
 def record_plan(uow: BatchUnitOfWork, decoded: Decoded, message, report: PlanReport) -> None:
+    evidence = desk_signed(uow, message, report)
     if uow.get(PLANS.name, report.plan_id):
         raise Rejection(f"payload.plan_id: plan {report.plan_id} was already recorded")
-    plan = PlanRecorded(**report.model_dump())
+    plan = PlanRecorded(**report.model_dump(), signed_input=evidence)
     uow.append(stream_of(report), [NewEvent(plan)], 0, **ids_of(decoded))
     uow.put(PLANS, {"plan_id": plan.plan_id, "county": plan.county, "township": plan.township, "product": plan.product,
                     "area_mu": plan.area_mu, "target_household_income_fen": plan.target_household_income_fen}, view=False)
@@ -101,8 +121,9 @@ def record_plan(uow: BatchUnitOfWork, decoded: Decoded, message, report: PlanRep
 
 
 def confirm_delivery(uow: BatchUnitOfWork, decoded: Decoded, message, report: DeliveryConfirmation) -> None:
+    evidence = desk_signed(uow, message, report)
     row, fill = fill_of(uow, report.lot_id, report.outlet_id)
-    delivered = domain.confirm_delivery(report, fill)
+    delivered = domain.confirm_delivery(report, fill).model_copy(update={"signed_input": evidence})
     uow.append(stream_of(report), [NewEvent(delivered)], None, **ids_of(decoded))
     changed = {**row, "delivered": row["delivered"] + report.quantity}  # type: ignore[dict-item]
     uow.set(FILL, (report.lot_id, report.outlet_id), changed)
@@ -110,6 +131,7 @@ def confirm_delivery(uow: BatchUnitOfWork, decoded: Decoded, message, report: De
 
 
 def make_payment(uow: BatchUnitOfWork, decoded: Decoded, message, report: PaymentReport) -> None:
+    evidence = desk_signed(uow, message, report)
     row, fill = fill_of(uow, report.lot_id, report.outlet_id)
     contributions: dict[str, Decimal] = {}
     if fill is not None:
@@ -117,7 +139,7 @@ def make_payment(uow: BatchUnitOfWork, decoded: Decoded, message, report: Paymen
         if raw is None:
             raise LotNotYetKnown(report.lot_id)
         contributions = {household: Decimal(quantity) for household, quantity in raw.items()}
-    payment = domain.make_payment(report, fill, contributions)
+    payment = domain.make_payment(report, fill, contributions).model_copy(update={"signed_input": evidence})
     uow.append(stream_of(report), [NewEvent(payment)], None, **ids_of(decoded))
     changed = {**row, "paid_fen": row["paid_fen"] + report.amount_fen}  # type: ignore[dict-item]
     uow.set(FILL, (report.lot_id, report.outlet_id), changed)
@@ -127,15 +149,17 @@ def make_payment(uow: BatchUnitOfWork, decoded: Decoded, message, report: Paymen
 
 
 INPUT_HANDLERS = {
+    SettlementDeskRegistration: register_desk,
     PlanReport: record_plan,
     DeliveryConfirmation: confirm_delivery,
     PaymentReport: make_payment,
+    **key_handlers(SETTLEMENT_DESK),
 }
 
 
 
 handle_input = input_handler(SERVICE, INPUT_HANDLERS)
-"""Deliveries, payments and plans from the settlement desk."""
+"""Desk registrations, and the deliveries, payments and plans the desks sign."""
 
 
 def keep_households(uow: BatchUnitOfWork, envelope, event: CooperativeRegistered) -> None:

@@ -39,7 +39,8 @@ def confirm_delivery(confirmation: DeliveryConfirmation, fill: FillAccount | Non
             f"over the fill's {known.quantity}"
         )
     return DeliveryConfirmed(
-        lot_id=known.lot_id, outlet_id=known.outlet_id, buyer_id=known.buyer_id, product=known.product, quantity=confirmation.quantity
+        lot_id=known.lot_id, outlet_id=known.outlet_id, buyer_id=known.buyer_id, product=known.product, quantity=confirmation.quantity,
+        desk_id=confirmation.desk_id,
     )
 
 
@@ -58,6 +59,7 @@ def make_payment(report: PaymentReport, fill: FillAccount | None, contributions:
         buyer_id=known.buyer_id,
         product=known.product,
         cooperative_id=known.cooperative_id,
+        desk_id=report.desk_id,
         amount_fen=report.amount_fen,
         household_income_fen=dict(shares),
     )

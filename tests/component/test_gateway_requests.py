@@ -149,12 +149,15 @@ async def test_an_input_of_a_party_the_gateway_does_not_know_yet_is_passed_on_fo
     assert backend.published[0][1] == b"cooperative:newcomer"
 
 
-async def test_inputs_nobody_signs_are_not_taken_over_http(client, backend):
+async def test_price_feeds_and_settlement_desks_publish_on_kafka_not_over_http(client, backend):
     price = signed("market_price.observed", {"product": "chili", "grade": "A", "market": "Tongren", "price_fen": 400,
                                               "observed_on": "2020-08-01"})
     response = await client.post("/v1/inputs", content=price)
     assert response.status_code == 403
-    assert response.json()["detail"].startswith("type: market_price.observed is not a cooperative's or buyer's signed input")
+    assert response.json()["detail"].startswith("type: market_price.observed is not a cooperative's or buyer's input")
+    desk = signed("settlement_desk.registered", {"desk_id": "main", "name": "county settlement desk"})
+    assert (await client.post("/v1/inputs", content=desk)).status_code == 403
+    assert backend.published == []
 
 
 async def test_offers_are_public(client):

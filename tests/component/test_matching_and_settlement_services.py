@@ -154,12 +154,13 @@ async def test_a_payment_is_split_to_households_and_an_overpayment_is_rejected(i
         async with TestKafkaBroker(runtime.broker) as broker:
             await broker.publish(event("HarvestRecorded", LOT, "lot-fj-chili-1"), COOPERATIVE_EVENTS, key=b"chili")
             await broker.publish(event("FillMade", fill, "market-chili"), FILLS, key=b"chili")
+            await broker.publish(command("settlement_desk.registered", {"desk_id": "main", "name": "county desk"}), SETTLEMENT_INPUT)
             await broker.publish(command("payment.made", {"lot_id": "fj-chili-1", "outlet_id": "o1", "amount_fen": 30000}), SETTLEMENT_INPUT)
             await broker.publish(command("payment.made", {"lot_id": "fj-chili-1", "outlet_id": "o1", "amount_fen": 20001}), SETTLEMENT_INPUT)
         incomes = {r["household_id"]: r["paid_fen"] for r in await runtime.pool.fetch(f'SELECT * FROM "{runtime.schema}".incomes')}
         assert incomes == {"h1": 20000, "h2": 10000}
         receipts = [json.loads(v) for t, v in await outbox(runtime) if t == RECEIPTS]
-        assert [r["status"] for r in receipts] == ["fill_recorded", "accepted", "rejected"]
+        assert [r["status"] for r in receipts] == ["fill_recorded", "accepted", "accepted", "rejected"]  # the desk, two payments
         assert "over the fill's revenue" in receipts[-1]["reason"]
     finally:
         await stopped(runtime)

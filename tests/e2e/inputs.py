@@ -1,15 +1,33 @@
 """Valid inputs for the end-to-end tests, built in ONE place.
 
 `valid_input` is the only way the e2e tests make an input a service should accept: signed
-the way `farmlink publish` signs (cooperative and buyer inputs carry an Ed25519 signature).
+the way `farmlink publish` signs (every input carries its party's Ed25519 signature). Prices
+and settlement lines come from parties that must be registered first: `register_parties`.
 """
 
+import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 
 from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC
-from farmlink.publisher import input_message, key_of
+from contracts.parties import DEFAULT_DESK
+from farmlink.publisher import input_message, key_of, publish_lines
+from farmlink.scenario import parse_line
 from tests.signed_inputs import KEYRING
+
+MARKET = "Tongren"
+"""The market whose price feed (registered by `register_parties`) reports the tests' valid prices."""
+
+
+def register_parties(bootstrap: str) -> None:
+    """Register the tests' price feed and the default settlement desk with the tests' keyring, and wait
+    until both are accepted (registering again with the same key is accepted and changes nothing)."""
+    lines = [parse_line(1, json.dumps({"type": "price_feed.registered", "payload": {"market": MARKET, "name": f"{MARKET} market"}})),
+             parse_line(2, json.dumps({"type": "settlement_desk.registered",
+                                       "payload": {"desk_id": DEFAULT_DESK, "name": "county settlement desk"}}))]
+    summary = asyncio.run(publish_lines(bootstrap, lines, keyring=KEYRING))
+    assert summary.accepted == 2, summary.rejected
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,7 @@ def valid_payload(input_type: str) -> dict:
             "regions": ["Ketian"],
         },
         "market_price.observed": lambda: {
-            "product": "oil_tea_fruit", "grade": "A", "market": f"Tongren-{n}", "price_fen": 450, "observed_on": "2020-09-15",
+            "product": "oil_tea_fruit", "grade": "A", "market": MARKET, "price_fen": 450, "observed_on": "2020-09-15",
         },
         "plan.recorded": lambda: {
             "plan_id": f"plan-{n}", "county": "Yanhe", "township": "Ketian", "product": "chili", "area_mu": "2000",

@@ -153,7 +153,7 @@ async def test_a_forged_fill_with_a_resealed_hash_chain_is_found_by_re_execution
 
 
 async def test_a_price_changed_on_a_kafka_copy_is_found_at_its_topic_partition_and_offset(demo_log, db):
-    row = await db.fetchrow("SELECT * FROM market.events ORDER BY global_position LIMIT 1")
+    row = await db.fetchrow("SELECT * FROM market.events WHERE event_type = 'MarketPriceObserved' ORDER BY global_position LIMIT 1")
     envelope = {
         "event_id": str(row["event_id"]), "event_type": row["event_type"], "schema_version": row["schema_version"],
         "stream_id": row["stream_id"], "stream_version": row["stream_version"], "occurred_at": row["occurred_at"].isoformat(),
@@ -263,16 +263,15 @@ async def test_a_changed_signature_is_found(demo_log, db):
     assert finding.global_position == row["global_position"] and finding.message.startswith("signature: does not verify")
 
 
-async def test_the_clean_demo_has_a_verified_signature_on_every_cooperative_and_buyer_event(demo_log):
+async def test_the_clean_demo_has_a_verified_signature_on_every_event_of_every_party(demo_log):
     from farmlink.audit.log import load_from_postgres
-    from farmlink.audit.signatures import SIGNED_EVENTS, check_signatures
+    from farmlink.audit.signatures import SCHEMAS, SIGNED_EVENTS, check_signatures
 
     log = await load_from_postgres(demo_log.dsn)
-    signed = [r for schema in ("cooperative", "buyer") for r in log.by_schema[schema] if r.event_type in SIGNED_EVENTS]
-    from contracts.inputs import SIGNED_INPUT_TYPES
-
-    signed_lines = [line for line in read_scenario(DEMO_SCENARIO) if line.type in SIGNED_INPUT_TYPES]
-    assert len(signed) == len(signed_lines) and all(r.payload.get("signed_input") for r in signed)
+    signed = [r for schema in SCHEMAS for r in log.by_schema[schema] if r.event_type in SIGNED_EVENTS]
+    lines = read_scenario(DEMO_SCENARIO)
+    assert len(signed) == len(lines) and all(r.payload.get("signed_input") for r in signed)
+    assert {r.schema for r in signed} == {"cooperative", "buyer", "market", "settlement"}
     assert check_signatures(log) == []
 
 

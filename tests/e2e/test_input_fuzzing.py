@@ -28,7 +28,7 @@ from events.codec import MAX_INPUT_BYTES, MAX_NESTING
 from events.consumer import MAX_REASON_CHARS
 from farmlink import processes
 from tests.kafka_helpers import login
-from tests.e2e.inputs import Record, valid_input, valid_payload
+from tests.e2e.inputs import Record, register_parties, valid_input, valid_payload
 
 pytestmark = pytest.mark.e2e
 
@@ -435,6 +435,8 @@ FUZZ = settings(
 
 @pytest.mark.timeout(240)
 def test_every_bad_input_is_dead_lettered_with_its_reason_while_every_valid_one_is_processed(clean_system):
+    register_parties(clean_system.bootstrap)
+
     @FUZZ
     @given(batch=batches())
     def fuzz(batch: Batch) -> None:

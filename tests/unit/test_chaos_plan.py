@@ -32,7 +32,8 @@ def test_the_same_seed_gives_the_same_plan_and_the_same_inputs():
 def test_the_workload_registers_everyone_first_and_then_sends_only_known_input_types():
     workload = Workload("run", 5)
     registrations = workload.registrations()
-    assert {kind for kind, _ in registrations} == {"cooperative.registered", "buyer.registered"}
+    assert {kind for kind, _ in registrations} == {"price_feed.registered", "settlement_desk.registered", "cooperative.registered",
+                                                   "buyer.registered"}
     stream = [workload.next_input() for _ in range(2000)]
     assert {kind for kind, _ in stream} <= set(INPUT_TYPES)
     cancelled = [payload for kind, payload in stream if kind == "order.cancelled"]

@@ -376,8 +376,10 @@ def test_every_input_type_has_an_owning_service_with_an_input_topic():
         ("order.cancelled", {"order_id": "O1", "buyer_id": "b1"}, "buyer:b1"),
         ("buyer.registered", {"buyer_id": "b1"}, "buyer:b1"),
         ("cooperative.registered", {"cooperative_id": "co1"}, "cooperative:co1"),
-        ("market_price.observed", {"market": "Tongren"}, "market:Tongren"),
-        ("payment.made", {"lot_id": "L1"}, "settlement"),
+        ("market_price.observed", {"market": "Tongren"}, "price-feed:Tongren"),
+        ("payment.made", {"lot_id": "L1"}, "settlement-desk:main"),
+        ("payment.made", {"lot_id": "L1", "desk_id": "yanhe-desk"}, "settlement-desk:yanhe-desk"),
+        ("price_feed.key_revoked", {"party_id": "Tongren market", "reason": "lost"}, "price-feed:Tongren market"),
     ],
 )
 def test_an_input_is_submitted_by_its_producer(input_type, payload, producer):

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from contracts.inputs import INPUT_TYPES, InputMessage
+from contracts.inputs import INPUT_TYPES, KEY_ROTATION_TYPES, InputMessage, producer_of
 from contracts.signing import verify
 from farmlink.keyring import Keyring
 from farmlink.publisher import input_key, prepare_line
@@ -38,17 +38,19 @@ def test_every_payload_the_contract_accepts_is_published_and_read_back_unchanged
     if isinstance(parsed, LineError):
         assert parsed.line_no == 7 and parsed.field and parsed.reason  # refused before sending, with line and field
         return
+    rotation = input_type in KEY_ROTATION_TYPES and parsed.payload.get("public_key") is None
+    signer = keyring.public_key(producer_of(input_type, parsed.payload)) if rotation else None
     outgoing = prepare_line(parsed, "publish-0123456789ab", keyring)
     assert not isinstance(outgoing, str), outgoing  # the publisher refused a line the contract accepts
     body = outgoing.model_dump_json().encode()
     received = InputMessage.model_validate_json(body)
     assert received.type == input_type
     sent = dict(parsed.payload)
-    if "public_key" in sent and sent["public_key"] is None:  # a registration without a key: the producer's own is sent
-        sent["public_key"] = keyring.public_key(received.producer)
+    if "public_key" in sent and sent["public_key"] is None:  # a registration without a key: the producer's own is sent;
+        sent["public_key"] = keyring.public_key(received.producer)  # a rotation without one: the new key the keyring made
     assert INPUT_TYPES[input_type].model_validate(received.payload) == INPUT_TYPES[input_type].model_validate(sent)
-    if received.signature is not None:
-        assert verify(keyring.public_key(received.producer), json.loads(body))
+    assert received.signature is not None
+    assert verify(signer or keyring.public_key(received.producer), json.loads(body))  # a rotation is signed with the old key
     assert input_key(parsed)
 
 

@@ -75,6 +75,11 @@ VALID_PAYLOADS: dict[str, dict] = {
     },
     "delivery.confirmed": {"lot_id": "L1", "outlet_id": "O1", "quantity": 500},
     "payment.made": {"lot_id": "L1", "outlet_id": "O1", "amount_fen": 425_000},
+    "price_feed.registered": {"market": "Tongren", "name": "Tongren wholesale market"},
+    "settlement_desk.registered": {"desk_id": "yanhe-desk", "name": "沿河县结算台"},
+    **{f"{prefix}.key_rotated": {"party_id": "fengjia"} for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk")},
+    **{f"{prefix}.key_revoked": {"party_id": "fengjia", "reason": "the office PC was stolen"}
+       for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk")},
 }
 
 

@@ -105,5 +105,5 @@ def test_decode_refuses_an_unknown_event_type():
 
 
 def test_decode_refuses_a_version_newer_than_any_it_knows():
-    with pytest.raises(LookupError, match="MarketPriceObserved v2"):
-        decode("MarketPriceObserved", 2, observed_price())
+    with pytest.raises(LookupError, match="MarketPriceObserved v3"):
+        decode("MarketPriceObserved", 3, observed_price())
