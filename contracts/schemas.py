@@ -1,14 +1,21 @@
-"""JSON Schema export of every event type and version, and the backward-compatibility check.
+"""JSON Schema export of every event type and version and of the inputs, and the compatibility each
+published schema keeps.
 
-A published version never changes: `farmlink contracts export` writes
-`contracts/schemas/<EventType>.v<N>.json`; tests fail when a committed schema differs
-from the models, and say whether the change would break readers of the old version.
+`farmlink contracts export` writes `contracts/schemas/<EventType>.v<N>.json` and, under
+`contracts/schemas/inputs/`, the input envelope, each input type's payload and the receipt. A
+committed file is published: buyers' and auditors' validators, producers and the services read
+by it. Each published schema has a declared compatibility mode (`declared_mode`, Schema
+Registry's BACKWARD, FORWARD or FULL, checked by contracts/compatibility.py) that the current
+model of the same file must keep; tests/unit/test_schemas.py fails CI when it does not, and
+`export` refuses to overwrite a published schema with one that breaks its mode.
 """
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from contracts.compatibility import Mode, compatibility_problems
 from contracts.inputs import INPUT_KINDS, InputMessage, Receipt
 from contracts.registry import MODELS_BY_TYPE
 
@@ -43,93 +50,130 @@ def input_schemas() -> dict[str, dict[str, Any]]:
     return schemas
 
 
-def export(directory: Path = SCHEMA_DIR) -> list[Path]:
-    """Write every schema file (events, then inputs and receipts under inputs/); returns the files written."""
-    written = []
-    for folder, schemas in ((directory, current_schemas()), (directory / "inputs", input_schemas())):
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, schema in schemas.items():
-            path = folder / name
-            path.write_text(render(schema), encoding="utf-8")
-            written.append(path)
-    return written
-
-
 def committed_schemas(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
     """The schemas as committed, by file name."""
     return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(directory.glob("*.json"))}
 
 
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        resolved: dict[str, Any] = schema.get("$defs", {})[ref.removeprefix("#/$defs/")]
-        return resolved
-    return node
+# ---------------------------------------------------------------- what each published schema promises
+
+EVENT_MODE = Mode.FULL
+"""Events: buyer systems and auditors validate them with the schema they were published under (closed
+schemas, additionalProperties false), and new code reads old events: both directions must hold. Any
+other change is a new event version with an upcaster."""
+
+INPUT_MODE = Mode.BACKWARD
+"""Input payloads and the input envelope: the services read what producers wrote under the published
+schema (a producer upgrades when it likes), so the new schema must accept all of it; a new optional
+field, which producers adopt at will, is compatible."""
+
+MODE_OVERRIDES: dict[str, Mode] = {
+    "inputs/Receipt": Mode.FORWARD,  # producers read receipts with the schema they have: new receipts must fit it
+}
+"""Per-schema modes that differ from the defaults above: keyed by the schema's path under
+contracts/schemas/ without `.v<N>.json` (every version, "inputs/Receipt") or with it (one file,
+"inputs/Receipt.v1.json"; the exact file wins)."""
+
+_PUBLISHED_NAME = re.compile(r"^(?P<stem>(?:inputs/)?(?P<type>[^/]+))\.v(?P<version>\d+)\.json$")
 
 
-def _options(schema: dict[str, Any], node: dict[str, Any]) -> list[dict[str, Any]]:
-    """The alternatives a node allows, references resolved (one for a plain node)."""
-    node = _resolve(schema, node)
-    alternatives = node.get("anyOf", []) + node.get("oneOf", [])
-    if not alternatives:
-        return [node]
-    return [option for alternative in alternatives for option in _options(schema, alternative)]
+def declared_mode(name: str) -> Mode:
+    """The compatibility mode the schema at `name` (its path under contracts/schemas/, e.g.
+    "HarvestRecorded.v1.json" or "inputs/harvest.recorded.v1.json") keeps.
+
+    | published schema                                 | mode     | who reads it with the published schema    |
+    |--------------------------------------------------|----------|--------------------------------------------|
+    | `<EventType>.v<N>.json` (events)                 | FULL     | buyers' and auditors' validators; new code |
+    | `inputs/<input type>.v<N>.json` (input payloads) | BACKWARD | the services, reading old producers' input |
+    | `inputs/InputMessage.v<N>.json` (envelope)       | BACKWARD | the services                               |
+    | `inputs/Receipt.v<N>.json` (receipts)            | FORWARD  | producers, reading new services' receipts  |
+    """
+    match = _PUBLISHED_NAME.match(name)
+    stem = match["stem"] if match else name
+    if name in MODE_OVERRIDES:
+        return MODE_OVERRIDES[name]
+    if stem in MODE_OVERRIDES:
+        return MODE_OVERRIDES[stem]
+    return INPUT_MODE if name.startswith("inputs/") else EVENT_MODE
 
 
-def _types(schema: dict[str, Any], node: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-    for option in _options(schema, node):
-        kind = option.get("type", "object" if "properties" in option else None)
-        if kind is not None:
-            found |= {kind} if isinstance(kind, str) else set(kind)
+_MODE_MEANS = {
+    Mode.BACKWARD: "a reader on the current model must read everything written under the published schema",
+    Mode.FORWARD: "a reader on the published schema must read everything written under the current model",
+    Mode.FULL: "both: readers on the published schema read new data, and readers on the current model read old data",
+}
+
+
+def what_to_do(name: str) -> str:
+    """How to make a change that the published schema at `name` cannot take."""
+    match = _PUBLISHED_NAME.match(name)
+    kind, version = (match["type"], int(match["version"])) if match else (name, 1)
+    if name.startswith("inputs/Receipt"):
+        return ("Producers read receipts with the published schema: keep this change out of it, or publish "
+                f"Receipt v{version + 1} as a new schema that producers opt into.")
+    if name.startswith("inputs/"):
+        instead = f"publish InputMessage v{version + 1}" if kind == "InputMessage" else "add a new input type"
+        return (f"The services must keep accepting what producers send under the published {kind} schema: "
+                f"add an optional field or {instead} instead, then run `farmlink contracts export`.")
+    return (f"A published event version never changes incompatibly: publish a new version with an upcaster "
+            f"({kind} v{version + 1} as a new model, and an upcaster from v{version} registered with "
+            "events.upcasting.register), then run `farmlink contracts export`.")
+
+
+def breaking_change_report(name: str, problems: list[str]) -> str:
+    """The message a breaking change fails with: the file, its mode, each problem's path and mode, what to do."""
+    mode = declared_mode(name)
+    lines = [f"contracts/schemas/{name}: the current model breaks the published schema under its declared mode "
+             f"{mode} ({_MODE_MEANS[mode]}):"]
+    lines += [f"  - {problem}" for problem in problems]
+    lines.append(what_to_do(name))
+    return "\n".join(lines)
+
+
+def published_schemas(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
+    """Every committed schema, events and inputs, by its path under `directory` ("inputs/..." for inputs)."""
+    inputs = committed_schemas(directory / "inputs") if (directory / "inputs").is_dir() else {}
+    return committed_schemas(directory) | {f"inputs/{name}": schema for name, schema in inputs.items()}
+
+
+def model_schemas() -> dict[str, dict[str, Any]]:
+    """Every schema as the code defines it now, by the path it is published under."""
+    return current_schemas() | {f"inputs/{name}": schema for name, schema in input_schemas().items()}
+
+
+def breaking_changes(published: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """The problems of each published schema whose current model breaks its declared mode (an empty dict: none).
+
+    Only a schema both published and still modelled is compared: a new version or input type has no
+    published predecessor, and a published version whose model is gone is history, kept as it is.
+    """
+    found = {}
+    for name in sorted(published.keys() & current.keys()):
+        problems = compatibility_problems(published[name], current[name], declared_mode(name))
+        if problems:
+            found[name] = problems
     return found
 
 
-def _shape(schema: dict[str, Any], node: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    """The object (kind "object") or the list items (kind "array") a node allows, if any."""
-    for option in _options(schema, node):
-        if kind == "object" and "properties" in option:
-            return option
-        items = option.get("items")
-        if kind == "array" and option.get("type") == "array" and isinstance(items, dict):
-            return items
-    return None
+class BreakingSchemaChange(Exception):
+    """`export` would have overwritten a published schema with one that breaks its declared mode."""
 
 
-def _nested(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any] | None:
-    """The object a field holds, directly, optionally, or as the items of a list."""
-    items = _shape(schema, node, "array")
-    return _shape(schema, items if items is not None else node, "object")
+def export(directory: Path = SCHEMA_DIR, *, allow_breaking: bool = False) -> list[Path]:
+    """Write every schema file (events, then inputs and receipts under inputs/); returns the files written.
 
-
-def compatibility_problems(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[str]:
-    """Why data written under `old` or readers of it would break under `new` (empty: compatible).
-
-    Breaking: a field removed, a field newly required, a field's JSON type changed, an
-    enum value removed, a nested object changing the same ways.
+    Refuses (BreakingSchemaChange, nothing written) when a file already there would be replaced by a
+    schema that breaks its declared mode, unless `allow_breaking`.
     """
-    problems: list[str] = []
-    old_props = old.get("properties", {})
-    new_props = new.get("properties", {})
-    for name in old_props:
-        if name not in new_props:
-            problems.append(f"{path}{name}: field removed")
-    for name in set(new.get("required", [])) - set(old.get("required", [])):
-        problems.append(f"{path}{name}: field newly required")
-    for name, old_field in old_props.items():
-        if name not in new_props:
-            continue
-        old_node, new_node = _resolve(old, old_field), _resolve(new, new_props[name])
-        old_types, new_types = _types(old, old_node), _types(new, new_node)
-        if old_types and new_types and not old_types <= new_types:
-            problems.append(f"{path}{name}: type changed from {sorted(old_types)} to {sorted(new_types)}")
-        removed = set(old_node.get("enum", [])) - set(new_node.get("enum", old_node.get("enum", [])))
-        if removed:
-            problems.append(f"{path}{name}: values removed {sorted(removed)}")
-        old_object, new_object = _nested(old, old_node), _nested(new, new_node)
-        if old_object is not None and new_object is not None:
-            nested_old = {**old_object, "$defs": old.get("$defs", {})}
-            nested_new = {**new_object, "$defs": new.get("$defs", {})}
-            problems += compatibility_problems(nested_old, nested_new, f"{path}{name}.")
-    return problems
+    current = model_schemas()
+    if not allow_breaking:
+        breaking = breaking_changes(published_schemas(directory), current)
+        if breaking:
+            raise BreakingSchemaChange("\n\n".join(breaking_change_report(name, problems) for name, problems in breaking.items()))
+    written = []
+    for name, schema in current.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(schema), encoding="utf-8")
+        written.append(path)
+    return written
