@@ -274,6 +274,7 @@ class ChaosReport:
     paid_fen: int = 0
     income_fen: int = 0
     send_retries: int = 0
+    send_waits: int = 0  # records handed to a producer again while the broker had no leader (not sent: no resend)
     fault_count: dict[str, int] = field(default_factory=dict)
     unplanned_restarts: dict[str, int] = field(default_factory=dict)
     recoveries: list[Recovery] = field(default_factory=list)
@@ -407,12 +408,24 @@ class ChaosRun:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
-    async def _send(self, batch: list[tuple[str, bytes, bytes]]) -> None:
-        """Send, each input topic as its producer principal, until Kafka acknowledged every record
-        (a resend after a fault is deduplicated by the inbox)."""
+    async def _enqueue(self, topic: str, key: bytes, value: bytes) -> asyncio.Future:
+        """Hand one record to its producer; while the broker has no leader for its partition (a bounce), wait
+        and ask again: nothing was sent yet, so this is no resend."""
         while True:
             try:
-                futures = [await (await self._producer(topic)).send(topic, value, key=key) for topic, key, value in batch]
+                return await (await self._producer(topic)).send(topic, value, key=key)
+            except KafkaError as error:
+                if not getattr(error, "retriable", False):
+                    raise
+                self.report.send_waits += 1
+                await asyncio.sleep(0.5)
+
+    async def _send(self, batch: list[tuple[str, bytes, bytes]]) -> None:
+        """Send, each input topic as its producer principal, until Kafka acknowledged every record
+        (a resend after a fault is deduplicated by the inbox; `send_retries` counts them)."""
+        while True:
+            try:
+                futures = [await self._enqueue(topic, key, value) for topic, key, value in batch]
                 await asyncio.wait_for(asyncio.gather(*futures), SEND_TIMEOUT_S)
                 return
             except (KafkaError, OSError, asyncio.TimeoutError) as error:
