@@ -208,6 +208,8 @@ PAYMENT_WAIT_S = 180.0
 """How long the payment reserve waits without a new fill reaching settlement before other inputs fill it."""
 
 PROBE_IN_FLIGHT = 100
+HOLD, RECOVER = "hold", "recover"
+"""What the sender's trickle is for while a fault is handled: a held fault (network, full WAL), or a recovery being measured."""
 """Inputs kept in flight while a fault heals, so its first new outcome can be seen."""
 
 
@@ -358,7 +360,7 @@ class ChaosRun:
         self.sent = 0
         self.sent_by_service: dict[str, int] = dict.fromkeys(INPUT_SERVICES, 0)
         self.outcomes = 0
-        self.probing = False
+        self.probing: str | None = None  # HOLD or RECOVER while a fault is handled
         self.paying: set[tuple[str, str]] = set()
         self.restarting: set[str] = set()
         self.supervising = True
@@ -588,14 +590,14 @@ class ChaosRun:
         """Seconds from `since` until an input gets an outcome it did not have now (None: not within the window)."""
         before = await self._count_outcomes()
         deadline = time.monotonic() + RECOVERY_WINDOW_S
-        self.probing = True  # inputs must flow for a new outcome to show, even past the next fault's point
+        self.probing = RECOVER  # inputs must flow for a new outcome to show, even past the next fault's point
         try:
             while time.monotonic() < deadline and before < self.events:
                 if await self._count_outcomes() > before:
                     return round(time.monotonic() - since, 2)
                 await asyncio.sleep(0.1)
         finally:
-            self.probing = False
+            self.probing = None
         return None
 
     async def _recorded(self, service: str) -> int:
@@ -638,7 +640,7 @@ class ChaosRun:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, **security)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.config.bootstrap, enable_auto_commit=False,
                                     isolation_level="read_committed", **security)
-        self.probing = True
+        self.probing = RECOVER
         try:
             await admin.start()
             await consumer.start()
@@ -653,7 +655,7 @@ class ChaosRun:
                             return round(time.monotonic() - since, 2)
                 await asyncio.sleep(0.1)
         finally:
-            self.probing = False
+            self.probing = None
             with contextlib.suppress(Exception):
                 await consumer.stop()
             with contextlib.suppress(Exception):
@@ -673,11 +675,11 @@ class ChaosRun:
         else:
             link.partition("blackhole")
         started = time.monotonic()
-        self.probing = True  # inputs keep coming, so the service has work waiting when it heals
+        self.probing = HOLD  # inputs keep coming, so the service has work waiting when it heals
         try:
             await asyncio.sleep(self.beyond.hold_s)
         finally:
-            self.probing = False
+            self.probing = None
             recorded_while_held = await self._recorded(service) - recorded
             link.heal()
         healed = time.monotonic()
@@ -702,7 +704,7 @@ class ChaosRun:
         started = time.monotonic()
         filled = await asyncio.to_thread(filler.fill)
         stopped_after: float | None = None
-        self.probing = True
+        self.probing = HOLD
         try:
             while time.monotonic() - started < self.beyond.hold_s:
                 if stopped_after is None:
@@ -713,7 +715,7 @@ class ChaosRun:
                 if stopped_after is None and not await asyncio.to_thread(infra.postgres_running, layout):
                     stopped_after = round(time.monotonic() - started, 2)
         finally:
-            self.probing = False
+            self.probing = None
             await asyncio.to_thread(filler.free)
         healed = time.monotonic()
         restarted = False
@@ -816,10 +818,16 @@ class ChaosRun:
                     pending_payments += new_payments
                     last_payment_check = time.monotonic()
                 room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
-                if self._next_fault is not None:  # the inputs wait for a fault that is due, so it strikes mid-stream
-                    room = min(room, int(self._next_fault.at * self.events) + self.window - self.sent)
-                if self.probing:  # ... but while a fault heals a trickle goes on, or no new outcome could show
-                    room = max(room, min(PROBE_IN_FLIGHT - (self.sent - self.outcomes), self.events - self.sent))
+                cap = self.events if self._next_fault is None else int(self._next_fault.at * self.events) + self.window
+                room = min(room, cap - self.sent)  # the inputs wait for a fault that is due, so it strikes mid-stream
+                in_flight = self.sent - self.outcomes
+                if self.probing == HOLD:  # ... but while a fault is held a trickle goes on, so the service has work
+                    # waiting when it heals; it passes the cap by PROBE_IN_FLIGHT at most, or in a short run the long
+                    # faults would let every input through before the later faults' points (they struck after the last
+                    # outcome, where no new outcome can show)
+                    room = max(room, min(PROBE_IN_FLIGHT - in_flight, self.events - self.sent, cap + PROBE_IN_FLIGHT - self.sent))
+                elif self.probing == RECOVER and in_flight == 0:  # after the heal: nothing in flight, so no new outcome
+                    room = max(room, min(PROBE_IN_FLIGHT, self.events - self.sent))  # could show without a few more
                 if room <= 0:
                     await asyncio.sleep(0.05)
                     continue
