@@ -6,15 +6,16 @@ service validates the payload against these models, then records events.
 
 import builtins
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from contracts.catalogue import Product
 from contracts.model import Contract
-from contracts.parties import BUYER, COOPERATIVE, DEFAULT_DESK, PRICE_FEED, SETTLEMENT_DESK, PartyKind
+from contracts.parties import (BUYER, COOPERATIVE, DEFAULT_DESK, DEFAULT_OFFICE, DEFAULT_PARTY_ID, PAIRING_OFFICE, PRICE_FEED,
+                               SETTLEMENT_DESK, PartyKind)
 from contracts.signing import PublicKey, Signature
-from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, MARKET_INPUT, SETTLEMENT_INPUT
+from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, MARKET_INPUT, PAIRING_INPUT, SETTLEMENT_INPUT
 from contracts.types import Area, Fen, Grade, Identifier, IsoDate, Name, PositiveFen, Producer, Quantity
 
 
@@ -223,6 +224,110 @@ class PaymentReport(Contract):
     desk_id: Identifier | None = Field(None, description=f"the settlement desk that records it; omitted: {DEFAULT_DESK!r}")
 
 
+class PairingOfficeRegistration(Contract):
+    """A pairing office (Tongren's 结对帮扶 office, a district's) joins farmlink with the public key it signs
+    pairings, support deliveries and projects with. `public_key` is optional here as for the others."""
+
+    office_id: Identifier
+    name: Name
+    public_key: PublicKey | None = None
+
+
+_OFFICE = Field(None, description=f"the pairing office that records it; omitted: {DEFAULT_OFFICE!r}")
+
+PairingKind = Literal["9+2", "1+1"]
+"""9+2: one of the nine districts and counties or the two development zones backs Yanhe through a team;
+1+1: an advanced village pairs with a poor one (结对帮扶)."""
+
+
+class PairingRegistration(Contract):
+    """A helper (a district or county, a development zone, an advanced village) pairs with a township or a
+    village in Yanhe, through a team: e.g. Tongxin community (Dejiang) with Fengjia village (Ketian)."""
+
+    pairing_id: Identifier
+    kind: PairingKind
+    helper: Name
+    helper_kind: Literal["district", "county", "development_zone", "village"]
+    helped: Name
+    helped_kind: Literal["township", "village"]
+    helped_township: Name | None = Field(None, description="the township of a helped village")
+    team: Name
+    office_id: Identifier | None = _OFFICE
+
+
+SupportKind = Literal["seedlings", "money", "experts", "equipment"]
+
+SUPPORT_UNITS: dict[str, str] = {"seedlings": "seedlings", "money": "fen", "experts": "person-days", "equipment": "pieces"}
+"""What the quantity of each kind of support counts."""
+
+
+class SupportDelivery(Contract):
+    """Support a pairing delivered: seedlings, money, experts' days or equipment, with its value in fen,
+    to a cooperative or a village, with a delivery note (e.g. Yuping's 1,000,000 oil-tea seedlings)."""
+
+    delivery_id: Identifier
+    pairing_id: Identifier
+    kind: SupportKind
+    quantity: Quantity = Field(description="in the kind's unit: seedlings, fen (money), person-days (experts), pieces (equipment)")
+    value_fen: Fen
+    delivered_on: IsoDate
+    note: Name
+    to_cooperative_id: Identifier | None = None
+    to_village: Name | None = None
+    office_id: Identifier | None = _OFFICE
+
+    @model_validator(mode="after")
+    def _recipient_and_money(self) -> "SupportDelivery":
+        if self.to_cooperative_id is None and self.to_village is None:
+            raise ValueError("support goes to a cooperative (to_cooperative_id) or a village (to_village)")
+        if self.kind == "money" and self.quantity != self.value_fen:
+            raise ValueError("money support: quantity is the amount in fen and must equal value_fen")
+        return self
+
+
+class MilestonePlan(Contract):
+    """A step of a project with the date it is due."""
+
+    milestone_id: Identifier
+    name: Name
+    due_on: IsoDate
+
+
+class ProjectRegistration(Contract):
+    """An industry project as a list item with an owner (清单化、项目化): e.g. Ketian's 2,000 mu of chili."""
+
+    project_id: Identifier
+    name: Name
+    owner_team: Name
+    target: Name
+    due_on: IsoDate
+    milestones: tuple[MilestonePlan, ...] = Field(min_length=1)
+    pairing_id: Identifier | None = None
+    product: Product | None = None
+    office_id: Identifier | None = _OFFICE
+
+    @model_validator(mode="after")
+    def _milestones_in_time(self) -> "ProjectRegistration":
+        seen: set[str] = set()
+        for milestone in self.milestones:
+            if milestone.milestone_id in seen:
+                raise ValueError(f"milestone {milestone.milestone_id} is listed twice")
+            seen.add(milestone.milestone_id)
+            if milestone.due_on > self.due_on:
+                raise ValueError(f"milestone {milestone.milestone_id} is due after the project ({self.due_on})")
+        return self
+
+
+class MilestoneReport(Contract):
+    """A project's milestone was reached, with the evidence."""
+
+    project_id: Identifier
+    milestone_id: Identifier
+    reached_on: IsoDate
+    evidence: Name
+    office_id: Identifier | None = _OFFICE
+
+
 @dataclass(frozen=True)
 class InputKind:
     """Everything farmlink knows about one input type, declared once: the payload model, the
@@ -277,6 +382,13 @@ INPUT_KINDS: tuple[InputKind, ...] = (
     InputKind("delivery.confirmed", DeliveryConfirmation, "settlement", SETTLEMENT_DESK, "DeliveryConfirmed", journaled=False),
     InputKind("payment.made", PaymentReport, "settlement", SETTLEMENT_DESK, "PaymentMade", journaled=False),
     *_key_kinds(SETTLEMENT_DESK, "SettlementDesk"),
+    InputKind("pairing_office.registered", PairingOfficeRegistration, "pairing", PAIRING_OFFICE, "PairingOfficeRegistered",
+              journaled=False),
+    InputKind("pairing.registered", PairingRegistration, "pairing", PAIRING_OFFICE, "PairingRegistered", journaled=False),
+    InputKind("support.delivered", SupportDelivery, "pairing", PAIRING_OFFICE, "SupportDelivered", journaled=False),
+    InputKind("project.registered", ProjectRegistration, "pairing", PAIRING_OFFICE, "ProjectRegistered", journaled=False),
+    InputKind("project.milestone_reached", MilestoneReport, "pairing", PAIRING_OFFICE, "ProjectMilestoneReached", journaled=False),
+    *_key_kinds(PAIRING_OFFICE, "PairingOffice"),
 )
 
 INPUT_KIND: dict[str, InputKind] = {kind.type: kind for kind in INPUT_KINDS}
@@ -292,6 +404,7 @@ SERVICE_INPUT_TOPIC: dict[str, str] = {
     "buyer": BUYER_INPUT,
     "market": MARKET_INPUT,
     "settlement": SETTLEMENT_INPUT,
+    "pairing": PAIRING_INPUT,
 }
 
 MATCHER_INPUT_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.journaled)
@@ -323,7 +436,7 @@ class InputMessage(Contract):
 SIGNED_INPUT_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.signed)
 """Inputs their producer must sign: every input (contracts/parties.py); the owning service rejects them unsigned."""
 
-REGISTRATION_TYPES = {kind.type: kind.party.id_field for kind in INPUT_KINDS if kind.type.endswith(".registered")}
+REGISTRATION_TYPES = {kind.type: kind.party.id_field for kind in INPUT_KINDS if kind.type == f"{kind.party.input_prefix}.registered"}
 """Registrations: signed with the key they register (self-signed); type -> the field naming the party."""
 
 KEY_ROTATION_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.model is KeyRotation)
@@ -337,11 +450,12 @@ def producer_kind(input_type: str) -> str | None:
 
 
 def party_id_of(input_type: str, payload: dict[str, Any]) -> str:
-    """The id of the party an input speaks for, from its payload (a settlement line naming no desk: the default desk)."""
+    """The id of the party an input speaks for, from its payload (a settlement or pairing line naming no desk or
+    office: the default one)."""
     kind = INPUT_KIND[input_type]
     value = payload.get(kind.field)
-    if value is None and kind.party is SETTLEMENT_DESK:
-        return DEFAULT_DESK
+    if value is None and kind.party.name in DEFAULT_PARTY_ID:
+        return DEFAULT_PARTY_ID[kind.party.name]
     return str(value) if value is not None else "?"
 
 

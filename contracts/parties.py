@@ -9,6 +9,7 @@ Every input is signed by the party it speaks for (contracts/signing.py) and carr
 | a buyer | ``buyer:<buyer_id>`` | buyer.registered | the buyer service |
 | a market's price feed | ``price-feed:<market>`` | price_feed.registered | the market service |
 | a settlement desk | ``settlement-desk:<desk_id>`` | settlement_desk.registered | the settlement service |
+| a pairing office | ``pairing-office:<office_id>`` | pairing_office.registered | the pairing service |
 
 A registration carries the party's public key and is signed with it (self-signed). From then on:
 
@@ -50,12 +51,19 @@ COOPERATIVE = PartyKind("cooperative", "cooperative", "cooperative_id", "coopera
 BUYER = PartyKind("buyer", "buyer", "buyer_id", "buyer")
 PRICE_FEED = PartyKind("price-feed", "price_feed", "market", "market")
 SETTLEMENT_DESK = PartyKind("settlement-desk", "settlement_desk", "desk_id", "settlement")
+PAIRING_OFFICE = PartyKind("pairing-office", "pairing_office", "office_id", "pairing")
 
-PARTY_KINDS: tuple[PartyKind, ...] = (COOPERATIVE, BUYER, PRICE_FEED, SETTLEMENT_DESK)
+PARTY_KINDS: tuple[PartyKind, ...] = (COOPERATIVE, BUYER, PRICE_FEED, SETTLEMENT_DESK, PAIRING_OFFICE)
 PARTY_KIND: dict[str, PartyKind] = {kind.name: kind for kind in PARTY_KINDS}
 
 DEFAULT_DESK = "main"
 """The settlement desk a plan, delivery or payment line speaks for when it names no `desk_id`."""
+
+DEFAULT_OFFICE = "main"
+"""The pairing office a pairing, support or project line speaks for when it names no `office_id`."""
+
+DEFAULT_PARTY_ID: dict[str, str] = {SETTLEMENT_DESK.name: DEFAULT_DESK, PAIRING_OFFICE.name: DEFAULT_OFFICE}
+"""Party kinds whose lines may leave out who they speak for, and whom they then speak for."""
 
 
 class KeyRotated(Contract):
@@ -132,10 +140,25 @@ class SettlementDeskKeyRevoked(KeyRevoked):
     schema_version: ClassVar[int] = 1
 
 
+class PairingOfficeKeyRotated(KeyRotated):
+    """A pairing office rotated its key."""
+
+    event_type: ClassVar[str] = "PairingOfficeKeyRotated"
+    schema_version: ClassVar[int] = 1
+
+
+class PairingOfficeKeyRevoked(KeyRevoked):
+    """A pairing office revoked its key."""
+
+    event_type: ClassVar[str] = "PairingOfficeKeyRevoked"
+    schema_version: ClassVar[int] = 1
+
+
 KEY_EVENTS: dict[str, tuple[type[KeyRotated], type[KeyRevoked]]] = {
     COOPERATIVE.name: (CooperativeKeyRotated, CooperativeKeyRevoked),
     BUYER.name: (BuyerKeyRotated, BuyerKeyRevoked),
     PRICE_FEED.name: (PriceFeedKeyRotated, PriceFeedKeyRevoked),
     SETTLEMENT_DESK.name: (SettlementDeskKeyRotated, SettlementDeskKeyRevoked),
+    PAIRING_OFFICE.name: (PairingOfficeKeyRotated, PairingOfficeKeyRevoked),
 }
 """Party kind -> the events its rotation and its revocation record."""

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from contracts import buyer, cooperative, market, matching, parties, settlement, topics
+from contracts import buyer, cooperative, market, matching, pairing, parties, settlement, topics
 from contracts.model import Contract
 
 EVENT_KINDS: tuple[tuple[type[Contract], str], ...] = (
@@ -32,6 +32,13 @@ EVENT_KINDS: tuple[tuple[type[Contract], str], ...] = (
     (settlement.PlanRecorded, topics.SETTLEMENT_EVENTS),
     (settlement.DeliveryConfirmed, topics.SETTLEMENT_EVENTS),
     (settlement.PaymentMade, topics.SETTLEMENT_EVENTS),
+    (pairing.PairingOfficeRegistered, topics.PAIRING_EVENTS),
+    (pairing.PairingRegistered, topics.PAIRING_EVENTS),
+    (pairing.SupportDelivered, topics.PAIRING_EVENTS),
+    (pairing.ProjectRegistered, topics.PAIRING_EVENTS),
+    (pairing.ProjectMilestoneReached, topics.PAIRING_EVENTS),
+    (parties.PairingOfficeKeyRotated, topics.PAIRING_EVENTS),
+    (parties.PairingOfficeKeyRevoked, topics.PAIRING_EVENTS),
 )
 """Every published event model, declared once with the topic it travels on."""
 

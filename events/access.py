@@ -28,6 +28,8 @@ from contracts.topics import (
     MARKET_INPUT,
     MATCHING_JOURNAL,
     OFFERS,
+    PAIRING_EVENTS,
+    PAIRING_INPUT,
     RECEIPTS,
     RELAY_CHECKPOINTS,
     SEQUENCE_MARKERS,
@@ -45,6 +47,7 @@ COOPERATIVE = "cooperative"
 BUYER = "buyer"
 PRICE_FEED = "price-feed"
 SETTLEMENT_DESK = "settlement-desk"
+PAIRING_OFFICE = "pairing-office"
 GATEWAY = "gateway"
 """The HTTP gateway (services/gateway): posts parties' signed inputs, projects what it serves."""
 
@@ -111,11 +114,13 @@ PRINCIPALS: tuple[Principal, ...] = (
         write=(SETTLEMENT_EVENTS,),
         groups=("farmlink.settlement.input", "farmlink.settlement.events"),
     ),
+    _service("pairing", read=(PAIRING_INPUT,), write=(PAIRING_EVENTS,)),
     Principal(COOPERATIVE, "cooperatives: plantings, harvests, registrations", write=(COOPERATIVE_INPUT,), read=(RECEIPTS,)),
     Principal(BUYER, "buyer systems: orders, commitments; offers and fills", write=(BUYER_INPUT,), read=(OFFERS, FILLS, RECEIPTS),
               group_prefix=BUYER_GROUP_PREFIX),
     Principal(PRICE_FEED, "the market price feed", write=(MARKET_INPUT,), read=(RECEIPTS,)),
     Principal(SETTLEMENT_DESK, "the settlement desk: deliveries, payments, plans", write=(SETTLEMENT_INPUT,), read=(RECEIPTS,)),
+    Principal(PAIRING_OFFICE, "the pairing office: pairings, support, projects", write=(PAIRING_INPUT,), read=(RECEIPTS,)),
     Principal(AUDITOR, "auditors: read everything, write nothing", read=ALL_TOPICS, describe_group_prefix=GROUP_PREFIX),
     Principal(
         GATEWAY,
@@ -127,7 +132,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         describe_group_prefix=GROUP_PREFIX,
         transactional_ids=(relay_transactional_id(GATEWAY),),
         describe=(MARKET_EVENTS, MATCHING_JOURNAL, SEQUENCE_MARKERS,
-                  COOPERATIVE_INPUT, BUYER_INPUT, MARKET_INPUT, SETTLEMENT_INPUT),
+                  COOPERATIVE_INPUT, BUYER_INPUT, MARKET_INPUT, SETTLEMENT_INPUT, PAIRING_INPUT),
     ),
 )
 """Every principal except the super user, with its grants."""
@@ -141,6 +146,7 @@ INPUT_PRODUCER: dict[str, str] = {
     BUYER_INPUT: BUYER,
     MARKET_INPUT: PRICE_FEED,
     SETTLEMENT_INPUT: SETTLEMENT_DESK,
+    PAIRING_INPUT: PAIRING_OFFICE,
 }
 """Which producer principal writes each input topic (`farmlink publish` connects as it)."""
 

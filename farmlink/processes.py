@@ -25,7 +25,7 @@ from contracts.topics import RELAY_CHECKPOINTS, TOPICS
 from events.access import BY_NAME, service_principal
 from events.settings import settings
 
-SERVICES = ("cooperative", "buyer", "market", "matching", "settlement")
+SERVICES = ("cooperative", "buyer", "market", "matching", "settlement", "pairing")
 READY_TIMEOUT_S = 60.0
 HEARTBEAT_S = 2.0
 STOP_TIMEOUT_S = 20.0

@@ -38,7 +38,7 @@ from contracts.inputs import (
     party_id_of,
     producer_of,
 )
-from contracts.parties import PRICE_FEED, SETTLEMENT_DESK
+from contracts.parties import PAIRING_OFFICE, PRICE_FEED, SETTLEMENT_DESK
 from contracts.signing import sign
 from contracts.topics import RECEIPTS, SEQUENCE_HEADER
 from events.access import COOPERATIVE, INPUT_PRODUCER
@@ -85,9 +85,9 @@ def input_message(input_type: str, payload: dict, correlation_id: str, keyring: 
     return InputMessage(**fields, signature=signature)
 
 
-IMPLIED_PARTIES = (PRICE_FEED, SETTLEMENT_DESK)
+IMPLIED_PARTIES = (PRICE_FEED, SETTLEMENT_DESK, PAIRING_OFFICE)
 """Parties `farmlink publish` registers by itself, with the keyring's key, before the first line that
-needs them when the file has not registered them first: a market's price feed, a settlement desk."""
+needs them when the file has not registered them first: a market's price feed, a settlement desk, a pairing office."""
 
 
 def implied_registration(input_type: str, payload: dict, known: set[str]) -> tuple[str, dict] | None:

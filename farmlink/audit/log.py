@@ -18,7 +18,7 @@ from events.access import AUDITOR
 from events.settings import kafka_options, settings
 from farmlink.audit.model import AuditLog, Record
 
-SCHEMAS = ("cooperative", "buyer", "market", "matching", "settlement")
+SCHEMAS = ("cooperative", "buyer", "market", "matching", "settlement", "pairing")
 EVENT_TOPICS = tuple(sorted(set(EVENT_TOPIC.values())))
 BATCH = 20_000
 

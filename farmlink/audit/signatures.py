@@ -38,7 +38,7 @@ KEY_CHANGES = REGISTRATIONS | ROTATIONS | REVOCATIONS
 SIGNED_SINCE_V2 = frozenset({"MarketPriceObserved", "PlanRecorded", "DeliveryConfirmed", "PaymentMade"})
 """Events whose version 1 was recorded from unsigned inputs (before price feeds and settlement desks signed)."""
 
-SCHEMAS = ("cooperative", "buyer", "market", "settlement")
+SCHEMAS = ("cooperative", "buyer", "market", "settlement", "pairing")
 """The schemas of the services that record parties' inputs."""
 
 

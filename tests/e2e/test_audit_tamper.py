@@ -88,6 +88,21 @@ async def test_an_edited_payload_is_found_at_its_stream_version_and_position(dem
     assert "edited" in chain[0].message
 
 
+async def test_an_inflated_support_delivery_in_the_pairing_log_is_found_by_its_chain_and_its_signature(demo_log, db):
+    row = await db.fetchrow("SELECT global_position, stream_id, stream_version, event_id::text, payload::text FROM pairing.events "
+                            "WHERE event_type = 'SupportDelivered' ORDER BY global_position LIMIT 1")
+    await db.execute("UPDATE pairing.events SET payload = jsonb_set(payload, '{value_fen}', '999999999') WHERE global_position = $1",
+                     row["global_position"])
+    try:
+        result = await run(demo_log, reconcile_kafka=False)
+    finally:
+        await db.execute("UPDATE pairing.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"])
+    located = {(f.check, f.schema, f.stream_id, f.stream_version, f.event_id) for f in result.findings}
+    assert ("hash_chain", "pairing", row["stream_id"], row["stream_version"], row["event_id"]) in located
+    [signature] = [f for f in result.findings if f.check == "signature"]
+    assert signature.event_id == row["event_id"] and "payload.value_fen: recorded 999999999" in signature.message
+
+
 async def test_a_deleted_event_is_found(demo_log, db):
     row = await db.fetchrow(
         "SELECT * FROM cooperative.events WHERE stream_id LIKE 'cooperative-%' ORDER BY global_position LIMIT 1"
@@ -271,7 +286,7 @@ async def test_the_clean_demo_has_a_verified_signature_on_every_event_of_every_p
     signed = [r for schema in SCHEMAS for r in log.by_schema[schema] if r.event_type in SIGNED_EVENTS]
     lines = read_scenario(DEMO_SCENARIO)
     assert len(signed) == len(lines) and all(r.payload.get("signed_input") for r in signed)
-    assert {r.schema for r in signed} == {"cooperative", "buyer", "market", "settlement"}
+    assert {r.schema for r in signed} == {"cooperative", "buyer", "market", "settlement", "pairing"}
     assert check_signatures(log) == []
 
 

@@ -34,7 +34,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 FULL_LOCK = ROOT / "requirements.lock"
 RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
-APP_SERVICES = ("cooperative", "buyer", "market", "matching", "settlement")
+APP_SERVICES = processes.SERVICES  # every farmlink service runs in a container of its own
 # The environment variables events/settings.py reads (pydantic-settings: field name, upper-cased).
 SETTINGS_ENV = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM",
                 "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"}

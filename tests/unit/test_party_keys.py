@@ -6,19 +6,13 @@ The services' own handlers run on in-memory units of work (as `farmlink simulate
 these are the live rules, without Kafka or PostgreSQL; the end-to-end test runs them live."""
 
 import dataclasses
-import json
-import uuid
 
-import orjson
 import pytest
 
-from contracts.signing import new_private_key, public_key_of, sign
-from events.store import envelope_bytes
-from events.consumer import Delivery
-from events.unit import MemoryUnitOfWork, decide_one
-from farmlink.audit.log import record_from_envelope
+from contracts.signing import new_private_key, public_key_of
 from farmlink.audit.model import AuditLog
 from farmlink.audit.signatures import check_signatures
+from tests.memory_services import Party
 from services.cooperative import app as cooperative
 from services.market import app as market
 from services.settlement import app as settlement
@@ -26,38 +20,6 @@ from services.settlement import app as settlement
 pytestmark = pytest.mark.unit
 
 PRICE = {"product": "oil_tea_fruit", "grade": "A", "market": "Tongren", "price_fen": 450, "observed_on": "2020-10-01"}
-
-
-class Party:
-    """One party's inputs, signed with whichever of its keys the test chooses, sent to one service in memory."""
-
-    def __init__(self, service, producer: str, consumer=None):
-        self.service = service
-        self.consumer = consumer or service.CONSUMER
-        self.producer = producer
-        self.uow = MemoryUnitOfWork(service.SERVICE, f"service:{service.SERVICE}", lambda envelope: None)
-        self.position = 0
-
-    def send(self, input_type: str, payload: dict, key) -> tuple[bool, str]:
-        """(accepted, the reason when refused)."""
-        fields = {"message_id": uuid.uuid4().hex, "type": input_type, "producer": self.producer, "correlation_id": "c",
-                  "payload": payload}
-        body = json.dumps({**fields, "signature": sign(key, fields)}).encode()
-        self.position += 1
-        events, accepted = decide_one(self.uow, self.consumer, Delivery("t", 0, self.position, None, body, []))
-        reason = ""
-        if not accepted:
-            [dead] = [headers for topic, _, _, headers in self.uow.messages if topic == "farmlink.deadletter"][-1:]
-            reason = dict(dead)["dlq.reason"].decode()
-        return accepted, reason
-
-    def audit_log(self) -> AuditLog:
-        """What the service recorded, read back as the auditor reads the log."""
-        records = []
-        for position, envelope in enumerate(self.uow.envelopes, start=1):
-            data = orjson.loads(envelope_bytes(envelope))
-            records.append(record_from_envelope({**data, "global_position": position}))
-        return AuditLog("memory", {self.service.SERVICE: records})
 
 
 def test_a_price_from_a_market_whose_feed_never_registered_is_refused():

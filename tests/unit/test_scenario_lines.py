@@ -77,9 +77,19 @@ VALID_PAYLOADS: dict[str, dict] = {
     "payment.made": {"lot_id": "L1", "outlet_id": "O1", "amount_fen": 425_000},
     "price_feed.registered": {"market": "Tongren", "name": "Tongren wholesale market"},
     "settlement_desk.registered": {"desk_id": "yanhe-desk", "name": "沿河县结算台"},
-    **{f"{prefix}.key_rotated": {"party_id": "fengjia"} for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk")},
+    **{f"{prefix}.key_rotated": {"party_id": "fengjia"} for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk", "pairing_office")},
     **{f"{prefix}.key_revoked": {"party_id": "fengjia", "reason": "the office PC was stolen"}
-       for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk")},
+       for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk", "pairing_office")},
+    "pairing_office.registered": {"office_id": "tongren", "name": "Tongren pairing office (铜仁市结对帮扶办公室)"},
+    "pairing.registered": {"pairing_id": "tongxin-fengjia", "kind": "1+1", "helper": "Tongxin community, Dejiang", "helper_kind": "village",
+                           "helped": "Fengjia", "helped_kind": "village", "helped_township": "Ketian", "team": "Dejiang industry team"},
+    "support.delivered": {"delivery_id": "S1", "pairing_id": "yuping-yanhe", "kind": "seedlings", "quantity": "1000000",
+                          "value_fen": 350000000, "delivered_on": "2020-03-10", "note": "oil-tea seedlings", "to_village": "Tangba"},
+    "project.registered": {"project_id": "ketian-chili", "name": "Ketian 2,000 mu chili", "owner_team": "chili team",
+                           "target": "2,000 mu", "due_on": "2020-10-31",
+                           "milestones": [{"milestone_id": "planted", "name": "2,000 mu planted", "due_on": "2020-05-31"}]},
+    "project.milestone_reached": {"project_id": "ketian-chili", "milestone_id": "planted", "reached_on": "2020-05-20",
+                                  "evidence": "township survey"},
 }
 
 

@@ -1,0 +1,93 @@
+"""Events the pairing service records: pairing offices, "9+2" and "1+1" pairings, the support they
+deliver, and industry projects as list items with owners and milestones (清单化、项目化)."""
+
+from typing import ClassVar, Literal
+
+from contracts.catalogue import Product
+from contracts.inputs import MilestonePlan, PairingKind, SupportKind
+from contracts.model import Contract
+from contracts.signing import PublicKey, SignedInput
+from contracts.types import Fen, Identifier, IsoDate, Name, Quantity
+
+
+class PairingOfficeRegistered(Contract):
+    """A pairing office joined farmlink with the public key it signs with."""
+
+    event_type: ClassVar[str] = "PairingOfficeRegistered"
+    schema_version: ClassVar[int] = 1
+
+    office_id: Identifier
+    name: Name
+    public_key: PublicKey
+    signed_input: SignedInput | None = None
+
+
+class PairingRegistered(Contract):
+    """A helper paired with a township or village of Yanhe, through a team."""
+
+    event_type: ClassVar[str] = "PairingRegistered"
+    schema_version: ClassVar[int] = 1
+
+    pairing_id: Identifier
+    kind: PairingKind
+    helper: Name
+    helper_kind: Literal["district", "county", "development_zone", "village"]
+    helped: Name
+    helped_kind: Literal["township", "village"]
+    helped_township: Name | None = None
+    team: Name
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None
+
+
+class SupportDelivered(Contract):
+    """Support a pairing delivered, its value in fen, to whom, with the delivery note."""
+
+    event_type: ClassVar[str] = "SupportDelivered"
+    schema_version: ClassVar[int] = 1
+
+    delivery_id: Identifier
+    pairing_id: Identifier
+    kind: SupportKind
+    quantity: Quantity
+    unit: Name
+    value_fen: Fen
+    delivered_on: IsoDate
+    note: Name
+    to_cooperative_id: Identifier | None = None
+    to_village: Name | None = None
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None
+
+
+class ProjectRegistered(Contract):
+    """An industry project with its owning team, target, due date and milestones."""
+
+    event_type: ClassVar[str] = "ProjectRegistered"
+    schema_version: ClassVar[int] = 1
+
+    project_id: Identifier
+    name: Name
+    owner_team: Name
+    target: Name
+    due_on: IsoDate
+    milestones: tuple[MilestonePlan, ...]
+    pairing_id: Identifier | None = None
+    product: Product | None = None
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None
+
+
+class ProjectMilestoneReached(Contract):
+    """A milestone of a project was reached, on a date, with the evidence."""
+
+    event_type: ClassVar[str] = "ProjectMilestoneReached"
+    schema_version: ClassVar[int] = 1
+
+    project_id: Identifier
+    milestone_id: Identifier
+    reached_on: IsoDate
+    evidence: Name
+    due_on: IsoDate
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None

@@ -1,0 +1,96 @@
+"""What the pairing office reads: per pairing, the support delivered (value by kind) and how the helped
+township or village is doing (its households' fills and industry income, registered-poor coverage);
+per project, its milestones and state as of a date.
+
+Read from the pairing and settlement services' PostgreSQL projections (the auditor's read-only role
+may read both). A helped village is matched to the households of cooperatives registered in that
+village of that township; a helped township to every household there.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+
+async def _schema_exists(conn: asyncpg.Connection, schema: str) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema))
+
+
+_AREA = """(p.helped_kind = 'village' AND h.village = p.helped AND h.township = p.helped_township)
+           OR (p.helped_kind = 'township' AND h.township = p.helped)"""
+
+
+async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """One row per pairing: who helps whom, the support delivered by kind (fen), and the helped area's households,
+    registered-poor households with industry income, fills and fen paid to households."""
+    if not await _schema_exists(conn, "pairing"):
+        return []
+    pairings = await conn.fetch("SELECT * FROM pairing.pairings ORDER BY pairing_id")
+    support: dict[str, dict[str, int]] = {}
+    for row in await conn.fetch("SELECT pairing_id, kind, sum(value_fen)::bigint AS fen FROM pairing.support GROUP BY 1, 2 ORDER BY 1, 2"):
+        support.setdefault(row["pairing_id"], {})[row["kind"]] = row["fen"]
+    area: dict[str, asyncpg.Record] = {}
+    if await _schema_exists(conn, "settlement"):
+        rows = await conn.fetch(f"""
+            WITH paid AS (SELECT household_id, sum(paid_fen)::bigint AS fen FROM settlement.incomes GROUP BY household_id),
+                 fills AS (SELECT cooperative_id, count(*) AS fills, sum(revenue_fen)::bigint AS revenue FROM settlement.fills
+                           GROUP BY cooperative_id)
+            SELECT p.pairing_id,
+                   count(h.household_id) AS households,
+                   count(h.household_id) FILTER (WHERE h.registered_poor) AS registered_poor,
+                   count(h.household_id) FILTER (WHERE h.registered_poor AND coalesce(paid.fen, 0) > 0) AS registered_poor_with_income,
+                   coalesce(sum(paid.fen), 0)::bigint AS household_income_fen,
+                   (SELECT coalesce(sum(f.fills), 0) FROM fills f WHERE f.cooperative_id IN (
+                        SELECT DISTINCT h2.cooperative_id FROM settlement.households h2
+                        WHERE (p.helped_kind = 'village' AND h2.village = p.helped AND h2.township = p.helped_township)
+                           OR (p.helped_kind = 'township' AND h2.township = p.helped)))::bigint AS fills
+            FROM pairing.pairings p
+            LEFT JOIN settlement.households h ON {_AREA}
+            LEFT JOIN paid ON paid.household_id = h.household_id
+            GROUP BY p.pairing_id""")
+        area = {row["pairing_id"]: row for row in rows}
+    out = []
+    for p in pairings:
+        kinds = support.get(p["pairing_id"], {})
+        helped = area.get(p["pairing_id"])
+        poor = helped["registered_poor"] if helped else 0
+        with_income = helped["registered_poor_with_income"] if helped else 0
+        out.append({
+            "pairing_id": p["pairing_id"], "kind": p["kind"], "helper": p["helper"], "team": p["team"],
+            "helped": p["helped"] if p["helped_township"] is None else f"{p['helped']}, {p['helped_township']}",
+            "support_fen": sum(kinds.values()), "support_by_kind": dict(sorted(kinds.items())),
+            "households": helped["households"] if helped else 0, "registered_poor": poor,
+            "registered_poor_with_income": with_income,
+            "coverage": f"{with_income}/{poor}" if poor else "-",
+            "fills": helped["fills"] if helped else 0,
+            "household_income_fen": helped["household_income_fen"] if helped else 0,
+        })
+    return out
+
+
+async def project_rows(conn: asyncpg.Connection, as_of: date) -> list[dict[str, Any]]:
+    """One row per project: owner team, milestones reached of all, those past due and not reached as of `as_of`,
+    and its state: done (every milestone reached), overdue (one is past due) or on schedule."""
+    if not await _schema_exists(conn, "pairing"):
+        return []
+    rows = await conn.fetch(
+        """SELECT p.project_id, p.name, p.owner_team, p.target, p.due_on, p.pairing_id,
+                  count(m.milestone_id) AS milestones,
+                  count(m.milestone_id) FILTER (WHERE m.reached_on IS NOT NULL) AS reached,
+                  coalesce(array_agg(m.milestone_id ORDER BY m.due_on, m.milestone_id)
+                           FILTER (WHERE m.reached_on IS NULL AND m.due_on < $1), '{}') AS overdue,
+                  coalesce(array_agg(m.milestone_id ORDER BY m.due_on, m.milestone_id)
+                           FILTER (WHERE m.reached_on > m.due_on), '{}') AS reached_late
+           FROM pairing.projects p LEFT JOIN pairing.milestones m USING (project_id)
+           GROUP BY p.project_id ORDER BY p.due_on, p.project_id""", as_of)
+    out = []
+    for row in rows:
+        state = "done" if row["reached"] == row["milestones"] else "overdue" if row["overdue"] else "on schedule"
+        out.append({"project_id": row["project_id"], "name": row["name"], "owner_team": row["owner_team"], "target": row["target"],
+                    "due_on": row["due_on"].isoformat(), "milestones": f"{row['reached']}/{row['milestones']}",
+                    "overdue": ", ".join(row["overdue"]) or "-", "reached_late": ", ".join(row["reached_late"]) or "-",
+                    "state": state, "as_of": as_of.isoformat()})
+    return out
