@@ -328,6 +328,45 @@ class MilestoneReport(Contract):
     office_id: Identifier | None = _OFFICE
 
 
+class SupervisionRound(Contract):
+    """A follow-up visit of the supervision (回访): as of its date, the rules over the log open problems and close
+    the cured ones (farmlink/ledger.py); the round itself only records when and as of what date it was held."""
+
+    round_id: Identifier
+    as_of: IsoDate
+    note: Name | None = None
+    office_id: Identifier | None = _OFFICE
+
+
+class ProblemReport(Contract):
+    """An inspector opens a problem by hand (问题清单): what, where, and the team that owns its rectification."""
+
+    problem_id: Identifier
+    township: Name
+    owner_team: Name
+    subject: Name
+    reason: Name
+    office_id: Identifier | None = _OFFICE
+
+
+class RectificationReport(Contract):
+    """What the owning team did about a problem (整改台账): one entry of its rectification record."""
+
+    problem_id: Identifier
+    action: Name
+    office_id: Identifier | None = _OFFICE
+
+
+class ProblemClosure(Contract):
+    """An inspector closes a problem (销号) with a signed reason and the evidence; a problem the rules opened also
+    closes by itself when the log shows it cured."""
+
+    problem_id: Identifier
+    reason: Name
+    evidence: Name
+    office_id: Identifier | None = _OFFICE
+
+
 @dataclass(frozen=True)
 class InputKind:
     """Everything farmlink knows about one input type, declared once: the payload model, the
@@ -388,6 +427,10 @@ INPUT_KINDS: tuple[InputKind, ...] = (
     InputKind("support.delivered", SupportDelivery, "pairing", PAIRING_OFFICE, "SupportDelivered", journaled=False),
     InputKind("project.registered", ProjectRegistration, "pairing", PAIRING_OFFICE, "ProjectRegistered", journaled=False),
     InputKind("project.milestone_reached", MilestoneReport, "pairing", PAIRING_OFFICE, "ProjectMilestoneReached", journaled=False),
+    InputKind("supervision.round", SupervisionRound, "pairing", PAIRING_OFFICE, "SupervisionRoundHeld", journaled=False),
+    InputKind("problem.opened", ProblemReport, "pairing", PAIRING_OFFICE, "ProblemOpened", journaled=False),
+    InputKind("problem.rectified", RectificationReport, "pairing", PAIRING_OFFICE, "ProblemRectified", journaled=False),
+    InputKind("problem.closed", ProblemClosure, "pairing", PAIRING_OFFICE, "ProblemClosed", journaled=False),
     *_key_kinds(PAIRING_OFFICE, "PairingOffice"),
 )
 

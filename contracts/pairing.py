@@ -91,3 +91,56 @@ class ProjectMilestoneReached(Contract):
     due_on: IsoDate
     office_id: Identifier | None = None
     signed_input: SignedInput | None = None
+
+
+class SupervisionRoundHeld(Contract):
+    """A supervision round was held as of a date; farmlink/ledger.py derives what it opened and closed from the log."""
+
+    event_type: ClassVar[str] = "SupervisionRoundHeld"
+    schema_version: ClassVar[int] = 1
+
+    round_id: Identifier
+    as_of: IsoDate
+    note: Name | None = None
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None
+
+
+class ProblemOpened(Contract):
+    """An inspector opened a problem by hand."""
+
+    event_type: ClassVar[str] = "ProblemOpened"
+    schema_version: ClassVar[int] = 1
+
+    problem_id: Identifier
+    township: Name
+    owner_team: Name
+    subject: Name
+    reason: Name
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None
+
+
+class ProblemRectified(Contract):
+    """One entry of a problem's rectification record."""
+
+    event_type: ClassVar[str] = "ProblemRectified"
+    schema_version: ClassVar[int] = 1
+
+    problem_id: Identifier
+    action: Name
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None
+
+
+class ProblemClosed(Contract):
+    """An inspector closed a problem with a signed reason and the evidence."""
+
+    event_type: ClassVar[str] = "ProblemClosed"
+    schema_version: ClassVar[int] = 1
+
+    problem_id: Identifier
+    reason: Name
+    evidence: Name
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None

@@ -37,6 +37,10 @@ EVENT_KINDS: tuple[tuple[type[Contract], str], ...] = (
     (pairing.SupportDelivered, topics.PAIRING_EVENTS),
     (pairing.ProjectRegistered, topics.PAIRING_EVENTS),
     (pairing.ProjectMilestoneReached, topics.PAIRING_EVENTS),
+    (pairing.SupervisionRoundHeld, topics.PAIRING_EVENTS),
+    (pairing.ProblemOpened, topics.PAIRING_EVENTS),
+    (pairing.ProblemRectified, topics.PAIRING_EVENTS),
+    (pairing.ProblemClosed, topics.PAIRING_EVENTS),
     (parties.PairingOfficeKeyRotated, topics.PAIRING_EVENTS),
     (parties.PairingOfficeKeyRevoked, topics.PAIRING_EVENTS),
 )

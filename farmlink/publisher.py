@@ -9,7 +9,7 @@ receipt per line.
   the line; the matching service journals a run's lines of a product in seq order
   (events/sequence.py), whatever order the three event topics deliver them in.
 - Only a delivery or payment line waits: for the fills made by the lines before it to reach
-  settlement. An order cancellation whose order this file did not place (so its product is
+  settlement; and a supervision round waits for everything before it (it sees what was recorded before it). An order cancellation whose order this file did not place (so its product is
   unknown here) is sent alone, after everything before it is done.
 A line is done when its service sent a receipt (accepted or rejected) and, for inputs the matcher
 journals, when the matcher's receipt came; lines are reported in file order.
@@ -50,6 +50,9 @@ from farmlink.scenario import LineError, ScenarioLine
 RECEIPT_TIMEOUT_S = 60.0
 """How long the publisher waits without hearing anything back before it gives up."""
 FILL_DEPENDENT_TYPES = frozenset({"delivery.confirmed", "payment.made"})
+ROUND_TYPES = frozenset({"supervision.round"})
+"""A supervision round sees what was recorded before it (farmlink/ledger.py): it is sent alone, once every line
+before it is done and its fills reached settlement."""
 
 
 def key_of(input_type: str, payload: dict) -> str:
@@ -318,7 +321,7 @@ async def publish_lines(
             if implied is not None:  # its receipt is not a line's: accepted, or "already registered" from an earlier run
                 await send(topic, input_message(*implied, f"{run_id}:implied-{line.line_no}", keyring), [])
             headers: list[tuple[str, bytes]] = []
-            alone = strict
+            alone = strict or line.type in ROUND_TYPES
             if line.type in MATCHER_INPUT_TYPES:
                 product = line.payload.get("product") or order_products.get(str(line.payload.get("order_id")))
                 if line.type == "order.placed" and product is not None:
@@ -330,7 +333,7 @@ async def publish_lines(
                     alone = True  # its product is not known here: nothing may overtake it, it overtakes nothing
             if alone:
                 await drain()
-                if line.type in FILL_DEPENDENT_TYPES:
+                if line.type in FILL_DEPENDENT_TYPES or line.type in ROUND_TYPES:
                     await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
             if strict and summary.rejected:
                 summary.stopped_early = True

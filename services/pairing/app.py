@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 from faststream.kafka import KafkaMessage
 
-from contracts.inputs import (MilestoneReport, PairingOfficeRegistration, PairingRegistration, ProjectRegistration, SupportDelivery,
-                              party_id_of)
+from contracts.inputs import (MilestoneReport, PairingOfficeRegistration, PairingRegistration, ProblemClosure, ProblemReport,
+                              ProjectRegistration, RectificationReport, SupervisionRound, SupportDelivery, party_id_of)
 from contracts.pairing import PairingOfficeRegistered
 from contracts.parties import PAIRING_OFFICE
 from contracts.signing import SignedInput
@@ -61,6 +61,10 @@ def stream_of(request) -> str:
         return f"support-{request.delivery_id}"
     if isinstance(request, ProjectRegistration | MilestoneReport):
         return project_stream(request.project_id)
+    if isinstance(request, SupervisionRound):
+        return f"round-{request.round_id}"
+    if isinstance(request, ProblemReport | RectificationReport | ProblemClosure):
+        return f"problem-{request.problem_id}"
     return ""
 
 
@@ -133,12 +137,46 @@ def reach_milestone(uow: BatchUnitOfWork, decoded: Decoded, message, report: Mil
     uow.set(MILESTONES.name, (report.project_id, report.milestone_id), domain.Milestone(event.due_on.isoformat(), True))
 
 
+def hold_round(uow: BatchUnitOfWork, decoded: Decoded, message, report: SupervisionRound) -> None:
+    evidence = signed_by_office(uow, message, report)
+    stream = stream_of(report)
+    event = domain.hold_round(report, uow.stream_version(stream) > 0).model_copy(update={"signed_input": evidence})
+    uow.append(stream, [NewEvent(event)], 0, **ids_of(decoded))
+
+
+def open_problem(uow: BatchUnitOfWork, decoded: Decoded, message, report: ProblemReport) -> None:
+    evidence = signed_by_office(uow, message, report)
+    stream = stream_of(report)
+    event = domain.open_problem(report, uow.stream_version(stream) > 0).model_copy(update={"signed_input": evidence})
+    uow.append(stream, [NewEvent(event)], 0, **ids_of(decoded))
+
+
+def rectify(uow: BatchUnitOfWork, decoded: Decoded, message, report: RectificationReport) -> None:
+    """An entry of a problem's rectification record: for a problem an inspector opened, or one the rules opened
+    (its id is the rule's, farmlink/ledger.py; the service does not derive the ledger, so it cannot check it)."""
+    evidence = signed_by_office(uow, message, report)
+    stream = stream_of(report)
+    event = domain.rectify(report).model_copy(update={"signed_input": evidence})
+    uow.append(stream, [NewEvent(event)], uow.stream_version(stream), **ids_of(decoded))
+
+
+def close_problem(uow: BatchUnitOfWork, decoded: Decoded, message, report: ProblemClosure) -> None:
+    evidence = signed_by_office(uow, message, report)
+    stream = stream_of(report)
+    event = domain.close_problem(report).model_copy(update={"signed_input": evidence})
+    uow.append(stream, [NewEvent(event)], uow.stream_version(stream), **ids_of(decoded))
+
+
 HANDLERS = {
     PairingOfficeRegistration: register_office,
     PairingRegistration: register_pairing,
     SupportDelivery: deliver_support,
     ProjectRegistration: register_project,
     MilestoneReport: reach_milestone,
+    SupervisionRound: hold_round,
+    ProblemReport: open_problem,
+    RectificationReport: rectify,
+    ProblemClosure: close_problem,
     **key_handlers(PAIRING_OFFICE),
 }
 

@@ -2,8 +2,10 @@
 
 from dataclasses import dataclass
 
-from contracts.inputs import SUPPORT_UNITS, MilestoneReport, PairingRegistration, ProjectRegistration, SupportDelivery
-from contracts.pairing import PairingRegistered, ProjectMilestoneReached, ProjectRegistered, SupportDelivered
+from contracts.inputs import (SUPPORT_UNITS, MilestoneReport, PairingRegistration, ProblemClosure, ProblemReport, ProjectRegistration,
+                              RectificationReport, SupervisionRound, SupportDelivery)
+from contracts.pairing import (PairingRegistered, ProblemClosed, ProblemOpened, ProblemRectified, ProjectMilestoneReached,
+                               ProjectRegistered, SupervisionRoundHeld, SupportDelivered)
 from events.consumer import Rejection
 
 
@@ -51,3 +53,27 @@ def reach_milestone(report: MilestoneReport, project_known: bool, milestone: Mil
     if milestone.reached:
         raise Rejection(f"payload.milestone_id: milestone {report.milestone_id} of {report.project_id} was already reached")
     return ProjectMilestoneReached(**report.model_dump(), due_on=milestone.due_on)
+
+
+def hold_round(report: SupervisionRound, already_held: bool) -> SupervisionRoundHeld:
+    """A supervision round, held once."""
+    if already_held:
+        raise Rejection(f"payload.round_id: round {report.round_id} was already held")
+    return SupervisionRoundHeld(**report.model_dump())
+
+
+def open_problem(report: ProblemReport, already_opened: bool) -> ProblemOpened:
+    """A problem an inspector opens; an id already used (by hand, or for its record) is refused."""
+    if already_opened:
+        raise Rejection(f"payload.problem_id: problem {report.problem_id} already exists")
+    if ":" in report.problem_id:
+        raise Rejection(f"payload.problem_id: ids with ':' are the rules' own (farmlink/ledger.py); choose another for {report.problem_id}")
+    return ProblemOpened(**report.model_dump())
+
+
+def rectify(report: RectificationReport) -> ProblemRectified:
+    return ProblemRectified(**report.model_dump())
+
+
+def close_problem(report: ProblemClosure) -> ProblemClosed:
+    return ProblemClosed(**report.model_dump())

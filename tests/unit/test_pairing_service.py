@@ -94,3 +94,15 @@ def test_a_milestone_due_after_its_project_is_refused_by_the_model():
     late = {**CHILI, "milestones": [{"milestone_id": "planted", "name": "planted", "due_on": "2020-11-30"}]}
     with pytest.raises(ValidationError, match="milestone planted is due after the project"):
         ProjectRegistration.model_validate(late)
+
+
+def test_a_supervision_round_is_held_once_and_an_inspectors_problem_cannot_take_a_rules_id(office):
+    assert office.send("supervision.round", {"round_id": "2020-q3", "as_of": "2020-09-30"}, office.key)[0]
+    assert office.send("supervision.round", {"round_id": "2020-q3", "as_of": "2020-09-30"}, office.key)[1] == (
+        "payload.round_id: round 2020-q3 was already held")
+    problem = {"problem_id": "unpaid-fill:F1", "township": "Ketian", "owner_team": "t", "subject": "s", "reason": "r"}
+    accepted, reason = office.send("problem.opened", problem, office.key)
+    assert not accepted and reason.startswith("payload.problem_id: ids with ':' are the rules' own")
+    assert office.send("problem.rectified", {"problem_id": "unpaid-fill:F1", "action": "called the buyer"}, office.key)[0]
+    assert office.send("problem.closed", {"problem_id": "unpaid-fill:F1", "reason": "paid", "evidence": "bank slip"}, office.key)[0]
+    assert [e.event_type for e in office.uow.envelopes][-3:] == ["SupervisionRoundHeld", "ProblemRectified", "ProblemClosed"]

@@ -90,6 +90,11 @@ VALID_PAYLOADS: dict[str, dict] = {
                            "milestones": [{"milestone_id": "planted", "name": "2,000 mu planted", "due_on": "2020-05-31"}]},
     "project.milestone_reached": {"project_id": "ketian-chili", "milestone_id": "planted", "reached_on": "2020-05-20",
                                   "evidence": "township survey"},
+    "supervision.round": {"round_id": "2020-q3", "as_of": "2020-09-30"},
+    "problem.opened": {"problem_id": "road-1", "township": "Ketian", "owner_team": "infrastructure team",
+                       "subject": "the road to Fengjia", "reason": "washed out by the June rains"},
+    "problem.rectified": {"problem_id": "road-1", "action": "gravel laid"},
+    "problem.closed": {"problem_id": "road-1", "reason": "repaired", "evidence": "township photo 2020-07-10"},
 }
 
 
