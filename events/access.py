@@ -125,9 +125,10 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal(
         GATEWAY,
         "the HTTP gateway: posts parties' signed inputs; projects registrations, plantings, lots, commitments, fills, "
-        "offers, plans and payments (the pairing office's page), receipts and dead letters (counted); looks at the groups' offsets",
+        "offers, plans, payments, pairings, support and projects (the pairing office's page), receipts and dead letters (counted); "
+        "looks at the groups' offsets",
         write=(COOPERATIVE_INPUT, BUYER_INPUT, DEAD_LETTER, RELAY_CHECKPOINTS),
-        read=(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, RECEIPTS, DEAD_LETTER, RELAY_CHECKPOINTS),
+        read=(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, PAIRING_EVENTS, RECEIPTS, DEAD_LETTER, RELAY_CHECKPOINTS),
         groups=("farmlink.gateway",),
         describe_group_prefix=GROUP_PREFIX,
         transactional_ids=(relay_transactional_id(GATEWAY),),

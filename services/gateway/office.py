@@ -3,7 +3,8 @@
 What the county's and Tongren's officers look at (services/gateway/office_routes.py serves it as `/` and
 `/v1/office`): open offers, recent fills, each guaranteed-floor commitment's activations (market price against
 the floor, fen paid above the market), registered-poor households with and without industry income by
-village, and each township plan against what was planted and earned. Income is what the settlement service
+village, each township plan against what was planted and earned, and each pairing's support beside its
+helped village's coverage and each project's milestones (from farmlink.pairing.events). Income is what the settlement service
 recorded as paid (PaymentMade), as in `farmlink coverage` and the audit report.
 
 Who may read it: the office, proven by the office token (`office_token`). Offers stay public.
@@ -106,6 +107,29 @@ FROM gateway.plans p LEFT JOIN planted pl USING (county, township, product) LEFT
 ORDER BY p.county, p.township, p.product"""
 
 
+PAIRINGS = """
+WITH paid AS (SELECT household_id, sum(paid_fen) AS fen FROM gateway.incomes GROUP BY household_id),
+     support AS (SELECT pairing_id, coalesce(sum(value_fen), 0)::bigint AS fen, count(*) AS deliveries FROM gateway.support GROUP BY 1)
+SELECT p.pairing_id, p.kind, p.helper, p.helped, p.helped_township, p.team,
+       coalesce(s.fen, 0)::bigint AS support_fen, coalesce(s.deliveries, 0) AS deliveries,
+       count(h.household_id) FILTER (WHERE h.registered_poor) AS registered_poor,
+       count(h.household_id) FILTER (WHERE h.registered_poor AND coalesce(paid.fen, 0) > 0) AS with_income,
+       coalesce(sum(paid.fen), 0)::bigint AS paid_fen
+FROM gateway.pairings p LEFT JOIN support s USING (pairing_id)
+LEFT JOIN gateway.households h ON (p.helped_kind = 'village' AND h.village = p.helped AND h.township = p.helped_township)
+                               OR (p.helped_kind = 'township' AND h.township = p.helped)
+LEFT JOIN paid ON paid.household_id = h.household_id
+GROUP BY p.pairing_id, s.fen, s.deliveries ORDER BY p.pairing_id"""
+
+PROJECTS = """
+SELECT p.project_id, p.name, p.owner_team, p.due_on::text AS due_on, count(m.milestone_id) AS milestones,
+       count(m.milestone_id) FILTER (WHERE m.reached_on IS NOT NULL) AS reached,
+       coalesce(string_agg(m.milestone_id || ' (' || m.due_on::text || ')', ', ' ORDER BY m.due_on)
+                FILTER (WHERE m.reached_on IS NULL), '') AS open_milestones
+FROM gateway.projects p LEFT JOIN gateway.milestones m USING (project_id)
+GROUP BY p.project_id ORDER BY p.due_on, p.project_id"""
+
+
 async def view(db: asyncpg.Pool, offers: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything the office page shows, as one JSON document; `last_seq` is where its live stream starts."""
     async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -117,5 +141,7 @@ async def view(db: asyncpg.Pool, offers: list[dict[str, Any]]) -> dict[str, Any]
             "unit_price_fen, price_basis, revenue_fen FROM gateway.fills WHERE outlet_kind = 'commitment' ORDER BY seq")]
         villages = [dict(row) for row in await conn.fetch(VILLAGES)]
         plans = plan_rows(await conn.fetch(PLANS))
+        pairings = [dict(row) for row in await conn.fetch(PAIRINGS)]
+        projects = [dict(row) for row in await conn.fetch(PROJECTS)]
     return {"last_seq": last_seq, "offers": offers, "fills": fills, "commitments": commitment_rows(terms, activations),
-            "villages": villages, "plans": plans}
+            "villages": villages, "plans": plans, "pairings": pairings, "projects": projects}

@@ -20,13 +20,14 @@ from contracts.inputs import Receipt
 from contracts.matching import FillMade, OfferClosed, OfferOpened, OfferShrunk
 from contracts.parties import BuyerKeyRevoked, BuyerKeyRotated, CooperativeKeyRevoked, CooperativeKeyRotated, KeyRevoked, KeyRotated
 from contracts.settlement import PaymentMade, PlanRecorded
-from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, RECEIPTS, SETTLEMENT_EVENTS
+from contracts.pairing import PairingRegistered, ProjectMilestoneReached, ProjectRegistered, SupportDelivered
+from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, PAIRING_EVENTS, RECEIPTS, SETTLEMENT_EVENTS
 from events.codec import decode_event
 from events.consumer import Decoded, Delivery
 from events.unit import BatchUnitOfWork, Consumer, Table
 
 CONSUMER = "gateway"
-TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, RECEIPTS, DEAD_LETTER)
+TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, PAIRING_EVENTS, RECEIPTS, DEAD_LETTER)
 """What the gateway subscribes to (events/access.py grants it exactly these, and the relay's checkpoints)."""
 
 PARTIES = Table("parties", ("party",), (("party", "text"), ("kind", "text"), ("party_id", "text"), ("name", "text"),
@@ -55,6 +56,12 @@ PLANTINGS = Table("plantings", ("planting_id",), (("planting_id", "text"), ("coo
 PLANS = Table("plans", ("plan_id",), (("plan_id", "text"), ("county", "text"), ("township", "text"), ("product", "text"),
                                       ("area_mu", "numeric"), ("target_household_income_fen", "bigint")))
 INCOMES = Table("incomes", ("household_id", "product"), (("household_id", "text"), ("product", "text"), ("paid_fen", "bigint")))
+PAIRINGS = Table("pairings", ("pairing_id",), (("pairing_id", "text"), ("kind", "text"), ("helper", "text"), ("helped", "text"),
+                                              ("helped_kind", "text"), ("helped_township", "text"), ("team", "text")))
+SUPPORT = Table("support", ("delivery_id",), (("delivery_id", "text"), ("pairing_id", "text"), ("kind", "text"), ("value_fen", "bigint")))
+PROJECTS = Table("projects", ("project_id",), (("project_id", "text"), ("name", "text"), ("owner_team", "text"), ("due_on", "date")))
+MILESTONES = Table("milestones", ("project_id", "milestone_id"), (("project_id", "text"), ("milestone_id", "text"), ("due_on", "date"),
+                                                                  ("reached_on", "date")))
 DEAD_LETTERS = Table("dead_letters", ("consumer",), (("consumer", "text"), ("count", "bigint")))
 
 
@@ -156,6 +163,25 @@ def close_offer(uow: BatchUnitOfWork, envelope, event: OfferClosed) -> None:
     uow.patch(OFFER_ROWS, event.lot_id, {"open": False})
 
 
+def keep_pairing(uow: BatchUnitOfWork, envelope, event: PairingRegistered) -> None:
+    uow.insert(PAIRINGS, {name: getattr(event, name) for name in PAIRINGS.column_names})
+
+
+def keep_support(uow: BatchUnitOfWork, envelope, event: SupportDelivered) -> None:
+    uow.insert(SUPPORT, {name: getattr(event, name) for name in SUPPORT.column_names})
+
+
+def keep_project(uow: BatchUnitOfWork, envelope, event: ProjectRegistered) -> None:
+    uow.insert(PROJECTS, {name: getattr(event, name) for name in PROJECTS.column_names})
+    for milestone in event.milestones:
+        uow.insert(MILESTONES, {"project_id": event.project_id, "milestone_id": milestone.milestone_id, "due_on": milestone.due_on,
+                                "reached_on": None})
+
+
+def reach_milestone(uow: BatchUnitOfWork, envelope, event: ProjectMilestoneReached) -> None:
+    uow.patch(MILESTONES, (event.project_id, event.milestone_id), {"reached_on": event.reached_on})
+
+
 EVENT_HANDLERS = {
     CooperativeRegistered: keep_cooperative,
     BuyerRegistered: keep_buyer,
@@ -172,6 +198,10 @@ EVENT_HANDLERS = {
     OfferOpened: open_offer,
     OfferShrunk: shrink_offer,
     OfferClosed: close_offer,
+    PairingRegistered: keep_pairing,
+    SupportDelivered: keep_support,
+    ProjectRegistered: keep_project,
+    ProjectMilestoneReached: reach_milestone,
 }
 """Every event the gateway keeps; others on the same topics (orders, cancellations, deliveries) pass by."""
 

@@ -161,7 +161,9 @@ SNAPSHOT = """JSON.stringify({
   drawn: [...document.querySelectorAll("svg[data-chart]")].filter((c) => c.querySelector("rect, circle, polygon")).length,
   fills: [...document.querySelectorAll("#fills tr[data-fill-id]")].map((r) => r.dataset.fillId),
   offers: document.querySelectorAll("#offers tbody tr").length, villages: document.querySelectorAll("#coverage tbody tr").length,
-  plans: document.querySelectorAll("#plans tbody tr").length})"""
+  plans: document.querySelectorAll("#plans tbody tr").length,
+  pairings: [...document.querySelectorAll("#pairings tr[data-pairing-id]")].map((r) => r.dataset.pairingId),
+  projects: [...document.querySelectorAll("#pairings tr[data-project-id]")].map((r) => r.dataset.projectId)})"""
 
 
 async def until(check, timeout: float = BOUND_S, every: float = 0.5):
@@ -186,7 +188,8 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
         async def demo_in():
             view = (await office.get("/v1/office")).json()
             paid = sum(v["paid_fen"] for v in view["villages"])
-            return view if len(view["fills"]) == expected_fills and view["plans"] and paid else None
+            pairings_in = len(view["pairings"]) == 2 and len(view["projects"]) == 2
+            return view if len(view["fills"]) == expected_fills and view["plans"] and paid and pairings_in else None
 
         view = await until(demo_in)
         async with httpx.AsyncClient(base_url=base, timeout=60) as anyone:
@@ -210,6 +213,10 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
             assert set(shown["charts"]) == expected_charts and shown["drawn"] == len(expected_charts), shown["charts"]
             assert len(shown["fills"]) == expected_fills and shown["offers"] == len(view["offers"])
             assert shown["villages"] == len(view["villages"]) and shown["plans"] == len(view["plans"])
+            assert shown["pairings"] == ["tongxin-fengjia", "yuping-oiltea"]  # the demo's pairings, with their support
+            assert sorted(shown["projects"]) == ["ketian-chili-2020", "yuping-oiltea-base"]
+            yuping = next(p for p in view["pairings"] if p["pairing_id"] == "yuping-oiltea")
+            assert yuping["support_fen"] == 350_000_000 and yuping["deliveries"] == 2
             print(f"\noffice page: {len(expected_charts)} charts, {expected_fills} fills, {shown['offers']} offers, "
                   f"{shown['villages']} villages, {shown['plans']} plans; screenshot {tab.screenshot(tmp_path / 'office-zh.png')}")
 

@@ -26,6 +26,11 @@ const TEXT = {
   offers: ["Open offers", "在售批次"], fills: ["Recent fills", "最新成交"], commitments: ["Guaranteed-floor commitments", "保底收购承诺"],
   coverage: ["Registered-poor households with and without industry income, by village", "各村建档立卡户有无产业收入"],
   plans: ["Plans against actuals", "规划与实际"],
+  pairings: ["Pairings: support delivered and the helped villages", "结对帮扶：帮扶投入与受扶村"],
+  projects: ["Projects: milestones", "项目清单：节点"],
+  pairing: ["pairing", "结对"], kind: ["kind", "类型"], helper: ["helper", "帮扶方"], helped: ["helped", "受扶方"], team: ["team", "工作组"],
+  support: ["support (yuan)", "帮扶投入（元）"], deliveries: ["deliveries", "批次"], project: ["project", "项目"],
+  owner: ["owning team", "责任组"], due: ["due", "完成期限"], reached: ["milestones reached", "已完成节点"], open_milestones: ["open milestones (due)", "未完成节点（期限）"],
   lot: ["lot", "批次"], product: ["product", "产品"], grade: ["grade", "等级"], cooperative: ["cooperative", "合作社"],
   township: ["township", "乡镇"], village: ["village", "村"], county: ["county", "县"], left: ["left", "剩余"],
   from: ["from", "起始"], until: ["until", "截止"], buyer: ["buyer", "采购方"], quantity: ["quantity", "数量"],
@@ -230,6 +235,23 @@ function plansSection(view) {
         yuan(p.target_household_income_fen), yuan(p.average_household_income_fen), p.earning_households]), [4, 5, 6, 7, 8]));
 }
 
+function pairingsSection(view) {
+  const pairings = view.pairings || [];
+  const projects = view.projects || [];
+  const helped = (p) => (p.helped_township ? `${p.helped}, ${p.helped_township}` : p.helped);
+  return section("pairings", t("pairings"),
+    pairings.length ? table([t("pairing"), t("kind"), t("helper"), t("helped"), t("team"), t("support"), t("deliveries"), t("registered_poor"),
+      t("with_income"), t("paid_total")],
+      pairings.map((p) => [p.pairing_id, p.kind, p.helper, helped(p), p.team, yuan(p.support_fen), p.deliveries, p.registered_poor, p.with_income,
+        yuan(p.paid_fen)]), [5, 6, 7, 8, 9], (r) => ({ "data-pairing-id": pairings[r].pairing_id }))
+      : el("p", { class: "note", text: t("none") }),
+    el("h3", { text: t("projects") }),
+    projects.length ? table([t("project"), t("owner"), t("due"), t("reached"), t("open_milestones")],
+      projects.map((p) => [p.name, p.owner_team, p.due_on, `${p.reached}/${p.milestones}`, p.open_milestones || "-"]), [3],
+      (r) => ({ "data-project-id": projects[r].project_id }))
+      : el("p", { class: "note", text: t("none") }));
+}
+
 function signInForm() {
   const input = el("input", { type: "password", name: "token", autocomplete: "off", "aria-label": t("token"), placeholder: t("token") });
   const message = el("span", { class: "note" });
@@ -263,7 +285,8 @@ function render() {
   header();
   const app = document.getElementById("app");
   const parts = state.view
-    ? [offersSection(), fillsSection(state.view), commitmentsSection(state.view), coverageSection(state.view), plansSection(state.view)]
+    ? [offersSection(), fillsSection(state.view), commitmentsSection(state.view), coverageSection(state.view), plansSection(state.view),
+      pairingsSection(state.view)]
     : [offersSection(), signInForm()];
   app.replaceChildren(...parts);
   const charts = app.querySelectorAll("svg[data-chart]");
