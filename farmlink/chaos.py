@@ -819,6 +819,8 @@ class ChaosRun:
                     last_payment_check = time.monotonic()
                 room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
                 cap = self.events if self._next_fault is None else int(self._next_fault.at * self.events) + self.window
+                if not faults.done():  # the last inputs wait for the last fault, so even it has new outcomes to show
+                    cap = min(cap, self.events - min(self.window, self.events // 20))
                 room = min(room, cap - self.sent)  # the inputs wait for a fault that is due, so it strikes mid-stream
                 in_flight = self.sent - self.outcomes
                 if self.probing == HOLD:  # ... but while a fault is held a trickle goes on, so the service has work
