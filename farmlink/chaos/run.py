@@ -34,7 +34,10 @@ from farmlink.keyring import local_keyring
 
 Say = Callable[[str], None]
 
-SEND_TIMEOUT_S = 30.0  # a batch Kafka has not acknowledged by then is sent again through new producers
+SEND_RECORD_TIMEOUT_MS = 120_000
+"""How long the sender's producers keep a record while its partition has no leader (a broker restart takes 10-60 s
+on this machine, longer under load): a record is resent only after a longer outage."""
+SEND_TIMEOUT_S = SEND_RECORD_TIMEOUT_MS / 1000 + 30  # a batch Kafka has not acknowledged by then is sent again through new producers
 
 PAYMENT_SHARE = 4
 """At least 1/PAYMENT_SHARE of a run's inputs are payments: the rest of the run waits for fills to pay."""
@@ -110,7 +113,7 @@ class ChaosRun(InflictMixin, ProofMixin):
     async def _producer(self, topic: str):
         principal = INPUT_PRODUCER[topic]
         if principal not in self.producers:
-            producer = idempotent_producer(self.config.bootstrap, linger_ms=5, request_timeout_ms=10000,
+            producer = idempotent_producer(self.config.bootstrap, linger_ms=5, request_timeout_ms=SEND_RECORD_TIMEOUT_MS,
                                            **kafka_options(self.config, principal))
             await producer.start()
             self.producers[principal] = producer
