@@ -56,9 +56,14 @@ def _quiet_logs() -> None:
 def contracts_export() -> None:
     """Write the JSON Schema of every event type and version under contracts/schemas/, and of the input
     messages, each input payload and the receipt under contracts/schemas/inputs/."""
-    from contracts.schemas import export
+    from contracts.schemas import BreakingSchemaChange, export
 
-    for path in export():
+    try:
+        written = export()
+    except BreakingSchemaChange as refused:  # a published schema would break its readers: say why, write nothing
+        console.print(str(refused), style="red", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    for path in written:
         console.print(f"wrote {path}")
 
 
@@ -381,10 +386,32 @@ def demo(
     _print_rows(view["counties"], Format.table, "registered-poor households by county")
     _print_rows(view["villages"], Format.table, "registered-poor households by village")
     _print_rows(view["plans"], Format.table, "industry plans beside actuals")
+    _demo_pairing_office(say)
     console.print(
         f"demo: {summary.accepted} lines accepted, {len(summary.rejected)} rejected, {len(fills)} fills. "
         "Services keep running: `farmlink down` stops them, `farmlink infra down` stops Kafka and PostgreSQL."
     )
+
+
+def _demo_pairing_office(say: Any) -> None:
+    """The pairing office's side of the demo: pairings and projects, the supervision ledger, and one what-if (the
+    floor of Yuping's oil-tea promise at 4.60 yuan instead of 4.00: what the county asks before renewing it)."""
+    from datetime import date
+
+    from farmlink.pairings_cli import read as read_pairings
+    from farmlink.problems_cli import read_ledger
+    from farmlink.whatif import Changes, load_log, print_tables, what_if
+
+    pairing_view = asyncio.run(read_pairings(date(2020, 12, 31)))
+    _print_rows([{k: v for k, v in row.items() if k != "support_by_kind"} for row in pairing_view["pairings"]], Format.table,
+                "pairings: support delivered (fen) and the helped area")
+    _print_rows(pairing_view["projects"], Format.table, "projects: milestones and state as of 2020-12-31")
+    ledger = asyncio.run(read_ledger())
+    _print_rows([{k: row[k] for k in ("township", "owner_team", "kind", "problem_id", "state", "reason", "closed")} for row in ledger.rows()],
+                Format.table, "the supervision ledger (farmlink problems)")
+    say("what if Yuping's floor had been 460 fen/kg? (farmlink what-if --floor oil_tea_fruit=460 --changed-only)")
+    result = what_if(asyncio.run(load_log(settings().auditor_dsn)), Changes.parse(["oil_tea_fruit=460"], [], [], []))
+    print_tables(result, console, changed_only=True)
 
 
 def _wiped(who: str, yes: bool):
