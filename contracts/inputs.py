@@ -285,6 +285,20 @@ class SupportDelivery(Contract):
         return self
 
 
+class SupportPromise(Contract):
+    """Support a pairing promised, by a date: e.g. Yuping's expert team for the oil-tea bases. Deliveries of the
+    same pairing and kind count against it (farmlink/ledger.py opens a problem when it is not delivered by then)."""
+
+    promise_id: Identifier
+    pairing_id: Identifier
+    kind: SupportKind
+    quantity: Quantity = Field(description="in the kind's unit, as for a delivery")
+    value_fen: Fen
+    due_on: IsoDate
+    note: Name
+    office_id: Identifier | None = _OFFICE
+
+
 class MilestonePlan(Contract):
     """A step of a project with the date it is due."""
 
@@ -424,6 +438,7 @@ INPUT_KINDS: tuple[InputKind, ...] = (
     InputKind("pairing_office.registered", PairingOfficeRegistration, "pairing", PAIRING_OFFICE, "PairingOfficeRegistered",
               journaled=False),
     InputKind("pairing.registered", PairingRegistration, "pairing", PAIRING_OFFICE, "PairingRegistered", journaled=False),
+    InputKind("support.promised", SupportPromise, "pairing", PAIRING_OFFICE, "SupportPromised", journaled=False),
     InputKind("support.delivered", SupportDelivery, "pairing", PAIRING_OFFICE, "SupportDelivered", journaled=False),
     InputKind("project.registered", ProjectRegistration, "pairing", PAIRING_OFFICE, "ProjectRegistered", journaled=False),
     InputKind("project.milestone_reached", MilestoneReport, "pairing", PAIRING_OFFICE, "ProjectMilestoneReached", journaled=False),

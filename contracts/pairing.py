@@ -40,6 +40,24 @@ class PairingRegistered(Contract):
     signed_input: SignedInput | None = None
 
 
+class SupportPromised(Contract):
+    """Support a pairing promised by a date, in the kind's unit and its value in fen."""
+
+    event_type: ClassVar[str] = "SupportPromised"
+    schema_version: ClassVar[int] = 1
+
+    promise_id: Identifier
+    pairing_id: Identifier
+    kind: SupportKind
+    quantity: Quantity
+    unit: Name
+    value_fen: Fen
+    due_on: IsoDate
+    note: Name
+    office_id: Identifier | None = None
+    signed_input: SignedInput | None = None
+
+
 class SupportDelivered(Contract):
     """Support a pairing delivered, its value in fen, to whom, with the delivery note."""
 

@@ -34,6 +34,7 @@ EVENT_KINDS: tuple[tuple[type[Contract], str], ...] = (
     (settlement.PaymentMade, topics.SETTLEMENT_EVENTS),
     (pairing.PairingOfficeRegistered, topics.PAIRING_EVENTS),
     (pairing.PairingRegistered, topics.PAIRING_EVENTS),
+    (pairing.SupportPromised, topics.PAIRING_EVENTS),
     (pairing.SupportDelivered, topics.PAIRING_EVENTS),
     (pairing.ProjectRegistered, topics.PAIRING_EVENTS),
     (pairing.ProjectMilestoneReached, topics.PAIRING_EVENTS),

@@ -54,7 +54,7 @@ TOPICS: tuple[Topic, ...] = (
     Topic(BUYER_INPUT, 3, True, "buyer.registered, order.placed, order.cancelled, commitment.made, buyer.key_rotated, buyer.key_revoked commands"),
     Topic(MARKET_INPUT, 3, True, "price_feed.registered, market_price.observed, price_feed.key_rotated, price_feed.key_revoked commands"),
     Topic(SETTLEMENT_INPUT, 3, True, "settlement_desk.registered, delivery.confirmed, payment.made, plan.recorded, settlement_desk.key_rotated, settlement_desk.key_revoked commands"),
-    Topic(PAIRING_INPUT, 3, True, "pairing_office.registered, pairing.registered, support.delivered, project.registered, "
+    Topic(PAIRING_INPUT, 3, True, "pairing_office.registered, pairing.registered, support.promised, support.delivered, project.registered, "
           "project.milestone_reached, supervision.round, problem.opened, problem.rectified, problem.closed, pairing_office.key_rotated, "
           "pairing_office.key_revoked commands"),
     Topic(COOPERATIVE_EVENTS, EVENT_PARTITIONS, True, "CooperativeRegistered, PlantingRecorded, HarvestRecorded, CooperativeKeyRotated, CooperativeKeyRevoked"),
@@ -64,7 +64,7 @@ TOPICS: tuple[Topic, ...] = (
     Topic(FILLS, EVENT_PARTITIONS, True, "FillMade: one per fill, in the matcher's output order per product"),
     Topic(OFFERS, EVENT_PARTITIONS, True, "OfferOpened, OfferShrunk, OfferClosed: what buyer systems subscribe to"),
     Topic(SETTLEMENT_EVENTS, EVENT_PARTITIONS, True, "SettlementDeskRegistered, DeliveryConfirmed, PaymentMade, PlanRecorded, SettlementDeskKeyRotated, SettlementDeskKeyRevoked"),
-    Topic(PAIRING_EVENTS, EVENT_PARTITIONS, True, "PairingOfficeRegistered, PairingRegistered, SupportDelivered, ProjectRegistered, "
+    Topic(PAIRING_EVENTS, EVENT_PARTITIONS, True, "PairingOfficeRegistered, PairingRegistered, SupportPromised, SupportDelivered, ProjectRegistered, "
           "ProjectMilestoneReached, SupervisionRoundHeld, ProblemOpened, ProblemRectified, ProblemClosed, PairingOfficeKeyRotated, "
           "PairingOfficeKeyRevoked"),
     Topic(RECEIPTS, 1, False, "one receipt per input command: accepted or rejected with the reason"),

@@ -10,24 +10,36 @@ before it. The rules, as of the round's `as_of` date:
 - `no-income`: a registered-poor household of a township that has an industry plan has no industry
   income (the article's goal: every poor household has industry income); cured by a payment to it;
 - `unpaid-fill`: a fill is not paid in full `PAYMENT_DAYS` days after its lot's expiry; cured when it is;
-- `milestone-overdue`: a project's milestone is past its due date and not reached; cured when reached.
+- `milestone-overdue`: a project's milestone is past its due date and not reached; cured when reached;
+- `support-undelivered`: support a pairing promised (`support.promised`) is past its due date and the
+  deliveries of that pairing and kind (taken against its promises in due-date order) fall short of
+  its value; cured when they reach it;
+- `floor-unused`: a lot eligible for a guaranteed-floor commitment (product, grade at least the
+  minimum, its county and cooperative eligible, its window within the commitment's) expired with
+  some of it unsold while the commitment's cap had room. Nothing in the log can cure an expired
+  lot: an inspector closes it, with the reason (for instance the per-mu limit the lot's cooperative
+  had reached).
 
 Each problem is owned by the pairing team that helps the household's or lot's village (or township);
 a project's by its owning team; one nobody helps by "unassigned". A closed problem stays closed.
-Not derived yet: floor commitments whose eligible lots expired unsold while the cap had room, and
-support promised but not delivered (there is no promise input yet).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from farmlink.audit.model import AuditLog, Record
 
 PAYMENT_DAYS = 30
 """Days after a lot's expiry by which its fills are to be paid in full."""
+
+BY_INSPECTOR_ONLY = frozenset({"inspection", "floor-unused"})
+"""Kinds of problem no later fact can cure: only an inspector closes them."""
+
+GRADES = ("A", "B", "C")  # best first
 
 SCHEMA_ORDER = ("cooperative", "buyer", "market", "matching", "settlement", "pairing")
 UNASSIGNED = "unassigned"
@@ -38,7 +50,7 @@ class Problem:
     """One item of the ledger."""
 
     problem_id: str
-    kind: str  # no-income | unpaid-fill | milestone-overdue | inspection
+    kind: str  # no-income | unpaid-fill | milestone-overdue | support-undelivered | floor-unused | inspection
     township: str
     owner_team: str
     subject: str
@@ -83,6 +95,11 @@ class _State:
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
     milestones: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pending_rectifications: dict[str, list[str]] = field(default_factory=dict)
+    promises: dict[str, dict[str, Any]] = field(default_factory=dict)
+    delivered: dict[tuple[str, str], tuple[int, list[str]]] = field(default_factory=dict)  # (pairing, kind) -> fen, events
+    commitments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sold: dict[str, Decimal] = field(default_factory=dict)  # lot -> quantity filled
+    filled: dict[str, Decimal] = field(default_factory=dict)  # outlet -> quantity filled
 
     def team_for(self, village: str | None, township: str) -> str:
         """The team of the pairing that helps this village (first), else its township, else nobody."""
@@ -113,10 +130,24 @@ def _keep(state: _State, record: Record) -> None:
         state.planned.setdefault(p["township"], []).append(record.event_id)
     elif kind == "HarvestRecorded":
         state.lots[p["lot_id"]] = {"expires_on": date.fromisoformat(p["expires_on"]), "village": p["village"],
-                                   "township": p["township"]}
+                                   "township": p["township"], "county": p.get("county"), "product": p.get("product"),
+                                   "grade": p.get("grade"), "quantity": Decimal(str(p.get("quantity", "0"))),
+                                   "available_from": date.fromisoformat(p.get("available_from", p["expires_on"])),
+                                   "cooperative_id": p.get("cooperative_id"), "event_id": record.event_id}
     elif kind == "FillMade":
         state.fills[p["fill_id"]] = {"lot_id": p["lot_id"], "outlet_id": p["outlet_id"], "revenue_fen": p["revenue_fen"],
                                      "event_id": record.event_id}
+        quantity = Decimal(str(p.get("quantity", "0")))
+        state.sold[p["lot_id"]] = state.sold.get(p["lot_id"], Decimal(0)) + quantity
+        state.filled[p["outlet_id"]] = state.filled.get(p["outlet_id"], Decimal(0)) + quantity
+    elif kind == "CommitmentMade":
+        state.commitments[p["commitment_id"]] = {**p, "event_id": record.event_id}
+    elif kind == "SupportPromised":
+        state.promises[p["promise_id"]] = {**p, "due_on": date.fromisoformat(p["due_on"]), "event_id": record.event_id}
+    elif kind == "SupportDelivered":
+        key = (p["pairing_id"], p["kind"])
+        fen, ids = state.delivered.get(key, (0, []))
+        state.delivered[key] = (fen + p["value_fen"], [*ids, record.event_id])
     elif kind == "PaymentMade":
         key = (p["lot_id"], p["outlet_id"])
         fen, ids = state.paid.get(key, (0, []))
@@ -169,12 +200,82 @@ def _found(state: _State, as_of: date) -> dict[str, tuple[Problem, list[str]]]:
             f"milestone-overdue:{project_id}/{milestone_id}", "milestone-overdue", township, project["owner_team"],
             f"project {project_id}: {milestone['name']}", f"due {milestone['due_on']}, not reached as of {as_of}", "",
             [project["event_id"]]), [])
+    _found_promises(state, as_of, found)
+    _found_unused_floors(state, as_of, found)
     return found
+
+
+def _pairing(state: _State, pairing_id: str | None) -> dict[str, Any] | None:
+    return next((p for p in state.helped if p["pairing_id"] == pairing_id), None)
+
+
+def _promise_shortfalls(state: _State) -> dict[str, tuple[int, int, list[str]]]:
+    """Each promise: (delivered against it, its value, the deliveries), deliveries of its pairing and kind taken
+    against its promises in due-date order."""
+    out: dict[str, tuple[int, int, list[str]]] = {}
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for promise in state.promises.values():
+        by_key.setdefault((promise["pairing_id"], promise["kind"]), []).append(promise)
+    for key, promises in by_key.items():
+        left, deliveries = state.delivered.get(key, (0, []))
+        for promise in sorted(promises, key=lambda p: (p["due_on"], p["promise_id"])):
+            taken = min(left, promise["value_fen"])
+            left -= taken
+            out[promise["promise_id"]] = (taken, promise["value_fen"], deliveries)
+    return out
+
+
+def _found_promises(state: _State, as_of: date, found: dict[str, tuple[Problem, list[str]]]) -> None:
+    shortfalls = _promise_shortfalls(state)
+    for promise_id, promise in sorted(state.promises.items()):
+        taken, value, deliveries = shortfalls[promise_id]
+        if promise["due_on"] >= as_of or taken >= value:
+            continue
+        pairing = _pairing(state, promise["pairing_id"]) or {}
+        found[f"support-undelivered:{promise_id}"] = (Problem(
+            f"support-undelivered:{promise_id}", "support-undelivered", str(pairing.get("helped_township") or pairing.get("helped", "-")),
+            str(pairing.get("team", UNASSIGNED)), f"{promise['kind']} promised by pairing {promise['pairing_id']}: {promise['note']}",
+            f"{taken} of {value} fen delivered as of {as_of}; due {promise['due_on']}", "", [promise["event_id"], *deliveries]), [])
+
+
+def _eligible(commitment: dict[str, Any], lot: dict[str, Any]) -> bool:
+    """A lot a guaranteed-floor commitment could take (its own terms; not the per-mu limit or the price)."""
+    if lot["product"] != commitment["product"] or lot["grade"] not in GRADES:
+        return False
+    if GRADES.index(lot["grade"]) > GRADES.index(commitment["min_grade"]):
+        return False
+    if commitment.get("eligible_counties") and lot["county"] not in commitment["eligible_counties"]:
+        return False
+    if commitment.get("eligible_cooperatives") and lot["cooperative_id"] not in commitment["eligible_cooperatives"]:
+        return False
+    return bool(lot["available_from"] <= date.fromisoformat(commitment["valid_to"])
+                and lot["expires_on"] >= date.fromisoformat(commitment["valid_from"]))
+
+
+def _found_unused_floors(state: _State, as_of: date, found: dict[str, tuple[Problem, list[str]]]) -> None:
+    for commitment_id, commitment in sorted(state.commitments.items()):
+        cap = commitment.get("cap_quantity")
+        filled = state.filled.get(commitment_id, Decimal(0))
+        if cap is not None and filled >= Decimal(str(cap)):
+            continue
+        for lot_id, lot in sorted(state.lots.items()):
+            unsold = lot["quantity"] - state.sold.get(lot_id, Decimal(0))
+            if lot["expires_on"] >= as_of or unsold <= 0 or not _eligible(commitment, lot):
+                continue
+            room = "no cap" if cap is None else f"{Decimal(str(cap)) - filled} of its cap {cap} left"
+            found[f"floor-unused:{commitment_id}/{lot_id}"] = (Problem(
+                f"floor-unused:{commitment_id}/{lot_id}", "floor-unused", lot["township"], state.team_for(lot["village"], lot["township"]),
+                f"lot {lot_id} ({lot['product']} {lot['grade']}) and commitment {commitment_id}",
+                f"{unsold} unsold when the lot expired on {lot['expires_on']}, while {commitment_id} had room ({room})", "",
+                [commitment["event_id"], lot["event_id"]]), [])
 
 
 def _cure(state: _State, problem: Problem) -> list[str]:
     """The events that show a rule's problem cured."""
     kind, _, subject = problem.problem_id.partition(":")
+    if kind == "support-undelivered":
+        promise = state.promises[subject]
+        return state.delivered.get((promise["pairing_id"], promise["kind"]), (0, []))[1]
     if kind == "no-income":
         return state.income.get(subject, (0, []))[1]
     if kind == "unpaid-fill":
@@ -201,7 +302,7 @@ def derive(log: AuditLog) -> Ledger:
                     problem.rectifications = state.pending_rectifications.pop(problem_id, [])
                     ledger.problems[problem_id] = problem
             for problem in ledger.problems.values():
-                if problem.state == "open" and problem.kind != "inspection" and problem.problem_id not in found:
+                if problem.state == "open" and problem.kind not in BY_INSPECTOR_ONLY and problem.problem_id not in found:
                     problem.state, problem.closed_in, problem.closed_how = "closed", round_id, "cured"
                     problem.closed_evidence = _cure(state, problem)
         elif kind == "ProblemOpened":

@@ -12,7 +12,8 @@ import asyncpg
 from faststream.kafka import KafkaMessage
 
 from contracts.inputs import (MilestoneReport, PairingOfficeRegistration, PairingRegistration, ProblemClosure, ProblemReport,
-                              ProjectRegistration, RectificationReport, SupervisionRound, SupportDelivery, party_id_of)
+                              ProjectRegistration, RectificationReport, SupervisionRound, SupportDelivery, SupportPromise,
+                              party_id_of)
 from contracts.pairing import PairingOfficeRegistered
 from contracts.parties import PAIRING_OFFICE
 from contracts.signing import SignedInput
@@ -59,6 +60,8 @@ def stream_of(request) -> str:
         return pairing_stream(request.pairing_id)
     if isinstance(request, SupportDelivery):
         return f"support-{request.delivery_id}"
+    if isinstance(request, SupportPromise):
+        return f"promise-{request.promise_id}"
     if isinstance(request, ProjectRegistration | MilestoneReport):
         return project_stream(request.project_id)
     if isinstance(request, SupervisionRound):
@@ -80,7 +83,7 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
         uow.load(MILESTONES.name, {(row["project_id"], row["milestone_id"]): domain.Milestone(row["due_on"].isoformat(),
                                                                                           row["reached_on"] is not None)
                                    for row in rows})
-    pairing_ids = {r.pairing_id for r in requests if isinstance(r, SupportDelivery | ProjectRegistration) and r.pairing_id}
+    pairing_ids = {r.pairing_id for r in requests if isinstance(r, SupportDelivery | SupportPromise | ProjectRegistration) and r.pairing_id}
     await uow.load_heads(conn, [*(s for s in map(stream_of, requests) if s), *map(pairing_stream, pairing_ids), *key_streams(items)])
 
 
@@ -112,6 +115,14 @@ def deliver_support(uow: BatchUnitOfWork, decoded: Decoded, message, delivery: S
                                    uow.stream_version(stream) > 0).model_copy(update={"signed_input": evidence})
     uow.append(stream, [NewEvent(event)], 0, **ids_of(decoded))
     uow.put(SUPPORT, {name: getattr(event, name) for name in SUPPORT.column_names}, view=False)
+
+
+def promise_support(uow: BatchUnitOfWork, decoded: Decoded, message, promise: SupportPromise) -> None:
+    evidence = signed_by_office(uow, message, promise)
+    stream = stream_of(promise)
+    event = domain.promise_support(promise, uow.stream_version(pairing_stream(promise.pairing_id)) > 0,
+                                   uow.stream_version(stream) > 0).model_copy(update={"signed_input": evidence})
+    uow.append(stream, [NewEvent(event)], 0, **ids_of(decoded))
 
 
 def register_project(uow: BatchUnitOfWork, decoded: Decoded, message, registration: ProjectRegistration) -> None:
@@ -170,6 +181,7 @@ def close_problem(uow: BatchUnitOfWork, decoded: Decoded, message, report: Probl
 HANDLERS = {
     PairingOfficeRegistration: register_office,
     PairingRegistration: register_pairing,
+    SupportPromise: promise_support,
     SupportDelivery: deliver_support,
     ProjectRegistration: register_project,
     MilestoneReport: reach_milestone,

@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 
 from contracts.inputs import (SUPPORT_UNITS, MilestoneReport, PairingRegistration, ProblemClosure, ProblemReport, ProjectRegistration,
-                              RectificationReport, SupervisionRound, SupportDelivery)
+                              RectificationReport, SupervisionRound, SupportDelivery, SupportPromise)
 from contracts.pairing import (PairingRegistered, ProblemClosed, ProblemOpened, ProblemRectified, ProjectMilestoneReached,
-                               ProjectRegistered, SupervisionRoundHeld, SupportDelivered)
+                               ProjectRegistered, SupervisionRoundHeld, SupportDelivered, SupportPromised)
 from events.consumer import Rejection
 
 
@@ -33,6 +33,15 @@ def deliver_support(delivery: SupportDelivery, pairing_known: bool, already_deli
     if not pairing_known:
         raise Rejection(f"payload.pairing_id: unknown pairing {delivery.pairing_id}; a pairing registers (pairing.registered) first")
     return SupportDelivered(**delivery.model_dump(), unit=SUPPORT_UNITS[delivery.kind])
+
+
+def promise_support(promise: SupportPromise, pairing_known: bool, already_promised: bool) -> SupportPromised:
+    """Support a registered pairing promises, recorded once, with the unit its quantity counts."""
+    if already_promised:
+        raise Rejection(f"payload.promise_id: support promise {promise.promise_id} was already recorded")
+    if not pairing_known:
+        raise Rejection(f"payload.pairing_id: unknown pairing {promise.pairing_id}; a pairing registers (pairing.registered) first")
+    return SupportPromised(**promise.model_dump(), unit=SUPPORT_UNITS[promise.kind])
 
 
 def register_project(registration: ProjectRegistration, already_registered: bool, pairing_known: bool) -> ProjectRegistered:

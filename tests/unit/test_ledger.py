@@ -145,3 +145,57 @@ def test_the_ledger_is_the_same_whenever_it_is_derived():
     pay(log, 10000)
     log.round("r1", "2020-09-20")
     assert log.ledger().rows() == log.ledger().rows()
+
+
+def test_support_promised_and_not_delivered_by_its_date_is_the_pairing_teams_problem_until_it_is_delivered():
+    log = season()
+    log.add("pairing", "SupportPromised", {"promise_id": "sheds", "pairing_id": "tongxin-fengjia", "kind": "equipment",
+                                           "value_fen": 500000, "due_on": "2020-06-30", "note": "two drying sheds"})
+    log.add("pairing", "SupportDelivered", {"pairing_id": "tongxin-fengjia", "kind": "equipment", "value_fen": 200000})
+    log.round("r1", "2020-06-30")
+    assert log.ledger().problems == {}  # due that day
+    log.round("r2", "2020-07-01")
+    problem = log.ledger().problems["support-undelivered:sheds"]
+    assert (problem.owner_team, problem.township, problem.reason) == ("Dejiang team", "Ketian",
+                                                                      "200000 of 500000 fen delivered as of 2020-07-01; due 2020-06-30")
+    rest = log.add("pairing", "SupportDelivered", {"pairing_id": "tongxin-fengjia", "kind": "equipment", "value_fen": 300000})
+    log.round("r3", "2020-07-15")
+    problem = log.ledger().problems["support-undelivered:sheds"]
+    assert (problem.state, problem.closed_evidence[-1]) == ("closed", rest)
+
+
+def floor_season(cap: str | None) -> Log:
+    log = Log()
+    log.add("pairing", "PairingRegistered", {"pairing_id": "yuping", "helped_kind": "township", "helped": "Tangba",
+                                             "helped_township": None, "team": "Yuping team"})
+    log.add("buyer", "CommitmentMade", {"commitment_id": "floor", "product": "oil_tea_fruit", "min_grade": "B",
+                                        "valid_from": "2020-10-01", "valid_to": "2020-12-31", "eligible_counties": ["Yanhe"],
+                                        "eligible_cooperatives": [], "cap_quantity": cap})
+    log.add("cooperative", "HarvestRecorded", {"lot_id": "OT1", "product": "oil_tea_fruit", "grade": "A", "quantity": "1000",
+                                               "available_from": "2020-10-10", "expires_on": "2020-10-20", "county": "Yanhe",
+                                               "township": "Tangba", "village": "Tangba paired village", "cooperative_id": "tangba"})
+    log.add("matching", "FillMade", {"fill_id": "F1", "lot_id": "OT1", "outlet_id": "floor", "quantity": "400", "revenue_fen": 160000})
+    return log
+
+
+def test_an_eligible_lot_that_expired_partly_unsold_while_the_floor_had_room_stays_open_until_an_inspector_closes_it():
+    log = floor_season(cap="5000")
+    log.round("r1", "2020-10-31")
+    problem = log.ledger().problems["floor-unused:floor/OT1"]
+    assert (problem.owner_team, problem.township) == ("Yuping team", "Tangba")
+    assert problem.reason == "600 unsold when the lot expired on 2020-10-20, while floor had room (4600 of its cap 5000 left)"
+    log.round("r2", "2020-11-30")
+    assert log.ledger().problems["floor-unused:floor/OT1"].state == "open"  # nothing in the log can cure an expired lot
+    log.add("pairing", "ProblemClosed", {"problem_id": "floor-unused:floor/OT1", "reason": "Tangba had reached its per-mu limit",
+                                         "evidence": "planting records"})
+    assert log.ledger().problems["floor-unused:floor/OT1"].closed_how == "inspector"
+
+
+def test_a_floor_whose_cap_was_used_up_or_a_lot_it_could_not_take_opens_nothing():
+    full = floor_season(cap="400")
+    full.round("r1", "2020-10-31")
+    assert full.ledger().problems == {}
+    low_grade = floor_season(cap=None)
+    low_grade.records[2].payload["grade"] = "C"
+    low_grade.round("r1", "2020-10-31")
+    assert low_grade.ledger().problems == {}

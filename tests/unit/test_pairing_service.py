@@ -106,3 +106,13 @@ def test_a_supervision_round_is_held_once_and_an_inspectors_problem_cannot_take_
     assert office.send("problem.rectified", {"problem_id": "unpaid-fill:F1", "action": "called the buyer"}, office.key)[0]
     assert office.send("problem.closed", {"problem_id": "unpaid-fill:F1", "reason": "paid", "evidence": "bank slip"}, office.key)[0]
     assert [e.event_type for e in office.uow.envelopes][-3:] == ["SupervisionRoundHeld", "ProblemRectified", "ProblemClosed"]
+
+
+def test_support_is_promised_once_for_a_registered_pairing(office):
+    promise = {"promise_id": "sheds", "pairing_id": "tongxin-fengjia", "kind": "equipment", "quantity": "2", "value_fen": 600000,
+               "due_on": "2020-08-31", "note": "two drying sheds"}
+    assert office.send("support.promised", promise, office.key)[1].startswith("payload.pairing_id: unknown pairing tongxin-fengjia")
+    office.send("pairing.registered", FENGJIA, office.key)
+    assert office.send("support.promised", promise, office.key)[0]
+    assert office.send("support.promised", promise, office.key)[1] == "payload.promise_id: support promise sheds was already recorded"
+    assert office.uow.envelopes[-1].payload["unit"] == "pieces"

@@ -91,6 +91,8 @@ VALID_PAYLOADS: dict[str, dict] = {
     "project.milestone_reached": {"project_id": "ketian-chili", "milestone_id": "planted", "reached_on": "2020-05-20",
                                   "evidence": "township survey"},
     "supervision.round": {"round_id": "2020-q3", "as_of": "2020-09-30"},
+    "support.promised": {"promise_id": "sheds", "pairing_id": "tongxin-fengjia", "kind": "equipment", "quantity": "2",
+                         "value_fen": 600000, "due_on": "2020-08-31", "note": "two drying sheds"},
     "problem.opened": {"problem_id": "road-1", "township": "Ketian", "owner_team": "infrastructure team",
                        "subject": "the road to Fengjia", "reason": "washed out by the June rains"},
     "problem.rectified": {"problem_id": "road-1", "action": "gravel laid"},
