@@ -453,7 +453,7 @@ def chaos(
 
     Loopback only; stops by itself. Every service is SIGKILLed KILLS_PER_SERVICE times, the broker is stopped
     once with SIGTERM and once with SIGKILL, PostgreSQL is restarted once; each network fault strikes once, held
-    FAULT_SECONDS, as does the full WAL volume (see farmlink/chaos.py).
+    FAULT_SECONDS, as does the full WAL volume (see farmlink/chaos/).
     """
     from farmlink.chaos import NETWORK_FAULTS, FaultOptions, ask_for_fault_listener, run_chaos
 

@@ -1,4 +1,4 @@
-"""The chaos run's plan and workload are reproducible and within bounds (pure parts of farmlink/chaos.py)."""
+"""The chaos run's plan and workload are reproducible and within bounds (pure parts of farmlink/chaos/)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The local broker's extra listener for the chaos run's Kafka link (farmlink/infra.py): present only when asked
+"""The local broker's extra listener for the chaos run's Kafka link (farmlink/infra/): present only when asked
 for, listening on one port and advertising the link's, with the same SASL/SCRAM login as the main listener."""
 
 from pathlib import Path
