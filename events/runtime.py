@@ -1,10 +1,12 @@
 """The shared shape of a farmlink service: one FastStream app, its own consumer group,
-its own PostgreSQL schema (migrated on start), its event store and its outbox relay.
+its own PostgreSQL schema (migrated on start), its event store, its outbox relay and its
+own /metrics (events/metrics.py; served when `farmlink serve` gives it a port).
 
 Handlers stay thin: FastStream hands over the raw record, `consume` gives exactly-once
 effects and the dead-letter path, the service's decide functions do the rest.
 """
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,8 +17,10 @@ from typing import Any
 import asyncpg
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy
 
+from events import metrics
 from events.consumer import Delivery
 from events.migrations import MigrationChanged, migrate
 from events.access import service_principal
@@ -74,9 +78,16 @@ class ServiceRuntime:
         self.config = config or settings()
         self.group_id = f"farmlink.{name}"
         self.principal = service_principal(name)
+        # The process's own /metrics (events/metrics.py): FastStream's Prometheus middleware and farmlink's counters
+        # in one registry, served on 127.0.0.1:metrics_port when `farmlink serve` sets it (None: not served).
+        self.metrics = metrics.ServiceMetrics(name)
+        self.metrics_port: int | None = None
+        self.metrics_server: metrics.MetricsServer | None = None
         # Topics are created by `farmlink infra up` from contracts/topics.py, never by a subscriber.
         self.broker = KafkaBroker(self.config.bootstrap, client_id=f"farmlink-{name}", enable_idempotence=True,
-                                  security=kafka_security(self.config, self.principal), allow_auto_create_topics=False)
+                                  security=kafka_security(self.config, self.principal), allow_auto_create_topics=False,
+                                  middlewares=(KafkaPrometheusMiddleware(registry=self.metrics.registry,
+                                                                         app_name=f"farmlink-{name}"),))
         self.app = FastStream(self.broker, lifespan=self.lifespan)
         self.pool: asyncpg.Pool | None = None
         self.store: EventStore | None = None
@@ -116,9 +127,27 @@ class ServiceRuntime:
             self.relay = OutboxRelay(service_dsn, self.schema, self.config.bootstrap,
                                      kafka=kafka_options(self.config, self.principal))
             await self.relay.start()
+        self._start_metrics()
         for hook in self.on_start:
             await hook()
         return self.store
+
+    def _start_metrics(self) -> None:
+        """Count committed batches, read the outbox and the relay at scrape time, and serve /metrics when a port is set."""
+        assert self.pool is not None
+        metrics.attach(self.schema, self.metrics)
+        self.metrics.state.watch(asyncio.get_running_loop(), metrics.outbox_probe(self.pool, self.schema), self.relay)
+        if self.metrics_port is not None and self.metrics_server is None:
+            self.metrics_server = metrics.serve(self.metrics.registry, self.metrics_port)
+            if self.metrics_server is not None:
+                log.info("%s service: metrics on %s", self.name, self.metrics_server.url)
+
+    async def _stop_metrics(self) -> None:
+        server, self.metrics_server = self.metrics_server, None
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+        self.metrics.state.watch(None, None)
+        metrics.detach(self.schema, self.metrics)
 
     async def _service_pool(self, dsn: str) -> asyncpg.Pool:
         try:
@@ -130,6 +159,7 @@ class ServiceRuntime:
                                f"(infra/README.md, 'PostgreSQL roles')") from exc
 
     async def close(self) -> None:
+        await self._stop_metrics()
         for hook in self.on_stop:
             await hook()
         if self.relay is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from contracts.inputs import SequenceMarker
 from contracts.topics import DEAD_LETTER, SEQUENCE_HEADER, SEQUENCE_MARKERS
+from events import metrics
 from events.consumer import Decoded, Delivery, Rejection, dead_letter_headers, describe, shorten, DEAD_LETTER_MAX_BYTES
 from events.hashchain import GENESIS
 from events.store import (
@@ -136,6 +138,7 @@ class BatchUnitOfWork:
         self.additions: dict[str, tuple[Table, tuple[str, ...], dict[tuple[Any, ...], dict[str, Any]]]] = {}
         self.inbox: list[tuple[str, str, str | None]] = []
         self.carried: dict[Any, list[tuple[str, bytes]]] = {}  # event id -> headers its input's record passes on
+        self.outcomes: Counter[tuple[str, str, str]] = Counter()  # (consumer, type, accepted|rejected) -> messages
         self._stage = _Stage()
 
     # -- the view --------------------------------------------------------------------------
@@ -408,6 +411,7 @@ def _decide_one(uow: BatchUnitOfWork, consumer: Consumer, item: _Item) -> tuple[
         uow.drop()
         raise
     uow.keep()
+    uow.outcomes[(consumer.name, metrics.kind_of(item.delivery, decoded), metrics.ACCEPTED)] += 1
     return None, False
 
 
@@ -429,6 +433,7 @@ def _dead_letter_once(uow: BatchUnitOfWork, consumer: Consumer, item: _Item, rea
     if consumer.on_rejected is not None:
         consumer.on_rejected(uow, item.decoded, reason)
     uow.keep()
+    uow.outcomes[(consumer.name, metrics.kind_of(item.delivery, item.decoded), metrics.REJECTED)] += 1
 
 
 def _skip_marker(uow: BatchUnitOfWork, item: _Item, reason: str) -> None:
@@ -486,6 +491,7 @@ async def _attempt(store: EventStore, consumer: Consumer, items: Sequence[_Item]
             raise
         await conn.execute("COMMIT")
     store.doorbell.ring()
+    metrics.committed(store.schema, uow)  # counted once the batch is in (events/metrics.py)
 
 
 async def _handle(store: EventStore, consumer: Consumer, items: list[_Item], attempts: int) -> None:

@@ -7,6 +7,10 @@ the same stream (docs/scaling.md). Each instance has its own pid, ready and log 
 FARMLINK_HOME: the first keeps the service's plain name (`matching.pid`, `logs/matching.log`), so a
 single-instance setup looks as it always did; the others are numbered (`matching.2.pid`,
 `logs/matching.2.log`).
+
+Each instance serves Prometheus text on 127.0.0.1 (events/metrics.py) at `metrics_port`: FARMLINK_METRICS_PORT
+(default 18100; 0 turns it off) + 10 x the service's place in SERVICES + the instance number - 1, so cooperative
+18100, buyer 18110, market 18120, matching 18130 (matching.2: 18131), settlement 18140, pairing 18150.
 """
 
 import asyncio
@@ -29,6 +33,10 @@ SERVICES = ("cooperative", "buyer", "market", "matching", "settlement", "pairing
 READY_TIMEOUT_S = 60.0
 HEARTBEAT_S = 2.0
 STOP_TIMEOUT_S = 20.0
+METRICS_PORT_ENV = "FARMLINK_METRICS_PORT"
+METRICS_PORT_DEFAULT = 18100
+METRICS_PORTS_PER_SERVICE = 10
+"""Instances beyond the tenth of a service serve no metrics (their ports would be the next service's)."""
 
 _INSTANCE_NAME = re.compile(r"^(?P<service>[a-z]+)(?:\.(?P<index>[1-9][0-9]*))?$")
 
@@ -67,6 +75,28 @@ def parse_instance_name(name: str) -> tuple[str, int] | None:
     if match["index"] == "1":  # `matching.1` is spelled `matching`
         return None
     return match["service"], index
+
+
+def metrics_base() -> int:
+    """FARMLINK_METRICS_PORT, the first port of the scheme (METRICS_PORT_DEFAULT when unset; 0: no metrics)."""
+    text = os.environ.get(METRICS_PORT_ENV, "").strip()
+    if not text:
+        return METRICS_PORT_DEFAULT
+    highest = 65535 - METRICS_PORTS_PER_SERVICE * len(SERVICES) + 1
+    if not text.isdigit() or not (int(text) == 0 or 1024 <= int(text) <= highest):
+        raise ValueError(f"{METRICS_PORT_ENV}={text!r}: a port from 1024 to {highest} (the first of "
+                         f"{METRICS_PORTS_PER_SERVICE * len(SERVICES)}), or 0 for no metrics")
+    return int(text)
+
+
+def metrics_port(service: str, index: int = 1, base: int | None = None) -> int | None:
+    """The port an instance serves /metrics on: base + 10 x the service's place in SERVICES + index - 1
+    (cooperative 18100, matching.2 18131); None when metrics are off (base 0) or past the tenth instance."""
+    instance_name(service, index)  # an unknown service or instance number: ValueError
+    base = metrics_base() if base is None else base
+    if not base or index > METRICS_PORTS_PER_SERVICE:
+        return None
+    return base + METRICS_PORTS_PER_SERVICE * SERVICES.index(service) + index - 1
 
 
 def pid_file(name: str) -> Path:
@@ -129,7 +159,8 @@ def service_app(name: str):
 
 
 def health_file(name: str) -> Path:
-    """Rewritten every HEARTBEAT_S by a running instance: its relay's last failure (`farmlink status`)."""
+    """Rewritten every HEARTBEAT_S by a running instance: its relay's last failure (`farmlink status`) and where
+    it serves /metrics (`metrics`, None when it does not)."""
     return run_dir() / f"{name}.health"
 
 
@@ -138,6 +169,10 @@ def serve(name: str, instance: int = 1) -> None:
     and keep its health file fresh."""
     app = service_app(name)
     runtime = importlib.import_module(f"services.{name}.app").runtime
+    try:
+        runtime.metrics_port = metrics_port(name, instance)
+    except ValueError as bad:  # a wrong FARMLINK_METRICS_PORT costs the metrics, not the service
+        print(f"{instance_name(name, instance)}: serving no /metrics: {bad}", file=sys.stderr)
     ready = ready_file(instance_name(name, instance))
     health = health_file(instance_name(name, instance))
     beating: list[asyncio.Task] = []
@@ -146,7 +181,8 @@ def serve(name: str, instance: int = 1) -> None:
         while True:
             relay = runtime.relay
             state = {"pid": os.getpid(), "at": time.time(), "relay_failure": getattr(relay, "failure", None),
-                     "relay_failure_at": getattr(relay, "failure_at", None)}
+                     "relay_failure_at": getattr(relay, "failure_at", None),
+                     "metrics": getattr(runtime.metrics_server, "url", None)}
             draft = health.with_suffix(".health.tmp")
             draft.write_text(json.dumps(state))
             draft.replace(health)
