@@ -56,9 +56,9 @@ class Shelving:
         self._commitment_shelves, self._archived_commitment_shelves = CommitmentShelves(rules), CommitmentShelves(rules)
         for order in orders:
             order.rank = rules.outlet_rank(order.order.limit_price_fen, "order", order.seq, order.order.order_id)
-            self._shelves_of(order).add(order)
+            self._add_to_shelves(order)
         for commitment in commitments:
-            self._shelves_of(commitment).add(commitment)
+            self._add_to_shelves(commitment)
 
     def _shelve(self, state: OutletState, end: date) -> None:
         """Put an outlet that stays open on its shelves, or in the archive if no lot available from the
@@ -67,21 +67,30 @@ class Shelving:
             state.archived = True
         else:
             heapq.heappush(self._outlet_ends, (end, state.seq, state))
-        self._shelves_of(state).add(state)
+        self._add_to_shelves(state)
 
-    def _shelves_of(self, state: OutletState) -> OrderShelves | CommitmentShelves:
+    def _add_to_shelves(self, state: OutletState) -> None:
+        """Put an outlet on the shelves of its kind, the archived ones if it is archived."""
         if type(state) is OrderState:
-            return self._archived_order_shelves if state.archived else self._order_shelves
-        return self._archived_commitment_shelves if state.archived else self._commitment_shelves
+            (self._archived_order_shelves if state.archived else self._order_shelves).add(state)
+        else:
+            (self._archived_commitment_shelves if state.archived else self._commitment_shelves).add(state)
+
+    def _remove_from_shelves(self, state: OutletState) -> None:
+        """Take an outlet off the shelves `_add_to_shelves` put it on."""
+        if type(state) is OrderState:
+            (self._archived_order_shelves if state.archived else self._order_shelves).remove(state)
+        else:
+            (self._archived_commitment_shelves if state.archived else self._commitment_shelves).remove(state)
 
     def _close_order(self, state: OrderState) -> None:
         del self._open_orders[state.order.order_id]
-        self._shelves_of(state).remove(state)
+        self._remove_from_shelves(state)
         self._forget_end(state)
 
     def _close_commitment(self, state: CommitmentState) -> None:
         del self._open_commitments[state.commitment.commitment_id]
-        self._shelves_of(state).remove(state)
+        self._remove_from_shelves(state)
         self._forget_end(state)
 
     def _forget_end(self, state: OutletState) -> None:
@@ -116,6 +125,6 @@ class Shelving:
         while ends and not window_reaches(horizon, ends[0][0]):
             _, _, state = heapq.heappop(ends)
             if self._is_open(state):
-                self._shelves_of(state).remove(state)
+                self._remove_from_shelves(state)
                 state.archived = True
-                self._shelves_of(state).add(state)
+                self._add_to_shelves(state)

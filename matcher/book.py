@@ -14,16 +14,17 @@ How the book keeps outlets and lots on the index, and its horizon archive: match
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from decimal import Decimal
 from operator import attrgetter
+from typing import TypeAlias, TypeVar, cast
 
 from matcher.facts import (DECIMAL_CONTEXT, FACT_TYPES, Commitment, Fact, Fill, Lot, MarketPrice, OfferClosed, OfferOpened,
                            OfferShrunk, Order, OrderCancellation, Outcome, Planting, RulesAdoption)
 from matcher.archive import HORIZON_BATCH, HORIZON_LAG, Shelving  # noqa: F401 (the horizon's settings, re-exported)
 from matcher.money import checked_household_weights, checked_revenue_fen, share_out
-from matcher.rules import VERSION_1, Rulebook, fill_quantity, rulebook
+from matcher.rules import VERSION_1, OutletRank, Rulebook, ShelfKey, fill_quantity, rulebook
 from matcher.shelves import (CommitmentShelves, LotShelves, OrderShelves, PriceSeries, lots_for, next_order_overlapping,
                              priority_of, remove_lot, rest_lot)
 from matcher.state import (CommitmentPrice, CommitmentState, LotState, OpenOutlet, OrderState, OutletState, Quote, RestingLot,
@@ -203,18 +204,20 @@ class Book(Shelving):
             self._archived_commitment_shelves.for_lot(lot, commitments)
         # A commitment's price depends on the lot (grade, date), so commitments are ranked per lot.
         prices = sorted(price for state in commitments.values() if (price := self._price_commitment(state, lot)))
-        # The next candidate of each shelf, best on top: (rank, shelf number, shelf, index in it).
-        heads = []
+        # The next candidate of each shelf, best on top: (rank, shelf number, shelf, index in it); the
+        # commitments priced for the lot are shelf -1, held as None: `prices`. Shelf numbers are unique,
+        # so the shelves themselves are never compared.
+        heads: list[tuple[OutletRank, int, list[OrderState] | None, int]] = []
         for number, orders in enumerate(order_shelves):
             index = next_order_overlapping(orders, 0, start, end)
             if index < len(orders):
                 heads.append((orders[index].rank, number, orders, index))
         if prices:
-            heads.append((prices[0].rank, -1, prices, 0))
+            heads.append((prices[0].rank, -1, None, 0))
         heapq.heapify(heads)
         while heads:
             _, number, shelf, index = heads[0]
-            if shelf is prices:
+            if shelf is None:
                 quote = self._quote_commitment_price(prices[index], lot)
                 following = index + 1
                 rank = prices[following].rank if following < len(prices) else None
@@ -229,7 +232,8 @@ class Book(Shelving):
             if quote is not None:
                 yield quote
 
-    def _fill_arriving_outlet(self, outlet: OutletState, shelf_keys: list, start: date, end: date, seq: int) -> list[Outcome]:
+    def _fill_arriving_outlet(self, outlet: OutletState, shelf_keys: list[ShelfKey], start: date, end: date,
+                              seq: int) -> list[Outcome]:
         """Fill an arriving outlet from the best eligible resting lots until it is full or none is left (§M2)."""
         outcomes: list[Outcome] = []
         used_up: list[LotState] = []
@@ -328,15 +332,26 @@ class Book(Shelving):
         )
 
 
-_ON_INPUT = {
-    Lot: Book._on_lot,
-    Order: Book._on_order,
-    Commitment: Book._on_commitment,
-    OrderCancellation: Book._on_cancellation,
-    MarketPrice: Book._on_market_price,
-    Planting: Book._on_planting,
-    RulesAdoption: Book._on_adoption,
-}
+_Handler: TypeAlias = Callable[[Book, Fact, int], list[Outcome]]
+"""What a book does with an input: (book, fact, journal_seq) -> outcomes."""
+_OneFact = TypeVar("_OneFact", Lot, Order, Commitment, OrderCancellation, MarketPrice, Planting, RulesAdoption)
+
+
+def _handles(kind: type[_OneFact], handler: Callable[[Book, _OneFact, int], list[Outcome]]) -> tuple[type[Fact], _Handler]:
+    """A handler of one kind of fact as an entry of `_ON_INPUT`: the type checker sees that it takes that
+    kind; `Book.process` calls it with facts of that kind only (it looks the handler up by the fact's type)."""
+    return kind, cast(_Handler, handler)
+
+
+_ON_INPUT: dict[type[Fact], _Handler] = dict((
+    _handles(Lot, Book._on_lot),
+    _handles(Order, Book._on_order),
+    _handles(Commitment, Book._on_commitment),
+    _handles(OrderCancellation, Book._on_cancellation),
+    _handles(MarketPrice, Book._on_market_price),
+    _handles(Planting, Book._on_planting),
+    _handles(RulesAdoption, Book._on_adoption),
+))
 """What a book does with each kind of input."""
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from matcher.facts import DECIMAL_CONTEXT, GRADE_RANK, Commitment, Lot, Order, OutletKind, PriceBasis, cut_down
 
@@ -147,11 +147,11 @@ def fill_quantity(lot_left: Decimal, outlet_limit: Decimal | None) -> Decimal:
 # ---------------------------------------------------------------- ranking (§M)
 
 
-LotPriority = tuple
+LotPriority: TypeAlias = tuple[date, int, int, str]
 """A sort key: where a resting lot stands for an arriving outlet, smaller first (a plain tuple: it is
 made for every lot and compared millions of times). Version 1: (expires_on, 0 if registered-poor else 1,
-journal_seq, lot_id)."""
-OutletRank = tuple
+journal_seq, lot_id); a version that ranks by a key of another shape widens this alias to it."""
+OutletRank: TypeAlias = tuple[int, int, int, str]
 """A sort key: where an eligible outlet stands for an arriving lot, smaller first (a plain tuple, made
 per lot for every commitment priced): (-unit_price_fen, 0 for an order else 1, journal_seq, outlet_id)."""
 
@@ -171,8 +171,10 @@ def outlet_rank(unit_price_fen: int, outlet_kind: OutletKind, journal_seq: int, 
 # ---------------------------------------------------------------- shelves: where the index looks
 
 
-ShelfKey = tuple[str, ...]
+ShelfKey: TypeAlias = tuple[str, ...]
 """A lot shelf: (grade, place kind, place name, ...): "anywhere", "county", "township" or "cooperative"."""
+OrderShelfKey: TypeAlias = tuple[str, str | None]
+"""An order shelf: (minimum grade, region), region None for orders that list none (anywhere)."""
 
 GRADES_AT_LEAST = {grade: tuple(g for g in GRADE_RANK if GRADE_RANK[g] >= rank) for grade, rank in GRADE_RANK.items()}
 """§E2 as a table: the lot grades good enough for an outlet's minimum grade."""
@@ -213,7 +215,7 @@ def lot_shelves_for_commitment(commitment: Commitment) -> list[ShelfKey]:
     return [(grade, place, name) for grade in grades for place, name in places]
 
 
-def order_shelf_keys(order: Order) -> list[tuple[str, str | None]]:
+def order_shelf_keys(order: Order) -> list[OrderShelfKey]:
     """§E2, §E5 as places: an open order sits on the shelf of its minimum grade and each region it lists
     (None: anywhere)."""
     if not order.regions:
@@ -222,7 +224,7 @@ def order_shelf_keys(order: Order) -> list[tuple[str, str | None]]:
 
 
 @lru_cache(maxsize=4096)
-def order_shelves_for_lot(grade: str, county: str, township: str) -> tuple[tuple[str, str | None], ...]:
+def order_shelves_for_lot(grade: str, county: str, township: str) -> tuple[OrderShelfKey, ...]:
     """§E2, §E5 as places: the order shelves that hold every order that may take a lot of this grade, county
     and township: a minimum grade the lot meets, anywhere or in the lot's county or township."""
     places = (None, county) if township == county else (None, county, township)
@@ -235,7 +237,7 @@ def commitment_shelf_keys(commitment: Commitment) -> list[ShelfKey]:
     grade = commitment.min_grade
     if not (commitment.eligible_counties or commitment.eligible_cooperatives):
         return [(grade, "anywhere", "")]
-    keys = [(grade, "county", county) for county in dict.fromkeys(commitment.eligible_counties)]
+    keys: list[ShelfKey] = [(grade, "county", county) for county in dict.fromkeys(commitment.eligible_counties)]
     keys.extend((grade, "cooperative", name) for name in dict.fromkeys(commitment.eligible_cooperatives))
     return keys
 
@@ -274,8 +276,8 @@ class Rulebook:
     lot_shelf_keys: Callable[[Lot], tuple[ShelfKey, ...]]
     lot_shelves_for_order: Callable[[Order], list[ShelfKey]]
     lot_shelves_for_commitment: Callable[[Commitment], list[ShelfKey]]
-    order_shelf_keys: Callable[[Order], list[tuple[str, str | None]]]
-    order_shelves_for_lot: Callable[[str, str, str], tuple[tuple[str, str | None], ...]]
+    order_shelf_keys: Callable[[Order], list[OrderShelfKey]]
+    order_shelves_for_lot: Callable[[str, str, str], tuple[OrderShelfKey, ...]]
     """(lot grade, county, township) -> order shelves."""
     commitment_shelf_keys: Callable[[Commitment], list[ShelfKey]]
     commitment_shelves_for_lot: Callable[[str, str, str], list[ShelfKey]]

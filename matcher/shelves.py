@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from operator import attrgetter
-from typing import Any
+from typing import TypeAlias, TypeVar
 
 from matcher.facts import Lot
-from matcher.rules import Rulebook, ShelfKey
+from matcher.rules import LotPriority, OrderShelfKey, OutletRank, Rulebook, ShelfKey
 from matcher.state import CommitmentState, LotState, OrderState
 
-priority_of = attrgetter("priority")
-rank_of = attrgetter("rank")
-expiry_of = attrgetter("lot.expires_on")
+# Sort keys of the shelves: attrgetters (C, no Python frame per comparison), typed as what they get.
+priority_of: Callable[[LotState], LotPriority] = attrgetter("priority")
+rank_of: Callable[[OrderState], OutletRank] = attrgetter("rank")
+expiry_of: Callable[[LotState], date] = attrgetter("lot.expires_on")
 
 
 class LotShelf:
@@ -65,7 +66,7 @@ class LotShelf:
         return None
 
 
-LotShelves = dict[ShelfKey, LotShelf]
+LotShelves: TypeAlias = dict[ShelfKey, LotShelf]
 
 
 def rest_lot(shelves: LotShelves, state: LotState, keys: tuple[ShelfKey, ...]) -> None:
@@ -94,7 +95,7 @@ def lots_for(shelves: LotShelves, keys: list[ShelfKey], start: date, end: date) 
     """The resting lots on these shelves whose window overlaps start..end (§E4), in priority order
     (a lot on two of them comes twice)."""
     # The next candidate of each shelf, best on top: (priority, shelf number, shelf, index, last expiry).
-    heads = []
+    heads: list[tuple[LotPriority, int, LotShelf, int, date]] = []
     for number, key in enumerate(keys):
         shelf = shelves.get(key)
         if shelf is None:
@@ -132,7 +133,7 @@ class OrderShelves:
     __slots__ = ("shelves", "rules")
 
     def __init__(self, rules: Rulebook) -> None:
-        self.shelves: dict[tuple[str, str | None], list[OrderState]] = {}
+        self.shelves: dict[OrderShelfKey, list[OrderState]] = {}
         self.rules = rules
 
     def add(self, state: OrderState) -> None:
@@ -212,7 +213,11 @@ class PriceSeries:
         return self.price_on[self.days[index - 1]] if index else None
 
 
-def index_of(entries: list[Any], state: object, order_key: tuple, key: attrgetter) -> int:
+_State = TypeVar("_State", LotState, OrderState)
+_SortKey = TypeVar("_SortKey", LotPriority, OutletRank)
+
+
+def index_of(entries: list[_State], state: _State, order_key: _SortKey, key: Callable[[_State], _SortKey]) -> int:
     """Where `state` sits in a sorted shelf; AssertionError if it is not there (a bug, never a business case)."""
     index = bisect_left(entries, order_key, key=key)
     if index == len(entries) or entries[index] is not state:

@@ -36,7 +36,7 @@ from matcher.book import Book
 from matcher.facts import Commitment, Contribution, Lot, Order
 from matcher.rules import rulebook
 from matcher.shelves import LotShelf, PriceSeries, priority_of, rank_of
-from matcher.state import CommitmentState, LotState, OrderState
+from matcher.state import CommitmentState, LotState, OrderState, OutletState
 
 FORMAT = 1
 """The layout of the state below; a reader refuses any other."""
@@ -82,7 +82,8 @@ def _rows(state: dict[str, Any], name: str, columns: tuple[str, ...]) -> list[li
     table = state[name]
     if tuple(table["columns"]) != columns:
         raise ValueError(f"{name}: columns {table['columns']!r}, this matcher reads {list(columns)!r}")
-    return table["rows"]
+    rows: list[list[Any]] = table["rows"]  # parsed JSON: `columns` says what each value is
+    return rows
 
 
 def _lot_row(s: LotState) -> list[Any]:
@@ -231,7 +232,7 @@ def _book_from_state(state: dict[str, Any]) -> Book:
         shelf.lots.sort(key=priority_of)
         shelf.longest = timedelta(days=longest[key])
 
-    ends = []
+    ends: list[tuple[date, int, OutletState]] = []
     order_shelves = {False: book._order_shelves.shelves, True: book._archived_order_shelves.shelves}
     open_orders = book._open_orders
     for seq, left, archived, order_id, buyer_id, min_grade, quantity, limit, start, end, regions in _rows(
@@ -243,10 +244,10 @@ def _book_from_state(state: dict[str, Any]) -> Book:
         order_state.archived = _flag(archived)
         open_orders[order_id] = order_state
         shelves = order_shelves[archived]
-        for key in rules.order_shelf_keys(order):
-            orders = shelves.get(key)
+        for order_key in rules.order_shelf_keys(order):
+            orders = shelves.get(order_key)
             if orders is None:
-                orders = shelves[key] = []
+                orders = shelves[order_key] = []
             orders.append(order_state)
         if not archived:
             ends.append((order.deliver_to, order_state.seq, order_state))
@@ -264,7 +265,7 @@ def _book_from_state(state: dict[str, Any]) -> Book:
         commitment_state.archived = _flag(archived)
         commitment_state.filled_by_cooperative = {cooperative: Decimal(q) for cooperative, q in sold}
         book._open_commitments[commitment_id] = commitment_state
-        book._shelves_of(commitment_state).add(commitment_state)
+        book._add_to_shelves(commitment_state)
         if not archived:
             ends.append((commitment.valid_to, commitment_state.seq, commitment_state))
     heapq.heapify(ends)

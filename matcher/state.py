@@ -7,11 +7,13 @@ snapshots (matcher/snapshot.py) write out and read back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import Field, dataclass, fields
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeAlias, TypeVar, cast, final
 
 from matcher.facts import Commitment, Fill, Lot, Order, OutletKind
+from matcher.money import HouseholdWeights
 from matcher.rules import LotPriority, OutletRank, Price, Rulebook
 
 # ---------------------------------------------------------------- read-only views
@@ -50,9 +52,10 @@ class LotState:
         self.seq = seq
         self.left = lot.quantity
         self.priority: LotPriority = rules.lot_priority(lot, seq)
-        self.weights: Any = None  # its households' HouseholdWeights, made at its first fill
+        self.weights: HouseholdWeights | None = None  # its households' weights, made at its first fill
 
 
+@final
 class OrderState:
     """An order in the book, its unfilled rest, and its rank under the rules in force (§M1): an order's
     price does not depend on the lot, so orders can be kept ranked once."""
@@ -68,6 +71,7 @@ class OrderState:
         self.archived = False
 
 
+@final
 class CommitmentState:
     """A commitment in the book: what is left under its cap and what each cooperative sold under it."""
 
@@ -83,7 +87,9 @@ class CommitmentState:
         self.archived = False
 
 
-OutletState = OrderState | CommitmentState
+OutletState: TypeAlias = OrderState | CommitmentState
+"""An order's or commitment's state in the book. The book tells the two apart by `type(state) is OrderState` (the fastest test); both
+classes are final, so the type checker narrows the other branch to CommitmentState."""
 
 
 class Quote:
@@ -111,19 +117,30 @@ class CommitmentPrice(NamedTuple):
 # ---------------------------------------------------------------- making fills
 
 
-def frozen_builder(cls: type) -> Any:
+class _DataclassInstance(Protocol):
+    """What `dataclasses.fields` takes: an instance or class of a dataclass (typeshed's own protocol lives in
+    `_typeshed`, a module only type checkers have)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+
+_Dataclass = TypeVar("_Dataclass", bound=_DataclassInstance)
+
+
+def frozen_builder(cls: type[_Dataclass]) -> Callable[..., _Dataclass]:
     """A fast keyword-only constructor for a frozen slots dataclass: every field by name, set directly.
     The generated __init__ goes through object.__setattr__ once per field, which for a Fill costs more
     than the rest of the fill; the object made is the same (tests/unit/test_rulebook.py). Made the way
     dataclasses makes __init__: from source naming the fields."""
     names = [field.name for field in fields(cls)]
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    namespace: dict[str, object] = {"new": object.__new__, "cls": cls}
     namespace.update({f"set_{name}": getattr(cls, name).__set__ for name in names})
     source = f"def build(*, {', '.join(names)}):\n    instance = new(cls)\n"
     source += "".join(f"    set_{name}(instance, {name})\n" for name in names)
     source += "    return instance\n"
     exec(source, namespace)  # noqa: S102 (source made above from the dataclass's own field names)
-    build = namespace["build"]
+    # Made by the exec above, with the fields of `cls` as its keyword-only parameters.
+    build = cast(Callable[..., _Dataclass], namespace["build"])
     build.__qualname__ = build.__name__ = f"new_{cls.__name__.lower()}"
     return build
 
