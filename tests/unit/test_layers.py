@@ -143,3 +143,13 @@ def test_the_checker_sees_the_imports_the_code_really_makes():
     seen = {(i.file, i.module) for i in imports_of("services")}
     assert ("services/buyer/domain.py", "events.consumer.Rejection") in seen
     assert ("services/buyer/app.py", "services.buyer.domain") in seen
+
+
+def test_no_two_test_modules_share_a_basename():
+    """The test folders are not packages, so pytest imports each test module by its file name: two of one name in
+    different tiers stop the whole run at collection ("import file mismatch")."""
+    root = Path(__file__).resolve().parents[1]
+    names: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("test_*.py")):
+        names.setdefault(path.name, []).append(str(path.relative_to(root)))
+    assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}
