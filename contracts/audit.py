@@ -32,8 +32,17 @@ FINDING_CODES: dict[str, str] = {
 }
 """Check name -> stable finding code."""
 
-Check = Literal["hash_chain", "duplicate_event", "signature", "re_execution", "invariant", "snapshot", "reconciliation",
-                "checkpoint", "digest"]
+Check = Literal[
+    "hash_chain",
+    "duplicate_event",
+    "signature",
+    "re_execution",
+    "invariant",
+    "snapshot",
+    "reconciliation",
+    "checkpoint",
+    "digest",
+]
 
 
 class _Strict(BaseModel):
@@ -47,7 +56,9 @@ class AuditFindingV1(_Strict):
     check: Check = Field(description="the check that found it")
     where: str = Field(description="where it sits, for people: schema/stream@version (position, event id), a topic place, ...")
     message: str = Field(description="what is wrong, for people")
-    schema_name: str | None = Field(None, alias="schema", description="the service schema: cooperative, buyer, market, matching, settlement")
+    schema_name: str | None = Field(
+        None, alias="schema", description="the service schema: cooperative, buyer, market, matching, settlement"
+    )
     stream_id: str | None = None
     stream_version: int | None = Field(None, ge=1)
     global_position: int | None = Field(None, ge=1)

@@ -51,19 +51,55 @@ class Mode(StrEnum):
         return (Mode.BACKWARD, Mode.FORWARD) if self is Mode.FULL else (self,)
 
 
-ANNOTATIONS = frozenset({
-    "title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly",
-    "$schema", "$id", "$anchor", "$defs", "definitions", "discriminator",
-})
+ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "default",
+        "examples",
+        "$comment",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "$schema",
+        "$id",
+        "$anchor",
+        "$defs",
+        "definitions",
+        "discriminator",
+    }
+)
 """Keywords that do not decide whether an instance is valid."""
 
-_ANALYSED = frozenset({
-    "$ref", "allOf", "anyOf", "oneOf", "type", "enum", "const",
-    "maxLength", "minLength", "pattern", "format",
-    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-    "items", "minItems", "maxItems", "uniqueItems",
-    "properties", "required", "additionalProperties", "minProperties", "maxProperties",
-})
+_ANALYSED = frozenset(
+    {
+        "$ref",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "type",
+        "enum",
+        "const",
+        "maxLength",
+        "minLength",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "items",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "properties",
+        "required",
+        "additionalProperties",
+        "minProperties",
+        "maxProperties",
+    }
+)
 _PYDANTIC_LOWER = {"gt": True, "ge": False}  # keyword: exclusive
 _PYDANTIC_UPPER = {"lt": True, "le": False}
 _PYDANTIC_LIMITS = ("max_digits", "decimal_places")
@@ -248,8 +284,12 @@ class _Check:
         if "allOf" in node:
             combined: list[Any] = [{key: value for key, value in node.items() if key != "allOf"}]
             for member in node["allOf"]:
-                combined = [_merge(part, variant) for part in combined for variant in self.writer_variants(member, depth + 1)
-                            if isinstance(part, dict)]
+                combined = [
+                    _merge(part, variant)
+                    for part in combined
+                    for variant in self.writer_variants(member, depth + 1)
+                    if isinstance(part, dict)
+                ]
             return [variant for part in combined for variant in self.writer_variants(part, depth + 1)]
         alternatives = [*node.get("anyOf", []), *node.get("oneOf", [])]
         if not alternatives:
@@ -317,8 +357,11 @@ class _Check:
         for part in _split_by_type(writer):
             kinds = _declared_types(part)
             option_types = [self.reader_types(option, depth) for option in options]
-            candidates = [index for index, types in enumerate(option_types)
-                          if kinds is None or types is None or any(_type_allowed(kind, types) for kind in kinds)]
+            candidates = [
+                index
+                for index, types in enumerate(option_types)
+                if kinds is None or types is None or any(_type_allowed(kind, types) for kind in kinds)
+            ]
             if not candidates:
                 every: set[str] = set().union(*(types or set() for types in option_types))
                 problems.append((path, self.type_change(kinds, every)))
@@ -338,8 +381,12 @@ class _Check:
         if not isinstance(option, dict) or depth > _MAX_DEPTH or "anyOf" in option or "oneOf" in option:
             return option is False
         mine, theirs = _declared_types(writer), _declared_types(option)
-        if mine is not None and theirs is not None and not any(_type_allowed(kind, theirs) for kind in mine) \
-                and not any(_type_allowed(kind, mine) for kind in theirs):
+        if (
+            mine is not None
+            and theirs is not None
+            and not any(_type_allowed(kind, theirs) for kind in mine)
+            and not any(_type_allowed(kind, mine) for kind in theirs)
+        ):
             return True
         mine_values, their_values = _values(writer), _values(option)
         if mine_values is not None and their_values is not None:
@@ -378,8 +425,13 @@ class _Check:
 
     def plain(self, writer: dict[str, Any], reader: dict[str, Any], path: str, depth: int) -> list[tuple[str, str]]:
         if not _constrains(writer):
-            return [(path, f"cannot prove compatible: the {self.writer_name} schema allows any value here, "
-                           f"the {self.reader_name} does not")]
+            return [
+                (
+                    path,
+                    f"cannot prove compatible: the {self.writer_name} schema allows any value here, "
+                    f"the {self.reader_name} does not",
+                )
+            ]
         problems: list[tuple[str, str]] = []
         values = _values(writer)
         if values is not None:
@@ -398,11 +450,19 @@ class _Check:
             reader_values = _values(reader)
             if reader_values is not None:
                 if self.writer_is_old:
-                    problems.append((path, f"values restricted to {_render(reader_values)} (the old schema allowed any "
-                                           f"{_render_types(kept)})"))
+                    problems.append(
+                        (
+                            path,
+                            f"values restricted to {_render(reader_values)} (the old schema allowed any {_render_types(kept)})",
+                        )
+                    )
                 else:
-                    problems.append((path, f"restriction to {_render(reader_values)} dropped (the new schema allows any "
-                                           f"{_render_types(kept)})"))
+                    problems.append(
+                        (
+                            path,
+                            f"restriction to {_render(reader_values)} dropped (the new schema allows any {_render_types(kept)})",
+                        )
+                    )
 
             def may_be(family: str) -> bool:
                 return kept is None or any(kind in kept for kind in _FAMILY[family])
@@ -426,8 +486,9 @@ class _Check:
             return f"enum value {shown} {'removed' if self.writer_is_old else 'added'}"
         return f"value {shown}, allowed by the {self.writer_name} schema, is rejected by the {self.reader_name}: {reason}"
 
-    def limits(self, writer: dict[str, Any], reader: dict[str, Any], path: str,
-               uppers: Iterable[str], lowers: Iterable[str]) -> list[tuple[str, str]]:
+    def limits(
+        self, writer: dict[str, Any], reader: dict[str, Any], path: str, uppers: Iterable[str], lowers: Iterable[str]
+    ) -> list[tuple[str, str]]:
         problems = []
         for keyword in uppers:
             bound, mine = reader.get(keyword), writer.get(keyword)
@@ -450,8 +511,13 @@ class _Check:
                 what = f"{keyword} {_render(theirs)} {'added' if self.writer_is_old else 'removed'}"
                 problems.append((path, f"{what}: a value the {self.writer_name} schema allows need not match it"))
             else:
-                problems.append((path, f"cannot prove compatible: {keyword} changed from {_render(old)} to {_render(new)} "
-                                       f"({keyword}s are compared as text: any change breaks both BACKWARD and FORWARD)"))
+                problems.append(
+                    (
+                        path,
+                        f"cannot prove compatible: {keyword} changed from {_render(old)} to {_render(new)} "
+                        f"({keyword}s are compared as text: any change breaks both BACKWARD and FORWARD)",
+                    )
+                )
         return problems
 
     def numbers(self, writer: dict[str, Any], reader: dict[str, Any], path: str, integer: bool) -> list[tuple[str, str]]:
@@ -465,8 +531,9 @@ class _Check:
         if step is not None:
             mine_step = _number(writer.get("multipleOf"))
             if not ((mine_step is not None and (mine_step / step).denominator == 1) or (integer and (1 / step).denominator == 1)):
-                problems.append((path, self.stricter("multipleOf", _render(writer.get("multipleOf")),
-                                                     _render(reader.get("multipleOf")))))
+                problems.append(
+                    (path, self.stricter("multipleOf", _render(writer.get("multipleOf")), _render(reader.get("multipleOf"))))
+                )
         return problems
 
     def arrays(self, writer: dict[str, Any], reader: dict[str, Any], path: str, depth: int) -> list[tuple[str, str]]:
@@ -516,27 +583,55 @@ class _Check:
             theirs = reader_props[name] if name in reader_props else reader_more
             if theirs is False:
                 if self.writer_is_old:
-                    problems.append((where, "field removed from a closed schema (additionalProperties false): "
-                                            "data written under the old schema may hold it"))
+                    problems.append(
+                        (
+                            where,
+                            "field removed from a closed schema (additionalProperties false): "
+                            "data written under the old schema may hold it",
+                        )
+                    )
                 else:
-                    problems.append((where, "field added, and the old schema is closed (additionalProperties false): "
-                                            "its readers reject data that holds it"))
+                    problems.append(
+                        (
+                            where,
+                            "field added, and the old schema is closed (additionalProperties false): "
+                            "its readers reject data that holds it",
+                        )
+                    )
                 continue
-            if name not in writer_props and not _constrains(self.resolve(mine, self.writer_root)[0]) \
-                    and _constrains(self.resolve(theirs, self.reader_root)[0]):
+            if (
+                name not in writer_props
+                and not _constrains(self.resolve(mine, self.writer_root)[0])
+                and _constrains(self.resolve(theirs, self.reader_root)[0])
+            ):
                 if self.writer_is_old:
-                    problems.append((where, "field added to an open schema (additionalProperties not false): data written "
-                                            "under the old schema may already hold it with any value"))
+                    problems.append(
+                        (
+                            where,
+                            "field added to an open schema (additionalProperties not false): data written "
+                            "under the old schema may already hold it with any value",
+                        )
+                    )
                 else:
-                    problems.append((where, "field removed from an open schema (additionalProperties not false): data "
-                                            "written under the new schema may hold it with any value"))
+                    problems.append(
+                        (
+                            where,
+                            "field removed from an open schema (additionalProperties not false): data "
+                            "written under the new schema may hold it with any value",
+                        )
+                    )
                 continue
             problems += self.fits(mine, theirs, where, depth + 1)
 
         if not writer_closed and _constrains(reader_more):
             if reader_more is False:
-                problems.append((f"{path}.*", f"the {self.writer_name} schema accepts undeclared fields, "
-                                              f"the {self.reader_name} is closed (additionalProperties false)"))
+                problems.append(
+                    (
+                        f"{path}.*",
+                        f"the {self.writer_name} schema accepts undeclared fields, "
+                        f"the {self.reader_name} is closed (additionalProperties false)",
+                    )
+                )
             else:
                 problems += self.fits(writer_more, reader_more, f"{path}.*", depth + 1)
         return problems
@@ -560,8 +655,13 @@ class _Check:
             if keyword in writer and _same_json(mine, theirs) and not _has_ref(theirs):
                 continue
             old, new = self.old_new(mine, theirs)
-            problems.append((path, f"cannot prove compatible: {keyword} changed from {_render(old)} to {_render(new)} "
-                                   "(not analysed: only an unchanged value is accepted)"))
+            problems.append(
+                (
+                    path,
+                    f"cannot prove compatible: {keyword} changed from {_render(old)} to {_render(new)} "
+                    "(not analysed: only an unchanged value is accepted)",
+                )
+            )
         return problems
 
     # ------------------------------------------------------------------ one value (an enum's or a const)
@@ -619,8 +719,19 @@ class _NotInlined(Exception):
 
 _SUBSCHEMA_MAPS = ("properties", "patternProperties", "dependentSchemas", "$defs", "definitions")
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
-_SUBSCHEMAS = ("items", "additionalProperties", "additionalItems", "not", "if", "then", "else", "contains",
-               "propertyNames", "unevaluatedProperties", "unevaluatedItems")
+_SUBSCHEMAS = (
+    "items",
+    "additionalProperties",
+    "additionalItems",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+)
 _INLINE_LIMIT = 20_000
 
 
@@ -684,11 +795,14 @@ def _merge(a: dict[str, Any], b: Any) -> Any:
         merged["required"] = list(dict.fromkeys([*a["required"], *b["required"]]))
     if isinstance(a.get("properties"), dict) and isinstance(b.get("properties"), dict):
         merged["properties"] = {**a["properties"], **b["properties"]}
-    types_a, types_b = _declared_types({"type": a["type"]}) if "type" in a else None, \
-        _declared_types({"type": b["type"]}) if "type" in b else None
+    types_a, types_b = (
+        _declared_types({"type": a["type"]}) if "type" in a else None,
+        _declared_types({"type": b["type"]}) if "type" in b else None,
+    )
     if types_a is not None and types_b is not None:
-        both = {kind for kind in types_a if _type_allowed(kind, types_b)} | \
-               {kind for kind in types_b if _type_allowed(kind, types_a)}
+        both = {kind for kind in types_a if _type_allowed(kind, types_b)} | {
+            kind for kind in types_b if _type_allowed(kind, types_a)
+        }
         if not both:
             return False  # no type both allow: nothing is valid
         merged["type"] = sorted(both) if len(both) != 1 else next(iter(both))
@@ -725,8 +839,7 @@ def _bound(node: dict[str, Any], lower: bool, integer: bool) -> Bound | None:
 
 
 def _tightest(node: dict[str, Any], keywords: dict[str, bool], lower: bool) -> Bound | None:
-    found = [(value, exclusive) for keyword, exclusive in keywords.items()
-             if (value := _number(node.get(keyword))) is not None]
+    found = [(value, exclusive) for keyword, exclusive in keywords.items() if (value := _number(node.get(keyword))) is not None]
     return _pick(found, lower)
 
 

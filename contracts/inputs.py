@@ -12,8 +12,17 @@ from pydantic import Field, model_validator
 
 from contracts.catalogue import Product
 from contracts.model import Contract
-from contracts.parties import (BUYER, COOPERATIVE, DEFAULT_DESK, DEFAULT_OFFICE, DEFAULT_PARTY_ID, PAIRING_OFFICE, PRICE_FEED,
-                               SETTLEMENT_DESK, PartyKind)
+from contracts.parties import (
+    BUYER,
+    COOPERATIVE,
+    DEFAULT_DESK,
+    DEFAULT_OFFICE,
+    DEFAULT_PARTY_ID,
+    PAIRING_OFFICE,
+    PRICE_FEED,
+    SETTLEMENT_DESK,
+    PartyKind,
+)
 from contracts.signing import PublicKey, Signature
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, MARKET_INPUT, PAIRING_INPUT, SETTLEMENT_INPUT
 from contracts.types import Area, Fen, Grade, Identifier, IsoDate, Name, PositiveFen, Producer, Quantity
@@ -268,7 +277,9 @@ class SupportDelivery(Contract):
     delivery_id: Identifier
     pairing_id: Identifier
     kind: SupportKind
-    quantity: Quantity = Field(description="in the kind's unit: seedlings, fen (money), person-days (experts), pieces (equipment)")
+    quantity: Quantity = Field(
+        description="in the kind's unit: seedlings, fen (money), person-days (experts), pieces (equipment)"
+    )
     value_fen: Fen
     delivered_on: IsoDate
     note: Name
@@ -411,13 +422,19 @@ class InputKind:
 def _key_kinds(party: PartyKind, records: str) -> tuple[InputKind, InputKind]:
     """A party kind's rotation and revocation inputs (contracts/parties.py), named by `party_id`."""
     return (
-        InputKind(f"{party.input_prefix}.key_rotated", KeyRotation, party.owner, party, f"{records}KeyRotated", False, "party_id"),
-        InputKind(f"{party.input_prefix}.key_revoked", KeyRevocation, party.owner, party, f"{records}KeyRevoked", False, "party_id"),
+        InputKind(
+            f"{party.input_prefix}.key_rotated", KeyRotation, party.owner, party, f"{records}KeyRotated", False, "party_id"
+        ),
+        InputKind(
+            f"{party.input_prefix}.key_revoked", KeyRevocation, party.owner, party, f"{records}KeyRevoked", False, "party_id"
+        ),
     )
 
 
 INPUT_KINDS: tuple[InputKind, ...] = (
-    InputKind("cooperative.registered", CooperativeRegistration, "cooperative", COOPERATIVE, "CooperativeRegistered", journaled=False),
+    InputKind(
+        "cooperative.registered", CooperativeRegistration, "cooperative", COOPERATIVE, "CooperativeRegistered", journaled=False
+    ),
     InputKind("planting.recorded", PlantingReport, "cooperative", COOPERATIVE, "PlantingRecorded", journaled=True),
     InputKind("harvest.recorded", HarvestReport, "cooperative", COOPERATIVE, "HarvestRecorded", journaled=True),
     *_key_kinds(COOPERATIVE, "Cooperative"),
@@ -429,19 +446,33 @@ INPUT_KINDS: tuple[InputKind, ...] = (
     InputKind("price_feed.registered", PriceFeedRegistration, "market", PRICE_FEED, "PriceFeedRegistered", journaled=False),
     InputKind("market_price.observed", MarketPriceReport, "market", PRICE_FEED, "MarketPriceObserved", journaled=True),
     *_key_kinds(PRICE_FEED, "PriceFeed"),
-    InputKind("settlement_desk.registered", SettlementDeskRegistration, "settlement", SETTLEMENT_DESK, "SettlementDeskRegistered",
-              journaled=False),
+    InputKind(
+        "settlement_desk.registered",
+        SettlementDeskRegistration,
+        "settlement",
+        SETTLEMENT_DESK,
+        "SettlementDeskRegistered",
+        journaled=False,
+    ),
     InputKind("plan.recorded", PlanReport, "settlement", SETTLEMENT_DESK, "PlanRecorded", journaled=False),
     InputKind("delivery.confirmed", DeliveryConfirmation, "settlement", SETTLEMENT_DESK, "DeliveryConfirmed", journaled=False),
     InputKind("payment.made", PaymentReport, "settlement", SETTLEMENT_DESK, "PaymentMade", journaled=False),
     *_key_kinds(SETTLEMENT_DESK, "SettlementDesk"),
-    InputKind("pairing_office.registered", PairingOfficeRegistration, "pairing", PAIRING_OFFICE, "PairingOfficeRegistered",
-              journaled=False),
+    InputKind(
+        "pairing_office.registered",
+        PairingOfficeRegistration,
+        "pairing",
+        PAIRING_OFFICE,
+        "PairingOfficeRegistered",
+        journaled=False,
+    ),
     InputKind("pairing.registered", PairingRegistration, "pairing", PAIRING_OFFICE, "PairingRegistered", journaled=False),
     InputKind("support.promised", SupportPromise, "pairing", PAIRING_OFFICE, "SupportPromised", journaled=False),
     InputKind("support.delivered", SupportDelivery, "pairing", PAIRING_OFFICE, "SupportDelivered", journaled=False),
     InputKind("project.registered", ProjectRegistration, "pairing", PAIRING_OFFICE, "ProjectRegistered", journaled=False),
-    InputKind("project.milestone_reached", MilestoneReport, "pairing", PAIRING_OFFICE, "ProjectMilestoneReached", journaled=False),
+    InputKind(
+        "project.milestone_reached", MilestoneReport, "pairing", PAIRING_OFFICE, "ProjectMilestoneReached", journaled=False
+    ),
     InputKind("supervision.round", SupervisionRound, "pairing", PAIRING_OFFICE, "SupervisionRoundHeld", journaled=False),
     InputKind("problem.opened", ProblemReport, "pairing", PAIRING_OFFICE, "ProblemOpened", journaled=False),
     InputKind("problem.rectified", RectificationReport, "pairing", PAIRING_OFFICE, "ProblemRectified", journaled=False),
@@ -494,7 +525,9 @@ class InputMessage(Contract):
 SIGNED_INPUT_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.signed)
 """Inputs their producer must sign: every input (contracts/parties.py); the owning service rejects them unsigned."""
 
-REGISTRATION_TYPES = {kind.type: kind.party.id_field for kind in INPUT_KINDS if kind.type == f"{kind.party.input_prefix}.registered"}
+REGISTRATION_TYPES = {
+    kind.type: kind.party.id_field for kind in INPUT_KINDS if kind.type == f"{kind.party.input_prefix}.registered"
+}
 """Registrations: signed with the key they register (self-signed); type -> the field naming the party."""
 
 KEY_ROTATION_TYPES = frozenset(kind.type for kind in INPUT_KINDS if kind.model is KeyRotation)

@@ -50,7 +50,8 @@ EVENT_KINDS: tuple[tuple[type[Contract], str], ...] = (
 EVENT_MODELS: tuple[type[Contract], ...] = tuple(model for model, _ in EVENT_KINDS)
 
 MODELS_BY_TYPE: dict[tuple[str, int], type[Contract]] = {
-    (model.event_type, model.schema_version): model for model in EVENT_MODELS  # type: ignore[attr-defined]
+    (model.event_type, model.schema_version): model  # type: ignore[attr-defined]
+    for model in EVENT_MODELS
 }
 
 LATEST_VERSION: dict[str, int] = {}

@@ -44,8 +44,10 @@ def render(schema: dict[str, Any]) -> str:
 def input_schemas() -> dict[str, dict[str, Any]]:
     """What producers send and get back: the input envelope, each input type's payload (as the owning
     service accepts it: validation mode) and the receipt, by file name under contracts/schemas/inputs/."""
-    schemas = {"InputMessage.v1.json": InputMessage.model_json_schema(mode="validation"),
-               "Receipt.v1.json": Receipt.model_json_schema(mode="serialization")}
+    schemas = {
+        "InputMessage.v1.json": InputMessage.model_json_schema(mode="validation"),
+        "Receipt.v1.json": Receipt.model_json_schema(mode="serialization"),
+    }
     schemas |= {f"{kind.type}.v1.json": kind.model.model_json_schema(mode="validation") for kind in INPUT_KINDS}
     return schemas
 
@@ -109,22 +111,30 @@ def what_to_do(name: str) -> str:
     match = _PUBLISHED_NAME.match(name)
     kind, version = (match["type"], int(match["version"])) if match else (name, 1)
     if name.startswith("inputs/Receipt"):
-        return ("Producers read receipts with the published schema: keep this change out of it, or publish "
-                f"Receipt v{version + 1} as a new schema that producers opt into.")
+        return (
+            "Producers read receipts with the published schema: keep this change out of it, or publish "
+            f"Receipt v{version + 1} as a new schema that producers opt into."
+        )
     if name.startswith("inputs/"):
         instead = f"publish InputMessage v{version + 1}" if kind == "InputMessage" else "add a new input type"
-        return (f"The services must keep accepting what producers send under the published {kind} schema: "
-                f"add an optional field or {instead} instead, then run `farmlink contracts export`.")
-    return (f"A published event version never changes incompatibly: publish a new version with an upcaster "
-            f"({kind} v{version + 1} as a new model, and an upcaster from v{version} registered with "
-            "events.upcasting.register), then run `farmlink contracts export`.")
+        return (
+            f"The services must keep accepting what producers send under the published {kind} schema: "
+            f"add an optional field or {instead} instead, then run `farmlink contracts export`."
+        )
+    return (
+        f"A published event version never changes incompatibly: publish a new version with an upcaster "
+        f"({kind} v{version + 1} as a new model, and an upcaster from v{version} registered with "
+        "events.upcasting.register), then run `farmlink contracts export`."
+    )
 
 
 def breaking_change_report(name: str, problems: list[str]) -> str:
     """The message a breaking change fails with: the file, its mode, each problem's path and mode, what to do."""
     mode = declared_mode(name)
-    lines = [f"contracts/schemas/{name}: the current model breaks the published schema under its declared mode "
-             f"{mode} ({_MODE_MEANS[mode]}):"]
+    lines = [
+        f"contracts/schemas/{name}: the current model breaks the published schema under its declared mode "
+        f"{mode} ({_MODE_MEANS[mode]}):"
+    ]
     lines += [f"  - {problem}" for problem in problems]
     lines.append(what_to_do(name))
     return "\n".join(lines)

@@ -106,8 +106,11 @@ PRINCIPALS: tuple[Principal, ...] = (
     _service("cooperative", read=(COOPERATIVE_INPUT,), write=(COOPERATIVE_EVENTS, SEQUENCE_MARKERS)),
     _service("buyer", read=(BUYER_INPUT,), write=(BUYER_EVENTS, SEQUENCE_MARKERS)),
     _service("market", read=(MARKET_INPUT,), write=(MARKET_EVENTS, SEQUENCE_MARKERS)),
-    _service("matching", read=(COOPERATIVE_EVENTS, BUYER_EVENTS, MARKET_EVENTS, SEQUENCE_MARKERS),
-             write=(MATCHING_JOURNAL, FILLS, OFFERS)),
+    _service(
+        "matching",
+        read=(COOPERATIVE_EVENTS, BUYER_EVENTS, MARKET_EVENTS, SEQUENCE_MARKERS),
+        write=(MATCHING_JOURNAL, FILLS, OFFERS),
+    ),
     _service(
         "settlement",
         read=(SETTLEMENT_INPUT, COOPERATIVE_EVENTS, FILLS),
@@ -116,8 +119,13 @@ PRINCIPALS: tuple[Principal, ...] = (
     ),
     _service("pairing", read=(PAIRING_INPUT,), write=(PAIRING_EVENTS,)),
     Principal(COOPERATIVE, "cooperatives: plantings, harvests, registrations", write=(COOPERATIVE_INPUT,), read=(RECEIPTS,)),
-    Principal(BUYER, "buyer systems: orders, commitments; offers and fills", write=(BUYER_INPUT,), read=(OFFERS, FILLS, RECEIPTS),
-              group_prefix=BUYER_GROUP_PREFIX),
+    Principal(
+        BUYER,
+        "buyer systems: orders, commitments; offers and fills",
+        write=(BUYER_INPUT,),
+        read=(OFFERS, FILLS, RECEIPTS),
+        group_prefix=BUYER_GROUP_PREFIX,
+    ),
     Principal(PRICE_FEED, "the market price feed", write=(MARKET_INPUT,), read=(RECEIPTS,)),
     Principal(SETTLEMENT_DESK, "the settlement desk: deliveries, payments, plans", write=(SETTLEMENT_INPUT,), read=(RECEIPTS,)),
     Principal(PAIRING_OFFICE, "the pairing office: pairings, support, projects", write=(PAIRING_INPUT,), read=(RECEIPTS,)),
@@ -128,12 +136,30 @@ PRINCIPALS: tuple[Principal, ...] = (
         "offers, plans, payments, pairings, support and projects (the pairing office's page), receipts and dead letters (counted); "
         "looks at the groups' offsets",
         write=(COOPERATIVE_INPUT, BUYER_INPUT, DEAD_LETTER, RELAY_CHECKPOINTS),
-        read=(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, PAIRING_EVENTS, RECEIPTS, DEAD_LETTER, RELAY_CHECKPOINTS),
+        read=(
+            COOPERATIVE_EVENTS,
+            BUYER_EVENTS,
+            FILLS,
+            OFFERS,
+            SETTLEMENT_EVENTS,
+            PAIRING_EVENTS,
+            RECEIPTS,
+            DEAD_LETTER,
+            RELAY_CHECKPOINTS,
+        ),
         groups=("farmlink.gateway",),
         describe_group_prefix=GROUP_PREFIX,
         transactional_ids=(relay_transactional_id(GATEWAY),),
-        describe=(MARKET_EVENTS, MATCHING_JOURNAL, SEQUENCE_MARKERS,
-                  COOPERATIVE_INPUT, BUYER_INPUT, MARKET_INPUT, SETTLEMENT_INPUT, PAIRING_INPUT),
+        describe=(
+            MARKET_EVENTS,
+            MATCHING_JOURNAL,
+            SEQUENCE_MARKERS,
+            COOPERATIVE_INPUT,
+            BUYER_INPUT,
+            MARKET_INPUT,
+            SETTLEMENT_INPUT,
+            PAIRING_INPUT,
+        ),
     ),
 )
 """Every principal except the super user, with its grants."""
@@ -212,6 +238,7 @@ def matrix_table() -> str:
         described = f"describe `{p.describe_group_prefix}*`" if p.describe_group_prefix else ""
         groups.append(" ".join(part for part in (joined, described) if part) or "-")
     lines.append("| consumer groups | " + " | ".join(groups) + " |")
-    lines.append("| transactional ids | " + " | ".join(", ".join(f"`{t}`" for t in p.transactional_ids) or "-"
-                                                     for p in PRINCIPALS) + " |")
+    lines.append(
+        "| transactional ids | " + " | ".join(", ".join(f"`{t}`" for t in p.transactional_ids) or "-" for p in PRINCIPALS) + " |"
+    )
     return "\n".join(lines) + "\n"

@@ -42,7 +42,9 @@ async def load_keys(conn: asyncpg.Connection, uow: BatchUnitOfWork, producers: I
     wanted = list(dict.fromkeys(producers))
     if not wanted:
         return
-    rows = await conn.fetch(f'SELECT party, public_key, revoked FROM "{uow.schema}".party_keys WHERE party = ANY($1::text[])', wanted)
+    rows = await conn.fetch(
+        f'SELECT party, public_key, revoked FROM "{uow.schema}".party_keys WHERE party = ANY($1::text[])', wanted
+    )
     uow.absent(PARTY_KEYS.name, wanted)
     uow.load(PARTY_KEYS.name, {row["party"]: PartyKey(row["public_key"], row["revoked"]) for row in rows})
 
@@ -64,7 +66,9 @@ def keep_key(uow: BatchUnitOfWork, producer: str, key: PartyKey) -> None:
     uow.set(PARTY_KEYS.name, producer, key)
 
 
-def authenticate(message: InputMessage, kind: str, party_id: str, registered: PartyKey | str | None, unknown: str = "") -> SignedInput:
+def authenticate(
+    message: InputMessage, kind: str, party_id: str, registered: PartyKey | str | None, unknown: str = ""
+) -> SignedInput:
     """An input the party it names sent and signed with its current key; the evidence to record.
     `unknown` adds to the reason when the party has not registered."""
     expected = producer_for(kind, party_id)
@@ -118,7 +122,9 @@ def _own_party(message: InputMessage, kind: PartyKind) -> None:
         raise Rejection(f"type: {message.type} does not change the key of a {kind.name}")
 
 
-def rotate_key(uow: BatchUnitOfWork, decoded: Decoded[Any], message: InputMessage, rotation: KeyRotation, kind: PartyKind) -> None:
+def rotate_key(
+    uow: BatchUnitOfWork, decoded: Decoded[Any], message: InputMessage, rotation: KeyRotation, kind: PartyKind
+) -> None:
     """A party's new key, by an input signed with its current one: from here on the new key is current."""
     _own_party(message, kind)
     producer = kind.producer(rotation.party_id)
@@ -129,22 +135,26 @@ def rotate_key(uow: BatchUnitOfWork, decoded: Decoded[Any], message: InputMessag
         raise Rejection("payload.public_key: a rotation names the new public key")
     if rotation.public_key == current.public_key:
         raise Rejection(f"payload.public_key: that is already the current key of {producer}")
-    rotated = KEY_EVENTS[kind.name][0](party_id=rotation.party_id, public_key=rotation.public_key,
-                                       previous_public_key=current.public_key, signed_input=evidence)
+    rotated = KEY_EVENTS[kind.name][0](
+        party_id=rotation.party_id, public_key=rotation.public_key, previous_public_key=current.public_key, signed_input=evidence
+    )
     stream = key_stream(kind, rotation.party_id)
     uow.append(stream, [NewEvent(rotated)], uow.stream_version(stream), **ids_of(decoded))
     keep_key(uow, producer, PartyKey(rotation.public_key))
 
 
-def revoke_key(uow: BatchUnitOfWork, decoded: Decoded[Any], message: InputMessage, revocation: KeyRevocation, kind: PartyKind) -> None:
+def revoke_key(
+    uow: BatchUnitOfWork, decoded: Decoded[Any], message: InputMessage, revocation: KeyRevocation, kind: PartyKind
+) -> None:
     """A party revokes its current key, by an input signed with it: from here on its inputs are refused."""
     _own_party(message, kind)
     producer = kind.producer(revocation.party_id)
     current = key_of(uow, producer)
     evidence = authenticate(message, kind.name, revocation.party_id, current)
     assert current is not None
-    revoked = KEY_EVENTS[kind.name][1](party_id=revocation.party_id, public_key=current.public_key, reason=revocation.reason,
-                                       signed_input=evidence)
+    revoked = KEY_EVENTS[kind.name][1](
+        party_id=revocation.party_id, public_key=current.public_key, reason=revocation.reason, signed_input=evidence
+    )
     stream = key_stream(kind, revocation.party_id)
     envelopes = uow.append(stream, [NewEvent(revoked)], uow.stream_version(stream), **ids_of(decoded))
     keep_key(uow, producer, PartyKey(current.public_key, f"{revocation.reason!r}, {stream} v{envelopes[0].stream_version}"))
@@ -158,8 +168,16 @@ def key_handlers(kind: PartyKind) -> dict[type, Callable[..., None]]:
     }
 
 
-def register_party(uow: BatchUnitOfWork, decoded: Decoded[Any], message: InputMessage, kind: PartyKind, party_id: str,
-                   public_key: str | None, registered: Callable[[str], Any], stream: str) -> None:
+def register_party(
+    uow: BatchUnitOfWork,
+    decoded: Decoded[Any],
+    message: InputMessage,
+    kind: PartyKind,
+    party_id: str,
+    public_key: str | None,
+    registered: Callable[[str], Any],
+    stream: str,
+) -> None:
     """A price feed's or a settlement desk's registration: self-signed; recorded once. The same registration
     again (the same key) is accepted and records nothing (a feed that starts over registers again);
     another key for a registered party is refused: that is a rotation. `registered` makes the event from the key."""
@@ -170,7 +188,9 @@ def register_party(uow: BatchUnitOfWork, decoded: Decoded[Any], message: InputMe
     if current is not None:
         if current.public_key == public_key and current.revoked is None:
             return
-        raise Rejection(f"payload.{kind.id_field}: {kind.name} {party_id} is already registered"
-                        + ("" if current.revoked else f" with another key; a new key comes by {kind.input_prefix}.key_rotated"))
+        raise Rejection(
+            f"payload.{kind.id_field}: {kind.name} {party_id} is already registered"
+            + ("" if current.revoked else f" with another key; a new key comes by {kind.input_prefix}.key_rotated")
+        )
     uow.append(stream, [NewEvent(registered(public_key).model_copy(update={"signed_input": evidence}))], 0, **ids_of(decoded))
     keep_key(uow, producer, PartyKey(public_key))

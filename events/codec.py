@@ -85,7 +85,9 @@ def _check_string(text: str, path: tuple[Any, ...], what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise BadInput(f"{where}: {what} with a lone surrogate (\\u{ord(text[error.start]):04x}), which is not Unicode text") from error
+        raise BadInput(
+            f"{where}: {what} with a lone surrogate (\\u{ord(text[error.start]):04x}), which is not Unicode text"
+        ) from error
 
 
 def input_digest(message: Any) -> str:

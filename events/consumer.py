@@ -105,7 +105,9 @@ class Outbox(Protocol):
 
     appended: list[Any]
 
-    def enqueue(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes | None]] = ()) -> None: ...
+    def enqueue(
+        self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes | None]] = ()
+    ) -> None: ...
 
 
 def send_receipt(uow: Outbox, receipt: Receipt) -> None:

@@ -85,15 +85,21 @@ class ServiceMetrics:
     def __init__(self, service: str):
         self.service = service
         self.registry = CollectorRegistry()
-        self.inputs = Counter("farmlink_inputs", "Messages a consumer of this service decided, by type and outcome "
-                              "(accepted, rejected: dead-lettered), counted once their batch committed",
-                              ("consumer", "type", "outcome"), registry=self.registry)
-        self.dead_letters = Counter("farmlink_dead_letters", "Messages this service dead-lettered, by consumer",
-                                    ("consumer",), registry=self.registry)
+        self.inputs = Counter(
+            "farmlink_inputs",
+            "Messages a consumer of this service decided, by type and outcome "
+            "(accepted, rejected: dead-lettered), counted once their batch committed",
+            ("consumer", "type", "outcome"),
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "farmlink_dead_letters", "Messages this service dead-lettered, by consumer", ("consumer",), registry=self.registry
+        )
         self.events = Counter("farmlink_events", "Events this service appended, by type", ("type",), registry=self.registry)
         self.fills = Counter("farmlink_fills", "Fills the matcher made, by price basis", ("price_basis",), registry=self.registry)
-        self.fill_fen = Counter("farmlink_fill_fen", "Revenue of the fills in fen, by price basis", ("price_basis",),
-                                registry=self.registry)
+        self.fill_fen = Counter(
+            "farmlink_fill_fen", "Revenue of the fills in fen, by price basis", ("price_basis",), registry=self.registry
+        )
         self.state = StateCollector(service)
         self.registry.register(self.state)
         ProcessCollector(registry=self.registry)
@@ -149,9 +155,9 @@ def committed(schema: str, uow: Any) -> None:
 
 # -- looked up at scrape time ----------------------------------------------------------------------------------
 
-OUTBOX_SQL = '''SELECT count(*) AS depth,
+OUTBOX_SQL = """SELECT count(*) AS depth,
                        COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at)), 0)::float8 AS age
-                FROM "{schema}".outbox o LEFT JOIN "{schema}".events e ON e.event_id = o.event_id'''
+                FROM "{schema}".outbox o LEFT JOIN "{schema}".events e ON e.event_id = o.event_id"""
 
 
 def outbox_probe(pool: Any, schema: str, timeout: float = OUTBOX_TIMEOUT_S) -> Probe:
@@ -178,8 +184,7 @@ class StateCollector(Collector):
         self.probe: Probe | None = None
         self.relay: Any = None
 
-    def watch(self, loop: asyncio.AbstractEventLoop | None, probe: Probe | None,
-              relay: Any = None) -> None:
+    def watch(self, loop: asyncio.AbstractEventLoop | None, probe: Probe | None, relay: Any = None) -> None:
         self.loop, self.probe, self.relay = loop, probe, relay
 
     def describe(self) -> Iterable[Metric]:
@@ -187,11 +192,15 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         labels = (self.service,)
-        ok = GaugeMetricFamily("farmlink_outbox_probe_success", "1 when this scrape could read the service's outbox",
-                               labels=("service",))
+        ok = GaugeMetricFamily(
+            "farmlink_outbox_probe_success", "1 when this scrape could read the service's outbox", labels=("service",)
+        )
         depth = GaugeMetricFamily("farmlink_outbox_depth", "Rows waiting in the service's outbox", labels=("service",))
-        age = GaugeMetricFamily("farmlink_outbox_oldest_age_seconds", "Age of the oldest row in the service's outbox "
-                                "(from its event's recorded time)", labels=("service",))
+        age = GaugeMetricFamily(
+            "farmlink_outbox_oldest_age_seconds",
+            "Age of the oldest row in the service's outbox (from its event's recorded time)",
+            labels=("service",),
+        )
         found = self._outbox()
         ok.add_metric(labels, 1 if found is not None else 0)
         if found is not None:
@@ -223,18 +232,24 @@ class StateCollector(Collector):
         relay = self.relay
         if relay is None:
             return
-        published = CounterMetricFamily("farmlink_relay_published_rows", "Outbox rows the relay published to Kafka",
-                                        labels=("service",))
+        published = CounterMetricFamily(
+            "farmlink_relay_published_rows", "Outbox rows the relay published to Kafka", labels=("service",)
+        )
         published.add_metric(labels, getattr(relay, "published", 0))
         yield published
         failure, failed_at = getattr(relay, "failure", None), getattr(relay, "failure_at", None)
         if failure and failed_at is not None:
-            at = GaugeMetricFamily("farmlink_relay_last_failure_timestamp_seconds",
-                                   "When the relay last failed and started over (absent once it published again)",
-                                   labels=("service",))
+            at = GaugeMetricFamily(
+                "farmlink_relay_last_failure_timestamp_seconds",
+                "When the relay last failed and started over (absent once it published again)",
+                labels=("service",),
+            )
             at.add_metric(labels, failed_at)
-            info = GaugeMetricFamily("farmlink_relay_last_failure_info", "The relay's last failure: its error's type and "
-                                     "first line", labels=("service", "error"))
+            info = GaugeMetricFamily(
+                "farmlink_relay_last_failure_info",
+                "The relay's last failure: its error's type and first line",
+                labels=("service", "error"),
+            )
             info.add_metric((*labels, str(failure)), 1)
             yield from (at, info)
 

@@ -95,8 +95,7 @@ class MigrationChanged(ValueError):
     """A migration recorded as applied to a schema no longer matches its file: the schema was built
     by other SQL than the files now say, so nothing is applied until the file is as it was."""
 
-    def __init__(self, message: str, *, schema: str, name: str, path: Path | None, recorded: str | None,
-                 actual: str | None):
+    def __init__(self, message: str, *, schema: str, name: str, path: Path | None, recorded: str | None, actual: str | None):
         super().__init__(message)
         self.schema, self.name, self.path, self.recorded, self.actual = schema, name, path, recorded, actual
 
@@ -105,8 +104,12 @@ class MigrationMissing(MigrationChanged):
     """A migration recorded as applied to a schema has no file any more (deleted or renamed)."""
 
 
-def check_applied(schema: str, recorded: Mapping[str, str | None], migrations: Sequence[Migration],
-                  directories: Mapping[str, Path] | None = None) -> None:
+def check_applied(
+    schema: str,
+    recorded: Mapping[str, str | None],
+    migrations: Sequence[Migration],
+    directories: Mapping[str, Path] | None = None,
+) -> None:
     """Raise for the first recorded migration (in file order, then missing ones by name) whose file changed
     (`MigrationChanged`) or is gone (`MigrationMissing`). `recorded` maps each applied name to its checksum;
     None (a row from before checksums) is not compared, but its file must still exist. `directories` (label
@@ -120,19 +123,30 @@ def check_applied(schema: str, recorded: Mapping[str, str | None], migrations: S
                 f"recorded sha256 {short(was)}, file now {short(m.checksum)}. Nothing was migrated; "
                 f"{APPLIED_NEVER_CHANGES} (restore this one as it was, e.g. from git, and put the change "
                 f"in a file after the last one)",
-                schema=schema, name=m.name, path=m.path, recorded=was, actual=m.checksum)
+                schema=schema,
+                name=m.name,
+                path=m.path,
+                recorded=was,
+                actual=m.checksum,
+            )
     for name in sorted(set(recorded) - set(on_disk)):
         label, _, file_name = name.rpartition("/")
         where = (directories or {}).get(label)
         path = where / file_name if where is not None else None
         was = recorded[name]
-        looked = (f"file {shown(path)} does not exist" if path is not None
-                  else f"this start passed no directory labelled {label!r}")
+        looked = (
+            f"file {shown(path)} does not exist" if path is not None else f"this start passed no directory labelled {label!r}"
+        )
         raise MigrationMissing(
             f"migration {name} was applied to schema {schema!r} (sha256 {short(was) if was else 'not recorded'}) "
             f"but {looked}. Nothing was migrated; a migration that was applied is never deleted or renamed: "
             f"restore it (e.g. from git), and put any change in a new file",
-            schema=schema, name=name, path=path, recorded=was, actual=None)
+            schema=schema,
+            name=name,
+            path=path,
+            recorded=was,
+            actual=None,
+        )
 
 
 # What a service's role may do to the tables of its own schema, by kind. Never UPDATE, DELETE or
@@ -226,26 +240,43 @@ async def grant(conn: asyncpg.Connection, schema: str, service_role: str | None,
     """
     check_schema_name(schema)
     owner = await conn.fetchval("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", schema)
-    existing = {r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])",
-                                                         [r for r in (service_role, *readers) if r])}
+    existing = {
+        r["rolname"]
+        for r in await conn.fetch(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", [r for r in (service_role, *readers) if r]
+        )
+    }
     if service_role is not None and service_role not in existing:
-        raise ValueError(f"PostgreSQL role {service_role!r} does not exist: `farmlink infra up` creates the service "
-                         f"roles (see infra/README.md, 'PostgreSQL roles')")
+        raise ValueError(
+            f"PostgreSQL role {service_role!r} does not exist: `farmlink infra up` creates the service "
+            f"roles (see infra/README.md, 'PostgreSQL roles')"
+        )
     grantees = [r for r in dict.fromkeys((service_role, *readers)) if r and r in existing and r != owner]
     q = _ident(schema)
-    tables = [r["relname"] for r in await conn.fetch(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname", schema)]
+    tables = [
+        r["relname"]
+        for r in await conn.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+            schema,
+        )
+    ]
     statements = []
     for role in ["PUBLIC", *map(_ident, grantees)]:
-        statements += [f"REVOKE ALL ON SCHEMA {q} FROM {role}", f"REVOKE ALL ON ALL TABLES IN SCHEMA {q} FROM {role}",
-                       f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {q} FROM {role}"]
+        statements += [
+            f"REVOKE ALL ON SCHEMA {q} FROM {role}",
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA {q} FROM {role}",
+            f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {q} FROM {role}",
+        ]
     for role in map(_ident, grantees):
         statements.append(f"GRANT USAGE ON SCHEMA {q} TO {role}")
         if role != _ident(service_role or ""):
             statements.append(f"GRANT SELECT ON ALL TABLES IN SCHEMA {q} TO {role}")
             continue
-        statements += [f"GRANT {', '.join(table_privileges(table))} ON {q}.{_ident(table)} TO {role}"
-                       for table in tables if table_privileges(table)]
+        statements += [
+            f"GRANT {', '.join(table_privileges(table))} ON {q}.{_ident(table)} TO {role}"
+            for table in tables
+            if table_privileges(table)
+        ]
         statements.append(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {q} TO {role}")
     await conn.execute(";\n".join(statements))

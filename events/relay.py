@@ -129,8 +129,9 @@ def _select_sql(schema: str, *, continuing: bool, excluding: bool) -> str:
 
 
 async def _delete(conn: asyncpg.Connection, schema: str, outbox_ids: list[int]) -> int:
-    result = await conn.execute(f'DELETE FROM "{schema}".outbox WHERE outbox_id = ANY($1::bigint[])', outbox_ids,
-                                timeout=QUERY_TIMEOUT_S)
+    result = await conn.execute(
+        f'DELETE FROM "{schema}".outbox WHERE outbox_id = ANY($1::bigint[])', outbox_ids, timeout=QUERY_TIMEOUT_S
+    )
     return int(result.split()[-1])
 
 
@@ -170,10 +171,20 @@ class _Pipeline:
     everything committed is out; otherwise it ends when it is caught up.
     """
 
-    def __init__(self, schema: str, producer: AIOKafkaProducer, read_conn: asyncpg.Connection,
-                 delete_conn: asyncpg.Connection, limit: int = BATCH_SIZE, *, follow: bool = False,
-                 wake: asyncio.Event | None = None, stopping: Callable[[], bool] = lambda: False,
-                 recheck_cap: float = 0.5, on_published: Callable[[int], None] = lambda n: None):
+    def __init__(
+        self,
+        schema: str,
+        producer: AIOKafkaProducer,
+        read_conn: asyncpg.Connection,
+        delete_conn: asyncpg.Connection,
+        limit: int = BATCH_SIZE,
+        *,
+        follow: bool = False,
+        wake: asyncio.Event | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+        recheck_cap: float = 0.5,
+        on_published: Callable[[int], None] = lambda n: None,
+    ):
         self.schema = schema
         self.producer = producer
         self.read_conn = read_conn
@@ -188,8 +199,11 @@ class _Pipeline:
         self.on_published = on_published
         self.published = 0
         self.lost: BaseException | None = None
-        self._selects = {(continuing, excluding): _select_sql(schema, continuing=continuing, excluding=excluding)
-                         for continuing in (False, True) for excluding in (False, True)}
+        self._selects = {
+            (continuing, excluding): _select_sql(schema, continuing=continuing, excluding=excluding)
+            for continuing in (False, True)
+            for excluding in (False, True)
+        }
         self._last_xmin = 0  # the xmin of the read that set the last id read from
         self._built: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=BUILT_AHEAD)
         self._taken: list[_Batch] = []  # read and not yet deleted: later reads leave their rows out
@@ -206,8 +220,10 @@ class _Pipeline:
     async def run(self) -> int:
         """Publish until done (see the class); returns how many rows. The first failure of any step
         stops the others and is raised as it is."""
-        tasks = [asyncio.create_task(step(), name=f"relay-{self.schema}-{step.__name__.strip('_')}")
-                 for step in (self._read, self._transact, self._delete_committed)]
+        tasks = [
+            asyncio.create_task(step(), name=f"relay-{self.schema}-{step.__name__.strip('_')}")
+            for step in (self._read, self._transact, self._delete_committed)
+        ]
         try:
             pending = set(tasks)
             while pending:
@@ -284,11 +300,14 @@ class _Pipeline:
 
     async def _rows_waiting(self) -> bool:
         async with self._turn():
-            return bool(await self.read_conn.fetchval(  # a range of transaction ids: outbox_transaction (004_relay.sql)
-                f"""SELECT EXISTS (SELECT FROM "{self.schema}".outbox
+            return bool(
+                await self.read_conn.fetchval(  # a range of transaction ids: outbox_transaction (004_relay.sql)
+                    f"""SELECT EXISTS (SELECT FROM "{self.schema}".outbox
                                    WHERE transaction_id >= (SELECT pg_snapshot_xmin(pg_current_snapshot()))
                                      AND transaction_id < (SELECT pg_snapshot_xmax(pg_current_snapshot())))""",
-                timeout=QUERY_TIMEOUT_S))
+                    timeout=QUERY_TIMEOUT_S,
+                )
+            )
 
     async def _read_rows(self, start: int) -> list[asyncpg.Record]:
         """The lowest-id eligible rows no batch in the pipeline took (see `_Batch`). Reading on above
@@ -301,8 +320,9 @@ class _Pipeline:
         if taken:
             args += [[b.lo for b in taken], [b.hi for b in taken], [b.xmin for b in taken]]
         async with self._turn():
-            rows: list[asyncpg.Record] = await self.read_conn.fetch(self._selects[(bool(start), bool(taken))], *args,
-                                                                    timeout=QUERY_TIMEOUT_S)
+            rows: list[asyncpg.Record] = await self.read_conn.fetch(
+                self._selects[(bool(start), bool(taken))], *args, timeout=QUERY_TIMEOUT_S
+            )
             return rows
 
     async def _build(self, rows: list[asyncpg.Record], start: int) -> _Batch:
@@ -360,14 +380,20 @@ class _Pipeline:
                     await self._deleted.wait()
                 await producer.begin_transaction()
                 try:
-                    deliveries = [await producer.send_batch(builder, topic, partition=partition)
-                                  for topic, partition, builder in batch.records]
+                    deliveries = [
+                        await producer.send_batch(builder, topic, partition=partition)
+                        for topic, partition, builder in batch.records
+                    ]
                     # Every id published by a committed transaction and not yet deleted (deletes run
                     # concurrently; one that commits after this is read only makes the list longer).
                     outbox_ids = ",".join(b.ids_json for b in (*self._undeleted, batch))
                     checkpoint = producer.create_batch()
-                    checkpoint.append(timestamp=None, key=self._key, headers=[],
-                                      value=f'{{"schema": {self._schema_json}, "outbox_ids": [{outbox_ids}]}}'.encode())
+                    checkpoint.append(
+                        timestamp=None,
+                        key=self._key,
+                        headers=[],
+                        value=f'{{"schema": {self._schema_json}, "outbox_ids": [{outbox_ids}]}}'.encode(),
+                    )
                     checkpoint.close()
                     deliveries.append(await producer.send_batch(checkpoint, RELAY_CHECKPOINTS, partition=checkpoint_partition))
                     await asyncio.gather(*deliveries)
@@ -408,8 +434,14 @@ class _Pipeline:
             self._deleted.set()
 
 
-async def publish_pending(conn: asyncpg.Connection, schema: str, producer: AIOKafkaProducer, limit: int = BATCH_SIZE,
-                          *, delete_conn: asyncpg.Connection | None = None) -> int:
+async def publish_pending(
+    conn: asyncpg.Connection,
+    schema: str,
+    producer: AIOKafkaProducer,
+    limit: int = BATCH_SIZE,
+    *,
+    delete_conn: asyncpg.Connection | None = None,
+) -> int:
     """Publish everything committed so far, one Kafka transaction per batch with its checkpoint, and
     delete each batch once Kafka committed it; returns how many rows. Reading the next batch and
     deleting committed ones overlap the current transaction (on `delete_conn` when given, else
@@ -433,8 +465,9 @@ async def last_checkpoint(bootstrap: str, schema: str, **client_options: Any) ->
         high_watermark = (await probe.end_offsets([tp]))[tp]
     finally:
         await probe.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=READ_COMMITTED,
-                                **client_options)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=READ_COMMITTED, **client_options
+    )
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -476,8 +509,15 @@ class OutboxRelay:
     A lost PostgreSQL connection (or one that stops answering the check after 30 quiet seconds)
     makes it start over: reconnect, recover, read from the lowest id."""
 
-    def __init__(self, dsn: str, schema: str, bootstrap: str, poll_interval: float = 0.5, kafka: dict[str, Any] | None = None,
-                 batch_size: int = BATCH_SIZE):
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        bootstrap: str,
+        poll_interval: float = 0.5,
+        kafka: dict[str, Any] | None = None,
+        batch_size: int = BATCH_SIZE,
+    ):
         self.dsn = dsn
         self.schema = schema
         self.bootstrap = bootstrap
@@ -532,7 +572,6 @@ class OutboxRelay:
         self.published += rows
         self.failure = self.failure_at = None
 
-
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         delete_conn: asyncpg.Connection | None = None
@@ -542,9 +581,18 @@ class OutboxRelay:
             await conn.fetchval("SELECT pg_advisory_lock(hashtext('farmlink.relay.' || $1))", self.schema)
             self._leading = True
             delete_conn = await asyncpg.connect(self.dsn)
-            pipeline = _Pipeline(self.schema, producer, conn, delete_conn, self.batch_size, follow=True, wake=self._wake,
-                                 stopping=lambda: self._stopping, recheck_cap=self.poll_interval,
-                                 on_published=self._published)
+            pipeline = _Pipeline(
+                self.schema,
+                producer,
+                conn,
+                delete_conn,
+                self.batch_size,
+                follow=True,
+                wake=self._wake,
+                stopping=lambda: self._stopping,
+                recheck_cap=self.poll_interval,
+                on_published=self._published,
+            )
             for each in (conn, delete_conn):
                 each.add_termination_listener(lambda _c: pipeline.connection_lost(ConnectionError("terminated")))
             await conn.add_listener(outbox_channel(self.schema), lambda *_: self._wake.set())

@@ -84,10 +84,14 @@ class ServiceRuntime:
         self.metrics_port: int | None = None
         self.metrics_server: metrics.MetricsServer | None = None
         # Topics are created by `farmlink infra up` from contracts/topics.py, never by a subscriber.
-        self.broker = KafkaBroker(self.config.bootstrap, client_id=f"farmlink-{name}", enable_idempotence=True,
-                                  security=kafka_security(self.config, self.principal), allow_auto_create_topics=False,
-                                  middlewares=(KafkaPrometheusMiddleware(registry=self.metrics.registry,
-                                                                         app_name=f"farmlink-{name}"),))
+        self.broker = KafkaBroker(
+            self.config.bootstrap,
+            client_id=f"farmlink-{name}",
+            enable_idempotence=True,
+            security=kafka_security(self.config, self.principal),
+            allow_auto_create_topics=False,
+            middlewares=(KafkaPrometheusMiddleware(registry=self.metrics.registry, app_name=f"farmlink-{name}"),),
+        )
         self.app = FastStream(self.broker, lifespan=self.lifespan)
         self.pool: asyncpg.Pool | None = None
         self.store: EventStore | None = None
@@ -124,8 +128,9 @@ class ServiceRuntime:
             await owner.close()
         self.store = EventStore(self.pool, self.schema, producer=f"service:{self.name}")
         if with_relay:
-            self.relay = OutboxRelay(service_dsn, self.schema, self.config.bootstrap,
-                                     kafka=kafka_options(self.config, self.principal))
+            self.relay = OutboxRelay(
+                service_dsn, self.schema, self.config.bootstrap, kafka=kafka_options(self.config, self.principal)
+            )
             await self.relay.start()
         self._start_metrics()
         for hook in self.on_start:
@@ -153,10 +158,14 @@ class ServiceRuntime:
         try:
             return await create_pool(dsn, min_size=1, max_size=8)
         except asyncpg.InvalidAuthorizationSpecificationError as exc:
-            fix = (f"check {role_env(self.name)}" if self.config.uses_external_database
-                   else f"`farmlink infra up` creates role {role_name(self.name)!r}")
-            raise RuntimeError(f"{self.name} service: PostgreSQL refused its login ({exc}); {fix} "
-                               f"(infra/README.md, 'PostgreSQL roles')") from exc
+            fix = (
+                f"check {role_env(self.name)}"
+                if self.config.uses_external_database
+                else f"`farmlink infra up` creates role {role_name(self.name)!r}"
+            )
+            raise RuntimeError(
+                f"{self.name} service: PostgreSQL refused its login ({exc}); {fix} (infra/README.md, 'PostgreSQL roles')"
+            ) from exc
 
     async def close(self) -> None:
         await self._stop_metrics()

@@ -77,32 +77,50 @@ class Sequencer:
     def __init__(self, gap_timeout_s: float = GAP_TIMEOUT_S):
         self.gap_timeout = timedelta(seconds=gap_timeout_s)
 
-    async def arrange(self, conn: asyncpg.Connection, uow: Any, items: list[Any], make_item: Callable[[Delivery], Any],
-                      now: datetime | None = None) -> list[Any]:
+    async def arrange(
+        self,
+        conn: asyncpg.Connection,
+        uow: Any,
+        items: list[Any],
+        make_item: Callable[[Delivery], Any],
+        now: datetime | None = None,
+    ) -> list[Any]:
         """The items to handle now, in order; parks early ones and releases parked ones (staged in `uow`)."""
         now = now or datetime.now(timezone.utc)
         stamps = {id(item): stamp_of(item.delivery.headers) for item in items}
         keys = sorted({s.key for s in stamps.values() if s is not None})
         if not items:  # the gap sweeper's call: every run and product whose gap outlived the timeout
             stale = await conn.fetch(
-                """SELECT DISTINCT run, product FROM sequence_pending WHERE NOT released AND parked_at < $1""", now - self.gap_timeout)
+                """SELECT DISTINCT run, product FROM sequence_pending WHERE NOT released AND parked_at < $1""",
+                now - self.gap_timeout,
+            )
             keys = sorted({(r["run"], r["product"]) for r in stale})
         if not keys:
             return items
         runs, products = [k[0] for k in keys], [k[1] for k in keys]
         # Locked: two transactions arranging the same run and product (instances during a rebalance, the gap
         # sweeper) take turns, and the second reads what the first committed, parked rows included.
-        progress = {(r["run"], r["product"]): r["next_seq"] for r in await conn.fetch(
-            """SELECT run, product, next_seq FROM sequence_progress
+        progress = {
+            (r["run"], r["product"]): r["next_seq"]
+            for r in await conn.fetch(
+                """SELECT run, product, next_seq FROM sequence_progress
                WHERE (run, product) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-               ORDER BY run, product FOR UPDATE""", runs, products)}
+               ORDER BY run, product FOR UPDATE""",
+                runs,
+                products,
+            )
+        }
         parked: dict[tuple[str, str], list[tuple[int, Any, datetime]]] = {}
         for row in await conn.fetch(
-                """SELECT run, product, seq, topic, partition, kafka_offset, key, value, headers::text AS headers, parked_at
+            """SELECT run, product, seq, topic, partition, kafka_offset, key, value, headers::text AS headers, parked_at
                    FROM sequence_pending WHERE NOT released AND (run, product) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-                   ORDER BY run, product, seq""", runs, products):
-            delivery = Delivery(row["topic"], row["partition"], row["kafka_offset"], row["key"], row["value"],
-                                kafka_headers_of(row["headers"]))
+                   ORDER BY run, product, seq""",
+            runs,
+            products,
+        ):
+            delivery = Delivery(
+                row["topic"], row["partition"], row["kafka_offset"], row["key"], row["value"], kafka_headers_of(row["headers"])
+            )
             parked.setdefault((row["run"], row["product"]), []).append((row["seq"], make_item(delivery), row["parked_at"]))
 
         emitted: dict[tuple[str, str], list[Any]] = {}
@@ -124,15 +142,35 @@ class Sequencer:
                 if oldest is None or oldest >= now - self.gap_timeout:
                     break
                 skipped_to = min(waiting)
-                log.warning("run %s, product %s: no input %d..%d after %.0f s; going on from %d",
-                            key[0], key[1], expected, skipped_to - 1, self.gap_timeout.total_seconds(), skipped_to)
+                log.warning(
+                    "run %s, product %s: no input %d..%d after %.0f s; going on from %d",
+                    key[0],
+                    key[1],
+                    expected,
+                    skipped_to - 1,
+                    self.gap_timeout.total_seconds(),
+                    skipped_to,
+                )
                 expected = skipped_to
             for seq, (item, when, fresh) in sorted(waiting.items()):
                 if fresh:  # early: parked with its raw record until the inputs before it came
                     d = item.delivery
-                    uow.insert(PENDING, {"run": key[0], "product": key[1], "seq": seq, "topic": d.topic, "partition": d.partition,
-                                         "kafka_offset": d.offset, "key": d.key, "value": d.value,
-                                         "headers": outbox_headers(d.headers), "parked_at": now, "released": False})
+                    uow.insert(
+                        PENDING,
+                        {
+                            "run": key[0],
+                            "product": key[1],
+                            "seq": seq,
+                            "topic": d.topic,
+                            "partition": d.partition,
+                            "kafka_offset": d.offset,
+                            "key": d.key,
+                            "value": d.value,
+                            "headers": outbox_headers(d.headers),
+                            "parked_at": now,
+                            "released": False,
+                        },
+                    )
                     uow.keep()
             for seq, item, fresh in ready:
                 if not fresh:
@@ -166,9 +204,25 @@ class Sequencer:
         return out
 
 
-PENDING = Table("sequence_pending", ("run", "product", "seq"), (
-    ("run", "text"), ("product", "text"), ("seq", "integer"), ("topic", "text"), ("partition", "integer"),
-    ("kafka_offset", "bigint"), ("key", "bytea"), ("value", "bytea"), ("headers", "jsonb"), ("parked_at", "timestamptz"),
-    ("released", "boolean")))
-PROGRESS = Table("sequence_progress", ("run", "product"), (
-    ("run", "text"), ("product", "text"), ("next_seq", "integer"), ("updated_at", "timestamptz")))
+PENDING = Table(
+    "sequence_pending",
+    ("run", "product", "seq"),
+    (
+        ("run", "text"),
+        ("product", "text"),
+        ("seq", "integer"),
+        ("topic", "text"),
+        ("partition", "integer"),
+        ("kafka_offset", "bigint"),
+        ("key", "bytea"),
+        ("value", "bytea"),
+        ("headers", "jsonb"),
+        ("parked_at", "timestamptz"),
+        ("released", "boolean"),
+    ),
+)
+PROGRESS = Table(
+    "sequence_progress",
+    ("run", "product"),
+    (("run", "text"), ("product", "text"), ("next_seq", "integer"), ("updated_at", "timestamptz")),
+)

@@ -101,8 +101,12 @@ class Settings(BaseSettings):
             return own
         if name not in _warned:
             _warned.add(name)
-            log.warning("%s is not set: %s connects as DATABASE_URL's role, the schema owner, without least "
-                        "privilege (see infra/README.md, 'PostgreSQL roles')", role_env(name), name)
+            log.warning(
+                "%s is not set: %s connects as DATABASE_URL's role, the schema owner, without least "
+                "privilege (see infra/README.md, 'PostgreSQL roles')",
+                role_env(name),
+                name,
+            )
         return self.database_url  # type: ignore[return-value]
 
     def role_of(self, name: str) -> str:
@@ -186,8 +190,9 @@ def kafka_security(config: Settings, principal: str) -> BaseSecurity | None:
     if not (config.kafka_sasl_username and config.kafka_sasl_password):
         raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
     use_ssl = protocol == "SASL_SSL"
-    return _SASL[mechanism](config.kafka_sasl_username, config.kafka_sasl_password,
-                            ssl_context=_ssl_context() if use_ssl else None, use_ssl=use_ssl)
+    return _SASL[mechanism](
+        config.kafka_sasl_username, config.kafka_sasl_password, ssl_context=_ssl_context() if use_ssl else None, use_ssl=use_ssl
+    )
 
 
 def kafka_options(config: Settings, principal: str) -> dict[str, Any]:

@@ -157,10 +157,19 @@ class StoredEvent:
     def wire(self) -> dict[str, Any]:
         """The envelope as JSON data, exactly as `Envelope.model_dump(mode="json")` gives it."""
         return {
-            "event_id": str(self.event_id), "event_type": self.event_type, "schema_version": self.schema_version,
-            "stream_id": self.stream_id, "stream_version": self.stream_version, "occurred_at": _wire_time(self.occurred_at),
-            "producer": self.producer, "correlation_id": self.correlation_id, "causation_id": self.causation_id,
-            "payload": self.payload, "global_position": self.global_position, "prev_hash": self.prev_hash, "hash": self.hash,
+            "event_id": str(self.event_id),
+            "event_type": self.event_type,
+            "schema_version": self.schema_version,
+            "stream_id": self.stream_id,
+            "stream_version": self.stream_version,
+            "occurred_at": _wire_time(self.occurred_at),
+            "producer": self.producer,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "payload": self.payload,
+            "global_position": self.global_position,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
         }
 
     def envelope(self) -> Envelope:
@@ -321,15 +330,31 @@ async def write_batch(
     try:
         row = await conn.fetchrow(
             _write_statement(schema),
-            [c for c, _, _ in inbox], [m for _, m, _ in inbox], [d for _, _, d in inbox],
-            [x.event_id for x in e], [x.stream_id for x in e],
-            [x.stream_version for x in e], [x.event_type for x in e], [x.schema_version for x in e],
-            [x.occurred_at for x in e], [x.producer for x in e], [x.correlation_id for x in e],
-            [x.causation_id for x in e], [canonical_json(x.payload) for x in e], [x.prev_hash for x in e],
+            [c for c, _, _ in inbox],
+            [m for _, m, _ in inbox],
+            [d for _, _, d in inbox],
+            [x.event_id for x in e],
+            [x.stream_id for x in e],
+            [x.stream_version for x in e],
+            [x.event_type for x in e],
+            [x.schema_version for x in e],
+            [x.occurred_at for x in e],
+            [x.producer for x in e],
+            [x.correlation_id for x in e],
+            [x.causation_id for x in e],
+            [canonical_json(x.payload) for x in e],
+            [x.prev_hash for x in e],
             [x.hash for x in e],
-            [r[0] for r in of_events], [r[1] for r in of_events], [r[2][0] for r in of_events], [r[2][1] for r in of_events],
-            [outbox_headers(r[3]) for r in of_events], [r[4] for r in of_events],
-            [r[0] for r in plain], [r[1] for r in plain], [r[2] for r in plain], [outbox_headers(r[3]) for r in plain],
+            [r[0] for r in of_events],
+            [r[1] for r in of_events],
+            [r[2][0] for r in of_events],
+            [r[2][1] for r in of_events],
+            [outbox_headers(r[3]) for r in of_events],
+            [r[4] for r in of_events],
+            [r[0] for r in plain],
+            [r[1] for r in plain],
+            [r[2] for r in plain],
+            [outbox_headers(r[3]) for r in plain],
         )
     except asyncpg.UniqueViolationError as error:
         constraint = error.constraint_name or ""
@@ -373,8 +398,17 @@ class UnitOfWork:
         """
         if not events:
             return []
-        stored = await append_events(self.conn, self.schema, self.producer, self.router, stream_id, events, expected_version,
-                                     correlation_id=correlation_id, causation_id=causation_id)
+        stored = await append_events(
+            self.conn,
+            self.schema,
+            self.producer,
+            self.router,
+            stream_id,
+            events,
+            expected_version,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
         self.appended += stored
         return stored
 
@@ -394,7 +428,6 @@ class UnitOfWork:
             digest,
         )
         return row is not None
-
 
 
 async def append_events(
@@ -420,8 +453,15 @@ async def append_events(
         head = (await stream_heads(conn, schema, [stream_id])).get(stream_id, (0, GENESIS))
     if expected_version is not None and expected_version != head[0]:
         raise ConcurrencyError(stream_id, expected_version, head[0])
-    envelopes = chain_envelopes(stream_id, events, head, producer=producer, correlation_id=correlation_id,
-                                causation_id=causation_id, now=datetime.now(timezone.utc))
+    envelopes = chain_envelopes(
+        stream_id,
+        events,
+        head,
+        producer=producer,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        now=datetime.now(timezone.utc),
+    )
     try:
         return await write_batch(conn, schema, envelopes=envelopes, outbox=event_outbox_rows(envelopes, router))
     except ConcurrencyError as conflict:  # name where the stream is now
@@ -430,7 +470,12 @@ async def append_events(
 
 
 async def _pages(
-    conn: asyncpg.Connection, schema: str, columns: str, from_position: int, batch_size: int, event_types: Sequence[str] | None = None
+    conn: asyncpg.Connection,
+    schema: str,
+    columns: str,
+    from_position: int,
+    batch_size: int,
+    event_types: Sequence[str] | None = None,
 ) -> AsyncIterator[asyncpg.Record]:
     """Rows of a schema's events after a position in commit order, a page at a time.
 
@@ -442,14 +487,17 @@ async def _pages(
     q = f'"{schema}"'
     start = (0, 0)
     if from_position:
-        xid = await conn.fetchval(f"SELECT transaction_id::text::bigint FROM {q}.events WHERE global_position = $1", from_position)
+        xid = await conn.fetchval(
+            f"SELECT transaction_id::text::bigint FROM {q}.events WHERE global_position = $1", from_position
+        )
         start = (xid if xid is not None else 0, from_position)
     types = "AND event_type = ANY($4::text[])" if event_types is not None else ""
     statement = await conn.prepare(
         f"""SELECT {columns}, transaction_id::text::bigint AS _xid FROM {q}.events
             WHERE (transaction_id, global_position) > ($1::text::xid8, $2::bigint)
               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) {types}
-            ORDER BY transaction_id, global_position LIMIT $3""")
+            ORDER BY transaction_id, global_position LIMIT $3"""
+    )
     xid, position = start
     while True:
         args = (str(xid), position, batch_size) + ((list(event_types),) if event_types is not None else ())
@@ -479,7 +527,12 @@ def kafka_headers_of(stored: str) -> list[tuple[str, bytes | None]]:
     headers: list[tuple[str, bytes | None]] = []
     for name, value, *tag in json.loads(stored):
         if tag == ["base64"]:
-            headers.append((base64.b64decode(name).decode("utf-8", "surrogateescape"), base64.b64decode(value) if value is not None else None))
+            headers.append(
+                (
+                    base64.b64decode(name).decode("utf-8", "surrogateescape"),
+                    base64.b64decode(value) if value is not None else None,
+                )
+            )
         else:
             headers.append((name, value.encode("latin-1") if value is not None else None))
     return headers
@@ -573,8 +626,18 @@ class EventStore:
         head = known if known is not None and known[0] == expected_version else None
         async with self.pool.acquire() as conn:
             try:
-                stored = await append_events(conn, self.schema, self.producer, self.router, stream_id, events, expected_version,
-                                             correlation_id=correlation_id, causation_id=causation_id, head=head)
+                stored = await append_events(
+                    conn,
+                    self.schema,
+                    self.producer,
+                    self.router,
+                    stream_id,
+                    events,
+                    expected_version,
+                    correlation_id=correlation_id,
+                    causation_id=causation_id,
+                    head=head,
+                )
             except ConcurrencyError:
                 self._heads.pop(stream_id, None)
                 raise
@@ -616,8 +679,9 @@ class EventStore:
         The fast path for replays: three columns, no envelope validation, optionally only some event types.
         """
         async with self.pool.acquire() as conn:
-            async for row in _pages(conn, self.schema, "global_position, event_type, payload::text", from_position, batch_size,
-                                    event_types):
+            async for row in _pages(
+                conn, self.schema, "global_position, event_type, payload::text", from_position, batch_size, event_types
+            ):
                 yield row[0], row[1], orjson.loads(row[2])
 
     async def read_chain_rows(self) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:

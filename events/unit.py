@@ -71,9 +71,11 @@ class Table:
         names = ", ".join(self.column_names)
         arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(self.columns, start=1))
         rest = [name for name in self.column_names if name not in self.key]
-        conflict = (f"DO UPDATE SET {', '.join(f'{n} = EXCLUDED.{n}' for n in rest)}" if rest else "DO NOTHING")
-        return (f'INSERT INTO "{schema}".{self.name} ({names}) SELECT * FROM unnest({arrays}) '
-                f"ON CONFLICT ({', '.join(self.key)}) {conflict}")
+        conflict = f"DO UPDATE SET {', '.join(f'{n} = EXCLUDED.{n}' for n in rest)}" if rest else "DO NOTHING"
+        return (
+            f'INSERT INTO "{schema}".{self.name} ({names}) SELECT * FROM unnest({arrays}) '
+            f"ON CONFLICT ({', '.join(self.key)}) {conflict}"
+        )
 
     def insert_sql(self, schema: str) -> str:
         names = ", ".join(self.column_names)
@@ -87,16 +89,17 @@ class Table:
         arrays = ", ".join(f"${i}::{kinds[name]}[]" for i, name in enumerate(fields, start=1))
         sets = ", ".join(f"{n} = u.{n}" for n in names)
         match = " AND ".join(f"t.{k} = u.{k}" for k in self.key)
-        return (f'UPDATE "{schema}".{self.name} AS t SET {sets} FROM unnest({arrays}) AS u({", ".join(fields)}) '
-                f"WHERE {match}")
+        return f'UPDATE "{schema}".{self.name} AS t SET {sets} FROM unnest({arrays}) AS u({", ".join(fields)}) WHERE {match}'
 
     def add_sql(self, schema: str, counters: Sequence[str]) -> str:
         """Add to counters (insert the row when it is new): for sums many batches touch at once."""
         names = ", ".join(self.column_names)
         arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(self.columns, start=1))
         sets = ", ".join(f"{c} = {self.name}.{c} + EXCLUDED.{c}" for c in counters)
-        return (f'INSERT INTO "{schema}".{self.name} ({names}) SELECT * FROM unnest({arrays}) '
-                f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {sets}")
+        return (
+            f'INSERT INTO "{schema}".{self.name} ({names}) SELECT * FROM unnest({arrays}) '
+            f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {sets}"
+        )
 
 
 @dataclass
@@ -202,8 +205,15 @@ class BatchUnitOfWork:
         head = self._head(stream_id)
         if expected_version is not None and expected_version != head[0]:
             raise ConcurrencyError(stream_id, expected_version, head[0])
-        envelopes = chain_envelopes(stream_id, events, head, producer=self.producer, correlation_id=correlation_id,
-                                    causation_id=causation_id, now=self.now)
+        envelopes = chain_envelopes(
+            stream_id,
+            events,
+            head,
+            producer=self.producer,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            now=self.now,
+        )
         self._stage.heads[stream_id] = (envelopes[-1].stream_version, envelopes[-1].hash or "")
         self._stage.envelopes += envelopes
         return envelopes
@@ -234,7 +244,9 @@ class BatchUnitOfWork:
         key = tuple(row[k] for k in table.key)
         self._stage.additions.append((table, key, dict(row)))
 
-    def enqueue(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes | None]] = ()) -> None:
+    def enqueue(
+        self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes | None]] = ()
+    ) -> None:
         """Stage a message that is not a stored event (a receipt, a dead letter) for the relay."""
         key_bytes = key.encode() if isinstance(key, str) else key
         self._stage.messages.append((topic, key_bytes, value, list(headers)))
@@ -395,8 +407,10 @@ def _decide_one(uow: BatchUnitOfWork, consumer: Consumer, item: _Item) -> tuple[
     seen, earlier = uow.seen_digest(consumer.name, decoded.message_id)
     if seen:
         if decoded.digest is not None and earlier is not None and earlier != decoded.digest:
-            return (f"message_id {decoded.message_id} was already used for a different message "
-                    f"(sha256 {earlier[:16]}..., this one {decoded.digest[:16]}...); not processed"), True
+            return (
+                f"message_id {decoded.message_id} was already used for a different message "
+                f"(sha256 {earlier[:16]}..., this one {decoded.digest[:16]}...); not processed"
+            ), True
         return None, False  # done before: no second effect
     try:
         uow.mark(consumer.name, decoded.message_id, decoded.digest)
@@ -442,8 +456,13 @@ def _skip_marker(uow: BatchUnitOfWork, item: _Item, reason: str) -> None:
         if name == SEQUENCE_HEADER and value is not None:
             parts = value.decode("utf-8", "replace").split("/")
             if len(parts) == 3:
-                marker = SequenceMarker(run=parts[0], product=parts[1], seq=parts[2], reason=reason,
-                                        message_id=item.decoded.message_id if item.decoded is not None else None)
+                marker = SequenceMarker(
+                    run=parts[0],
+                    product=parts[1],
+                    seq=parts[2],
+                    reason=reason,
+                    message_id=item.decoded.message_id if item.decoded is not None else None,
+                )
                 uow.enqueue(SEQUENCE_MARKERS, parts[1], marker.model_dump_json().encode(), [(name, value)])
             return
 
@@ -457,11 +476,16 @@ def inbox_ids(items: Sequence[_Item]) -> list[str]:
     return ids
 
 
-async def _inbox(conn: asyncpg.Connection, schema: str, consumer: str, message_ids: list[str]) -> dict[tuple[str, str], str | None]:
+async def _inbox(
+    conn: asyncpg.Connection, schema: str, consumer: str, message_ids: list[str]
+) -> dict[tuple[str, str], str | None]:
     """Which of these message ids the inbox holds, with their digests: one index probe per id."""
     rows = await conn.fetch(
         f"""SELECT i.message_id, i.digest FROM unnest($2::text[]) AS m(message_id)
-            JOIN "{schema}".inbox i ON i.consumer = $1 AND i.message_id = m.message_id""", consumer, message_ids)
+            JOIN "{schema}".inbox i ON i.consumer = $1 AND i.message_id = m.message_id""",
+        consumer,
+        message_ids,
+    )
     return {(consumer, row["message_id"]): row["digest"] for row in rows}
 
 

@@ -51,9 +51,12 @@ def _event_message_id(model) -> str:
 
 def _schemas() -> dict[str, Any]:
     """Every model the document names, in the mode its direction needs, under components/schemas."""
-    models = [(kind.model, "validation") for kind in INPUT_KINDS] + [(InputMessage, "validation"), (Receipt, "serialization"),
-                                                                      (SequenceMarker, "serialization"),
-                                                                      (Envelope, "serialization")]
+    models = [(kind.model, "validation") for kind in INPUT_KINDS] + [
+        (InputMessage, "validation"),
+        (Receipt, "serialization"),
+        (SequenceMarker, "serialization"),
+        (Envelope, "serialization"),
+    ]
     models += [(model, "serialization") for model, _ in EVENT_KINDS]
     _, top = models_json_schema(models, ref_template=SCHEMAS)
     return top["$defs"]
@@ -76,22 +79,40 @@ def _input_messages() -> dict[str, Any]:
             "title": f"{kind.type} ({kind.model.__name__})",
             "summary": (kind.model.__doc__ or "").strip().splitlines()[0],
             "description": f"An input for the {kind.owner} service, {signed}; it records {kind.records}"
-                           + (", which the matcher journals." if kind.journaled else "."),
+            + (", which the matcher journals." if kind.journaled else "."),
             "contentType": "application/json",
-            "headers": _headers({SEQUENCE_HEADER: "optional `<run>/<product>/<seq>`: the place of a journaled input in "
-                                                  "its producer's run (docs/architecture.md, Ordering)"}),
-            "payload": {"allOf": [_ref(InputMessage), {
-                "type": "object",
-                "properties": {"type": {"const": kind.type}, "payload": _ref(kind.model)},
-                "required": ["type", "payload", *(["signature"] if kind.signed else [])],
-            }]},
+            "headers": _headers(
+                {
+                    SEQUENCE_HEADER: "optional `<run>/<product>/<seq>`: the place of a journaled input in "
+                    "its producer's run (docs/architecture.md, Ordering)"
+                }
+            ),
+            "payload": {
+                "allOf": [
+                    _ref(InputMessage),
+                    {
+                        "type": "object",
+                        "properties": {"type": {"const": kind.type}, "payload": _ref(kind.model)},
+                        "required": ["type", "payload", *(["signature"] if kind.signed else [])],
+                    },
+                ]
+            },
         }
     return messages
 
 
 def _event_messages() -> dict[str, Any]:
-    sample = Envelope(event_id="00000000-0000-0000-0000-000000000000", event_type="-", schema_version=1, stream_id="-",
-                      stream_version=1, occurred_at="2020-01-01T00:00:00Z", producer="-", correlation_id="-", payload={})
+    sample = Envelope(
+        event_id="00000000-0000-0000-0000-000000000000",
+        event_type="-",
+        schema_version=1,
+        stream_id="-",
+        stream_version=1,
+        occurred_at="2020-01-01T00:00:00Z",
+        producer="-",
+        correlation_id="-",
+        payload={},
+    )
     from events.store import kafka_headers
 
     header_names = {name: "routing and deduplication without parsing the body" for name, _ in kafka_headers(sample)}
@@ -102,14 +123,22 @@ def _event_messages() -> dict[str, Any]:
             "title": f"{model.event_type} v{model.schema_version}",
             "summary": (model.__doc__ or "").strip().splitlines()[0],
             "description": "An event as the owning service recorded it: the envelope (hash-chained per stream) "
-                           "as canonical JSON, with the fact in `payload`.",
+            "as canonical JSON, with the fact in `payload`.",
             "contentType": "application/json",
             "headers": _headers(header_names),
-            "payload": {"allOf": [_ref(Envelope), {
-                "type": "object",
-                "properties": {"event_type": {"const": model.event_type}, "schema_version": {"const": model.schema_version},
-                               "payload": _ref(model)},
-            }]},
+            "payload": {
+                "allOf": [
+                    _ref(Envelope),
+                    {
+                        "type": "object",
+                        "properties": {
+                            "event_type": {"const": model.event_type},
+                            "schema_version": {"const": model.schema_version},
+                            "payload": _ref(model),
+                        },
+                    },
+                ]
+            },
         }
     return messages
 
@@ -118,20 +147,38 @@ def _other_messages() -> dict[str, Any]:
     probe = Delivery(topic="-", partition=0, offset=0, key=None, value=b"", headers=[])
     dead_letter = {name: "added by the consumer that gave up on the message" for name, _ in dead_letter_headers(probe, "-", "-")}
     return {
-        "receipt": {"name": "receipt", "title": "Receipt", "summary": (Receipt.__doc__ or "").strip().splitlines()[0],
-                    "contentType": "application/json", "payload": _ref(Receipt)},
-        "sequenceMarker": {"name": "sequence marker", "title": "SequenceMarker",
-                           "summary": (SequenceMarker.__doc__ or "").strip().splitlines()[0], "contentType": "application/json",
-                           "headers": _headers({SEQUENCE_HEADER: "the rejected input's stamp"}), "payload": _ref(SequenceMarker)},
-        "deadLetter": {"name": "dead letter", "title": "Dead letter",
-                       "summary": "A message that could not be decoded or validated: its original key, bytes and headers, "
-                                  "with the reason in headers.",
-                       "contentType": "application/octet-stream", "headers": _headers(dead_letter),
-                       "payload": {"type": "string", "description": "the original bytes, unchanged"}},
-        "relayCheckpoint": {"name": "relay checkpoint", "title": "Relay checkpoint",
-                            "summary": "Internal to each service's outbox relay (the rows of its last Kafka transaction); "
-                                       "not a contract for other parties.",
-                            "contentType": "application/json", "payload": {"type": "object"}},
+        "receipt": {
+            "name": "receipt",
+            "title": "Receipt",
+            "summary": (Receipt.__doc__ or "").strip().splitlines()[0],
+            "contentType": "application/json",
+            "payload": _ref(Receipt),
+        },
+        "sequenceMarker": {
+            "name": "sequence marker",
+            "title": "SequenceMarker",
+            "summary": (SequenceMarker.__doc__ or "").strip().splitlines()[0],
+            "contentType": "application/json",
+            "headers": _headers({SEQUENCE_HEADER: "the rejected input's stamp"}),
+            "payload": _ref(SequenceMarker),
+        },
+        "deadLetter": {
+            "name": "dead letter",
+            "title": "Dead letter",
+            "summary": "A message that could not be decoded or validated: its original key, bytes and headers, "
+            "with the reason in headers.",
+            "contentType": "application/octet-stream",
+            "headers": _headers(dead_letter),
+            "payload": {"type": "string", "description": "the original bytes, unchanged"},
+        },
+        "relayCheckpoint": {
+            "name": "relay checkpoint",
+            "title": "Relay checkpoint",
+            "summary": "Internal to each service's outbox relay (the rows of its last Kafka transaction); "
+            "not a contract for other parties.",
+            "contentType": "application/json",
+            "payload": {"type": "object"},
+        },
     }
 
 
@@ -162,8 +209,13 @@ def _channels() -> dict[str, Any]:
             "title": topic.name,
             "description": topic.description,
             "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in _messages_on(topic.name)},
-            "bindings": {"kafka": {"partitions": topic.partitions, "topicConfiguration": configuration,
-                                   "bindingVersion": KAFKA_BINDING_VERSION}},
+            "bindings": {
+                "kafka": {
+                    "partitions": topic.partitions,
+                    "topicConfiguration": configuration,
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
         }
     return channels
 
@@ -197,21 +249,26 @@ def document() -> dict[str, Any]:
             "title": "farmlink",
             "version": metadata.version("farmlink"),
             "description": "Event-sourced supply and purchase matching for Yanhe county: cooperatives publish harvests, "
-                           "buyers place orders and guaranteed-floor commitments, the matcher fills them, settlement "
-                           "pays households. Generated from the code by `farmlink contracts asyncapi`.",
+            "buyers place orders and guaranteed-floor commitments, the matcher fills them, settlement "
+            "pays households. Generated from the code by `farmlink contracts asyncapi`.",
         },
         "defaultContentType": "application/json",
         "servers": {
-            "local": {"host": f"127.0.0.1:{LOCAL_KAFKA_PORT}", "protocol": "kafka", "protocolVersion": "4.1.1",
-                      "description": "The broker `farmlink infra up` starts (loopback only); every client logs in with "
-                                     "its principal's SCRAM credentials (events/access.py).",
-                      "security": [{"$ref": "#/components/securitySchemes/scram"}]},
+            "local": {
+                "host": f"127.0.0.1:{LOCAL_KAFKA_PORT}",
+                "protocol": "kafka",
+                "protocolVersion": "4.1.1",
+                "description": "The broker `farmlink infra up` starts (loopback only); every client logs in with "
+                "its principal's SCRAM credentials (events/access.py).",
+                "security": [{"$ref": "#/components/securitySchemes/scram"}],
+            },
         },
         "channels": channels,
         "operations": _operations(channels),
         "components": {
-            "securitySchemes": {"scram": {"type": "scramSha512",
-                                          "description": f"SASL/{SCRAM_MECHANISM}; ACLs per principal (events/access.py)"}},
+            "securitySchemes": {
+                "scram": {"type": "scramSha512", "description": f"SASL/{SCRAM_MECHANISM}; ACLs per principal (events/access.py)"}
+            },
             "messages": _input_messages() | _event_messages() | _other_messages(),
             "schemas": _schemas(),
         },

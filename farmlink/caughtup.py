@@ -32,7 +32,9 @@ async def consumer_lag(bootstrap: str) -> int:
     auditor: it may read every topic and look at, not join, the groups)."""
     security = kafka_options(settings(), AUDITOR)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", **security)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", **security
+    )
     await admin.start()
     await consumer.start()
     try:

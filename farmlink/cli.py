@@ -69,8 +69,12 @@ def contracts_export() -> None:
 
 @contracts_app.command("asyncapi")
 def contracts_asyncapi(
-    output: Path = typer.Option(Path(__file__).parents[1] / "contracts" / "asyncapi.yaml", "--output", "-o",
-                                help="where to write the document ('-' for standard output)"),
+    output: Path = typer.Option(
+        Path(__file__).parents[1] / "contracts" / "asyncapi.yaml",
+        "--output",
+        "-o",
+        help="where to write the document ('-' for standard output)",
+    ),
 ) -> None:
     """Write the AsyncAPI 3.0 document of every topic, message and principal, generated from the code."""
     from farmlink.asyncapi import render
@@ -86,8 +90,13 @@ def contracts_asyncapi(
 @app.command()
 def serve(
     name: str = typer.Argument(..., help=f"one of: {', '.join(processes.SERVICES)}"),
-    instance: int = typer.Option(1, "--instance", min=1, help="which instance of the service this is (its ready file); "
-                                 "instances of one service share its consumer groups and its partitions"),
+    instance: int = typer.Option(
+        1,
+        "--instance",
+        min=1,
+        help="which instance of the service this is (its ready file); "
+        "instances of one service share its consumer groups and its partitions",
+    ),
 ) -> None:
     """Run one instance of a service in the foreground until Ctrl-C or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -100,9 +109,12 @@ def serve(
 @app.command()
 def up(
     instances: str = typer.Option(
-        "", "--instances", metavar="SERVICE=COUNT,...",
+        "",
+        "--instances",
+        metavar="SERVICE=COUNT,...",
         help="run this many instances of the services named, e.g. matching=2,settlement=2 (they share the "
-             "partitions; surplus instances are stopped); services not named run one instance. See docs/scaling.md"),
+        "partitions; surplus instances are stopped); services not named run one instance. See docs/scaling.md",
+    ),
 ) -> None:
     """Start Kafka and PostgreSQL (unless external ones are configured), every service and the HTTP gateway."""
     from farmlink import infra
@@ -115,24 +127,34 @@ def up(
     _quiet_logs()
     for service, count in counts.items():
         if count > (useful := processes.useful_instances(service)):
-            console.print(f"{service}={count}: its busiest topic has {useful} partitions, so {count - useful} "
-                          f"instance(s) will stand idle as spares", style="yellow", highlight=False)
+            console.print(
+                f"{service}={count}: its busiest topic has {useful} partitions, so {count - useful} "
+                f"instance(s) will stand idle as spares",
+                style="yellow",
+                highlight=False,
+            )
     infra.ensure_up(progress=lambda message: console.print(message, style="dim", highlight=False))
     processes.start_all(say=lambda message: console.print(message, style="dim"), instances=counts)
     processes.start_gateway(say=lambda message: console.print(message, style="dim"))
     try:
         unhealthy = [v for v in asyncio.run(health.settled()) if not v.healthy]
     except Exception as error:  # the health probe itself could not run (e.g. an external broker's login may not describe groups)
-        console.print(f"services started; their health could not be checked: {type(error).__name__}: {error}",
-                      style="yellow", highlight=False)
+        console.print(
+            f"services started; their health could not be checked: {type(error).__name__}: {error}",
+            style="yellow",
+            highlight=False,
+        )
         unhealthy = []
     for verdict in unhealthy:
         console.print(f"{verdict.service} is running but not working: {verdict.summary}", style="red", highlight=False)
     if unhealthy:
         raise typer.Exit(1)
     running = {service: processes.running_count(service) for service in processes.SERVICES}
-    console.print("farmlink is up: " + ", ".join(f"{s} x{n}" if n > 1 else s for s, n in running.items())
-                  + f"; gateway on http://127.0.0.1:{gateway_port()}")
+    console.print(
+        "farmlink is up: "
+        + ", ".join(f"{s} x{n}" if n > 1 else s for s, n in running.items())
+        + f"; gateway on http://127.0.0.1:{gateway_port()}"
+    )
 
 
 @app.command()
@@ -149,13 +171,27 @@ def status(fmt: Format = typer.Option(Format.table, "--format", help="table, or 
     or one is not working."""
     verdicts = _health_verdicts()
     rows = [
-        {"service": i.service, "instance": i.name, "pid": i.pid, "state": i.state, "health": verdicts.get(i.service, "-"),
-         "log": str(i.log)}
+        {
+            "service": i.service,
+            "instance": i.name,
+            "pid": i.pid,
+            "state": i.state,
+            "health": verdicts.get(i.service, "-"),
+            "log": str(i.log),
+        }
         for i in processes.instances()
     ]
     gateway_pid, gateway_state = processes.gateway_state()
-    rows.append({"service": "gateway", "instance": "gateway", "pid": gateway_pid, "state": gateway_state,
-                 "health": gateway_health(gateway_pid), "log": str(processes.log_file(processes.GATEWAY))})
+    rows.append(
+        {
+            "service": "gateway",
+            "instance": "gateway",
+            "pid": gateway_pid,
+            "state": gateway_state,
+            "health": gateway_health(gateway_pid),
+            "log": str(processes.log_file(processes.GATEWAY)),
+        }
+    )
     _print_rows(rows, fmt, "services")
     working = all(v in ("ok", "-") for v in verdicts.values())
     raise typer.Exit(0 if working and all(processes.running_count(s) for s in processes.SERVICES) else 1)
@@ -290,14 +326,22 @@ class WhatIfFormat(str, Enum):
 def what_if(
     floor: list[str] = typer.Option([], "--floor", metavar="PRODUCT|COMMITMENT=FEN", help="the floor price in fen per unit"),
     cap: list[str] = typer.Option([], "--cap", metavar="PRODUCT|COMMITMENT=QTY", help="the cap quantity ('none': no cap)"),
-    per_mu: list[str] = typer.Option([], "--per-mu", metavar="PRODUCT|COMMITMENT=QTY",
-                                     help="the most a cooperative sells per planted mu ('none': no limit)"),
-    valid_to: list[str] = typer.Option([], "--valid-to", metavar="PRODUCT|COMMITMENT=YYYY-MM-DD", help="the commitment's last day"),
-    fmt: WhatIfFormat = typer.Option(WhatIfFormat.table, "--format",
-                                     help="table for people; json (one object), jsonl (a row a line) or csv for machines"),
+    per_mu: list[str] = typer.Option(
+        [], "--per-mu", metavar="PRODUCT|COMMITMENT=QTY", help="the most a cooperative sells per planted mu ('none': no limit)"
+    ),
+    valid_to: list[str] = typer.Option(
+        [], "--valid-to", metavar="PRODUCT|COMMITMENT=YYYY-MM-DD", help="the commitment's last day"
+    ),
+    fmt: WhatIfFormat = typer.Option(
+        WhatIfFormat.table, "--format", help="table for people; json (one object), jsonl (a row a line) or csv for machines"
+    ),
     changed_only: bool = typer.Option(False, "--changed-only", help="list only households and villages whose figures change"),
-    schema_prefix: str = typer.Option("", "--schema-prefix", help="read schemas named <prefix><service> (the auditor's role "
-                                      "must be granted reading them, as migrations with readers do)"),
+    schema_prefix: str = typer.Option(
+        "",
+        "--schema-prefix",
+        help="read schemas named <prefix><service> (the auditor's role "
+        "must be granted reading them, as migrations with readers do)",
+    ),
 ) -> None:
     """Replay the recorded journal with changed commitment terms through the same matcher and print, per household
     and village, what would have been earned against what was. Nothing is written.
@@ -329,8 +373,12 @@ def what_if(
         try:
             log = asyncio.run(load_log(config.auditor_dsn, schema_prefix))
         except asyncpg.InsufficientPrivilegeError as error:
-            console.print(f"--schema-prefix {schema_prefix!r}: {config.role_of('auditor')} may not read it: {error}", style="red",
-                          highlight=False, markup=False)
+            console.print(
+                f"--schema-prefix {schema_prefix!r}: {config.role_of('auditor')} may not read it: {error}",
+                style="red",
+                highlight=False,
+                markup=False,
+            )
             raise typer.Exit(2) from error
         try:
             result = replay_what_if(log, changes)
@@ -345,14 +393,17 @@ def what_if(
         typer.echo("\n".join(as_jsonl(result, changed_only)))
     else:
         typer.echo(as_csv(result, changed_only), nl=False)
+
     def say(text: str, style: str) -> None:
         if fmt is WhatIfFormat.table:
             console.print(text, style=style, highlight=False)
         else:  # machines read stdout
             typer.echo(text, err=True)
 
-    say(f"nothing was written: the log was read as {config.role_of('auditor')} in read-only transactions, the replay ran in memory",
-        "dim")
+    say(
+        f"nothing was written: the log was read as {config.role_of('auditor')} in read-only transactions, the replay ran in memory",
+        "dim",
+    )
     if changes.empty and not result.identical:
         say("the identity replay differs from the recorded fills: run `farmlink audit`", "red")
         raise typer.Exit(1)
@@ -403,12 +454,21 @@ def _demo_pairing_office(say: Any) -> None:
     from farmlink.whatif import Changes, load_log, print_tables, what_if
 
     pairing_view = asyncio.run(read_pairings(date(2020, 12, 31)))
-    _print_rows([{k: v for k, v in row.items() if k != "support_by_kind"} for row in pairing_view["pairings"]], Format.table,
-                "pairings: support delivered (fen) and the helped area")
+    _print_rows(
+        [{k: v for k, v in row.items() if k != "support_by_kind"} for row in pairing_view["pairings"]],
+        Format.table,
+        "pairings: support delivered (fen) and the helped area",
+    )
     _print_rows(pairing_view["projects"], Format.table, "projects: milestones and state as of 2020-12-31")
     ledger = asyncio.run(read_ledger())
-    _print_rows([{k: row[k] for k in ("township", "owner_team", "kind", "problem_id", "state", "reason", "closed")} for row in ledger.rows()],
-                Format.table, "the supervision ledger (farmlink problems)")
+    _print_rows(
+        [
+            {k: row[k] for k in ("township", "owner_team", "kind", "problem_id", "state", "reason", "closed")}
+            for row in ledger.rows()
+        ],
+        Format.table,
+        "the supervision ledger (farmlink problems)",
+    )
     say("what if Yuping's floor had been 460 fen/kg? (farmlink what-if --floor oil_tea_fruit=460 --changed-only)")
     result = what_if(asyncio.run(load_log(settings().auditor_dsn)), Changes.parse(["oil_tea_fruit=460"], [], [], []))
     print_tables(result, console, changed_only=True)
@@ -436,14 +496,22 @@ def chaos(
     services: str = typer.Option(",".join(processes.SERVICES), help="the services to kill, comma-separated"),
     window: int = typer.Option(2000, help="inputs in flight at most (sent, no outcome yet)"),
     network_faults: str = typer.Option(
-        "kafka-latency,kafka-partition,postgres-latency,postgres-partition", "--network-faults",
-        help="network faults between --network-service and the broker or PostgreSQL, comma-separated ('' for none)"),
-    network_service: str = typer.Option("matching", help="the service whose links to Kafka and PostgreSQL the network "
-                                        "faults strike (it talks to both through the run's loopback links)"),
+        "kafka-latency,kafka-partition,postgres-latency,postgres-partition",
+        "--network-faults",
+        help="network faults between --network-service and the broker or PostgreSQL, comma-separated ('' for none)",
+    ),
+    network_service: str = typer.Option(
+        "matching",
+        help="the service whose links to Kafka and PostgreSQL the network "
+        "faults strike (it talks to both through the run's loopback links)",
+    ),
     latency_ms: int = typer.Option(300, help="latency the latency faults add in each direction, in milliseconds"),
     fault_seconds: float = typer.Option(30.0, help="how long each network fault and the full WAL volume are held"),
-    wal_full: bool = typer.Option(True, "--wal-full/--no-wal-full",
-                                  help="fill PostgreSQL's WAL volume (pg_wal on a tmpfs for the run; needs root), then free it"),
+    wal_full: bool = typer.Option(
+        True,
+        "--wal-full/--no-wal-full",
+        help="fill PostgreSQL's WAL volume (pg_wal on a tmpfs for the run; needs root), then free it",
+    ),
     yes: bool = typer.Option(False, "--yes", help="do not ask before wiping farmlink data"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the figures to this file"),
 ) -> None:
@@ -460,8 +528,11 @@ def chaos(
     _quiet_logs()
     config = settings()
     if config.uses_external_kafka or config.uses_external_database:
-        console.print("farmlink chaos kills the local broker and server; it refuses to run against external ones "
-                      "(unset KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL).", style="red")
+        console.print(
+            "farmlink chaos kills the local broker and server; it refuses to run against external ones "
+            "(unset KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL).",
+            style="red",
+        )
         raise typer.Exit(2)
     targets = tuple(name.strip() for name in services.split(",") if name.strip())
     if unknown := [name for name in targets if name not in processes.SERVICES]:
@@ -472,7 +543,9 @@ def chaos(
         console.print(f"--network-faults: unknown fault {', '.join(unknown)}; known: {', '.join(NETWORK_FAULTS)}", style="red")
         raise typer.Exit(2)
     if network and network_service not in processes.SERVICES:
-        console.print(f"--network-service: unknown service {network_service}; known: {', '.join(processes.SERVICES)}", style="red")
+        console.print(
+            f"--network-service: unknown service {network_service}; known: {', '.join(processes.SERVICES)}", style="red"
+        )
         raise typer.Exit(2)
     if latency_ms < 0 or fault_seconds <= 0:
         console.print("--latency-ms must be 0 or more and --fault-seconds more than 0", style="red")
@@ -484,13 +557,28 @@ def chaos(
     if network:
         ask_for_fault_listener(config)  # a broker `_wiped` starts has the listener already: no restart for it
     _wiped("The chaos run", yes)
-    with Progress(TextColumn("inputs with an outcome"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=not sys.stdout.isatty()) as bar:
+    with Progress(
+        TextColumn("inputs with an outcome"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=not sys.stdout.isatty(),
+    ) as bar:
         task = bar.add_task("chaos", total=events)
         try:
-            report = asyncio.run(run_chaos(events, seed, kills_per_service, window, say=bar.console.print,
-                                           progress=lambda done, total: bar.update(task, completed=done), services=targets,
-                                           beyond=beyond))
+            report = asyncio.run(
+                run_chaos(
+                    events,
+                    seed,
+                    kills_per_service,
+                    window,
+                    say=bar.console.print,
+                    progress=lambda done, total: bar.update(task, completed=done),
+                    services=targets,
+                    beyond=beyond,
+                )
+            )
         finally:
             processes.stop_all(say=lambda message: None)
     figures = report.as_dict()
@@ -512,16 +600,26 @@ def chaos(
     ):
         table.add_row(label, value)
     console.print(table)
-    recoveries = Table("fault", "held (s)", "component back (s)", "first new outcome (s)",
-                       title="recovery times (from the fault; for a held fault, from its heal)")
+    recoveries = Table(
+        "fault",
+        "held (s)",
+        "component back (s)",
+        "first new outcome (s)",
+        title="recovery times (from the fault; for a held fault, from its heal)",
+    )
     for recovery in report.recoveries:
-        recoveries.add_row(recovery.fault, *("-" if value is None else f"{value:.2f}"
-                                             for value in (recovery.held_s, recovery.back_s, recovery.first_outcome_s)))
+        recoveries.add_row(
+            recovery.fault,
+            *("-" if value is None else f"{value:.2f}" for value in (recovery.held_s, recovery.back_s, recovery.first_outcome_s)),
+        )
     console.print(recoveries)
     if json_out is not None:
         json_out.write_text(json.dumps(figures, indent=2) + "\n")
-    console.print(json.dumps({"chaos": {k: figures[k] for k in ("ok", "events", "lost", "duplicate_fills", "duplicate_payments",
-                                                                   "audit_clean")}}))
+    console.print(
+        json.dumps(
+            {"chaos": {k: figures[k] for k in ("ok", "events", "lost", "duplicate_fills", "duplicate_payments", "audit_clean")}}
+        )
+    )
     if not report.ok:
         console.print("chaos run FAILED: something was lost, done twice, or the audit is not clean", style="red")
         raise typer.Exit(1)
@@ -540,8 +638,12 @@ class ReportLang(str, Enum):
 
 audit_app = typer.Typer(help="Replay and check the whole log; digests a third party can hold.")
 app.add_typer(audit_app, name="audit")
-AUDITOR_KEY = typer.Option(None, "--key", help="the auditor's own Ed25519 key file (default $FARMLINK_HOME/auditor.key, made when "
-                                               "missing): signs checkpoints and checks them")
+AUDITOR_KEY = typer.Option(
+    None,
+    "--key",
+    help="the auditor's own Ed25519 key file (default $FARMLINK_HOME/auditor.key, made when "
+    "missing): signs checkpoints and checks them",
+)
 
 
 def _auditor_key(path: Path | None):
@@ -557,21 +659,42 @@ def _auditor_key(path: Path | None):
 @audit_app.callback(invoke_without_command=True)
 def audit(
     ctx: typer.Context,
-    source: Source = typer.Option(Source.postgres, "--source", help="read the log from PostgreSQL or from the Kafka topics (offset 0)"),
+    source: Source = typer.Option(
+        Source.postgres, "--source", help="read the log from PostgreSQL or from the Kafka topics (offset 0)"
+    ),
     as_of: int | None = typer.Option(None, "--as-of", help="also show the market as known at this matching-log global position"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object for machines (format version 1: "
-                                 "contracts/reports/audit-findings.v1.json; every finding with its stable code)"),
-    report: Path | None = typer.Option(None, "--report", help="write a self-contained HTML report (summaries, top lists, charts) to this file"),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="print the result as one JSON object for machines (format version 1: "
+        "contracts/reports/audit-findings.v1.json; every finding with its stable code)",
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="write a self-contained HTML report (summaries, top lists, charts) to this file"
+    ),
     lang: ReportLang = typer.Option(ReportLang.en, "--lang", help="the report's language: en, or zh (Chinese)"),
-    export: Path | None = typer.Option(None, "--export", help="write the full ledgers (every fill, household, commitment, village, "
-                                       "finding) as CSV and JSON into this directory"),
-    reconcile_kafka: bool = typer.Option(True, "--reconcile/--no-reconcile", help="check every stored event reached Kafka exactly once"),
-    since: Path | None = typer.Option(None, "--since", help="an incremental audit: check the log up to this checkpoint against it, "
-                                                            "verify and re-execute only what came after"),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="after a clean audit, write a checkpoint signed with the auditor's "
-                                                                      "key to this file (for a later --since)"),
+    export: Path | None = typer.Option(
+        None,
+        "--export",
+        help="write the full ledgers (every fill, household, commitment, village, finding) as CSV and JSON into this directory",
+    ),
+    reconcile_kafka: bool = typer.Option(
+        True, "--reconcile/--no-reconcile", help="check every stored event reached Kafka exactly once"
+    ),
+    since: Path | None = typer.Option(
+        None,
+        "--since",
+        help="an incremental audit: check the log up to this checkpoint against it, verify and re-execute only what came after",
+    ),
+    checkpoint: Path | None = typer.Option(
+        None,
+        "--checkpoint",
+        help="after a clean audit, write a checkpoint signed with the auditor's key to this file (for a later --since)",
+    ),
     key: Path | None = AUDITOR_KEY,
-    workers: int | None = typer.Option(None, "--workers", min=1, help="worker processes for the costly checks (default: one per core)"),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="worker processes for the costly checks (default: one per core)"
+    ),
 ) -> None:
     """Replay the whole log, verify hash chains, re-execute the matcher, check invariants, reconcile with Kafka.
 
@@ -592,22 +715,41 @@ def audit(
         except CheckpointError as error:
             console.print(f"[red]{error}[/]", highlight=False)
             raise typer.Exit(2) from error
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), disable=as_json) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=as_json,
+    ) as bar:
 
         def step(name: str, total: int):
             task = bar.add_task(name, total=total)
             return lambda n: bar.advance(task, n)
 
-        result = asyncio.run(run_audit(config.bootstrap, config.auditor_dsn, source.value, reconcile_kafka, step, workers=workers,
-                                       since=start, want_books=checkpoint is not None))
+        result = asyncio.run(
+            run_audit(
+                config.bootstrap,
+                config.auditor_dsn,
+                source.value,
+                reconcile_kafka,
+                step,
+                workers=workers,
+                since=start,
+                want_books=checkpoint is not None,
+            )
+        )
     if checkpoint is not None:
         if result.clean:
             checkpoint_of(result, auditor_key).write(checkpoint)
             console.print(f"checkpoint written to {checkpoint}", style="dim", highlight=False)
         else:
-            console.print(f"no checkpoint written: a checkpoint vouches only for a clean log ({len(result.findings)} findings)",
-                          style="red", highlight=False)
+            console.print(
+                f"no checkpoint written: a checkpoint vouches only for a clean log ({len(result.findings)} findings)",
+                style="red",
+                highlight=False,
+            )
     as_of_view = _as_of(result, as_of) if as_of is not None else None
     if report is not None or export is not None:
         _write_report(result, report, lang.value, export)
@@ -630,9 +772,17 @@ def _as_of(result, position: int) -> dict[str, Any]:
         "products": {
             product: {
                 "journal_seq": p.journal_seq,
-                "resting_lots": [{"lot_id": lot.lot_id, "quantity_left": quantity_text(lot.quantity_left)} for lot in p.resting_lots],
-                "open_outlets": [{"outlet_kind": o.outlet_kind, "outlet_id": o.outlet_id,
-                                  "quantity_left": None if o.quantity_left is None else quantity_text(o.quantity_left)} for o in p.open_outlets],
+                "resting_lots": [
+                    {"lot_id": lot.lot_id, "quantity_left": quantity_text(lot.quantity_left)} for lot in p.resting_lots
+                ],
+                "open_outlets": [
+                    {
+                        "outlet_kind": o.outlet_kind,
+                        "outlet_id": o.outlet_id,
+                        "quantity_left": None if o.quantity_left is None else quantity_text(o.quantity_left),
+                    }
+                    for o in p.open_outlets
+                ],
                 "fills_so_far": len(p.fills),
             }
             for product, p in sorted(view.products.items())
@@ -645,24 +795,30 @@ def _write_report(result, path: Path | None, lang: str = "en", export: Path | No
 
     written = write_audit_report(result, path, lang, export)
     if export is not None:
-        typer.echo(f"ledgers written to {export}: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in written.items()), err=True)
+        typer.echo(
+            f"ledgers written to {export}: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in written.items()), err=True
+        )
 
 
 def _print_audit(result, as_of_view, report: Path | None) -> None:
     summary = result.summary()
     if result.clean:
-        console.print(f"[green]audit clean[/]: {summary['events_audited']} events from {summary['source']}, "
-                      f"{summary['journal_inputs']} journal inputs re-executed, {summary['fills']} fills identical; "
-                      f"reconciled with Kafka: {'yes' if result.reconciled else 'no'}; state hash {summary['state_hash'][:16]}")
+        console.print(
+            f"[green]audit clean[/]: {summary['events_audited']} events from {summary['source']}, "
+            f"{summary['journal_inputs']} journal inputs re-executed, {summary['fills']} fills identical; "
+            f"reconciled with Kafka: {'yes' if result.reconciled else 'no'}; state hash {summary['state_hash'][:16]}"
+        )
     else:
         console.print(f"[red]{len(result.findings)} findings[/] in {summary['events_audited']} events from {summary['source']}:")
         for finding in result.findings:
             console.print(f"  {finding}", highlight=False, markup=False)
     if as_of_view is not None:
         for product, view in as_of_view["products"].items():
-            console.print(f"as of position {as_of_view['position']}, {product}: journal input {view['journal_seq']}, "
-                          f"{len(view['resting_lots'])} lots resting, {len(view['open_outlets'])} outlets open, "
-                          f"{view['fills_so_far']} fills so far")
+            console.print(
+                f"as of position {as_of_view['position']}, {product}: journal input {view['journal_seq']}, "
+                f"{len(view['resting_lots'])} lots resting, {len(view['open_outlets'])} outlets open, "
+                f"{view['fills_so_far']} fills so far"
+            )
             for lot in view["resting_lots"]:
                 console.print(f"    lot {lot['lot_id']}: {lot['quantity_left']} left")
             for outlet in view["open_outlets"]:
@@ -694,7 +850,9 @@ def audit_digest(
 @audit_app.command("verify-digest")
 def audit_verify_digest(
     digest_text: str = typer.Argument(..., metavar="DIGEST", help="the digest's JSON text, or a file holding it"),
-    event: str | None = typer.Option(None, "--event", help="print the proof path of this event id (default: the digest's last matching event)"),
+    event: str | None = typer.Option(
+        None, "--event", help="print the proof path of this event id (default: the digest's last matching event)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print findings and the proof as one JSON object"),
 ) -> None:
     """Prove the current log extends DIGEST: every chain up to the digest's positions holds and its heads give
@@ -726,15 +884,19 @@ def audit_verify_digest(
                 console.print(f"[red]{error.args[0]}[/]", highlight=False)
                 raise typer.Exit(2) from error
     if as_json:
-        typer.echo(json.dumps({"extends": not findings, "findings": [f.as_dict() for f in findings], "proof": proof}, ensure_ascii=False))
+        typer.echo(
+            json.dumps({"extends": not findings, "findings": [f.as_dict() for f in findings], "proof": proof}, ensure_ascii=False)
+        )
     else:
         if findings:
             console.print(f"[red]the log does not extend the digest[/]: {len(findings)} findings")
             for finding in findings:
                 console.print(f"  {finding}", highlight=False, markup=False)
         else:
-            console.print(f"[green]the log extends the digest[/]: {digest.events} events up to {digest.positions} unchanged, "
-                          f"{log.count() - digest.events} after it")
+            console.print(
+                f"[green]the log extends the digest[/]: {digest.events} events up to {digest.positions} unchanged, "
+                f"{log.count() - digest.events} after it"
+            )
         if proof is not None:
             _print_proof(proof)
     raise typer.Exit(1 if findings else 0)
@@ -742,14 +904,22 @@ def audit_verify_digest(
 
 def _print_proof(proof: dict[str, Any]) -> None:
     e, head = proof["event"], proof["head"]
-    console.print(f"proof for event {e['event_id']} ({e['schema']}/{e['stream_id']}@{e['stream_version']}, position "
-                  f"{e['global_position']}), hash {e['hash']}", highlight=False)
-    console.print(f"  {len(proof['chain_to_head'])} chain links to the stream's head as of the digest: version "
-                  f"{head['stream_version']} at position {head['global_position']}, hash {head['hash']}", highlight=False)
+    console.print(
+        f"proof for event {e['event_id']} ({e['schema']}/{e['stream_id']}@{e['stream_version']}, position "
+        f"{e['global_position']}), hash {e['hash']}",
+        highlight=False,
+    )
+    console.print(
+        f"  {len(proof['chain_to_head'])} chain links to the stream's head as of the digest: version "
+        f"{head['stream_version']} at position {head['global_position']}, hash {head['hash']}",
+        highlight=False,
+    )
     console.print(f"  leaf {proof['leaf']}", highlight=False)
     for step in proof["merkle_path"]:
         console.print(f"  + {step['side']:<5} {step['hash']}", highlight=False)
-    console.print(f"  = root {proof['root']} ({'matches' if proof['matches_digest'] else 'does NOT match'} the digest)", highlight=False)
+    console.print(
+        f"  = root {proof['root']} ({'matches' if proof['matches_digest'] else 'does NOT match'} the digest)", highlight=False
+    )
 
 
 bench_app = typer.Typer(help="Benchmarks that print figures; --smoke runs a short version (CI).", no_args_is_help=True)
@@ -771,8 +941,12 @@ def _save_bench(name: str, figures: dict[str, Any], smoke: bool) -> None:
 def bench_audit(
     events: int = typer.Option(1_000_000, help="size of the synthetic log"),
     smoke: bool = typer.Option(False, "--smoke", help="a 20,000-event run that only proves the benchmark works"),
-    reuse: bool = typer.Option(False, "--reuse", help="audit the synthetic log of this size already in the bench schemas instead of generating it again"),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="worker processes for the costly checks (default: one per core)"),
+    reuse: bool = typer.Option(
+        False, "--reuse", help="audit the synthetic log of this size already in the bench schemas instead of generating it again"
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="worker processes for the costly checks (default: one per core)"
+    ),
 ) -> None:
     """Audit a synthetic log of EVENTS events from PostgreSQL, re-execution included; print the figures."""
     from farmlink import infra
@@ -781,8 +955,11 @@ def bench_audit(
     _quiet_logs()
     infra.ensure_up(progress=lambda message: None)
     config = settings()
-    figures = asyncio.run(run_audit_bench(config.bootstrap, config.dsn, 20_000 if smoke else events, say=console.print,
-                                         reuse=reuse, workers=workers))
+    figures = asyncio.run(
+        run_audit_bench(
+            config.bootstrap, config.dsn, 20_000 if smoke else events, say=console.print, reuse=reuse, workers=workers
+        )
+    )
     _save_bench("audit", figures, smoke)
     if figures["findings"]:
         console.print("[red]the synthetic log did not audit clean[/]")
@@ -835,8 +1012,11 @@ def bench_restart(
 
     _quiet_logs()
     infra.ensure_up(progress=lambda message: None)
-    _save_bench("restart", asyncio.run(run_restart_bench(settings().dsn, inputs=inputs, runs=runs, smoke=smoke, reuse=reuse,
-                                                         say=console.print)), smoke)
+    _save_bench(
+        "restart",
+        asyncio.run(run_restart_bench(settings().dsn, inputs=inputs, runs=runs, smoke=smoke, reuse=reuse, say=console.print)),
+        smoke,
+    )
 
 
 @bench_app.command("publish")
@@ -848,7 +1028,11 @@ def bench_publish(messages: int = typer.Option(100_000, help="messages per round
     _quiet_logs()
     infra.ensure_up(progress=lambda message: None)
     config = settings()
-    _save_bench("publish", asyncio.run(run_publish_bench(config.bootstrap, config.dsn, messages=messages, smoke=smoke, say=console.print)), smoke)
+    _save_bench(
+        "publish",
+        asyncio.run(run_publish_bench(config.bootstrap, config.dsn, messages=messages, smoke=smoke, say=console.print)),
+        smoke,
+    )
 
 
 @bench_app.command("e2e")
@@ -866,10 +1050,12 @@ def bench_e2e(
     say = _wiped("The end-to-end bench", yes)
     processes.start_all(say=say)
     config = settings()
-    figures = asyncio.run(run_e2e_bench(config.bootstrap, config.dsn, sustained_inputs=inputs, rate=rate, seconds=seconds,
-                                        smoke=smoke, say=console.print))
+    figures = asyncio.run(
+        run_e2e_bench(
+            config.bootstrap, config.dsn, sustained_inputs=inputs, rate=rate, seconds=seconds, smoke=smoke, say=console.print
+        )
+    )
     _save_bench("e2e", figures, smoke)
-
 
 
 @bench_app.command("scenario")
@@ -887,8 +1073,11 @@ def bench_scenario(
     say = _wiped("The scenario bench", yes)
     processes.start_all(say=say)
     config = settings()
-    figures = asyncio.run(run_scenario_bench(config.bootstrap, config.dsn, lines=lines, smoke=smoke, say=console.print, keep=keep))
+    figures = asyncio.run(
+        run_scenario_bench(config.bootstrap, config.dsn, lines=lines, smoke=smoke, say=console.print, keep=keep)
+    )
     _save_bench("scenario", figures, smoke)
+
 
 if __name__ == "__main__":
     app()

@@ -33,8 +33,15 @@ def gateway(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     ready = processes.ready_file(processes.GATEWAY)
-    config = uvicorn.Config(create_app(), host=GATEWAY_HOST, port=port or gateway_port(), loop="asyncio",
-                            timeout_graceful_shutdown=3, log_level="info", access_log=False)
+    config = uvicorn.Config(
+        create_app(),
+        host=GATEWAY_HOST,
+        port=port or gateway_port(),
+        loop="asyncio",
+        timeout_graceful_shutdown=3,
+        log_level="info",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
 
     async def serve() -> None:
@@ -57,14 +64,16 @@ def gateway(
         raise typer.Exit(1)
 
 
-sign_app = typer.Typer(help="Sign with the development keyring ($FARMLINK_HOME/keys/), as a cooperative's or buyer's "
-                            "system signs with its own key: inputs to POST, headers of a signed request.",
-                       no_args_is_help=True)
+sign_app = typer.Typer(
+    help="Sign with the development keyring ($FARMLINK_HOME/keys/), as a cooperative's or buyer's "
+    "system signs with its own key: inputs to POST, headers of a signed request.",
+    no_args_is_help=True,
+)
 
 
 @sign_app.command("input")
 def sign_input(
-    line: str = typer.Argument("-", help="a scenario line {\"type\": ..., \"payload\": {...}}, a file holding one, or - for stdin"),
+    line: str = typer.Argument("-", help='a scenario line {"type": ..., "payload": {...}}, a file holding one, or - for stdin'),
     message_id: str = typer.Option(None, "--message-id", help="the message id (default: a new uuid)"),
     correlation_id: str = typer.Option(None, "--correlation-id", help="the correlation id (default: a new uuid)"),
 ) -> None:
@@ -78,7 +87,7 @@ def sign_input(
         parsed = json.loads(text)
         kind, payload = parsed["type"], parsed["payload"]
     except (ValueError, KeyError, TypeError) as error:
-        raise typer.BadParameter(f"expected {{\"type\": ..., \"payload\": {{...}}}}: {error}") from None
+        raise typer.BadParameter(f'expected {{"type": ..., "payload": {{...}}}}: {error}') from None
     message = input_message(kind, payload, correlation_id or uuid.uuid4().hex, local_keyring(), message_id=message_id)
     typer.echo(message.model_dump_json())
 

@@ -120,8 +120,9 @@ async def check(services: tuple[str, ...] | None = None, sample_s: float = SAMPL
         verdict.problems += heartbeat_problems(verdict.service)
     security = kafka_options(config, AUDITOR)
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, request_timeout_ms=10_000, **security)
-    reader = AIOKafkaConsumer(bootstrap_servers=config.bootstrap, enable_auto_commit=False, isolation_level="read_committed",
-                              **security)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap, enable_auto_commit=False, isolation_level="read_committed", **security
+    )
     conn = await asyncpg.connect(config.dsn, timeout=10)
     await admin.start()
     await reader.start()
@@ -134,8 +135,9 @@ async def check(services: tuple[str, ...] | None = None, sample_s: float = SAMPL
         after = await _committed(admin, groups)
         ends = await reader.end_offsets(sorted({tp for _, tp in after}, key=lambda tp: (tp.topic, tp.partition))) if after else {}
         for verdict in running:
-            await _judge(verdict, members, before, after, ends, outboxes[verdict.service],
-                         await _outbox(conn, verdict.service), reader)
+            await _judge(
+                verdict, members, before, after, ends, outboxes[verdict.service], await _outbox(conn, verdict.service), reader
+            )
     finally:
         await conn.close()
         await reader.stop()
@@ -143,13 +145,21 @@ async def check(services: tuple[str, ...] | None = None, sample_s: float = SAMPL
     return verdicts
 
 
-async def _judge(verdict: ServiceHealth, members: dict[str, int], before: dict, after: dict, ends: dict,
-                 outbox_before: tuple[int, int | None] | None, outbox_after: tuple[int, int | None] | None,
-                 reader: AIOKafkaConsumer) -> None:
+async def _judge(
+    verdict: ServiceHealth,
+    members: dict[str, int],
+    before: dict,
+    after: dict,
+    ends: dict,
+    outbox_before: tuple[int, int | None] | None,
+    outbox_after: tuple[int, int | None] | None,
+    reader: AIOKafkaConsumer,
+) -> None:
     service = verdict.service
     if outbox_after is None:
-        verdict.problems.append(f"its schema {service!r} is missing (wiped under the running service? `farmlink down`, "
-                                f"then `farmlink up`)")
+        verdict.problems.append(
+            f"its schema {service!r} is missing (wiped under the running service? `farmlink down`, then `farmlink up`)"
+        )
     elif outbox_before is not None and outbox_after[0] > 0 and outbox_after[1] == outbox_before[1]:
         verdict.problems.append(f"outbox not draining: {outbox_after[0]} rows waiting")
     for group in groups_of(service):
@@ -162,8 +172,9 @@ async def _judge(verdict: ServiceHealth, members: dict[str, int], before: dict, 
                 continue
             stuck += await _records_between(reader, tp, offset, ends[tp])
         if stuck:
-            verdict.problems.append(f"consumer lag not moving: {stuck} records in group {group} and nothing committed "
-                                    f"for {SAMPLE_S:.1f} s")
+            verdict.problems.append(
+                f"consumer lag not moving: {stuck} records in group {group} and nothing committed for {SAMPLE_S:.1f} s"
+            )
 
 
 async def settled(services: tuple[str, ...] | None = None, within_s: float = 15.0) -> list[ServiceHealth]:

@@ -49,8 +49,10 @@ def _status_table(st: infra.InfraStatus) -> Table:
     table.add_row("  bootstrap", f"{st.bootstrap} ({kafka_where})")
     if st.topic_count is not None:
         missing = f", missing: {', '.join(st.missing_topics)}" if st.missing_topics else ""
-        table.add_row("  topics", f"{st.topic_count} ({len(infra.TOPICS) - len(st.missing_topics)}"
-                                  f"/{len(infra.TOPICS)} farmlink topics{missing})")
+        table.add_row(
+            "  topics",
+            f"{st.topic_count} ({len(infra.TOPICS) - len(st.missing_topics)}/{len(infra.TOPICS)} farmlink topics{missing})",
+        )
     if st.kafka_error:
         table.add_row("  problem", st.kafka_error)
     table.add_row("PostgreSQL", "[green]reachable[/]" if st.postgres_reachable else "[red]not reachable[/]")
@@ -133,9 +135,12 @@ def reset(
         logging.getLogger(__name__).debug("could not describe consumer groups: %s", exc)
         busy = {}
     if busy:
-        console.print("[red]Refusing to wipe: consumers are still in farmlink's groups "
-                      + ", ".join(f"{group} ({n} member{'s' if n > 1 else ''})" for group, n in busy.items())
-                      + ". Stop those services first (they run outside this farmlink home).[/]", highlight=False)
+        console.print(
+            "[red]Refusing to wipe: consumers are still in farmlink's groups "
+            + ", ".join(f"{group} ({n} member{'s' if n > 1 else ''})" for group, n in busy.items())
+            + ". Stop those services first (they run outside this farmlink home).[/]",
+            highlight=False,
+        )
         raise typer.Exit(1)
     try:
         infra.reset_data(progress=_say)

@@ -33,7 +33,7 @@ class Keyring:
         is nine bytes a character encoded) keeps its first part and a digest of the whole."""
         name = quote(producer, safe="-_")
         if len(name) > MAX_NAME:
-            name = f"{name[:MAX_NAME - 65]}~{hashlib.sha256(producer.encode()).hexdigest()}"
+            name = f"{name[: MAX_NAME - 65]}~{hashlib.sha256(producer.encode()).hexdigest()}"
         return self.folder / f"{name}.pem"
 
     def private_key(self, producer: str) -> Ed25519PrivateKey:

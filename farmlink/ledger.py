@@ -64,11 +64,20 @@ class Problem:
     closed_evidence: list[str] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
-        return {"problem_id": self.problem_id, "kind": self.kind, "township": self.township, "owner_team": self.owner_team,
-                "state": self.state, "subject": self.subject, "reason": self.reason, "opened_in": self.opened_in,
-                "rectifications": "; ".join(self.rectifications) or "-",
-                "closed": "-" if self.closed_in is None else f"{self.closed_how} in {self.closed_in}",
-                "opened_evidence": ", ".join(self.opened_evidence), "closed_evidence": ", ".join(self.closed_evidence) or "-"}
+        return {
+            "problem_id": self.problem_id,
+            "kind": self.kind,
+            "township": self.township,
+            "owner_team": self.owner_team,
+            "state": self.state,
+            "subject": self.subject,
+            "reason": self.reason,
+            "opened_in": self.opened_in,
+            "rectifications": "; ".join(self.rectifications) or "-",
+            "closed": "-" if self.closed_in is None else f"{self.closed_how} in {self.closed_in}",
+            "opened_evidence": ", ".join(self.opened_evidence),
+            "closed_evidence": ", ".join(self.closed_evidence) or "-",
+        }
 
 
 @dataclass
@@ -123,20 +132,34 @@ def _keep(state: _State, record: Record) -> None:
     p, kind = record.payload, record.event_type
     if kind == "CooperativeRegistered":
         for h in p["households"]:
-            state.households[h["household_id"]] = {"village": p["village"], "township": p["township"],
-                                                    "registered_poor": h["registered_poor"]}
+            state.households[h["household_id"]] = {
+                "village": p["village"],
+                "township": p["township"],
+                "registered_poor": h["registered_poor"],
+            }
             state.registrations[h["household_id"]] = record.event_id
     elif kind == "PlanRecorded":
         state.planned.setdefault(p["township"], []).append(record.event_id)
     elif kind == "HarvestRecorded":
-        state.lots[p["lot_id"]] = {"expires_on": date.fromisoformat(p["expires_on"]), "village": p["village"],
-                                   "township": p["township"], "county": p.get("county"), "product": p.get("product"),
-                                   "grade": p.get("grade"), "quantity": Decimal(str(p.get("quantity", "0"))),
-                                   "available_from": date.fromisoformat(p.get("available_from", p["expires_on"])),
-                                   "cooperative_id": p.get("cooperative_id"), "event_id": record.event_id}
+        state.lots[p["lot_id"]] = {
+            "expires_on": date.fromisoformat(p["expires_on"]),
+            "village": p["village"],
+            "township": p["township"],
+            "county": p.get("county"),
+            "product": p.get("product"),
+            "grade": p.get("grade"),
+            "quantity": Decimal(str(p.get("quantity", "0"))),
+            "available_from": date.fromisoformat(p.get("available_from", p["expires_on"])),
+            "cooperative_id": p.get("cooperative_id"),
+            "event_id": record.event_id,
+        }
     elif kind == "FillMade":
-        state.fills[p["fill_id"]] = {"lot_id": p["lot_id"], "outlet_id": p["outlet_id"], "revenue_fen": p["revenue_fen"],
-                                     "event_id": record.event_id}
+        state.fills[p["fill_id"]] = {
+            "lot_id": p["lot_id"],
+            "outlet_id": p["outlet_id"],
+            "revenue_fen": p["revenue_fen"],
+            "event_id": record.event_id,
+        }
         quantity = Decimal(str(p.get("quantity", "0")))
         state.sold[p["lot_id"]] = state.sold.get(p["lot_id"], Decimal(0)) + quantity
         state.filled[p["outlet_id"]] = state.filled.get(p["outlet_id"], Decimal(0)) + quantity
@@ -160,8 +183,11 @@ def _keep(state: _State, record: Record) -> None:
     elif kind == "ProjectRegistered":
         state.projects[p["project_id"]] = {**p, "event_id": record.event_id}
         for m in p["milestones"]:
-            state.milestones[(p["project_id"], m["milestone_id"])] = {"due_on": date.fromisoformat(m["due_on"]), "name": m["name"],
-                                                                     "reached": None}
+            state.milestones[(p["project_id"], m["milestone_id"])] = {
+                "due_on": date.fromisoformat(m["due_on"]),
+                "name": m["name"],
+                "reached": None,
+            }
     elif kind == "ProjectMilestoneReached":
         milestone = state.milestones.get((p["project_id"], p["milestone_id"]))
         if milestone is not None:
@@ -174,11 +200,19 @@ def _found(state: _State, as_of: date) -> dict[str, tuple[Problem, list[str]]]:
     for household, where in sorted(state.households.items()):
         if not where["registered_poor"] or where["township"] not in state.planned or state.income.get(household, (0, []))[0] > 0:
             continue
-        found[f"no-income:{household}"] = (Problem(
-            f"no-income:{household}", "no-income", where["township"], state.team_for(where["village"], where["township"]),
-            f"household {household} ({where['village']}, {where['township']})",
-            f"a registered-poor household with no industry income as of {as_of}; {where['township']} has an industry plan",
-            "", [state.registrations[household], *state.planned[where["township"]]]), [])
+        found[f"no-income:{household}"] = (
+            Problem(
+                f"no-income:{household}",
+                "no-income",
+                where["township"],
+                state.team_for(where["village"], where["township"]),
+                f"household {household} ({where['village']}, {where['township']})",
+                f"a registered-poor household with no industry income as of {as_of}; {where['township']} has an industry plan",
+                "",
+                [state.registrations[household], *state.planned[where["township"]]],
+            ),
+            [],
+        )
     for fill_id, fill in sorted(state.fills.items()):
         lot = state.lots.get(fill["lot_id"])
         if lot is None or lot["expires_on"] + timedelta(days=PAYMENT_DAYS) > as_of:
@@ -186,20 +220,40 @@ def _found(state: _State, as_of: date) -> dict[str, tuple[Problem, list[str]]]:
         paid, payments = state.paid.get((fill["lot_id"], fill["outlet_id"]), (0, []))
         if paid >= fill["revenue_fen"]:
             continue
-        found[f"unpaid-fill:{fill_id}"] = (Problem(
-            f"unpaid-fill:{fill_id}", "unpaid-fill", lot["township"], state.team_for(lot["village"], lot["township"]),
-            f"fill {fill_id}: lot {fill['lot_id']} to {fill['outlet_id']}",
-            f"{paid} of {fill['revenue_fen']} fen paid as of {as_of}, over {PAYMENT_DAYS} days after the lot's expiry "
-            f"({lot['expires_on']})", "", [fill["event_id"], *payments]), [])
+        found[f"unpaid-fill:{fill_id}"] = (
+            Problem(
+                f"unpaid-fill:{fill_id}",
+                "unpaid-fill",
+                lot["township"],
+                state.team_for(lot["village"], lot["township"]),
+                f"fill {fill_id}: lot {fill['lot_id']} to {fill['outlet_id']}",
+                f"{paid} of {fill['revenue_fen']} fen paid as of {as_of}, over {PAYMENT_DAYS} days after the lot's expiry "
+                f"({lot['expires_on']})",
+                "",
+                [fill["event_id"], *payments],
+            ),
+            [],
+        )
     for (project_id, milestone_id), milestone in sorted(state.milestones.items()):
         if milestone["reached"] is not None or milestone["due_on"] >= as_of:
             continue
         project = state.projects[project_id]
-        township = next((str(p["helped_township"] or p["helped"]) for p in state.helped if p["pairing_id"] == project.get("pairing_id")), "-")
-        found[f"milestone-overdue:{project_id}/{milestone_id}"] = (Problem(
-            f"milestone-overdue:{project_id}/{milestone_id}", "milestone-overdue", township, project["owner_team"],
-            f"project {project_id}: {milestone['name']}", f"due {milestone['due_on']}, not reached as of {as_of}", "",
-            [project["event_id"]]), [])
+        township = next(
+            (str(p["helped_township"] or p["helped"]) for p in state.helped if p["pairing_id"] == project.get("pairing_id")), "-"
+        )
+        found[f"milestone-overdue:{project_id}/{milestone_id}"] = (
+            Problem(
+                f"milestone-overdue:{project_id}/{milestone_id}",
+                "milestone-overdue",
+                township,
+                project["owner_team"],
+                f"project {project_id}: {milestone['name']}",
+                f"due {milestone['due_on']}, not reached as of {as_of}",
+                "",
+                [project["event_id"]],
+            ),
+            [],
+        )
     _found_promises(state, as_of, found)
     _found_unused_floors(state, as_of, found)
     return found
@@ -232,10 +286,19 @@ def _found_promises(state: _State, as_of: date, found: dict[str, tuple[Problem, 
         if promise["due_on"] >= as_of or taken >= value:
             continue
         pairing = _pairing(state, promise["pairing_id"]) or {}
-        found[f"support-undelivered:{promise_id}"] = (Problem(
-            f"support-undelivered:{promise_id}", "support-undelivered", str(pairing.get("helped_township") or pairing.get("helped", "-")),
-            str(pairing.get("team", UNASSIGNED)), f"{promise['kind']} promised by pairing {promise['pairing_id']}: {promise['note']}",
-            f"{taken} of {value} fen delivered as of {as_of}; due {promise['due_on']}", "", [promise["event_id"], *deliveries]), [])
+        found[f"support-undelivered:{promise_id}"] = (
+            Problem(
+                f"support-undelivered:{promise_id}",
+                "support-undelivered",
+                str(pairing.get("helped_township") or pairing.get("helped", "-")),
+                str(pairing.get("team", UNASSIGNED)),
+                f"{promise['kind']} promised by pairing {promise['pairing_id']}: {promise['note']}",
+                f"{taken} of {value} fen delivered as of {as_of}; due {promise['due_on']}",
+                "",
+                [promise["event_id"], *deliveries],
+            ),
+            [],
+        )
 
 
 def _eligible(commitment: dict[str, Any], lot: dict[str, Any]) -> bool:
@@ -248,8 +311,10 @@ def _eligible(commitment: dict[str, Any], lot: dict[str, Any]) -> bool:
         return False
     if commitment.get("eligible_cooperatives") and lot["cooperative_id"] not in commitment["eligible_cooperatives"]:
         return False
-    return bool(lot["available_from"] <= date.fromisoformat(commitment["valid_to"])
-                and lot["expires_on"] >= date.fromisoformat(commitment["valid_from"]))
+    return bool(
+        lot["available_from"] <= date.fromisoformat(commitment["valid_to"])
+        and lot["expires_on"] >= date.fromisoformat(commitment["valid_from"])
+    )
 
 
 def _found_unused_floors(state: _State, as_of: date, found: dict[str, tuple[Problem, list[str]]]) -> None:
@@ -263,11 +328,19 @@ def _found_unused_floors(state: _State, as_of: date, found: dict[str, tuple[Prob
             if lot["expires_on"] >= as_of or unsold <= 0 or not _eligible(commitment, lot):
                 continue
             room = "no cap" if cap is None else f"{Decimal(str(cap)) - filled} of its cap {cap} left"
-            found[f"floor-unused:{commitment_id}/{lot_id}"] = (Problem(
-                f"floor-unused:{commitment_id}/{lot_id}", "floor-unused", lot["township"], state.team_for(lot["village"], lot["township"]),
-                f"lot {lot_id} ({lot['product']} {lot['grade']}) and commitment {commitment_id}",
-                f"{unsold} unsold when the lot expired on {lot['expires_on']}, while {commitment_id} had room ({room})", "",
-                [commitment["event_id"], lot["event_id"]]), [])
+            found[f"floor-unused:{commitment_id}/{lot_id}"] = (
+                Problem(
+                    f"floor-unused:{commitment_id}/{lot_id}",
+                    "floor-unused",
+                    lot["township"],
+                    state.team_for(lot["village"], lot["township"]),
+                    f"lot {lot_id} ({lot['product']} {lot['grade']}) and commitment {commitment_id}",
+                    f"{unsold} unsold when the lot expired on {lot['expires_on']}, while {commitment_id} had room ({room})",
+                    "",
+                    [commitment["event_id"], lot["event_id"]],
+                ),
+                [],
+            )
 
 
 def _cure(state: _State, problem: Problem) -> list[str]:
@@ -307,8 +380,16 @@ def derive(log: AuditLog) -> Ledger:
                     problem.closed_evidence = _cure(state, problem)
         elif kind == "ProblemOpened":
             ledger.problems[p["problem_id"]] = Problem(
-                p["problem_id"], "inspection", p["township"], p["owner_team"], p["subject"], p["reason"], "inspector", [record.event_id],
-                rectifications=state.pending_rectifications.pop(p["problem_id"], []))
+                p["problem_id"],
+                "inspection",
+                p["township"],
+                p["owner_team"],
+                p["subject"],
+                p["reason"],
+                "inspector",
+                [record.event_id],
+                rectifications=state.pending_rectifications.pop(p["problem_id"], []),
+            )
         elif kind == "ProblemRectified":
             target = ledger.problems.get(p["problem_id"])
             if target is None:
@@ -318,8 +399,9 @@ def derive(log: AuditLog) -> Ledger:
         elif kind == "ProblemClosed":
             target = ledger.problems.get(p["problem_id"])
             if target is None or target.state == "closed":
-                ledger.anomalies.append(f"{record.place}: closes problem {p['problem_id']}, which is "
-                                        f"{'not open' if target else 'never opened'}")
+                ledger.anomalies.append(
+                    f"{record.place}: closes problem {p['problem_id']}, which is {'not open' if target else 'never opened'}"
+                )
                 continue
             target.state, target.closed_in, target.closed_how = "closed", "inspector", "inspector"
             target.closed_evidence = [record.event_id, p["evidence"]]

@@ -63,9 +63,14 @@ def simulate(lines: Iterable[ScenarioLine | LineError]) -> list[Fill]:
             service = SERVICES[INPUT_KIND[line.type].owner]
             implied = implied_registration(line.type, payload, known_parties)
             if implied is not None:  # as `farmlink publish` registers a price feed a file did not
-                message = input_message(*implied, f"simulate:implied-{line.line_no}", keyring, message_id=f"implied-{line.line_no}")
-                decide_one(units[service.SERVICE], service.CONSUMER,
-                           Delivery("simulate", 0, line.line_no, None, message.model_dump_json().encode(), []))
+                message = input_message(
+                    *implied, f"simulate:implied-{line.line_no}", keyring, message_id=f"implied-{line.line_no}"
+                )
+                decide_one(
+                    units[service.SERVICE],
+                    service.CONSUMER,
+                    Delivery("simulate", 0, line.line_no, None, message.model_dump_json().encode(), []),
+                )
             message = input_message(line.type, payload, f"simulate:{line.line_no}", keyring, message_id=f"line-{line.line_no}")
             delivery = Delivery("simulate", 0, line.line_no, None, message.model_dump_json().encode(), [])
             events, accepted = decide_one(units[service.SERVICE], service.CONSUMER, delivery)
@@ -77,5 +82,7 @@ def simulate(lines: Iterable[ScenarioLine | LineError]) -> list[Fill]:
                 product = event.payload["product"]
                 if matcher_unit.get(matching.BOOK, product) is None:
                     matcher_unit.load(matching.BOOK, {product: matching.LiveBook(_RecordingBook(product, fills), 0)})
-                decide_one(matcher_unit, matching.CONSUMER, Delivery("simulate", 0, line.line_no, None, envelope_bytes(event), []))
+                decide_one(
+                    matcher_unit, matching.CONSUMER, Delivery("simulate", 0, line.line_no, None, envelope_bytes(event), [])
+                )
         return fills

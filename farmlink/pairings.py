@@ -30,7 +30,9 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
         return []
     pairings = await conn.fetch("SELECT * FROM pairing.pairings ORDER BY pairing_id")
     support: dict[str, dict[str, int]] = {}
-    for row in await conn.fetch("SELECT pairing_id, kind, sum(value_fen)::bigint AS fen FROM pairing.support GROUP BY 1, 2 ORDER BY 1, 2"):
+    for row in await conn.fetch(
+        "SELECT pairing_id, kind, sum(value_fen)::bigint AS fen FROM pairing.support GROUP BY 1, 2 ORDER BY 1, 2"
+    ):
         support.setdefault(row["pairing_id"], {})[row["kind"]] = row["fen"]
     area: dict[str, asyncpg.Record] = {}
     if await _schema_exists(conn, "settlement"):
@@ -58,16 +60,23 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
         helped = area.get(p["pairing_id"])
         poor = helped["registered_poor"] if helped else 0
         with_income = helped["registered_poor_with_income"] if helped else 0
-        out.append({
-            "pairing_id": p["pairing_id"], "kind": p["kind"], "helper": p["helper"], "team": p["team"],
-            "helped": p["helped"] if p["helped_township"] is None else f"{p['helped']}, {p['helped_township']}",
-            "support_fen": sum(kinds.values()), "support_by_kind": dict(sorted(kinds.items())),
-            "households": helped["households"] if helped else 0, "registered_poor": poor,
-            "registered_poor_with_income": with_income,
-            "coverage": f"{with_income}/{poor}" if poor else "-",
-            "fills": helped["fills"] if helped else 0,
-            "household_income_fen": helped["household_income_fen"] if helped else 0,
-        })
+        out.append(
+            {
+                "pairing_id": p["pairing_id"],
+                "kind": p["kind"],
+                "helper": p["helper"],
+                "team": p["team"],
+                "helped": p["helped"] if p["helped_township"] is None else f"{p['helped']}, {p['helped_township']}",
+                "support_fen": sum(kinds.values()),
+                "support_by_kind": dict(sorted(kinds.items())),
+                "households": helped["households"] if helped else 0,
+                "registered_poor": poor,
+                "registered_poor_with_income": with_income,
+                "coverage": f"{with_income}/{poor}" if poor else "-",
+                "fills": helped["fills"] if helped else 0,
+                "household_income_fen": helped["household_income_fen"] if helped else 0,
+            }
+        )
     return out
 
 
@@ -85,12 +94,24 @@ async def project_rows(conn: asyncpg.Connection, as_of: date) -> list[dict[str, 
                   coalesce(array_agg(m.milestone_id ORDER BY m.due_on, m.milestone_id)
                            FILTER (WHERE m.reached_on > m.due_on), '{}') AS reached_late
            FROM pairing.projects p LEFT JOIN pairing.milestones m USING (project_id)
-           GROUP BY p.project_id ORDER BY p.due_on, p.project_id""", as_of)
+           GROUP BY p.project_id ORDER BY p.due_on, p.project_id""",
+        as_of,
+    )
     out = []
     for row in rows:
         state = "done" if row["reached"] == row["milestones"] else "overdue" if row["overdue"] else "on schedule"
-        out.append({"project_id": row["project_id"], "name": row["name"], "owner_team": row["owner_team"], "target": row["target"],
-                    "due_on": row["due_on"].isoformat(), "milestones": f"{row['reached']}/{row['milestones']}",
-                    "overdue": ", ".join(row["overdue"]) or "-", "reached_late": ", ".join(row["reached_late"]) or "-",
-                    "state": state, "as_of": as_of.isoformat()})
+        out.append(
+            {
+                "project_id": row["project_id"],
+                "name": row["name"],
+                "owner_team": row["owner_team"],
+                "target": row["target"],
+                "due_on": row["due_on"].isoformat(),
+                "milestones": f"{row['reached']}/{row['milestones']}",
+                "overdue": ", ".join(row["overdue"]) or "-",
+                "reached_late": ", ".join(row["reached_late"]) or "-",
+                "state": state,
+                "as_of": as_of.isoformat(),
+            }
+        )
     return out

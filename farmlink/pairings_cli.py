@@ -54,7 +54,9 @@ def _table(rows: list[dict[str, Any]], title: str) -> None:
 
 
 def pairings(
-    as_of: str | None = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="the date milestones are judged by (default: today)"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", metavar="YYYY-MM-DD", help="the date milestones are judged by (default: today)"
+    ),
     fmt: PairingsFormat = typer.Option(PairingsFormat.table, "--format", help="table, or one JSON object per line"),
 ) -> None:
     """The pairing office's report: per pairing ("9+2", "1+1"), the support delivered (fen by kind) and the helped

@@ -84,8 +84,10 @@ def metrics_base() -> int:
         return METRICS_PORT_DEFAULT
     highest = 65535 - METRICS_PORTS_PER_SERVICE * len(SERVICES) + 1
     if not text.isdigit() or not (int(text) == 0 or 1024 <= int(text) <= highest):
-        raise ValueError(f"{METRICS_PORT_ENV}={text!r}: a port from 1024 to {highest} (the first of "
-                         f"{METRICS_PORTS_PER_SERVICE * len(SERVICES)}), or 0 for no metrics")
+        raise ValueError(
+            f"{METRICS_PORT_ENV}={text!r}: a port from 1024 to {highest} (the first of "
+            f"{METRICS_PORTS_PER_SERVICE * len(SERVICES)}), or 0 for no metrics"
+        )
     return int(text)
 
 
@@ -125,7 +127,9 @@ def parse_instances(spec: str | None) -> dict[str, int]:
     for raw in spec.split(","):
         part = raw.strip()
         if not part:
-            raise InstancesError(f"--instances {spec!r}: an empty part; write SERVICE=COUNT[,SERVICE=COUNT...], e.g. matching=2,settlement=2")
+            raise InstancesError(
+                f"--instances {spec!r}: an empty part; write SERVICE=COUNT[,SERVICE=COUNT...], e.g. matching=2,settlement=2"
+            )
         name, equals, count_text = part.partition("=")
         name, count_text = name.strip(), count_text.strip()
         if not equals or not name or not count_text:
@@ -136,7 +140,9 @@ def parse_instances(spec: str | None) -> dict[str, int]:
             raise InstancesError(f"--instances: {part!r}: the count {count_text!r} is not a whole number")
         count = int(count_text)
         if count < 1:
-            raise InstancesError(f"--instances: {part!r}: the count must be at least 1, not {count} (`farmlink down` stops services)")
+            raise InstancesError(
+                f"--instances: {part!r}: the count must be at least 1, not {count} (`farmlink down` stops services)"
+            )
         if name in counts:
             raise InstancesError(f"--instances: {name} is named twice ({spec!r})")
         counts[name] = count
@@ -180,9 +186,13 @@ def serve(name: str, instance: int = 1) -> None:
     async def heartbeat() -> None:
         while True:
             relay = runtime.relay
-            state = {"pid": os.getpid(), "at": time.time(), "relay_failure": getattr(relay, "failure", None),
-                     "relay_failure_at": getattr(relay, "failure_at", None),
-                     "metrics": getattr(runtime.metrics_server, "url", None)}
+            state = {
+                "pid": os.getpid(),
+                "at": time.time(),
+                "relay_failure": getattr(relay, "failure", None),
+                "relay_failure_at": getattr(relay, "failure_at", None),
+                "metrics": getattr(runtime.metrics_server, "url", None),
+            }
             draft = health.with_suffix(".health.tmp")
             draft.write_text(json.dumps(state))
             draft.replace(health)
@@ -417,8 +427,13 @@ def start_gateway(say=print, wait: bool = True) -> int:
     if pid is None:
         ready_file(GATEWAY).unlink(missing_ok=True)
         with log_file(GATEWAY).open("ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "farmlink.cli", "gateway"], stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            process = subprocess.Popen(
+                [sys.executable, "-m", "farmlink.cli", "gateway"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         pid_file(GATEWAY).write_text(str(process.pid))
         say(f"started {GATEWAY} (pid {process.pid}, log {log_file(GATEWAY)})")
         pid = process.pid

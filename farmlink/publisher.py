@@ -68,7 +68,9 @@ def input_key(line: ScenarioLine) -> str:
     return key_of(line.type, line.payload)
 
 
-def input_message(input_type: str, payload: dict, correlation_id: str, keyring: Keyring, message_id: str | None = None) -> InputMessage:
+def input_message(
+    input_type: str, payload: dict, correlation_id: str, keyring: Keyring, message_id: str | None = None
+) -> InputMessage:
     """An input as its producer sends it: signed with the producer's current key from `keyring`; a
     registration that names no public key given the producer's own; a key rotation that names none
     given a new key, made now (the keyring's current key from then on), and signed with the old one."""
@@ -82,7 +84,11 @@ def input_message(input_type: str, payload: dict, correlation_id: str, keyring: 
         signer, new_key = keyring.rotate(producer)
         payload = {**payload, "public_key": new_key}
     fields = dict(
-        message_id=message_id or uuid.uuid4().hex, type=input_type, producer=producer, correlation_id=correlation_id, payload=payload
+        message_id=message_id or uuid.uuid4().hex,
+        type=input_type,
+        producer=producer,
+        correlation_id=correlation_id,
+        payload=payload,
     )
     signature = sign(signer or keyring.private_key(producer), fields) if input_type in SIGNED_INPUT_TYPES else None
     return InputMessage(**fields, signature=signature)
@@ -160,8 +166,13 @@ class ReceiptWatcher:
 
     def __init__(self, bootstrap: str, run_id: str, principal: str):
         self.run_id = run_id
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
-                                         isolation_level="read_committed", **kafka_options(settings(), principal))
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            isolation_level="read_committed",
+            **kafka_options(settings(), principal),
+        )
         self.lines: dict[str, LineProgress] = {}
         self.fills_made: set[str] = set()
         self.fills_recorded: set[str] = set()
@@ -229,8 +240,11 @@ async def publish_lines(
     summary = PublishSummary()
     run_id = f"publish-{uuid.uuid4().hex[:12]}"
     # Each input topic is written as its producer principal (events/access.py); every one of them may read receipts.
-    principals = list(dict.fromkeys(
-        INPUT_PRODUCER[SERVICE_INPUT_TOPIC[INPUT_OWNER[line.type]]] for line in lines if isinstance(line, ScenarioLine)))
+    principals = list(
+        dict.fromkeys(
+            INPUT_PRODUCER[SERVICE_INPUT_TOPIC[INPUT_OWNER[line.type]]] for line in lines if isinstance(line, ScenarioLine)
+        )
+    )
     watcher = ReceiptWatcher(bootstrap, run_id, principals[0] if principals else COOPERATIVE)
     producers = {p: idempotent_producer(bootstrap, linger_ms=5, **kafka_options(settings(), p)) for p in principals}
     await watcher.start()
@@ -264,8 +278,9 @@ async def publish_lines(
         settle_finished()
 
     async def send(topic: str, message: InputMessage, headers: list[tuple[str, bytes]]) -> asyncio.Future:
-        future = await producers[INPUT_PRODUCER[topic]].send(topic, message.model_dump_json().encode(), key=run_id.encode(),
-                                                             headers=headers)
+        future = await producers[INPUT_PRODUCER[topic]].send(
+            topic, message.model_dump_json().encode(), key=run_id.encode(), headers=headers
+        )
         sent.append(future)
         return future
 
@@ -283,7 +298,9 @@ async def publish_lines(
                     await watcher.wait_for(lambda: journaled[checked].done, f"line {journaled[checked].line.line_no}")
                     checked += 1
                 required = {f for p in journaled[:before] if p.journal_receipt for f in p.journal_receipt.fill_ids}
-                await watcher.wait_for(lambda: required <= watcher.fills_recorded, f"the fills before line {line_no} reaching settlement")
+                await watcher.wait_for(
+                    lambda: required <= watcher.fills_recorded, f"the fills before line {line_no} reaching settlement"
+                )
                 await send(topic, message, [])
             finally:
                 settlement.task_done()
@@ -308,7 +325,9 @@ async def publish_lines(
             if sender.done():
                 sender.result()  # a failure (a timeout) of the settlement sender ends the run with its reason
             message = prepare_line(line, run_id, keyring)
-            if isinstance(message, str):  # refused here, like a line that failed its model, before it takes a place in the sequence
+            if isinstance(
+                message, str
+            ):  # refused here, like a line that failed its model, before it takes a place in the sequence
                 summary.rejected.append(message)
                 on_line(line, message)
                 if strict:

@@ -53,8 +53,12 @@ async def open_offers(conn: asyncpg.Connection) -> list[dict[str, Any]]:
            FROM matching.offers WHERE open ORDER BY product, expires_on, lot_id"""
     )
     return [
-        {**dict(row), "quantity_left": quantity_text(row["quantity_left"]), "available_from": row["available_from"].isoformat(),
-         "expires_on": row["expires_on"].isoformat()}
+        {
+            **dict(row),
+            "quantity_left": quantity_text(row["quantity_left"]),
+            "available_from": row["available_from"].isoformat(),
+            "expires_on": row["expires_on"].isoformat(),
+        }
         for row in rows
     ]
 
@@ -87,7 +91,9 @@ async def coverage(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
     )
     counties: dict[str, dict[str, Any]] = {}
     for row in villages:
-        county = counties.setdefault(row["county"], {"county": row["county"], "registered_poor": 0, "with_income": 0, "without_income": 0, "paid_fen": 0})
+        county = counties.setdefault(
+            row["county"], {"county": row["county"], "registered_poor": 0, "with_income": 0, "without_income": 0, "paid_fen": 0}
+        )
         for name in ("registered_poor", "with_income", "without_income", "paid_fen"):
             county[name] += row[name]
     plans = await conn.fetch(
@@ -109,7 +115,11 @@ async def coverage(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
         "villages": [dict(row) for row in villages],
         "counties": list(counties.values()),
         "plans": [
-            {**dict(row), "planned_area_mu": quantity_text(row["planned_area_mu"]), "planted_area_mu": quantity_text(Decimal(row["planted_area_mu"]))}
+            {
+                **dict(row),
+                "planned_area_mu": quantity_text(row["planned_area_mu"]),
+                "planted_area_mu": quantity_text(Decimal(row["planted_area_mu"])),
+            }
             for row in plans
         ],
     }

@@ -29,8 +29,11 @@ rules_app = typer.Typer(help="The matching rules versions: since when each appli
 def version_rows() -> list[dict[str, Any]]:
     """One row per rules version, oldest first."""
     return [
-        {"rules_version": info.version, "applies_from": None if info.applies_from is None else info.applies_from.isoformat(),
-         "changes": info.changes}
+        {
+            "rules_version": info.version,
+            "applies_from": None if info.applies_from is None else info.applies_from.isoformat(),
+            "changes": info.changes,
+        }
         for info in versions()
     ]
 

@@ -117,8 +117,9 @@ class Changes:
     terms: tuple[Term, ...] = ()
 
     @classmethod
-    def parse(cls, floor: Iterable[str] = (), cap: Iterable[str] = (), per_mu: Iterable[str] = (),
-              valid_to: Iterable[str] = ()) -> Changes:
+    def parse(
+        cls, floor: Iterable[str] = (), cap: Iterable[str] = (), per_mu: Iterable[str] = (), valid_to: Iterable[str] = ()
+    ) -> Changes:
         given = (("--floor", floor), ("--cap", cap), ("--per-mu", per_mu), ("--valid-to", valid_to))
         return cls(tuple(parse_term(option, text) for option, texts in given for text in texts))
 
@@ -165,16 +166,19 @@ def _plan(changes: Changes, commitments: Mapping[str, str]) -> dict[str, dict[st
         if term.explicit_commitment or term.key not in PRODUCTS:
             if term.key not in commitments:
                 raise ChangeError(
-                    f"{term.text}: the log holds no commitment {term.key}" if term.explicit_commitment else
-                    f"{term.text}: {term.key} is neither a product ({', '.join(PRODUCTS)}) nor a commitment id in the log")
+                    f"{term.text}: the log holds no commitment {term.key}"
+                    if term.explicit_commitment
+                    else f"{term.text}: {term.key} is neither a product ({', '.join(PRODUCTS)}) nor a commitment id in the log"
+                )
             chosen = own
         else:
             if term.key not in commitments.values():
                 raise ChangeError(f"{term.text}: the log holds no commitment for {term.key}")
             chosen = product_wide
         if (term.key, term.field) in chosen:
-            raise ChangeError(f"{term.text}: {term.option} for {term.key} is given twice "
-                              f"(also {chosen[(term.key, term.field)].given})")
+            raise ChangeError(
+                f"{term.text}: {term.option} for {term.key} is given twice (also {chosen[(term.key, term.field)].given})"
+            )
         chosen[(term.key, term.field)] = term
     plan: dict[str, dict[str, Term]] = {}
     for commitment_id, product in commitments.items():
@@ -208,7 +212,9 @@ def _changed_values(commitment_id: str, fact: Mapping[str, Any], terms: Mapping[
     return {field: dumped[field] for field in terms}
 
 
-def journals_with(streams: Mapping[str, Sequence[Record]], changes: Changes) -> tuple[dict[str, list[Record]], list[AppliedChange]]:
+def journals_with(
+    streams: Mapping[str, Sequence[Record]], changes: Changes
+) -> tuple[dict[str, list[Record]], list[AppliedChange]]:
     """Each product's journal entries (its decisions left out), the targeted commitments' entries replaced by
     copies with the changed terms; and what was changed. The records given are not modified.
 
@@ -223,9 +229,13 @@ def journals_with(streams: Mapping[str, Sequence[Record]], changes: Changes) -> 
             fact = entry.payload["fact"]
             values = _changed_values(commitment_id, fact, terms)
             replaced[id(entry)] = dataclasses.replace(entry, payload={**entry.payload, "fact": {**fact, **values}})
-            applied += [AppliedChange(commitment_id, product, field, fact.get(field), values[field], terms[field].text) for field in terms]
-    journals = {product: [replaced.get(id(record), record) for record in records if record.event_type == JOURNAL_ENTRY]
-                for product, records in streams.items()}
+            applied += [
+                AppliedChange(commitment_id, product, field, fact.get(field), values[field], terms[field].text) for field in terms
+            ]
+    journals = {
+        product: [replaced.get(id(record), record) for record in records if record.event_type == JOURNAL_ENTRY]
+        for product, records in streams.items()
+    }
     return journals, applied
 
 
@@ -347,46 +357,82 @@ def compare(recorded: Sequence[Mapping[str, Any]], replayed: Sequence[Mapping[st
     cooperative_of: dict[str, str] = {}
     before, after = _incomes(recorded, cooperative_of), _incomes(replayed, cooperative_of)
     was, now = _keyed(recorded), _keyed(replayed)
-    changed_keys = [key for key in sorted(was.keys() | now.keys())
-                    if key not in was or key not in now or fill_line_of(dict(was[key])) != fill_line_of(dict(now[key]))]
+    changed_keys = [
+        key
+        for key in sorted(was.keys() | now.keys())
+        if key not in was or key not in now or fill_line_of(dict(was[key])) != fill_line_of(dict(now[key]))
+    ]
     fills_changed: dict[str, int] = defaultdict(int)
     for key in changed_keys:
-        for household in set(was.get(key, {}).get("household_income_fen", {})) | set(now.get(key, {}).get("household_income_fen", {})):
+        for household in set(was.get(key, {}).get("household_income_fen", {})) | set(
+            now.get(key, {}).get("household_income_fen", {})
+        ):
             fills_changed[household] += 1
 
     def place(household: str) -> _Place:
         return places.get(household) or _Place("", "", "", cooperative_of.get(household, ""), False)
 
     households = sorted(
-        (HouseholdRow(p.county, p.township, p.village, p.cooperative_id, household, p.registered_poor, before.get(household, 0),
-                      after.get(household, 0), fills_changed.get(household, 0))
-         for household in before.keys() | after.keys() for p in (place(household),)),
-        key=lambda h: (h.county, h.township, h.village, h.household_id))
+        (
+            HouseholdRow(
+                p.county,
+                p.township,
+                p.village,
+                p.cooperative_id,
+                household,
+                p.registered_poor,
+                before.get(household, 0),
+                after.get(household, 0),
+                fills_changed.get(household, 0),
+            )
+            for household in before.keys() | after.keys()
+            for p in (place(household),)
+        ),
+        key=lambda h: (h.county, h.township, h.village, h.household_id),
+    )
     village_fills: dict[tuple[str, str, str], set[_FillKey]] = defaultdict(set)
     for key in changed_keys:
-        for household in set(was.get(key, {}).get("household_income_fen", {})) | set(now.get(key, {}).get("household_income_fen", {})):
+        for household in set(was.get(key, {}).get("household_income_fen", {})) | set(
+            now.get(key, {}).get("household_income_fen", {})
+        ):
             p = place(household)
             village_fills[(p.county, p.township, p.village)].add(key)
     grouped: dict[tuple[str, str, str], list[HouseholdRow]] = defaultdict(list)
     for row in households:
         grouped[(row.county, row.township, row.village)].append(row)
     villages = tuple(
-        VillageRow(*where, len(rows), sum(r.registered_poor for r in rows), sum(r.recorded_fen for r in rows),
-                   sum(r.replayed_fen for r in rows), len(village_fills.get(where, ())))
-        for where, rows in sorted(grouped.items()))
+        VillageRow(
+            *where,
+            len(rows),
+            sum(r.registered_poor for r in rows),
+            sum(r.recorded_fen for r in rows),
+            sum(r.replayed_fen for r in rows),
+            len(village_fills.get(where, ())),
+        )
+        for where, rows in sorted(grouped.items())
+    )
     totals = Totals(
-        fills_recorded=len(recorded), fills_replayed=len(replayed), fills_changed=len(changed_keys), households=len(households),
-        households_gaining=sum(h.difference_fen > 0 for h in households), households_losing=sum(h.difference_fen < 0 for h in households),
-        recorded_fen=sum(h.recorded_fen for h in households), replayed_fen=sum(h.replayed_fen for h in households),
+        fills_recorded=len(recorded),
+        fills_replayed=len(replayed),
+        fills_changed=len(changed_keys),
+        households=len(households),
+        households_gaining=sum(h.difference_fen > 0 for h in households),
+        households_losing=sum(h.difference_fen < 0 for h in households),
+        recorded_fen=sum(h.recorded_fen for h in households),
+        replayed_fen=sum(h.replayed_fen for h in households),
         registered_poor_with_income_recorded=sum(h.registered_poor and h.recorded_fen > 0 for h in households),
-        registered_poor_with_income_replayed=sum(h.registered_poor and h.replayed_fen > 0 for h in households))
+        registered_poor_with_income_replayed=sum(h.registered_poor and h.replayed_fen > 0 for h in households),
+    )
     return WhatIf((), tuple(households), villages, totals)
 
 
 def places_of(log: AuditLog) -> dict[str, _Place]:
     """Each registered household's cooperative, village, township, county and registered-poor flag (the audit's reading)."""
-    return {h.household_id: _Place(h.county, h.township, h.village, h.cooperative_id, h.registered_poor)
-            for h in read_households(log) if h.cooperative_id}
+    return {
+        h.household_id: _Place(h.county, h.township, h.village, h.cooperative_id, h.registered_poor)
+        for h in read_households(log)
+        if h.cooperative_id
+    }
 
 
 def what_if(log: AuditLog, changes: Changes) -> WhatIf:
@@ -410,13 +456,44 @@ async def load_log(dsn: str, prefix: str = "") -> AuditLog:
 
 # ---------------------------------------------------------------- output
 
-HOUSEHOLD_COLUMNS = ("county", "township", "village", "cooperative_id", "household_id", "registered_poor", "recorded_fen",
-                     "replayed_fen", "difference_fen", "fills_changed")
-VILLAGE_COLUMNS = ("county", "township", "village", "households", "registered_poor", "recorded_fen", "replayed_fen", "difference_fen",
-                   "fills_changed")
+HOUSEHOLD_COLUMNS = (
+    "county",
+    "township",
+    "village",
+    "cooperative_id",
+    "household_id",
+    "registered_poor",
+    "recorded_fen",
+    "replayed_fen",
+    "difference_fen",
+    "fills_changed",
+)
+VILLAGE_COLUMNS = (
+    "county",
+    "township",
+    "village",
+    "households",
+    "registered_poor",
+    "recorded_fen",
+    "replayed_fen",
+    "difference_fen",
+    "fills_changed",
+)
 CHANGE_COLUMNS = ("commitment_id", "product", "term", "recorded", "replayed", "given")
-CSV_COLUMNS = ("level", "county", "township", "village", "cooperative_id", "household_id", "households", "registered_poor_households",
-               "recorded_fen", "replayed_fen", "difference_fen", "fills_changed")
+CSV_COLUMNS = (
+    "level",
+    "county",
+    "township",
+    "village",
+    "cooperative_id",
+    "household_id",
+    "households",
+    "registered_poor_households",
+    "recorded_fen",
+    "replayed_fen",
+    "difference_fen",
+    "fills_changed",
+)
 
 
 def _changed(row: HouseholdRow | VillageRow) -> bool:
@@ -446,17 +523,26 @@ def change_rows(result: WhatIf) -> list[dict[str, Any]]:
 def as_json(result: WhatIf, changed_only: bool = False) -> dict[str, Any]:
     """One object: format and version, the changed terms, totals, villages, households; `identical` for the
     identity check; `nothing_written` always true."""
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "changes": change_rows(result), "identical": result.identical,
-            "totals": totals_row(result), "villages": village_rows(result, changed_only),
-            "households": household_rows(result, changed_only), "nothing_written": True}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "changes": change_rows(result),
+        "identical": result.identical,
+        "totals": totals_row(result),
+        "villages": village_rows(result, changed_only),
+        "households": household_rows(result, changed_only),
+        "nothing_written": True,
+    }
 
 
 def as_jsonl(result: WhatIf, changed_only: bool = False) -> list[str]:
     """A JSON line per row, each with its `section` (change, village, household, totals), as `farmlink coverage --format jsonl`."""
-    rows = ([{"section": "change", **row} for row in change_rows(result)]
-            + [{"section": "village", **row} for row in village_rows(result, changed_only)]
-            + [{"section": "household", **row} for row in household_rows(result, changed_only)]
-            + [{"section": "totals", "identical": result.identical, **totals_row(result)}])
+    rows = (
+        [{"section": "change", **row} for row in change_rows(result)]
+        + [{"section": "village", **row} for row in village_rows(result, changed_only)]
+        + [{"section": "household", **row} for row in household_rows(result, changed_only)]
+        + [{"section": "totals", "identical": result.identical, **totals_row(result)}]
+    )
     return [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows]
 
 
@@ -468,15 +554,57 @@ def as_csv(result: WhatIf, changed_only: bool = False) -> str:
     writer.writerow(CSV_COLUMNS)
     for h in result.households:
         if not changed_only or _changed(h):
-            writer.writerow(["household", h.county, h.township, h.village, h.cooperative_id, h.household_id, 1, int(h.registered_poor),
-                             h.recorded_fen, h.replayed_fen, h.difference_fen, h.fills_changed])
+            writer.writerow(
+                [
+                    "household",
+                    h.county,
+                    h.township,
+                    h.village,
+                    h.cooperative_id,
+                    h.household_id,
+                    1,
+                    int(h.registered_poor),
+                    h.recorded_fen,
+                    h.replayed_fen,
+                    h.difference_fen,
+                    h.fills_changed,
+                ]
+            )
     for v in result.villages:
         if not changed_only or _changed(v):
-            writer.writerow(["village", v.county, v.township, v.village, "", "", v.households, v.registered_poor, v.recorded_fen,
-                             v.replayed_fen, v.difference_fen, v.fills_changed])
+            writer.writerow(
+                [
+                    "village",
+                    v.county,
+                    v.township,
+                    v.village,
+                    "",
+                    "",
+                    v.households,
+                    v.registered_poor,
+                    v.recorded_fen,
+                    v.replayed_fen,
+                    v.difference_fen,
+                    v.fills_changed,
+                ]
+            )
     t = result.totals
-    writer.writerow(["total", "", "", "", "", "", t.households, sum(h.registered_poor for h in result.households), t.recorded_fen,
-                     t.replayed_fen, t.difference_fen, t.fills_changed])
+    writer.writerow(
+        [
+            "total",
+            "",
+            "",
+            "",
+            "",
+            "",
+            t.households,
+            sum(h.registered_poor for h in result.households),
+            t.recorded_fen,
+            t.replayed_fen,
+            t.difference_fen,
+            t.fills_changed,
+        ]
+    )
     return out.getvalue()
 
 
@@ -487,10 +615,12 @@ def signed(fen: int) -> str:
 
 def totals_line(result: WhatIf) -> str:
     t = result.totals
-    return (f"totals: {t.households} households earned {t.recorded_fen} fen as recorded, {t.replayed_fen} fen as replayed "
-            f"({signed(t.difference_fen)} fen; {t.households_gaining} gain, {t.households_losing} lose); fills {t.fills_recorded} "
-            f"recorded, {t.fills_replayed} replayed, {t.fills_changed} changed; registered-poor households with income "
-            f"{t.registered_poor_with_income_recorded} -> {t.registered_poor_with_income_replayed}")
+    return (
+        f"totals: {t.households} households earned {t.recorded_fen} fen as recorded, {t.replayed_fen} fen as replayed "
+        f"({signed(t.difference_fen)} fen; {t.households_gaining} gain, {t.households_losing} lose); fills {t.fills_recorded} "
+        f"recorded, {t.fills_replayed} replayed, {t.fills_changed} changed; registered-poor households with income "
+        f"{t.registered_poor_with_income_recorded} -> {t.registered_poor_with_income_replayed}"
+    )
 
 
 def _cell(column: str, value: Any) -> str:
@@ -509,7 +639,9 @@ def print_tables(result: WhatIf, console: Any, changed_only: bool = False) -> No
         shown = Table(title=title)
         for column in columns:
             numbers = bool(rows) and all(type(row[column]) is int for row in rows)  # counts and fen, not flags or terms
-            shown.add_column(column, overflow="fold", justify="right" if numbers and column not in ("recorded", "replayed") else "left")
+            shown.add_column(
+                column, overflow="fold", justify="right" if numbers and column not in ("recorded", "replayed") else "left"
+            )
         for row in rows:
             shown.add_row(*(_cell(column, row[column]) for column in columns))
         console.print(shown)

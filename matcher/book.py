@@ -20,19 +20,51 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import TypeAlias, TypeVar, cast
 
-from matcher.facts import (DECIMAL_CONTEXT, FACT_TYPES, Commitment, Fact, Fill, Lot, MarketPrice, OfferClosed, OfferOpened,
-                           OfferShrunk, Order, OrderCancellation, Outcome, Planting, RulesAdoption)
+from matcher.facts import (
+    DECIMAL_CONTEXT,
+    FACT_TYPES,
+    Commitment,
+    Fact,
+    Fill,
+    Lot,
+    MarketPrice,
+    OfferClosed,
+    OfferOpened,
+    OfferShrunk,
+    Order,
+    OrderCancellation,
+    Outcome,
+    Planting,
+    RulesAdoption,
+)
 from matcher.archive import HORIZON_BATCH, HORIZON_LAG, Shelving  # noqa: F401 (the horizon's settings, re-exported)
 from matcher.money import checked_household_weights, checked_revenue_fen, share_out
 from matcher.rules import VERSION_1, OutletRank, Rulebook, ShelfKey, fill_quantity, rulebook
-from matcher.shelves import (CommitmentShelves, LotShelves, OrderShelves, PriceSeries, lots_for, next_order_overlapping,
-                             priority_of, remove_lot, rest_lot)
-from matcher.state import (CommitmentPrice, CommitmentState, LotState, OpenOutlet, OrderState, OutletState, Quote, RestingLot,
-                           new_fill)
+from matcher.shelves import (
+    CommitmentShelves,
+    LotShelves,
+    OrderShelves,
+    PriceSeries,
+    lots_for,
+    next_order_overlapping,
+    priority_of,
+    remove_lot,
+    rest_lot,
+)
+from matcher.state import (
+    CommitmentPrice,
+    CommitmentState,
+    LotState,
+    OpenOutlet,
+    OrderState,
+    OutletState,
+    Quote,
+    RestingLot,
+    new_fill,
+)
 
 _ZERO = Decimal(0)
 _new_tuple = tuple.__new__  # a NamedTuple from its values, without its Python-level __new__
-
 
 
 class Book(Shelving):
@@ -99,8 +131,7 @@ class Book(Shelving):
         """The orders and commitments that can still take produce now, in journal order."""
         views = [OpenOutlet("order", state.order, state.left, state.seq, ()) for state in self._open_orders.values()]
         views.extend(
-            OpenOutlet("commitment", state.commitment, state.left, state.seq,
-                       tuple(sorted(state.filled_by_cooperative.items())))
+            OpenOutlet("commitment", state.commitment, state.left, state.seq, tuple(sorted(state.filled_by_cooperative.items())))
             for state in self._open_commitments.values()
         )
         return tuple(sorted(views, key=attrgetter("journal_seq")))
@@ -129,11 +160,20 @@ class Book(Shelving):
                 self._close_commitment(outlet)
         if state.left > 0:
             rest_lot(self._lot_shelves, state, self._rules.lot_shelf_keys(lot))
-            outcomes.append(OfferOpened(
-                lot_id=lot.lot_id, product=lot.product, grade=lot.grade, cooperative_id=lot.cooperative_id,
-                county=lot.county, township=lot.township, quantity_left=state.left,
-                available_from=lot.available_from, expires_on=lot.expires_on, journal_seq=seq,
-            ))
+            outcomes.append(
+                OfferOpened(
+                    lot_id=lot.lot_id,
+                    product=lot.product,
+                    grade=lot.grade,
+                    cooperative_id=lot.cooperative_id,
+                    county=lot.county,
+                    township=lot.township,
+                    quantity_left=state.left,
+                    available_from=lot.available_from,
+                    expires_on=lot.expires_on,
+                    journal_seq=seq,
+                )
+            )
         return outcomes
 
     def _on_order(self, order: Order, seq: int) -> list[Outcome]:
@@ -232,8 +272,9 @@ class Book(Shelving):
             if quote is not None:
                 yield quote
 
-    def _fill_arriving_outlet(self, outlet: OutletState, shelf_keys: list[ShelfKey], start: date, end: date,
-                              seq: int) -> list[Outcome]:
+    def _fill_arriving_outlet(
+        self, outlet: OutletState, shelf_keys: list[ShelfKey], start: date, end: date, seq: int
+    ) -> list[Outcome]:
         """Fill an arriving outlet from the best eligible resting lots until it is full or none is left (§M2)."""
         outcomes: list[Outcome] = []
         used_up: list[LotState] = []
@@ -296,8 +337,10 @@ class Book(Shelving):
         if per_mu is not None:
             cooperative_id = lot.cooperative_id
             room = self._rules.per_mu_room(
-                self._planted_mu.get(cooperative_id, _ZERO), per_mu,
-                state.filled_by_cooperative.get(cooperative_id, _ZERO), self.product,
+                self._planted_mu.get(cooperative_id, _ZERO),
+                per_mu,
+                state.filled_by_cooperative.get(cooperative_id, _ZERO),
+                self.product,
             )
             if room <= 0:
                 return None
@@ -324,11 +367,23 @@ class Book(Shelving):
             lot_state.weights = checked_household_weights([(c.household_id, c.quantity) for c in lot.contributions])
         self._fill_count += 1
         return new_fill(
-            position=self._fill_count, journal_seq=seq, product=self.product, lot_id=lot.lot_id,
-            cooperative_id=lot.cooperative_id, grade=lot.grade, outlet_kind=quote.outlet_kind, outlet_id=outlet_id,
-            buyer_id=buyer_id, quantity=quantity, unit_price_fen=price.unit_price_fen, price_basis=price.price_basis,
-            revenue_fen=revenue, household_income_fen=share_out(revenue, lot_state.weights),
-            floor_price_fen=price.floor_price_fen, market_price_fen=price.market_price_fen, price_as_of=price.price_as_of,
+            position=self._fill_count,
+            journal_seq=seq,
+            product=self.product,
+            lot_id=lot.lot_id,
+            cooperative_id=lot.cooperative_id,
+            grade=lot.grade,
+            outlet_kind=quote.outlet_kind,
+            outlet_id=outlet_id,
+            buyer_id=buyer_id,
+            quantity=quantity,
+            unit_price_fen=price.unit_price_fen,
+            price_basis=price.price_basis,
+            revenue_fen=revenue,
+            household_income_fen=share_out(revenue, lot_state.weights),
+            floor_price_fen=price.floor_price_fen,
+            market_price_fen=price.market_price_fen,
+            price_as_of=price.price_as_of,
         )
 
 
@@ -343,15 +398,17 @@ def _handles(kind: type[_OneFact], handler: Callable[[Book, _OneFact, int], list
     return kind, cast(_Handler, handler)
 
 
-_ON_INPUT: dict[type[Fact], _Handler] = dict((
-    _handles(Lot, Book._on_lot),
-    _handles(Order, Book._on_order),
-    _handles(Commitment, Book._on_commitment),
-    _handles(OrderCancellation, Book._on_cancellation),
-    _handles(MarketPrice, Book._on_market_price),
-    _handles(Planting, Book._on_planting),
-    _handles(RulesAdoption, Book._on_adoption),
-))
+_ON_INPUT: dict[type[Fact], _Handler] = dict(
+    (
+        _handles(Lot, Book._on_lot),
+        _handles(Order, Book._on_order),
+        _handles(Commitment, Book._on_commitment),
+        _handles(OrderCancellation, Book._on_cancellation),
+        _handles(MarketPrice, Book._on_market_price),
+        _handles(Planting, Book._on_planting),
+        _handles(RulesAdoption, Book._on_adoption),
+    )
+)
 """What a book does with each kind of input."""
 
 

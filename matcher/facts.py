@@ -352,4 +352,3 @@ class OfferClosed:
 
 Outcome: TypeAlias = Fill | OfferOpened | OfferShrunk | OfferClosed
 """Something the matcher decided while processing one journal input."""
-

@@ -80,9 +80,7 @@ _READERS: dict[str, Callable[[Mapping[str, Any]], Fact]] = {
     "OrderPlaced": _order,
     "OrderCancelled": lambda p: OrderCancellation(p["order_id"], p["product"]),
     "CommitmentMade": _commitment,
-    "MarketPriceObserved": lambda p: MarketPrice(
-        p["product"], p["grade"], p["market"], p["price_fen"], _day(p["observed_on"])
-    ),
+    "MarketPriceObserved": lambda p: MarketPrice(p["product"], p["grade"], p["market"], p["price_fen"], _day(p["observed_on"])),
     ADOPTION_TYPE: lambda p: RulesAdoption(p["product"], p["rules_version"]),  # matcher/versions.py
 }
 

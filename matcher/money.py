@@ -69,9 +69,7 @@ def checked_household_weights(weights: Sequence[tuple[str, Decimal]]) -> Househo
     return HouseholdWeights(household_ids, scaled, sum(scaled))
 
 
-def split_largest_remainder(
-    total_fen: int, weights: Sequence[tuple[str, Decimal]]
-) -> tuple[tuple[str, int], ...]:
+def split_largest_remainder(total_fen: int, weights: Sequence[tuple[str, Decimal]]) -> tuple[tuple[str, int], ...]:
     """Share `total_fen` out to households in proportion to their weights (contributed quantities).
 
     Each household gets the floor of its exact share; the fen left over go one each to

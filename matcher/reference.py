@@ -20,8 +20,19 @@ from datetime import date
 from decimal import Decimal
 from typing import NamedTuple
 
-from matcher.facts import (DECIMAL_CONTEXT, Commitment, Fact, Fill, Lot, MarketPrice, Order, OrderCancellation, OutletKind,
-                           Planting, RulesAdoption)
+from matcher.facts import (
+    DECIMAL_CONTEXT,
+    Commitment,
+    Fact,
+    Fill,
+    Lot,
+    MarketPrice,
+    Order,
+    OrderCancellation,
+    OutletKind,
+    Planting,
+    RulesAdoption,
+)
 from matcher.rules import VERSION_1, Price, Rulebook, market_as_of, rulebook
 
 
@@ -78,8 +89,11 @@ class Reference:
                 self.lots.append(resting)
                 self._lot_arrives(resting)
         elif isinstance(fact, (Order, Commitment)):
-            outlet = _Outlet("order", fact, self.seq, fact.quantity) if isinstance(fact, Order) else \
-                _Outlet("commitment", fact, self.seq, fact.cap_quantity)
+            outlet = (
+                _Outlet("order", fact, self.seq, fact.quantity)
+                if isinstance(fact, Order)
+                else _Outlet("commitment", fact, self.seq, fact.cap_quantity)
+            )
             if all((o.kind, o.outlet_id) != (outlet.kind, outlet.outlet_id) for o in self.outlets):
                 self.outlets.append(outlet)
                 self._outlet_arrives(outlet)
@@ -129,7 +143,8 @@ class Reference:
             return self.rules.order_price(fact.limit_price_fen)
         as_of = self.rules.as_of_date(lot.available_from, fact.valid_from)
         observations = [
-            (observed_on, seq, p.price_fen) for observed_on, seq, p in self.prices
+            (observed_on, seq, p.price_fen)
+            for observed_on, seq, p in self.prices
             if p.grade == lot.grade and p.market == fact.reference_market
         ]
         return self.rules.commitment_price(fact.floor_price_fen, market_as_of(observations, as_of), as_of)
@@ -141,7 +156,9 @@ class Reference:
             candidates = [o for o in self.outlets if self.eligible(o, lot)]
             if not candidates:
                 return
-            best = min(candidates, key=lambda o: self.rules.outlet_rank(self.price(o, lot).unit_price_fen, o.kind, o.seq, o.outlet_id))
+            best = min(
+                candidates, key=lambda o: self.rules.outlet_rank(self.price(o, lot).unit_price_fen, o.kind, o.seq, o.outlet_id)
+            )
             self._fill(resting, best)
 
     def _outlet_arrives(self, outlet: _Outlet) -> None:
@@ -178,8 +195,14 @@ def reference_view(outcomes: Iterable[object]) -> dict[str, list[ReferenceFill]]
     fills: dict[str, list[ReferenceFill]] = {}
     for outcome in outcomes:
         if isinstance(outcome, Fill):
-            fills.setdefault(outcome.product, []).append(ReferenceFill(
-                outcome.journal_seq, outcome.lot_id, outcome.outlet_kind, outcome.outlet_id, outcome.quantity,
-                outcome.unit_price_fen,
-            ))
+            fills.setdefault(outcome.product, []).append(
+                ReferenceFill(
+                    outcome.journal_seq,
+                    outcome.lot_id,
+                    outcome.outlet_kind,
+                    outcome.outlet_id,
+                    outcome.quantity,
+                    outcome.unit_price_fen,
+                )
+            )
     return fills

@@ -54,8 +54,9 @@ def in_regions(county: str, township: str, regions: tuple[str, ...]) -> bool:
     return not regions or county in regions or township in regions
 
 
-def in_eligibility(county: str, cooperative_id: str, counties: tuple[str, ...] | frozenset[str],
-                   cooperatives: tuple[str, ...] | frozenset[str]) -> bool:
+def in_eligibility(
+    county: str, cooperative_id: str, counties: tuple[str, ...] | frozenset[str], cooperatives: tuple[str, ...] | frozenset[str]
+) -> bool:
     """§E6: for a commitment, the lot's county is in `eligible_counties` or its cooperative in
     `eligible_cooperatives`, or both lists are empty."""
     return not (counties or cooperatives) or county in counties or cooperative_id in cooperatives

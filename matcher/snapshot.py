@@ -41,29 +41,79 @@ from matcher.state import CommitmentState, LotState, OrderState, OutletState
 FORMAT = 1
 """The layout of the state below; a reader refuses any other."""
 
-BOOK_ATTRIBUTES = frozenset({
-    "product", "_rules", "_journal_seq", "_fill_count", "_lot_shelves", "_open_orders", "_open_commitments", "_order_shelves",
-    "_commitment_shelves", "_archived_order_shelves", "_archived_commitment_shelves", "_horizon", "_recent_starts",
-    "_outlet_ends", "_closed_ends", "_lot_ids", "_order_ids", "_commitment_ids", "_planting_ids", "_planted_mu", "_prices",
-})
+BOOK_ATTRIBUTES = frozenset(
+    {
+        "product",
+        "_rules",
+        "_journal_seq",
+        "_fill_count",
+        "_lot_shelves",
+        "_open_orders",
+        "_open_commitments",
+        "_order_shelves",
+        "_commitment_shelves",
+        "_archived_order_shelves",
+        "_archived_commitment_shelves",
+        "_horizon",
+        "_recent_starts",
+        "_outlet_ends",
+        "_closed_ends",
+        "_lot_ids",
+        "_order_ids",
+        "_commitment_ids",
+        "_planting_ids",
+        "_planted_mu",
+        "_prices",
+    }
+)
 """Every attribute of a Book this module knows how to keep or remake (a test fails when Book gains another)."""
 
 
 # ---------------------------------------------------------------- tables
 
 LOT_COLUMNS = (
-    "seq", "left", "lot_id", "cooperative_id", "county", "township", "grade", "quantity", "available_from", "expires_on",
+    "seq",
+    "left",
+    "lot_id",
+    "cooperative_id",
+    "county",
+    "township",
+    "grade",
+    "quantity",
+    "available_from",
+    "expires_on",
     "contributions",
 )
 """A resting lot: its journal number, what is left, then the Lot's fields but product (contributions: [household_id, quantity, registered_poor])."""
 ORDER_COLUMNS = (
-    "seq", "left", "archived", "order_id", "buyer_id", "min_grade", "quantity", "limit_price_fen", "deliver_from",
-    "deliver_to", "regions",
+    "seq",
+    "left",
+    "archived",
+    "order_id",
+    "buyer_id",
+    "min_grade",
+    "quantity",
+    "limit_price_fen",
+    "deliver_from",
+    "deliver_to",
+    "regions",
 )
 """An open order: its journal number, its unfilled rest, whether it is archived, then the Order's fields but product."""
 COMMITMENT_COLUMNS = (
-    "seq", "left", "archived", "filled_by_cooperative", "commitment_id", "buyer_id", "min_grade", "floor_price_fen",
-    "reference_market", "valid_from", "valid_to", "eligible_counties", "eligible_cooperatives", "cap_quantity",
+    "seq",
+    "left",
+    "archived",
+    "filled_by_cooperative",
+    "commitment_id",
+    "buyer_id",
+    "min_grade",
+    "floor_price_fen",
+    "reference_market",
+    "valid_from",
+    "valid_to",
+    "eligible_counties",
+    "eligible_cooperatives",
+    "cap_quantity",
     "max_quantity_per_mu",
 )
 """An open commitment: its journal number, what is left under its cap (null: no cap), whether it is archived, what each
@@ -89,8 +139,16 @@ def _rows(state: dict[str, Any], name: str, columns: tuple[str, ...]) -> list[li
 def _lot_row(s: LotState) -> list[Any]:
     lot = s.lot
     return [
-        s.seq, str(s.left), lot.lot_id, lot.cooperative_id, lot.county, lot.township, lot.grade, str(lot.quantity),
-        lot.available_from.isoformat(), lot.expires_on.isoformat(),
+        s.seq,
+        str(s.left),
+        lot.lot_id,
+        lot.cooperative_id,
+        lot.county,
+        lot.township,
+        lot.grade,
+        str(lot.quantity),
+        lot.available_from.isoformat(),
+        lot.expires_on.isoformat(),
         [[c.household_id, str(c.quantity), c.registered_poor] for c in lot.contributions],
     ]
 
@@ -98,17 +156,37 @@ def _lot_row(s: LotState) -> list[Any]:
 def _order_row(s: OrderState) -> list[Any]:
     order = s.order
     return [
-        s.seq, str(s.left), s.archived, order.order_id, order.buyer_id, order.min_grade, str(order.quantity),
-        order.limit_price_fen, order.deliver_from.isoformat(), order.deliver_to.isoformat(), list(order.regions),
+        s.seq,
+        str(s.left),
+        s.archived,
+        order.order_id,
+        order.buyer_id,
+        order.min_grade,
+        str(order.quantity),
+        order.limit_price_fen,
+        order.deliver_from.isoformat(),
+        order.deliver_to.isoformat(),
+        list(order.regions),
     ]
 
 
 def _commitment_row(s: CommitmentState) -> list[Any]:
     c = s.commitment
     return [
-        s.seq, _text(s.left), s.archived, sorted([cooperative, str(q)] for cooperative, q in s.filled_by_cooperative.items()),
-        c.commitment_id, c.buyer_id, c.min_grade, c.floor_price_fen, c.reference_market, c.valid_from.isoformat(),
-        c.valid_to.isoformat(), list(c.eligible_counties), list(c.eligible_cooperatives), _text(c.cap_quantity),
+        s.seq,
+        _text(s.left),
+        s.archived,
+        sorted([cooperative, str(q)] for cooperative, q in s.filled_by_cooperative.items()),
+        c.commitment_id,
+        c.buyer_id,
+        c.min_grade,
+        c.floor_price_fen,
+        c.reference_market,
+        c.valid_from.isoformat(),
+        c.valid_to.isoformat(),
+        list(c.eligible_counties),
+        list(c.eligible_cooperatives),
+        _text(c.cap_quantity),
         _text(c.max_quantity_per_mu),
     ]
 
@@ -216,7 +294,15 @@ def _book_from_state(state: dict[str, Any]) -> Book:
         state, "lots", LOT_COLUMNS
     ):
         lot = Lot(
-            lot_id, cooperative_id, county, township, product, grade, Decimal(quantity), _day(start), _day(end),
+            lot_id,
+            cooperative_id,
+            county,
+            township,
+            product,
+            grade,
+            Decimal(quantity),
+            _day(start),
+            _day(end),
             tuple(Contribution(household, Decimal(q), poor) for household, q, poor in contributions),
         )
         lot_state = LotState(lot, _count("seq", seq), rules)
@@ -254,11 +340,36 @@ def _book_from_state(state: dict[str, Any]) -> Book:
     for shelves in order_shelves.values():
         for orders in shelves.values():
             orders.sort(key=rank_of)
-    for (seq, left, archived, sold, commitment_id, buyer_id, min_grade, floor, market, start, end, counties, cooperatives,
-         cap, per_mu) in _rows(state, "commitments", COMMITMENT_COLUMNS):
+    for (
+        seq,
+        left,
+        archived,
+        sold,
+        commitment_id,
+        buyer_id,
+        min_grade,
+        floor,
+        market,
+        start,
+        end,
+        counties,
+        cooperatives,
+        cap,
+        per_mu,
+    ) in _rows(state, "commitments", COMMITMENT_COLUMNS):
         commitment = Commitment(
-            commitment_id, buyer_id, product, min_grade, floor, market, _day(start), _day(end), tuple(counties),
-            tuple(cooperatives), _decimal_or_none(cap), _decimal_or_none(per_mu),
+            commitment_id,
+            buyer_id,
+            product,
+            min_grade,
+            floor,
+            market,
+            _day(start),
+            _day(end),
+            tuple(counties),
+            tuple(cooperatives),
+            _decimal_or_none(cap),
+            _decimal_or_none(per_mu),
         )
         commitment_state = CommitmentState(commitment, _count("seq", seq))
         commitment_state.left = _decimal_or_none(left)
@@ -305,5 +416,3 @@ def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"archived must be true or false, got {value!r}")
     return value
-
-

@@ -19,11 +19,17 @@ def broker_login(principal: str = ADMIN) -> BaseSecurity | None:
     return kafka_security(settings(), principal)
 
 
-async def read_topic(bootstrap: str, name: str, expected: int, partitions: int = 3, timeout: float = 20.0,
-                     principal: str = ADMIN) -> list:
+async def read_topic(
+    bootstrap: str, name: str, expected: int, partitions: int = 3, timeout: float = 20.0, principal: str = ADMIN
+) -> list:
     """Every record on a topic from offset 0, once at least `expected` have arrived (or the timeout)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                isolation_level="read_committed", **login(principal))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        **login(principal),
+    )
     await consumer.start()
     try:
         assigned = [TopicPartition(name, p) for p in range(partitions)]

@@ -27,8 +27,13 @@ class Party:
 
     def send(self, input_type: str, payload: dict, key) -> tuple[bool, str]:
         """(accepted, the reason when refused)."""
-        fields = {"message_id": uuid.uuid4().hex, "type": input_type, "producer": self.producer, "correlation_id": "c",
-                  "payload": payload}
+        fields = {
+            "message_id": uuid.uuid4().hex,
+            "type": input_type,
+            "producer": self.producer,
+            "correlation_id": "c",
+            "payload": payload,
+        }
         body = json.dumps({**fields, "signature": sign(key, fields)}).encode()
         self.position += 1
         events, accepted = decide_one(self.uow, self.consumer, Delivery("t", 0, self.position, None, body, []))

@@ -37,13 +37,28 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"clean": not self.findings, "source": self.log.source, "events_audited": self.log.count(), "journal_inputs": 0,
-                "fills": 0, "findings": len(self.findings), "reconciled_with_kafka": False, "state_hash": "0" * 64,
-                "seconds": {k: round(v, 3) for k, v in self.timings.items()}}
+        return {
+            "clean": not self.findings,
+            "source": self.log.source,
+            "events_audited": self.log.count(),
+            "journal_inputs": 0,
+            "fills": 0,
+            "findings": len(self.findings),
+            "reconciled_with_kafka": False,
+            "state_hash": "0" * 64,
+            "seconds": {k: round(v, 3) for k, v in self.timings.items()},
+        }
 
 
 def finding_at_event(log: AuditLog, schema: str, index: int, check: str = "hash_chain") -> Finding:
     record = log.by_schema[schema][index]
-    return Finding(check=check, where=record.place, message="stored hash does not match sha256(prev_hash || event)", schema=record.schema,
-                   stream_id=record.stream_id, stream_version=record.stream_version, global_position=record.global_position,
-                   event_id=record.event_id)
+    return Finding(
+        check=check,
+        where=record.place,
+        message="stored hash does not match sha256(prev_hash || event)",
+        schema=record.schema,
+        stream_id=record.stream_id,
+        stream_version=record.stream_version,
+        global_position=record.global_position,
+        event_id=record.event_id,
+    )

@@ -37,7 +37,9 @@ def _decimal(schema: dict) -> st.SearchStrategy[Any]:
     high = Decimal(10) ** (digits - places) - step
     values = st.one_of(st.decimals(min_value=low, max_value=high, places=places), st.sampled_from([low, high, Decimal(1)]))
     # On the wire a decimal is a string (exact); a whole number may also be a JSON integer.
-    return values.flatmap(lambda value: st.sampled_from([str(value), int(value)] if value == value.to_integral() else [str(value)]))
+    return values.flatmap(
+        lambda value: st.sampled_from([str(value), int(value)] if value == value.to_integral() else [str(value)])
+    )
 
 
 def _integer(schema: dict) -> st.SearchStrategy[int]:

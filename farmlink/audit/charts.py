@@ -66,8 +66,10 @@ class Scale:
 
 
 def svg_open(name: str, width: float, height: float, label: str) -> str:
-    return (f'<svg class="chart" data-chart="{esc(name)}" viewBox="0 0 {n(width)} {n(height)}" width="{n(width)}" '
-            f'height="{n(height)}" role="img" aria-label="{esc(label)}"><title>{esc(label)}</title>')
+    return (
+        f'<svg class="chart" data-chart="{esc(name)}" viewBox="0 0 {n(width)} {n(height)}" width="{n(width)}" '
+        f'height="{n(height)}" role="img" aria-label="{esc(label)}"><title>{esc(label)}</title>'
+    )
 
 
 def swatch(colour: str) -> str:
@@ -86,8 +88,10 @@ def legend(items: Sequence[tuple[str, str]], x: float, y: float, max_x: float) -
         width = 20 + text_width(label, 11) + 16
         if cx + width > max_x and cx > x:
             cx, cy = x, cy + 16
-        parts.append(f'<g transform="translate({n(cx)},{n(cy - 9)})">{symbol}</g>'
-                     f'<text x="{n(cx + 19)}" y="{n(cy)}" class="legend">{esc(label)}</text>')
+        parts.append(
+            f'<g transform="translate({n(cx)},{n(cy - 9)})">{symbol}</g>'
+            f'<text x="{n(cx + 19)}" y="{n(cy)}" class="legend">{esc(label)}</text>'
+        )
         cx += width
     return "".join(parts), cy + 12
 
@@ -96,14 +100,18 @@ def y_axis(scale: Scale, marks: list[Decimal], left: float, right: float, fmt: F
     parts = []
     for tick in marks:
         y = scale(tick)
-        parts.append(f'<line x1="{n(left)}" x2="{n(right)}" y1="{n(y)}" y2="{n(y)}" class="grid"/>'
-                     f'<text x="{n(left - 6)}" y="{n(y + 4)}" text-anchor="end" class="tick">{esc(fmt(tick))}</text>')
+        parts.append(
+            f'<line x1="{n(left)}" x2="{n(right)}" y1="{n(y)}" y2="{n(y)}" class="grid"/>'
+            f'<text x="{n(left - 6)}" y="{n(y + 4)}" text-anchor="end" class="tick">{esc(fmt(tick))}</text>'
+        )
     return "".join(parts)
 
 
 def axis_title(text: str, x: float, y: float, rotate: bool = True) -> str:
     if rotate:
-        return f'<text transform="translate({n(x)},{n(y)}) rotate(-90)" text-anchor="middle" class="axis-title">{esc(text)}</text>'
+        return (
+            f'<text transform="translate({n(x)},{n(y)}) rotate(-90)" text-anchor="middle" class="axis-title">{esc(text)}</text>'
+        )
     return f'<text x="{n(x)}" y="{n(y)}" text-anchor="middle" class="axis-title">{esc(text)}</text>'
 
 
@@ -113,8 +121,10 @@ def x_labels(labels: Sequence[str], x: Callable[[int], float], bottom: float, ro
     every = max(1, int(widest // max(room, 1)) + 1)
     parts = []
     for i in range(0, len(labels), every):
-        parts.append(f'<line x1="{n(x(i))}" x2="{n(x(i))}" y1="{n(bottom)}" y2="{n(bottom + 4)}" class="axis"/>'
-                     f'<text x="{n(x(i))}" y="{n(bottom + 16)}" text-anchor="middle" class="tick">{esc(labels[i])}</text>')
+        parts.append(
+            f'<line x1="{n(x(i))}" x2="{n(x(i))}" y1="{n(bottom)}" y2="{n(bottom + 4)}" class="axis"/>'
+            f'<text x="{n(x(i))}" y="{n(bottom + 16)}" text-anchor="middle" class="tick">{esc(labels[i])}</text>'
+        )
     return "".join(parts)
 
 
@@ -137,13 +147,24 @@ def _polyline(series: Series, x: Callable[[int], float], y: Scale, fmt: Fmt, cat
     parts = [f'<path d="{path}" fill="none" stroke="{series.colour}" stroke-width="2"{dash}/>']
     if len(points) <= 40:
         for i, v in points:
-            parts.append(f'<circle cx="{n(x(i))}" cy="{n(y(v))}" r="2.5" fill="{series.colour}">'
-                         f'<title>{esc(series.label)} · {esc(categories[i])}: {esc(fmt(v))}</title></circle>')
+            parts.append(
+                f'<circle cx="{n(x(i))}" cy="{n(y(v))}" r="2.5" fill="{series.colour}">'
+                f"<title>{esc(series.label)} · {esc(categories[i])}: {esc(fmt(v))}</title></circle>"
+            )
     return "".join(parts)
 
 
-def line_chart(name: str, label: str, categories: Sequence[str], series: Sequence[Series], fmt: Fmt, title: str,
-               width: float = 760, height: float = 300, show_legend: bool = True) -> str:
+def line_chart(
+    name: str,
+    label: str,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    fmt: Fmt,
+    title: str,
+    width: float = 760,
+    height: float = 300,
+    show_legend: bool = True,
+) -> str:
     """Lines over ordered categories (months); one y scale from 0; end labels name each line."""
     values = [v for s in series for v in s.values if v is not None]
     if not categories or not values:
@@ -170,8 +191,10 @@ def line_chart(name: str, label: str, categories: Sequence[str], series: Sequenc
 
 def _end_labels(series: Sequence[Series], x: Callable[[int], float], y: Scale, right: float) -> str:
     """Each line's name after its last point, nudged apart so none overlap."""
-    ends = sorted(((y(next(v for v in reversed(s.values) if v is not None)), s) for s in series if any(v is not None for v in s.values)),
-                  key=lambda item: item[0])
+    ends = sorted(
+        ((y(next(v for v in reversed(s.values) if v is not None)), s) for s in series if any(v is not None for v in s.values)),
+        key=lambda item: item[0],
+    )
     placed: list[float] = []
     for py, _ in ends:
         placed.append(max(py, placed[-1] + 12) if placed else py)
@@ -196,8 +219,19 @@ class BarRow:
     note: str
 
 
-def hbars(name: str, label: str, rows: Sequence[BarRow], series: Sequence[tuple[str, str]], fmt: Fmt, title: str,
-          width: float = 960, bar: float = 14, whole: bool = False, groups: Sequence[tuple[int, str]] = (), grouped: bool = False) -> str:
+def hbars(
+    name: str,
+    label: str,
+    rows: Sequence[BarRow],
+    series: Sequence[tuple[str, str]],
+    fmt: Fmt,
+    title: str,
+    width: float = 960,
+    bar: float = 14,
+    whole: bool = False,
+    groups: Sequence[tuple[int, str]] = (),
+    grouped: bool = False,
+) -> str:
     """Stacked (or, `grouped`, side by side) horizontal bars, one row per item; `groups`: (row index, heading) above that row."""
     if not rows:
         return ""
@@ -212,8 +246,10 @@ def hbars(name: str, label: str, rows: Sequence[BarRow], series: Sequence[tuple[
     x = Scale(marks[0], marks[-1], left, right)
     parts = [svg_open(name, width, bottom + 36, label), items]
     for tick in marks:
-        parts.append(f'<line x1="{n(x(tick))}" x2="{n(x(tick))}" y1="{n(top)}" y2="{n(bottom)}" class="grid"/>'
-                     f'<text x="{n(x(tick))}" y="{n(bottom + 14)}" text-anchor="middle" class="tick">{esc(fmt(tick))}</text>')
+        parts.append(
+            f'<line x1="{n(x(tick))}" x2="{n(x(tick))}" y1="{n(top)}" y2="{n(bottom)}" class="grid"/>'
+            f'<text x="{n(x(tick))}" y="{n(bottom + 14)}" text-anchor="middle" class="tick">{esc(fmt(tick))}</text>'
+        )
     parts.append(axis_title(title, (left + right) / 2, bottom + 30, rotate=False))
     y0 = top + 4
     for i, row in enumerate(rows):
@@ -226,25 +262,41 @@ def hbars(name: str, label: str, rows: Sequence[BarRow], series: Sequence[tuple[
     return "".join(parts)
 
 
-def _bar_row(row: BarRow, series: Sequence[tuple[str, str]], x: Scale, place: tuple[float, float, float], grouped: bool, fmt: Fmt) -> str:
+def _bar_row(
+    row: BarRow, series: Sequence[tuple[str, str]], x: Scale, place: tuple[float, float, float], grouped: bool, fmt: Fmt
+) -> str:
     left, y0, bar = place
     middle = y0 + (bar * len(series) if grouped else bar) / 2 + 4
-    parts = [f'<text x="{n(left - 6)}" y="{n(middle)}" text-anchor="end" class="rowlabel">'
-             f'<title>{esc(row.tip)}</title>{esc(clip(row.label, left - 10, 11))}</text>']
+    parts = [
+        f'<text x="{n(left - 6)}" y="{n(middle)}" text-anchor="end" class="rowlabel">'
+        f"<title>{esc(row.tip)}</title>{esc(clip(row.label, left - 10, 11))}</text>"
+    ]
     base, end = Decimal(0), Decimal(0)
     for j, (value, (s, colour)) in enumerate(zip(row.values, series)):
         start, top = (Decimal(0), y0 + j * bar) if grouped else (base, y0)
         if value > 0:
-            parts.append(f'<rect x="{n(x(start))}" y="{n(top)}" width="{n(max(x(start + value) - x(start), 0.5))}" '
-                         f'height="{n(bar - (1 if grouped else 0))}" fill="{colour}"><title>{esc(row.tip)} · {esc(s)}: {esc(fmt(value))}</title></rect>')
+            parts.append(
+                f'<rect x="{n(x(start))}" y="{n(top)}" width="{n(max(x(start + value) - x(start), 0.5))}" '
+                f'height="{n(bar - (1 if grouped else 0))}" fill="{colour}"><title>{esc(row.tip)} · {esc(s)}: {esc(fmt(value))}</title></rect>'
+            )
         base += value
         end = max(end, start + value)
     parts.append(f'<text x="{n(x(end) + 4)}" y="{n(middle)}" class="value">{esc(row.note)}</text>')
     return "".join(parts)
 
 
-def histogram(name: str, label: str, edges: Sequence[str], counts: Sequence[tuple[int, ...]], series: Sequence[tuple[str, str]],
-              x_title: str, y_title: str, tips: Sequence[str], width: float = 960, height: float = 300) -> str:
+def histogram(
+    name: str,
+    label: str,
+    edges: Sequence[str],
+    counts: Sequence[tuple[int, ...]],
+    series: Sequence[tuple[str, str]],
+    x_title: str,
+    y_title: str,
+    tips: Sequence[str],
+    width: float = 960,
+    height: float = 300,
+) -> str:
     """Stacked bins: counts[i] one count per series; edges has one label more than there are bins."""
     if not counts or not any(sum(c) for c in counts):
         return ""
@@ -254,14 +306,20 @@ def histogram(name: str, label: str, edges: Sequence[str], counts: Sequence[tupl
     bottom = height - 46
     x = Scale(0, len(counts), left, right)
     y = Scale(marks[0], marks[-1], bottom, top + 6)
-    parts = [svg_open(name, width, height, label), items, y_axis(y, marks, left, right, lambda t: f"{t:f}"),
-             axis_title(y_title, 14, (top + bottom) / 2)]
+    parts = [
+        svg_open(name, width, height, label),
+        items,
+        y_axis(y, marks, left, right, lambda t: f"{t:f}"),
+        axis_title(y_title, 14, (top + bottom) / 2),
+    ]
     for i, bin_counts in enumerate(counts):
         base = 0
         for count, (s, colour) in zip(bin_counts, series):
             if count:
-                parts.append(f'<rect x="{n(x(i) + 1)}" y="{n(y(base + count))}" width="{n(x(i + 1) - x(i) - 2)}" '
-                             f'height="{n(y(base) - y(base + count))}" fill="{colour}"><title>{esc(tips[i])}: {count} {esc(s)}</title></rect>')
+                parts.append(
+                    f'<rect x="{n(x(i) + 1)}" y="{n(y(base + count))}" width="{n(x(i + 1) - x(i) - 2)}" '
+                    f'height="{n(y(base) - y(base + count))}" fill="{colour}"><title>{esc(tips[i])}: {count} {esc(s)}</title></rect>'
+                )
             base += count
     parts.append(x_labels(edges, lambda i: x(i), bottom, x(1) - x(0)))
     parts.append(f'<line x1="{n(left)}" x2="{n(right)}" y1="{n(bottom)}" y2="{n(bottom)}" class="axis"/>')

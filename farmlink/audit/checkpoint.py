@@ -99,11 +99,20 @@ class Checkpoint:
     def body(self) -> dict[str, Any]:
         """Everything the signature covers."""
         return {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "positions": dict(sorted(self.positions.items())),
-            "events": self.events, "root": self.root, "state_hash": self.state_hash, "fills_digest": self.fills_digest,
-            "fill_count": self.fill_count, "input_count": self.input_count, "auditor": self.auditor,
-            "heads": {schema: {stream: [h.stream_version, h.global_position, h.hash] for stream, h in sorted(streams.items())}
-                      for schema, streams in sorted(self.heads.items())},
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "positions": dict(sorted(self.positions.items())),
+            "events": self.events,
+            "root": self.root,
+            "state_hash": self.state_hash,
+            "fills_digest": self.fills_digest,
+            "fill_count": self.fill_count,
+            "input_count": self.input_count,
+            "auditor": self.auditor,
+            "heads": {
+                schema: {stream: [h.stream_version, h.global_position, h.hash] for stream, h in sorted(streams.items())}
+                for schema, streams in sorted(self.heads.items())
+            },
             "books": {product: _b64(zlib.compress(data, 6)) for product, data in sorted(self.books.items())},
         }
 
@@ -130,13 +139,20 @@ class Checkpoint:
             if data.get("format") != CHECKPOINT_FORMAT or data.get("version") != CHECKPOINT_VERSION:
                 raise CheckpointError(f"{path}: not a version {CHECKPOINT_VERSION} audit checkpoint")
             checkpoint = cls(
-                positions={k: int(v) for k, v in data["positions"].items()}, events=int(data["events"]),
-                heads={schema: {stream: Head(int(v[0]), int(v[1]), str(v[2])) for stream, v in streams.items()}
-                       for schema, streams in data["heads"].items()},
-                root=str(data["root"]), state_hash=str(data["state_hash"]), fills_digest=str(data["fills_digest"]),
-                fill_count=int(data["fill_count"]), input_count=int(data["input_count"]),
+                positions={k: int(v) for k, v in data["positions"].items()},
+                events=int(data["events"]),
+                heads={
+                    schema: {stream: Head(int(v[0]), int(v[1]), str(v[2])) for stream, v in streams.items()}
+                    for schema, streams in data["heads"].items()
+                },
+                root=str(data["root"]),
+                state_hash=str(data["state_hash"]),
+                fills_digest=str(data["fills_digest"]),
+                fill_count=int(data["fill_count"]),
+                input_count=int(data["input_count"]),
                 books={product: zlib.decompress(_unb64(text)) for product, text in data["books"].items()},
-                auditor=str(data["auditor"]), signature=str(data["signature"]),
+                auditor=str(data["auditor"]),
+                signature=str(data["signature"]),
             )
         except CheckpointError:
             raise
@@ -152,13 +168,21 @@ class Checkpoint:
         return checkpoint
 
 
-def make_checkpoint(log: AuditLog, state_hash: str, fills_digest: str, fill_count: int, input_count: int,
-                    books: dict[str, bytes], key: Ed25519PrivateKey) -> Checkpoint:
+def make_checkpoint(
+    log: AuditLog,
+    state_hash: str,
+    fills_digest: str,
+    fill_count: int,
+    input_count: int,
+    books: dict[str, bytes],
+    key: Ed25519PrivateKey,
+) -> Checkpoint:
     """A signed checkpoint of the log as audited now."""
     positions = {schema: max(r.global_position for r in records) for schema, records in log.by_schema.items() if records}
     heads = heads_as_of(log, positions)
-    return Checkpoint(positions, log.count(), heads, root_of(heads), state_hash, fills_digest, fill_count, input_count,
-                      books).sign(key)
+    return Checkpoint(
+        positions, log.count(), heads, root_of(heads), state_hash, fills_digest, fill_count, input_count, books
+    ).sign(key)
 
 
 def prefix_findings(log: AuditLog, checkpoint: Checkpoint) -> list[Finding]:
@@ -167,21 +191,39 @@ def prefix_findings(log: AuditLog, checkpoint: Checkpoint) -> list[Finding]:
     did not know, a schema that lost events."""
     findings: list[Finding] = []
     now = heads_as_of(log, checkpoint.positions)
-    by_place = {(r.schema, r.stream_id, r.stream_version): r for schema, heads in now.items() for r in log.by_schema[schema]
-                if r.stream_id in heads and r.stream_version == heads[r.stream_id].stream_version}
+    by_place = {
+        (r.schema, r.stream_id, r.stream_version): r
+        for schema, heads in now.items()
+        for r in log.by_schema[schema]
+        if r.stream_id in heads and r.stream_version == heads[r.stream_id].stream_version
+    }
 
     def at(schema: str, stream_id: str, head: Head | None, message: str) -> Finding:
         record = None if head is None else by_place.get((schema, stream_id, head.stream_version))
         if record is None:
             return Finding(check=CHECK, where=f"{schema}/{stream_id}", message=message, schema=schema, stream_id=stream_id)
-        return Finding(check=CHECK, where=record.place, message=message, schema=schema, stream_id=stream_id,
-                       stream_version=record.stream_version, global_position=record.global_position, event_id=record.event_id)
+        return Finding(
+            check=CHECK,
+            where=record.place,
+            message=message,
+            schema=schema,
+            stream_id=stream_id,
+            stream_version=record.stream_version,
+            global_position=record.global_position,
+            event_id=record.event_id,
+        )
 
     before = count_as_of(log, checkpoint.positions)
     if before != checkpoint.events:
-        findings.append(Finding(check=CHECK, where="log", message=f"{before} events lie at or before the checkpoint's positions "
-                                                                  f"{dict(sorted(checkpoint.positions.items()))}, the checkpoint counted "
-                                                                  f"{checkpoint.events}: events were deleted or inserted"))
+        findings.append(
+            Finding(
+                check=CHECK,
+                where="log",
+                message=f"{before} events lie at or before the checkpoint's positions "
+                f"{dict(sorted(checkpoint.positions.items()))}, the checkpoint counted "
+                f"{checkpoint.events}: events were deleted or inserted",
+            )
+        )
     for schema in sorted(set(checkpoint.heads) | set(now)):
         then, current = checkpoint.heads.get(schema, {}), now.get(schema, {})
         for stream_id in sorted(set(then) | set(current)):
@@ -189,14 +231,34 @@ def prefix_findings(log: AuditLog, checkpoint: Checkpoint) -> list[Finding]:
             if old == new:
                 continue
             if old is None:
-                findings.append(at(schema, stream_id, new, f"events at or before the checkpoint's position {checkpoint.positions.get(schema, 0)} "
-                                                           "in a stream the checkpoint does not know: inserted"))
+                findings.append(
+                    at(
+                        schema,
+                        stream_id,
+                        new,
+                        f"events at or before the checkpoint's position {checkpoint.positions.get(schema, 0)} "
+                        "in a stream the checkpoint does not know: inserted",
+                    )
+                )
             elif new is None:
-                findings.append(at(schema, stream_id, None, f"the stream's events up to version {old.stream_version} "
-                                                            "at the checkpoint are gone: deleted"))
+                findings.append(
+                    at(
+                        schema,
+                        stream_id,
+                        None,
+                        f"the stream's events up to version {old.stream_version} at the checkpoint are gone: deleted",
+                    )
+                )
             else:
-                findings.append(at(schema, stream_id, new, f"head at the checkpoint was version {old.stream_version} at position "
-                                                           f"{old.global_position} (hash {old.hash[:16]}...), the log now has version "
-                                                           f"{new.stream_version} at {new.global_position} (hash {new.hash[:16]}...): "
-                                                           "an event before the checkpoint was changed, deleted or inserted"))
+                findings.append(
+                    at(
+                        schema,
+                        stream_id,
+                        new,
+                        f"head at the checkpoint was version {old.stream_version} at position "
+                        f"{old.global_position} (hash {old.hash[:16]}...), the log now has version "
+                        f"{new.stream_version} at {new.global_position} (hash {new.hash[:16]}...): "
+                        "an event before the checkpoint was changed, deleted or inserted",
+                    )
+                )
     return findings

@@ -64,10 +64,18 @@ def _chain_holds(records: list[Record]) -> bool:
         for r in records:
             if r.stream_version != version or (r.prev_hash or GENESIS) != prev:
                 return False
-            content = {"event_id": str(r.event_id), "event_type": r.event_type, "schema_version": r.schema_version,
-                       "stream_id": r.stream_id, "stream_version": r.stream_version,
-                       "occurred_at": r.occurred_at.astimezone(utc).isoformat(), "producer": r.producer,
-                       "correlation_id": r.correlation_id, "causation_id": r.causation_id, "payload": r.payload}
+            content = {
+                "event_id": str(r.event_id),
+                "event_type": r.event_type,
+                "schema_version": r.schema_version,
+                "stream_id": r.stream_id,
+                "stream_version": r.stream_version,
+                "occurred_at": r.occurred_at.astimezone(utc).isoformat(),
+                "producer": r.producer,
+                "correlation_id": r.correlation_id,
+                "causation_id": r.causation_id,
+                "payload": r.payload,
+            }
             if sha256(prev.encode("ascii") + dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest() != r.hash:
                 return False
             prev, version = r.hash, version + 1
@@ -366,7 +374,10 @@ class _MarketInvariants:
         """No lot sells more than was harvested."""
         filled = _add(self.lot_filled, lot.lot_id, quantity)
         if filled > lot.quantity:
-            self.violation(record, f"lot {lot.lot_id} overfilled: its fills add up to {_q(filled)}, more than its quantity {_q(lot.quantity)}")
+            self.violation(
+                record,
+                f"lot {lot.lot_id} overfilled: its fills add up to {_q(filled)}, more than its quantity {_q(lot.quantity)}",
+            )
 
     def _check_order_fill(self, record: Record, order_id: str, quantity: Decimal, price: int, basis: str) -> None:
         """An order takes no more than it asked for, nothing after its cancellation, and pays its limit price."""
@@ -376,12 +387,16 @@ class _MarketInvariants:
             return
         filled = _add(self.order_filled, order_id, quantity)
         if filled > order.quantity:
-            self.violation(record, f"order {order_id} overfilled: its fills add up to {_q(filled)}, more than its quantity {_q(order.quantity)}")
+            self.violation(
+                record,
+                f"order {order_id} overfilled: its fills add up to {_q(filled)}, more than its quantity {_q(order.quantity)}",
+            )
         if order_id in self.cancelled:
             self.violation(record, f"fill to order {order_id} after it was cancelled")
         if (price, basis) != (order.limit_price_fen, "order_limit"):
             self.violation(
-                record, f"order fill priced {price} fen ({basis}); the rule gives its limit price {order.limit_price_fen} fen (order_limit)"
+                record,
+                f"order fill priced {price} fen ({basis}); the rule gives its limit price {order.limit_price_fen} fen (order_limit)",
             )
 
     def _check_commitment_fill(
@@ -395,7 +410,8 @@ class _MarketInvariants:
         filled = _add(self.commitment_filled, commitment_id, quantity)
         if commitment.cap_quantity is not None and filled > commitment.cap_quantity:
             self.violation(
-                record, f"commitment {commitment_id} over its cap: its fills add up to {_q(filled)}, more than {_q(commitment.cap_quantity)}"
+                record,
+                f"commitment {commitment_id} over its cap: its fills add up to {_q(filled)}, more than {_q(commitment.cap_quantity)}",
             )
         cooperative_id = lot.cooperative_id if lot is not None else record.payload["cooperative_id"]
         if commitment.max_quantity_per_mu is not None:
@@ -419,7 +435,9 @@ class _MarketInvariants:
                 f"{_q(room)} ({_q(planted)} mu planted before this fill x {_q(per_mu)} per mu)",
             )
 
-    def _check_commitment_price(self, record: Record, lot: _LotTerms, commitment: _CommitmentTerms, price: int, basis: str) -> None:
+    def _check_commitment_price(
+        self, record: Record, lot: _LotTerms, commitment: _CommitmentTerms, price: int, basis: str
+    ) -> None:
         """max(floor, market as of the later of the lot's availability and the commitment's start)."""
         as_of = max(lot.available_from, commitment.valid_from)
         series = self.prices.get((lot.product, lot.grade, commitment.reference_market))
@@ -449,7 +467,9 @@ class _MarketInvariants:
         elif lot is not None:
             split = dict(split_largest_remainder(revenue, lot.weights))
             if shares != split:
-                self.violation(record, f"household shares {_differing(shares, split)} are not the largest-remainder split of {revenue} fen")
+                self.violation(
+                    record, f"household shares {_differing(shares, split)} are not the largest-remainder split of {revenue} fen"
+                )
 
 
 def _differing(shares: dict[str, int], split: dict[str, int]) -> str:
@@ -524,7 +544,8 @@ class _SettlementInvariants:
             paid = self.paid[pair] = self.paid.get(pair, 0) + amount
             if paid > totals.revenue_fen:
                 self.violation(
-                    record, f"payments for lot {pair[0]} to {pair[1]} add up to {paid} fen, more than the fill's revenue {totals.revenue_fen} fen"
+                    record,
+                    f"payments for lot {pair[0]} to {pair[1]} add up to {paid} fen, more than the fill's revenue {totals.revenue_fen} fen",
                 )
 
     def _check_delivery(self, record: Record) -> None:
@@ -537,7 +558,8 @@ class _SettlementInvariants:
             delivered = _add(self.delivered, pair, quantity)
             if delivered > totals.quantity:
                 self.violation(
-                    record, f"deliveries for lot {pair[0]} to {pair[1]} add up to {_q(delivered)}, more than the fill's {_q(totals.quantity)}"
+                    record,
+                    f"deliveries for lot {pair[0]} to {pair[1]} add up to {_q(delivered)}, more than the fill's {_q(totals.quantity)}",
                 )
 
 

@@ -78,7 +78,9 @@ def count_as_of(log: AuditLog, positions: dict[str, int]) -> int:
 
 
 def leaf_hash(schema: str, stream_id: str, head: Head) -> bytes:
-    return hashlib.sha256(b"\x00" + orjson.dumps([schema, stream_id, head.stream_version, head.global_position, head.hash])).digest()
+    return hashlib.sha256(
+        b"\x00" + orjson.dumps([schema, stream_id, head.stream_version, head.global_position, head.hash])
+    ).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -137,8 +139,11 @@ def root_from_path(leaf: bytes, path: list[tuple[str, str]]) -> bytes:
 
 
 def _sorted_leaves(heads: Heads) -> list[tuple[str, str, Head, bytes]]:
-    return [(schema, stream_id, head, leaf_hash(schema, stream_id, head))
-            for schema in sorted(heads) for stream_id, head in sorted(heads[schema].items())]
+    return [
+        (schema, stream_id, head, leaf_hash(schema, stream_id, head))
+        for schema in sorted(heads)
+        for stream_id, head in sorted(heads[schema].items())
+    ]
 
 
 def root_of(heads: Heads) -> str:
@@ -158,8 +163,14 @@ class Digest:
     root: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"format": DIGEST_FORMAT, "version": DIGEST_VERSION, "positions": dict(sorted(self.positions.items())),
-                "events": self.events, "streams": self.streams, "root": self.root}
+        return {
+            "format": DIGEST_FORMAT,
+            "version": DIGEST_VERSION,
+            "positions": dict(sorted(self.positions.items())),
+            "events": self.events,
+            "streams": self.streams,
+            "root": self.root,
+        }
 
     def text(self) -> str:
         return json.dumps(self.as_dict(), separators=(",", ":"), sort_keys=True)
@@ -197,32 +208,49 @@ def digest_of(log: AuditLog) -> Digest:
 def _finding(message: str, record: Record | None = None, where: str = "log") -> Finding:
     if record is None:
         return Finding(check=CHECK, where=where, message=message)
-    return Finding(check=CHECK, where=record.place, message=message, schema=record.schema, stream_id=record.stream_id,
-                   stream_version=record.stream_version, global_position=record.global_position, event_id=record.event_id)
+    return Finding(
+        check=CHECK,
+        where=record.place,
+        message=message,
+        schema=record.schema,
+        stream_id=record.stream_id,
+        stream_version=record.stream_version,
+        global_position=record.global_position,
+        event_id=record.event_id,
+    )
 
 
 def extends(log: AuditLog, digest: Digest, chain_findings: list[Finding]) -> list[Finding]:
     """Findings when the log does not extend the digest: an event at or before its positions whose chain
     does not hold (from `chain_findings`), a different number of events there, or another Merkle root."""
     findings = [
-        _finding(f"before the digest: {finding.message}", where=finding.where) for finding in chain_findings
-        if finding.schema is not None and finding.global_position is not None
+        _finding(f"before the digest: {finding.message}", where=finding.where)
+        for finding in chain_findings
+        if finding.schema is not None
+        and finding.global_position is not None
         and finding.global_position <= digest.positions.get(finding.schema, 0)
     ]
     for schema, position in sorted(digest.positions.items()):
         present = max((r.global_position for r in log.by_schema.get(schema, ())), default=0)
         if present < position:
-            findings.append(_finding(f"the digest covers {schema} up to position {position}, the log now ends at {present}",
-                                     where=f"{schema} (position {position})"))
+            findings.append(
+                _finding(
+                    f"the digest covers {schema} up to position {position}, the log now ends at {present}",
+                    where=f"{schema} (position {position})",
+                )
+            )
     heads = heads_as_of(log, digest.positions)
     events = count_as_of(log, digest.positions)
     if events != digest.events:
         findings.append(_finding(f"{events} events lie at or before the digest's positions, the digest counted {digest.events}"))
     root = root_of(heads)
     if root != digest.root:
-        findings.append(_finding(
-            f"the stream heads as of the digest's positions give the Merkle root {root[:16]}..., the digest holds "
-            f"{digest.root[:16]}...: an event at or before those positions was changed, deleted or inserted"))
+        findings.append(
+            _finding(
+                f"the stream heads as of the digest's positions give the Merkle root {root[:16]}..., the digest holds "
+                f"{digest.root[:16]}...: an event at or before those positions was changed, deleted or inserted"
+            )
+        )
     return findings
 
 
@@ -239,15 +267,29 @@ def proof_for(log: AuditLog, digest: Digest, event_id: str) -> dict[str, Any]:
         raise KeyError(f"event {event_id} is at {record.schema} position {record.global_position}, after the digest")
     heads = heads_as_of(log, digest.positions)
     leaves = _sorted_leaves(heads)
-    index = next(i for i, (schema, stream_id, *_rest) in enumerate(leaves) if (schema, stream_id) == (record.schema, record.stream_id))
+    index = next(
+        i for i, (schema, stream_id, *_rest) in enumerate(leaves) if (schema, stream_id) == (record.schema, record.stream_id)
+    )
     _, _, head, leaf = leaves[index]
-    links = sorted((r for r in log.by_schema[record.schema] if r.stream_id == record.stream_id
-                    and record.stream_version < r.stream_version <= head.stream_version), key=lambda r: r.stream_version)
+    links = sorted(
+        (
+            r
+            for r in log.by_schema[record.schema]
+            if r.stream_id == record.stream_id and record.stream_version < r.stream_version <= head.stream_version
+        ),
+        key=lambda r: r.stream_version,
+    )
     path = audit_path([leaf for *_, leaf in leaves], index)
     root = root_from_path(leaf, path).hex()
     return {
-        "event": {"schema": record.schema, "stream_id": record.stream_id, "stream_version": record.stream_version,
-                  "global_position": record.global_position, "event_id": record.event_id, "hash": record.hash},
+        "event": {
+            "schema": record.schema,
+            "stream_id": record.stream_id,
+            "stream_version": record.stream_version,
+            "global_position": record.global_position,
+            "event_id": record.event_id,
+            "hash": record.hash,
+        },
         "chain_to_head": [{"stream_version": r.stream_version, "prev_hash": r.prev_hash, "hash": r.hash} for r in links],
         "head": {"stream_version": head.stream_version, "global_position": head.global_position, "hash": head.hash},
         "leaf": leaf.hex(),

@@ -58,15 +58,19 @@ async def read_schema(dsn: str, schema: str, prefix: str = "", progress: Progres
             )
             loads = orjson.loads
             while rows := await cursor.fetch(BATCH):  # a batch per round trip: no per-row await
-                records += [Record(schema, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], loads(r[10]), r[11], r[12])
-                            for r in rows]
+                records += [
+                    Record(schema, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], loads(r[10]), r[11], r[12])
+                    for r in rows
+                ]
                 progress(len(rows))
         return records
     finally:
         await conn.close()
 
 
-def start_reading(dsn: str, progress: Progress = _no_progress, prefix: str = "", first: str = "matching") -> dict[str, asyncio.Future]:
+def start_reading(
+    dsn: str, progress: Progress = _no_progress, prefix: str = "", first: str = "matching"
+) -> dict[str, asyncio.Future]:
     """Every schema read with one streaming query each, on its own connection: `first` alone (its
     checks can start as soon as it is in), then the others at once (while this process parses one
     schema's batch, the server prepares the others'). A future per schema, to await in any order."""
@@ -135,8 +139,12 @@ def record_from_envelope(data: dict) -> Record:
 
 async def count_on_kafka(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS) -> int:
     """How many messages the event topics hold (for the progress bar)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
-                                **kafka_options(settings(), AUDITOR))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **kafka_options(settings(), AUDITOR),
+    )
     await consumer.start()
     try:
         partitions = _partitions(topics)
@@ -152,10 +160,15 @@ def _partitions(topics: tuple[str, ...]) -> list[TopicPartition]:
     return [TopicPartition(name, p) for name in topics for p in range(counts[name])]
 
 
-async def read_kafka_copies(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS, progress: Progress = _no_progress) -> list[KafkaCopy]:
+async def read_kafka_copies(
+    bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS, progress: Progress = _no_progress
+) -> list[KafkaCopy]:
     """Every message on the event topics from offset 0 up to the end offsets seen at the start."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
         isolation_level="read_committed",  # aborted relay transactions are not the log
         **kafka_options(settings(), AUDITOR),
     )
@@ -188,7 +201,9 @@ def _copy(message) -> KafkaCopy:
     try:
         record = record_from_envelope(json.loads(message.value))
     except Exception as error:  # not an envelope: a finding, not a crash
-        return KafkaCopy(message.topic, message.partition, message.offset, None, f"unreadable message: {type(error).__name__}: {error}")
+        return KafkaCopy(
+            message.topic, message.partition, message.offset, None, f"unreadable message: {type(error).__name__}: {error}"
+        )
     return KafkaCopy(message.topic, message.partition, message.offset, record)
 
 

@@ -104,7 +104,9 @@ def _product_task(index: int) -> ProductResult:
     reexecution = re_execute_products({product: replayed}, probe, books)
     reexecution.lines = StateLines.of(reexecution)
     invariants, pairs = check_market_invariants({product: records})  # the terms set before a checkpoint count too
-    light = ReExecution(reexecution.findings, [], {}, {}, reexecution.input_count, reexecution.fill_count, lines=reexecution.lines)
+    light = ReExecution(
+        reexecution.findings, [], {}, {}, reexecution.input_count, reexecution.fill_count, lines=reexecution.lines
+    )
     book = snapshot_bytes(reexecution.books[product]) if _WORK.want_books else None
     result = ProductResult(product, light, book, invariants, pairs)
     if probe is not None:
@@ -170,8 +172,15 @@ class Checks:
     see the log as read so far): first the matching schema's (products, their chains), then the rest
     (the other chains, the pending signatures). `finish` waits for every stage and merges."""
 
-    def __init__(self, workers: int, probe: SnapshotCheck | None, *, after: int | None = None,
-                 start_books: dict[str, bytes] | None = None, want_books: bool = False) -> None:
+    def __init__(
+        self,
+        workers: int,
+        probe: SnapshotCheck | None,
+        *,
+        after: int | None = None,
+        start_books: dict[str, bytes] | None = None,
+        want_books: bool = False,
+    ) -> None:
         self.workers = workers
         self.probe = probe
         self.after = after
@@ -189,14 +198,20 @@ class Checks:
             for product in self.start_books:
                 streams.setdefault(product, [])  # a product with nothing new still has its book
             products = list(streams.items())
-        ordered = [((schema, index), stream_id, records) for schema in sorted(schemas)
-                   for index, (stream_id, records) in enumerate(streams_of(log.by_schema.get(schema, [])).items())]
+        ordered = [
+            ((schema, index), stream_id, records)
+            for schema in sorted(schemas)
+            for index, (stream_id, records) in enumerate(streams_of(log.by_schema.get(schema, [])).items())
+        ]
         pending = pending or []
         _WORK = _Work(
             products=products,
             chain_shares=[share for share in _balanced(ordered, CHAIN_SHARES, lambda item: len(item[2])) if share],
             signature_shares=[pending[i::SIGNATURE_SHARES] for i in range(SIGNATURE_SHARES) if pending[i::SIGNATURE_SHARES]],
-            probe=self.probe, after=self.after, start_books=self.start_books, want_books=self.want_books,
+            probe=self.probe,
+            after=self.after,
+            start_books=self.start_books,
+            want_books=self.want_books,
         )
         tasks = sorted([("product", i) for i in range(len(products))], key=lambda task: -len(products[task[1]][1]))
         tasks += [("signatures", i) for i in range(len(_WORK.signature_shares))]

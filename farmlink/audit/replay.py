@@ -257,7 +257,10 @@ class _ProductReplay:
             return
         self.inputs += 1
         if (named := recorded_rules_version(entry.payload)) != self.book.rules_version:  # matcher/versions.py
-            self.findings.add(entry, f"rules_version: recorded {named!r}, re-executed under {self.book.rules_version}, the version its journal adopted")
+            self.findings.add(
+                entry,
+                f"rules_version: recorded {named!r}, re-executed under {self.book.rules_version}, the version its journal adopted",
+            )
         for index, decision in enumerate(decisions_for(outcomes, entry)):
             self.decided[decision.event_id] = (index, decision)
             if decision.event_type == FILL_MADE:
@@ -303,7 +306,9 @@ class _ProductReplay:
     def _check_recorded(self, record: Record) -> None:
         """A recorded matcher event must be one re-execution decided for the entry before it, equal in every field."""
         if self.entry is None:
-            self.findings.add(record, f"{record.event_type} recorded before any journal entry: the matcher decides only on an input")
+            self.findings.add(
+                record, f"{record.event_type} recorded before any journal entry: the matcher decides only on an input"
+            )
             return
         hit = self.decided.get(record.event_id)
         if hit is None or record.event_id in self.seen:
@@ -317,7 +322,9 @@ class _ProductReplay:
         index, decision = hit
         self.seen.add(record.event_id)
         if index < self.last_index:
-            self.findings.add(record, f"out of order: re-execution decided it as outcome {index + 1}, before one recorded earlier")
+            self.findings.add(
+                record, f"out of order: re-execution decided it as outcome {index + 1}, before one recorded earlier"
+            )
         self.last_index = max(self.last_index, index)
         if record.event_type != decision.event_type:
             self.findings.add(record, f"event_type: recorded {record.event_type}, re-executed {decision.event_type}")
@@ -327,15 +334,17 @@ class _ProductReplay:
                 self.findings.add(record, f"{name}: recorded {recorded!r}, re-executed {expected!r}")
         if record.occurred_at != self.entry.occurred_at:
             self.findings.add(
-                record, f"occurred_at: recorded {record.occurred_at.isoformat()}, its input's is {self.entry.occurred_at.isoformat()}"
+                record,
+                f"occurred_at: recorded {record.occurred_at.isoformat()}, its input's is {self.entry.occurred_at.isoformat()}",
             )
 
 
 # ---------------------------------------------------------------- the whole market
 
 
-def re_execute_products(streams: dict[str, list[Record]], probe: StateProbe | None = None,
-                        start: dict[str, Book] | None = None) -> ReExecution:
+def re_execute_products(
+    streams: dict[str, list[Record]], probe: StateProbe | None = None, start: dict[str, Book] | None = None
+) -> ReExecution:
     """Re-execute some products' streams (keyed by product): their findings, fills and final books.
     Products are independent, so each share of them can run in its own process. With `start` (a
     checkpoint's), a product resumes from its book there and its stream holds only what came after."""
@@ -352,8 +361,15 @@ def re_execute_products(streams: dict[str, list[Record]], probe: StateProbe | No
         inputs += replay.inputs
     fills.sort(key=lambda item: (item[0], item[1]))
     payloads = [payload for _position, _index, payload in fills]
-    return ReExecution(findings, payloads, books, streams, input_count=inputs, fill_count=len(payloads),
-                       fill_positions=[(position, index) for position, index, _payload in fills])
+    return ReExecution(
+        findings,
+        payloads,
+        books,
+        streams,
+        input_count=inputs,
+        fill_count=len(payloads),
+        fill_positions=[(position, index) for position, index, _payload in fills],
+    )
 
 
 def re_execute(log: AuditLog, probe: StateProbe | None = None) -> ReExecution:
@@ -421,8 +437,10 @@ class StateLines:
     @classmethod
     def of(cls, reexecution: ReExecution) -> StateLines:
         positions = reexecution.fill_positions or [(0, index) for index in range(len(reexecution.fills))]
-        return cls([(*place, fill_line_of(payload)) for place, payload in zip(positions, reexecution.fills)],
-                   {product: book_line(product, book) for product, book in reexecution.books.items()})
+        return cls(
+            [(*place, fill_line_of(payload)) for place, payload in zip(positions, reexecution.fills)],
+            {product: book_line(product, book) for product, book in reexecution.books.items()},
+        )
 
     def merge(self, other: StateLines) -> None:
         self.fills += other.fills

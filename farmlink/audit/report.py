@@ -34,8 +34,13 @@ from farmlink.audit.report_sections import audit_section, findings_section, inco
 from farmlink.audit.report_text import Words
 
 SECTIONS = (
-    ("findings", findings_section), ("audit", audit_section), ("series", series_section), ("commitments", commitments_section),
-    ("incomes", incomes_section), ("coverage", coverage_section), ("plans", plans_section),
+    ("findings", findings_section),
+    ("audit", audit_section),
+    ("series", series_section),
+    ("commitments", commitments_section),
+    ("incomes", incomes_section),
+    ("coverage", coverage_section),
+    ("plans", plans_section),
 )
 
 
@@ -51,8 +56,10 @@ def _sha256(text: str) -> str:
 
 def policy(css: str, script: str) -> str:
     """Nothing from the network; only this page's own stylesheet and script, by hash."""
-    return (f"default-src 'none'; style-src '{_sha256(css)}'; script-src '{_sha256(script)}'; img-src data:; "
-            "base-uri 'none'; form-action 'none'")
+    return (
+        f"default-src 'none'; style-src '{_sha256(css)}'; script-src '{_sha256(script)}'; img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
 
 
 def _scope(data: ReportData, w: Words) -> str:
@@ -61,9 +68,18 @@ def _scope(data: ReportData, w: Words) -> str:
         return ""
     townships = {(v.county, v.township) for v in data.villages}
     products = ", ".join(w.product(p) for p in data.products) or "—"
-    text = w("scope", counties=w.scope(counties), townships=whole(len(townships)), villages=whole(len(data.villages)),
-             households=whole(sum(c.households for c in data.counties)), poor=whole(sum(c.registered_poor for c in data.counties)),
-             buyers=whole(data.buyers), products=products, first=data.first_day or "—", last=data.last_day or "—")
+    text = w(
+        "scope",
+        counties=w.scope(counties),
+        townships=whole(len(townships)),
+        villages=whole(len(data.villages)),
+        households=whole(sum(c.households for c in data.counties)),
+        poor=whole(sum(c.registered_poor for c in data.counties)),
+        buyers=whole(data.buyers),
+        products=products,
+        first=data.first_day or "—",
+        last=data.last_day or "—",
+    )
     return f'<p class="scope">{esc(text)}</p>'
 
 
@@ -93,7 +109,9 @@ def write_report(data: ReportData, path: str | Path, lang: str = "en") -> Path:
     return target
 
 
-def write_audit_report(result: Any, path: str | Path | None, lang: str = "en", export: str | Path | None = None) -> dict[str, int]:
+def write_audit_report(
+    result: Any, path: str | Path | None, lang: str = "en", export: str | Path | None = None
+) -> dict[str, int]:
     """The report of an `AuditResult` to `path` (when given) and its ledgers to `export` (when given); rows written per export file."""
     data = report_data(result)
     if path is not None:

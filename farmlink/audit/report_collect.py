@@ -67,13 +67,19 @@ def read_journal(log: AuditLog) -> Journal:
         elif kind == "CommitmentMade":
             journal.outlet_start[("commitment", fact["commitment_id"])] = str(fact.get("valid_from") or "")
             journal.commitments[fact["commitment_id"]] = Commitment(
-                commitment_id=fact["commitment_id"], buyer_id=str(fact.get("buyer_id")), product=str(fact.get("product")),
-                min_grade=str(fact.get("min_grade") or ""), floor_price_fen=int(fact.get("floor_price_fen") or 0),
-                reference_market=str(fact.get("reference_market") or ""), valid_from=_day(fact.get("valid_from")),
-                valid_to=_day(fact.get("valid_to")))
+                commitment_id=fact["commitment_id"],
+                buyer_id=str(fact.get("buyer_id")),
+                product=str(fact.get("product")),
+                min_grade=str(fact.get("min_grade") or ""),
+                floor_price_fen=int(fact.get("floor_price_fen") or 0),
+                reference_market=str(fact.get("reference_market") or ""),
+                valid_from=_day(fact.get("valid_from")),
+                valid_to=_day(fact.get("valid_to")),
+            )
         elif kind == "MarketPriceObserved" and (day := _day(fact.get("observed_on"))) is not None:
             journal.prices[(str(fact.get("product")), str(fact.get("market")))].append(
-                PricePoint(day, str(fact.get("grade")), int(fact.get("price_fen") or 0)))
+                PricePoint(day, str(fact.get("grade")), int(fact.get("price_fen") or 0))
+            )
     for points in journal.prices.values():
         points.sort(key=lambda p: (p.observed_on, p.grade))
     return journal
@@ -89,14 +95,25 @@ def iter_fills(log: AuditLog, journal: Journal) -> Iterator[FillRow]:
         p = record.payload
         start = journal.outlet_start.get((p.get("outlet_kind"), p.get("outlet_id")), "")
         yield FillRow(
-            global_position=record.global_position, event_id=record.event_id, fill_id=str(p.get("fill_id")),
-            product=str(p.get("product")), business_date=_day(max(journal.lot_start.get(p.get("lot_id"), ""), start)),
-            lot_id=str(p.get("lot_id")), cooperative_id=str(p.get("cooperative_id")), grade=str(p.get("grade")),
-            outlet_kind=str(p.get("outlet_kind")), outlet_id=str(p.get("outlet_id")), buyer_id=str(p.get("buyer_id")),
-            quantity=Decimal(str(p.get("quantity") or 0)), unit_price_fen=int(p.get("unit_price_fen") or 0),
-            price_basis=str(p.get("price_basis")), revenue_fen=int(p.get("revenue_fen") or 0),
-            floor_price_fen=_optional_int(p.get("floor_price_fen")), market_price_fen=_optional_int(p.get("market_price_fen")),
-            price_as_of=_day(p.get("price_as_of")))
+            global_position=record.global_position,
+            event_id=record.event_id,
+            fill_id=str(p.get("fill_id")),
+            product=str(p.get("product")),
+            business_date=_day(max(journal.lot_start.get(p.get("lot_id"), ""), start)),
+            lot_id=str(p.get("lot_id")),
+            cooperative_id=str(p.get("cooperative_id")),
+            grade=str(p.get("grade")),
+            outlet_kind=str(p.get("outlet_kind")),
+            outlet_id=str(p.get("outlet_id")),
+            buyer_id=str(p.get("buyer_id")),
+            quantity=Decimal(str(p.get("quantity") or 0)),
+            unit_price_fen=int(p.get("unit_price_fen") or 0),
+            price_basis=str(p.get("price_basis")),
+            revenue_fen=int(p.get("revenue_fen") or 0),
+            floor_price_fen=_optional_int(p.get("floor_price_fen")),
+            market_price_fen=_optional_int(p.get("market_price_fen")),
+            price_as_of=_day(p.get("price_as_of")),
+        )
 
 
 def add_fills(data: ReportData, fills: Iterable[FillRow], journal: Journal) -> None:
@@ -131,8 +148,17 @@ def read_households(log: AuditLog) -> list[HouseholdIncome]:
         p = record.payload
         for member in p.get("households") or []:
             hid = member["household_id"]
-            households.append(HouseholdIncome(hid, str(p.get("cooperative_id")), str(p.get("village")), str(p.get("township")),
-                                              str(p.get("county")), bool(member.get("registered_poor")), paid.pop(hid, 0)))
+            households.append(
+                HouseholdIncome(
+                    hid,
+                    str(p.get("cooperative_id")),
+                    str(p.get("village")),
+                    str(p.get("township")),
+                    str(p.get("county")),
+                    bool(member.get("registered_poor")),
+                    paid.pop(hid, 0),
+                )
+            )
     for hid, fen in sorted(paid.items()):  # paid, but no cooperative lists the household
         households.append(HouseholdIncome(hid, "", "", "", "", False, fen))
     return households
@@ -152,8 +178,10 @@ def coverage(households: list[HouseholdIncome]) -> tuple[list[Coverage], list[Co
     counties: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for (county, _, _), sums in villages.items():
         counties[county] = [a + b for a, b in zip(counties[county], sums)]
-    return ([Coverage(c, t, v, *villages[(c, t, v)]) for c, t, v in sorted(villages)],
-            [Coverage(c, "", "", *counties[c]) for c in sorted(counties)])
+    return (
+        [Coverage(c, t, v, *villages[(c, t, v)]) for c, t, v in sorted(villages)],
+        [Coverage(c, "", "", *counties[c]) for c in sorted(counties)],
+    )
 
 
 def read_plans(log: AuditLog, households: list[HouseholdIncome]) -> list[PlanRow]:
@@ -173,9 +201,19 @@ def read_plans(log: AuditLog, households: list[HouseholdIncome]) -> list[PlanRow
         p = record.payload
         key = (p.get("county"), p.get("township"), p.get("product"))
         earners = [fen for hid, fen in earned.get(key[2], {}).items() if where.get(hid) == key[:2]]
-        plans.append(PlanRow(str(p.get("plan_id")), str(key[0]), str(key[1]), str(key[2]), Decimal(str(p.get("area_mu") or 0)),
-                             planted.get(key, Decimal(0)), int(p.get("target_household_income_fen") or 0), len(earners),
-                             sum(earners) // len(earners) if earners else 0))
+        plans.append(
+            PlanRow(
+                str(p.get("plan_id")),
+                str(key[0]),
+                str(key[1]),
+                str(key[2]),
+                Decimal(str(p.get("area_mu") or 0)),
+                planted.get(key, Decimal(0)),
+                int(p.get("target_household_income_fen") or 0),
+                len(earners),
+                sum(earners) // len(earners) if earners else 0,
+            )
+        )
     return plans
 
 
@@ -187,9 +225,15 @@ def cited_events(log: AuditLog, findings: list[Finding]) -> dict[str, CitedEvent
         if record.event_id in wanted and record.event_id not in cited:
             text = json.dumps(record.payload, ensure_ascii=False, indent=1, sort_keys=True, default=str)
             cited[record.event_id] = CitedEvent(
-                record.event_id, record.schema, record.stream_id, record.stream_version, record.global_position, record.event_type,
+                record.event_id,
+                record.schema,
+                record.stream_id,
+                record.stream_version,
+                record.global_position,
+                record.event_type,
                 record.occurred_at.isoformat() if hasattr(record.occurred_at, "isoformat") else str(record.occurred_at),
-                text if len(text) <= PAYLOAD_LIMIT else text[:PAYLOAD_LIMIT] + "\n…")
+                text if len(text) <= PAYLOAD_LIMIT else text[:PAYLOAD_LIMIT] + "\n…",
+            )
     return cited
 
 
@@ -199,12 +243,19 @@ def summary_of(result: Any) -> AuditSummary:
     timings = getattr(result, "timings", None) or {}
     since = s.get("since_checkpoint") or None
     return AuditSummary(
-        events_audited=int(s.get("events_audited") or 0), source=str(s.get("source") or ""), clean=bool(s.get("clean")),
-        state_hash=str(s.get("state_hash") or ""), journal_inputs=int(s.get("journal_inputs") or 0), fills=int(s.get("fills") or 0),
-        findings=len(result.findings), reconciled=bool(s.get("reconciled_with_kafka")),
-        phases=tuple(Phase(str(name), float(seconds)) for name, seconds in timings.items()), workers=int(s.get("workers") or 1),
+        events_audited=int(s.get("events_audited") or 0),
+        source=str(s.get("source") or ""),
+        clean=bool(s.get("clean")),
+        state_hash=str(s.get("state_hash") or ""),
+        journal_inputs=int(s.get("journal_inputs") or 0),
+        fills=int(s.get("fills") or 0),
+        findings=len(result.findings),
+        reconciled=bool(s.get("reconciled_with_kafka")),
+        phases=tuple(Phase(str(name), float(seconds)) for name, seconds in timings.items()),
+        workers=int(s.get("workers") or 1),
         worker_cpu=tuple(Phase(str(name), float(seconds)) for name, seconds in (s.get("worker_cpu_seconds") or {}).items()),
-        since=(int(since.get("events_before") or 0), int(since.get("events_after") or 0)) if since else None)
+        since=(int(since.get("events_before") or 0), int(since.get("events_after") or 0)) if since else None,
+    )
 
 
 def report_data(result: Any) -> ReportData:

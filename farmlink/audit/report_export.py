@@ -16,8 +16,21 @@ from typing import Any
 
 from farmlink.audit.report_rows import FillRow, HouseholdIncome, PlanRow, ProductMonth, ReportData
 
-COMMITMENT_COLUMNS = ("commitment_id", "buyer_id", "product", "min_grade", "floor_price_fen", "reference_market", "valid_from",
-                      "valid_to", "fills", "floor_activations", "quantity", "revenue_fen", "above_market_fen")
+COMMITMENT_COLUMNS = (
+    "commitment_id",
+    "buyer_id",
+    "product",
+    "min_grade",
+    "floor_price_fen",
+    "reference_market",
+    "valid_from",
+    "valid_to",
+    "fills",
+    "floor_activations",
+    "quantity",
+    "revenue_fen",
+    "above_market_fen",
+)
 COVERAGE_COLUMNS = ("county", "township", "village", "households", "registered_poor", "with_income", "without_income", "paid_fen")
 
 
@@ -62,12 +75,29 @@ def write_exports(directory: str | Path, data: ReportData, fills: Iterable[FillR
     written = {"summary.json": 1, "findings.json": len(data.findings)}
     written["fills.csv"] = _write_csv(out / "fills.csv", _names(FillRow), _rows_of(fills, _names(FillRow)))
     written["months.csv"] = _write_csv(out / "months.csv", _names(ProductMonth), _rows_of(data.months, _names(ProductMonth)))
-    commitments = ([c.commitment_id, c.buyer_id, c.product, c.min_grade, c.floor_price_fen, c.reference_market, c.valid_from, c.valid_to,
-                    len(c.fills), c.activations, c.quantity, c.revenue_fen, c.above_market_fen] for c in data.commitments)
+    commitments = (
+        [
+            c.commitment_id,
+            c.buyer_id,
+            c.product,
+            c.min_grade,
+            c.floor_price_fen,
+            c.reference_market,
+            c.valid_from,
+            c.valid_to,
+            len(c.fills),
+            c.activations,
+            c.quantity,
+            c.revenue_fen,
+            c.above_market_fen,
+        ]
+        for c in data.commitments
+    )
     written["commitments.csv"] = _write_csv(out / "commitments.csv", COMMITMENT_COLUMNS, commitments)
-    written["households.csv"] = _write_csv(out / "households.csv", _names(HouseholdIncome), _rows_of(data.households, _names(HouseholdIncome)))
+    written["households.csv"] = _write_csv(
+        out / "households.csv", _names(HouseholdIncome), _rows_of(data.households, _names(HouseholdIncome))
+    )
     for name, rows in (("villages.csv", data.villages), ("counties.csv", data.counties)):
         written[name] = _write_csv(out / name, COVERAGE_COLUMNS, _rows_of(rows, COVERAGE_COLUMNS))
     written["plans.csv"] = _write_csv(out / "plans.csv", _names(PlanRow), _rows_of(data.plans, _names(PlanRow)))
     return written
-

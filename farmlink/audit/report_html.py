@@ -8,19 +8,24 @@ from typing import Any
 from farmlink.audit.report_format import esc
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Iterable[int] = (), classes: Sequence[str] = (),
-          empty: str = "—") -> str:
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    numeric: Iterable[int] = (),
+    classes: Sequence[str] = (),
+    empty: str = "—",
+) -> str:
     """A table; `numeric` columns align right; `classes` one CSS class per row ("" for none)."""
     right = set(numeric)
-    head = "".join(f'<th{" class=num" if i in right else ""}>{esc(h)}</th>' for i, h in enumerate(headers))
+    head = "".join(f"<th{' class=num' if i in right else ''}>{esc(h)}</th>" for i, h in enumerate(headers))
     body = []
     for k, row in enumerate(rows):
         css = f' class="{classes[k]}"' if k < len(classes) and classes[k] else ""
-        cells = "".join(f'<td{" class=num" if i in right else ""}>{esc(v)}</td>' for i, v in enumerate(row))
+        cells = "".join(f"<td{' class=num' if i in right else ''}>{esc(v)}</td>" for i, v in enumerate(row))
         body.append(f"<tr{css}>{cells}</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(headers)}" class="nodata">{esc(empty)}</td></tr>')
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def figure(caption: str, chart: str, note: str = "") -> str:

@@ -77,8 +77,15 @@ class AuditResult:
 
 
 async def audit(
-    bootstrap: str, dsn: str, source: str = "postgres", reconcile_kafka: bool = True, step: Step = _silent, schema_prefix: str = "",
-    workers: int | None = None, since: Checkpoint | None = None, want_books: bool = False,
+    bootstrap: str,
+    dsn: str,
+    source: str = "postgres",
+    reconcile_kafka: bool = True,
+    step: Step = _silent,
+    schema_prefix: str = "",
+    workers: int | None = None,
+    since: Checkpoint | None = None,
+    want_books: bool = False,
 ) -> AuditResult:
     """Read the whole log from `source`, verify chains and signatures, re-execute the matcher, check
     invariants, and (unless told not to) reconcile the store with the Kafka topics. The costly checks
@@ -100,8 +107,17 @@ async def audit(
             snapshots = await load_snapshots(dsn, schema_prefix)
             total = await count_in_postgres(dsn, schema_prefix)
             reading = start_reading(dsn, progress=step("reading PostgreSQL", total), prefix=schema_prefix)
-            result = await audit_log(reading, source, snapshots=snapshots, dsn=dsn, schema_prefix=schema_prefix, step=step,
-                                     workers=workers, since=since, want_books=want_books)
+            result = await audit_log(
+                reading,
+                source,
+                snapshots=snapshots,
+                dsn=dsn,
+                schema_prefix=schema_prefix,
+                step=step,
+                workers=workers,
+                since=since,
+                want_books=want_books,
+            )
             log = result.log
         result.timings = timings | result.timings
         if copies is not None and (reconcile_kafka or source == "kafka"):
@@ -114,8 +130,16 @@ async def audit(
 
 
 async def audit_log(
-    log: AuditLog | dict[str, asyncio.Future], source: str, *, snapshots: list[StoredSnapshot] | None = None, dsn: str | None = None,
-    schema_prefix: str = "", step: Step = _silent, workers: int | None = None, since: Checkpoint | None = None, want_books: bool = False,
+    log: AuditLog | dict[str, asyncio.Future],
+    source: str,
+    *,
+    snapshots: list[StoredSnapshot] | None = None,
+    dsn: str | None = None,
+    schema_prefix: str = "",
+    step: Step = _silent,
+    workers: int | None = None,
+    since: Checkpoint | None = None,
+    want_books: bool = False,
 ) -> AuditResult:
     """Every check of a log (no reconciliation): see `audit`. `log` is read already, or being read
     (a future per schema, log.start_reading): then the matching schema's checks start on their
@@ -137,8 +161,13 @@ async def audit_log(
             seqs = since.journal_seqs()
             snapshots = [s for s in snapshots or [] if s.journal_seq > seqs.get(s.product, 0)] if snapshots is not None else None
         probe = SnapshotCheck(snapshots) if snapshots is not None else None
-        checks = Checks(workers, probe, after=after.get("matching", 0) if since else None,
-                        start_books=since.books if since else None, want_books=want_books)
+        checks = Checks(
+            workers,
+            probe,
+            after=after.get("matching", 0) if since else None,
+            start_books=since.books if since else None,
+            want_books=want_books,
+        )
         if isinstance(log, AuditLog):
             checks.start(log, ["matching"])
         else:  # the matching schema first: its workers re-execute while the rest is read
@@ -157,7 +186,11 @@ async def audit_log(
         checking = step("checking", 3)
         prefix = prefix_findings(log, since) if since is not None else []
         signatures = plan_signatures(log)  # the ordered pass: keys and message ids in log order; verifying is left pending
-        pending = [p for p in signatures.pending if p.record.global_position > after.get(p.record.schema, 0)] if since else signatures.pending
+        pending = (
+            [p for p in signatures.pending if p.record.global_position > after.get(p.record.schema, 0)]
+            if since
+            else signatures.pending
+        )
         checks.start(log, [schema for schema in sorted(log.by_schema) if schema != "matching"], pending)
         lap("ordered passes")
         checking(1)
@@ -174,8 +207,13 @@ async def audit_log(
             lines.start_digest, lines.start_count = since.fills_digest, since.fill_count
             reexecution.input_count += since.input_count
             reexecution.fill_count += since.fill_count
-        findings: list[Finding] = [*prefix, *parallel.chain_findings, *duplicates,
-                                   *signatures.finish(parallel.signature_findings), *reexecution.findings]
+        findings: list[Finding] = [
+            *prefix,
+            *parallel.chain_findings,
+            *duplicates,
+            *signatures.finish(parallel.signature_findings),
+            *reexecution.findings,
+        ]
         if probe is not None:
             findings += await snapshot_findings(dsn, probe, schema_prefix) if dsn is not None else probe.findings()
         findings += parallel.invariant_findings
@@ -184,8 +222,17 @@ async def audit_log(
         lap("settlement and snapshots")
         checking(1)
         fills_digest, fill_count = lines.fills_digest()
-        result = AuditResult(source, log, reexecution, findings, state_hash_of(fills_digest, fill_count, lines.books), timings,
-                             False, workers, parallel.worker_seconds)
+        result = AuditResult(
+            source,
+            log,
+            reexecution,
+            findings,
+            state_hash_of(fills_digest, fill_count, lines.books),
+            timings,
+            False,
+            workers,
+            parallel.worker_seconds,
+        )
         result.fills_digest, result.books = fills_digest, parallel.books
         if since is not None:
             before = count_as_of(log, since.positions)
@@ -199,5 +246,12 @@ def checkpoint_of(result: AuditResult, key: Ed25519PrivateKey) -> Checkpoint:
         raise ValueError(f"the audit has {len(result.findings)} findings: a checkpoint vouches only for a clean log")
     if set(result.books) != set(result.reexecution.lines.books if result.reexecution.lines else {}):
         raise ValueError("the audit kept no books: run it with want_books to write a checkpoint")
-    return make_checkpoint(result.log, result.state_hash, result.fills_digest, result.reexecution.fill_count,
-                           result.reexecution.input_count, result.books, key)
+    return make_checkpoint(
+        result.log,
+        result.state_hash,
+        result.fills_digest,
+        result.reexecution.fill_count,
+        result.reexecution.input_count,
+        result.books,
+        key,
+    )

@@ -125,7 +125,9 @@ def _place_problem(record: Record, keys: _Keys, seen_messages: dict[str, Record]
     if key is None:
         return f"signed_input.producer: {producer} has no registered public key earlier in the log"
     if producer in keys.revoked:
-        return f"signed_input.producer: {producer} revoked its key at {keys.revoked[producer]}; nothing it signs after that counts"
+        return (
+            f"signed_input.producer: {producer} revoked its key at {keys.revoked[producer]}; nothing it signs after that counts"
+        )
     return key, f"the key {producer} registered at {keys.place[producer]}"
 
 
@@ -198,7 +200,12 @@ def plan_signatures(log: AuditLog) -> SignaturePlan:
                 else:
                     plan.pending.append(PendingSignature(order, record, *placed))
                     continue
-            except (AttributeError, KeyError, TypeError, ValueError) as error:  # a forged or damaged payload: a finding, never a crash
+            except (
+                AttributeError,
+                KeyError,
+                TypeError,
+                ValueError,
+            ) as error:  # a forged or damaged payload: a finding, never a crash
                 problem = _unreadable(error)
             if problem is not None:
                 plan.findings.append((order, finding_at(SIGNATURE, record, problem)))

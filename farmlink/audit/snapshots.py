@@ -142,16 +142,26 @@ class SnapshotCheck:
         snapshot = self.snapshots[product][book.journal_seq]
         self.reached.add(snapshot.key)
         if snapshot.stream_version != stream_version:
-            self._findings.append(_finding(
-                snapshot, f"stream_version {snapshot.stream_version}, but journal entry {book.journal_seq} and its decisions "
-                          f"end at version {stream_version} of market-{product}", entry))
+            self._findings.append(
+                _finding(
+                    snapshot,
+                    f"stream_version {snapshot.stream_version}, but journal entry {book.journal_seq} and its decisions "
+                    f"end at version {stream_version} of market-{product}",
+                    entry,
+                )
+            )
         if snapshot.state_digest is None:
             self._findings.append(_finding(snapshot, str(snapshot.problem), entry))
             return
         if snapshot.state_digest != snapshot.digest:
-            self._findings.append(_finding(
-                snapshot, f"its state does not match its digest (digest {snapshot.digest[:16]}..., the state hashes to "
-                          f"{snapshot.state_digest[:16]}...): the state or the digest was changed", entry))
+            self._findings.append(
+                _finding(
+                    snapshot,
+                    f"its state does not match its digest (digest {snapshot.digest[:16]}..., the state hashes to "
+                    f"{snapshot.state_digest[:16]}...): the state or the digest was changed",
+                    entry,
+                )
+            )
         replayed = snapshot_bytes(book)
         replayed_digest = digest_of(replayed)
         if replayed_digest != snapshot.state_digest:
@@ -189,14 +199,20 @@ class SnapshotCheck:
                     detail = f"; differs in {'; '.join(parts)}"
                 except (zlib.error, orjson.JSONDecodeError) as error:
                     detail = f"; its state is not JSON ({error})"
-            findings.append(_finding(
-                snapshot, f"disagrees with the re-executed book after journal entry {snapshot.journal_seq} (stored state "
-                          f"{str(snapshot.state_digest)[:16]}..., re-executed {replayed_digest[:16]}...){detail}", entry))
+            findings.append(
+                _finding(
+                    snapshot,
+                    f"disagrees with the re-executed book after journal entry {snapshot.journal_seq} (stored state "
+                    f"{str(snapshot.state_digest)[:16]}..., re-executed {replayed_digest[:16]}...){detail}",
+                    entry,
+                )
+            )
         for product, by_seq in sorted(self.snapshots.items()):
             for journal_seq, snapshot in sorted(by_seq.items()):
                 if snapshot.key not in self.reached:
-                    findings.append(_finding(
-                        snapshot, f"re-execution of the {product} journal never reached journal entry {journal_seq}"))
+                    findings.append(
+                        _finding(snapshot, f"re-execution of the {product} journal never reached journal entry {journal_seq}")
+                    )
         return findings
 
     def detail_keys(self) -> list[tuple[str, int]]:
@@ -240,7 +256,9 @@ async def load_states(dsn: str, keys: Iterable[tuple[str, int]], prefix: str = "
         rows = await conn.fetch(
             f"SELECT product, journal_seq, state FROM {_table(prefix)} "
             "WHERE (product, journal_seq) IN (SELECT * FROM unnest($1::text[], $2::int[]))",
-            [product for product, _ in keys], [seq for _, seq in keys])
+            [product for product, _ in keys],
+            [seq for _, seq in keys],
+        )
         return {(row["product"], row["journal_seq"]): row["state"] for row in rows}
     finally:
         await conn.close()

@@ -46,7 +46,11 @@ def commitments(log: AuditLog) -> list[dict[str, Any]]:
 
 
 def market_prices(log: AuditLog) -> list[dict[str, Any]]:
-    return [e.payload["fact"] for e in _of_type(log, "matching", "InputJournaled") if e.payload["source_event_type"] == "MarketPriceObserved"]
+    return [
+        e.payload["fact"]
+        for e in _of_type(log, "matching", "InputJournaled")
+        if e.payload["source_event_type"] == "MarketPriceObserved"
+    ]
 
 
 def _households(log: AuditLog) -> dict[str, dict[str, Any]]:
@@ -55,8 +59,12 @@ def _households(log: AuditLog) -> dict[str, dict[str, Any]]:
         p = record.payload
         for h in p["households"]:
             households[h["household_id"]] = {
-                "household_id": h["household_id"], "cooperative_id": p["cooperative_id"], "village": p["village"],
-                "township": p["township"], "county": p["county"], "registered_poor": h["registered_poor"],
+                "household_id": h["household_id"],
+                "cooperative_id": p["cooperative_id"],
+                "village": p["village"],
+                "township": p["township"],
+                "county": p["county"],
+                "registered_poor": h["registered_poor"],
             }
     return households
 
@@ -86,15 +94,27 @@ def coverage(log: AuditLog) -> dict[str, list[dict[str, Any]]]:
     villages: dict[tuple[str, str, str], dict[str, Any]] = {}
     for h in households.values():
         key = (h["county"], h["township"], h["village"])
-        v = villages.setdefault(key, {"county": key[0], "township": key[1], "village": key[2], "registered_poor": 0,
-                                      "with_income": 0, "without_income": 0, "paid_fen": 0})
+        v = villages.setdefault(
+            key,
+            {
+                "county": key[0],
+                "township": key[1],
+                "village": key[2],
+                "registered_poor": 0,
+                "with_income": 0,
+                "without_income": 0,
+                "paid_fen": 0,
+            },
+        )
         v["paid_fen"] += paid.get(h["household_id"], 0)
         if h["registered_poor"]:
             v["registered_poor"] += 1
             v["with_income" if paid.get(h["household_id"], 0) > 0 else "without_income"] += 1
     counties: dict[str, dict[str, Any]] = {}
     for v in villages.values():
-        c = counties.setdefault(v["county"], {"county": v["county"], "registered_poor": 0, "with_income": 0, "without_income": 0, "paid_fen": 0})
+        c = counties.setdefault(
+            v["county"], {"county": v["county"], "registered_poor": 0, "with_income": 0, "without_income": 0, "paid_fen": 0}
+        )
         for name in ("registered_poor", "with_income", "without_income", "paid_fen"):
             c[name] += v[name]
     planted: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
@@ -106,19 +126,33 @@ def coverage(log: AuditLog) -> dict[str, list[dict[str, Any]]]:
         p = record.payload
         key = (p["county"], p["township"], p["product"])
         earners = by_product.get(key, {})
-        plans.append({
-            "plan_id": p["plan_id"], "county": p["county"], "township": p["township"], "product": p["product"],
-            "planned_area_mu": p["area_mu"], "planted_area_mu": str(planted.get(key, Decimal(0))),
-            "target_household_income_fen": p["target_household_income_fen"], "earning_households": len(earners),
-            "average_household_income_fen": (sum(earners.values()) // len(earners)) if earners else 0,
-        })
-    return {"villages": [villages[k] for k in sorted(villages)], "counties": [counties[k] for k in sorted(counties)], "plans": plans}
+        plans.append(
+            {
+                "plan_id": p["plan_id"],
+                "county": p["county"],
+                "township": p["township"],
+                "product": p["product"],
+                "planned_area_mu": p["area_mu"],
+                "planted_area_mu": str(planted.get(key, Decimal(0))),
+                "target_household_income_fen": p["target_household_income_fen"],
+                "earning_households": len(earners),
+                "average_household_income_fen": (sum(earners.values()) // len(earners)) if earners else 0,
+            }
+        )
+    return {
+        "villages": [villages[k] for k in sorted(villages)],
+        "counties": [counties[k] for k in sorted(counties)],
+        "plans": plans,
+    }
 
 
 def check_journal_complete(log: AuditLog) -> list[Finding]:
     """Every source event the matcher must see is journaled exactly once, and every journal entry has its source."""
     sources = {
-        r.event_id: r for schema in ("cooperative", "buyer", "market") for r in log.by_schema.get(schema, []) if r.event_type in JOURNALED_TYPES
+        r.event_id: r
+        for schema in ("cooperative", "buyer", "market")
+        for r in log.by_schema.get(schema, [])
+        if r.event_type in JOURNALED_TYPES
     }
     journaled: dict[str, list[Record]] = defaultdict(list)
     for entry in _of_type(log, "matching", "InputJournaled"):

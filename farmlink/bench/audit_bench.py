@@ -19,8 +19,20 @@ from farmlink.audit.run import audit
 from farmlink.bench.synthetic import generate
 
 PREFIX = "bench_"
-COLUMNS = ("event_id", "stream_id", "stream_version", "event_type", "schema_version", "occurred_at", "producer",
-           "correlation_id", "causation_id", "payload", "prev_hash", "hash")
+COLUMNS = (
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "payload",
+    "prev_hash",
+    "hash",
+)
 
 
 MARKER = f'"{PREFIX}matching".synthetic_log'
@@ -63,7 +75,13 @@ async def load_synthetic(dsn: str, events: int, say=print, seed: int = 2020, pre
         say(f"copied into PostgreSQL in {copied:.1f} s")
     finally:
         await pool.close()
-    return {"events": log.count, "journal_inputs": log.inputs, "fills": log.fills, "generate_s": round(generated, 2), "copy_s": round(copied, 2)}
+    return {
+        "events": log.count,
+        "journal_inputs": log.inputs,
+        "fills": log.fills,
+        "generate_s": round(generated, 2),
+        "copy_s": round(copied, 2),
+    }
 
 
 def _cpu_seconds() -> dict[str, float]:
@@ -79,7 +97,9 @@ def _peak_rss_mb() -> dict[str, float]:
     return {"main_mb": round(own), "largest_worker_mb": round(workers)}
 
 
-async def run_audit_bench(bootstrap: str, dsn: str, events: int, say=print, reuse: bool = False, workers: int | None = None) -> dict[str, Any]:
+async def run_audit_bench(
+    bootstrap: str, dsn: str, events: int, say=print, reuse: bool = False, workers: int | None = None
+) -> dict[str, Any]:
     """Load a synthetic log (or, with `reuse`, keep the one of the same size already loaded), audit it
     from PostgreSQL (no reconciliation), return the figures."""
     figures = await loaded_synthetic(dsn, events) if reuse else None
@@ -107,14 +127,20 @@ async def run_audit_bench(bootstrap: str, dsn: str, events: int, say=print, reus
         "state_hash": result.state_hash,
         "goal": "audit of 1,000,000 events in at most 60 s, re-execution included",
     }
-    say(f"audited {result.log.count()} events in {seconds:.1f} s ({figures['events_per_s']} events/s) on {result.workers} processes, "
-        f"{len(result.findings)} findings")
+    say(
+        f"audited {result.log.count()} events in {seconds:.1f} s ({figures['events_per_s']} events/s) on {result.workers} processes, "
+        f"{len(result.findings)} findings"
+    )
     for name, value in result.timings.items():
         say(f"  {name:<26} {value:6.1f} s")
     for name, value in result.worker_seconds.items():
         say(f"  worker CPU, {name:<36} {value:6.1f} s")
-    say(f"  CPU: main process {spent['main']} s, workers {spent['workers']} s (on an idle machine the wall clock is at least "
-        f"the larger of the main process's and half the total)")
-    say(f"  peak memory: main {figures['peak_rss']['main_mb']} MB, largest worker {figures['peak_rss']['largest_worker_mb']} MB; "
-        f"load average before {figures['load_average_before']}, after {figures['load_average_after']}")
+    say(
+        f"  CPU: main process {spent['main']} s, workers {spent['workers']} s (on an idle machine the wall clock is at least "
+        f"the larger of the main process's and half the total)"
+    )
+    say(
+        f"  peak memory: main {figures['peak_rss']['main_mb']} MB, largest worker {figures['peak_rss']['largest_worker_mb']} MB; "
+        f"load average before {figures['load_average_before']}, after {figures['load_average_after']}"
+    )
     return figures

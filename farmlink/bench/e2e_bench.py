@@ -38,26 +38,69 @@ def _message(kind: str, payload: dict, correlation_id: str) -> bytes:
 
 
 def _order(n: int, product: str) -> dict:
-    return {"order_id": f"bench-order-{n}", "buyer_id": "bench-buyer", "product": product, "min_grade": "C", "quantity": "1",
-            "limit_price_fen": 500, "deliver_from": "2020-01-01", "deliver_to": "2020-12-31", "regions": []}
+    return {
+        "order_id": f"bench-order-{n}",
+        "buyer_id": "bench-buyer",
+        "product": product,
+        "min_grade": "C",
+        "quantity": "1",
+        "limit_price_fen": 500,
+        "deliver_from": "2020-01-01",
+        "deliver_to": "2020-12-31",
+        "regions": [],
+    }
 
 
 async def _seed_market(cooperative, buyer, say) -> None:
     """One cooperative, one buyer and one huge resting lot per product, so every order fills at once.
     Each input topic is written as its own producer principal (events/access.py)."""
-    await cooperative.send_and_wait(COOPERATIVE_INPUT, _message("cooperative.registered", {
-        "cooperative_id": "bench-coop", "name": "bench cooperative", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
-        "households": [{"household_id": "bench-h1", "registered_poor": True}, {"household_id": "bench-h2", "registered_poor": False}]},
-        "bench-seed-coop"), key=b"bench-coop")
-    await buyer.send_and_wait(BUYER_INPUT, _message("buyer.registered", {"buyer_id": "bench-buyer", "name": "bench buyer"},
-                                                       "bench-seed-buyer"), key=b"bench-buyer")
+    await cooperative.send_and_wait(
+        COOPERATIVE_INPUT,
+        _message(
+            "cooperative.registered",
+            {
+                "cooperative_id": "bench-coop",
+                "name": "bench cooperative",
+                "county": "Yanhe",
+                "township": "Ketian",
+                "village": "Fengjia",
+                "households": [
+                    {"household_id": "bench-h1", "registered_poor": True},
+                    {"household_id": "bench-h2", "registered_poor": False},
+                ],
+            },
+            "bench-seed-coop",
+        ),
+        key=b"bench-coop",
+    )
+    await buyer.send_and_wait(
+        BUYER_INPUT,
+        _message("buyer.registered", {"buyer_id": "bench-buyer", "name": "bench buyer"}, "bench-seed-buyer"),
+        key=b"bench-buyer",
+    )
     await asyncio.sleep(1.0)
     for product in PRODUCTS:
-        await cooperative.send_and_wait(COOPERATIVE_INPUT, _message("harvest.recorded", {
-            "lot_id": f"bench-lot-{product}", "cooperative_id": "bench-coop", "product": product, "grade": "A",
-            "quantity": "100000000", "available_from": "2020-01-01", "expires_on": "2020-12-31",
-            "contributions": [{"household_id": "bench-h1", "quantity": "60000000"}, {"household_id": "bench-h2", "quantity": "40000000"}]},
-            f"bench-seed-{product}"), key=product.encode())
+        await cooperative.send_and_wait(
+            COOPERATIVE_INPUT,
+            _message(
+                "harvest.recorded",
+                {
+                    "lot_id": f"bench-lot-{product}",
+                    "cooperative_id": "bench-coop",
+                    "product": product,
+                    "grade": "A",
+                    "quantity": "100000000",
+                    "available_from": "2020-01-01",
+                    "expires_on": "2020-12-31",
+                    "contributions": [
+                        {"household_id": "bench-h1", "quantity": "60000000"},
+                        {"household_id": "bench-h2", "quantity": "40000000"},
+                    ],
+                },
+                f"bench-seed-{product}",
+            ),
+            key=product.encode(),
+        )
     say("seeded one cooperative, one buyer and a 100,000-tonne lot per product")
 
 
@@ -66,15 +109,22 @@ class Watch:
 
     def __init__(self, bootstrap: str, run_id: str):
         self.run_id = run_id
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10,
-                                         isolation_level="read_committed", **kafka_options(settings(), BUYER))  # buyers read receipts and fills
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+            isolation_level="read_committed",
+            **kafka_options(settings(), BUYER),
+        )  # buyers read receipts and fills
         self.journaled: dict[str, float] = {}
         self.filled: dict[str, float] = {}
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
         await self.consumer.start()
-        partitions = [TopicPartition(RECEIPTS, 0)] + [TopicPartition(FILLS, p) for p in range(next(t.partitions for t in TOPICS if t.name == FILLS))]
+        partitions = [TopicPartition(RECEIPTS, 0)] + [
+            TopicPartition(FILLS, p) for p in range(next(t.partitions for t in TOPICS if t.name == FILLS))
+        ]
         self.consumer.assign(partitions)
         await self.consumer.seek_to_end(*partitions)
         for tp in partitions:
@@ -105,8 +155,11 @@ async def _sustained(bootstrap: str, producer, count: int, say) -> float:
     started = time.time()
     for n in range(count):
         product = PRODUCTS[n % len(PRODUCTS)]
-        await producer.send(BUYER_INPUT, _message("order.placed", _order(n, product) | {"order_id": f"{run_id}-{n}"}, f"{run_id}:{n}"),
-                            key=product.encode())
+        await producer.send(
+            BUYER_INPUT,
+            _message("order.placed", _order(n, product) | {"order_id": f"{run_id}-{n}"}, f"{run_id}:{n}"),
+            key=product.encode(),
+        )
     await producer.flush()
     sent = time.time()
     while len(watch.journaled) < count:
@@ -135,8 +188,11 @@ async def _latency(bootstrap: str, producer, rate: int, seconds: float, say) -> 
         product = PRODUCTS[n % len(PRODUCTS)]
         correlation = f"{run_id}:{n}"
         sent_at[correlation] = time.time()
-        await producer.send(BUYER_INPUT, _message("order.placed", _order(n, product) | {"order_id": f"{run_id}-{n}"}, correlation),
-                            key=product.encode())
+        await producer.send(
+            BUYER_INPUT,
+            _message("order.placed", _order(n, product) | {"order_id": f"{run_id}-{n}"}, correlation),
+            key=product.encode(),
+        )
     deadline = time.time() + 120
     while len(watch.filled) < total and time.time() < deadline:
         await asyncio.sleep(0.1)
@@ -148,15 +204,31 @@ async def _latency(bootstrap: str, producer, rate: int, seconds: float, say) -> 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
-    figures = {"rate": rate, "sent": total, "filled": len(latencies), "p50_ms": round(pct(0.50), 1), "p99_ms": round(pct(0.99), 1),
-               "max_ms": round(latencies[-1], 1), "achieved_send_rate": round(total / (time.perf_counter() - start))}
-    say(f"latency at {rate}/s for {seconds:.0f} s: {len(latencies)}/{total} filled; p50 {figures['p50_ms']} ms, "
-        f"p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms")
+    figures = {
+        "rate": rate,
+        "sent": total,
+        "filled": len(latencies),
+        "p50_ms": round(pct(0.50), 1),
+        "p99_ms": round(pct(0.99), 1),
+        "max_ms": round(latencies[-1], 1),
+        "achieved_send_rate": round(total / (time.perf_counter() - start)),
+    }
+    say(
+        f"latency at {rate}/s for {seconds:.0f} s: {len(latencies)}/{total} filled; p50 {figures['p50_ms']} ms, "
+        f"p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms"
+    )
     return figures
 
 
-async def run_e2e_bench(bootstrap: str, dsn: str, sustained_inputs: int = 20_000, rate: int = 1_000, seconds: float = 20.0,
-                        smoke: bool = False, say=print) -> dict[str, Any]:
+async def run_e2e_bench(
+    bootstrap: str,
+    dsn: str,
+    sustained_inputs: int = 20_000,
+    rate: int = 1_000,
+    seconds: float = 20.0,
+    smoke: bool = False,
+    say=print,
+) -> dict[str, Any]:
     """Both measurements on the running services (the caller starts them on clean data)."""
     if smoke:
         sustained_inputs, rate, seconds = 300, 100, 2.0
@@ -173,10 +245,16 @@ async def run_e2e_bench(bootstrap: str, dsn: str, sustained_inputs: int = 20_000
     finally:
         await producer.stop()
         await cooperative.stop()
-    goals = {"sustained_goal_met": sustained >= 1500, "p99_goal_met": latency["p99_ms"] <= 250 and rate >= 500,
-             "compass_sustained_met": sustained >= 5000, "compass_p99_met": latency["p99_ms"] <= 100 and rate >= 1000}
-    say(f"goals (issue 10): at least 1,500 inputs/s sustained: {'met' if goals['sustained_goal_met'] else 'not met'}; "
+    goals = {
+        "sustained_goal_met": sustained >= 1500,
+        "p99_goal_met": latency["p99_ms"] <= 250 and rate >= 500,
+        "compass_sustained_met": sustained >= 5000,
+        "compass_p99_met": latency["p99_ms"] <= 100 and rate >= 1000,
+    }
+    say(
+        f"goals (issue 10): at least 1,500 inputs/s sustained: {'met' if goals['sustained_goal_met'] else 'not met'}; "
         f"p99 at most 250 ms at a steady 500/s: {'met' if goals['p99_goal_met'] else 'not met'} "
         f"(compass: 5,000/s {'met' if goals['compass_sustained_met'] else 'not met'}, "
-        f"100 ms at 1,000/s {'met' if goals['compass_p99_met'] else 'not met'})")
+        f"100 ms at 1,000/s {'met' if goals['compass_p99_met'] else 'not met'})"
+    )
     return {"sustained_inputs": sustained_inputs, "sustained_inputs_per_s": round(sustained), "latency": latency, **goals}

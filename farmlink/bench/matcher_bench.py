@@ -112,8 +112,16 @@ class _Season:
         quantity = total if self.rng.random() < 0.9 else self.quantity(product, 10, 2000)
         start = self.rng.randint(0, 4)
         return Lot(
-            self.next_id("lot"), cooperative_id, county, township, product, self.grade(), quantity,
-            self.day(start), self.day(start + self.rng.randint(2, 25)), contributions,
+            self.next_id("lot"),
+            cooperative_id,
+            county,
+            township,
+            product,
+            self.grade(),
+            quantity,
+            self.day(start),
+            self.day(start + self.rng.randint(2, 25)),
+            contributions,
         )
 
     def order(self, product: str) -> Order:
@@ -128,8 +136,15 @@ class _Season:
             del self.order_ids[:1_000]
         start = self.rng.randint(0, 10)
         return Order(
-            order_id, f"buyer-{self.rng.randint(1, 60)}", product, self.grade(), self.quantity(product, 20, 1200),
-            self.price(product, 0.6, 1.4), self.day(start), self.day(start + self.rng.randint(3, 30)), regions,
+            order_id,
+            f"buyer-{self.rng.randint(1, 60)}",
+            product,
+            self.grade(),
+            self.quantity(product, 20, 1200),
+            self.price(product, 0.6, 1.4),
+            self.day(start),
+            self.day(start + self.rng.randint(3, 30)),
+            regions,
         )
 
     def commitment(self, product: str) -> Commitment:
@@ -141,9 +156,17 @@ class _Season:
         counties = self.rng.choice([(), (), ("Yanhe",), ("Yuping", "Dejiang")])
         cooperatives = tuple(c[0] for c in self.rng.sample(self.cooperatives, 3)) if self.rng.random() < 0.2 else ()
         return Commitment(
-            self.next_id("commitment"), f"yuping-{self.rng.randint(1, 5)}", product, self.grade(),
-            self.price(product, 0.6, 1.0), self.rng.choices(MARKETS, (4, 1))[0],
-            self.day(start), self.day(start + self.rng.randint(10, 60)), counties, cooperatives, cap,
+            self.next_id("commitment"),
+            f"yuping-{self.rng.randint(1, 5)}",
+            product,
+            self.grade(),
+            self.price(product, 0.6, 1.0),
+            self.rng.choices(MARKETS, (4, 1))[0],
+            self.day(start),
+            self.day(start + self.rng.randint(10, 60)),
+            counties,
+            cooperatives,
+            cap,
             self.rng.choice(per_mu_limits),
         )
 
@@ -160,7 +183,10 @@ class _Season:
 
     def market_price(self, product: str) -> MarketPrice:
         return MarketPrice(
-            product, self.grade(), self.rng.choices(MARKETS, (4, 1))[0], self.price(product, 0.7, 1.3),
+            product,
+            self.grade(),
+            self.rng.choices(MARKETS, (4, 1))[0],
+            self.price(product, 0.7, 1.3),
             self.day(-self.rng.randint(0, 5)),
         )
 

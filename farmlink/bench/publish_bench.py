@@ -62,7 +62,10 @@ async def _raw_rate(bootstrap: str, topic: str, messages: int, size: int) -> flo
     try:
         started = time.perf_counter()
         for first in range(0, messages, BATCH_SIZE):
-            deliveries = [await producer.send(topic, value, key=f"key-{n % 12}".encode()) for n in range(first, min(first + BATCH_SIZE, messages))]
+            deliveries = [
+                await producer.send(topic, value, key=f"key-{n % 12}".encode())
+                for n in range(first, min(first + BATCH_SIZE, messages))
+            ]
             await asyncio.gather(*deliveries)
         return messages / (time.perf_counter() - started)
     finally:
@@ -101,8 +104,9 @@ async def _raw_batch_rate(bootstrap: str, topic: str, messages: int, size: int) 
         await producer.stop()
 
 
-async def run_publish_bench(bootstrap: str, dsn: str, messages: int = 100_000, size: int = 600, rounds: int = 3,
-                            smoke: bool = False, say=print) -> dict[str, Any]:
+async def run_publish_bench(
+    bootstrap: str, dsn: str, messages: int = 100_000, size: int = 600, rounds: int = 3, smoke: bool = False, say=print
+) -> dict[str, Any]:
     """Messages/s through the relay and through the two raw producers, alternating in each round;
     overhead = 1 - relay / the faster raw producer (best of the rounds each)."""
     if smoke:
@@ -122,8 +126,10 @@ async def run_publish_bench(bootstrap: str, dsn: str, messages: int = 100_000, s
             raw_rates.append(await _raw_rate(bootstrap, topic, messages, size))
             batch_rates.append(await _raw_batch_rate(bootstrap, topic, messages, size))
             relay_rates.append(await _relay_rate(pool, schema, bootstrap, topic, messages, size))
-            say(f"round {round_no + 1}: raw producer send {raw_rates[-1]:,.0f} msg/s, send_batch {batch_rates[-1]:,.0f} msg/s,"
-                f" farmlink relay {relay_rates[-1]:,.0f} msg/s")
+            say(
+                f"round {round_no + 1}: raw producer send {raw_rates[-1]:,.0f} msg/s, send_batch {batch_rates[-1]:,.0f} msg/s,"
+                f" farmlink relay {relay_rates[-1]:,.0f} msg/s"
+            )
     finally:
         await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await pool.close()
@@ -132,12 +138,25 @@ async def run_publish_bench(bootstrap: str, dsn: str, messages: int = 100_000, s
     relay, raw, raw_batch = max(relay_rates), max(raw_rates), max(batch_rates)
     fastest_raw = max(raw, raw_batch)
     overhead = 1 - relay / fastest_raw
-    say(f"best of {rounds}: relay {relay:,.0f} msg/s; raw send {raw:,.0f} msg/s (overhead {1 - relay / raw:.0%}),"
-        f" raw send_batch {raw_batch:,.0f} msg/s (overhead {1 - relay / raw_batch:.0%}); {size}-byte messages")
-    say(f"overhead against the faster raw producer: {overhead:.0%} (goal at most {GOAL:.0%}: {'met' if overhead <= GOAL else 'not met'})")
-    return {"messages": messages, "message_bytes": size, "rounds": rounds, "relay_msgs_per_s": round(relay),
-            "raw_msgs_per_s": round(raw), "raw_batch_msgs_per_s": round(raw_batch),
-            "relay_rounds": [round(r) for r in relay_rates], "raw_rounds": [round(r) for r in raw_rates],
-            "raw_batch_rounds": [round(r) for r in batch_rates],
-            "overhead_vs_send": round(1 - relay / raw, 3), "overhead_vs_send_batch": round(1 - relay / raw_batch, 3),
-            "overhead": round(overhead, 3), "goal_met": overhead <= GOAL}
+    say(
+        f"best of {rounds}: relay {relay:,.0f} msg/s; raw send {raw:,.0f} msg/s (overhead {1 - relay / raw:.0%}),"
+        f" raw send_batch {raw_batch:,.0f} msg/s (overhead {1 - relay / raw_batch:.0%}); {size}-byte messages"
+    )
+    say(
+        f"overhead against the faster raw producer: {overhead:.0%} (goal at most {GOAL:.0%}: {'met' if overhead <= GOAL else 'not met'})"
+    )
+    return {
+        "messages": messages,
+        "message_bytes": size,
+        "rounds": rounds,
+        "relay_msgs_per_s": round(relay),
+        "raw_msgs_per_s": round(raw),
+        "raw_batch_msgs_per_s": round(raw_batch),
+        "relay_rounds": [round(r) for r in relay_rates],
+        "raw_rounds": [round(r) for r in raw_rates],
+        "raw_batch_rounds": [round(r) for r in batch_rates],
+        "overhead_vs_send": round(1 - relay / raw, 3),
+        "overhead_vs_send_batch": round(1 - relay / raw_batch, 3),
+        "overhead": round(overhead, 3),
+        "goal_met": overhead <= GOAL,
+    }

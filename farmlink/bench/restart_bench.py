@@ -43,12 +43,30 @@ SMOKE_SCHEMA = "bench_restart_smoke_matching"
 """Smoke runs write their own schema: they leave a full run's journal for `--reuse`."""
 STREAM = f"market-{PRODUCT}"
 GOAL_S = 10.0
-COLUMNS = ("event_id", "stream_id", "stream_version", "event_type", "schema_version", "occurred_at", "producer",
-           "correlation_id", "causation_id", "payload", "prev_hash", "hash")
+COLUMNS = (
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "payload",
+    "prev_hash",
+    "hash",
+)
 CHUNK = 20_000
 """Events per COPY."""
-SOURCE_TYPE = {"Lot": "HarvestRecorded", "Order": "OrderPlaced", "OrderCancellation": "OrderCancelled",
-               "Commitment": "CommitmentMade", "MarketPrice": "MarketPriceObserved", "Planting": "PlantingRecorded"}
+SOURCE_TYPE = {
+    "Lot": "HarvestRecorded",
+    "Order": "OrderPlaced",
+    "OrderCancellation": "OrderCancelled",
+    "Commitment": "CommitmentMade",
+    "MarketPrice": "MarketPriceObserved",
+    "Planting": "PlantingRecorded",
+}
 
 
 # ---------------------------------------------------------------- the journal
@@ -63,35 +81,71 @@ def source_payload(fact: Any) -> tuple[str, dict[str, Any]]:
     kind = type(fact).__name__
     if kind == "Lot":
         payload = {
-            "lot_id": fact.lot_id, "cooperative_id": fact.cooperative_id, "county": fact.county, "township": fact.township,
-            "village": f"village-of-{fact.cooperative_id}", "product": fact.product, "grade": fact.grade,
-            "quantity": str(fact.quantity), "available_from": fact.available_from.isoformat(), "expires_on": fact.expires_on.isoformat(),
-            "contributions": [{"household_id": c.household_id, "quantity": str(c.quantity), "registered_poor": c.registered_poor}
-                              for c in fact.contributions],
+            "lot_id": fact.lot_id,
+            "cooperative_id": fact.cooperative_id,
+            "county": fact.county,
+            "township": fact.township,
+            "village": f"village-of-{fact.cooperative_id}",
+            "product": fact.product,
+            "grade": fact.grade,
+            "quantity": str(fact.quantity),
+            "available_from": fact.available_from.isoformat(),
+            "expires_on": fact.expires_on.isoformat(),
+            "contributions": [
+                {"household_id": c.household_id, "quantity": str(c.quantity), "registered_poor": c.registered_poor}
+                for c in fact.contributions
+            ],
         }
     elif kind == "Order":
         payload = {
-            "order_id": fact.order_id, "buyer_id": fact.buyer_id, "product": fact.product, "min_grade": fact.min_grade,
-            "quantity": str(fact.quantity), "limit_price_fen": fact.limit_price_fen, "deliver_from": fact.deliver_from.isoformat(),
-            "deliver_to": fact.deliver_to.isoformat(), "regions": list(fact.regions),
+            "order_id": fact.order_id,
+            "buyer_id": fact.buyer_id,
+            "product": fact.product,
+            "min_grade": fact.min_grade,
+            "quantity": str(fact.quantity),
+            "limit_price_fen": fact.limit_price_fen,
+            "deliver_from": fact.deliver_from.isoformat(),
+            "deliver_to": fact.deliver_to.isoformat(),
+            "regions": list(fact.regions),
         }
     elif kind == "OrderCancellation":
         payload = {"order_id": fact.order_id, "buyer_id": "buyer-1", "product": fact.product}
     elif kind == "Commitment":
         payload = {
-            "commitment_id": fact.commitment_id, "buyer_id": fact.buyer_id, "product": fact.product, "min_grade": fact.min_grade,
-            "floor_price_fen": fact.floor_price_fen, "reference_market": fact.reference_market,
-            "valid_from": fact.valid_from.isoformat(), "valid_to": fact.valid_to.isoformat(),
-            "eligible_counties": list(fact.eligible_counties), "eligible_cooperatives": list(fact.eligible_cooperatives),
-            "cap_quantity": _text(fact.cap_quantity), "max_quantity_per_mu": _text(fact.max_quantity_per_mu),
+            "commitment_id": fact.commitment_id,
+            "buyer_id": fact.buyer_id,
+            "product": fact.product,
+            "min_grade": fact.min_grade,
+            "floor_price_fen": fact.floor_price_fen,
+            "reference_market": fact.reference_market,
+            "valid_from": fact.valid_from.isoformat(),
+            "valid_to": fact.valid_to.isoformat(),
+            "eligible_counties": list(fact.eligible_counties),
+            "eligible_cooperatives": list(fact.eligible_cooperatives),
+            "cap_quantity": _text(fact.cap_quantity),
+            "max_quantity_per_mu": _text(fact.max_quantity_per_mu),
         }
     elif kind == "MarketPrice":
-        payload = {"product": fact.product, "grade": fact.grade, "market": fact.market, "price_fen": fact.price_fen,
-                   "observed_on": fact.observed_on.isoformat()}
+        payload = {
+            "product": fact.product,
+            "grade": fact.grade,
+            "market": fact.market,
+            "price_fen": fact.price_fen,
+            "observed_on": fact.observed_on.isoformat(),
+        }
     else:
-        payload = {"planting_id": fact.planting_id, "cooperative_id": fact.cooperative_id, "county": "Yanhe", "township": "Ketian",
-                   "product": fact.product, "area_mu": str(fact.area_mu), "expected_yield": "1000",
-                   "expected_harvest_from": "2020-03-01", "expected_harvest_to": "2020-05-01", "household_ids": []}
+        payload = {
+            "planting_id": fact.planting_id,
+            "cooperative_id": fact.cooperative_id,
+            "county": "Yanhe",
+            "township": "Ketian",
+            "product": fact.product,
+            "area_mu": str(fact.area_mu),
+            "expected_yield": "1000",
+            "expected_harvest_from": "2020-03-01",
+            "expected_harvest_to": "2020-05-01",
+            "household_ids": [],
+        }
     return SOURCE_TYPE[kind], payload
 
 
@@ -122,8 +176,9 @@ async def write_journal(dsn: str, schema: str, inputs: int, every: int, say: Cal
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await migrate(conn, schema, matching.runtime.sql_dirs, service_role=config.role_of("matching"),
-                      readers=(config.role_of(AUDITOR),))
+        await migrate(
+            conn, schema, matching.runtime.sql_dirs, service_role=config.role_of("matching"), readers=(config.role_of(AUDITOR),)
+        )
         book = Book(PRODUCT)
         version, prev = 0, GENESIS
         rows: list[tuple] = []
@@ -144,18 +199,43 @@ async def write_journal(dsn: str, schema: str, inputs: int, every: int, say: Cal
             outcomes = book.process(fact_from(source_type, payload))
             at = base + timedelta(seconds=seq)
             source_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"farmlink-bench-restart/{seq}"))
-            new_events = [journal_entry(PRODUCT, seq, source_id, source_type, 1, payload, at),
-                          *(outcome_event(outcome, index, at) for index, outcome in enumerate(outcomes))]
+            new_events = [
+                journal_entry(PRODUCT, seq, source_id, source_type, 1, payload, at),
+                *(outcome_event(outcome, index, at) for index, outcome in enumerate(outcomes)),
+            ]
             for event in new_events:
                 version += 1
                 model = event.payload
                 body = model.model_dump(mode="json")
-                fields = dict(event_id=event.event_id, event_type=model.event_type, schema_version=model.schema_version,
-                              stream_id=STREAM, stream_version=version, occurred_at=at, producer="service:matching",
-                              correlation_id="bench-restart", causation_id=source_id, payload=body)
+                fields = dict(
+                    event_id=event.event_id,
+                    event_type=model.event_type,
+                    schema_version=model.schema_version,
+                    stream_id=STREAM,
+                    stream_version=version,
+                    occurred_at=at,
+                    producer="service:matching",
+                    correlation_id="bench-restart",
+                    causation_id=source_id,
+                    payload=body,
+                )
                 digest = link_hash(prev, hashed_content(**fields))
-                rows.append((event.event_id, STREAM, version, model.event_type, model.schema_version, at, "service:matching",
-                             "bench-restart", source_id, canonical_json(body), prev, digest))
+                rows.append(
+                    (
+                        event.event_id,
+                        STREAM,
+                        version,
+                        model.event_type,
+                        model.schema_version,
+                        at,
+                        "service:matching",
+                        "bench-restart",
+                        source_id,
+                        canonical_json(body),
+                        prev,
+                        digest,
+                    )
+                )
                 prev = digest
             events += len(new_events)
             if every and seq % every == 0:
@@ -167,7 +247,8 @@ async def write_journal(dsn: str, schema: str, inputs: int, every: int, say: Cal
                 if snapshots:
                     await conn.executemany(
                         f'INSERT INTO "{schema}".snapshots (product, journal_seq, stream_version, state, digest) VALUES ($1, $2, $3, $4, $5)',
-                        [(s["product"], s["journal_seq"], s["stream_version"], s["state"], s["digest"]) for s in snapshots])
+                        [(s["product"], s["journal_seq"], s["stream_version"], s["state"], s["digest"]) for s in snapshots],
+                    )
                     snapshots = []
             if seq % 100_000 == 0:
                 say(f"  journaled {seq:,} inputs ({events:,} events) in {time.perf_counter() - started:.0f} s")
@@ -175,17 +256,26 @@ async def write_journal(dsn: str, schema: str, inputs: int, every: int, say: Cal
         if snapshots:
             await conn.executemany(
                 f'INSERT INTO "{schema}".snapshots (product, journal_seq, stream_version, state, digest) VALUES ($1, $2, $3, $4, $5)',
-                [(s["product"], s["journal_seq"], s["stream_version"], s["state"], s["digest"]) for s in snapshots])
+                [(s["product"], s["journal_seq"], s["stream_version"], s["state"], s["digest"]) for s in snapshots],
+            )
         await conn.execute(f'ANALYZE "{schema}".events')
         written_s = time.perf_counter() - started
         sizes = await conn.fetchrow(
-            f'SELECT count(*) AS n, coalesce(sum(length(state)), 0) AS stored, coalesce(max(length(state)), 0) AS largest '
-            f'FROM "{schema}".snapshots')
+            f"SELECT count(*) AS n, coalesce(sum(length(state)), 0) AS stored, coalesce(max(length(state)), 0) AS largest "
+            f'FROM "{schema}".snapshots'
+        )
         return {
-            "events": events, "head_version": version, "fills": book.fills_so_far,
-            "resting_lots": len(book.resting_lots()), "open_outlets": len(book.open_outlets()),
-            "snapshots": sizes["n"], "snapshot_bytes_stored": sizes["stored"], "largest_snapshot_bytes_stored": sizes["largest"],
-            "last_snapshot_json_bytes": len(_last_json(book)), "write_s": round(written_s, 1), "snapshot_s": round(snapshot_s, 1),
+            "events": events,
+            "head_version": version,
+            "fills": book.fills_so_far,
+            "resting_lots": len(book.resting_lots()),
+            "open_outlets": len(book.open_outlets()),
+            "snapshots": sizes["n"],
+            "snapshot_bytes_stored": sizes["stored"],
+            "largest_snapshot_bytes_stored": sizes["largest"],
+            "last_snapshot_json_bytes": len(_last_json(book)),
+            "write_s": round(written_s, 1),
+            "snapshot_s": round(snapshot_s, 1),
         }
     finally:
         await conn.close()
@@ -211,9 +301,16 @@ def lot_that_fills(state: dict[str, Any]) -> dict[str, Any]:
     regions = order[column["regions"]]
     place = regions[0] if regions else "Yanhe"
     return {
-        "lot_id": f"bench-restart-{uuid.uuid4().hex[:8]}", "cooperative_id": "coop-bench", "county": place, "township": place,
-        "village": "bench", "product": PRODUCT, "grade": "A", "quantity": "1.000",
-        "available_from": order[column["deliver_from"]], "expires_on": order[column["deliver_to"]],
+        "lot_id": f"bench-restart-{uuid.uuid4().hex[:8]}",
+        "cooperative_id": "coop-bench",
+        "county": place,
+        "township": place,
+        "village": "bench",
+        "product": PRODUCT,
+        "grade": "A",
+        "quantity": "1.000",
+        "available_from": order[column["deliver_from"]],
+        "expires_on": order[column["deliver_to"]],
         "contributions": [{"household_id": "coop-bench-h1", "quantity": "1.000", "registered_poor": True}],
     }
 
@@ -224,8 +321,9 @@ async def latest_state(dsn: str, schema: str) -> dict[str, Any]:
 
     conn = await asyncpg.connect(dsn)
     try:
-        state = await conn.fetchval(f'SELECT state FROM "{schema}".snapshots WHERE product = $1 ORDER BY journal_seq DESC LIMIT 1',
-                                    PRODUCT)
+        state = await conn.fetchval(
+            f'SELECT state FROM "{schema}".snapshots WHERE product = $1 ORDER BY journal_seq DESC LIMIT 1', PRODUCT
+        )
         return json.loads(snapshot_data(state))
     finally:
         await conn.close()
@@ -237,7 +335,7 @@ async def existing_journal(dsn: str, schema: str, inputs: int) -> dict[str, Any]
     try:
         if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.snapshots"):
             return None
-        info = await conn.fetchval('SELECT obj_description(to_regclass($1), \'pg_class\')', f"{schema}.snapshots")
+        info = await conn.fetchval("SELECT obj_description(to_regclass($1), 'pg_class')", f"{schema}.snapshots")
         found = json.loads(info) if info else None
         return found if found and found.get("inputs") == inputs else None
     finally:
@@ -259,12 +357,20 @@ async def remember_journal(dsn: str, schema: str, figures: dict[str, Any]) -> No
 def _new_input(lot: dict[str, Any]) -> bytes:
     from events.hashchain import canonical_json
 
-    return canonical_json({
-        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"farmlink-bench-restart/{lot['lot_id']}")), "event_type": "HarvestRecorded",
-        "schema_version": 1, "stream_id": f"lot-{lot['lot_id']}", "stream_version": 1,
-        "occurred_at": datetime(2023, 1, 1, tzinfo=timezone.utc).isoformat(), "producer": "service:cooperative",
-        "correlation_id": "bench-restart", "causation_id": None, "payload": lot,
-    }).encode()
+    return canonical_json(
+        {
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"farmlink-bench-restart/{lot['lot_id']}")),
+            "event_type": "HarvestRecorded",
+            "schema_version": 1,
+            "stream_id": f"lot-{lot['lot_id']}",
+            "stream_version": 1,
+            "occurred_at": datetime(2023, 1, 1, tzinfo=timezone.utc).isoformat(),
+            "producer": "service:cooperative",
+            "correlation_id": "bench-restart",
+            "causation_id": None,
+            "payload": lot,
+        }
+    ).encode()
 
 
 async def _restart(spawned: float, schema: str, lot: dict[str, Any]) -> dict[str, Any]:
@@ -309,13 +415,19 @@ async def _restart(spawned: float, schema: str, lot: dict[str, Any]) -> dict[str
         steps["batch_s"] = time.perf_counter() - began
         marks["first_fill_committed_s"] = time.time() - spawned
         fills = await runtime.pool.fetchval(
-            f'SELECT count(*) FROM "{schema}".events WHERE stream_id = $1 AND event_type = \'FillMade\' AND payload->>\'lot_id\' = $2',
-            STREAM, lot["lot_id"])
+            f"SELECT count(*) FROM \"{schema}\".events WHERE stream_id = $1 AND event_type = 'FillMade' AND payload->>'lot_id' = $2",
+            STREAM,
+            lot["lot_id"],
+        )
     finally:
         await runtime.close()
     tail = steps["journal_seq"] - (steps.get("snapshot_journal_seq") or 0)
-    return {**{k: round(v, 3) for k, v in marks.items()}, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in steps.items()},
-            "tail_entries_replayed": tail, "new_fills": fills}
+    return {
+        **{k: round(v, 3) for k, v in marks.items()},
+        **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in steps.items()},
+        "tail_entries_replayed": tail,
+        "new_fills": fills,
+    }
 
 
 def _child_main(argument: str) -> None:
@@ -327,8 +439,13 @@ def _child_main(argument: str) -> None:
 def restart_once(schema: str, lot: dict[str, Any]) -> dict[str, Any]:
     """Spawn a fresh process that restarts the matching service on the scratch schema and makes one fill."""
     spawned = time.time()
-    run = subprocess.run([sys.executable, "-m", "farmlink.bench.restart_bench", json.dumps({"spawned": spawned, "schema": schema, "lot": lot})],
-                         capture_output=True, text=True, timeout=3600, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    run = subprocess.run(
+        [sys.executable, "-m", "farmlink.bench.restart_bench", json.dumps({"spawned": spawned, "schema": schema, "lot": lot})],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     if run.returncode != 0:
         raise RuntimeError(f"the restarted instance failed:\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -339,7 +456,9 @@ async def undo_run(dsn: str, schema: str, head_version: int, inputs: int) -> Non
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            await conn.execute(f'DELETE FROM "{schema}".events WHERE stream_id = $1 AND stream_version > $2', STREAM, head_version)
+            await conn.execute(
+                f'DELETE FROM "{schema}".events WHERE stream_id = $1 AND stream_version > $2', STREAM, head_version
+            )
             await conn.execute(f'DELETE FROM "{schema}".snapshots WHERE journal_seq > $1', inputs)
             for table in ("outbox", "inbox", "offers"):
                 await conn.execute(f'DELETE FROM "{schema}".{table}')
@@ -364,7 +483,9 @@ async def put_back(dsn: str, schema: str) -> None:
     try:
         async with conn.transaction():
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.snapshots_aside"):
-                await conn.execute(f'INSERT INTO "{schema}".snapshots SELECT * FROM "{schema}".snapshots_aside ON CONFLICT DO NOTHING')
+                await conn.execute(
+                    f'INSERT INTO "{schema}".snapshots SELECT * FROM "{schema}".snapshots_aside ON CONFLICT DO NOTHING'
+                )
                 await conn.execute(f'DROP TABLE "{schema}".snapshots_aside')
     finally:
         await conn.close()
@@ -380,8 +501,15 @@ def _load_average() -> list[float] | None:
         return None
 
 
-async def run_restart_bench(dsn: str, inputs: int = 1_000_000, runs: int = 3, smoke: bool = False, reuse: bool = False,
-                            without_snapshots: bool = True, say: Callable[..., Any] = print) -> dict[str, Any]:
+async def run_restart_bench(
+    dsn: str,
+    inputs: int = 1_000_000,
+    runs: int = 3,
+    smoke: bool = False,
+    reuse: bool = False,
+    without_snapshots: bool = True,
+    say: Callable[..., Any] = print,
+) -> dict[str, Any]:
     """Journal `inputs` inputs of one product with snapshots, then restart the matching service in fresh processes:
     from the latest snapshot, with the longest tail, and (unless told not to) without snapshots."""
     from services.matching.snapshots import SNAPSHOT_EVERY
@@ -391,7 +519,9 @@ async def run_restart_bench(dsn: str, inputs: int = 1_000_000, runs: int = 3, sm
     if smoke:
         inputs, runs, every = min(inputs, 3_000), 1, min(every, 1_000)
     if inputs % every:
-        raise ValueError(f"inputs ({inputs}) must be a multiple of the snapshot interval ({every}) for the cases to mean what they say")
+        raise ValueError(
+            f"inputs ({inputs}) must be a multiple of the snapshot interval ({every}) for the cases to mean what they say"
+        )
     journal = await existing_journal(dsn, schema, inputs) if reuse and not smoke else None
     if journal is not None and journal.get("every") == every:
         say(f"reusing the journal of {inputs:,} inputs in schema {schema}")
@@ -401,11 +531,13 @@ async def run_restart_bench(dsn: str, inputs: int = 1_000_000, runs: int = 3, sm
         journal = await write_journal(dsn, schema, inputs, every, say)
         journal |= {"inputs": inputs, "every": every}
         await remember_journal(dsn, schema, journal)
-        say(f"  {journal['events']:,} events, {journal['fills']:,} fills; the book holds {journal['resting_lots']:,} resting lots "
+        say(
+            f"  {journal['events']:,} events, {journal['fills']:,} fills; the book holds {journal['resting_lots']:,} resting lots "
             f"and {journal['open_outlets']:,} open outlets; {journal['snapshots']} snapshots, "
             f"{journal['snapshot_bytes_stored'] / 1e6:.1f} MB stored (last: {journal['last_snapshot_json_bytes'] / 1e6:.1f} MB of JSON, "
             f"{journal['largest_snapshot_bytes_stored'] / 1e6:.1f} MB compressed); written in {journal['write_s']} s, "
-            f"of which taking snapshots {journal['snapshot_s']} s")
+            f"of which taking snapshots {journal['snapshot_s']} s"
+        )
     await put_back(dsn, schema)
     await undo_run(dsn, schema, journal["head_version"], inputs)
     lot = lot_that_fills(await latest_state(dsn, schema))
@@ -420,11 +552,13 @@ async def run_restart_bench(dsn: str, inputs: int = 1_000_000, runs: int = 3, sm
             await undo_run(dsn, schema, journal["head_version"], inputs)
             figures["load_average_before"] = load
             cases.setdefault(case, []).append(figures)
-            say(f"  {case:<8} run {n + 1}: first new fill committed {figures['first_fill_committed_s']:.2f} s after spawn "
+            say(
+                f"  {case:<8} run {n + 1}: first new fill committed {figures['first_fill_committed_s']:.2f} s after spawn "
                 f"(python + imports {figures['imported_s']:.2f} s, pool {figures['pool_open_s'] - figures['imported_s']:.2f} s, "
                 f"load_book {figures['load_book_s']:.2f} s of which snapshot {figures['snapshot_restore_s']:.2f} s, "
                 f"{figures['tail_entries_replayed']:,} entries replayed; batch {figures['batch_s']:.2f} s); "
-                f"{figures['new_fills']} fill; load average {load}")
+                f"{figures['new_fills']} fill; load average {load}"
+            )
             if figures["new_fills"] < 1:
                 raise RuntimeError("the new harvest made no fill")
 
@@ -440,18 +574,32 @@ async def run_restart_bench(dsn: str, inputs: int = 1_000_000, runs: int = 3, sm
     def best(case: str) -> dict[str, Any]:
         return min(cases[case], key=lambda f: f["first_fill_committed_s"])
 
-    summary = {case: {"best_first_fill_s": best(case)["first_fill_committed_s"], "best_load_book_s": best(case)["load_book_s"],
-                      "runs": len(results), "all_first_fill_s": [f["first_fill_committed_s"] for f in results]}
-               for case, results in cases.items()}
+    summary = {
+        case: {
+            "best_first_fill_s": best(case)["first_fill_committed_s"],
+            "best_load_book_s": best(case)["load_book_s"],
+            "runs": len(results),
+            "all_first_fill_s": [f["first_fill_committed_s"] for f in results],
+        }
+        for case, results in cases.items()
+    }
     worst_case = summary["tail"]["best_first_fill_s"]
     met = worst_case <= GOAL_S
-    say(f"first new fill after a restart, best of {runs}: {summary['snapshot']['best_first_fill_s']:.2f} s from the latest snapshot, "
+    say(
+        f"first new fill after a restart, best of {runs}: {summary['snapshot']['best_first_fill_s']:.2f} s from the latest snapshot, "
         f"{worst_case:.2f} s with the longest tail ({every:,} entries)"
         + (f", {summary['none']['best_first_fill_s']:.2f} s without snapshots" if "none" in summary else "")
-        + f"   goal <= {GOAL_S:.0f} s: {'met' if met else 'NOT MET'}" + (" (a smoke run: the goal is for 1,000,000 inputs)" if smoke else ""))
+        + f"   goal <= {GOAL_S:.0f} s: {'met' if met else 'NOT MET'}"
+        + (" (a smoke run: the goal is for 1,000,000 inputs)" if smoke else "")
+    )
     return {
-        "inputs": inputs, "product": PRODUCT, "snapshot_every": every, "journal": journal, "new_input": lot,
-        "summary": summary, "cases": cases,
+        "inputs": inputs,
+        "product": PRODUCT,
+        "snapshot_every": every,
+        "journal": journal,
+        "new_input": lot,
+        "summary": summary,
+        "cases": cases,
         "goal": f"first new fill within {GOAL_S:.0f} s of a restart after 1,000,000 journaled inputs of one product",
         "goal_met_with_longest_tail": met,
     }

@@ -43,7 +43,9 @@ def generate(lines: int, seed: int = 2020) -> list[str]:
             if pair in settled:
                 continue
             settled.add(pair)
-            body.append(("delivery.confirmed", {"lot_id": fill.lot_id, "outlet_id": fill.outlet_id, "quantity": str(fill.quantity)}))
+            body.append(
+                ("delivery.confirmed", {"lot_id": fill.lot_id, "outlet_id": fill.outlet_id, "quantity": str(fill.quantity)})
+            )
             body.append(payment(fill.lot_id, fill.outlet_id, fill.revenue_fen))
     return [json.dumps({"type": t, "payload": p}, ensure_ascii=False) for t, p in body]
 
@@ -52,8 +54,9 @@ def _by_product(fills: list[tuple[str, str]]) -> list[str]:
     return [line for _, line in sorted(fills, key=lambda f: f[0])]
 
 
-async def run_scenario_bench(bootstrap: str, dsn: str, lines: int = 3000, smoke: bool = False, say=print,
-                             keep: Path | None = None) -> dict[str, Any]:
+async def run_scenario_bench(
+    bootstrap: str, dsn: str, lines: int = 3000, smoke: bool = False, say=print, keep: Path | None = None
+) -> dict[str, Any]:
     """Publish a generated scenario on the running services (the caller starts them on clean data)."""
     if smoke:
         lines = 150
@@ -68,13 +71,19 @@ async def run_scenario_bench(bootstrap: str, dsn: str, lines: int = 3000, smoke:
     summary = await publish_lines(bootstrap, parsed, on_line=lambda line, reason: outcomes.update([line.line_no]))
     elapsed = time.perf_counter() - started
     rate = len(parsed) / elapsed
-    say(f"published {len(parsed)} lines in {elapsed:.2f} s: {rate:,.0f} lines/s "
-        f"({summary.accepted} accepted, {len(summary.rejected)} rejected)")
+    say(
+        f"published {len(parsed)} lines in {elapsed:.2f} s: {rate:,.0f} lines/s "
+        f"({summary.accepted} accepted, {len(summary.rejected)} rejected)"
+    )
     await wait_until_caught_up(bootstrap, dsn, timeout=300)
     conn = await asyncpg.connect(dsn)
     try:
-        live = _by_product([(f["product"], json.dumps(reports.fill_output(f), ensure_ascii=False, separators=(",", ":")))
-                            for f in await reports.recorded_fills(conn)])
+        live = _by_product(
+            [
+                (f["product"], json.dumps(reports.fill_output(f), ensure_ascii=False, separators=(",", ":")))
+                for f in await reports.recorded_fills(conn)
+            ]
+        )
         paid = await conn.fetchval("""SELECT coalesce(sum((payload->>'amount_fen')::bigint), 0) FROM settlement.events
                                       WHERE event_type = 'PaymentMade'""")
         credited = await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes")
@@ -83,13 +92,25 @@ async def run_scenario_bench(bootstrap: str, dsn: str, lines: int = 3000, smoke:
     offline = _by_product([(fill.product, fill_line(fill)) for fill in simulate(parsed)])
     one_outcome_each = sorted(outcomes) == list(range(1, len(parsed) + 1)) and max(outcomes.values()) == 1
     figures = {
-        "lines": len(parsed), "seconds": round(elapsed, 2), "lines_per_s": round(rate), "accepted": summary.accepted,
-        "rejected": len(summary.rejected), "kinds": dict(kinds), "one_outcome_per_line": one_outcome_each,
-        "fills_live": len(live), "fills_offline": len(offline), "live_equals_offline": live == offline,
-        "fen_paid": int(paid), "fen_in_incomes": int(credited), "goal_lines_per_s": 1000, "goal_met": rate >= 1000,
+        "lines": len(parsed),
+        "seconds": round(elapsed, 2),
+        "lines_per_s": round(rate),
+        "accepted": summary.accepted,
+        "rejected": len(summary.rejected),
+        "kinds": dict(kinds),
+        "one_outcome_per_line": one_outcome_each,
+        "fills_live": len(live),
+        "fills_offline": len(offline),
+        "live_equals_offline": live == offline,
+        "fen_paid": int(paid),
+        "fen_in_incomes": int(credited),
+        "goal_lines_per_s": 1000,
+        "goal_met": rate >= 1000,
     }
-    say(f"every line one outcome: {one_outcome_each}; fills live = offline per product: {live == offline} "
-        f"({len(live)} fills); fen paid {int(paid):,} = incomes {int(credited):,}: {paid == credited}")
+    say(
+        f"every line one outcome: {one_outcome_each}; fills live = offline per product: {live == offline} "
+        f"({len(live)} fills); fen paid {int(paid):,} = incomes {int(credited):,}: {paid == credited}"
+    )
     say(f"goal: at least 1,000 lines/s: {'met' if figures['goal_met'] else 'not met'}")
     if not (one_outcome_each and live == offline and paid == credited):
         raise RuntimeError("the published scenario did not give the offline rules' outcome: see above")

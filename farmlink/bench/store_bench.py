@@ -110,9 +110,7 @@ def _peer_classes() -> Any:
     try:
         from eventsourcing import postgres, persistence
     except ImportError as error:  # pragma: no cover - depends on the bench extra
-        raise RuntimeError(
-            f'the peer is not installed: pip install "eventsourcing[postgres]=={PEER_VERSION}"'
-        ) from error
+        raise RuntimeError(f'the peer is not installed: pip install "eventsourcing[postgres]=={PEER_VERSION}"') from error
     return postgres, persistence
 
 
@@ -195,8 +193,9 @@ async def _run_ours(store: EventStore, writers: int, batch: int, seconds: float,
     return sum(counts), time.perf_counter() - started
 
 
-async def _run_peer(peer: Peer, executor: ThreadPoolExecutor, writers: int, batch: int, seconds: float,
-                    states: Sequence[bytes]) -> tuple[int, float]:
+async def _run_peer(
+    peer: Peer, executor: ThreadPoolExecutor, writers: int, batch: int, seconds: float, states: Sequence[bytes]
+) -> tuple[int, float]:
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     counts = await asyncio.gather(
@@ -205,8 +204,16 @@ async def _run_peer(peer: Peer, executor: ThreadPoolExecutor, writers: int, batc
     return sum(counts), time.perf_counter() - started
 
 
-async def _append_case(dsn: str, admin: asyncpg.Pool, name: str, writers: int, batch: int, seconds: float,
-                       events: Sequence[NewEvent], states: Sequence[bytes]) -> dict[str, Any]:
+async def _append_case(
+    dsn: str,
+    admin: asyncpg.Pool,
+    name: str,
+    writers: int,
+    batch: int,
+    seconds: float,
+    events: Sequence[NewEvent],
+    states: Sequence[bytes],
+) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     ours_schema, peer_schema = f"bench_append_{run_id}", f"bench_append_peer_{run_id}"
     pool = await create_pool(dsn, min_size=writers, max_size=writers)
@@ -276,8 +283,12 @@ def fdatasync_rate(seconds: int = 2, directory: str | None = None) -> float | No
     if not os.path.exists(PG_TEST_FSYNC):
         return None
     with tempfile.TemporaryDirectory(prefix="bench_fsync_", dir=directory) as folder:
-        process = subprocess.Popen([PG_TEST_FSYNC, "-s", str(seconds), "-f", os.path.join(folder, "probe")],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [PG_TEST_FSYNC, "-s", str(seconds), "-f", os.path.join(folder, "probe")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             assert process.stdout is not None
             for line in process.stdout:
@@ -294,16 +305,25 @@ def fdatasync_rate(seconds: int = 2, directory: str | None = None) -> float | No
 
 
 async def _server_settings(admin: asyncpg.Pool) -> dict[str, str]:
-    names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "commit_delay", "full_page_writes",
-             "shared_buffers")
+    names = (
+        "server_version",
+        "fsync",
+        "synchronous_commit",
+        "wal_sync_method",
+        "commit_delay",
+        "full_page_writes",
+        "shared_buffers",
+    )
     rows = await admin.fetch("SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])", list(names))
     return {row["name"]: row["setting"] for row in rows}
 
 
 def _check_durability(settings: dict[str, str], say: Callable[..., Any]) -> None:
     if settings.get("fsync") != "on" or settings.get("synchronous_commit") != "on":
-        say(f"WARNING: the server runs with fsync={settings.get('fsync')}, synchronous_commit="
-            f"{settings.get('synchronous_commit')}: figures are not durable-commit figures")
+        say(
+            f"WARNING: the server runs with fsync={settings.get('fsync')}, synchronous_commit="
+            f"{settings.get('synchronous_commit')}: figures are not durable-commit figures"
+        )
 
 
 def _met(flag: bool) -> str:
@@ -320,9 +340,11 @@ async def run_append_bench(dsn: str, seconds: float = 10.0, smoke: bool = False,
     try:
         settings = await _server_settings(admin)
         _check_durability(settings, say)
-        say(f"append: farmlink EventStore.append vs {PEER} ({_driver()}), same server, "
+        say(
+            f"append: farmlink EventStore.append vs {PEER} ({_driver()}), same server, "
             f"fsync={settings.get('fsync')}, synchronous_commit={settings.get('synchronous_commit')}, "
-            f"{seconds:g} s per side per case, alternating slices")
+            f"{seconds:g} s per side per case, alternating slices"
+        )
         fsync_rate = None
         if not smoke:
             fsync_rate = await asyncio.to_thread(fdatasync_rate)
@@ -333,8 +355,10 @@ async def run_append_bench(dsn: str, seconds: float = 10.0, smoke: bool = False,
             say(f"  {name}: {description} ...")
             case = await _append_case(dsn, admin, name, writers, batch, seconds, events, states)
             cases[name] = case
-            say(f"    ours {case['ours_events_per_s']:>8,} events/s   peer {case['peer_events_per_s']:>8,} events/s   "
-                f"ratio {case['ratio']:.2f}x   goal {case['goal']}: {_met(case['met'])}")
+            say(
+                f"    ours {case['ours_events_per_s']:>8,} events/s   peer {case['peer_events_per_s']:>8,} events/s   "
+                f"ratio {case['ratio']:.2f}x   goal {case['goal']}: {_met(case['met'])}"
+            )
         ours_sync = await admin.fetchval("SHOW synchronous_commit")
     finally:
         await admin.close()
@@ -345,10 +369,15 @@ async def run_append_bench(dsn: str, seconds: float = 10.0, smoke: bool = False,
         "peer_driver": _driver(),
         "seconds_per_side_per_case": seconds,
         "stream_length": STREAM_LENGTH,
-        "payload_bytes": {"ours": round(sum(len(canonical_json(m.model_dump(mode="json"))) for m in models) / len(models)),
-                          "peer": round(sum(len(s) for s in states) / len(states))},
-        "server": settings | {"ours_session_synchronous_commit": ours_sync,
-                             "peer_session_synchronous_commit": sorted({c["peer_synchronous_commit"] for c in cases.values()})},
+        "payload_bytes": {
+            "ours": round(sum(len(canonical_json(m.model_dump(mode="json"))) for m in models) / len(models)),
+            "peer": round(sum(len(s) for s in states) / len(states)),
+        },
+        "server": settings
+        | {
+            "ours_session_synchronous_commit": ours_sync,
+            "peer_session_synchronous_commit": sorted({c["peer_synchronous_commit"] for c in cases.values()}),
+        },
         "fdatasync_ops_per_s": round(fsync_rate) if fsync_rate else None,
         "cases": cases,
         "goal": "append: 1 writer >= 1.5x, 4 writers >= 3x, 100-event batches >= 2x the peer",
@@ -370,19 +399,53 @@ def _our_rows(count: int) -> list[tuple]:
         if version == 1:
             prev, stream = GENESIS, f"prices-{i // STREAM_LENGTH}"
         payload = price_model(i).model_dump(mode="json")
-        fields = dict(event_id=uuid.uuid4(), event_type=MarketPriceObserved.event_type,
-                      schema_version=MarketPriceObserved.schema_version, stream_id=stream, stream_version=version,
-                      occurred_at=started + timedelta(seconds=i), producer="bench", correlation_id=f"bench-{i}",
-                      causation_id=None, payload=payload)
+        fields = dict(
+            event_id=uuid.uuid4(),
+            event_type=MarketPriceObserved.event_type,
+            schema_version=MarketPriceObserved.schema_version,
+            stream_id=stream,
+            stream_version=version,
+            occurred_at=started + timedelta(seconds=i),
+            producer="bench",
+            correlation_id=f"bench-{i}",
+            causation_id=None,
+            payload=payload,
+        )
         digest = link_hash(prev, hashed_content(**fields))
-        rows.append((fields["event_id"], stream, version, fields["event_type"], fields["schema_version"],
-                     fields["occurred_at"], "bench", fields["correlation_id"], None, canonical_json(payload), prev, digest))
+        rows.append(
+            (
+                fields["event_id"],
+                stream,
+                version,
+                fields["event_type"],
+                fields["schema_version"],
+                fields["occurred_at"],
+                "bench",
+                fields["correlation_id"],
+                None,
+                canonical_json(payload),
+                prev,
+                digest,
+            )
+        )
         prev = digest
     return rows
 
 
-OUR_COPY_COLUMNS = ("event_id", "stream_id", "stream_version", "event_type", "schema_version", "occurred_at", "producer",
-                    "correlation_id", "causation_id", "payload", "prev_hash", "hash")
+OUR_COPY_COLUMNS = (
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "payload",
+    "prev_hash",
+    "hash",
+)
 
 
 def _load_peer(peer: Peer, count: int) -> None:
@@ -477,8 +540,10 @@ async def run_replay_bench(dsn: str, events: int = 200_000, smoke: bool = False,
             f"""SELECT pg_total_relation_size('"{ours_schema}".events') AS ours,
                        pg_total_relation_size('"{peer_schema}".stored_events') AS peer"""
         )
-        say(f"  loaded: ours by COPY in {ours_load_s:.1f} s ({sizes['ours'] / 2**20:.0f} MiB with indexes), "
-            f"peer by insert_events in {peer_load_s:.1f} s ({sizes['peer'] / 2**20:.0f} MiB)")
+        say(
+            f"  loaded: ours by COPY in {ours_load_s:.1f} s ({sizes['ours'] / 2**20:.0f} MiB with indexes), "
+            f"peer by insert_events in {peer_load_s:.1f} s ({sizes['peer'] / 2**20:.0f} MiB)"
+        )
 
         store = EventStore(pool, ours_schema, producer="bench")
         rounds = 1 if smoke else 2
@@ -502,8 +567,10 @@ async def run_replay_bench(dsn: str, events: int = 200_000, smoke: bool = False,
         ours_rate, peer_rate = events * rounds / ours_s, events * rounds / peer_s
         ratio = ours_rate / peer_rate
         met = ratio >= REPLAY_RATIO_GOAL and ours_rate >= REPLAY_RATE_GOAL
-        say(f"    ours {ours_rate:>9,.0f} events/s   peer {peer_rate:>9,.0f} events/s   ratio {ratio:.2f}x   "
-            f"goal >= {REPLAY_RATIO_GOAL:g}x the peer and >= {REPLAY_RATE_GOAL:,} events/s: {_met(met)}")
+        say(
+            f"    ours {ours_rate:>9,.0f} events/s   peer {peer_rate:>9,.0f} events/s   ratio {ratio:.2f}x   "
+            f"goal >= {REPLAY_RATIO_GOAL:g}x the peer and >= {REPLAY_RATE_GOAL:,} events/s: {_met(met)}"
+        )
 
         # For comparison: the envelope reader (best of `rounds` passes, not the reported figure).
         say(f"  for comparison (not the reported figure; best of {rounds} pass(es)):")

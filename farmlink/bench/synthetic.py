@@ -63,8 +63,17 @@ class SyntheticLog:
     def count(self) -> int:
         return sum(len(rows) for rows in self.rows.values())
 
-    def append(self, schema: str, stream_id: str, model: Contract, *, event_id: uuid.UUID | None = None,
-               correlation_id: str = "synthetic", causation_id: str | None = None, at: datetime | None = None) -> str:
+    def append(
+        self,
+        schema: str,
+        stream_id: str,
+        model: Contract,
+        *,
+        event_id: uuid.UUID | None = None,
+        correlation_id: str = "synthetic",
+        causation_id: str | None = None,
+        at: datetime | None = None,
+    ) -> str:
         """Append one event to a stream with its hash link; returns its id. `at` defaults to the next tick."""
         version, prev = self.heads.get((schema, stream_id), (0, GENESIS))
         self.clock += 1
@@ -72,17 +81,37 @@ class SyntheticLog:
         self.last_at = at
         event_id = event_id or uuid.UUID(int=random.getrandbits(128), version=4)
         payload = model.model_dump(mode="json")
-        fields = dict(event_id=event_id, event_type=model.event_type, schema_version=model.schema_version,  # type: ignore[attr-defined]
-                      stream_id=stream_id, stream_version=version + 1, occurred_at=at, producer=f"service:{schema}",
-                      correlation_id=correlation_id, causation_id=causation_id, payload=payload)
+        fields = dict(
+            event_id=event_id,
+            event_type=model.event_type,
+            schema_version=model.schema_version,  # type: ignore[attr-defined]
+            stream_id=stream_id,
+            stream_version=version + 1,
+            occurred_at=at,
+            producer=f"service:{schema}",
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            payload=payload,
+        )
         digest = link_hash(prev, hashed_content(**fields))
         self.heads[(schema, stream_id)] = (version + 1, digest)
-        self.rows.setdefault(schema, []).append((
-            event_id, stream_id, version + 1, fields["event_type"], fields["schema_version"], at, fields["producer"],
-            correlation_id, causation_id, canonical_json(payload), prev, digest,
-        ))
+        self.rows.setdefault(schema, []).append(
+            (
+                event_id,
+                stream_id,
+                version + 1,
+                fields["event_type"],
+                fields["schema_version"],
+                at,
+                fields["producer"],
+                correlation_id,
+                causation_id,
+                canonical_json(payload),
+                prev,
+                digest,
+            )
+        )
         return str(event_id)
-
 
     def audit_log(self):
         """The log as the audit reads it from PostgreSQL (global positions 1, 2, ... per schema), without a database."""
@@ -93,10 +122,36 @@ class SyntheticLog:
         log = AuditLog(source="postgres")
         for schema, rows in self.rows.items():
             log.by_schema[schema] = [
-                Record(schema, position, str(event_id), event_type, schema_version, stream_id, version, at, producer, correlation_id,
-                       causation_id, orjson.loads(payload), prev, digest)
-                for position, (event_id, stream_id, version, event_type, schema_version, at, producer, correlation_id, causation_id,
-                               payload, prev, digest) in enumerate(rows, start=1)
+                Record(
+                    schema,
+                    position,
+                    str(event_id),
+                    event_type,
+                    schema_version,
+                    stream_id,
+                    version,
+                    at,
+                    producer,
+                    correlation_id,
+                    causation_id,
+                    orjson.loads(payload),
+                    prev,
+                    digest,
+                )
+                for position, (
+                    event_id,
+                    stream_id,
+                    version,
+                    event_type,
+                    schema_version,
+                    at,
+                    producer,
+                    correlation_id,
+                    causation_id,
+                    payload,
+                    prev,
+                    digest,
+                ) in enumerate(rows, start=1)
             ]
         return log
 
@@ -126,8 +181,13 @@ class Season:
         input_type = INPUT_OF[model.event_type]  # type: ignore[attr-defined]
         event = model.model_dump(mode="json")
         producer = producer_of(input_type, event)
-        message = {"message_id": uuid.UUID(int=self.rng.getrandbits(128), version=4).hex, "type": input_type, "producer": producer,
-                   "correlation_id": "synthetic", "payload": input_payload(input_type, event)}
+        message = {
+            "message_id": uuid.UUID(int=self.rng.getrandbits(128), version=4).hex,
+            "type": input_type,
+            "producer": producer,
+            "correlation_id": "synthetic",
+            "payload": input_payload(input_type, event),
+        }
         message["signature"] = sign(self._key(producer), message)
         return model.model_copy(update={"signed_input": SignedInput.of(message)}), message["message_id"]
 
@@ -156,7 +216,9 @@ class Season:
         self.log.inputs += 1
         for index, outcome in enumerate(outcomes):
             event = outcome_event(outcome, index, at)
-            self.log.append("matching", f"market-{product}", event.payload, event_id=event.event_id, causation_id=source_id, at=at)
+            self.log.append(
+                "matching", f"market-{product}", event.payload, event_id=event.event_id, causation_id=source_id, at=at
+            )
             if isinstance(outcome, Fill):
                 self.log.fills += 1
                 self._maybe_pay(outcome)
@@ -167,8 +229,15 @@ class Season:
         contributions = self.lots[fill.lot_id]
         amount = fill.revenue_fen if self.rng.random() < 0.7 else fill.revenue_fen // 2 or fill.revenue_fen
         shares = split_largest_remainder(amount, sorted(contributions.items()))
-        payment = PaymentMade(lot_id=fill.lot_id, outlet_id=fill.outlet_id, buyer_id=fill.buyer_id, product=fill.product,
-                              cooperative_id=fill.cooperative_id, amount_fen=amount, household_income_fen=dict(shares))
+        payment = PaymentMade(
+            lot_id=fill.lot_id,
+            outlet_id=fill.outlet_id,
+            buyer_id=fill.buyer_id,
+            product=fill.product,
+            cooperative_id=fill.cooperative_id,
+            amount_fen=amount,
+            household_income_fen=dict(shares),
+        )
         self._record("settlement", f"settlement-{fill.lot_id}-{fill.outlet_id}", payment)
 
     def register_cooperatives(self, count: int) -> None:
@@ -178,33 +247,70 @@ class Season:
             cooperative_id = f"coop-{n}"
             households = [(f"{cooperative_id}-h{h}", self.rng.random() < 0.6) for h in range(self.rng.randint(2, 6))]
             self.cooperatives.append((cooperative_id, county, township, f"village-{n}", households))
-            self._record("cooperative", f"cooperative-{cooperative_id}", CooperativeRegistered(
-                cooperative_id=cooperative_id, name=f"cooperative {n}", county=county, township=township, village=f"village-{n}",
-                households=tuple(HouseholdMembership(household_id=h, registered_poor=p) for h, p in households),
-                public_key=public_key_of(self._key(f"cooperative:{cooperative_id}"))))
+            self._record(
+                "cooperative",
+                f"cooperative-{cooperative_id}",
+                CooperativeRegistered(
+                    cooperative_id=cooperative_id,
+                    name=f"cooperative {n}",
+                    county=county,
+                    township=township,
+                    village=f"village-{n}",
+                    households=tuple(HouseholdMembership(household_id=h, registered_poor=p) for h, p in households),
+                    public_key=public_key_of(self._key(f"cooperative:{cooperative_id}")),
+                ),
+            )
 
     def register_feeds_and_desk(self) -> None:
         """The markets' price feeds and the settlement desk, each with its own key."""
         for market in MARKETS:
-            self._record("market", f"price-feed-{market}", PriceFeedRegistered(
-                market=market, name=f"{market} market", public_key=public_key_of(self._key(f"price-feed:{market}"))))
-        self._record("settlement", f"settlement-desk-{DEFAULT_DESK}", SettlementDeskRegistered(
-            desk_id=DEFAULT_DESK, name="county settlement desk", public_key=public_key_of(self._key(f"settlement-desk:{DEFAULT_DESK}"))))
+            self._record(
+                "market",
+                f"price-feed-{market}",
+                PriceFeedRegistered(
+                    market=market, name=f"{market} market", public_key=public_key_of(self._key(f"price-feed:{market}"))
+                ),
+            )
+        self._record(
+            "settlement",
+            f"settlement-desk-{DEFAULT_DESK}",
+            SettlementDeskRegistered(
+                desk_id=DEFAULT_DESK,
+                name="county settlement desk",
+                public_key=public_key_of(self._key(f"settlement-desk:{DEFAULT_DESK}")),
+            ),
+        )
 
     def register_buyers(self) -> None:
         for buyer_id in BUYERS:
-            self._record("buyer", f"buyer-{buyer_id}", BuyerRegistered(
-                buyer_id=buyer_id, name=f"buyer {buyer_id}", public_key=public_key_of(self._key(f"buyer:{buyer_id}"))))
+            self._record(
+                "buyer",
+                f"buyer-{buyer_id}",
+                BuyerRegistered(
+                    buyer_id=buyer_id, name=f"buyer {buyer_id}", public_key=public_key_of(self._key(f"buyer:{buyer_id}"))
+                ),
+            )
 
     def planting(self) -> None:
         cooperative_id, county, township, _, households = self.rng.choice(self.cooperatives)
         planting_id = self._id("planting")
         start = self._day(120)
-        self._journal("cooperative", f"planting-{planting_id}", PlantingRecorded(
-            planting_id=planting_id, cooperative_id=cooperative_id, county=county, township=township,
-            product=self.rng.choice(PRODUCTS), area_mu=Decimal(self.rng.randint(5, 200)), expected_yield=Decimal(1000),
-            expected_harvest_from=start, expected_harvest_to=start + timedelta(days=60),
-            household_ids=tuple(h for h, _ in households)))
+        self._journal(
+            "cooperative",
+            f"planting-{planting_id}",
+            PlantingRecorded(
+                planting_id=planting_id,
+                cooperative_id=cooperative_id,
+                county=county,
+                township=township,
+                product=self.rng.choice(PRODUCTS),
+                area_mu=Decimal(self.rng.randint(5, 200)),
+                expected_yield=Decimal(1000),
+                expected_harvest_from=start,
+                expected_harvest_to=start + timedelta(days=60),
+                household_ids=tuple(h for h, _ in households),
+            ),
+        )
 
     def lot(self) -> None:
         cooperative_id, county, township, village, households = self.rng.choice(self.cooperatives)
@@ -213,11 +319,25 @@ class Season:
         parts = {h: Decimal(self.rng.randint(10, 900)) + Decimal(self.rng.randint(0, 999)) / 1000 for h, _ in members}
         self.lots[lot_id] = parts
         start = self._day()
-        self._journal("cooperative", f"lot-{lot_id}", HarvestRecorded(
-            lot_id=lot_id, cooperative_id=cooperative_id, county=county, township=township, village=village,
-            product=self.rng.choice(PRODUCTS), grade=self.rng.choice("ABC"), quantity=sum(parts.values()),
-            available_from=start, expires_on=start + timedelta(days=self.rng.randint(3, 30)),
-            contributions=tuple(Contribution(household_id=h, quantity=q, registered_poor=p) for (h, p), q in zip(members, parts.values()))))
+        self._journal(
+            "cooperative",
+            f"lot-{lot_id}",
+            HarvestRecorded(
+                lot_id=lot_id,
+                cooperative_id=cooperative_id,
+                county=county,
+                township=township,
+                village=village,
+                product=self.rng.choice(PRODUCTS),
+                grade=self.rng.choice("ABC"),
+                quantity=sum(parts.values()),
+                available_from=start,
+                expires_on=start + timedelta(days=self.rng.randint(3, 30)),
+                contributions=tuple(
+                    Contribution(household_id=h, quantity=q, registered_poor=p) for (h, p), q in zip(members, parts.values())
+                ),
+            ),
+        )
 
     def order(self) -> None:
         order_id = self._id("order")
@@ -225,10 +345,21 @@ class Season:
         start = self._day()
         regions = self.rng.choice([(), ("Yanhe",), ("Ketian", "Tangba"), ("Yuping",)])
         self.orders.append((order_id, "buyer-" + str(self.rng.randint(1, 50)), product))
-        self._journal("buyer", f"order-{order_id}", OrderPlaced(
-            order_id=order_id, buyer_id=self.orders[-1][1], product=product, min_grade=self.rng.choice("ABC"),
-            quantity=Decimal(self.rng.randint(50, 3000)), limit_price_fen=self.rng.randint(300, 1200),
-            deliver_from=start, deliver_to=start + timedelta(days=self.rng.randint(5, 40)), regions=regions))
+        self._journal(
+            "buyer",
+            f"order-{order_id}",
+            OrderPlaced(
+                order_id=order_id,
+                buyer_id=self.orders[-1][1],
+                product=product,
+                min_grade=self.rng.choice("ABC"),
+                quantity=Decimal(self.rng.randint(50, 3000)),
+                limit_price_fen=self.rng.randint(300, 1200),
+                deliver_from=start,
+                deliver_to=start + timedelta(days=self.rng.randint(5, 40)),
+                regions=regions,
+            ),
+        )
 
     def cancellation(self) -> None:
         if not self.orders:
@@ -239,17 +370,37 @@ class Season:
     def commitment(self) -> None:
         commitment_id = self._id("commitment")
         start = self._day(200)
-        self._journal("buyer", f"commitment-{commitment_id}", CommitmentMade(
-            commitment_id=commitment_id, buyer_id="yuping-" + str(self.rng.randint(1, 5)), product=self.rng.choice(PRODUCTS),
-            min_grade=self.rng.choice("ABC"), floor_price_fen=self.rng.randint(300, 900), reference_market="Tongren",
-            valid_from=start, valid_to=start + timedelta(days=self.rng.randint(10, 60)),
-            eligible_counties=self.rng.choice([(), ("Yanhe",)]), eligible_cooperatives=(),
-            cap_quantity=Decimal(self.rng.randint(1000, 20000)), max_quantity_per_mu=self.rng.choice([None, Decimal(400)])))
+        self._journal(
+            "buyer",
+            f"commitment-{commitment_id}",
+            CommitmentMade(
+                commitment_id=commitment_id,
+                buyer_id="yuping-" + str(self.rng.randint(1, 5)),
+                product=self.rng.choice(PRODUCTS),
+                min_grade=self.rng.choice("ABC"),
+                floor_price_fen=self.rng.randint(300, 900),
+                reference_market="Tongren",
+                valid_from=start,
+                valid_to=start + timedelta(days=self.rng.randint(10, 60)),
+                eligible_counties=self.rng.choice([(), ("Yanhe",)]),
+                eligible_cooperatives=(),
+                cap_quantity=Decimal(self.rng.randint(1000, 20000)),
+                max_quantity_per_mu=self.rng.choice([None, Decimal(400)]),
+            ),
+        )
 
     def price(self) -> None:
-        self._journal("market", f"market-price-{self.rng.choice(PRODUCTS)}", MarketPriceObserved(
-            product=self.rng.choice(PRODUCTS), grade=self.rng.choice("ABC"), market=self.rng.choice(MARKETS),
-            price_fen=self.rng.randint(250, 1100), observed_on=self._day()))
+        self._journal(
+            "market",
+            f"market-price-{self.rng.choice(PRODUCTS)}",
+            MarketPriceObserved(
+                product=self.rng.choice(PRODUCTS),
+                grade=self.rng.choice("ABC"),
+                market=self.rng.choice(MARKETS),
+                price_fen=self.rng.randint(250, 1100),
+                observed_on=self._day(),
+            ),
+        )
 
     def run(self, target_events: int) -> SyntheticLog:
         self.register_cooperatives(max(20, target_events // 2000))

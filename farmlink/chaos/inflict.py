@@ -69,28 +69,37 @@ class InflictMixin:
         beyond, config = self.beyond, self.config
         if beyond.network:
             postgres_link_port = config.farmlink_postgres_port + POSTGRES_LINK_OFFSET
-            self._environ_before = {name: os.environ.get(name)
-                                    for name in (infra.KAFKA_FAULT_PORT_ENV, infra.KAFKA_FAULT_ADVERTISED_PORT_ENV)}
+            self._environ_before = {
+                name: os.environ.get(name) for name in (infra.KAFKA_FAULT_PORT_ENV, infra.KAFKA_FAULT_ADVERTISED_PORT_ENV)
+            }
             # every start of the broker in this run (the bounces too) has the listener
             listener, kafka_link_port = ask_for_fault_listener(config)
             if not infra.kafka_fault_listener_running():
                 taken = [port for port in (listener,) if not _port_free(port)]
                 if taken:
-                    raise infra.InfraError(f"port 127.0.0.1:{taken[0]} (the broker's fault listener, FARMLINK_KAFKA_PORT + "
-                                           f"{KAFKA_FAULT_LISTENER_OFFSET}) is taken")
-                self.say(f"restarting Kafka with a fault listener on 127.0.0.1:{listener} (advertised as the run's link "
-                         f"on {kafka_link_port})")
+                    raise infra.InfraError(
+                        f"port 127.0.0.1:{taken[0]} (the broker's fault listener, FARMLINK_KAFKA_PORT + "
+                        f"{KAFKA_FAULT_LISTENER_OFFSET}) is taken"
+                    )
+                self.say(
+                    f"restarting Kafka with a fault listener on 127.0.0.1:{listener} (advertised as the run's link "
+                    f"on {kafka_link_port})"
+                )
                 await asyncio.to_thread(infra.kill_kafka, signal.SIGTERM, lambda message: None)
                 await self._bring_up("the fault listener")
             try:
                 self.kafka_link = await FaultyLink("kafka", listener, kafka_link_port).start()
                 self.postgres_link = await FaultyLink("postgres", config.farmlink_postgres_port, postgres_link_port).start()
             except OSError as error:
-                raise infra.InfraError(f"the run's fault links need 127.0.0.1:{kafka_link_port} and :{postgres_link_port} "
-                                       f"(FARMLINK_KAFKA_PORT + {KAFKA_LINK_OFFSET}, FARMLINK_POSTGRES_PORT + "
-                                       f"{POSTGRES_LINK_OFFSET}): {error}") from error
-            self.say(f"{beyond.network_service} talks to Kafka through 127.0.0.1:{kafka_link_port} and to PostgreSQL "
-                     f"through 127.0.0.1:{postgres_link_port}")
+                raise infra.InfraError(
+                    f"the run's fault links need 127.0.0.1:{kafka_link_port} and :{postgres_link_port} "
+                    f"(FARMLINK_KAFKA_PORT + {KAFKA_LINK_OFFSET}, FARMLINK_POSTGRES_PORT + "
+                    f"{POSTGRES_LINK_OFFSET}): {error}"
+                ) from error
+            self.say(
+                f"{beyond.network_service} talks to Kafka through 127.0.0.1:{kafka_link_port} and to PostgreSQL "
+                f"through 127.0.0.1:{postgres_link_port}"
+            )
         if beyond.wal_full:
             self._wal_moved = True
             volume = await asyncio.to_thread(infra.move_wal_to_volume, WAL_VOLUME_MB, lambda message: None)
@@ -196,8 +205,9 @@ class InflictMixin:
         """Whether `service` has nothing left to do: its outbox empty, no record waiting for its consumer groups."""
         conn = await self._db()
         try:
-            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{service}.outbox") and \
-                    await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox'):
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{service}.outbox") and await conn.fetchval(
+                f'SELECT count(*) FROM "{service}".outbox'
+            ):
                 return False
         finally:
             await conn.close()
@@ -216,8 +226,9 @@ class InflictMixin:
         deadline = time.monotonic() + RECOVERY_WINDOW_S
         security = kafka_options(self.config, AUDITOR)
         admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, **security)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.config.bootstrap, enable_auto_commit=False,
-                                    isolation_level="read_committed", **security)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.config.bootstrap, enable_auto_commit=False, isolation_level="read_committed", **security
+        )
         self.probing = RECOVER
         try:
             await admin.start()
@@ -261,16 +272,25 @@ class InflictMixin:
             recorded_while_held = await self._recorded(service) - recorded
             link.heal()
         healed = time.monotonic()
-        recovery = Recovery(fault.label, None, held_s=round(healed - started, 2), notes={
-            "recorded_while_held": recorded_while_held, "link_connections": link.stats.connections,
-            "link_cuts": link.stats.cut - cut_before})
+        recovery = Recovery(
+            fault.label,
+            None,
+            held_s=round(healed - started, 2),
+            notes={
+                "recorded_while_held": recorded_while_held,
+                "link_connections": link.stats.connections,
+                "link_cuts": link.stats.cut - cut_before,
+            },
+        )
         if fault.kind.endswith("latency"):
             recovery.notes["latency_ms_each_way"] = round(self.beyond.latency_s * 1000)
         recovery.back_s = await self._own_work_after(service, healed)
         recovery.first_outcome_s = await self._first_new_outcome(healed)
-        self.say(f"  {fault.label}: held {recovery.held_s} s ({recorded_while_held} events recorded by {service} "
-                 f"meanwhile); after the heal {service} worked again in {recovery.back_s} s, first new outcome after "
-                 f"{recovery.first_outcome_s} s")
+        self.say(
+            f"  {fault.label}: held {recovery.held_s} s ({recorded_while_held} events recorded by {service} "
+            f"meanwhile); after the heal {service} worked again in {recovery.back_s} s, first new outcome after "
+            f"{recovery.first_outcome_s} s"
+        )
         return recovery
 
     async def _inflict_wal_full(self, fault: Fault) -> Recovery:
@@ -303,12 +323,18 @@ class InflictMixin:
         conn = await self._db()
         await conn.close()
         recovery = Recovery(fault.label, round(time.monotonic() - healed, 2), held_s=round(healed - started, 2))
-        recovery.notes = {"filled_mb": round(filled / 2**20, 1), "server_stopped_after_s": stopped_after,
-                          "started_again": restarted, "enospc_log_lines": _enospc_lines(layout.postgres_log, log_start)}
+        recovery.notes = {
+            "filled_mb": round(filled / 2**20, 1),
+            "server_stopped_after_s": stopped_after,
+            "started_again": restarted,
+            "enospc_log_lines": _enospc_lines(layout.postgres_log, log_start),
+        }
         recovery.first_outcome_s = await self._first_new_outcome(healed)
-        self.say(f"  {fault.label}: held {recovery.held_s} s (server stopped after {stopped_after} s, "
-                 f"{recovery.notes['enospc_log_lines']} ENOSPC lines in its log); after freeing, PostgreSQL back in "
-                 f"{recovery.back_s} s, first new outcome after {recovery.first_outcome_s} s")
+        self.say(
+            f"  {fault.label}: held {recovery.held_s} s (server stopped after {stopped_after} s, "
+            f"{recovery.notes['enospc_log_lines']} ENOSPC lines in its log); after freeing, PostgreSQL back in "
+            f"{recovery.back_s} s, first new outcome after {recovery.first_outcome_s} s"
+        )
         return recovery
 
     async def _inflict_all(self) -> None:

@@ -26,16 +26,23 @@ class Fault:
         return f"{self.kind} {self.target}".strip()
 
 
-def plan_faults(seed: int, kills_per_service: int, services: tuple[str, ...] = processes.SERVICES,
-                network: tuple[str, ...] = (), network_service: str = "", wal_full: bool = False) -> list[Fault]:
+def plan_faults(
+    seed: int,
+    kills_per_service: int,
+    services: tuple[str, ...] = processes.SERVICES,
+    network: tuple[str, ...] = (),
+    network_service: str = "",
+    wal_full: bool = False,
+) -> list[Fault]:
     """Every fault at a seeded random point between 5% and 90% of the run, in order. The network faults
     (`network`, each of NETWORK_FAULTS at most once, on `network_service`) and the full WAL volume are drawn
     after the others, so a seed strikes its kills and bounces where it did before they existed."""
     if unknown := [kind for kind in network if kind not in NETWORK_FAULTS]:
         raise ValueError(f"unknown network fault {', '.join(unknown)}; known: {', '.join(NETWORK_FAULTS)}")
     if network and network_service not in processes.SERVICES:
-        raise ValueError(f"network faults need a service to strike, one of {', '.join(processes.SERVICES)}; "
-                         f"not {network_service!r}")
+        raise ValueError(
+            f"network faults need a service to strike, one of {', '.join(processes.SERVICES)}; not {network_service!r}"
+        )
     rng = random.Random(seed * 7919 + 1)
     faults = [Fault(rng.uniform(0.05, 0.9), "kill-service", name) for name in services for _ in range(kills_per_service)]
     faults += [Fault(rng.uniform(0.05, 0.9), kind) for kind in ("kafka-sigterm", "kafka-sigkill", "postgres-restart")]

@@ -58,9 +58,17 @@ class ChaosReport:
 
     @property
     def ok(self) -> bool:
-        return (self.lost == 0 and self.journal_missing == 0 and self.journal_duplicates == 0 and self.duplicate_fills == 0
-                and self.settled_fills == self.fills and self.duplicate_payments == 0 and self.paid_fen == self.income_fen
-                and self.audit_clean and self.state_hash_postgres == self.state_hash_kafka)
+        return (
+            self.lost == 0
+            and self.journal_missing == 0
+            and self.journal_duplicates == 0
+            and self.duplicate_fills == 0
+            and self.settled_fills == self.fills
+            and self.duplicate_payments == 0
+            and self.paid_fen == self.income_fen
+            and self.audit_clean
+            and self.state_hash_postgres == self.state_hash_kafka
+        )
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "recoveries"}
@@ -83,8 +91,9 @@ class ProofMixin:
             prefix = f"{self.run_id}-"
             seen: set[str] = set()
             for service in INPUT_SERVICES:
-                rows = await conn.fetch(f'SELECT message_id FROM "{service}".inbox WHERE consumer = $1 AND message_id LIKE $2',
-                                        service, prefix + "%")
+                rows = await conn.fetch(
+                    f'SELECT message_id FROM "{service}".inbox WHERE consumer = $1 AND message_id LIKE $2', service, prefix + "%"
+                )
                 seen |= {r["message_id"] for r in rows}
             expected = {self.workload.message_id(n) for n in range(self.sent)}
             missing = sorted(expected - seen)
@@ -92,10 +101,18 @@ class ProofMixin:
 
             recorded: list[str] = []
             for schema in SOURCE_SCHEMAS:
-                recorded += [str(r["event_id"]) for r in await conn.fetch(
-                    f'SELECT event_id FROM "{schema}".events WHERE event_type = ANY($1::text[])', list(JOURNALED_EVENT_TYPES))]
-            journaled = [r["source"] for r in await conn.fetch(
-                "SELECT payload->>'source_event_id' AS source FROM matching.events WHERE event_type = 'InputJournaled'")]
+                recorded += [
+                    str(r["event_id"])
+                    for r in await conn.fetch(
+                        f'SELECT event_id FROM "{schema}".events WHERE event_type = ANY($1::text[])', list(JOURNALED_EVENT_TYPES)
+                    )
+                ]
+            journaled = [
+                r["source"]
+                for r in await conn.fetch(
+                    "SELECT payload->>'source_event_id' AS source FROM matching.events WHERE event_type = 'InputJournaled'"
+                )
+            ]
             report.journal_missing = len(set(recorded) - set(journaled))
             report.journal_duplicates = len(journaled) - len(set(journaled))
 
@@ -104,15 +121,19 @@ class ProofMixin:
             report.duplicate_fills = len(fills) - len({r["fill_id"] for r in fills})
             report.settled_fills = await conn.fetchval("SELECT count(*) FROM settlement.fills")
 
-            payments = await conn.fetch("SELECT causation_id, (payload->>'amount_fen')::bigint AS fen FROM settlement.events "
-                                        "WHERE event_type = 'PaymentMade'")
+            payments = await conn.fetch(
+                "SELECT causation_id, (payload->>'amount_fen')::bigint AS fen FROM settlement.events "
+                "WHERE event_type = 'PaymentMade'"
+            )
             report.payments = len(payments)
             report.duplicate_payments = len(payments) - len({r["causation_id"] for r in payments})
             report.paid_fen = sum(r["fen"] for r in payments)
             report.income_fen = int(await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes"))
             paid_on_fills = int(await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.fills"))
             if paid_on_fills != report.paid_fen:
-                report.audit_findings.append(f"settlement.fills says {paid_on_fills} fen paid, PaymentMade events {report.paid_fen}")
+                report.audit_findings.append(
+                    f"settlement.fills says {paid_on_fills} fen paid, PaymentMade events {report.paid_fen}"
+                )
         finally:
             await conn.close()
 

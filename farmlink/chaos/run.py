@@ -37,7 +37,9 @@ Say = Callable[[str], None]
 SEND_RECORD_TIMEOUT_MS = 120_000
 """How long the sender's producers keep a record while its partition has no leader (a broker restart takes 10-60 s
 on this machine, longer under load): a record is resent only after a longer outage."""
-SEND_TIMEOUT_S = SEND_RECORD_TIMEOUT_MS / 1000 + 30  # a batch Kafka has not acknowledged by then is sent again through new producers
+SEND_TIMEOUT_S = (
+    SEND_RECORD_TIMEOUT_MS / 1000 + 30
+)  # a batch Kafka has not acknowledged by then is sent again through new producers
 
 PAYMENT_SHARE = 4
 """At least 1/PAYMENT_SHARE of a run's inputs are payments: the rest of the run waits for fills to pay."""
@@ -52,9 +54,17 @@ class ChaosRun(InflictMixin, ProofMixin):
     """One chaos run: the services, the sender, the payments and the supervision; the faults and the proofs come
     from the mixins."""
 
-    def __init__(self, events: int, seed: int, kills_per_service: int, window: int, say: Say,
-                 progress: Callable[[int, int], None] | None = None, services: tuple[str, ...] = processes.SERVICES,
-                 beyond: FaultOptions = NO_FAULTS_BEYOND_KILL):
+    def __init__(
+        self,
+        events: int,
+        seed: int,
+        kills_per_service: int,
+        window: int,
+        say: Say,
+        progress: Callable[[int, int], None] | None = None,
+        services: tuple[str, ...] = processes.SERVICES,
+        beyond: FaultOptions = NO_FAULTS_BEYOND_KILL,
+    ):
         self.config = settings()
         self.events = events
         self.seed = seed
@@ -103,7 +113,10 @@ class ChaosRun(InflictMixin, ProofMixin):
                         if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{service}.inbox"):
                             total += await conn.fetchval(
                                 f'SELECT count(*) FROM "{service}".inbox WHERE consumer = $1 AND message_id > $2 AND message_id < $3',
-                                service, low, high)
+                                service,
+                                low,
+                                high,
+                            )
                     return total
                 finally:
                     await conn.close()
@@ -113,8 +126,12 @@ class ChaosRun(InflictMixin, ProofMixin):
     async def _producer(self, topic: str):
         principal = INPUT_PRODUCER[topic]
         if principal not in self.producers:
-            producer = idempotent_producer(self.config.bootstrap, linger_ms=5, request_timeout_ms=SEND_RECORD_TIMEOUT_MS,
-                                           **kafka_options(self.config, principal))
+            producer = idempotent_producer(
+                self.config.bootstrap,
+                linger_ms=5,
+                request_timeout_ms=SEND_RECORD_TIMEOUT_MS,
+                **kafka_options(self.config, principal),
+            )
             await producer.start()
             self.producers[principal] = producer
         return self.producers[principal]
@@ -177,11 +194,20 @@ class ChaosRun(InflictMixin, ProofMixin):
         name = self.beyond.network_service
         assert self.kafka_link is not None and self.postgres_link is not None
         processes.ready_file(name).unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "FARMLINK_KAFKA_PORT": str(self.kafka_link.port),
-               "FARMLINK_POSTGRES_PORT": str(self.postgres_link.port)}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "FARMLINK_KAFKA_PORT": str(self.kafka_link.port),
+            "FARMLINK_POSTGRES_PORT": str(self.postgres_link.port),
+        }
         with processes.log_file(name).open("ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "farmlink.cli", "serve", name], stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True, env=env)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "farmlink.cli", "serve", name],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
         processes.pid_file(name).write_text(str(process.pid))
 
     async def _supervise(self) -> None:
@@ -211,8 +237,10 @@ class ChaosRun(InflictMixin, ProofMixin):
         try:
             if not await conn.fetchval("SELECT to_regclass('settlement.fills') IS NOT NULL"):
                 return []
-            rows = await conn.fetch("SELECT lot_id, outlet_id, revenue_fen FROM settlement.fills WHERE lot_id LIKE $1 "
-                                    "ORDER BY fill_id", f"{self.run_id}-%")
+            rows = await conn.fetch(
+                "SELECT lot_id, outlet_id, revenue_fen FROM settlement.fills WHERE lot_id LIKE $1 ORDER BY fill_id",
+                f"{self.run_id}-%",
+            )
         except (OSError, asyncpg.PostgresError):
             return []
         finally:
@@ -328,9 +356,15 @@ class ChaosRun(InflictMixin, ProofMixin):
         self.report.seconds = round(time.monotonic() - began, 1)
 
 
-async def run_chaos(events: int, seed: int = 2020, kills_per_service: int = 3, window: int = 2000, say: Say = print,
-                    progress: Callable[[int, int], None] | None = None,
-                    services: tuple[str, ...] = processes.SERVICES,
-                    beyond: FaultOptions = NO_FAULTS_BEYOND_KILL) -> ChaosReport:
+async def run_chaos(
+    events: int,
+    seed: int = 2020,
+    kills_per_service: int = 3,
+    window: int = 2000,
+    say: Say = print,
+    progress: Callable[[int, int], None] | None = None,
+    services: tuple[str, ...] = processes.SERVICES,
+    beyond: FaultOptions = NO_FAULTS_BEYOND_KILL,
+) -> ChaosReport:
     """The whole run on the running local infrastructure, with the services started by it."""
     return await ChaosRun(events, seed, kills_per_service, window, say, progress, services, beyond).run()

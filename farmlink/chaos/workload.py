@@ -51,7 +51,9 @@ class Workload:
     def registrations(self) -> list[tuple[str, dict]]:
         """Every party of the run joins first (their keys are registered with them): the markets' price feeds,
         the settlement desk, the buyers and the cooperatives."""
-        out: list[tuple[str, dict]] = [("price_feed.registered", {"market": market, "name": f"{market} market"}) for market in MARKETS]
+        out: list[tuple[str, dict]] = [
+            ("price_feed.registered", {"market": market, "name": f"{market} market"}) for market in MARKETS
+        ]
         out.append(("settlement_desk.registered", {"desk_id": DEFAULT_DESK, "name": "county settlement desk"}))
         out += [("buyer.registered", {"buyer_id": buyer_id, "name": buyer_id}) for buyer_id in (*BUYERS, FLOOR_BUYER)]
         for c in range(self.cooperative_count):
@@ -59,10 +61,19 @@ class Workload:
             households = [f"{self.run_id}-h{c}-{h}" for h in range(self.rng.randint(1, 5))]
             cooperative_id = f"{self.run_id}-coop{c}"
             self.cooperatives.append((cooperative_id, households))
-            out.append(("cooperative.registered", {
-                "cooperative_id": cooperative_id, "name": f"cooperative {c}", "county": county,
-                "township": self.rng.choice(COUNTIES[county]), "village": f"village {c}",
-                "households": [{"household_id": h, "registered_poor": self.rng.random() < 0.6} for h in households]}))
+            out.append(
+                (
+                    "cooperative.registered",
+                    {
+                        "cooperative_id": cooperative_id,
+                        "name": f"cooperative {c}",
+                        "county": county,
+                        "township": self.rng.choice(COUNTIES[county]),
+                        "village": f"village {c}",
+                        "households": [{"household_id": h, "registered_poor": self.rng.random() < 0.6} for h in households],
+                    },
+                )
+            )
         return out
 
     def next_input(self) -> tuple[str, dict]:
@@ -77,46 +88,79 @@ class Workload:
             parts = [self._quantity(1, 300) for _ in members]
             start = self._day()
             return "harvest.recorded", {
-                "lot_id": f"{self.run_id}-lot{n}", "cooperative_id": cooperative_id, "product": product, "grade": rng.choice("ABC"),
-                "quantity": str(sum(Decimal(p) for p in parts)), "available_from": start.isoformat(),
+                "lot_id": f"{self.run_id}-lot{n}",
+                "cooperative_id": cooperative_id,
+                "product": product,
+                "grade": rng.choice("ABC"),
+                "quantity": str(sum(Decimal(p) for p in parts)),
+                "available_from": start.isoformat(),
                 "expires_on": (start + timedelta(days=rng.randint(5, 30))).isoformat(),
-                "contributions": [{"household_id": m, "quantity": p} for m, p in zip(members, parts, strict=True)]}
+                "contributions": [{"household_id": m, "quantity": p} for m, p in zip(members, parts, strict=True)],
+            }
         if kind == "order" or (kind == "cancel" and not self.orders):
             start = self._day()
             order_id, buyer_id = f"{self.run_id}-order{n}", rng.choice(BUYERS)
             self.orders.append((order_id, buyer_id))
             return "order.placed", {
-                "order_id": order_id, "buyer_id": buyer_id, "product": product, "min_grade": rng.choice("ABC"),
-                "quantity": self._quantity(1, 500), "limit_price_fen": rng.randint(300, 900), "deliver_from": start.isoformat(),
+                "order_id": order_id,
+                "buyer_id": buyer_id,
+                "product": product,
+                "min_grade": rng.choice("ABC"),
+                "quantity": self._quantity(1, 500),
+                "limit_price_fen": rng.randint(300, 900),
+                "deliver_from": start.isoformat(),
                 "deliver_to": (start + timedelta(days=rng.randint(5, 30))).isoformat(),
-                "regions": rng.choice([[], [], ["Yanhe"], ["Yanhe", "Yuping"]])}
+                "regions": rng.choice([[], [], ["Yanhe"], ["Yanhe", "Yuping"]]),
+            }
         if kind == "cancel":
             order_id, buyer_id = self.orders.pop(rng.randrange(len(self.orders)))
             return "order.cancelled", {"order_id": order_id, "buyer_id": buyer_id}
         if kind == "price":
             return "market_price.observed", {
-                "product": product, "grade": rng.choice("ABC"), "market": rng.choice(MARKETS),
-                "price_fen": rng.randint(250, 900), "observed_on": self._day(-10).isoformat()}
+                "product": product,
+                "grade": rng.choice("ABC"),
+                "market": rng.choice(MARKETS),
+                "price_fen": rng.randint(250, 900),
+                "observed_on": self._day(-10).isoformat(),
+            }
         if kind == "planting":
             cooperative_id, households = rng.choice(self.cooperatives)
             start = self._day(-60)
             return "planting.recorded", {
-                "planting_id": f"{self.run_id}-planting{n}", "cooperative_id": cooperative_id, "product": product,
-                "area_mu": f"{rng.randint(1, 30)}.{rng.randint(0, 99):02d}", "expected_yield": self._quantity(10, 900),
-                "expected_harvest_from": start.isoformat(), "expected_harvest_to": (start + timedelta(days=30)).isoformat(),
-                "household_ids": [households[0]]}
+                "planting_id": f"{self.run_id}-planting{n}",
+                "cooperative_id": cooperative_id,
+                "product": product,
+                "area_mu": f"{rng.randint(1, 30)}.{rng.randint(0, 99):02d}",
+                "expected_yield": self._quantity(10, 900),
+                "expected_harvest_from": start.isoformat(),
+                "expected_harvest_to": (start + timedelta(days=30)).isoformat(),
+                "household_ids": [households[0]],
+            }
         if kind == "commitment":
             start = self._day(0, 10)
             return "commitment.made", {
-                "commitment_id": f"{self.run_id}-commitment{n}", "buyer_id": FLOOR_BUYER, "product": product,
-                "min_grade": rng.choice("ABC"), "floor_price_fen": rng.randint(300, 700), "reference_market": "Tongren",
-                "valid_from": start.isoformat(), "valid_to": (start + timedelta(days=rng.randint(10, 60))).isoformat(),
-                "eligible_counties": rng.choice([[], ["Yanhe"]]), "eligible_cooperatives": [],
-                "cap_quantity": rng.choice([None, self._quantity(100, 3000)]), "max_quantity_per_mu": None}
+                "commitment_id": f"{self.run_id}-commitment{n}",
+                "buyer_id": FLOOR_BUYER,
+                "product": product,
+                "min_grade": rng.choice("ABC"),
+                "floor_price_fen": rng.randint(300, 700),
+                "reference_market": "Tongren",
+                "valid_from": start.isoformat(),
+                "valid_to": (start + timedelta(days=rng.randint(10, 60))).isoformat(),
+                "eligible_counties": rng.choice([[], ["Yanhe"]]),
+                "eligible_cooperatives": [],
+                "cap_quantity": rng.choice([None, self._quantity(100, 3000)]),
+                "max_quantity_per_mu": None,
+            }
         county = rng.choice(sorted(COUNTIES))
         return "plan.recorded", {
-            "plan_id": f"{self.run_id}-plan{n}", "county": county, "township": rng.choice(COUNTIES[county]), "product": product,
-            "area_mu": f"{rng.randint(100, 3000)}", "target_household_income_fen": rng.randint(100_000, 2_000_000)}
+            "plan_id": f"{self.run_id}-plan{n}",
+            "county": county,
+            "township": rng.choice(COUNTIES[county]),
+            "product": product,
+            "area_mu": f"{rng.randint(100, 3000)}",
+            "target_household_income_fen": rng.randint(100_000, 2_000_000),
+        }
 
 
 def payment(lot_id: str, outlet_id: str, amount_fen: int) -> tuple[str, dict]:

@@ -23,8 +23,11 @@ def _confluent_config(bootstrap: str, options: dict[str, Any]) -> dict[str, Any]
     if "security_protocol" in options:
         config["security.protocol"] = options["security_protocol"]
     if options.get("sasl_plain_username"):
-        config |= {"sasl.mechanism": options["sasl_mechanism"], "sasl.username": options["sasl_plain_username"],
-                   "sasl.password": options["sasl_plain_password"]}
+        config |= {
+            "sasl.mechanism": options["sasl_mechanism"],
+            "sasl.username": options["sasl_plain_username"],
+            "sasl.password": options["sasl_plain_password"],
+        }
     return config
 
 
@@ -36,9 +39,18 @@ def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> 
     """Upsert the SCRAM users given, then make the ACLs of events/access.py's principals exactly the
     matrix (missing ones created, others of theirs deleted). Returns (users, created, deleted)."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
-                                       ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
-                                       UserScramCredentialUpsertion)
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
 
     admin = AdminClient(config)
     where = f"Kafka at {config['bootstrap.servers']} as {config.get('sasl.username', 'an anonymous client')}"
@@ -48,8 +60,9 @@ def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> 
             upserts = [UserScramCredentialUpsertion(user, info, password.encode()) for user, password in passwords.items()]
             for future in admin.alter_user_scram_credentials(upserts, request_timeout=_ACL_TIMEOUT_S).values():
                 future.result()
-        everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-                                      AclOperation.ANY, AclPermissionType.ANY)
+        everything = AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+        )
         ours = {f"User:{name}" for name in access.BY_NAME}
         have = {
             _acl_key(b.principal, b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name): b
@@ -58,8 +71,14 @@ def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> 
         }
         want = {
             _acl_key(a.kafka_principal, a.resource_type, a.resource_name, a.pattern_type, a.operation): AclBinding(
-                ResourceType[a.resource_type], a.resource_name, ResourcePatternType[a.pattern_type], a.kafka_principal,
-                "*", AclOperation[a.operation], AclPermissionType.ALLOW)
+                ResourceType[a.resource_type],
+                a.resource_name,
+                ResourcePatternType[a.pattern_type],
+                a.kafka_principal,
+                "*",
+                AclOperation[a.operation],
+                AclPermissionType.ALLOW,
+            )
             for a in access.acl_bindings()
         }
         missing = [binding for key, binding in want.items() if key not in have]
@@ -68,19 +87,22 @@ def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> 
             for future in admin.create_acls(missing, request_timeout=_ACL_TIMEOUT_S).values():
                 future.result()
         if extra:
-            filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                                        b.permission_type) for b in extra]
+            filters = [
+                AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type)
+                for b in extra
+            ]
             for future in admin.delete_acls(filters, request_timeout=_ACL_TIMEOUT_S).values():
                 future.result()
     except KafkaException as exc:
-        raise InfraError(f"Setting up Kafka users and ACLs failed on {where}: {exc.args[0]}. It needs the super "
-                         f"user ({access.ADMIN}) and a broker with an authorizer (see infra/README.md).") from exc
+        raise InfraError(
+            f"Setting up Kafka users and ACLs failed on {where}: {exc.args[0]}. It needs the super "
+            f"user ({access.ADMIN}) and a broker with an authorizer (see infra/README.md)."
+        ) from exc
     return len(passwords), len(missing), len(extra)
 
 
 async def sync_access(s: Settings, layout: Layout | None) -> tuple[int, int, int]:
     """SCRAM users (local broker only) and the ACL matrix of events/access.py, idempotently."""
-    passwords = ({p: _kafka_password(layout, p) for p in access.ALL_PRINCIPALS if p != access.ADMIN}
-                 if layout is not None else {})
+    passwords = {p: _kafka_password(layout, p) for p in access.ALL_PRINCIPALS if p != access.ADMIN} if layout is not None else {}
     config = _confluent_config(s.bootstrap, kafka_options(s, access.ADMIN))
     return await asyncio.to_thread(_sync_access_blocking, config, passwords)

@@ -41,8 +41,7 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
-def _run(cmd: list[str], *, what: str, log_file: Path | None = None, timeout: float = 300,
-         secrets: Iterable[str] = ()) -> str:
+def _run(cmd: list[str], *, what: str, log_file: Path | None = None, timeout: float = 300, secrets: Iterable[str] = ()) -> str:
     """Run a command to completion and return its stdout; raise InfraError naming the command and log
     (with `secrets` masked)."""
     shown = shlex.join(cmd)

@@ -18,8 +18,15 @@ from events.settings import settings
 from farmlink.infra.commands import Progress, _is_root, _log_progress, _port_in_use, _run, _run_sync
 from farmlink.infra.kafka import KAFKA_STOP_TIMEOUT_S, _kafka_alive, _stop_kafka, kafka_pid
 from farmlink.infra.layout import InfraError, Layout
-from farmlink.infra.postgres import (_chown_to_pg_user, _connect_superuser, _ensure_postgres_running, _literal, _pg,
-                                     _stop_postgres, postgres_running)
+from farmlink.infra.postgres import (
+    _chown_to_pg_user,
+    _connect_superuser,
+    _ensure_postgres_running,
+    _literal,
+    _pg,
+    _stop_postgres,
+    postgres_running,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -38,14 +45,26 @@ def kill_kafka(sig: signal.Signals, progress: Progress | None = None) -> None:
             raise InfraError("Kafka is not running here; nothing to kill")
         say(f"Killing Kafka (pid {pid}) with {sig.name} ...")
         os.kill(pid, sig)
-        Retrying(stop=stop_after_delay(KAFKA_STOP_TIMEOUT_S), wait=wait_fixed(0.1),
-                 retry=retry_if_result(bool), retry_error_callback=lambda state: state.outcome.result())(_kafka_alive, layout, pid)
+        Retrying(
+            stop=stop_after_delay(KAFKA_STOP_TIMEOUT_S),
+            wait=wait_fixed(0.1),
+            retry=retry_if_result(bool),
+            retry_error_callback=lambda state: state.outcome.result(),
+        )(_kafka_alive, layout, pid)
         layout.kafka_pid_file.unlink(missing_ok=True)
     # A dying JVM may still hold its listeners for a moment after /proc stops naming it.
-    Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.1), retry=retry_if_result(bool),
-             retry_error_callback=lambda state: state.outcome.result())(
-        lambda: _port_in_use(layout.kafka_port) or _port_in_use(layout.kafka_controller_port)
-        or (layout.kafka_fault_port is not None and _port_in_use(layout.kafka_fault_port)))
+    Retrying(
+        stop=stop_after_delay(30),
+        wait=wait_fixed(0.1),
+        retry=retry_if_result(bool),
+        retry_error_callback=lambda state: state.outcome.result(),
+    )(
+        lambda: (
+            _port_in_use(layout.kafka_port)
+            or _port_in_use(layout.kafka_controller_port)
+            or (layout.kafka_fault_port is not None and _port_in_use(layout.kafka_fault_port))
+        )
+    )
 
 
 def restart_postgres(progress: Progress | None = None) -> None:
@@ -55,8 +74,10 @@ def restart_postgres(progress: Progress | None = None) -> None:
     if not postgres_running(layout):
         raise InfraError("PostgreSQL is not running here; nothing to restart")
     say("Restarting PostgreSQL ...")
-    _run(_pg("pg_ctl", "-D", str(layout.pg_data), "-l", str(layout.postgres_log), "-m", "fast", "-w", "-t", "60", "restart"),
-         what=f"Restarting PostgreSQL (log: {layout.postgres_log})")
+    _run(
+        _pg("pg_ctl", "-D", str(layout.pg_data), "-l", str(layout.postgres_log), "-m", "fast", "-w", "-t", "60", "restart"),
+        what=f"Restarting PostgreSQL (log: {layout.postgres_log})",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,8 +119,10 @@ def move_wal_to_volume(size_mb: int, progress: Progress | None = None) -> Path:
     Not durable across a machine crash (tmpfs): only for a chaos run's throw-away data; `move_wal_back` undoes it."""
     say = progress or _log_progress
     if not _is_root():
-        raise InfraError("moving pg_wal onto a tmpfs needs root (mount -t tmpfs); run farmlink chaos as root or "
-                         "leave the WAL-full fault out (--no-wal-full)")
+        raise InfraError(
+            "moving pg_wal onto a tmpfs needs root (mount -t tmpfs); run farmlink chaos as root or "
+            "leave the WAL-full fault out (--no-wal-full)"
+        )
     s = settings()
     if s.uses_external_database:
         raise InfraError("DATABASE_URL is set: the WAL volume is only for the local server")
@@ -110,8 +133,10 @@ def move_wal_to_volume(size_mb: int, progress: Progress | None = None) -> Path:
         _stop_postgres(layout, say)
         volume.mkdir(exist_ok=True)
         if not os.path.ismount(volume):
-            _run(["mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700", "farmlink-wal", str(volume)],
-                 what="Mounting the WAL volume")
+            _run(
+                ["mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700", "farmlink-wal", str(volume)],
+                what="Mounting the WAL volume",
+            )
         _chown_to_pg_user(volume)
         if not wal.is_symlink():
             say(f"Moving pg_wal onto a {size_mb} MB tmpfs at {volume} ...")
@@ -158,6 +183,7 @@ WAL_FILLER_PREFIX = "farmlink-filler"
 def switch_wal() -> None:
     """Write to WAL and close its current segment (CHECKPOINT, pg_switch_wal, CHECKPOINT): the second checkpoint's
     record needs the next segment, a new file when WAL_VOLUME_SETTINGS apply. Raises when the server cannot."""
+
     async def switch() -> None:
         conn = await _connect_superuser(Layout.of())
         try:

@@ -50,9 +50,19 @@ def resolve_kafka_libs(layout: Layout, say: Progress = _log_progress) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
     _run(
-        ["mvn", "-q", "-B", "-f", str(KAFKA_POM), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={partial}"],
-        what="Resolving Kafka jars with Maven", log_file=layout.maven_log, timeout=900,
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(KAFKA_POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={partial}",
+        ],
+        what="Resolving Kafka jars with Maven",
+        log_file=layout.maven_log,
+        timeout=900,
     )
     shutil.rmtree(layout.libs, ignore_errors=True)
     partial.rename(layout.libs)
@@ -118,9 +128,9 @@ def _fault_listener_properties(layout: Layout, admin_jaas: str) -> dict[str, str
     name = FAULT_LISTENER
     return {
         "listeners": f"SASL_PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port},"
-                     f"{name}://127.0.0.1:{layout.kafka_fault_port}",
+        f"{name}://127.0.0.1:{layout.kafka_fault_port}",
         "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{layout.kafka_port},CONTROLLER://127.0.0.1:{layout.kafka_controller_port},"
-                                f"{name}://127.0.0.1:{layout.kafka_fault_advertised_port}",
+        f"{name}://127.0.0.1:{layout.kafka_fault_advertised_port}",
         "listener.security.protocol.map": f"SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,{name}:SASL_PLAINTEXT",
         f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config": admin_jaas,
     }
@@ -135,8 +145,10 @@ def kafka_fault_listener_running(layout: Layout | None = None) -> bool:
         text = layout.server_properties.read_text()
     except OSError:
         return False
-    return (f"{FAULT_LISTENER}://127.0.0.1:{layout.kafka_fault_port}" in text
-            and f"{FAULT_LISTENER}://127.0.0.1:{layout.kafka_fault_advertised_port}" in text)
+    return (
+        f"{FAULT_LISTENER}://127.0.0.1:{layout.kafka_fault_port}" in text
+        and f"{FAULT_LISTENER}://127.0.0.1:{layout.kafka_fault_advertised_port}" in text
+    )
 
 
 def log4j_properties(layout: Layout) -> str:
@@ -245,14 +257,30 @@ def _format_kafka_storage(layout: Layout, say: Progress) -> None:
             raise InfraError(f"kafka.tools.StorageTool random-uuid printed no cluster id:\n{output}")
         cluster_id = ids[-1]
         layout.cluster_id_file.write_text(cluster_id + "\n")
-    say(f"Formatting Kafka storage in {layout.kafka_data} (cluster id {cluster_id}, "
-        f"{len(access.ALL_PRINCIPALS)} SCRAM users) ...")
+    say(
+        f"Formatting Kafka storage in {layout.kafka_data} (cluster id {cluster_id}, {len(access.ALL_PRINCIPALS)} SCRAM users) ..."
+    )
     passwords = {principal: _kafka_password(layout, principal) for principal in access.ALL_PRINCIPALS}
-    scram = [arg for principal, password in passwords.items() for arg in (
-        "--add-scram", f"{access.SCRAM_MECHANISM}=[name={principal},password={password}]")]
-    _run(_java(layout, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-               "-c", str(layout.server_properties), "--standalone", *scram),
-         what="Formatting Kafka storage", secrets=passwords.values())
+    scram = [
+        arg
+        for principal, password in passwords.items()
+        for arg in ("--add-scram", f"{access.SCRAM_MECHANISM}=[name={principal},password={password}]")
+    ]
+    _run(
+        _java(
+            layout,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(layout.server_properties),
+            "--standalone",
+            *scram,
+        ),
+        what="Formatting Kafka storage",
+        secrets=passwords.values(),
+    )
     layout.scram_marker.write_text("SCRAM-SHA-512 credentials were added when this storage was formatted.\n")
 
 
@@ -300,7 +328,11 @@ def _start_kafka(layout: Layout, say: Progress) -> int:
     say(f"Starting Kafka on 127.0.0.1:{layout.kafka_port} (log: {layout.kafka_log}) ...")
     with open(layout.kafka_console_log, "wb") as console:  # this run only: its tail explains a failed start
         proc = subprocess.Popen(
-            cmd, cwd=layout.kafka, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=layout.kafka,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the CLI exiting and the terminal's Ctrl-C
         )
     _DETACHED[proc.pid] = proc  # detached on purpose; kept so it is not reported as leaked
@@ -329,8 +361,10 @@ def _stop_kafka(layout: Layout, say: Progress) -> None:
     say(f"Stopping Kafka (pid {pid}) ...")
     os.kill(pid, signal.SIGTERM)
     alive = Retrying(
-        stop=stop_after_delay(KAFKA_STOP_TIMEOUT_S), wait=wait_fixed(0.2),
-        retry=retry_if_result(bool), retry_error_callback=lambda state: state.outcome.result(),
+        stop=stop_after_delay(KAFKA_STOP_TIMEOUT_S),
+        wait=wait_fixed(0.2),
+        retry=retry_if_result(bool),
+        retry_error_callback=lambda state: state.outcome.result(),
     )(_kafka_alive, layout, pid)
     if alive:
         say(f"Kafka did not stop in {KAFKA_STOP_TIMEOUT_S:.0f} s; killing it (see {layout.kafka_log}).")

@@ -40,8 +40,12 @@ class _KafkaDied(Exception):
 
 @contextlib.asynccontextmanager
 async def _admin(bootstrap: str, request_timeout_ms: int = 15000) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="farmlink-infra",
-                                request_timeout_ms=request_timeout_ms, **kafka_options(settings(), access.ADMIN))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="farmlink-infra",
+        request_timeout_ms=request_timeout_ms,
+        **kafka_options(settings(), access.ADMIN),
+    )
     try:
         await admin.start()
         yield admin
@@ -51,6 +55,7 @@ async def _admin(bootstrap: str, request_timeout_ms: int = 15000) -> AsyncIterat
 
 async def describe_cluster(bootstrap: str, timeout: float = 5.0) -> dict[str, Any]:
     """The cluster's metadata (cluster_id, brokers, ...); raises when no broker answers."""
+
     async def probe() -> dict[str, Any]:
         async with _admin(bootstrap, request_timeout_ms=int(timeout * 1000)) as admin:
             cluster = await admin.describe_cluster()
@@ -63,24 +68,33 @@ async def describe_cluster(bootstrap: str, timeout: float = 5.0) -> dict[str, An
 
 async def _wait_for_kafka(bootstrap: str, layout: Layout | None, pid: int | None) -> dict[str, Any]:
     """Wait until the broker answers; fail fast when the local process dies."""
-    where = (f" See {layout.kafka_log} and {layout.kafka_console_log}. A 'SaslAuthenticationFailed' there means "
-             f"{layout.home}/secrets/kafka-admin no longer matches the credential storage was formatted with "
-             f"(format again: infra/README.md)." if layout else "")
+    where = (
+        f" See {layout.kafka_log} and {layout.kafka_console_log}. A 'SaslAuthenticationFailed' there means "
+        f"{layout.home}/secrets/kafka-admin no longer matches the credential storage was formatted with "
+        f"(format again: infra/README.md)."
+        if layout
+        else ""
+    )
     try:
         async for attempt in AsyncRetrying(
-            stop=stop_after_delay(KAFKA_READY_TIMEOUT_S), wait=wait_fixed(0.5), reraise=True,
+            stop=stop_after_delay(KAFKA_READY_TIMEOUT_S),
+            wait=wait_fixed(0.5),
+            reraise=True,
             retry=retry_if_exception_type((KafkaError, OSError, asyncio.TimeoutError, InfraError)),
         ):
             with attempt:
                 if layout is not None and pid is not None and not _kafka_alive(layout, pid):
-                    raise _KafkaDied(f"Kafka (pid {pid}) exited during startup.{where}\n"
-                                     f"{_tail(layout.kafka_console_log) or _tail(layout.kafka_log)}")
+                    raise _KafkaDied(
+                        f"Kafka (pid {pid}) exited during startup.{where}\n"
+                        f"{_tail(layout.kafka_console_log) or _tail(layout.kafka_log)}"
+                    )
                 return await describe_cluster(bootstrap)
     except _KafkaDied as exc:
         raise InfraError(str(exc)) from None
     except (KafkaError, OSError, asyncio.TimeoutError, InfraError) as exc:
-        raise InfraError(f"Kafka at {bootstrap} did not answer within {KAFKA_READY_TIMEOUT_S:.0f} s "
-                         f"({type(exc).__name__}: {exc}).{where}") from exc
+        raise InfraError(
+            f"Kafka at {bootstrap} did not answer within {KAFKA_READY_TIMEOUT_S:.0f} s ({type(exc).__name__}: {exc}).{where}"
+        ) from exc
     raise AssertionError("unreachable")
 
 
@@ -93,8 +107,13 @@ def topic_configs(topic: Topic) -> dict[str, str]:
     the relay's checkpoints keep the last one per key (compacted)."""
     configs = {"min.insync.replicas": "1"}
     if topic.compacted:  # the last record of each key stays; nothing expires by age or size
-        configs |= {"cleanup.policy": "compact", "segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1",
-                    "retention.ms": "-1", "retention.bytes": "-1"}
+        configs |= {
+            "cleanup.policy": "compact",
+            "segment.ms": str(10 * 60 * 1000),
+            "min.cleanable.dirty.ratio": "0.1",
+            "retention.ms": "-1",
+            "retention.bytes": "-1",
+        }
     elif topic.keep_forever:
         configs |= {"retention.ms": "-1", "retention.bytes": "-1"}
     else:
@@ -112,8 +131,7 @@ def _check_topic_errors(errors: Iterable[tuple[Any, ...]], what: str, ignore: tu
         raise InfraError(f"{what} failed: " + "; ".join(failures))
 
 
-async def create_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS, *,
-                        replication_factor: int = 1) -> list[str]:
+async def create_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS, *, replication_factor: int = 1) -> list[str]:
     """Create the topics that do not exist yet (existing ones are left alone); return the names created."""
     topics = list(topics)
     async with _admin(bootstrap) as admin:
@@ -138,13 +156,16 @@ async def _topic_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> dic
     }
 
 
-async def wait_for_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS,
-                          timeout: float = TOPICS_TIMEOUT_S) -> dict[str, int]:
+async def wait_for_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS, timeout: float = TOPICS_TIMEOUT_S) -> dict[str, int]:
     """Wait until every topic exists with leaders; return their partition counts."""
     names = [t.name for t in topics]
     async with _admin(bootstrap) as admin:
-        async for attempt in AsyncRetrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.25), reraise=True,
-                                           retry=retry_if_exception_type((_NotYet, KafkaError))):
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.25),
+            reraise=True,
+            retry=retry_if_exception_type((_NotYet, KafkaError)),
+        ):
             with attempt:
                 ready = await _topic_partitions(admin, names)
                 if missing := [n for n in names if n not in ready]:
@@ -154,15 +175,15 @@ async def wait_for_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS,
 
 
 async def _wait_until_deleted(admin: AIOKafkaAdminClient, names: set[str], timeout: float) -> None:
-    async for attempt in AsyncRetrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.25), reraise=True,
-                                       retry=retry_if_exception_type(_NotYet)):
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(timeout), wait=wait_fixed(0.25), reraise=True, retry=retry_if_exception_type(_NotYet)
+    ):
         with attempt:
             if left := names & set(await admin.list_topics()):
                 raise _NotYet(f"topics still present after deletion: {', '.join(sorted(left))}")
 
 
-async def reset_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS, *,
-                       timeout: float = TOPICS_TIMEOUT_S) -> None:
+async def reset_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS, *, timeout: float = TOPICS_TIMEOUT_S) -> None:
     """Delete the topics (all their messages), wait until they are gone, create them again."""
     topics = list(topics)
     names = {t.name for t in topics}
@@ -178,5 +199,8 @@ async def reset_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS, *,
 async def _topic_problems(bootstrap: str) -> list[str]:
     """Existing topics whose partition count differs from contracts.topics (never changed automatically)."""
     actual = await wait_for_topics(bootstrap)
-    return [f"{t.name} has {actual[t.name]} partitions, contracts/topics.py says {t.partitions}"
-            for t in TOPICS if actual.get(t.name) != t.partitions]
+    return [
+        f"{t.name} has {actual[t.name]} partitions, contracts/topics.py says {t.partitions}"
+        for t in TOPICS
+        if actual.get(t.name) != t.partitions
+    ]

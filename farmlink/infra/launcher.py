@@ -19,12 +19,21 @@ from events.settings import Settings, settings
 from farmlink.infra.acls import sync_access
 from farmlink.infra.commands import Progress, _log_progress, _run_sync
 from farmlink.infra.kafka import _ensure_kafka_process, _stop_kafka, kafka_pid, kafka_version, read_cluster_id
-from farmlink.infra.kafka_admin import (_admin, _topic_problems, _wait_for_kafka, create_topics, describe_cluster,
-                                        reset_topics)
+from farmlink.infra.kafka_admin import _admin, _topic_problems, _wait_for_kafka, create_topics, describe_cluster, reset_topics
 from farmlink.infra.layout import InfraError, Layout, _launcher_lock
-from farmlink.infra.postgres import (APP_DATABASE, _connect_superuser, _ensure_app_role_and_database,
-                                     _ensure_postgres_running, _stop_postgres, _wait_for_database, drop_schemas,
-                                     ensure_login_roles, login_roles, postgres_version, redact_dsn)
+from farmlink.infra.postgres import (
+    APP_DATABASE,
+    _connect_superuser,
+    _ensure_app_role_and_database,
+    _ensure_postgres_running,
+    _stop_postgres,
+    _wait_for_database,
+    drop_schemas,
+    ensure_login_roles,
+    login_roles,
+    postgres_version,
+    redact_dsn,
+)
 
 
 @dataclass(frozen=True)
@@ -77,16 +86,20 @@ async def _ensure_up(s: Settings, layout: Layout, say: Progress) -> None:
     say(f"PostgreSQL ready: {redact_dsn(s.dsn)}")
     roles = login_roles(s)
     created = await ensure_login_roles(s.dsn, roles)
-    say(f"PostgreSQL roles: {', '.join(roles) or 'none (no DATABASE_URL_<NAME> set)'}"
-        + (f" ({len(created)} created)" if created else ""))
+    say(
+        f"PostgreSQL roles: {', '.join(roles) or 'none (no DATABASE_URL_<NAME> set)'}"
+        + (f" ({len(created)} created)" if created else "")
+    )
     cluster = await _wait_for_kafka(s.bootstrap, None if s.uses_external_kafka else layout, pid)
     say(f"Kafka ready: {s.bootstrap} (cluster {cluster.get('cluster_id')})")
     if s.uses_external_kafka and not (s.kafka_security_protocol or "").upper().startswith("SASL"):
         say("Kafka ACLs: none set (external broker without SASL: KAFKA_SECURITY_PROTOCOL is not SASL_*).")
     else:
         users, created, deleted = await sync_access(s, None if s.uses_external_kafka else layout)
-        say(f"Kafka access: {users} SCRAM users set; ACLs of {len(access.BY_NAME)} principals: {created} created, "
-            f"{deleted} removed, {len(access.acl_bindings()) - created} already there.")
+        say(
+            f"Kafka access: {users} SCRAM users set; ACLs of {len(access.BY_NAME)} principals: {created} created, "
+            f"{deleted} removed, {len(access.acl_bindings()) - created} already there."
+        )
     created = await create_topics(s.bootstrap)
     say(f"Topics: created {len(created)}, {len(TOPICS) - len(created)} already there.")
     for problem in await _topic_problems(s.bootstrap):
@@ -103,8 +116,7 @@ def status() -> InfraStatus:
 async def _kafka_status(s: Settings, layout: Layout) -> dict[str, Any]:
     info: dict[str, Any] = {"kafka_external": s.uses_external_kafka, "bootstrap": s.bootstrap}
     if not s.uses_external_kafka:
-        info |= {"kafka_pid": kafka_pid(layout), "kafka_version": kafka_version(layout),
-                 "cluster_id": read_cluster_id(layout)}
+        info |= {"kafka_pid": kafka_pid(layout), "kafka_version": kafka_version(layout), "cluster_id": read_cluster_id(layout)}
         if info["kafka_pid"] is None:
             return info | {"kafka_running": False, "kafka_error": "not running (farmlink infra up)"}
     try:
@@ -167,11 +179,11 @@ async def _reset_data(s: Settings, layout: Layout, say: Progress) -> None:
     say(f"Deleting and re-creating {len(TOPICS)} topics on {s.bootstrap} ...")
     await reset_topics(s.bootstrap)
     try:
-        conn = await (asyncpg.connect(s.dsn, timeout=10) if s.uses_external_database
-                      else _connect_superuser(layout, APP_DATABASE))
+        conn = await (
+            asyncpg.connect(s.dsn, timeout=10) if s.uses_external_database else _connect_superuser(layout, APP_DATABASE)
+        )
     except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-        raise InfraError(f"PostgreSQL at {redact_dsn(s.dsn)} is not reachable ({exc}); "
-                         f"run `farmlink infra up` first") from exc
+        raise InfraError(f"PostgreSQL at {redact_dsn(s.dsn)} is not reachable ({exc}); run `farmlink infra up` first") from exc
     try:
         dropped = await drop_schemas(conn)
     finally:

@@ -38,8 +38,9 @@ class Layout:
     @classmethod
     def of(cls, s: Settings | None = None) -> Layout:
         s = s or settings()
-        return cls(s.home, s.farmlink_kafka_port, s.farmlink_kafka_controller_port, s.farmlink_postgres_port,
-                   *kafka_fault_listener())
+        return cls(
+            s.home, s.farmlink_kafka_port, s.farmlink_kafka_controller_port, s.farmlink_postgres_port, *kafka_fault_listener()
+        )
 
     kafka = property(lambda self: self.home / "kafka")
     libs = property(lambda self: self.kafka / "libs")
@@ -92,5 +93,6 @@ def kafka_fault_listener() -> tuple[int | None, int | None]:
     try:
         return int(port), int(advertised or port)
     except ValueError as exc:
-        raise InfraError(f"{KAFKA_FAULT_PORT_ENV}={port!r} / {KAFKA_FAULT_ADVERTISED_PORT_ENV}={advertised!r}: "
-                         f"expected port numbers") from exc
+        raise InfraError(
+            f"{KAFKA_FAULT_PORT_ENV}={port!r} / {KAFKA_FAULT_ADVERTISED_PORT_ENV}={advertised!r}: expected port numbers"
+        ) from exc

@@ -63,8 +63,9 @@ def _prepare_pg_dirs(layout: Layout) -> None:
         _chown_to_pg_user(layout.pg, layout.pg_socket_dir, layout.postgres_log)
         _check_pg_user_access(layout)
     if len(str(layout.pg_socket_dir / f".s.PGSQL.{layout.postgres_port}")) > 100:
-        raise InfraError(f"The socket path under {layout.pg_socket_dir} is too long for a unix socket; "
-                         f"set FARMLINK_HOME to a shorter path")
+        raise InfraError(
+            f"The socket path under {layout.pg_socket_dir} is too long for a unix socket; set FARMLINK_HOME to a shorter path"
+        )
 
 
 def _check_pg_user_access(layout: Layout) -> None:
@@ -97,9 +98,21 @@ def _initdb(layout: Layout, say: Progress) -> None:
     if (layout.pg_data / "PG_VERSION").is_file():
         return
     say(f"Creating the PostgreSQL cluster in {layout.pg_data} ...")
-    _run(_pg("initdb", "-D", str(layout.pg_data), "-U", PG_SUPERUSER, "-E", "UTF8", "--locale=C.UTF-8",
-             "--auth-local=trust", "--auth-host=scram-sha-256"),
-         what="initdb")
+    _run(
+        _pg(
+            "initdb",
+            "-D",
+            str(layout.pg_data),
+            "-U",
+            PG_SUPERUSER,
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ),
+        what="initdb",
+    )
     with open(layout.pg_data / "postgresql.conf", "a") as conf:
         conf.write("\n# farmlink: settings managed by farmlink/infra/postgres.py\ninclude_if_exists = 'farmlink.conf'\n")
 
@@ -115,8 +128,12 @@ def postgres_running(layout: Layout) -> bool:
     """Whether the local cluster's postmaster runs (pg_ctl status)."""
     if not (layout.pg_data / "PG_VERSION").is_file():
         return False
-    return subprocess.run(_pg("pg_ctl", "status", "-D", str(layout.pg_data)), stdin=subprocess.DEVNULL,
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            _pg("pg_ctl", "status", "-D", str(layout.pg_data)), stdin=subprocess.DEVNULL, capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def _ensure_postgres_running(layout: Layout, say: Progress) -> None:
@@ -128,8 +145,11 @@ def _ensure_postgres_running(layout: Layout, say: Progress) -> None:
     _write_postgres_conf(layout)
     _check_port_free(layout.postgres_port, "PostgreSQL")
     say(f"Starting PostgreSQL on 127.0.0.1:{layout.postgres_port} (log: {layout.postgres_log}) ...")
-    _run(_pg("pg_ctl", "-D", str(layout.pg_data), "-l", str(layout.postgres_log), "-w", "-t", "60", "start"),
-         what="Starting PostgreSQL", log_file=None)
+    _run(
+        _pg("pg_ctl", "-D", str(layout.pg_data), "-l", str(layout.postgres_log), "-w", "-t", "60", "start"),
+        what="Starting PostgreSQL",
+        log_file=None,
+    )
 
 
 def _stop_postgres(layout: Layout, say: Progress) -> None:
@@ -137,8 +157,10 @@ def _stop_postgres(layout: Layout, say: Progress) -> None:
         say("PostgreSQL: not running.")
         return
     say("Stopping PostgreSQL ...")
-    _run(_pg("pg_ctl", "-D", str(layout.pg_data), "-m", "fast", "-w", "-t", "60", "stop"),
-         what=f"Stopping PostgreSQL (log: {layout.postgres_log})")
+    _run(
+        _pg("pg_ctl", "-D", str(layout.pg_data), "-m", "fast", "-w", "-t", "60", "stop"),
+        what=f"Stopping PostgreSQL (log: {layout.postgres_log})",
+    )
     say("PostgreSQL stopped.")
 
 
@@ -156,8 +178,9 @@ def _literal(value: str) -> str:
 
 async def _connect_superuser(layout: Layout, database: str = "postgres") -> asyncpg.Connection:
     """The local cluster's superuser, over the unix socket only (0700 folder, trust)."""
-    return await asyncpg.connect(host=str(layout.pg_socket_dir), port=layout.postgres_port,
-                                 user=PG_SUPERUSER, database=database, timeout=10)
+    return await asyncpg.connect(
+        host=str(layout.pg_socket_dir), port=layout.postgres_port, user=PG_SUPERUSER, database=database, timeout=10
+    )
 
 
 async def _ensure_app_role_and_database(layout: Layout) -> None:
@@ -206,14 +229,15 @@ async def ensure_login_roles(dsn: str, roles: dict[str, str | None]) -> list[str
         async with conn.transaction():  # one `up` at a time: concurrent GRANTs fail with "tuple concurrently updated"
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('farmlink.roles'))")
             database = await conn.fetchval("SELECT current_database()")
-            can_create = await conn.fetchval(
-                "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user")
+            can_create = await conn.fetchval("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user")
             for role, password in roles.items():
                 exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
                 if not can_create:
                     if not exists:
-                        raise InfraError(f"PostgreSQL role {role!r} does not exist and {redact_dsn(dsn)} may not "
-                                         f"create roles (no CREATEROLE): create it, or give the owner CREATEROLE")
+                        raise InfraError(
+                            f"PostgreSQL role {role!r} does not exist and {redact_dsn(dsn)} may not "
+                            f"create roles (no CREATEROLE): create it, or give the owner CREATEROLE"
+                        )
                     continue
                 secret = f" PASSWORD {_literal(password)}" if password is not None else ""
                 if exists:
@@ -234,14 +258,18 @@ async def ensure_login_roles(dsn: str, roles: dict[str, str | None]) -> list[str
 async def _wait_for_database(dsn: str, timeout: float = DATABASE_READY_TIMEOUT_S) -> str:
     """Wait until the database answers; return its version()."""
     try:
-        async for attempt in AsyncRetrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), reraise=True,
-                                           retry=retry_if_exception_type((OSError, asyncpg.PostgresError,
-                                                                          asyncio.TimeoutError))):
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.5),
+            reraise=True,
+            retry=retry_if_exception_type((OSError, asyncpg.PostgresError, asyncio.TimeoutError)),
+        ):
             with attempt:
                 return await postgres_version(dsn)
     except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-        raise InfraError(f"PostgreSQL at {redact_dsn(dsn)} did not answer within {timeout:.0f} s "
-                         f"({type(exc).__name__}: {exc})") from exc
+        raise InfraError(
+            f"PostgreSQL at {redact_dsn(dsn)} did not answer within {timeout:.0f} s ({type(exc).__name__}: {exc})"
+        ) from exc
     raise AssertionError("unreachable")
 
 

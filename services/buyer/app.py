@@ -27,7 +27,9 @@ runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
 app = runtime.app
 
 BUYERS = Table("buyers", ("buyer_id",), (("buyer_id", "text"), ("name", "text"), ("public_key", "text")))
-ORDERS = Table("orders", ("order_id",), (("order_id", "text"), ("buyer_id", "text"), ("product", "text"), ("cancelled", "boolean")))
+ORDERS = Table(
+    "orders", ("order_id",), (("order_id", "text"), ("buyer_id", "text"), ("product", "text"), ("cancelled", "boolean"))
+)
 
 
 def stream_of(request) -> str:
@@ -50,7 +52,9 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
     uow.absent(BUYERS.name, buyer_ids)
     uow.load(BUYERS.name, {row["buyer_id"]: dict(row) for row in rows})
     if order_ids:
-        rows = await conn.fetch("SELECT order_id, buyer_id, product, cancelled FROM orders WHERE order_id = ANY($1::text[])", order_ids)
+        rows = await conn.fetch(
+            "SELECT order_id, buyer_id, product, cancelled FROM orders WHERE order_id = ANY($1::text[])", order_ids
+        )
         uow.absent(ORDERS.name, order_ids)
         uow.load(ORDERS.name, {row["order_id"]: dict(row) for row in rows})
     await load_keys(conn, uow, producers_of(items))
@@ -102,7 +106,6 @@ HANDLERS = {
     CommitmentOffer: make_commitment,
     **key_handlers(BUYER),
 }
-
 
 
 handle = input_handler(SERVICE, HANDLERS)

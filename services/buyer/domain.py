@@ -26,8 +26,9 @@ def producer_for(buyer_id: str) -> str:
 
 def authenticate(message: InputMessage, buyer_id: str, registered_key: authentication.PartyKey | str | None) -> SignedInput:
     """An input the buyer it names sent and signed with its registered key; the evidence to record."""
-    return authentication.authenticate(message, "buyer", buyer_id, registered_key,
-                                       unknown="; a buyer registers (buyer.registered) before it orders")
+    return authentication.authenticate(
+        message, "buyer", buyer_id, registered_key, unknown="; a buyer registers (buyer.registered) before it orders"
+    )
 
 
 def authenticate_registration(message: InputMessage, registration: BuyerRegistration) -> SignedInput:

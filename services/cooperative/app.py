@@ -26,10 +26,21 @@ SERVICE = "cooperative"
 runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
 app = runtime.app
 
-COOPERATIVES = Table("cooperatives", ("cooperative_id",), (
-    ("cooperative_id", "text"), ("name", "text"), ("county", "text"), ("township", "text"), ("village", "text"),
-    ("public_key", "text")))
-HOUSEHOLDS = Table("households", ("household_id",), (("household_id", "text"), ("cooperative_id", "text"), ("registered_poor", "boolean")))
+COOPERATIVES = Table(
+    "cooperatives",
+    ("cooperative_id",),
+    (
+        ("cooperative_id", "text"),
+        ("name", "text"),
+        ("county", "text"),
+        ("township", "text"),
+        ("village", "text"),
+        ("public_key", "text"),
+    ),
+)
+HOUSEHOLDS = Table(
+    "households", ("household_id",), (("household_id", "text"), ("cooperative_id", "text"), ("registered_poor", "boolean"))
+)
 MEMBERS = "members"  # view only: cooperative id -> {household id: registered_poor}
 
 
@@ -49,13 +60,17 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
     cooperative_ids = list({r.cooperative_id for r in reports if hasattr(r, "cooperative_id")})
     rows = await conn.fetch(
         "SELECT cooperative_id, name, county, township, village, public_key FROM cooperatives WHERE cooperative_id = ANY($1::text[])",
-        cooperative_ids)
+        cooperative_ids,
+    )
     uow.absent(COOPERATIVES.name, cooperative_ids)
     uow.load(COOPERATIVES.name, {row["cooperative_id"]: dict(row) for row in rows})
     household_ids = list({h.household_id for r in reports if isinstance(r, CooperativeRegistration) for h in r.households})
     rows = await conn.fetch(
         """SELECT household_id, cooperative_id, registered_poor FROM households
-           WHERE cooperative_id = ANY($1::text[]) OR household_id = ANY($2::text[])""", cooperative_ids, household_ids)
+           WHERE cooperative_id = ANY($1::text[]) OR household_id = ANY($2::text[])""",
+        cooperative_ids,
+        household_ids,
+    )
     members: dict[str, dict[str, bool]] = {c: {} for c in cooperative_ids}
     for row in rows:
         members.setdefault(row["cooperative_id"], {})[row["household_id"]] = row["registered_poor"]
@@ -70,7 +85,9 @@ def cooperative_of(uow: BatchUnitOfWork, cooperative_id: str) -> domain.Cooperat
     row = uow.get(COOPERATIVES.name, cooperative_id)
     if row is None:
         return None
-    return domain.Cooperative(cooperative_id, row["county"], row["township"], row["village"], dict(uow.get(MEMBERS, cooperative_id) or {}))
+    return domain.Cooperative(
+        cooperative_id, row["county"], row["township"], row["village"], dict(uow.get(MEMBERS, cooperative_id) or {})
+    )
 
 
 def registered_key(uow: BatchUnitOfWork, cooperative_id: str) -> PartyKey | None:
@@ -80,17 +97,32 @@ def registered_key(uow: BatchUnitOfWork, cooperative_id: str) -> PartyKey | None
 
 def register_cooperative(uow: BatchUnitOfWork, decoded: Decoded, message, report: CooperativeRegistration) -> None:
     evidence = domain.authenticate_registration(message, report)
-    taken = {h.household_id: row["cooperative_id"] for h in report.households
-             if (row := uow.get(HOUSEHOLDS.name, h.household_id)) is not None}
+    taken = {
+        h.household_id: row["cooperative_id"]
+        for h in report.households
+        if (row := uow.get(HOUSEHOLDS.name, h.household_id)) is not None
+    }
     exists = uow.get(COOPERATIVES.name, report.cooperative_id) is not None
     event = domain.register(report, exists, taken).model_copy(update={"signed_input": evidence})
     uow.append(stream_of(report), [NewEvent(event)], 0, **ids_of(decoded))
-    uow.put(COOPERATIVES, {"cooperative_id": event.cooperative_id, "name": event.name, "county": event.county,
-                           "township": event.township, "village": event.village, "public_key": event.public_key})
+    uow.put(
+        COOPERATIVES,
+        {
+            "cooperative_id": event.cooperative_id,
+            "name": event.name,
+            "county": event.county,
+            "township": event.township,
+            "village": event.village,
+            "public_key": event.public_key,
+        },
+    )
     assert event.public_key is not None
     keep_key(uow, COOPERATIVE.producer(event.cooperative_id), PartyKey(event.public_key))
     for h in event.households:
-        uow.put(HOUSEHOLDS, {"household_id": h.household_id, "cooperative_id": event.cooperative_id, "registered_poor": h.registered_poor})
+        uow.put(
+            HOUSEHOLDS,
+            {"household_id": h.household_id, "cooperative_id": event.cooperative_id, "registered_poor": h.registered_poor},
+        )
     uow.set(MEMBERS, event.cooperative_id, {h.household_id: h.registered_poor for h in event.households})
 
 
@@ -114,7 +146,6 @@ HANDLERS = {
     HarvestReport: record_harvest,
     **key_handlers(COOPERATIVE),
 }
-
 
 
 handle = input_handler(SERVICE, HANDLERS)

@@ -94,7 +94,9 @@ def record_harvest(report: HarvestReport, cooperative: Cooperative | None, alrea
     for index, contribution in enumerate(report.contributions):
         where = f"payload.contributions.{index}"
         if contribution.household_id not in known.households:
-            raise Rejection(f"{where}.household_id: household {contribution.household_id} is not a member of {known.cooperative_id}")
+            raise Rejection(
+                f"{where}.household_id: household {contribution.household_id} is not a member of {known.cooperative_id}"
+            )
         if contribution.household_id in seen:
             raise Rejection(f"{where}.household_id: household {contribution.household_id} is listed twice")
         seen.add(contribution.household_id)
@@ -110,4 +112,6 @@ def record_harvest(report: HarvestReport, cooperative: Cooperative | None, alrea
     if total != report.quantity:
         raise Rejection(f"payload.contributions: contributions add up to {total}, not the lot quantity {report.quantity}")
     fields = report.model_dump(exclude={"contributions"})
-    return HarvestRecorded(**fields, county=known.county, township=known.township, village=known.village, contributions=tuple(contributions))
+    return HarvestRecorded(
+        **fields, county=known.county, township=known.township, village=known.village, contributions=tuple(contributions)
+    )

@@ -24,8 +24,11 @@ from services.gateway.doors import Refused, admit, read
 from services.gateway.metrics import DOOR, exposition, health_families
 from services.gateway.office_routes import add_office_routes
 from services.gateway.streams import sse, stream
-SIGNED = {"401": {"description": "no proof of the party, or one that does not hold (the reason names the header)"},
-          "403": {"description": "the proven party is not the one whose data this is"}}
+
+SIGNED = {
+    "401": {"description": "no proof of the party, or one that does not hold (the reason names the header)"},
+    "403": {"description": "the proven party is not the one whose data this is"},
+}
 
 
 def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, start: bool = True) -> FastAPI:
@@ -45,11 +48,14 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
             if start:
                 await backend.close()
 
-    app = FastAPI(title="farmlink gateway", version="1",
-                  description="Post signed inputs; read receipts, offers, a buyer's fills and commitments, a cooperative's "
-                              "lots. Party data needs a signed request (Farmlink-Party, Farmlink-Timestamp, "
-                              "Farmlink-Signature; services/gateway/README.md).",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="farmlink gateway",
+        version="1",
+        description="Post signed inputs; read receipts, offers, a buyer's fills and commitments, a cooperative's "
+        "lots. Party data needs a signed request (Farmlink-Party, Farmlink-Timestamp, "
+        "Farmlink-Signature; services/gateway/README.md).",
+        lifespan=lifespan,
+    )
     app.state.backend = backend
 
     async def proven(request: Request, kind: str, party_id: str) -> str:
@@ -67,19 +73,25 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
             raise HTTPException(403, f"{who} may not read the data of {wanted}")
         return who
 
-    @app.post("/v1/inputs", status_code=202, responses={
-        "400": {"description": "the body is not an input message the owning service would take; the reason names the field"},
-        "401": {"description": "the signature does not verify with the key registered for the producer"},
-        "403": {"description": "not an input a cooperative or buyer signs (market prices, settlement desk)"},
-        "413": {"description": "over the services' 256 KiB input limit"},
-        "503": {"description": "Kafka did not take it; post the same bytes again"}})
+    @app.post(
+        "/v1/inputs",
+        status_code=202,
+        responses={
+            "400": {"description": "the body is not an input message the owning service would take; the reason names the field"},
+            "401": {"description": "the signature does not verify with the key registered for the producer"},
+            "403": {"description": "not an input a cooperative or buyer signs (market prices, settlement desk)"},
+            "413": {"description": "over the services' 256 KiB input limit"},
+            "503": {"description": "Kafka did not take it; post the same bytes again"},
+        },
+    )
     async def post_input(request: Request) -> dict:
         """Publish one signed input message (the JSON a Kafka producer sends) to its owning service's input topic."""
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_INPUT_BYTES:
             DOOR.labels("invalid", "refused").inc()
-            return JSONResponse({"detail": f"message of {length} bytes is over the {MAX_INPUT_BYTES}-byte input limit"},
-                                status_code=413)
+            return JSONResponse(
+                {"detail": f"message of {length} bytes is over the {MAX_INPUT_BYTES}-byte input limit"}, status_code=413
+            )
         body = await request.body()
         try:
             posted = read(body)
@@ -93,11 +105,20 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
             await backend.publish(posted.topic, posted.key, body)
         except Exception as error:  # Kafka unreachable or refusing: the client may post the same bytes again
             DOOR.labels(message.type, "unpublished").inc()
-            return JSONResponse({"detail": f"Kafka did not take the input ({type(error).__name__}: {error}); post the "
-                                           f"same message again: its message id makes a repeat harmless"}, status_code=503)
+            return JSONResponse(
+                {
+                    "detail": f"Kafka did not take the input ({type(error).__name__}: {error}); post the "
+                    f"same message again: its message id makes a repeat harmless"
+                },
+                status_code=503,
+            )
         DOOR.labels(message.type, "published").inc()
-        return {"message_id": message.message_id, "correlation_id": message.correlation_id, "topic": posted.topic,
-                "receipt": f"/v1/receipts/{message.message_id}"}
+        return {
+            "message_id": message.message_id,
+            "correlation_id": message.correlation_id,
+            "topic": posted.topic,
+            "receipt": f"/v1/receipts/{message.message_id}",
+        }
 
     @app.get("/v1/receipts/{message_id}", responses={**SIGNED, "404": {"description": "no receipt yet, or not posted here"}})
     async def get_receipts(message_id: str, request: Request) -> dict:
@@ -110,8 +131,9 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
             raise HTTPException(403, f"{who} may not read the receipts of {producer}'s message")
         receipts = await backend.receipts(message_id)
         if not receipts:
-            raise HTTPException(404, f"no receipt yet for message {message_id}: ask again in a moment",
-                                headers={"Retry-After": "1"})
+            raise HTTPException(
+                404, f"no receipt yet for message {message_id}: ask again in a moment", headers={"Retry-After": "1"}
+            )
         return {"message_id": message_id, "receipts": receipts}
 
     @app.get("/v1/offers")
@@ -125,8 +147,12 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
         return sse(stream(request, backend, None, 0))
 
     @app.get("/v1/buyers/{buyer_id}/fills", responses=SIGNED)
-    async def get_fills(buyer_id: str, request: Request, after: int = Query(0, ge=0, description="only fills after this seq"),
-                        limit: int = Query(1000, ge=1, le=10000, description="at most this many")) -> dict:
+    async def get_fills(
+        buyer_id: str,
+        request: Request,
+        after: int = Query(0, ge=0, description="only fills after this seq"),
+        limit: int = Query(1000, ge=1, le=10000, description="at most this many"),
+    ) -> dict:
         """The buyer's fills in the order the gateway recorded them (`seq`), each with its price basis and revenue."""
         await proven(request, "buyer", buyer_id)
         return {"buyer_id": buyer_id, "fills": await backend.fills(buyer_id, after, limit)}
@@ -138,9 +164,13 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
         return {"buyer_id": buyer_id, "commitments": await backend.commitments(buyer_id)}
 
     @app.get("/v1/buyers/{buyer_id}/stream", response_class=StreamingResponse, responses=SIGNED)
-    async def stream_buyer(buyer_id: str, request: Request,
-                           after: int | None = Query(None, ge=0, description="replay fills after this seq (default: new ones only; "
-                                                                              "Last-Event-ID wins)")) -> StreamingResponse:
+    async def stream_buyer(
+        buyer_id: str,
+        request: Request,
+        after: int | None = Query(
+            None, ge=0, description="replay fills after this seq (default: new ones only; Last-Event-ID wins)"
+        ),
+    ) -> StreamingResponse:
         """Server-Sent Events: the buyer's `fill` events (id = seq; reconnect with Last-Event-ID) and every `offer` event."""
         await proven(request, "buyer", buyer_id)
         last = request.headers.get("Last-Event-ID")
@@ -164,8 +194,14 @@ def create_app(backend: Any = None, on_ready: Callable[[], None] | None = None, 
     async def readyz() -> JSONResponse:
         """Kafka, PostgreSQL and every service's consumer group (members, lag), and each service's outbox."""
         health = await backend.probe.health()
-        body = {"ready": health.ready, "kafka": health.kafka, "postgres": health.postgres, "problems": health.problems,
-                "consumer_groups": [vars(g) for g in health.groups], "outboxes": [vars(o) for o in health.outboxes]}
+        body = {
+            "ready": health.ready,
+            "kafka": health.kafka,
+            "postgres": health.postgres,
+            "problems": health.problems,
+            "consumer_groups": [vars(g) for g in health.groups],
+            "outboxes": [vars(o) for o in health.outboxes],
+        }
         return JSONResponse(body, status_code=200 if health.ready else 503)
 
     @app.get("/metrics", response_class=Response)
@@ -187,4 +223,3 @@ def _type_of(body: bytes) -> str:
     except Exception:
         return "invalid"
     return kind if kind in INPUT_TYPES else "invalid"
-

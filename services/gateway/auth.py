@@ -66,8 +66,10 @@ def signed_request(headers) -> SignedRequest:
     for name in (PARTY_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER):
         value = headers.get(name)
         if not value:
-            raise Unauthenticated(f"{name}: missing; sign the request with your registered key "
-                                  f"({PARTY_HEADER}, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER}; see services/gateway/README.md)")
+            raise Unauthenticated(
+                f"{name}: missing; sign the request with your registered key "
+                f"({PARTY_HEADER}, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER}; see services/gateway/README.md)"
+            )
         values[name] = value
     return SignedRequest(values[PARTY_HEADER], values[TIMESTAMP_HEADER], values[SIGNATURE_HEADER])
 
@@ -76,23 +78,29 @@ def verify_request(proof: SignedRequest, method: str, target: str, public_key: s
     """The party a request proves (its `kind:id`); Unauthenticated naming the header and why otherwise."""
     parse_party(proof.party)
     if public_key is None:
-        raise Unauthenticated(f"{PARTY_HEADER}: {proof.party} has no registered key here (not registered, "
-                              f"or its registration has not reached the gateway yet)")
+        raise Unauthenticated(
+            f"{PARTY_HEADER}: {proof.party} has no registered key here (not registered, "
+            f"or its registration has not reached the gateway yet)"
+        )
     try:
         stamp = int(proof.timestamp)
     except ValueError:
         raise Unauthenticated(f"{TIMESTAMP_HEADER}: {proof.timestamp!r} is not whole Unix seconds") from None
     if abs(now - stamp) > MAX_SKEW_S:
-        raise Unauthenticated(f"{TIMESTAMP_HEADER}: {stamp} is {int(now - stamp)} s from the gateway's clock "
-                              f"(at most {MAX_SKEW_S} s either way)")
+        raise Unauthenticated(
+            f"{TIMESTAMP_HEADER}: {stamp} is {int(now - stamp)} s from the gateway's clock (at most {MAX_SKEW_S} s either way)"
+        )
     try:
         raw = _unb64url(proof.signature, 64)
     except ValueError as error:
         raise Unauthenticated(f"{SIGNATURE_HEADER}: malformed: {error}") from None
     try:
         Ed25519PublicKey.from_public_bytes(_unb64url(public_key, 32)).verify(
-            raw, request_bytes(method, target, proof.timestamp, proof.party))
+            raw, request_bytes(method, target, proof.timestamp, proof.party)
+        )
     except InvalidSignature:
-        raise Unauthenticated(f"{SIGNATURE_HEADER}: does not verify with the key registered for {proof.party} "
-                              f"(signed bytes: farmlink-request-v1, method, path and query, timestamp, party)") from None
+        raise Unauthenticated(
+            f"{SIGNATURE_HEADER}: does not verify with the key registered for {proof.party} "
+            f"(signed bytes: farmlink-request-v1, method, path and query, timestamp, party)"
+        ) from None
     return proof.party

@@ -93,13 +93,27 @@ class Backend:
         self.office_token: str | None = None
         # FastStream's Prometheus middleware: the projection consumer's batches and the posted inputs' publishes
         # (faststream_* series on /metrics, app_name farmlink-gateway).
-        self.broker = KafkaBroker(self.config.bootstrap, client_id="farmlink-gateway", enable_idempotence=True,
-                                  security=kafka_security(self.config, GATEWAY), allow_auto_create_topics=False,
-                                  middlewares=(KafkaPrometheusMiddleware(registry=REGISTRY, app_name="farmlink-gateway"),))
+        self.broker = KafkaBroker(
+            self.config.bootstrap,
+            client_id="farmlink-gateway",
+            enable_idempotence=True,
+            security=kafka_security(self.config, GATEWAY),
+            allow_auto_create_topics=False,
+            middlewares=(KafkaPrometheusMiddleware(registry=REGISTRY, app_name="farmlink-gateway"),),
+        )
         subscriber = self.broker.subscriber(
-            *projection.TOPICS, group_id=GROUP, batch=True, max_records=500, batch_timeout_ms=20, fetch_max_wait_ms=20,
-            auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, parser=tolerant_parser,
-            isolation_level="read_committed")
+            *projection.TOPICS,
+            group_id=GROUP,
+            batch=True,
+            max_records=500,
+            batch_timeout_ms=20,
+            fetch_max_wait_ms=20,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=raw_body,
+            parser=tolerant_parser,
+            isolation_level="read_committed",
+        )
         subscriber(self._on_records)
 
     async def _on_records(self, body: list[bytes], message: KafkaMessage) -> None:
@@ -115,8 +129,7 @@ class Backend:
         role = await self.pool.fetchval("SELECT current_user")
         owner = await asyncpg.connect(self.config.dsn)
         try:
-            await migrate(owner, SCHEMA, [("services/gateway", SQL)], service_role=role,
-                          readers=(self.config.role_of(AUDITOR),))
+            await migrate(owner, SCHEMA, [("services/gateway", SQL)], service_role=role, readers=(self.config.role_of(AUDITOR),))
         except MigrationChanged as refused:  # an applied migration was edited: say so, no traceback
             await self.pool.close()
             raise SystemExit(f"the gateway cannot start: {refused}") from None
@@ -147,8 +160,12 @@ class Backend:
         await self.broker.publish(value, topic, key=key)
 
     async def record_posted(self, message_id: str, producer: str, input_type: str) -> None:
-        await self._db.execute("INSERT INTO gateway.posted (message_id, producer, type) VALUES ($1, $2, $3) "
-                               "ON CONFLICT DO NOTHING", message_id, producer, input_type)
+        await self._db.execute(
+            "INSERT INTO gateway.posted (message_id, producer, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            message_id,
+            producer,
+            input_type,
+        )
 
     # -- reads ----------------------------------------------------------------------------------
     @property
@@ -164,42 +181,63 @@ class Backend:
         return await self._db.fetchval("SELECT producer FROM gateway.posted WHERE message_id = $1", message_id)
 
     async def receipts(self, message_id: str) -> list[dict]:
-        rows = await self._db.fetch("SELECT receipt::text FROM gateway.receipts WHERE message_id = $1 ORDER BY service, status",
-                                    message_id)
+        rows = await self._db.fetch(
+            "SELECT receipt::text FROM gateway.receipts WHERE message_id = $1 ORDER BY service, status", message_id
+        )
         return [orjson.loads(row[0]) for row in rows]
 
     async def offers(self) -> list[dict]:
         rows = await self._db.fetch(
             "SELECT lot_id, product, grade, cooperative_id, county, township, quantity_left, available_from, expires_on "
-            "FROM gateway.offers WHERE open ORDER BY product, lot_id")
+            "FROM gateway.offers WHERE open ORDER BY product, lot_id"
+        )
         return [projection.fill_row_json(row) for row in rows]
 
     async def fills(self, buyer_id: str, after: int = 0, limit: int = 1000) -> list[dict]:
-        rows = await self._db.fetch("SELECT * FROM gateway.fills WHERE buyer_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                                    buyer_id, after, limit)
+        rows = await self._db.fetch(
+            "SELECT * FROM gateway.fills WHERE buyer_id = $1 AND seq > $2 ORDER BY seq LIMIT $3", buyer_id, after, limit
+        )
         return [projection.fill_row_json(row) for row in rows]
 
     async def last_fill(self, buyer_id: str) -> int:
         return await self._db.fetchval("SELECT COALESCE(max(seq), 0) FROM gateway.fills WHERE buyer_id = $1", buyer_id)
 
     async def commitments(self, buyer_id: str) -> list[dict]:
-        commitments = await self._db.fetch("SELECT commitment_id, terms::text FROM gateway.commitments WHERE buyer_id = $1 "
-                                           "ORDER BY commitment_id", buyer_id)
+        commitments = await self._db.fetch(
+            "SELECT commitment_id, terms::text FROM gateway.commitments WHERE buyer_id = $1 ORDER BY commitment_id", buyer_id
+        )
         activations = await self._db.fetch(
-            "SELECT * FROM gateway.fills WHERE buyer_id = $1 AND outlet_kind = 'commitment' ORDER BY seq", buyer_id)
+            "SELECT * FROM gateway.fills WHERE buyer_id = $1 AND outlet_kind = 'commitment' ORDER BY seq", buyer_id
+        )
         by_commitment: dict[str, list[dict]] = {}
         for row in activations:
             fill = projection.fill_row_json(row)
-            by_commitment.setdefault(row["outlet_id"], []).append({
-                name: fill[name] for name in ("fill_id", "lot_id", "cooperative_id", "quantity", "price_as_of",
-                                              "market_price_fen", "floor_price_fen", "unit_price_fen", "price_basis",
-                                              "revenue_fen", "committed_at")})
-        return [{**orjson.loads(row["terms"]), "activations": by_commitment.get(row["commitment_id"], [])}
-                for row in commitments]
+            by_commitment.setdefault(row["outlet_id"], []).append(
+                {
+                    name: fill[name]
+                    for name in (
+                        "fill_id",
+                        "lot_id",
+                        "cooperative_id",
+                        "quantity",
+                        "price_as_of",
+                        "market_price_fen",
+                        "floor_price_fen",
+                        "unit_price_fen",
+                        "price_basis",
+                        "revenue_fen",
+                        "committed_at",
+                    )
+                }
+            )
+        return [{**orjson.loads(row["terms"]), "activations": by_commitment.get(row["commitment_id"], [])} for row in commitments]
 
     async def lots(self, cooperative_id: str) -> list[dict]:
-        lots = await self._db.fetch("SELECT lot_id, product, grade, quantity, available_from, expires_on, contributions::text "
-                                    "FROM gateway.lots WHERE cooperative_id = $1 ORDER BY lot_id", cooperative_id)
+        lots = await self._db.fetch(
+            "SELECT lot_id, product, grade, quantity, available_from, expires_on, contributions::text "
+            "FROM gateway.lots WHERE cooperative_id = $1 ORDER BY lot_id",
+            cooperative_id,
+        )
         fills = await self._db.fetch("SELECT * FROM gateway.fills WHERE cooperative_id = $1 ORDER BY seq", cooperative_id)
         by_lot: dict[str, list[dict]] = {}
         for row in fills:
@@ -212,9 +250,15 @@ class Backend:
                 for household, fen in fill["household_income_fen"].items():
                     income[household] = income.get(household, 0) + fen
             lot = projection.fill_row_json({k: v for k, v in row.items() if k != "contributions"})
-            result.append({**lot, "contributions": orjson.loads(row["contributions"]), "fills": lot_fills,
-                           "household_income_fen": dict(sorted(income.items())),
-                           "revenue_fen": sum(f["revenue_fen"] for f in lot_fills)})
+            result.append(
+                {
+                    **lot,
+                    "contributions": orjson.loads(row["contributions"]),
+                    "fills": lot_fills,
+                    "household_income_fen": dict(sorted(income.items())),
+                    "revenue_fen": sum(f["revenue_fen"] for f in lot_fills),
+                }
+            )
         return result
 
     async def office_view(self) -> dict:

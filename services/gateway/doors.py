@@ -66,8 +66,11 @@ def read(body: bytes) -> Posted:
         raise Refused(400, describe(error)) from None
     message, payload = decoded.item
     if INPUT_OWNER[message.type] not in GATEWAY_OWNERS:
-        raise Refused(403, f"type: {message.type} is not a cooperative's or buyer's input; the gateway takes only "
-                           f"those (price feeds and settlement desks publish on Kafka)")
+        raise Refused(
+            403,
+            f"type: {message.type} is not a cooperative's or buyer's input; the gateway takes only "
+            f"those (price feeds and settlement desks publish on Kafka)",
+        )
     kind = producer_kind(message.type)
     assert kind is not None
     return Posted(message, payload, kind, party_id_of(message.type, payload.model_dump()))

@@ -19,8 +19,12 @@ from prometheus_client.registry import Collector
 
 from services.gateway.ops import Health
 
-DOOR = Counter("farmlink_gateway_inputs", "Inputs posted to the gateway, by input type and outcome at the door "
-               "(published to the owning input topic, or refused with 4xx)", ("type", "outcome"))
+DOOR = Counter(
+    "farmlink_gateway_inputs",
+    "Inputs posted to the gateway, by input type and outcome at the door "
+    "(published to the owning input topic, or refused with 4xx)",
+    ("type", "outcome"),
+)
 
 
 class _Families(Collector):
@@ -32,34 +36,41 @@ class _Families(Collector):
 
 
 async def projection_families(conn: asyncpg.Connection) -> list:
-    receipts = CounterMetricFamily("farmlink_receipts", "Receipts the services sent, by service and status "
-                                   "(accepted, rejected, journaled, fill_recorded)", labels=("service", "status"))
+    receipts = CounterMetricFamily(
+        "farmlink_receipts",
+        "Receipts the services sent, by service and status (accepted, rejected, journaled, fill_recorded)",
+        labels=("service", "status"),
+    )
     for row in await conn.fetch("SELECT service, status, count(*) AS n FROM gateway.receipts GROUP BY 1, 2 ORDER BY 1, 2"):
         receipts.add_metric((row["service"], row["status"]), row["n"])
-    dead = CounterMetricFamily("farmlink_dead_letters", "Messages dead-lettered, by the consumer that refused them",
-                               labels=("consumer",))
+    dead = CounterMetricFamily(
+        "farmlink_dead_letters", "Messages dead-lettered, by the consumer that refused them", labels=("consumer",)
+    )
     for row in await conn.fetch("SELECT consumer, count FROM gateway.dead_letters ORDER BY 1"):
         dead.add_metric((row["consumer"],), row["count"])
     fills = CounterMetricFamily("farmlink_fills", "Fills the matcher made, by price basis", labels=("price_basis",))
     fen = CounterMetricFamily("farmlink_fill_fen", "Revenue of the fills in fen, by price basis", labels=("price_basis",))
-    for row in await conn.fetch("SELECT price_basis, count(*) AS n, COALESCE(sum(revenue_fen), 0) AS fen "
-                                "FROM gateway.fills GROUP BY 1 ORDER BY 1"):
+    for row in await conn.fetch(
+        "SELECT price_basis, count(*) AS n, COALESCE(sum(revenue_fen), 0) AS fen FROM gateway.fills GROUP BY 1 ORDER BY 1"
+    ):
         fills.add_metric((row["price_basis"],), row["n"])
         fen.add_metric((row["price_basis"],), int(row["fen"]))
     return [receipts, dead, fills, fen]
 
 
 def health_families(health: Health) -> list:
-    lag = GaugeMetricFamily("farmlink_consumer_group_lag", "Records not yet committed by the group, over its partitions",
-                            labels=("group",))
+    lag = GaugeMetricFamily(
+        "farmlink_consumer_group_lag", "Records not yet committed by the group, over its partitions", labels=("group",)
+    )
     members = GaugeMetricFamily("farmlink_consumer_group_members", "Members of the consumer group", labels=("group",))
     for group in health.groups:
         members.add_metric((group.group,), group.members)
         if group.lag is not None:
             lag.add_metric((group.group,), group.lag)
     depth = GaugeMetricFamily("farmlink_outbox_depth", "Rows waiting in the service's outbox", labels=("service",))
-    age = GaugeMetricFamily("farmlink_outbox_oldest_age_seconds", "Age of the oldest row in the service's outbox",
-                            labels=("service",))
+    age = GaugeMetricFamily(
+        "farmlink_outbox_oldest_age_seconds", "Age of the oldest row in the service's outbox", labels=("service",)
+    )
     for outbox in health.outboxes:
         depth.add_metric((outbox.service,), outbox.depth)
         age.add_metric((outbox.service,), outbox.oldest_age_s)

@@ -24,8 +24,22 @@ from services.gateway.projection import fill_row_json, plain
 RECENT_FILLS = 50
 TOKEN_ENV = "FARMLINK_OFFICE_TOKEN"
 SECRET_NAME = "gateway-office"
-FILL_COLUMNS = ("seq", "fill_id", "buyer_id", "cooperative_id", "lot_id", "product", "grade", "outlet_kind", "outlet_id",
-                "quantity", "unit_price_fen", "price_basis", "revenue_fen", "committed_at")
+FILL_COLUMNS = (
+    "seq",
+    "fill_id",
+    "buyer_id",
+    "cooperative_id",
+    "lot_id",
+    "product",
+    "grade",
+    "outlet_kind",
+    "outlet_id",
+    "quantity",
+    "unit_price_fen",
+    "price_basis",
+    "revenue_fen",
+    "committed_at",
+)
 
 
 def office_token(config: Settings) -> str:
@@ -55,34 +69,71 @@ def commitment_rows(commitments: list[dict[str, Any]], activations: list[dict[st
     for terms in commitments:
         fills = sorted(by_commitment.get(terms["commitment_id"], []), key=lambda f: (f["price_as_of"] or "", f["seq"]))
         above = sum((above_market_fen(f) for f in fills), Decimal(0))
-        rows.append({
-            **{k: terms.get(k) for k in ("commitment_id", "buyer_id", "product", "min_grade", "floor_price_fen", "reference_market",
-                                         "valid_from", "valid_to", "cap_quantity")},
-            "fills": [{k: f[k] for k in ("seq", "fill_id", "lot_id", "cooperative_id", "grade", "quantity", "price_as_of", "market_price_fen",
-                                         "floor_price_fen", "unit_price_fen", "price_basis", "revenue_fen")} for f in fills],
-            "activations": sum(1 for f in fills if f["price_basis"] == "floor"),
-            "quantity": plain(sum((Decimal(f["quantity"]) for f in fills), Decimal(0))),
-            "revenue_fen": sum(f["revenue_fen"] for f in fills),
-            "above_market_fen": plain(above),
-        })
+        rows.append(
+            {
+                **{
+                    k: terms.get(k)
+                    for k in (
+                        "commitment_id",
+                        "buyer_id",
+                        "product",
+                        "min_grade",
+                        "floor_price_fen",
+                        "reference_market",
+                        "valid_from",
+                        "valid_to",
+                        "cap_quantity",
+                    )
+                },
+                "fills": [
+                    {
+                        k: f[k]
+                        for k in (
+                            "seq",
+                            "fill_id",
+                            "lot_id",
+                            "cooperative_id",
+                            "grade",
+                            "quantity",
+                            "price_as_of",
+                            "market_price_fen",
+                            "floor_price_fen",
+                            "unit_price_fen",
+                            "price_basis",
+                            "revenue_fen",
+                        )
+                    }
+                    for f in fills
+                ],
+                "activations": sum(1 for f in fills if f["price_basis"] == "floor"),
+                "quantity": plain(sum((Decimal(f["quantity"]) for f in fills), Decimal(0))),
+                "revenue_fen": sum(f["revenue_fen"] for f in fills),
+                "above_market_fen": plain(above),
+            }
+        )
     return rows
 
 
 def plan_rows(plans: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    return [{**dict(row), "planned_area_mu": plain(row["planned_area_mu"]), "planted_area_mu": plain(row["planted_area_mu"])}
-            for row in plans]
+    return [
+        {**dict(row), "planned_area_mu": plain(row["planned_area_mu"]), "planted_area_mu": plain(row["planted_area_mu"])}
+        for row in plans
+    ]
 
 
 async def fills_after(db: asyncpg.Pool | asyncpg.Connection, after: int, limit: int = 1000) -> list[dict[str, Any]]:
     """Every buyer's fills after `after` in the gateway's order (`seq`)."""
-    rows = await db.fetch(f"SELECT {', '.join(FILL_COLUMNS)} FROM gateway.fills WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit)
+    rows = await db.fetch(
+        f"SELECT {', '.join(FILL_COLUMNS)} FROM gateway.fills WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit
+    )
     return [fill_row_json(row) for row in rows]
 
 
 async def recent_fills(db: asyncpg.Pool | asyncpg.Connection, limit: int = RECENT_FILLS) -> list[dict[str, Any]]:
     """The last `limit` fills, oldest first."""
-    rows = await db.fetch(f"SELECT * FROM (SELECT {', '.join(FILL_COLUMNS)} FROM gateway.fills ORDER BY seq DESC LIMIT $1) f "
-                          "ORDER BY seq", limit)
+    rows = await db.fetch(
+        f"SELECT * FROM (SELECT {', '.join(FILL_COLUMNS)} FROM gateway.fills ORDER BY seq DESC LIMIT $1) f ORDER BY seq", limit
+    )
     return [fill_row_json(row) for row in rows]
 
 
@@ -135,13 +186,27 @@ async def view(db: asyncpg.Pool, offers: list[dict[str, Any]]) -> dict[str, Any]
     async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         last_seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM gateway.fills")
         fills = await recent_fills(conn)
-        terms = [orjson.loads(row[0]) for row in await conn.fetch("SELECT terms::text FROM gateway.commitments ORDER BY commitment_id")]
-        activations = [fill_row_json(row) for row in await conn.fetch(
-            "SELECT seq, fill_id, lot_id, cooperative_id, grade, outlet_id, quantity, price_as_of, market_price_fen, floor_price_fen, "
-            "unit_price_fen, price_basis, revenue_fen FROM gateway.fills WHERE outlet_kind = 'commitment' ORDER BY seq")]
+        terms = [
+            orjson.loads(row[0]) for row in await conn.fetch("SELECT terms::text FROM gateway.commitments ORDER BY commitment_id")
+        ]
+        activations = [
+            fill_row_json(row)
+            for row in await conn.fetch(
+                "SELECT seq, fill_id, lot_id, cooperative_id, grade, outlet_id, quantity, price_as_of, market_price_fen, floor_price_fen, "
+                "unit_price_fen, price_basis, revenue_fen FROM gateway.fills WHERE outlet_kind = 'commitment' ORDER BY seq"
+            )
+        ]
         villages = [dict(row) for row in await conn.fetch(VILLAGES)]
         plans = plan_rows(await conn.fetch(PLANS))
         pairings = [dict(row) for row in await conn.fetch(PAIRINGS)]
         projects = [dict(row) for row in await conn.fetch(PROJECTS)]
-    return {"last_seq": last_seq, "offers": offers, "fills": fills, "commitments": commitment_rows(terms, activations),
-            "villages": villages, "plans": plans, "pairings": pairings, "projects": projects}
+    return {
+        "last_seq": last_seq,
+        "offers": offers,
+        "fills": fills,
+        "commitments": commitment_rows(terms, activations),
+        "villages": villages,
+        "plans": plans,
+        "pairings": pairings,
+        "projects": projects,
+    }

@@ -24,13 +24,21 @@ from services.gateway.streams import sse, stream
 
 STATIC = Path(__file__).parent / "static"
 FILES = {"office.js": "text/javascript; charset=utf-8", "office.css": "text/css; charset=utf-8"}
-ICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2f9e44"/>'
-        b'<path d="M4 11 L8 4 L12 11 Z" fill="#fff"/></svg>')
+ICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2f9e44"/>'
+    b'<path d="M4 11 L8 4 L12 11 Z" fill="#fff"/></svg>'
+)
 COOKIE = "farmlink_office"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-                "Cache-Control": "no-store"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 LANGS = ("en", "zh")
 TITLES = {"en": "Yanhe production-market pairing office", "zh": "沿河产销对接办公室"}
 OFFICE = {"401": {"description": "no office token (sign in at `POST /v1/office/session`, or `Authorization: Bearer`)"}}
@@ -95,8 +103,11 @@ def add_office_routes(app: FastAPI, backend: Any) -> None:
 
     def require_office(request: Request) -> None:
         if not office(request):
-            raise HTTPException(401, "office data: sign in with the office token (POST /v1/office/session) or send "
-                                     "Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "office data: sign in with the office token (POST /v1/office/session) or send Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request, lang: str | None = Query(None)) -> HTMLResponse:
@@ -143,8 +154,9 @@ def add_office_routes(app: FastAPI, backend: Any) -> None:
         return await backend.office_view()
 
     @app.get("/v1/office/stream", response_class=StreamingResponse, responses=OFFICE)
-    async def office_stream(request: Request, after: int = Query(0, ge=0, description="fills after this seq (Last-Event-ID wins)")
-                            ) -> StreamingResponse:
+    async def office_stream(
+        request: Request, after: int = Query(0, ge=0, description="fills after this seq (Last-Event-ID wins)")
+    ) -> StreamingResponse:
         """Server-Sent Events: every buyer's `fill` (id = seq), `offer` events, and `office` when the figures may have moved."""
         require_office(request)
         last = request.headers.get("Last-Event-ID")

@@ -60,8 +60,11 @@ def _librdkafka_config(bootstrap: str, options: dict) -> dict:
     """aiokafka's login options (events.settings.kafka_options) as librdkafka's configuration."""
     config = {"bootstrap.servers": bootstrap, "security.protocol": options.get("security_protocol", "PLAINTEXT")}
     if options.get("sasl_mechanism"):
-        config |= {"sasl.mechanism": options["sasl_mechanism"], "sasl.username": options.get("sasl_plain_username", ""),
-                   "sasl.password": options.get("sasl_plain_password", "")}
+        config |= {
+            "sasl.mechanism": options["sasl_mechanism"],
+            "sasl.username": options.get("sasl_plain_username", ""),
+            "sasl.password": options.get("sasl_plain_password", ""),
+        }
     return config
 
 
@@ -74,8 +77,9 @@ class KafkaProbe:
         # members come from confluent-kafka's admin client (librdkafka), with the same login.
         self.describer = AdminClient(_librdkafka_config(bootstrap, options))
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **options)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5000,
-                                         **options)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5000, **options
+        )
 
     async def start(self) -> None:
         await self.admin.start()
@@ -120,7 +124,8 @@ async def outboxes(conn: asyncpg.Connection) -> list[OutboxState]:
         row = await conn.fetchrow(
             f'''SELECT count(*) AS depth,
                        COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at)), 0)::float8 AS age
-                FROM "{schema}".outbox o LEFT JOIN "{schema}".events e ON e.event_id = o.event_id''')
+                FROM "{schema}".outbox o LEFT JOIN "{schema}".events e ON e.event_id = o.event_id'''
+        )
         states.append(OutboxState(schema, row["depth"], row["age"] if row["depth"] else 0.0))
     return states
 

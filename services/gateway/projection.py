@@ -18,10 +18,26 @@ from contracts.buyer import BuyerRegistered, CommitmentMade
 from contracts.cooperative import CooperativeRegistered, HarvestRecorded, PlantingRecorded
 from contracts.inputs import Receipt
 from contracts.matching import FillMade, OfferClosed, OfferOpened, OfferShrunk
-from contracts.parties import BuyerKeyRevoked, BuyerKeyRotated, CooperativeKeyRevoked, CooperativeKeyRotated, KeyRevoked, KeyRotated
+from contracts.parties import (
+    BuyerKeyRevoked,
+    BuyerKeyRotated,
+    CooperativeKeyRevoked,
+    CooperativeKeyRotated,
+    KeyRevoked,
+    KeyRotated,
+)
 from contracts.settlement import PaymentMade, PlanRecorded
 from contracts.pairing import PairingRegistered, ProjectMilestoneReached, ProjectRegistered, SupportDelivered
-from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, PAIRING_EVENTS, RECEIPTS, SETTLEMENT_EVENTS
+from contracts.topics import (
+    BUYER_EVENTS,
+    COOPERATIVE_EVENTS,
+    DEAD_LETTER,
+    FILLS,
+    OFFERS,
+    PAIRING_EVENTS,
+    RECEIPTS,
+    SETTLEMENT_EVENTS,
+)
 from events.codec import decode_event
 from events.consumer import Decoded, Delivery
 from events.unit import BatchUnitOfWork, Consumer, Table
@@ -30,38 +46,134 @@ CONSUMER = "gateway"
 TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, PAIRING_EVENTS, RECEIPTS, DEAD_LETTER)
 """What the gateway subscribes to (events/access.py grants it exactly these, and the relay's checkpoints)."""
 
-PARTIES = Table("parties", ("party",), (("party", "text"), ("kind", "text"), ("party_id", "text"), ("name", "text"),
-                                        ("public_key", "text"), ("revoked", "text")))
-HOUSEHOLDS = Table("households", ("household_id",), (("household_id", "text"), ("cooperative_id", "text"),
-                                                     ("village", "text"), ("registered_poor", "boolean"),
-                                                     ("county", "text"), ("township", "text")))
-LOTS = Table("lots", ("lot_id",), (("lot_id", "text"), ("cooperative_id", "text"), ("product", "text"), ("grade", "text"),
-                                   ("quantity", "numeric"), ("available_from", "date"), ("expires_on", "date"),
-                                   ("contributions", "jsonb")))
-OFFER_ROWS = Table("offers", ("lot_id",), (("lot_id", "text"), ("product", "text"), ("grade", "text"),
-                                           ("cooperative_id", "text"), ("county", "text"), ("township", "text"),
-                                           ("quantity_left", "numeric"), ("available_from", "date"), ("expires_on", "date"),
-                                           ("open", "boolean")))
-FILL_ROWS = Table("fills", ("fill_id",), (
-    ("fill_id", "text"), ("buyer_id", "text"), ("cooperative_id", "text"), ("lot_id", "text"), ("product", "text"),
-    ("grade", "text"), ("outlet_kind", "text"), ("outlet_id", "text"), ("quantity", "numeric"), ("unit_price_fen", "bigint"),
-    ("price_basis", "text"), ("revenue_fen", "bigint"), ("household_income_fen", "jsonb"), ("floor_price_fen", "bigint"),
-    ("market_price_fen", "bigint"), ("price_as_of", "date"), ("position", "bigint"), ("committed_at", "timestamptz")))
-COMMITMENTS = Table("commitments", ("commitment_id",), (("commitment_id", "text"), ("buyer_id", "text"), ("product", "text"),
-                                                       ("terms", "jsonb")))
-RECEIPT_ROWS = Table("receipts", ("message_id", "service", "status"), (("message_id", "text"), ("service", "text"),
-                                                                       ("status", "text"), ("receipt", "jsonb")))
-PLANTINGS = Table("plantings", ("planting_id",), (("planting_id", "text"), ("cooperative_id", "text"), ("county", "text"),
-                                                 ("township", "text"), ("product", "text"), ("area_mu", "numeric")))
-PLANS = Table("plans", ("plan_id",), (("plan_id", "text"), ("county", "text"), ("township", "text"), ("product", "text"),
-                                      ("area_mu", "numeric"), ("target_household_income_fen", "bigint")))
+PARTIES = Table(
+    "parties",
+    ("party",),
+    (("party", "text"), ("kind", "text"), ("party_id", "text"), ("name", "text"), ("public_key", "text"), ("revoked", "text")),
+)
+HOUSEHOLDS = Table(
+    "households",
+    ("household_id",),
+    (
+        ("household_id", "text"),
+        ("cooperative_id", "text"),
+        ("village", "text"),
+        ("registered_poor", "boolean"),
+        ("county", "text"),
+        ("township", "text"),
+    ),
+)
+LOTS = Table(
+    "lots",
+    ("lot_id",),
+    (
+        ("lot_id", "text"),
+        ("cooperative_id", "text"),
+        ("product", "text"),
+        ("grade", "text"),
+        ("quantity", "numeric"),
+        ("available_from", "date"),
+        ("expires_on", "date"),
+        ("contributions", "jsonb"),
+    ),
+)
+OFFER_ROWS = Table(
+    "offers",
+    ("lot_id",),
+    (
+        ("lot_id", "text"),
+        ("product", "text"),
+        ("grade", "text"),
+        ("cooperative_id", "text"),
+        ("county", "text"),
+        ("township", "text"),
+        ("quantity_left", "numeric"),
+        ("available_from", "date"),
+        ("expires_on", "date"),
+        ("open", "boolean"),
+    ),
+)
+FILL_ROWS = Table(
+    "fills",
+    ("fill_id",),
+    (
+        ("fill_id", "text"),
+        ("buyer_id", "text"),
+        ("cooperative_id", "text"),
+        ("lot_id", "text"),
+        ("product", "text"),
+        ("grade", "text"),
+        ("outlet_kind", "text"),
+        ("outlet_id", "text"),
+        ("quantity", "numeric"),
+        ("unit_price_fen", "bigint"),
+        ("price_basis", "text"),
+        ("revenue_fen", "bigint"),
+        ("household_income_fen", "jsonb"),
+        ("floor_price_fen", "bigint"),
+        ("market_price_fen", "bigint"),
+        ("price_as_of", "date"),
+        ("position", "bigint"),
+        ("committed_at", "timestamptz"),
+    ),
+)
+COMMITMENTS = Table(
+    "commitments", ("commitment_id",), (("commitment_id", "text"), ("buyer_id", "text"), ("product", "text"), ("terms", "jsonb"))
+)
+RECEIPT_ROWS = Table(
+    "receipts",
+    ("message_id", "service", "status"),
+    (("message_id", "text"), ("service", "text"), ("status", "text"), ("receipt", "jsonb")),
+)
+PLANTINGS = Table(
+    "plantings",
+    ("planting_id",),
+    (
+        ("planting_id", "text"),
+        ("cooperative_id", "text"),
+        ("county", "text"),
+        ("township", "text"),
+        ("product", "text"),
+        ("area_mu", "numeric"),
+    ),
+)
+PLANS = Table(
+    "plans",
+    ("plan_id",),
+    (
+        ("plan_id", "text"),
+        ("county", "text"),
+        ("township", "text"),
+        ("product", "text"),
+        ("area_mu", "numeric"),
+        ("target_household_income_fen", "bigint"),
+    ),
+)
 INCOMES = Table("incomes", ("household_id", "product"), (("household_id", "text"), ("product", "text"), ("paid_fen", "bigint")))
-PAIRINGS = Table("pairings", ("pairing_id",), (("pairing_id", "text"), ("kind", "text"), ("helper", "text"), ("helped", "text"),
-                                              ("helped_kind", "text"), ("helped_township", "text"), ("team", "text")))
-SUPPORT = Table("support", ("delivery_id",), (("delivery_id", "text"), ("pairing_id", "text"), ("kind", "text"), ("value_fen", "bigint")))
-PROJECTS = Table("projects", ("project_id",), (("project_id", "text"), ("name", "text"), ("owner_team", "text"), ("due_on", "date")))
-MILESTONES = Table("milestones", ("project_id", "milestone_id"), (("project_id", "text"), ("milestone_id", "text"), ("due_on", "date"),
-                                                                  ("reached_on", "date")))
+PAIRINGS = Table(
+    "pairings",
+    ("pairing_id",),
+    (
+        ("pairing_id", "text"),
+        ("kind", "text"),
+        ("helper", "text"),
+        ("helped", "text"),
+        ("helped_kind", "text"),
+        ("helped_township", "text"),
+        ("team", "text"),
+    ),
+)
+SUPPORT = Table(
+    "support", ("delivery_id",), (("delivery_id", "text"), ("pairing_id", "text"), ("kind", "text"), ("value_fen", "bigint"))
+)
+PROJECTS = Table(
+    "projects", ("project_id",), (("project_id", "text"), ("name", "text"), ("owner_team", "text"), ("due_on", "date"))
+)
+MILESTONES = Table(
+    "milestones",
+    ("project_id", "milestone_id"),
+    (("project_id", "text"), ("milestone_id", "text"), ("due_on", "date"), ("reached_on", "date")),
+)
 DEAD_LETTERS = Table("dead_letters", ("consumer",), (("consumer", "text"), ("count", "bigint")))
 
 
@@ -83,18 +195,43 @@ def party(kind: str, party_id: str) -> str:
 
 def keep_cooperative(uow: BatchUnitOfWork, envelope, event: CooperativeRegistered) -> None:
     if event.public_key is not None:
-        uow.insert(PARTIES, {"party": party("cooperative", event.cooperative_id), "kind": "cooperative",
-                             "party_id": event.cooperative_id, "name": event.name, "public_key": event.public_key,
-                             "revoked": None})
+        uow.insert(
+            PARTIES,
+            {
+                "party": party("cooperative", event.cooperative_id),
+                "kind": "cooperative",
+                "party_id": event.cooperative_id,
+                "name": event.name,
+                "public_key": event.public_key,
+                "revoked": None,
+            },
+        )
     for h in event.households:
-        uow.insert(HOUSEHOLDS, {"household_id": h.household_id, "cooperative_id": event.cooperative_id,
-                                "village": event.village, "registered_poor": h.registered_poor, "county": event.county,
-                                "township": event.township})
+        uow.insert(
+            HOUSEHOLDS,
+            {
+                "household_id": h.household_id,
+                "cooperative_id": event.cooperative_id,
+                "village": event.village,
+                "registered_poor": h.registered_poor,
+                "county": event.county,
+                "township": event.township,
+            },
+        )
 
 
 def keep_buyer(uow: BatchUnitOfWork, envelope, event: BuyerRegistered) -> None:
-    uow.insert(PARTIES, {"party": party("buyer", event.buyer_id), "kind": "buyer", "party_id": event.buyer_id,
-                         "name": event.name, "public_key": event.public_key, "revoked": None})
+    uow.insert(
+        PARTIES,
+        {
+            "party": party("buyer", event.buyer_id),
+            "kind": "buyer",
+            "party_id": event.buyer_id,
+            "name": event.name,
+            "public_key": event.public_key,
+            "revoked": None,
+        },
+    )
 
 
 def rotate_key(uow: BatchUnitOfWork, envelope, event: KeyRotated) -> None:
@@ -110,21 +247,52 @@ def revoke_key(uow: BatchUnitOfWork, envelope, event: KeyRevoked) -> None:
 
 
 def keep_lot(uow: BatchUnitOfWork, envelope, event: HarvestRecorded) -> None:
-    contributions = [{"household_id": c.household_id, "quantity": plain(c.quantity), "registered_poor": c.registered_poor}
-                     for c in event.contributions]
-    uow.insert(LOTS, {"lot_id": event.lot_id, "cooperative_id": event.cooperative_id, "product": event.product,
-                      "grade": event.grade, "quantity": event.quantity, "available_from": event.available_from,
-                      "expires_on": event.expires_on, "contributions": json.dumps(contributions)})
+    contributions = [
+        {"household_id": c.household_id, "quantity": plain(c.quantity), "registered_poor": c.registered_poor}
+        for c in event.contributions
+    ]
+    uow.insert(
+        LOTS,
+        {
+            "lot_id": event.lot_id,
+            "cooperative_id": event.cooperative_id,
+            "product": event.product,
+            "grade": event.grade,
+            "quantity": event.quantity,
+            "available_from": event.available_from,
+            "expires_on": event.expires_on,
+            "contributions": json.dumps(contributions),
+        },
+    )
 
 
 def keep_planting(uow: BatchUnitOfWork, envelope, event: PlantingRecorded) -> None:
-    uow.insert(PLANTINGS, {"planting_id": event.planting_id, "cooperative_id": event.cooperative_id, "county": event.county,
-                           "township": event.township, "product": event.product, "area_mu": event.area_mu})
+    uow.insert(
+        PLANTINGS,
+        {
+            "planting_id": event.planting_id,
+            "cooperative_id": event.cooperative_id,
+            "county": event.county,
+            "township": event.township,
+            "product": event.product,
+            "area_mu": event.area_mu,
+        },
+    )
 
 
 def keep_plan(uow: BatchUnitOfWork, envelope, event: PlanRecorded) -> None:
-    uow.put(PLANS, {"plan_id": event.plan_id, "county": event.county, "township": event.township, "product": event.product,
-                    "area_mu": event.area_mu, "target_household_income_fen": event.target_household_income_fen}, view=False)
+    uow.put(
+        PLANS,
+        {
+            "plan_id": event.plan_id,
+            "county": event.county,
+            "township": event.township,
+            "product": event.product,
+            "area_mu": event.area_mu,
+            "target_household_income_fen": event.target_household_income_fen,
+        },
+        view=False,
+    )
 
 
 def keep_payment(uow: BatchUnitOfWork, envelope, event: PaymentMade) -> None:
@@ -134,25 +302,55 @@ def keep_payment(uow: BatchUnitOfWork, envelope, event: PaymentMade) -> None:
 
 def keep_commitment(uow: BatchUnitOfWork, envelope, event: CommitmentMade) -> None:
     terms = event.model_dump(mode="json", exclude={"signed_input"})
-    uow.insert(COMMITMENTS, {"commitment_id": event.commitment_id, "buyer_id": event.buyer_id, "product": event.product,
-                             "terms": json.dumps(terms)})
+    uow.insert(
+        COMMITMENTS,
+        {"commitment_id": event.commitment_id, "buyer_id": event.buyer_id, "product": event.product, "terms": json.dumps(terms)},
+    )
 
 
 def keep_fill(uow: BatchUnitOfWork, envelope, event: FillMade) -> None:
-    uow.insert(FILL_ROWS, {
-        "fill_id": event.fill_id, "buyer_id": event.buyer_id, "cooperative_id": event.cooperative_id, "lot_id": event.lot_id,
-        "product": event.product, "grade": event.grade, "outlet_kind": event.outlet_kind, "outlet_id": event.outlet_id,
-        "quantity": event.quantity, "unit_price_fen": event.unit_price_fen, "price_basis": event.price_basis,
-        "revenue_fen": event.revenue_fen, "household_income_fen": json.dumps(event.household_income_fen),
-        "floor_price_fen": event.floor_price_fen, "market_price_fen": event.market_price_fen, "price_as_of": event.price_as_of,
-        "position": event.position, "committed_at": envelope.occurred_at})
+    uow.insert(
+        FILL_ROWS,
+        {
+            "fill_id": event.fill_id,
+            "buyer_id": event.buyer_id,
+            "cooperative_id": event.cooperative_id,
+            "lot_id": event.lot_id,
+            "product": event.product,
+            "grade": event.grade,
+            "outlet_kind": event.outlet_kind,
+            "outlet_id": event.outlet_id,
+            "quantity": event.quantity,
+            "unit_price_fen": event.unit_price_fen,
+            "price_basis": event.price_basis,
+            "revenue_fen": event.revenue_fen,
+            "household_income_fen": json.dumps(event.household_income_fen),
+            "floor_price_fen": event.floor_price_fen,
+            "market_price_fen": event.market_price_fen,
+            "price_as_of": event.price_as_of,
+            "position": event.position,
+            "committed_at": envelope.occurred_at,
+        },
+    )
 
 
 def open_offer(uow: BatchUnitOfWork, envelope, event: OfferOpened) -> None:
-    uow.put(OFFER_ROWS, {"lot_id": event.lot_id, "product": event.product, "grade": event.grade,
-                         "cooperative_id": event.cooperative_id, "county": event.county, "township": event.township,
-                         "quantity_left": event.quantity_left, "available_from": event.available_from,
-                         "expires_on": event.expires_on, "open": True}, view=False)
+    uow.put(
+        OFFER_ROWS,
+        {
+            "lot_id": event.lot_id,
+            "product": event.product,
+            "grade": event.grade,
+            "cooperative_id": event.cooperative_id,
+            "county": event.county,
+            "township": event.township,
+            "quantity_left": event.quantity_left,
+            "available_from": event.available_from,
+            "expires_on": event.expires_on,
+            "open": True,
+        },
+        view=False,
+    )
 
 
 def shrink_offer(uow: BatchUnitOfWork, envelope, event: OfferShrunk) -> None:
@@ -174,8 +372,15 @@ def keep_support(uow: BatchUnitOfWork, envelope, event: SupportDelivered) -> Non
 def keep_project(uow: BatchUnitOfWork, envelope, event: ProjectRegistered) -> None:
     uow.insert(PROJECTS, {name: getattr(event, name) for name in PROJECTS.column_names})
     for milestone in event.milestones:
-        uow.insert(MILESTONES, {"project_id": event.project_id, "milestone_id": milestone.milestone_id, "due_on": milestone.due_on,
-                                "reached_on": None})
+        uow.insert(
+            MILESTONES,
+            {
+                "project_id": event.project_id,
+                "milestone_id": milestone.milestone_id,
+                "due_on": milestone.due_on,
+                "reached_on": None,
+            },
+        )
 
 
 def reach_milestone(uow: BatchUnitOfWork, envelope, event: ProjectMilestoneReached) -> None:
@@ -207,8 +412,16 @@ EVENT_HANDLERS = {
 
 
 def keep_receipt(uow: BatchUnitOfWork, receipt: Receipt) -> None:
-    uow.put(RECEIPT_ROWS, {"message_id": receipt.message_id, "service": receipt.service, "status": receipt.status,
-                           "receipt": receipt.model_dump_json()}, view=False)
+    uow.put(
+        RECEIPT_ROWS,
+        {
+            "message_id": receipt.message_id,
+            "service": receipt.service,
+            "status": receipt.status,
+            "receipt": receipt.model_dump_json(),
+        },
+        view=False,
+    )
 
 
 def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:

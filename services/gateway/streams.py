@@ -21,8 +21,9 @@ Fills = Callable[[int], Awaitable[list[dict]]]
 
 
 def sse(events: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 async def stream(request: Request, backend: Any, fills: Fills | None, cursor: int, office: bool = False) -> AsyncIterator[bytes]:

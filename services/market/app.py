@@ -34,21 +34,37 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
     """The feeds' keys and the heads of the streams the batch appends to."""
     requests = [item.item[1] for item in items]
     await load_keys(conn, uow, producers_of(items))
-    await uow.load_heads(conn, [
-        *(price_stream(r.product) for r in requests if isinstance(r, MarketPriceReport)),
-        *(feed_stream(r.market) for r in requests if isinstance(r, PriceFeedRegistration)),
-        *key_streams(items)])
+    await uow.load_heads(
+        conn,
+        [
+            *(price_stream(r.product) for r in requests if isinstance(r, MarketPriceReport)),
+            *(feed_stream(r.market) for r in requests if isinstance(r, PriceFeedRegistration)),
+            *key_streams(items),
+        ],
+    )
 
 
 def register_feed(uow: BatchUnitOfWork, decoded: Decoded, message, registration: PriceFeedRegistration) -> None:
-    register_party(uow, decoded, message, PRICE_FEED, registration.market, registration.public_key,
-                   lambda key: PriceFeedRegistered(market=registration.market, name=registration.name, public_key=key),
-                   feed_stream(registration.market))
+    register_party(
+        uow,
+        decoded,
+        message,
+        PRICE_FEED,
+        registration.market,
+        registration.public_key,
+        lambda key: PriceFeedRegistered(market=registration.market, name=registration.name, public_key=key),
+        feed_stream(registration.market),
+    )
 
 
 def observe_price(uow: BatchUnitOfWork, decoded: Decoded, message, report: MarketPriceReport) -> None:
-    evidence = authenticate(message, PRICE_FEED.name, report.market, key_of(uow, PRICE_FEED.producer(report.market)),
-                            unknown="; a market's price feed registers (price_feed.registered) before it reports prices")
+    evidence = authenticate(
+        message,
+        PRICE_FEED.name,
+        report.market,
+        key_of(uow, PRICE_FEED.producer(report.market)),
+        unknown="; a market's price feed registers (price_feed.registered) before it reports prices",
+    )
     observed = MarketPriceObserved(**report.model_dump(), signed_input=evidence)
     uow.append(price_stream(observed.product), [NewEvent(observed)], None, **ids_of(decoded))
 

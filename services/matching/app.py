@@ -55,10 +55,23 @@ books: dict[str, LiveBook] = {}
 BOOK = "book"  # view: product -> its LiveBook
 
 
-OFFERS = Table("offers", ("lot_id",), (
-    ("lot_id", "text"), ("product", "text"), ("grade", "text"), ("cooperative_id", "text"), ("county", "text"),
-    ("township", "text"), ("quantity_left", "numeric"), ("available_from", "date"), ("expires_on", "date"), ("open", "boolean"),
-    ("opened_by_journal_seq", "integer")))
+OFFERS = Table(
+    "offers",
+    ("lot_id",),
+    (
+        ("lot_id", "text"),
+        ("product", "text"),
+        ("grade", "text"),
+        ("cooperative_id", "text"),
+        ("county", "text"),
+        ("township", "text"),
+        ("quantity_left", "numeric"),
+        ("available_from", "date"),
+        ("expires_on", "date"),
+        ("open", "boolean"),
+        ("opened_by_journal_seq", "integer"),
+    ),
+)
 
 
 async def load_book(conn: asyncpg.Connection, product: str) -> LiveBook:
@@ -72,14 +85,17 @@ async def load_book(conn: asyncpg.Connection, product: str) -> LiveBook:
     rows = await conn.fetch(
         "SELECT event_type, CASE WHEN event_type = 'InputJournaled' THEN payload::text END AS payload, stream_version "
         "FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version",
-        stream_id, version,
+        stream_id,
+        version,
     )
     for row in rows:
         if row["event_type"] == "InputJournaled":
             entry = json.loads(row["payload"])
             if entry["journal_seq"] != book.journal_seq + 1:
-                raise RuntimeError(f"{stream_id}: journal entry {entry['journal_seq']} at version {row['stream_version']} "
-                                   f"where {book.journal_seq + 1} was due")
+                raise RuntimeError(
+                    f"{stream_id}: journal entry {entry['journal_seq']} at version {row['stream_version']} "
+                    f"where {book.journal_seq + 1} was due"
+                )
             book.process(fact_from(entry["source_event_type"], entry["fact"]))
     live = LiveBook(book, rows[-1]["stream_version"] if rows else version)
     books[product] = live
@@ -88,8 +104,11 @@ async def load_book(conn: asyncpg.Connection, product: str) -> LiveBook:
 
 async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[Decoded]) -> None:
     """The books of the products the batch names (from memory, or rebuilt) and their streams' heads."""
-    products = list(dict.fromkeys(item.item[1].product for item in items
-                                  if item.item[0] is not None and item.item[0].event_type in JOURNALED_TYPES))
+    products = list(
+        dict.fromkeys(
+            item.item[1].product for item in items if item.item[0] is not None and item.item[0].event_type in JOURNALED_TYPES
+        )
+    )
     for product in products:
         uow.load(BOOK, {product: await load_book(conn, product)})
     await uow.load_heads(conn, [market_stream(p) for p in products])
@@ -111,11 +130,25 @@ def handle(uow: BatchUnitOfWork, decoded: Decoded) -> None:
     outcomes = live.book.process(fact_from(envelope.event_type, fact_payload))
     new_events = [
         *([] if adoption is None else [adoption]),
-        journal_entry(product, live.book.journal_seq, str(envelope.event_id), envelope.event_type, envelope.schema_version,
-                      fact_payload, at, rules_version=live.book.rules_version),
+        journal_entry(
+            product,
+            live.book.journal_seq,
+            str(envelope.event_id),
+            envelope.event_type,
+            envelope.schema_version,
+            fact_payload,
+            at,
+            rules_version=live.book.rules_version,
+        ),
         *(outcome_event(outcome, index, at) for index, outcome in enumerate(outcomes)),
     ]
-    uow.append(market_stream(product), new_events, live.version, correlation_id=envelope.correlation_id, causation_id=str(envelope.event_id))
+    uow.append(
+        market_stream(product),
+        new_events,
+        live.version,
+        correlation_id=envelope.correlation_id,
+        causation_id=str(envelope.event_id),
+    )
     live.version += len(new_events)
     snapshots.maybe_snapshot(uow, live.book, live.version)
     project_offers(uow, outcomes)
@@ -137,11 +170,23 @@ def project_offers(uow: BatchUnitOfWork, outcomes: list) -> None:
     """Keep the offers table in step: buyers read what is open and how much is left."""
     for outcome in outcomes:
         if isinstance(outcome, OfferOpened):
-            uow.put(OFFERS, {
-                "lot_id": outcome.lot_id, "product": outcome.product, "grade": outcome.grade, "cooperative_id": outcome.cooperative_id,
-                "county": outcome.county, "township": outcome.township, "quantity_left": outcome.quantity_left,
-                "available_from": outcome.available_from, "expires_on": outcome.expires_on, "open": True,
-                "opened_by_journal_seq": outcome.journal_seq}, view=False)
+            uow.put(
+                OFFERS,
+                {
+                    "lot_id": outcome.lot_id,
+                    "product": outcome.product,
+                    "grade": outcome.grade,
+                    "cooperative_id": outcome.cooperative_id,
+                    "county": outcome.county,
+                    "township": outcome.township,
+                    "quantity_left": outcome.quantity_left,
+                    "available_from": outcome.available_from,
+                    "expires_on": outcome.expires_on,
+                    "open": True,
+                    "opened_by_journal_seq": outcome.journal_seq,
+                },
+                view=False,
+            )
         elif isinstance(outcome, OfferShrunk):
             uow.patch(OFFERS, outcome.lot_id, {"quantity_left": outcome.quantity_left})
         elif isinstance(outcome, OfferClosed):
@@ -160,8 +205,11 @@ def decode(delivery: Delivery) -> Decoded:
         if stamp is None:
             raise ValueError(f"{SEQUENCE_MARKERS}: a marker without a valid sequence header")
         marker = json.loads(delivery.value)
-        return Decoded((None, None), message_id=f"marker:{stamp.run}/{stamp.product}/{stamp.seq}",
-                       correlation_id=str(marker.get("message_id") or stamp.run))
+        return Decoded(
+            (None, None),
+            message_id=f"marker:{stamp.run}/{stamp.product}/{stamp.seq}",
+            correlation_id=str(marker.get("message_id") or stamp.run),
+        )
     return decode_event(delivery)
 
 

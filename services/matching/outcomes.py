@@ -26,8 +26,16 @@ def fill_id(fill: Fill) -> uuid.UUID:
     return derived_id("fill", fill.product, fill.lot_id, fill.outlet_kind, fill.outlet_id, fill.position)
 
 
-def journal_entry(product: str, seq: int, source_event_id: str, source_type: str, version: int, fact: dict[str, Any], at: datetime,
-                  rules_version: int = 1) -> NewEvent:
+def journal_entry(
+    product: str,
+    seq: int,
+    source_event_id: str,
+    source_type: str,
+    version: int,
+    fact: dict[str, Any],
+    at: datetime,
+    rules_version: int = 1,
+) -> NewEvent:
     """The journal entry of one input, decided under `rules_version`."""
     entry = InputJournaled(
         product=product,
@@ -98,7 +106,9 @@ def outcome_event(outcome: object, index: int, at: datetime) -> NewEvent:
             journal_seq=outcome.journal_seq,
         )
     elif isinstance(outcome, Shrunk):
-        model = OfferShrunk(lot_id=outcome.lot_id, product=outcome.product, quantity_left=outcome.quantity_left, journal_seq=outcome.journal_seq)
+        model = OfferShrunk(
+            lot_id=outcome.lot_id, product=outcome.product, quantity_left=outcome.quantity_left, journal_seq=outcome.journal_seq
+        )
     elif isinstance(outcome, Closed):
         model = OfferClosed(lot_id=outcome.lot_id, product=outcome.product, journal_seq=outcome.journal_seq)
     else:

@@ -36,8 +36,11 @@ SNAPSHOT_EVERY = int(os.environ.get("FARMLINK_SNAPSHOT_EVERY", "10000"))
 COMPRESSION_LEVEL = 1
 """zlib level of the stored state: the fastest; the JSON shrinks about four times even so."""
 
-SNAPSHOTS = Table("snapshots", ("product", "journal_seq"), (
-    ("product", "text"), ("journal_seq", "integer"), ("stream_version", "integer"), ("state", "bytea"), ("digest", "text")))
+SNAPSHOTS = Table(
+    "snapshots",
+    ("product", "journal_seq"),
+    (("product", "text"), ("journal_seq", "integer"), ("stream_version", "integer"), ("state", "bytea"), ("digest", "text")),
+)
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,13 @@ def snapshot_data(state: bytes) -> bytes:
 def snapshot_row(book: Book, stream_version: int) -> dict:
     """The row of `snapshots` for a book as it stands after journal entry `book.journal_seq`."""
     data = snapshot_bytes(book)
-    return {"product": book.product, "journal_seq": book.journal_seq, "stream_version": stream_version,
-            "state": stored_state(data), "digest": digest_of(data)}
+    return {
+        "product": book.product,
+        "journal_seq": book.journal_seq,
+        "stream_version": stream_version,
+        "state": stored_state(data),
+        "digest": digest_of(data),
+    }
 
 
 def due(book: Book, every: int | None = None) -> bool:
@@ -80,8 +88,14 @@ def maybe_snapshot(uow: BatchUnitOfWork, book: Book, stream_version: int) -> Non
     started = time.perf_counter()
     row = snapshot_row(book, stream_version)
     uow.insert(SNAPSHOTS, row)
-    log.info("snapshot of %s at journal_seq %d (stream version %d): %d bytes stored, %.2f s",
-             book.product, book.journal_seq, stream_version, len(row["state"]), time.perf_counter() - started)
+    log.info(
+        "snapshot of %s at journal_seq %d (stream version %d): %d bytes stored, %.2f s",
+        book.product,
+        book.journal_seq,
+        stream_version,
+        len(row["state"]),
+        time.perf_counter() - started,
+    )
 
 
 async def latest(conn: asyncpg.Connection, product: str, stream_id: str) -> Snapshot | None:
@@ -108,11 +122,17 @@ async def latest(conn: asyncpg.Connection, product: str, stream_id: str) -> Snap
         "SELECT (SELECT (payload->>'journal_seq')::int FROM events WHERE stream_id = $1 AND event_type = 'InputJournaled' "
         "        AND stream_version <= $2 ORDER BY stream_version DESC LIMIT 1) AS entry_seq, "
         "       EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2) AS head_ok",
-        stream_id, row["stream_version"])
+        stream_id,
+        row["stream_version"],
+    )
     entry_seq, head_ok = place["entry_seq"], place["head_ok"]
     if entry_seq != row["journal_seq"] or not head_ok:
-        log.error("%s does not stand at its place in %s (stream version %d); replaying the whole journal",
-                  where, stream_id, row["stream_version"])
+        log.error(
+            "%s does not stand at its place in %s (stream version %d); replaying the whole journal",
+            where,
+            stream_id,
+            row["stream_version"],
+        )
         return None
     try:
         book = book_from_snapshot(data, loads=orjson.loads)

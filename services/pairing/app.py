@@ -11,9 +11,19 @@ from pathlib import Path
 import asyncpg
 from faststream.kafka import KafkaMessage
 
-from contracts.inputs import (MilestoneReport, PairingOfficeRegistration, PairingRegistration, ProblemClosure, ProblemReport,
-                              ProjectRegistration, RectificationReport, SupervisionRound, SupportDelivery, SupportPromise,
-                              party_id_of)
+from contracts.inputs import (
+    MilestoneReport,
+    PairingOfficeRegistration,
+    PairingRegistration,
+    ProblemClosure,
+    ProblemReport,
+    ProjectRegistration,
+    RectificationReport,
+    SupervisionRound,
+    SupportDelivery,
+    SupportPromise,
+    party_id_of,
+)
 from contracts.pairing import PairingOfficeRegistered
 from contracts.parties import PAIRING_OFFICE
 from contracts.signing import SignedInput
@@ -30,18 +40,60 @@ SERVICE = "pairing"
 runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
 app = runtime.app
 
-PAIRINGS = Table("pairings", ("pairing_id",), (
-    ("pairing_id", "text"), ("kind", "text"), ("helper", "text"), ("helper_kind", "text"), ("helped", "text"),
-    ("helped_kind", "text"), ("helped_township", "text"), ("team", "text")))
-SUPPORT = Table("support", ("delivery_id",), (
-    ("delivery_id", "text"), ("pairing_id", "text"), ("kind", "text"), ("quantity", "numeric"), ("value_fen", "bigint"),
-    ("delivered_on", "date"), ("to_cooperative_id", "text"), ("to_village", "text"), ("note", "text")))
-PROJECTS = Table("projects", ("project_id",), (
-    ("project_id", "text"), ("name", "text"), ("owner_team", "text"), ("target", "text"), ("due_on", "date"),
-    ("pairing_id", "text"), ("product", "text")))
-MILESTONES = Table("milestones", ("project_id", "milestone_id"), (
-    ("project_id", "text"), ("milestone_id", "text"), ("name", "text"), ("due_on", "date"), ("reached_on", "date"),
-    ("evidence", "text")))
+PAIRINGS = Table(
+    "pairings",
+    ("pairing_id",),
+    (
+        ("pairing_id", "text"),
+        ("kind", "text"),
+        ("helper", "text"),
+        ("helper_kind", "text"),
+        ("helped", "text"),
+        ("helped_kind", "text"),
+        ("helped_township", "text"),
+        ("team", "text"),
+    ),
+)
+SUPPORT = Table(
+    "support",
+    ("delivery_id",),
+    (
+        ("delivery_id", "text"),
+        ("pairing_id", "text"),
+        ("kind", "text"),
+        ("quantity", "numeric"),
+        ("value_fen", "bigint"),
+        ("delivered_on", "date"),
+        ("to_cooperative_id", "text"),
+        ("to_village", "text"),
+        ("note", "text"),
+    ),
+)
+PROJECTS = Table(
+    "projects",
+    ("project_id",),
+    (
+        ("project_id", "text"),
+        ("name", "text"),
+        ("owner_team", "text"),
+        ("target", "text"),
+        ("due_on", "date"),
+        ("pairing_id", "text"),
+        ("product", "text"),
+    ),
+)
+MILESTONES = Table(
+    "milestones",
+    ("project_id", "milestone_id"),
+    (
+        ("project_id", "text"),
+        ("milestone_id", "text"),
+        ("name", "text"),
+        ("due_on", "date"),
+        ("reached_on", "date"),
+        ("evidence", "text"),
+    ),
+)
 
 
 def pairing_stream(pairing_id: str) -> str:
@@ -78,26 +130,49 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
     await load_keys(conn, uow, producers_of(items))
     project_ids = list({r.project_id for r in requests if isinstance(r, MilestoneReport)})
     if project_ids:
-        rows = await conn.fetch("SELECT project_id, milestone_id, due_on, reached_on FROM milestones WHERE project_id = ANY($1::text[])",
-                                project_ids)
-        uow.load(MILESTONES.name, {(row["project_id"], row["milestone_id"]): domain.Milestone(row["due_on"].isoformat(),
-                                                                                          row["reached_on"] is not None)
-                                   for row in rows})
-    pairing_ids = {r.pairing_id for r in requests if isinstance(r, SupportDelivery | SupportPromise | ProjectRegistration) and r.pairing_id}
-    await uow.load_heads(conn, [*(s for s in map(stream_of, requests) if s), *map(pairing_stream, pairing_ids), *key_streams(items)])
+        rows = await conn.fetch(
+            "SELECT project_id, milestone_id, due_on, reached_on FROM milestones WHERE project_id = ANY($1::text[])", project_ids
+        )
+        uow.load(
+            MILESTONES.name,
+            {
+                (row["project_id"], row["milestone_id"]): domain.Milestone(
+                    row["due_on"].isoformat(), row["reached_on"] is not None
+                )
+                for row in rows
+            },
+        )
+    pairing_ids = {
+        r.pairing_id for r in requests if isinstance(r, SupportDelivery | SupportPromise | ProjectRegistration) and r.pairing_id
+    }
+    await uow.load_heads(
+        conn, [*(s for s in map(stream_of, requests) if s), *map(pairing_stream, pairing_ids), *key_streams(items)]
+    )
 
 
 def signed_by_office(uow: BatchUnitOfWork, message, request) -> SignedInput:
     """An input its pairing office (the one it names, else the default office) signed with its current key."""
     office_id = party_id_of(message.type, request.model_dump())
-    return authenticate(message, PAIRING_OFFICE.name, office_id, key_of(uow, PAIRING_OFFICE.producer(office_id)),
-                        unknown="; a pairing office registers (pairing_office.registered) before it records anything")
+    return authenticate(
+        message,
+        PAIRING_OFFICE.name,
+        office_id,
+        key_of(uow, PAIRING_OFFICE.producer(office_id)),
+        unknown="; a pairing office registers (pairing_office.registered) before it records anything",
+    )
 
 
 def register_office(uow: BatchUnitOfWork, decoded: Decoded, message, registration: PairingOfficeRegistration) -> None:
-    register_party(uow, decoded, message, PAIRING_OFFICE, registration.office_id, registration.public_key,
-                   lambda key: PairingOfficeRegistered(office_id=registration.office_id, name=registration.name, public_key=key),
-                   stream_of(registration))
+    register_party(
+        uow,
+        decoded,
+        message,
+        PAIRING_OFFICE,
+        registration.office_id,
+        registration.public_key,
+        lambda key: PairingOfficeRegistered(office_id=registration.office_id, name=registration.name, public_key=key),
+        stream_of(registration),
+    )
 
 
 def register_pairing(uow: BatchUnitOfWork, decoded: Decoded, message, registration: PairingRegistration) -> None:
@@ -111,8 +186,9 @@ def register_pairing(uow: BatchUnitOfWork, decoded: Decoded, message, registrati
 def deliver_support(uow: BatchUnitOfWork, decoded: Decoded, message, delivery: SupportDelivery) -> None:
     evidence = signed_by_office(uow, message, delivery)
     stream = stream_of(delivery)
-    event = domain.deliver_support(delivery, uow.stream_version(pairing_stream(delivery.pairing_id)) > 0,
-                                   uow.stream_version(stream) > 0).model_copy(update={"signed_input": evidence})
+    event = domain.deliver_support(
+        delivery, uow.stream_version(pairing_stream(delivery.pairing_id)) > 0, uow.stream_version(stream) > 0
+    ).model_copy(update={"signed_input": evidence})
     uow.append(stream, [NewEvent(event)], 0, **ids_of(decoded))
     uow.put(SUPPORT, {name: getattr(event, name) for name in SUPPORT.column_names}, view=False)
 
@@ -120,8 +196,9 @@ def deliver_support(uow: BatchUnitOfWork, decoded: Decoded, message, delivery: S
 def promise_support(uow: BatchUnitOfWork, decoded: Decoded, message, promise: SupportPromise) -> None:
     evidence = signed_by_office(uow, message, promise)
     stream = stream_of(promise)
-    event = domain.promise_support(promise, uow.stream_version(pairing_stream(promise.pairing_id)) > 0,
-                                   uow.stream_version(stream) > 0).model_copy(update={"signed_input": evidence})
+    event = domain.promise_support(
+        promise, uow.stream_version(pairing_stream(promise.pairing_id)) > 0, uow.stream_version(stream) > 0
+    ).model_copy(update={"signed_input": evidence})
     uow.append(stream, [NewEvent(event)], 0, **ids_of(decoded))
 
 
@@ -129,22 +206,40 @@ def register_project(uow: BatchUnitOfWork, decoded: Decoded, message, registrati
     evidence = signed_by_office(uow, message, registration)
     stream = stream_of(registration)
     known = registration.pairing_id is None or uow.stream_version(pairing_stream(registration.pairing_id)) > 0
-    event = domain.register_project(registration, uow.stream_version(stream) > 0, known).model_copy(update={"signed_input": evidence})
+    event = domain.register_project(registration, uow.stream_version(stream) > 0, known).model_copy(
+        update={"signed_input": evidence}
+    )
     uow.append(stream, [NewEvent(event)], 0, **ids_of(decoded))
     uow.put(PROJECTS, {name: getattr(event, name) for name in PROJECTS.column_names}, view=False)
     for milestone in event.milestones:
-        uow.put(MILESTONES, {"project_id": event.project_id, "milestone_id": milestone.milestone_id, "name": milestone.name,
-                             "due_on": milestone.due_on, "reached_on": None, "evidence": None}, view=False)
-        uow.set(MILESTONES.name, (event.project_id, milestone.milestone_id), domain.Milestone(milestone.due_on.isoformat(), False))
+        uow.put(
+            MILESTONES,
+            {
+                "project_id": event.project_id,
+                "milestone_id": milestone.milestone_id,
+                "name": milestone.name,
+                "due_on": milestone.due_on,
+                "reached_on": None,
+                "evidence": None,
+            },
+            view=False,
+        )
+        uow.set(
+            MILESTONES.name, (event.project_id, milestone.milestone_id), domain.Milestone(milestone.due_on.isoformat(), False)
+        )
 
 
 def reach_milestone(uow: BatchUnitOfWork, decoded: Decoded, message, report: MilestoneReport) -> None:
     evidence = signed_by_office(uow, message, report)
     stream = stream_of(report)
     milestone = uow.get(MILESTONES.name, (report.project_id, report.milestone_id))
-    event = domain.reach_milestone(report, uow.stream_version(stream) > 0, milestone).model_copy(update={"signed_input": evidence})
+    event = domain.reach_milestone(report, uow.stream_version(stream) > 0, milestone).model_copy(
+        update={"signed_input": evidence}
+    )
     uow.append(stream, [NewEvent(event)], uow.stream_version(stream), **ids_of(decoded))
-    uow.patch(MILESTONES, (report.project_id, report.milestone_id), {"reached_on": report.reached_on, "evidence": report.evidence})
+    uow.patch(
+        MILESTONES, (report.project_id, report.milestone_id), {"reached_on": report.reached_on, "evidence": report.evidence}
+    )
     uow.set(MILESTONES.name, (report.project_id, report.milestone_id), domain.Milestone(event.due_on.isoformat(), True))
 
 

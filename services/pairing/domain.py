@@ -2,10 +2,29 @@
 
 from dataclasses import dataclass
 
-from contracts.inputs import (SUPPORT_UNITS, MilestoneReport, PairingRegistration, ProblemClosure, ProblemReport, ProjectRegistration,
-                              RectificationReport, SupervisionRound, SupportDelivery, SupportPromise)
-from contracts.pairing import (PairingRegistered, ProblemClosed, ProblemOpened, ProblemRectified, ProjectMilestoneReached,
-                               ProjectRegistered, SupervisionRoundHeld, SupportDelivered, SupportPromised)
+from contracts.inputs import (
+    SUPPORT_UNITS,
+    MilestoneReport,
+    PairingRegistration,
+    ProblemClosure,
+    ProblemReport,
+    ProjectRegistration,
+    RectificationReport,
+    SupervisionRound,
+    SupportDelivery,
+    SupportPromise,
+)
+from contracts.pairing import (
+    PairingRegistered,
+    ProblemClosed,
+    ProblemOpened,
+    ProblemRectified,
+    ProjectMilestoneReached,
+    ProjectRegistered,
+    SupervisionRoundHeld,
+    SupportDelivered,
+    SupportPromised,
+)
 from events.consumer import Rejection
 
 
@@ -31,7 +50,9 @@ def deliver_support(delivery: SupportDelivery, pairing_known: bool, already_deli
     if already_delivered:
         raise Rejection(f"payload.delivery_id: support delivery {delivery.delivery_id} was already recorded")
     if not pairing_known:
-        raise Rejection(f"payload.pairing_id: unknown pairing {delivery.pairing_id}; a pairing registers (pairing.registered) first")
+        raise Rejection(
+            f"payload.pairing_id: unknown pairing {delivery.pairing_id}; a pairing registers (pairing.registered) first"
+        )
     return SupportDelivered(**delivery.model_dump(), unit=SUPPORT_UNITS[delivery.kind])
 
 
@@ -40,7 +61,9 @@ def promise_support(promise: SupportPromise, pairing_known: bool, already_promis
     if already_promised:
         raise Rejection(f"payload.promise_id: support promise {promise.promise_id} was already recorded")
     if not pairing_known:
-        raise Rejection(f"payload.pairing_id: unknown pairing {promise.pairing_id}; a pairing registers (pairing.registered) first")
+        raise Rejection(
+            f"payload.pairing_id: unknown pairing {promise.pairing_id}; a pairing registers (pairing.registered) first"
+        )
     return SupportPromised(**promise.model_dump(), unit=SUPPORT_UNITS[promise.kind])
 
 
@@ -76,7 +99,9 @@ def open_problem(report: ProblemReport, already_opened: bool) -> ProblemOpened:
     if already_opened:
         raise Rejection(f"payload.problem_id: problem {report.problem_id} already exists")
     if ":" in report.problem_id:
-        raise Rejection(f"payload.problem_id: ids with ':' are the rules' own (farmlink/ledger.py); choose another for {report.problem_id}")
+        raise Rejection(
+            f"payload.problem_id: ids with ':' are the rules' own (farmlink/ledger.py); choose another for {report.problem_id}"
+        )
     return ProblemOpened(**report.model_dump())
 
 

@@ -32,20 +32,67 @@ SERVICE = "settlement"
 runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
 app = runtime.app
 
-PLANS = Table("plans", ("plan_id",), (("plan_id", "text"), ("county", "text"), ("township", "text"), ("product", "text"),
-                                      ("area_mu", "numeric"), ("target_household_income_fen", "bigint")))
-FILL_ROWS = Table("fills", ("fill_id",), (
-    ("fill_id", "text"), ("lot_id", "text"), ("outlet_id", "text"), ("outlet_kind", "text"), ("buyer_id", "text"),
-    ("product", "text"), ("cooperative_id", "text"), ("quantity", "numeric"), ("unit_price_fen", "bigint"),
-    ("price_basis", "text"), ("revenue_fen", "bigint"), ("household_income_fen", "jsonb"), ("delivered", "numeric"),
-    ("paid_fen", "bigint")))
+PLANS = Table(
+    "plans",
+    ("plan_id",),
+    (
+        ("plan_id", "text"),
+        ("county", "text"),
+        ("township", "text"),
+        ("product", "text"),
+        ("area_mu", "numeric"),
+        ("target_household_income_fen", "bigint"),
+    ),
+)
+FILL_ROWS = Table(
+    "fills",
+    ("fill_id",),
+    (
+        ("fill_id", "text"),
+        ("lot_id", "text"),
+        ("outlet_id", "text"),
+        ("outlet_kind", "text"),
+        ("buyer_id", "text"),
+        ("product", "text"),
+        ("cooperative_id", "text"),
+        ("quantity", "numeric"),
+        ("unit_price_fen", "bigint"),
+        ("price_basis", "text"),
+        ("revenue_fen", "bigint"),
+        ("household_income_fen", "jsonb"),
+        ("delivered", "numeric"),
+        ("paid_fen", "bigint"),
+    ),
+)
 NEW_FILLS = Table("fills", ("fill_id",), FILL_ROWS.columns[:-2])
 INCOMES = Table("incomes", ("household_id", "product"), (("household_id", "text"), ("product", "text"), ("paid_fen", "bigint")))
-HOUSEHOLDS = Table("households", ("household_id",), (("household_id", "text"), ("cooperative_id", "text"), ("village", "text"),
-                                                     ("township", "text"), ("county", "text"), ("registered_poor", "boolean")))
-LOTS = Table("lots", ("lot_id",), (("lot_id", "text"), ("cooperative_id", "text"), ("product", "text"), ("contributions", "jsonb")))
-PLANTINGS = Table("plantings", ("planting_id",), (("planting_id", "text"), ("cooperative_id", "text"), ("county", "text"),
-                                                  ("township", "text"), ("product", "text"), ("area_mu", "numeric")))
+HOUSEHOLDS = Table(
+    "households",
+    ("household_id",),
+    (
+        ("household_id", "text"),
+        ("cooperative_id", "text"),
+        ("village", "text"),
+        ("township", "text"),
+        ("county", "text"),
+        ("registered_poor", "boolean"),
+    ),
+)
+LOTS = Table(
+    "lots", ("lot_id",), (("lot_id", "text"), ("cooperative_id", "text"), ("product", "text"), ("contributions", "jsonb"))
+)
+PLANTINGS = Table(
+    "plantings",
+    ("planting_id",),
+    (
+        ("planting_id", "text"),
+        ("cooperative_id", "text"),
+        ("county", "text"),
+        ("township", "text"),
+        ("product", "text"),
+        ("area_mu", "numeric"),
+    ),
+)
 FILL = "fill"  # view: (lot id, outlet id) -> the fill's row
 
 
@@ -76,13 +123,17 @@ async def load_inputs(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Seq
         uow.load(PLANS.name, {row["plan_id"]: True for row in rows})
     if pairs:
         rows = await conn.fetch(
-            f"""SELECT {', '.join(FILL_ROWS.column_names)} FROM fills
+            f"""SELECT {", ".join(FILL_ROWS.column_names)} FROM fills
                 WHERE (lot_id, outlet_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY fill_id FOR UPDATE""",
-            [lot for lot, _ in pairs], [outlet for _, outlet in pairs])
+            [lot for lot, _ in pairs],
+            [outlet for _, outlet in pairs],
+        )
         uow.absent(FILL, pairs)
         uow.load(FILL, {(row["lot_id"], row["outlet_id"]): dict(row) for row in rows})
     if lot_ids:
-        rows = await conn.fetch("SELECT lot_id, contributions::text AS contributions FROM lots WHERE lot_id = ANY($1::text[])", lot_ids)
+        rows = await conn.fetch(
+            "SELECT lot_id, contributions::text AS contributions FROM lots WHERE lot_id = ANY($1::text[])", lot_ids
+        )
         uow.absent(LOTS.name, lot_ids)
         uow.load(LOTS.name, {row["lot_id"]: json.loads(row["contributions"]) for row in rows})
     await uow.load_heads(conn, [*(s for s in map(stream_of, reports) if s), *key_streams(items)])
@@ -99,14 +150,26 @@ def fill_of(uow: BatchUnitOfWork, lot_id: str, outlet_id: str) -> tuple[dict | N
 def desk_signed(uow: BatchUnitOfWork, message, report: PlanReport | DeliveryConfirmation | PaymentReport) -> SignedInput:
     """A plan, delivery or payment its settlement desk (the one it names, else the default desk) signed with its current key."""
     desk_id = party_id_of(message.type, report.model_dump())
-    return authenticate(message, SETTLEMENT_DESK.name, desk_id, key_of(uow, SETTLEMENT_DESK.producer(desk_id)),
-                        unknown="; a settlement desk registers (settlement_desk.registered) before it records anything")
+    return authenticate(
+        message,
+        SETTLEMENT_DESK.name,
+        desk_id,
+        key_of(uow, SETTLEMENT_DESK.producer(desk_id)),
+        unknown="; a settlement desk registers (settlement_desk.registered) before it records anything",
+    )
 
 
 def register_desk(uow: BatchUnitOfWork, decoded: Decoded, message, registration: SettlementDeskRegistration) -> None:
-    register_party(uow, decoded, message, SETTLEMENT_DESK, registration.desk_id, registration.public_key,
-                   lambda key: SettlementDeskRegistered(desk_id=registration.desk_id, name=registration.name, public_key=key),
-                   stream_of(registration))
+    register_party(
+        uow,
+        decoded,
+        message,
+        SETTLEMENT_DESK,
+        registration.desk_id,
+        registration.public_key,
+        lambda key: SettlementDeskRegistered(desk_id=registration.desk_id, name=registration.name, public_key=key),
+        stream_of(registration),
+    )
 
 
 def record_plan(uow: BatchUnitOfWork, decoded: Decoded, message, report: PlanReport) -> None:
@@ -115,8 +178,18 @@ def record_plan(uow: BatchUnitOfWork, decoded: Decoded, message, report: PlanRep
         raise Rejection(f"payload.plan_id: plan {report.plan_id} was already recorded")
     plan = PlanRecorded(**report.model_dump(), signed_input=evidence)
     uow.append(stream_of(report), [NewEvent(plan)], 0, **ids_of(decoded))
-    uow.put(PLANS, {"plan_id": plan.plan_id, "county": plan.county, "township": plan.township, "product": plan.product,
-                    "area_mu": plan.area_mu, "target_household_income_fen": plan.target_household_income_fen}, view=False)
+    uow.put(
+        PLANS,
+        {
+            "plan_id": plan.plan_id,
+            "county": plan.county,
+            "township": plan.township,
+            "product": plan.product,
+            "area_mu": plan.area_mu,
+            "target_household_income_fen": plan.target_household_income_fen,
+        },
+        view=False,
+    )
     uow.set(PLANS.name, plan.plan_id, True)
 
 
@@ -157,36 +230,80 @@ INPUT_HANDLERS = {
 }
 
 
-
 handle_input = input_handler(SERVICE, INPUT_HANDLERS)
 """Desk registrations, and the deliveries, payments and plans the desks sign."""
 
 
 def keep_households(uow: BatchUnitOfWork, envelope, event: CooperativeRegistered) -> None:
     for h in event.households:
-        uow.insert(HOUSEHOLDS, {"household_id": h.household_id, "cooperative_id": event.cooperative_id, "village": event.village,
-                                "township": event.township, "county": event.county, "registered_poor": h.registered_poor})
+        uow.insert(
+            HOUSEHOLDS,
+            {
+                "household_id": h.household_id,
+                "cooperative_id": event.cooperative_id,
+                "village": event.village,
+                "township": event.township,
+                "county": event.county,
+                "registered_poor": h.registered_poor,
+            },
+        )
 
 
 def keep_lot(uow: BatchUnitOfWork, envelope, event: HarvestRecorded) -> None:
     contributions = {c.household_id: str(c.quantity) for c in event.contributions}
-    uow.insert(LOTS, {"lot_id": event.lot_id, "cooperative_id": event.cooperative_id, "product": event.product,
-                      "contributions": json.dumps(contributions)})
+    uow.insert(
+        LOTS,
+        {
+            "lot_id": event.lot_id,
+            "cooperative_id": event.cooperative_id,
+            "product": event.product,
+            "contributions": json.dumps(contributions),
+        },
+    )
 
 
 def keep_planting(uow: BatchUnitOfWork, envelope, event: PlantingRecorded) -> None:
-    uow.insert(PLANTINGS, {"planting_id": event.planting_id, "cooperative_id": event.cooperative_id, "county": event.county,
-                           "township": event.township, "product": event.product, "area_mu": event.area_mu})
+    uow.insert(
+        PLANTINGS,
+        {
+            "planting_id": event.planting_id,
+            "cooperative_id": event.cooperative_id,
+            "county": event.county,
+            "township": event.township,
+            "product": event.product,
+            "area_mu": event.area_mu,
+        },
+    )
 
 
 def keep_fill(uow: BatchUnitOfWork, envelope, event: FillMade) -> None:
-    uow.insert(NEW_FILLS, {
-        "fill_id": event.fill_id, "lot_id": event.lot_id, "outlet_id": event.outlet_id, "outlet_kind": event.outlet_kind,
-        "buyer_id": event.buyer_id, "product": event.product, "cooperative_id": event.cooperative_id, "quantity": event.quantity,
-        "unit_price_fen": event.unit_price_fen, "price_basis": event.price_basis, "revenue_fen": event.revenue_fen,
-        "household_income_fen": json.dumps(event.household_income_fen)})
-    send_receipt(uow, Receipt(correlation_id=envelope.correlation_id, message_id=str(envelope.event_id), service=SERVICE,
-                              status="fill_recorded", fill_ids=(event.fill_id,)))
+    uow.insert(
+        NEW_FILLS,
+        {
+            "fill_id": event.fill_id,
+            "lot_id": event.lot_id,
+            "outlet_id": event.outlet_id,
+            "outlet_kind": event.outlet_kind,
+            "buyer_id": event.buyer_id,
+            "product": event.product,
+            "cooperative_id": event.cooperative_id,
+            "quantity": event.quantity,
+            "unit_price_fen": event.unit_price_fen,
+            "price_basis": event.price_basis,
+            "revenue_fen": event.revenue_fen,
+            "household_income_fen": json.dumps(event.household_income_fen),
+        },
+    )
+    send_receipt(
+        uow,
+        Receipt(
+            correlation_id=envelope.correlation_id,
+            message_id=str(envelope.event_id),
+            service=SERVICE,
+            status="fill_recorded",
+            fill_ids=(event.fill_id,),
+        ),
+    )
 
 
 EVENT_HANDLERS = {

@@ -39,7 +39,11 @@ def confirm_delivery(confirmation: DeliveryConfirmation, fill: FillAccount | Non
             f"over the fill's {known.quantity}"
         )
     return DeliveryConfirmed(
-        lot_id=known.lot_id, outlet_id=known.outlet_id, buyer_id=known.buyer_id, product=known.product, quantity=confirmation.quantity,
+        lot_id=known.lot_id,
+        outlet_id=known.outlet_id,
+        buyer_id=known.buyer_id,
+        product=known.product,
+        quantity=confirmation.quantity,
         desk_id=confirmation.desk_id,
     )
 

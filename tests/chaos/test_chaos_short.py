@@ -21,9 +21,14 @@ from events.settings import settings
 pytestmark = pytest.mark.chaos
 
 # FARMLINK_CHAOS_TEST_KAFKA_PORT, ..._CONTROLLER_PORT and ..._POSTGRES_PORT move them (two runs side by side).
-PORTS = {name: os.environ.get(f"FARMLINK_CHAOS_TEST_{part}_PORT", default) for name, part, default in (
-    ("FARMLINK_KAFKA_PORT", "KAFKA", "17092"), ("FARMLINK_KAFKA_CONTROLLER_PORT", "CONTROLLER", "17093"),
-    ("FARMLINK_POSTGRES_PORT", "POSTGRES", "14432"))}
+PORTS = {
+    name: os.environ.get(f"FARMLINK_CHAOS_TEST_{part}_PORT", default)
+    for name, part, default in (
+        ("FARMLINK_KAFKA_PORT", "KAFKA", "17092"),
+        ("FARMLINK_KAFKA_CONTROLLER_PORT", "CONTROLLER", "17093"),
+        ("FARMLINK_POSTGRES_PORT", "POSTGRES", "14432"),
+    )
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +55,36 @@ def figures(chaos_env, tmp_path_factory) -> dict:
     """The figures of one short run (its --json), which every test below reads."""
     figures_file = tmp_path_factory.mktemp("chaos") / "chaos.json"
     run = subprocess.run(
-        [sys.executable, "-m", "farmlink.cli", "chaos", "--events", "2000", "--kills-per-service", "1",
-         "--services", "matching,settlement", "--window", "500",
-         "--network-faults", "kafka-latency,postgres-partition", "--network-service", "matching", "--latency-ms", "300",
-         "--fault-seconds", "10", "--wal-full" if WAL_FULL else "--no-wal-full",
-         "--yes", "--json", str(figures_file)],
-        env=chaos_env, capture_output=True, text=True, timeout=1100,
+        [
+            sys.executable,
+            "-m",
+            "farmlink.cli",
+            "chaos",
+            "--events",
+            "2000",
+            "--kills-per-service",
+            "1",
+            "--services",
+            "matching,settlement",
+            "--window",
+            "500",
+            "--network-faults",
+            "kafka-latency,postgres-partition",
+            "--network-service",
+            "matching",
+            "--latency-ms",
+            "300",
+            "--fault-seconds",
+            "10",
+            "--wal-full" if WAL_FULL else "--no-wal-full",
+            "--yes",
+            "--json",
+            str(figures_file),
+        ],
+        env=chaos_env,
+        capture_output=True,
+        text=True,
+        timeout=1100,
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-6000:]
     return json.loads(figures_file.read_text())
@@ -75,10 +104,21 @@ def test_a_short_chaos_run_loses_nothing_duplicates_nothing_and_audits_clean(fig
     assert figures["payments"] > 0 and figures["duplicate_payments"] == 0 and figures["paid_fen"] == figures["income_fen"]
     assert figures["audit_clean"] is True and figures["state_hash_postgres"] == figures["state_hash_kafka"]
     beyond_kill = {"kafka-latency": 1, "postgres-partition": 1} | ({"wal-full": 1} if WAL_FULL else {})
-    assert figures["fault_count"] == {"kill-service": 2, "kafka-sigterm": 1, "kafka-sigkill": 1, "postgres-restart": 1} | beyond_kill
-    assert sorted(recovery["fault"] for recovery in figures["recoveries"]) == sorted([
-        "kafka-sigkill", "kafka-sigterm", "kill-service matching", "kill-service settlement", "postgres-restart",
-        "kafka-latency matching", "postgres-partition matching"] + (["wal-full"] if WAL_FULL else []))
+    assert (
+        figures["fault_count"] == {"kill-service": 2, "kafka-sigterm": 1, "kafka-sigkill": 1, "postgres-restart": 1} | beyond_kill
+    )
+    assert sorted(recovery["fault"] for recovery in figures["recoveries"]) == sorted(
+        [
+            "kafka-sigkill",
+            "kafka-sigterm",
+            "kill-service matching",
+            "kill-service settlement",
+            "postgres-restart",
+            "kafka-latency matching",
+            "postgres-partition matching",
+        ]
+        + (["wal-full"] if WAL_FULL else [])
+    )
 
 
 def test_the_network_faults_were_held_on_matchings_own_links_and_their_recovery_times_are_recorded(figures):

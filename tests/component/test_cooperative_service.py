@@ -116,9 +116,14 @@ async def rejections(runtime) -> list[str]:
 @pytest.mark.parametrize(
     ("forgery", "reason"),
     [
-        ({"signature": None}, "signature: missing; cooperatives sign every input with the key registered for cooperative fengjia"),
-        ({"payload": {**HARVEST, "quantity": "1205", "contributions": [{"household_id": "fj-01", "quantity": "1205"}]}},
-         "signature: does not verify with the key registered for cooperative fengjia"),
+        (
+            {"signature": None},
+            "signature: missing; cooperatives sign every input with the key registered for cooperative fengjia",
+        ),
+        (
+            {"payload": {**HARVEST, "quantity": "1205", "contributions": [{"household_id": "fj-01", "quantity": "1205"}]}},
+            "signature: does not verify with the key registered for cooperative fengjia",
+        ),
         ({"producer": "cooperative:someone-else"}, "producer: cooperative:someone-else cannot submit for cooperative fengjia"),
     ],
     ids=["unsigned", "payload-changed-after-signing", "producer-mismatch"],

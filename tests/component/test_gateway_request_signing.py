@@ -4,8 +4,15 @@ other languages, and the checks a proof goes through, in order."""
 import pytest
 
 from contracts.signing import private_key_from_raw, public_key_of
-from services.gateway.auth import (MAX_SKEW_S, SignedRequest, Unauthenticated, request_bytes, sign_request,
-                                   signed_request, verify_request)
+from services.gateway.auth import (
+    MAX_SKEW_S,
+    SignedRequest,
+    Unauthenticated,
+    request_bytes,
+    sign_request,
+    signed_request,
+    verify_request,
+)
 
 pytestmark = pytest.mark.component
 
@@ -21,7 +28,10 @@ def test_the_fixed_vector_signs_the_context_method_target_timestamp_and_party():
     assert public_key_of(key) == PUBLIC_KEY
     assert request_bytes("get", TARGET, "1606780800", "buyer:tongren-mart") == SIGNED_BYTES
     assert sign_request(key, "GET", TARGET, "buyer:tongren-mart", 1606780800.9) == {
-        "Farmlink-Party": "buyer:tongren-mart", "Farmlink-Timestamp": "1606780800", "Farmlink-Signature": SIGNATURE}
+        "Farmlink-Party": "buyer:tongren-mart",
+        "Farmlink-Timestamp": "1606780800",
+        "Farmlink-Signature": SIGNATURE,
+    }
 
 
 def test_the_fixed_vector_verifies_within_the_skew_and_not_beyond():
@@ -31,12 +41,21 @@ def test_the_fixed_vector_verifies_within_the_skew_and_not_beyond():
         verify_request(proof, "GET", TARGET, PUBLIC_KEY, 1606780800 + MAX_SKEW_S + 1)
 
 
-@pytest.mark.parametrize(("proof", "reason"), [
-    (SignedRequest("tongren-mart", "1606780800", SIGNATURE), "Farmlink-Party: 'tongren-mart' is not cooperative:<id> or buyer:<id>"),
-    (SignedRequest("buyer:tongren-mart", "yesterday", SIGNATURE), "Farmlink-Timestamp: 'yesterday' is not whole Unix seconds"),
-    (SignedRequest("buyer:tongren-mart", "1606780800", "abc"), "Farmlink-Signature: malformed"),
-    (SignedRequest("buyer:tongren-mart", "1606780800", SIGNATURE[:-2] + "Ag"[::-1]), "Farmlink-Signature: does not verify"),
-])
+@pytest.mark.parametrize(
+    ("proof", "reason"),
+    [
+        (
+            SignedRequest("tongren-mart", "1606780800", SIGNATURE),
+            "Farmlink-Party: 'tongren-mart' is not cooperative:<id> or buyer:<id>",
+        ),
+        (
+            SignedRequest("buyer:tongren-mart", "yesterday", SIGNATURE),
+            "Farmlink-Timestamp: 'yesterday' is not whole Unix seconds",
+        ),
+        (SignedRequest("buyer:tongren-mart", "1606780800", "abc"), "Farmlink-Signature: malformed"),
+        (SignedRequest("buyer:tongren-mart", "1606780800", SIGNATURE[:-2] + "Ag"[::-1]), "Farmlink-Signature: does not verify"),
+    ],
+)
 def test_a_proof_that_does_not_hold_names_its_header(proof, reason):
     with pytest.raises(Unauthenticated, match=reason):
         verify_request(proof, "GET", TARGET, PUBLIC_KEY, 1606780800)

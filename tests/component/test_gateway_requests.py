@@ -23,9 +23,16 @@ KEYS = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-gateway-keys-")))
 FORGER = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-gateway-forger-")))
 FENGJIA, MART, RIVAL = "cooperative:fengjia", "buyer:tongren-mart", "buyer:rival"
 
-LOT = {"lot_id": "fj-chili-1", "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": "100",
-       "available_from": "2020-08-01", "expires_on": "2020-08-20",
-       "contributions": [{"household_id": "fj-1", "quantity": "60"}, {"household_id": "fj-2", "quantity": "40"}]}
+LOT = {
+    "lot_id": "fj-chili-1",
+    "cooperative_id": "fengjia",
+    "product": "chili",
+    "grade": "A",
+    "quantity": "100",
+    "available_from": "2020-08-01",
+    "expires_on": "2020-08-20",
+    "contributions": [{"household_id": "fj-1", "quantity": "60"}, {"household_id": "fj-2", "quantity": "40"}],
+}
 
 
 class MemoryBackend:
@@ -96,23 +103,45 @@ async def test_a_buyer_registration_is_checked_against_the_key_it_carries_and_go
     body = signed("buyer.registered", {"buyer_id": "new-buyer", "name": "New buyer"})
     assert (await client.post("/v1/inputs", content=body)).status_code == 202
     assert backend.published[0][0] == BUYER_INPUT
-    forged = signed("buyer.registered", {"buyer_id": "new-buyer", "name": "New buyer"}, payload={
-        "buyer_id": "new-buyer", "name": "Someone else", "public_key": KEYS.public_key("buyer:new-buyer")})
+    forged = signed(
+        "buyer.registered",
+        {"buyer_id": "new-buyer", "name": "New buyer"},
+        payload={"buyer_id": "new-buyer", "name": "Someone else", "public_key": KEYS.public_key("buyer:new-buyer")},
+    )
     response = await client.post("/v1/inputs", content=forged)
     assert response.status_code == 401
     assert response.json()["detail"].startswith("signature: does not verify with the public key in the registration")
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"not json", "not JSON"),
-    (b"", "empty message"),
-    (json.dumps({"message_id": "m", "type": "harvest.recorded", "producer": FENGJIA, "correlation_id": "c"}).encode(),
-     "payload: Field required"),
-    (json.dumps({"message_id": "m", "type": "harvest.recorded", "producer": FENGJIA, "correlation_id": "c",
-                 "payload": {**LOT, "quantity": "-1"}}).encode(), "payload.quantity"),
-    (json.dumps({"message_id": "m", "type": "hay.recorded", "producer": FENGJIA, "correlation_id": "c", "payload": {}}).encode(),
-     "unknown input type 'hay.recorded'"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (b"", "empty message"),
+        (
+            json.dumps({"message_id": "m", "type": "harvest.recorded", "producer": FENGJIA, "correlation_id": "c"}).encode(),
+            "payload: Field required",
+        ),
+        (
+            json.dumps(
+                {
+                    "message_id": "m",
+                    "type": "harvest.recorded",
+                    "producer": FENGJIA,
+                    "correlation_id": "c",
+                    "payload": {**LOT, "quantity": "-1"},
+                }
+            ).encode(),
+            "payload.quantity",
+        ),
+        (
+            json.dumps(
+                {"message_id": "m", "type": "hay.recorded", "producer": FENGJIA, "correlation_id": "c", "payload": {}}
+            ).encode(),
+            "unknown input type 'hay.recorded'",
+        ),
+    ],
+)
 async def test_a_malformed_body_is_refused_with_400_naming_the_field_and_nothing_is_published(client, backend, body, reason):
     response = await client.post("/v1/inputs", content=body)
     assert response.status_code == 400
@@ -131,8 +160,11 @@ async def test_a_forged_harvest_is_refused_with_401_and_the_services_reason(clie
     response = await client.post("/v1/inputs", content=body)
     assert response.status_code == 401
     assert response.json()["detail"] == "signature: does not verify with the key registered for cooperative fengjia"
-    altered = signed("harvest.recorded", LOT, payload={**LOT, "quantity": "1000",
-                                                        "contributions": [{"household_id": "fj-1", "quantity": "1000"}]})
+    altered = signed(
+        "harvest.recorded",
+        LOT,
+        payload={**LOT, "quantity": "1000", "contributions": [{"household_id": "fj-1", "quantity": "1000"}]},
+    )
     assert (await client.post("/v1/inputs", content=altered)).status_code == 401
     assert backend.published == []
 
@@ -150,8 +182,10 @@ async def test_an_input_of_a_party_the_gateway_does_not_know_yet_is_passed_on_fo
 
 
 async def test_price_feeds_and_settlement_desks_publish_on_kafka_not_over_http(client, backend):
-    price = signed("market_price.observed", {"product": "chili", "grade": "A", "market": "Tongren", "price_fen": 400,
-                                              "observed_on": "2020-08-01"})
+    price = signed(
+        "market_price.observed",
+        {"product": "chili", "grade": "A", "market": "Tongren", "price_fen": 400, "observed_on": "2020-08-01"},
+    )
     response = await client.post("/v1/inputs", content=price)
     assert response.status_code == 403
     assert response.json()["detail"].startswith("type: market_price.observed is not a cooperative's or buyer's input")
@@ -166,7 +200,10 @@ async def test_offers_are_public(client):
 
 
 async def test_a_buyer_reads_its_own_fills_with_a_signed_request(client, backend):
-    backend.fill_rows = [{"seq": 1, "buyer_id": "tongren-mart", "fill_id": "f1"}, {"seq": 2, "buyer_id": "rival", "fill_id": "f2"}]
+    backend.fill_rows = [
+        {"seq": 1, "buyer_id": "tongren-mart", "fill_id": "f1"},
+        {"seq": 2, "buyer_id": "rival", "fill_id": "f2"},
+    ]
     target = "/v1/buyers/tongren-mart/fills"
     response = await client.get(target, headers=proof(MART, "GET", target))
     assert response.status_code == 200
@@ -203,7 +240,10 @@ async def test_a_proof_that_does_not_hold_is_401(client, case):
 
 
 async def test_the_signature_covers_the_query_as_sent(client, backend):
-    backend.fill_rows = [{"seq": 1, "buyer_id": "tongren-mart", "fill_id": "f1"}, {"seq": 2, "buyer_id": "tongren-mart", "fill_id": "f2"}]
+    backend.fill_rows = [
+        {"seq": 1, "buyer_id": "tongren-mart", "fill_id": "f1"},
+        {"seq": 2, "buyer_id": "tongren-mart", "fill_id": "f2"},
+    ]
     target = "/v1/buyers/tongren-mart/fills?after=1"
     response = await client.get(target, headers=proof(MART, "GET", target))
     assert [f["fill_id"] for f in response.json()["fills"]] == ["f2"]
@@ -223,9 +263,19 @@ async def test_a_receipt_is_read_by_the_producer_of_its_input_only(client, backe
 
 async def test_the_openapi_document_lists_every_route(client):
     paths = (await client.get("/openapi.json")).json()["paths"]
-    assert {"/v1/inputs", "/v1/receipts/{message_id}", "/v1/offers", "/v1/offers/stream", "/v1/buyers/{buyer_id}/fills",
-            "/v1/buyers/{buyer_id}/commitments", "/v1/buyers/{buyer_id}/stream", "/v1/cooperatives/{cooperative_id}/lots",
-            "/healthz", "/readyz", "/metrics"} <= set(paths)
+    assert {
+        "/v1/inputs",
+        "/v1/receipts/{message_id}",
+        "/v1/offers",
+        "/v1/offers/stream",
+        "/v1/buyers/{buyer_id}/fills",
+        "/v1/buyers/{buyer_id}/commitments",
+        "/v1/buyers/{buyer_id}/stream",
+        "/v1/cooperatives/{cooperative_id}/lots",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(paths)
     assert (await client.get("/docs")).status_code == 200
 
 

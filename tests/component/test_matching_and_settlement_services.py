@@ -45,14 +45,31 @@ def event(event_type: str, payload: dict, stream_id: str) -> bytes:
 
 
 LOT = {
-    "lot_id": "fj-chili-1", "cooperative_id": "fengjia", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
-    "product": "chili", "grade": "A", "quantity": "150", "available_from": "2020-08-01", "expires_on": "2020-08-20",
-    "contributions": [{"household_id": "h1", "quantity": "100", "registered_poor": True},
-                      {"household_id": "h2", "quantity": "50", "registered_poor": False}],
+    "lot_id": "fj-chili-1",
+    "cooperative_id": "fengjia",
+    "county": "Yanhe",
+    "township": "Ketian",
+    "village": "Fengjia",
+    "product": "chili",
+    "grade": "A",
+    "quantity": "150",
+    "available_from": "2020-08-01",
+    "expires_on": "2020-08-20",
+    "contributions": [
+        {"household_id": "h1", "quantity": "100", "registered_poor": True},
+        {"household_id": "h2", "quantity": "50", "registered_poor": False},
+    ],
 }
 ORDER = {
-    "order_id": "o1", "buyer_id": "tongren-mart", "product": "chili", "min_grade": "B", "quantity": "100",
-    "limit_price_fen": 500, "deliver_from": "2020-07-01", "deliver_to": "2020-09-30", "regions": [],
+    "order_id": "o1",
+    "buyer_id": "tongren-mart",
+    "product": "chili",
+    "min_grade": "B",
+    "quantity": "100",
+    "limit_price_fen": 500,
+    "deliver_from": "2020-07-01",
+    "deliver_to": "2020-09-30",
+    "regions": [],
 }
 
 
@@ -134,7 +151,9 @@ async def test_the_matcher_journals_inputs_and_records_a_fill_and_the_rest_on_of
         fill = stream[2].payload
         assert (fill["quantity"], fill["unit_price_fen"], fill["revenue_fen"]) == ("100", 500, 50000)
         assert fill["household_income_fen"] == {"h1": 33333, "h2": 16667}
-        offer = await runtime.pool.fetchrow(f"SELECT quantity_left, open FROM \"{runtime.schema}\".offers WHERE lot_id = 'fj-chili-1'")
+        offer = await runtime.pool.fetchrow(
+            f"SELECT quantity_left, open FROM \"{runtime.schema}\".offers WHERE lot_id = 'fj-chili-1'"
+        )
         assert (offer["quantity_left"], offer["open"]) == (50, True)
         topics = [t for t, _ in await outbox(runtime)]
         assert FILLS in topics and OFFERS in topics and topics[-1] == DEAD_LETTER
@@ -145,19 +164,38 @@ async def test_the_matcher_journals_inputs_and_records_a_fill_and_the_rest_on_of
 async def test_a_payment_is_split_to_households_and_an_overpayment_is_rejected(infrastructure):
     runtime = await started(settlement, infrastructure)
     fill = {
-        "fill_id": str(uuid.uuid4()), "product": "chili", "position": 1, "journal_seq": 2, "lot_id": "fj-chili-1",
-        "cooperative_id": "fengjia", "grade": "A", "outlet_kind": "order", "outlet_id": "o1", "buyer_id": "tongren-mart",
-        "quantity": "100", "unit_price_fen": 500, "price_basis": "order_limit", "revenue_fen": 50000,
+        "fill_id": str(uuid.uuid4()),
+        "product": "chili",
+        "position": 1,
+        "journal_seq": 2,
+        "lot_id": "fj-chili-1",
+        "cooperative_id": "fengjia",
+        "grade": "A",
+        "outlet_kind": "order",
+        "outlet_id": "o1",
+        "buyer_id": "tongren-mart",
+        "quantity": "100",
+        "unit_price_fen": 500,
+        "price_basis": "order_limit",
+        "revenue_fen": 50000,
         "household_income_fen": {"h1": 33333, "h2": 16667},
     }
     try:
         async with TestKafkaBroker(runtime.broker) as broker:
             await broker.publish(event("HarvestRecorded", LOT, "lot-fj-chili-1"), COOPERATIVE_EVENTS, key=b"chili")
             await broker.publish(event("FillMade", fill, "market-chili"), FILLS, key=b"chili")
-            await broker.publish(command("settlement_desk.registered", {"desk_id": "main", "name": "county desk"}), SETTLEMENT_INPUT)
-            await broker.publish(command("payment.made", {"lot_id": "fj-chili-1", "outlet_id": "o1", "amount_fen": 30000}), SETTLEMENT_INPUT)
-            await broker.publish(command("payment.made", {"lot_id": "fj-chili-1", "outlet_id": "o1", "amount_fen": 20001}), SETTLEMENT_INPUT)
-        incomes = {r["household_id"]: r["paid_fen"] for r in await runtime.pool.fetch(f'SELECT * FROM "{runtime.schema}".incomes')}
+            await broker.publish(
+                command("settlement_desk.registered", {"desk_id": "main", "name": "county desk"}), SETTLEMENT_INPUT
+            )
+            await broker.publish(
+                command("payment.made", {"lot_id": "fj-chili-1", "outlet_id": "o1", "amount_fen": 30000}), SETTLEMENT_INPUT
+            )
+            await broker.publish(
+                command("payment.made", {"lot_id": "fj-chili-1", "outlet_id": "o1", "amount_fen": 20001}), SETTLEMENT_INPUT
+            )
+        incomes = {
+            r["household_id"]: r["paid_fen"] for r in await runtime.pool.fetch(f'SELECT * FROM "{runtime.schema}".incomes')
+        }
         assert incomes == {"h1": 20000, "h2": 10000}
         receipts = [json.loads(v) for t, v in await outbox(runtime) if t == RECEIPTS]
         assert [r["status"] for r in receipts] == ["fill_recorded", "accepted", "accepted", "rejected"]  # the desk, two payments

@@ -75,12 +75,19 @@ def test_the_audit_command_exits_0_after_the_demo_and_writes_the_report(demo_log
 
 
 async def test_an_edited_payload_is_found_at_its_stream_version_and_position(demo_log, db):
-    row = await db.fetchrow("SELECT global_position, stream_id, stream_version, event_id::text, payload::text FROM market.events ORDER BY global_position LIMIT 1")
-    await db.execute("UPDATE market.events SET payload = jsonb_set(payload, '{price_fen}', '1') WHERE global_position = $1", row["global_position"])
+    row = await db.fetchrow(
+        "SELECT global_position, stream_id, stream_version, event_id::text, payload::text FROM market.events ORDER BY global_position LIMIT 1"
+    )
+    await db.execute(
+        "UPDATE market.events SET payload = jsonb_set(payload, '{price_fen}', '1') WHERE global_position = $1",
+        row["global_position"],
+    )
     try:
         result = await run(demo_log, reconcile_kafka=False)
     finally:
-        await db.execute("UPDATE market.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"])
+        await db.execute(
+            "UPDATE market.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"]
+        )
     chain = [f for f in result.findings if f.check == "hash_chain"]
     assert [(f.schema, f.stream_id, f.stream_version, f.global_position, f.event_id) for f in chain] == [
         ("market", row["stream_id"], row["stream_version"], row["global_position"], row["event_id"])
@@ -89,14 +96,20 @@ async def test_an_edited_payload_is_found_at_its_stream_version_and_position(dem
 
 
 async def test_an_inflated_support_delivery_in_the_pairing_log_is_found_by_its_chain_and_its_signature(demo_log, db):
-    row = await db.fetchrow("SELECT global_position, stream_id, stream_version, event_id::text, payload::text FROM pairing.events "
-                            "WHERE event_type = 'SupportDelivered' ORDER BY global_position LIMIT 1")
-    await db.execute("UPDATE pairing.events SET payload = jsonb_set(payload, '{value_fen}', '999999999') WHERE global_position = $1",
-                     row["global_position"])
+    row = await db.fetchrow(
+        "SELECT global_position, stream_id, stream_version, event_id::text, payload::text FROM pairing.events "
+        "WHERE event_type = 'SupportDelivered' ORDER BY global_position LIMIT 1"
+    )
+    await db.execute(
+        "UPDATE pairing.events SET payload = jsonb_set(payload, '{value_fen}', '999999999') WHERE global_position = $1",
+        row["global_position"],
+    )
     try:
         result = await run(demo_log, reconcile_kafka=False)
     finally:
-        await db.execute("UPDATE pairing.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"])
+        await db.execute(
+            "UPDATE pairing.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"]
+        )
     located = {(f.check, f.schema, f.stream_id, f.stream_version, f.event_id) for f in result.findings}
     assert ("hash_chain", "pairing", row["stream_id"], row["stream_version"], row["event_id"]) in located
     [signature] = [f for f in result.findings if f.check == "signature"]
@@ -126,13 +139,25 @@ async def test_two_swapped_events_are_found(demo_log, db):
         "SELECT global_position, payload::text FROM matching.events WHERE stream_id = 'market-chili' ORDER BY stream_version LIMIT 2"
     )
     first, second = rows
-    await db.execute("UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", first["global_position"], second["payload"])
-    await db.execute("UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", second["global_position"], first["payload"])
+    await db.execute(
+        "UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", first["global_position"], second["payload"]
+    )
+    await db.execute(
+        "UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", second["global_position"], first["payload"]
+    )
     try:
         result = await run(demo_log, reconcile_kafka=False)
     finally:
-        await db.execute("UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", first["global_position"], first["payload"])
-        await db.execute("UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1", second["global_position"], second["payload"])
+        await db.execute(
+            "UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1",
+            first["global_position"],
+            first["payload"],
+        )
+        await db.execute(
+            "UPDATE matching.events SET payload = $2::jsonb WHERE global_position = $1",
+            second["global_position"],
+            second["payload"],
+        )
     chain = [f for f in result.findings if f.check == "hash_chain"]
     assert [(f.stream_id, f.global_position) for f in chain] == [("market-chili", first["global_position"])]
 
@@ -141,12 +166,30 @@ async def test_a_forged_fill_with_a_resealed_hash_chain_is_found_by_re_execution
     last = await db.fetchrow(
         "SELECT * FROM matching.events WHERE stream_id = 'market-chili' ORDER BY stream_version DESC LIMIT 1"
     )
-    real_fill = json.loads(await db.fetchval("SELECT payload::text FROM matching.events WHERE event_type = 'FillMade' AND stream_id = 'market-chili' LIMIT 1"))
-    forged = {**real_fill, "fill_id": str(uuid.uuid4()), "position": 99, "quantity": "500", "revenue_fen": real_fill["unit_price_fen"] * 500}
+    real_fill = json.loads(
+        await db.fetchval(
+            "SELECT payload::text FROM matching.events WHERE event_type = 'FillMade' AND stream_id = 'market-chili' LIMIT 1"
+        )
+    )
+    forged = {
+        **real_fill,
+        "fill_id": str(uuid.uuid4()),
+        "position": 99,
+        "quantity": "500",
+        "revenue_fen": real_fill["unit_price_fen"] * 500,
+    }
     event_id = uuid.uuid4()
     content = hashed_content(
-        event_id=event_id, event_type="FillMade", schema_version=1, stream_id="market-chili", stream_version=last["stream_version"] + 1,
-        occurred_at=last["occurred_at"], producer="service:matching", correlation_id="forged", causation_id=None, payload=forged,
+        event_id=event_id,
+        event_type="FillMade",
+        schema_version=1,
+        stream_id="market-chili",
+        stream_version=last["stream_version"] + 1,
+        occurred_at=last["occurred_at"],
+        producer="service:matching",
+        correlation_id="forged",
+        causation_id=None,
+        payload=forged,
     )
     digest = link_hash(last["hash"], content)
     position = await db.fetchval(
@@ -154,7 +197,12 @@ async def test_a_forged_fill_with_a_resealed_hash_chain_is_found_by_re_execution
                                          correlation_id, causation_id, payload, prev_hash, hash)
            VALUES ($1, 'market-chili', $2, 'FillMade', 1, $3, 'service:matching', 'forged', NULL, $4::jsonb, $5, $6)
            RETURNING global_position""",
-        event_id, last["stream_version"] + 1, last["occurred_at"], canonical_json(forged), last["hash"], digest,
+        event_id,
+        last["stream_version"] + 1,
+        last["occurred_at"],
+        canonical_json(forged),
+        last["hash"],
+        digest,
     )
     try:
         result = await run(demo_log)
@@ -168,18 +216,30 @@ async def test_a_forged_fill_with_a_resealed_hash_chain_is_found_by_re_execution
 
 
 async def test_a_price_changed_on_a_kafka_copy_is_found_at_its_topic_partition_and_offset(demo_log, db):
-    row = await db.fetchrow("SELECT * FROM market.events WHERE event_type = 'MarketPriceObserved' ORDER BY global_position LIMIT 1")
+    row = await db.fetchrow(
+        "SELECT * FROM market.events WHERE event_type = 'MarketPriceObserved' ORDER BY global_position LIMIT 1"
+    )
     envelope = {
-        "event_id": str(row["event_id"]), "event_type": row["event_type"], "schema_version": row["schema_version"],
-        "stream_id": row["stream_id"], "stream_version": row["stream_version"], "occurred_at": row["occurred_at"].isoformat(),
-        "producer": row["producer"], "correlation_id": row["correlation_id"], "causation_id": row["causation_id"],
-        "payload": {**json.loads(row["payload"]), "price_fen": 1}, "global_position": row["global_position"],
-        "prev_hash": row["prev_hash"], "hash": row["hash"],
+        "event_id": str(row["event_id"]),
+        "event_type": row["event_type"],
+        "schema_version": row["schema_version"],
+        "stream_id": row["stream_id"],
+        "stream_version": row["stream_version"],
+        "occurred_at": row["occurred_at"].isoformat(),
+        "producer": row["producer"],
+        "correlation_id": row["correlation_id"],
+        "causation_id": row["causation_id"],
+        "payload": {**json.loads(row["payload"]), "price_fen": 1},
+        "global_position": row["global_position"],
+        "prev_hash": row["prev_hash"],
+        "hash": row["hash"],
     }
     # The tamperer holds the market service's credentials: the only principal that may write its event topic.
     producer = AIOKafkaProducer(bootstrap_servers=demo_log.bootstrap, **login(service_principal("market")))
     await producer.start()
-    sent = await producer.send_and_wait(MARKET_EVENTS, canonical_json(envelope).encode(), key=envelope["payload"]["product"].encode())
+    sent = await producer.send_and_wait(
+        MARKET_EVENTS, canonical_json(envelope).encode(), key=envelope["payload"]["product"].encode()
+    )
     await producer.stop()
     result = await run(demo_log)
     place = f"{MARKET_EVENTS}[{sent.partition}]@{sent.offset}"
@@ -206,29 +266,45 @@ async def _reseal(db, schema: str, row, payload: dict) -> None:
     """Rewrite one event's payload and recompute its hash, as a forger with database access would
     (the event is the only one of its stream, so no later link needs resealing)."""
     content = hashed_content(
-        event_id=row["event_id"], event_type=row["event_type"], schema_version=row["schema_version"], stream_id=row["stream_id"],
-        stream_version=row["stream_version"], occurred_at=row["occurred_at"], producer=row["producer"],
-        correlation_id=row["correlation_id"], causation_id=row["causation_id"], payload=payload,
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        occurred_at=row["occurred_at"],
+        producer=row["producer"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        payload=payload,
     )
     await db.execute(
         f"UPDATE {schema}.events SET payload = $2::jsonb, hash = $3 WHERE global_position = $1",
-        row["global_position"], canonical_json(payload), link_hash(row["prev_hash"], content),
+        row["global_position"],
+        canonical_json(payload),
+        link_hash(row["prev_hash"], content),
     )
 
 
 async def _restore(db, schema: str, row) -> None:
-    await db.execute(f"UPDATE {schema}.events SET payload = $2::jsonb, hash = $3 WHERE global_position = $1",
-                     row["global_position"], row["payload"], row["hash"])
+    await db.execute(
+        f"UPDATE {schema}.events SET payload = $2::jsonb, hash = $3 WHERE global_position = $1",
+        row["global_position"],
+        row["payload"],
+        row["hash"],
+    )
 
 
 async def test_a_lot_whose_quantity_and_signed_payload_were_both_raised_and_resealed_is_found_by_its_signature(demo_log, db):
-    row = await db.fetchrow("SELECT * FROM cooperative.events WHERE event_type = 'HarvestRecorded' ORDER BY global_position LIMIT 1")
+    row = await db.fetchrow(
+        "SELECT * FROM cooperative.events WHERE event_type = 'HarvestRecorded' ORDER BY global_position LIMIT 1"
+    )
     payload = json.loads(row["payload"])
     signed = payload["signed_input"]
     raised = str(Decimal(payload["quantity"]) * 2)
     forged_contributions = [{**c, "quantity": str(Decimal(c["quantity"]) * 2)} for c in signed["payload"]["contributions"]]
     forged = {
-        **payload, "quantity": raised,
+        **payload,
+        "quantity": raised,
         "contributions": [{**c, "quantity": str(Decimal(c["quantity"]) * 2)} for c in payload["contributions"]],
         "signed_input": {**signed, "payload": {**signed["payload"], "quantity": raised, "contributions": forged_contributions}},
     }
@@ -239,7 +315,11 @@ async def test_a_lot_whose_quantity_and_signed_payload_were_both_raised_and_rese
         await _restore(db, "cooperative", row)
     assert not [f for f in result.findings if f.check == "hash_chain"], "the forger resealed the chain"
     [finding] = [f for f in result.findings if f.check == "signature"]
-    assert (finding.schema, finding.stream_id, finding.global_position) == ("cooperative", row["stream_id"], row["global_position"])
+    assert (finding.schema, finding.stream_id, finding.global_position) == (
+        "cooperative",
+        row["stream_id"],
+        row["global_position"],
+    )
     assert finding.message.startswith("signature: does not verify with the key cooperative:")
 
 
@@ -265,7 +345,9 @@ async def test_a_recorded_fact_that_departs_from_its_signed_input_is_found_and_t
 
 
 async def test_a_changed_signature_is_found(demo_log, db):
-    row = await db.fetchrow("SELECT * FROM cooperative.events WHERE event_type = 'PlantingRecorded' ORDER BY global_position LIMIT 1")
+    row = await db.fetchrow(
+        "SELECT * FROM cooperative.events WHERE event_type = 'PlantingRecorded' ORDER BY global_position LIMIT 1"
+    )
     payload = json.loads(row["payload"])
     signature = payload["signed_input"]["signature"]
     flipped = ("B" if signature[0] != "B" else "C") + signature[1:]
@@ -319,11 +401,16 @@ async def test_the_log_extends_its_digest_until_an_event_before_it_is_edited(dem
     assert holds.exit_code == 0, holds.output
     assert "extends the digest" in holds.output and "matches" in holds.output and "root" in holds.output
     row = await db.fetchrow("SELECT global_position, payload::text FROM market.events ORDER BY global_position LIMIT 1")
-    await db.execute("UPDATE market.events SET payload = jsonb_set(payload, '{price_fen}', '1') WHERE global_position = $1", row["global_position"])
+    await db.execute(
+        "UPDATE market.events SET payload = jsonb_set(payload, '{price_fen}', '1') WHERE global_position = $1",
+        row["global_position"],
+    )
     try:
         broken = await asyncio.to_thread(_cli, "audit", "verify-digest", digest, "--json")
     finally:
-        await db.execute("UPDATE market.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"])
+        await db.execute(
+            "UPDATE market.events SET payload = $2::jsonb WHERE global_position = $1", row["global_position"], row["payload"]
+        )
     assert broken.exit_code == 1, broken.output
     found = json.loads(broken.output.strip().splitlines()[-1])
     assert not found["extends"] and {f["code"] for f in found["findings"]} == {"AUD009"}

@@ -28,19 +28,41 @@ FORGER = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-gateway-e2e-forger-")))
 SSE_DELIVERY_BOUND_S = 10.0
 """Generous: the fill must arrive, and the latency is printed; a loaded 2-core machine may be slow."""
 
-FENGJIA = {"cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
-           "households": [{"household_id": "fj-1", "registered_poor": True}, {"household_id": "fj-2", "registered_poor": False}]}
+FENGJIA = {
+    "cooperative_id": "fengjia",
+    "name": "Fengjia",
+    "county": "Yanhe",
+    "township": "Ketian",
+    "village": "Fengjia",
+    "households": [{"household_id": "fj-1", "registered_poor": True}, {"household_id": "fj-2", "registered_poor": False}],
+}
 
 
 def lot(lot_id: str, quantity: str) -> dict:
-    return {"lot_id": lot_id, "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": quantity,
-            "available_from": "2020-08-01", "expires_on": "2020-08-20",
-            "contributions": [{"household_id": "fj-1", "quantity": quantity}]}
+    return {
+        "lot_id": lot_id,
+        "cooperative_id": "fengjia",
+        "product": "chili",
+        "grade": "A",
+        "quantity": quantity,
+        "available_from": "2020-08-01",
+        "expires_on": "2020-08-20",
+        "contributions": [{"household_id": "fj-1", "quantity": quantity}],
+    }
 
 
 def order(order_id: str, buyer_id: str, quantity: str, limit: int) -> dict:
-    return {"order_id": order_id, "buyer_id": buyer_id, "product": "chili", "min_grade": "B", "quantity": quantity,
-            "limit_price_fen": limit, "deliver_from": "2020-08-01", "deliver_to": "2020-08-31", "regions": []}
+    return {
+        "order_id": order_id,
+        "buyer_id": buyer_id,
+        "product": "chili",
+        "min_grade": "B",
+        "quantity": quantity,
+        "limit_price_fen": limit,
+        "deliver_from": "2020-08-01",
+        "deliver_to": "2020-08-31",
+        "regions": [],
+    }
 
 
 def body(kind: str, payload: dict, keyring: Keyring = KEYS) -> tuple[str, bytes]:
@@ -195,18 +217,56 @@ async def test_a_buyer_reading_another_buyers_fills_gets_403_and_without_proof_4
 
 
 async def test_a_buyers_commitments_show_each_floor_activation_with_the_market_price_as_of_its_date(http, gateway_system):
-    made = await post(http, "commitment.made", {
-        "commitment_id": "mart-oiltea", "buyer_id": "tongren-mart", "product": "oil_tea_fruit", "min_grade": "B",
-        "floor_price_fen": 400, "reference_market": "Tongren", "valid_from": "2020-10-01", "valid_to": "2020-12-31",
-        "eligible_counties": ["Yanhe"], "eligible_cooperatives": [], "cap_quantity": None, "max_quantity_per_mu": None})
+    made = await post(
+        http,
+        "commitment.made",
+        {
+            "commitment_id": "mart-oiltea",
+            "buyer_id": "tongren-mart",
+            "product": "oil_tea_fruit",
+            "min_grade": "B",
+            "floor_price_fen": 400,
+            "reference_market": "Tongren",
+            "valid_from": "2020-10-01",
+            "valid_to": "2020-12-31",
+            "eligible_counties": ["Yanhe"],
+            "eligible_cooperatives": [],
+            "cap_quantity": None,
+            "max_quantity_per_mu": None,
+        },
+    )
     assert (await receipt(http, "buyer:tongren-mart", made, "buyer"))["status"] == "accepted"
-    price = parse_line(1, orjson.dumps({"type": "market_price.observed", "payload": {
-        "product": "oil_tea_fruit", "grade": "A", "market": "Tongren", "price_fen": 360, "observed_on": "2020-10-01"}}).decode())
+    price = parse_line(
+        1,
+        orjson.dumps(
+            {
+                "type": "market_price.observed",
+                "payload": {
+                    "product": "oil_tea_fruit",
+                    "grade": "A",
+                    "market": "Tongren",
+                    "price_fen": 360,
+                    "observed_on": "2020-10-01",
+                },
+            }
+        ).decode(),
+    )
     summary = await publish_lines(gateway_system.bootstrap, [price])  # the price feed speaks Kafka, not HTTP
     assert summary.accepted == 1, summary.rejected
-    await post(http, "harvest.recorded", {
-        "lot_id": "fj-oiltea-1", "cooperative_id": "fengjia", "product": "oil_tea_fruit", "grade": "A", "quantity": "500",
-        "available_from": "2020-10-10", "expires_on": "2020-11-30", "contributions": [{"household_id": "fj-2", "quantity": "500"}]})
+    await post(
+        http,
+        "harvest.recorded",
+        {
+            "lot_id": "fj-oiltea-1",
+            "cooperative_id": "fengjia",
+            "product": "oil_tea_fruit",
+            "grade": "A",
+            "quantity": "500",
+            "available_from": "2020-10-10",
+            "expires_on": "2020-11-30",
+            "contributions": [{"household_id": "fj-2", "quantity": "500"}],
+        },
+    )
     target = "/v1/buyers/tongren-mart/commitments"
 
     async def activated():
@@ -214,12 +274,34 @@ async def test_a_buyers_commitments_show_each_floor_activation_with_the_market_p
         return commitment if commitment["activations"] else None
 
     commitment = await until(activated)
-    assert (commitment["commitment_id"], commitment["floor_price_fen"], commitment["reference_market"]) == ("mart-oiltea", 400, "Tongren")
+    assert (commitment["commitment_id"], commitment["floor_price_fen"], commitment["reference_market"]) == (
+        "mart-oiltea",
+        400,
+        "Tongren",
+    )
     [activation] = commitment["activations"]
-    assert {k: activation[k] for k in ("lot_id", "quantity", "price_as_of", "market_price_fen", "floor_price_fen",
-                                       "unit_price_fen", "price_basis", "revenue_fen")} == {
-        "lot_id": "fj-oiltea-1", "quantity": "500", "price_as_of": "2020-10-10", "market_price_fen": 360,
-        "floor_price_fen": 400, "unit_price_fen": 400, "price_basis": "floor", "revenue_fen": 200000}
+    assert {
+        k: activation[k]
+        for k in (
+            "lot_id",
+            "quantity",
+            "price_as_of",
+            "market_price_fen",
+            "floor_price_fen",
+            "unit_price_fen",
+            "price_basis",
+            "revenue_fen",
+        )
+    } == {
+        "lot_id": "fj-oiltea-1",
+        "quantity": "500",
+        "price_as_of": "2020-10-10",
+        "market_price_fen": 360,
+        "floor_price_fen": 400,
+        "unit_price_fen": 400,
+        "price_basis": "floor",
+        "revenue_fen": 200000,
+    }
 
 
 async def test_the_projection_survives_a_restart_of_the_gateway_without_counting_anything_twice(http):
@@ -237,8 +319,12 @@ async def test_the_gateways_role_reads_and_writes_its_own_schema_only(gateway_sy
     try:
         assert await conn.fetchval("SELECT current_user") == "farmlink_gateway"
         assert await conn.fetchval("SELECT count(*) FROM gateway.fills") >= 1
-        for statement in ("SELECT count(*) FROM matching.events", "SELECT count(*) FROM settlement.fills",
-                          "DELETE FROM gateway.fills", "DELETE FROM gateway.events"):
+        for statement in (
+            "SELECT count(*) FROM matching.events",
+            "SELECT count(*) FROM settlement.fills",
+            "DELETE FROM gateway.fills",
+            "DELETE FROM gateway.events",
+        ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(statement)
     finally:

@@ -37,7 +37,9 @@ KEYS = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-office-page-keys-")))
 BOUND_S = 180.0
 """Generous: the page must get there; a loaded 2-core machine may be slow."""
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (apt-get install -y chromium)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (apt-get install -y chromium)"
+)
 
 
 class Chromium:
@@ -54,10 +56,25 @@ class Chromium:
             os.dup2(101, 4)
 
         self.process = subprocess.Popen(
-            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars", "--remote-debugging-pipe",
-             f"--user-data-dir={profile}", "about:blank"],
-            preexec_fn=wire, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(CHROMIUM),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            preexec_fn=wire,
+            pass_fds=(3, 4),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_browser)
         os.close(from_browser)
         self._next = 0
@@ -134,8 +151,14 @@ class Page:
 
     def screenshot(self, path: Path) -> Path:
         size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-        shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {
-            "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+        shot = self.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            },
+        )
         path.write_bytes(base64.b64decode(shot["data"]))
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 30_000  # a drawn page, not a blank one
         return path
@@ -146,9 +169,14 @@ class Page:
     def console_errors(self) -> list[str]:
         """Uncaught exceptions, console.error calls and the browser's own error entries (failed loads, blocked content)."""
         errors = [e["params"]["exceptionDetails"].get("text", "") for e in self._events("Runtime.exceptionThrown")]
-        errors += [str(e["params"]["args"]) for e in self._events("Runtime.consoleAPICalled")
-                   if e["params"]["type"] in ("error", "assert", "warning")]
-        errors += [e["params"]["entry"]["text"] for e in self._events("Log.entryAdded") if e["params"]["entry"]["level"] == "error"]
+        errors += [
+            str(e["params"]["args"])
+            for e in self._events("Runtime.consoleAPICalled")
+            if e["params"]["type"] in ("error", "assert", "warning")
+        ]
+        errors += [
+            e["params"]["entry"]["text"] for e in self._events("Log.entryAdded") if e["params"]["entry"]["level"] == "error"
+        ]
         return errors
 
     def requested(self) -> list[str]:
@@ -185,6 +213,7 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
     assert summary.rejected == [], summary.rejected
 
     async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as office:
+
         async def demo_in():
             view = (await office.get("/v1/office")).json()
             paid = sum(v["paid_fen"] for v in view["villages"])
@@ -209,7 +238,9 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
             tab.send("Page.navigate", {"url": f"{base}/#office={token}"})
             tab.until("document.body && document.body.dataset.ready === '1' && document.querySelector('#fills') !== null")
             shown = json.loads(tab.evaluate(SNAPSHOT))
-            assert shown["lang"] == "zh" and "沿河土家族自治县" in shown["h1"], shown["h1"]  # the log's "Yanhe", in the county's own name
+            assert shown["lang"] == "zh" and "沿河土家族自治县" in shown["h1"], shown[
+                "h1"
+            ]  # the log's "Yanhe", in the county's own name
             assert set(shown["charts"]) == expected_charts and shown["drawn"] == len(expected_charts), shown["charts"]
             assert len(shown["fills"]) == expected_fills and shown["offers"] == len(view["offers"])
             assert shown["villages"] == len(view["villages"]) and shown["plans"] == len(view["plans"])
@@ -217,8 +248,10 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
             assert sorted(shown["projects"]) == ["ketian-chili-2020", "yuping-oiltea-base"]
             yuping = next(p for p in view["pairings"] if p["pairing_id"] == "yuping-oiltea")
             assert yuping["support_fen"] == 350_000_000 and yuping["deliveries"] == 2
-            print(f"\noffice page: {len(expected_charts)} charts, {expected_fills} fills, {shown['offers']} offers, "
-                  f"{shown['villages']} villages, {shown['plans']} plans; screenshot {tab.screenshot(tmp_path / 'office-zh.png')}")
+            print(
+                f"\noffice page: {len(expected_charts)} charts, {expected_fills} fills, {shown['offers']} offers, "
+                f"{shown['villages']} villages, {shown['plans']} plans; screenshot {tab.screenshot(tmp_path / 'office-zh.png')}"
+            )
 
             tab.evaluate("document.querySelector('button[data-lang=en]').click()")
             tab.until("document.documentElement.lang === 'en' && document.querySelector('h1').textContent.includes('Yanhe')")
@@ -228,11 +261,23 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
             offer = view["offers"][0]
             buyer = f"office-test-{uuid.uuid4().hex[:8]}"
             limit = max((f["unit_price_fen"] for f in view["fills"] if f["product"] == offer["product"]), default=1_000)
-            order = {"order_id": f"{buyer}-order", "buyer_id": buyer, "product": offer["product"], "min_grade": offer["grade"],
-                     "quantity": offer["quantity_left"], "limit_price_fen": limit, "deliver_from": offer["available_from"],
-                     "deliver_to": offer["expires_on"], "regions": []}
-            more = [parse_line(1, json.dumps({"type": "buyer.registered", "payload": {"buyer_id": buyer, "name": "Office test canteen"}})),
-                    parse_line(2, json.dumps({"type": "order.placed", "payload": order}))]
+            order = {
+                "order_id": f"{buyer}-order",
+                "buyer_id": buyer,
+                "product": offer["product"],
+                "min_grade": offer["grade"],
+                "quantity": offer["quantity_left"],
+                "limit_price_fen": limit,
+                "deliver_from": offer["available_from"],
+                "deliver_to": offer["expires_on"],
+                "regions": [],
+            }
+            more = [
+                parse_line(
+                    1, json.dumps({"type": "buyer.registered", "payload": {"buyer_id": buyer, "name": "Office test canteen"}})
+                ),
+                parse_line(2, json.dumps({"type": "order.placed", "payload": order})),
+            ]
             published = time.monotonic()
             await publish_lines(gateway_system.bootstrap, more, keyring=KEYS)
 
@@ -242,7 +287,9 @@ async def test_the_office_page_draws_the_demo_in_both_languages_and_a_new_fill_a
 
             fill_id = await until(filled)
             await asyncio.to_thread(tab.until, f"document.querySelector('#fills tr[data-fill-id=\"{fill_id}\"]') !== null")
-            print(f"the new fill {fill_id} was on the open page {time.monotonic() - published:.1f} s after its order was published")
+            print(
+                f"the new fill {fill_id} was on the open page {time.monotonic() - published:.1f} s after its order was published"
+            )
             assert tab.evaluate("window.sameDocument") == "yes"  # no reload: the stream brought it
             assert tab.evaluate("document.body.dataset.lastFill") == fill_id
             tab.screenshot(tmp_path / "office-new-fill.png")

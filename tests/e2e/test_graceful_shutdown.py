@@ -43,7 +43,10 @@ class Service:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "farmlink.cli", "serve", "cooperative"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         processes.pid_file("cooperative").write_text(str(self.process.pid))  # `farmlink down` finds it
         deadline = time.monotonic() + 60
@@ -67,8 +70,10 @@ def stop_the_launchers_cooperative() -> None:
 
 
 def inputs(count: int) -> list[Record]:
-    return [valid_input("cooperative.registered", valid_payload("cooperative.registered"), correlation_id=f"sigterm:{i}")
-            for i in range(count)]
+    return [
+        valid_input("cooperative.registered", valid_payload("cooperative.registered"), correlation_id=f"sigterm:{i}")
+        for i in range(count)
+    ]
 
 
 async def publish_steadily(bootstrap: str, records: list[Record], per_tick: int = 10, tick: float = 0.05) -> None:
@@ -76,7 +81,7 @@ async def publish_steadily(bootstrap: str, records: list[Record], per_tick: int 
     await producer.start()
     try:
         for start in range(0, len(records), per_tick):
-            for r in records[start:start + per_tick]:
+            for r in records[start : start + per_tick]:
                 await producer.send(r.topic, r.value, key=r.key)
             await producer.flush()
             await asyncio.sleep(tick)
@@ -85,8 +90,9 @@ async def publish_steadily(bootstrap: str, records: list[Record], per_tick: int 
 
 
 async def receipts_of(bootstrap: str, prefix: str, until, timeout: float = 60.0) -> list[dict]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
-                                isolation_level="read_committed", **login())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100, isolation_level="read_committed", **login()
+    )
     await consumer.start()
     found: list[dict] = []
     try:
@@ -114,7 +120,11 @@ async def committed_offsets(bootstrap: str) -> dict[TopicPartition, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **login())
     await admin.start()
     try:
-        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(GROUP)).items() if tp.topic == COOPERATIVE_INPUT}
+        return {
+            tp: meta.offset
+            for tp, meta in (await admin.list_consumer_group_offsets(GROUP)).items()
+            if tp.topic == COOPERATIVE_INPUT
+        }
     finally:
         await admin.close()
 
@@ -125,7 +135,9 @@ async def behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) ->
 
 async def records_below(bootstrap: str, offsets: dict[TopicPartition, int]) -> list:
     """Every input record below the committed offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", **login())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", **login()
+    )
     await consumer.start()
     try:
         wanted = {tp: end for tp, end in offsets.items() if end > 0}
@@ -143,8 +155,13 @@ async def records_below(bootstrap: str, offsets: dict[TopicPartition, int]) -> l
 
 async def event_ids_on_kafka(bootstrap: str, expected: set[str], timeout: float = 30.0) -> list[str]:
     """Every event id on the cooperative events topic, read until the expected ones are all there and the end is reached."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                isolation_level="read_committed", **login())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        **login(),
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(COOPERATIVE_EVENTS, p) for p in range(EVENT_PARTITIONS)]
@@ -190,7 +207,10 @@ async def test_sigterm_mid_stream_exits_cleanly_and_after_a_restart_every_input_
     below = await records_below(bootstrap, committed)
     conn = await asyncpg.connect(clean_system.dsn)
     try:
-        inbox = {row["message_id"] for row in await conn.fetch("SELECT message_id FROM cooperative.inbox WHERE consumer = 'cooperative'")}
+        inbox = {
+            row["message_id"]
+            for row in await conn.fetch("SELECT message_id FROM cooperative.inbox WHERE consumer = 'cooperative'")
+        }
     finally:
         await conn.close()
     committed_ids = {json.loads(r.value)["message_id"] for r in below}
@@ -218,7 +238,9 @@ async def test_sigterm_mid_stream_exits_cleanly_and_after_a_restart_every_input_
         )
     finally:
         await conn.close()
-    assert len(per_message) == INPUTS and all(row["n"] == 1 for row in per_message), "an input's event is missing or recorded twice"
+    assert len(per_message) == INPUTS and all(row["n"] == 1 for row in per_message), (
+        "an input's event is missing or recorded twice"
+    )
     event_ids = {e for r in receipts for e in r["event_ids"]}
     on_kafka = await event_ids_on_kafka(bootstrap, event_ids)
     print(f"events read after {time.monotonic() - began:.1f} s")
@@ -237,7 +259,7 @@ def test_farmlink_down_stops_every_service_with_sigterm_and_each_shuts_down_grac
     took = time.monotonic() - started
     assert took < 20.0, f"stopping took {took:.1f} s: a service needed SIGKILL"
     for name, path in logs.items():
-        tail = path.read_bytes()[sizes[name]:].decode("utf-8", "replace")
+        tail = path.read_bytes()[sizes[name] :].decode("utf-8", "replace")
         assert "FastStream app shut down gracefully" in tail, f"{name} did not shut down gracefully:\n{tail[-2000:]}"
         assert "Traceback" not in tail, f"{name}:\n{tail[-3000:]}"
     assert not any(processes.service_status().values())

@@ -82,7 +82,10 @@ def dumps(obj: Any) -> bytes:
 topics = st.sampled_from(INPUT_TOPICS)
 odd_keys = st.one_of(st.none(), st.just(b""), st.binary(max_size=40), st.just(b"\xff\xfe\x00key"))
 odd_headers = st.lists(
-    st.tuples(st.sampled_from(["origin", "trace\x00id", "h\u00e9", ""]), st.one_of(st.none(), st.binary(max_size=24), st.just(b"\x00\x00"))),
+    st.tuples(
+        st.sampled_from(["origin", "trace\x00id", "h\u00e9", ""]),
+        st.one_of(st.none(), st.binary(max_size=24), st.just(b"\x00\x00")),
+    ),
     max_size=3,
 )
 
@@ -153,7 +156,13 @@ def wrong_types(draw, topic):
 def payload_field_of_wrong_type(draw, topic):
     message = message_dict(topic)
     name = draw(st.sampled_from(sorted(message["payload"])))
-    message["payload"][name] = draw(st.one_of(st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.booleans(), st.lists(st.none(), min_size=1, max_size=2)))
+    message["payload"][name] = draw(
+        st.one_of(
+            st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+            st.booleans(),
+            st.lists(st.none(), min_size=1, max_size=2),
+        )
+    )
     return bad(topic, dumps(message), rf"payload\.{re.escape(name)}")
 
 
@@ -239,7 +248,9 @@ def adversarial(plain: st.SearchStrategy[Record]) -> st.SearchStrategy[Record]:
     """A bad record with a drawn key (null, empty, not UTF-8) and drawn headers (null values, NUL bytes)."""
     return st.builds(
         lambda record, key, headers: Record(record.topic, odd_key(record, key), record.value, tuple(headers), record.reason),
-        plain, odd_keys, odd_headers,
+        plain,
+        odd_keys,
+        odd_headers,
     )
 
 
@@ -259,14 +270,32 @@ class Batch:
         return f"Batch({len(self.records)} records, {sum(r.reason is not None for r in self.records)} bad)"
 
 
-KINDS = (invalid_utf8, not_json, json_not_an_object, nested_too_deep, empty, oversized, wrong_types,
-         payload_field_of_wrong_type, unknown_field, bad_number, unknown_input_type, another_services_input,
-         text_postgres_cannot_store, many_errors)
+KINDS = (
+    invalid_utf8,
+    not_json,
+    json_not_an_object,
+    nested_too_deep,
+    empty,
+    oversized,
+    wrong_types,
+    payload_field_of_wrong_type,
+    unknown_field,
+    bad_number,
+    unknown_input_type,
+    another_services_input,
+    text_postgres_cannot_store,
+    many_errors,
+)
 
 
 def missing_field(topic: str) -> Record:
-    return bad(topic, b'{"message_id": "a"}', r"type: Field required", key=None,
-               headers=[("none", None), ("nul", b"\x00"), ("nul\x00name", b"v")])
+    return bad(
+        topic,
+        b'{"message_id": "a"}',
+        r"type: Field required",
+        key=None,
+        headers=[("none", None), ("nul", b"\x00"), ("nul\x00name", b"v")],
+    )
 
 
 @st.composite
@@ -289,7 +318,9 @@ def reused_ids(topic: str) -> list[Record]:
     re-send (no second effect, no second receipt); then a valid input behind them on the same partition."""
     original = valid_on(topic)
     other = valid_input(ACCEPTED_TYPE[topic], valid_payload(ACCEPTED_TYPE[topic]), message_id=original.message_id)
-    reuse = Record(topic, original.key, other.value, (), rf"message_id {original.message_id} was already used for a different message")
+    reuse = Record(
+        topic, original.key, other.value, (), rf"message_id {original.message_id} was already used for a different message"
+    )
     again = Record(topic, original.key, original.value, (), None, original.message_id, original.correlation_id)
     behind = valid_on(topic)
     behind = Record(topic, original.key, behind.value, (), None, behind.message_id, behind.correlation_id)
@@ -297,6 +328,7 @@ def reused_ids(topic: str) -> list[Record]:
 
 
 # ---------------------------------------------------------------- running it
+
 
 @dataclass
 class Outcomes:
@@ -308,9 +340,7 @@ async def publish(bootstrap: str, batch: Batch) -> list[tuple[Record, tuple[str,
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1_048_576, enable_idempotence=True, **login())
     await producer.start()
     try:
-        pending = [
-            await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in batch.records
-        ]
+        pending = [await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in batch.records]
         sent = []
         for record, future in zip(batch.records, pending):
             meta = await future
@@ -331,8 +361,9 @@ async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
 
 async def collect(bootstrap: str, since: dict[TopicPartition, int], done, timeout: float = OUTCOME_TIMEOUT_S) -> Outcomes:
     """Dead letters and receipts from `since` until `done(outcomes)` holds (or the timeout)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
-                                isolation_level="read_committed", **login())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100, isolation_level="read_committed", **login()
+    )
     await consumer.start()
     outcomes = Outcomes({}, {})
     try:
@@ -371,7 +402,9 @@ async def run_batch(system, batch: Batch) -> None:
     outcomes = await collect(system.bootstrap, since, done)
 
     for record, where in bad_records:
-        assert where in outcomes.dead, f"not dead-lettered: {record.value[:200] if record.value else record.value!r} at {where} (expected {record.reason!r})"
+        assert where in outcomes.dead, (
+            f"not dead-lettered: {record.value[:200] if record.value else record.value!r} at {where} (expected {record.reason!r})"
+        )
         dead = outcomes.dead[where]
         headers = dict(dead.headers)
         reason = headers["dlq.reason"].decode()
@@ -398,7 +431,8 @@ async def run_batch(system, batch: Batch) -> None:
             schema = SERVICE_OF_TOPIC[record.topic]
             stored = await conn.fetchval(
                 f'SELECT count(*) FROM "{schema}".events WHERE event_id = ANY($1::uuid[]) AND causation_id = $2',
-                receipt["event_ids"], record.message_id,
+                receipt["event_ids"],
+                record.message_id,
             )
             assert stored == len(receipt["event_ids"]), f"the events of {record.correlation_id} are not in {schema}.events"
             effects = await conn.fetchval(f'SELECT count(*) FROM "{schema}".events WHERE causation_id = $1', record.message_id)
@@ -415,10 +449,13 @@ async def still_consuming(system) -> None:
     price = final.records[INPUT_TOPICS.index(MARKET_INPUT)]
     since = {TopicPartition(RECEIPTS, 0): 0, TopicPartition(DEAD_LETTER, 0): 0}
     outcomes = await collect(
-        system.bootstrap, since,
+        system.bootstrap,
+        since,
         lambda o: any(r["status"] == "journaled" for r in o.receipts.get(price.correlation_id, ())),
     )
-    assert any(r["status"] == "journaled" for r in outcomes.receipts.get(price.correlation_id, ())), "the matcher stopped consuming"
+    assert any(r["status"] == "journaled" for r in outcomes.receipts.get(price.correlation_id, ())), (
+        "the matcher stopped consuming"
+    )
     assert all(processes.running_pid(name) for name in processes.SERVICES), processes.service_status()
 
 
@@ -427,8 +464,12 @@ FUZZ = settings(
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],  # no shrinking: each example costs real round trips
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.large_base_example],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
     print_blob=True,
 )
 

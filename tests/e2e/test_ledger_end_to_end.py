@@ -26,16 +26,58 @@ def write(path: Path, *lines: tuple[str, dict]) -> Path:
 async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_it_at_the_next(clean_system, tmp_path):
     season = write(
         tmp_path / "season.jsonl",
-        ("cooperative.registered", {"cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian",
-                                    "village": "Fengjia", "households": [{"household_id": "fj-1", "registered_poor": False}]}),
+        (
+            "cooperative.registered",
+            {
+                "cooperative_id": "fengjia",
+                "name": "Fengjia",
+                "county": "Yanhe",
+                "township": "Ketian",
+                "village": "Fengjia",
+                "households": [{"household_id": "fj-1", "registered_poor": False}],
+            },
+        ),
         ("buyer.registered", {"buyer_id": "zunyi-hotpot", "name": "Zunyi hotpot base"}),
-        ("pairing.registered", {"pairing_id": "tongxin-fengjia", "kind": "1+1", "helper": "Tongxin community", "helper_kind": "village",
-                                "helped": "Fengjia", "helped_kind": "village", "helped_township": "Ketian", "team": "Dejiang team"}),
-        ("harvest.recorded", {"lot_id": "lot-1", "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": "100",
-                              "available_from": "2020-08-01", "expires_on": "2020-08-20",
-                              "contributions": [{"household_id": "fj-1", "quantity": "100"}]}),
-        ("order.placed", {"order_id": "o1", "buyer_id": "zunyi-hotpot", "product": "chili", "min_grade": "B", "quantity": "100",
-                          "limit_price_fen": 400, "deliver_from": "2020-08-01", "deliver_to": "2020-08-31", "regions": []}),
+        (
+            "pairing.registered",
+            {
+                "pairing_id": "tongxin-fengjia",
+                "kind": "1+1",
+                "helper": "Tongxin community",
+                "helper_kind": "village",
+                "helped": "Fengjia",
+                "helped_kind": "village",
+                "helped_township": "Ketian",
+                "team": "Dejiang team",
+            },
+        ),
+        (
+            "harvest.recorded",
+            {
+                "lot_id": "lot-1",
+                "cooperative_id": "fengjia",
+                "product": "chili",
+                "grade": "A",
+                "quantity": "100",
+                "available_from": "2020-08-01",
+                "expires_on": "2020-08-20",
+                "contributions": [{"household_id": "fj-1", "quantity": "100"}],
+            },
+        ),
+        (
+            "order.placed",
+            {
+                "order_id": "o1",
+                "buyer_id": "zunyi-hotpot",
+                "product": "chili",
+                "min_grade": "B",
+                "quantity": "100",
+                "limit_price_fen": 400,
+                "deliver_from": "2020-08-01",
+                "deliver_to": "2020-08-31",
+                "regions": [],
+            },
+        ),
         ("delivery.confirmed", {"lot_id": "lot-1", "outlet_id": "o1", "quantity": "100"}),
         ("supervision.round", {"round_id": "september", "as_of": "2020-09-25"}),
     )
@@ -45,20 +87,31 @@ async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_
 
     [problem] = (await read_ledger()).problems.values()
     assert (problem.kind, problem.state, problem.opened_in, problem.owner_team, problem.township) == (
-        "unpaid-fill", "open", "september", "Dejiang team", "Ketian")
+        "unpaid-fill",
+        "open",
+        "september",
+        "Dejiang team",
+        "Ketian",
+    )
     assert problem.reason == "0 of 40000 fen paid as of 2020-09-25, over 30 days after the lot's expiry (2020-08-20)"
 
-    later = write(tmp_path / "later.jsonl",
-                  ("payment.made", {"lot_id": "lot-1", "outlet_id": "o1", "amount_fen": 40000}),
-                  ("problem.rectified", {"problem_id": problem.problem_id, "action": "the township called the buyer"}),
-                  ("supervision.round", {"round_id": "october", "as_of": "2020-10-25"}))
+    later = write(
+        tmp_path / "later.jsonl",
+        ("payment.made", {"lot_id": "lot-1", "outlet_id": "o1", "amount_fen": 40000}),
+        ("problem.rectified", {"problem_id": problem.problem_id, "action": "the township called the buyer"}),
+        ("supervision.round", {"round_id": "october", "as_of": "2020-10-25"}),
+    )
     summary = await publish_lines(clean_system.bootstrap, read_scenario(later))
     assert summary.rejected == [] and summary.accepted == 3
     await wait_until_caught_up(clean_system.bootstrap, clean_system.dsn)
 
     [closed] = (await read_ledger()).problems.values()
     assert (closed.state, closed.closed_in, closed.closed_how, closed.rectifications) == (
-        "closed", "october", "cured", ["the township called the buyer"])
+        "closed",
+        "october",
+        "cured",
+        ["the township called the buyer"],
+    )
     assert len(closed.closed_evidence) == 1  # the payment's event
 
     listed = await asyncio.to_thread(CliRunner().invoke, app, ["problems", "--format", "jsonl"])  # the command runs its own loop

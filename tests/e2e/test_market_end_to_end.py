@@ -62,7 +62,9 @@ async def test_the_demo_scenario_publishes_and_gives_the_fills_the_rules_give(cl
     assert bases.count("floor") >= 1 and bases.count("market") >= 1 and bases.count("order_limit") >= 1
     conn = await asyncpg.connect(clean_system.dsn)
     try:
-        paid = await conn.fetchval("SELECT sum(amount_fen) FROM (SELECT (payload->>'amount_fen')::bigint AS amount_fen FROM settlement.events WHERE event_type = 'PaymentMade') p")
+        paid = await conn.fetchval(
+            "SELECT sum(amount_fen) FROM (SELECT (payload->>'amount_fen')::bigint AS amount_fen FROM settlement.events WHERE event_type = 'PaymentMade') p"
+        )
         credited = await conn.fetchval("SELECT sum(paid_fen) FROM settlement.incomes")
         coverage = await reports.coverage(conn)
     finally:
@@ -91,9 +93,22 @@ async def test_a_poison_message_lands_on_the_dead_letter_topic_while_the_next_va
     await producer.send_and_wait(COOPERATIVE_INPUT, poison, key=b"fengjia", headers=[("origin", b"test")])
     await producer.stop()
     path = tmp_path / "after.jsonl"
-    path.write_text(json.dumps({"type": "cooperative.registered", "payload": {
-        "cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
-        "households": [{"household_id": "fj-1", "registered_poor": True}]}}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "type": "cooperative.registered",
+                "payload": {
+                    "cooperative_id": "fengjia",
+                    "name": "Fengjia",
+                    "county": "Yanhe",
+                    "township": "Ketian",
+                    "village": "Fengjia",
+                    "households": [{"household_id": "fj-1", "registered_poor": True}],
+                },
+            }
+        )
+        + "\n"
+    )
     summary = await publish_lines(clean_system.bootstrap, read_scenario(path))
     assert summary.accepted == 1
     records = await read_topic(clean_system.bootstrap, DEAD_LETTER, expected=1, partitions=1, principal=AUDITOR)

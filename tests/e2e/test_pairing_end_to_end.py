@@ -25,32 +25,118 @@ def write(path: Path, *lines: tuple[str, dict]) -> Path:
 async def test_a_pairing_its_support_and_its_projects_are_reported_beside_the_helped_villages_income(clean_system, tmp_path):
     season = write(
         tmp_path / "pairing.jsonl",
-        ("cooperative.registered", {"cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian",
-                                    "village": "Fengjia", "households": [{"household_id": "fj-1", "registered_poor": True},
-                                                                         {"household_id": "fj-2", "registered_poor": True}]}),
+        (
+            "cooperative.registered",
+            {
+                "cooperative_id": "fengjia",
+                "name": "Fengjia",
+                "county": "Yanhe",
+                "township": "Ketian",
+                "village": "Fengjia",
+                "households": [
+                    {"household_id": "fj-1", "registered_poor": True},
+                    {"household_id": "fj-2", "registered_poor": True},
+                ],
+            },
+        ),
         ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
         # the pairing office `main` is registered by publish itself: the file names no office
-        ("pairing.registered", {"pairing_id": "tongxin-fengjia", "kind": "1+1", "helper": "Tongxin community, Dejiang",
-                                "helper_kind": "village", "helped": "Fengjia", "helped_kind": "village", "helped_township": "Ketian",
-                                "team": "Dejiang industry team"}),
-        ("support.delivered", {"delivery_id": "fund-1", "pairing_id": "tongxin-fengjia", "kind": "money", "quantity": "2000000",
-                               "value_fen": 2000000, "delivered_on": "2020-03-20", "note": "chili fund", "to_cooperative_id": "fengjia"}),
-        ("support.delivered", {"delivery_id": "experts-1", "pairing_id": "tongxin-fengjia", "kind": "experts", "quantity": "20",
-                               "value_fen": 0, "delivered_on": "2020-04-01", "note": "two technicians", "to_village": "Fengjia"}),
-        ("project.registered", {"project_id": "fengjia-chili", "name": "Fengjia chili", "owner_team": "Dejiang industry team",
-                                "target": "30 mu", "due_on": "2020-10-31", "pairing_id": "tongxin-fengjia", "product": "chili",
-                                "milestones": [{"milestone_id": "planted", "name": "planted", "due_on": "2020-05-31"},
-                                               {"milestone_id": "sold", "name": "first sale", "due_on": "2020-08-31"}]}),
-        ("project.milestone_reached", {"project_id": "fengjia-chili", "milestone_id": "planted", "reached_on": "2020-05-20",
-                                       "evidence": "planting survey"}),
-        ("harvest.recorded", {"lot_id": "lot-1", "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": "100",
-                              "available_from": "2020-08-01", "expires_on": "2020-08-20",
-                              "contributions": [{"household_id": "fj-1", "quantity": "100"}]}),
-        ("order.placed", {"order_id": "o1", "buyer_id": "tongren-mart", "product": "chili", "min_grade": "B", "quantity": "80",
-                          "limit_price_fen": 500, "deliver_from": "2020-08-01", "deliver_to": "2020-08-31", "regions": []}),
+        (
+            "pairing.registered",
+            {
+                "pairing_id": "tongxin-fengjia",
+                "kind": "1+1",
+                "helper": "Tongxin community, Dejiang",
+                "helper_kind": "village",
+                "helped": "Fengjia",
+                "helped_kind": "village",
+                "helped_township": "Ketian",
+                "team": "Dejiang industry team",
+            },
+        ),
+        (
+            "support.delivered",
+            {
+                "delivery_id": "fund-1",
+                "pairing_id": "tongxin-fengjia",
+                "kind": "money",
+                "quantity": "2000000",
+                "value_fen": 2000000,
+                "delivered_on": "2020-03-20",
+                "note": "chili fund",
+                "to_cooperative_id": "fengjia",
+            },
+        ),
+        (
+            "support.delivered",
+            {
+                "delivery_id": "experts-1",
+                "pairing_id": "tongxin-fengjia",
+                "kind": "experts",
+                "quantity": "20",
+                "value_fen": 0,
+                "delivered_on": "2020-04-01",
+                "note": "two technicians",
+                "to_village": "Fengjia",
+            },
+        ),
+        (
+            "project.registered",
+            {
+                "project_id": "fengjia-chili",
+                "name": "Fengjia chili",
+                "owner_team": "Dejiang industry team",
+                "target": "30 mu",
+                "due_on": "2020-10-31",
+                "pairing_id": "tongxin-fengjia",
+                "product": "chili",
+                "milestones": [
+                    {"milestone_id": "planted", "name": "planted", "due_on": "2020-05-31"},
+                    {"milestone_id": "sold", "name": "first sale", "due_on": "2020-08-31"},
+                ],
+            },
+        ),
+        (
+            "project.milestone_reached",
+            {"project_id": "fengjia-chili", "milestone_id": "planted", "reached_on": "2020-05-20", "evidence": "planting survey"},
+        ),
+        (
+            "harvest.recorded",
+            {
+                "lot_id": "lot-1",
+                "cooperative_id": "fengjia",
+                "product": "chili",
+                "grade": "A",
+                "quantity": "100",
+                "available_from": "2020-08-01",
+                "expires_on": "2020-08-20",
+                "contributions": [{"household_id": "fj-1", "quantity": "100"}],
+            },
+        ),
+        (
+            "order.placed",
+            {
+                "order_id": "o1",
+                "buyer_id": "tongren-mart",
+                "product": "chili",
+                "min_grade": "B",
+                "quantity": "80",
+                "limit_price_fen": 500,
+                "deliver_from": "2020-08-01",
+                "deliver_to": "2020-08-31",
+                "regions": [],
+            },
+        ),
         ("payment.made", {"lot_id": "lot-1", "outlet_id": "o1", "amount_fen": 40000}),
-        ("project.milestone_reached", {"project_id": "fengjia-chili", "milestone_id": "harvest", "reached_on": "2020-08-20",
-                                       "evidence": "no such milestone"}),
+        (
+            "project.milestone_reached",
+            {
+                "project_id": "fengjia-chili",
+                "milestone_id": "harvest",
+                "reached_on": "2020-08-20",
+                "evidence": "no such milestone",
+            },
+        ),
     )
     summary = await publish_lines(clean_system.bootstrap, read_scenario(season))
     assert summary.accepted == 10
@@ -59,11 +145,32 @@ async def test_a_pairing_its_support_and_its_projects_are_reported_beside_the_he
 
     view = await read(date(2020, 9, 1))
     [pairing] = view["pairings"]
-    assert {k: pairing[k] for k in ("pairing_id", "kind", "helped", "support_fen", "support_by_kind", "households",
-                                    "registered_poor", "registered_poor_with_income", "fills", "household_income_fen")} == {
-        "pairing_id": "tongxin-fengjia", "kind": "1+1", "helped": "Fengjia, Ketian", "support_fen": 2000000,
-        "support_by_kind": {"experts": 0, "money": 2000000}, "households": 2, "registered_poor": 2,
-        "registered_poor_with_income": 1, "fills": 1, "household_income_fen": 40000}
+    assert {
+        k: pairing[k]
+        for k in (
+            "pairing_id",
+            "kind",
+            "helped",
+            "support_fen",
+            "support_by_kind",
+            "households",
+            "registered_poor",
+            "registered_poor_with_income",
+            "fills",
+            "household_income_fen",
+        )
+    } == {
+        "pairing_id": "tongxin-fengjia",
+        "kind": "1+1",
+        "helped": "Fengjia, Ketian",
+        "support_fen": 2000000,
+        "support_by_kind": {"experts": 0, "money": 2000000},
+        "households": 2,
+        "registered_poor": 2,
+        "registered_poor_with_income": 1,
+        "fills": 1,
+        "household_income_fen": 40000,
+    }
     [project] = view["projects"]
     assert (project["milestones"], project["overdue"], project["state"]) == ("1/2", "sold", "overdue")
 

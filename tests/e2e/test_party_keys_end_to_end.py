@@ -22,18 +22,41 @@ from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.e2e
 
-REGISTRATION = {"cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
-                "households": [{"household_id": "fj-1", "registered_poor": True}]}
+REGISTRATION = {
+    "cooperative_id": "fengjia",
+    "name": "Fengjia",
+    "county": "Yanhe",
+    "township": "Ketian",
+    "village": "Fengjia",
+    "households": [{"household_id": "fj-1", "registered_poor": True}],
+}
 
 
 def lot(lot_id: str, quantity: str = "100") -> dict:
-    return {"lot_id": lot_id, "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": quantity,
-            "available_from": "2020-08-01", "expires_on": "2020-08-20", "contributions": [{"household_id": "fj-1", "quantity": quantity}]}
+    return {
+        "lot_id": lot_id,
+        "cooperative_id": "fengjia",
+        "product": "chili",
+        "grade": "A",
+        "quantity": quantity,
+        "available_from": "2020-08-01",
+        "expires_on": "2020-08-20",
+        "contributions": [{"household_id": "fj-1", "quantity": quantity}],
+    }
 
 
 def order(order_id: str) -> dict:
-    return {"order_id": order_id, "buyer_id": "tongren-mart", "product": "chili", "min_grade": "B", "quantity": "80",
-            "limit_price_fen": 500, "deliver_from": "2020-08-01", "deliver_to": "2020-08-31", "regions": []}
+    return {
+        "order_id": order_id,
+        "buyer_id": "tongren-mart",
+        "product": "chili",
+        "min_grade": "B",
+        "quantity": "80",
+        "limit_price_fen": 500,
+        "deliver_from": "2020-08-01",
+        "deliver_to": "2020-08-31",
+        "regions": [],
+    }
 
 
 def price(fen: int) -> dict:
@@ -41,8 +64,14 @@ def price(fen: int) -> dict:
 
 
 def plan(plan_id: str) -> dict:
-    return {"plan_id": plan_id, "county": "Yanhe", "township": "Ketian", "product": "chili", "area_mu": "2000",
-            "target_household_income_fen": 2400000}
+    return {
+        "plan_id": plan_id,
+        "county": "Yanhe",
+        "township": "Ketian",
+        "product": "chili",
+        "area_mu": "2000",
+        "target_household_income_fen": 2400000,
+    }
 
 
 def write(path: Path, *lines: tuple[str, dict]) -> Path:
@@ -74,8 +103,13 @@ async def test_keys_rotate_and_revoke_from_their_place_in_the_log_on_and_the_aud
     assert public_key_of(old_cooperative_key) != keyring.public_key("cooperative:fengjia")
 
     # a lot signed with the key Fengjia rotated out, sent as a thief holding it would
-    fields = {"message_id": uuid.uuid4().hex, "type": "harvest.recorded", "producer": "cooperative:fengjia",
-              "correlation_id": "thief", "payload": lot("stolen-lot")}
+    fields = {
+        "message_id": uuid.uuid4().hex,
+        "type": "harvest.recorded",
+        "producer": "cooperative:fengjia",
+        "correlation_id": "thief",
+        "payload": lot("stolen-lot"),
+    }
     stolen = json.dumps({**fields, "signature": sign(old_cooperative_key, fields)}).encode()
     producer = idempotent_producer(clean_system.bootstrap, **login())
     await producer.start()

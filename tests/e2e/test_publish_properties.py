@@ -23,12 +23,15 @@ registrations_first = st.tuples(*(st.tuples(st.just(kind), payloads(kind)) for k
 @settings(max_examples=3, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
 @given(st.lists(registrations_first, min_size=3, max_size=3))
 def test_every_valid_line_is_published_and_gets_an_outcome_from_the_live_services(clean_system, rounds):
-    lines = [parse_line(n, as_line(kind, payload)) for n, (kind, payload) in enumerate((pair for r in rounds for pair in r), start=1)]
+    lines = [
+        parse_line(n, as_line(kind, payload)) for n, (kind, payload) in enumerate((pair for r in rounds for pair in r), start=1)
+    ]
     valid = [line for line in lines if isinstance(line, ScenarioLine)]
     outcomes: list[tuple[int, str | None]] = []
 
-    summary = asyncio.run(publish_lines(clean_system.bootstrap, valid,
-                                        on_line=lambda line, reason: outcomes.append((line.line_no, reason))))
+    summary = asyncio.run(
+        publish_lines(clean_system.bootstrap, valid, on_line=lambda line, reason: outcomes.append((line.line_no, reason)))
+    )
 
     assert summary.accepted + len(summary.rejected) == len(valid)
     assert summary.accepted >= len(rounds), "unsigned lines (a market price, a plan) are accepted whatever their values"

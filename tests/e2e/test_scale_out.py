@@ -62,8 +62,11 @@ def group_assignments(group: str) -> list[set[tuple[str, int]]]:
     if "security_protocol" in options:
         config["security.protocol"] = options["security_protocol"]
     if options.get("sasl_plain_username"):
-        config |= {"sasl.mechanism": options["sasl_mechanism"], "sasl.username": options["sasl_plain_username"],
-                   "sasl.password": options["sasl_plain_password"]}
+        config |= {
+            "sasl.mechanism": options["sasl_mechanism"],
+            "sasl.username": options["sasl_plain_username"],
+            "sasl.password": options["sasl_plain_password"],
+        }
     admin = AdminClient(config)  # kept referenced until the answer came: a dropped client never answers
     description = admin.describe_consumer_groups([group])[group].result(timeout=15)
     return [{(tp.topic, tp.partition) for tp in member.assignment.topic_partitions} for member in description.members]
@@ -106,8 +109,11 @@ def scenario(tmp_path: Path, seed: int) -> Path:
     """The Yanhe demo, then two generated scenarios (ids of their own) line by line, one on each half of the partitions."""
     first = generate(seed, lines=120, prefix="g-")
     second = [json.dumps(moved(json.loads(line))) for line in generate(seed + 1, lines=120, prefix="h-")]
-    halves = {partition_of(json.loads(line)["payload"]["product"]) < EVENT_PARTITIONS // 2
-              for line in first + second if "product" in json.loads(line)["payload"]}
+    halves = {
+        partition_of(json.loads(line)["payload"]["product"]) < EVENT_PARTITIONS // 2
+        for line in first + second
+        if "product" in json.loads(line)["payload"]
+    }
     assert halves == {True, False}, "the scenario must put inputs on both halves of the partitions"
     mixed = [line for pair in itertools.zip_longest(first, second) for line in pair if line is not None]
     path = tmp_path / "scale-out.jsonl"
@@ -126,12 +132,15 @@ async def fills_and_money(dsn: str) -> tuple[list[tuple[str, str]], int, int, in
     """(product, fill line) of every fill in the matching log's order; fills settled (rows, distinct); fen paid; fen credited."""
     conn = await asyncpg.connect(dsn)
     try:
-        live = [(f["product"], json.dumps(reports.fill_output(f), ensure_ascii=False, separators=(",", ":")))
-                for f in await reports.recorded_fills(conn)]
+        live = [
+            (f["product"], json.dumps(reports.fill_output(f), ensure_ascii=False, separators=(",", ":")))
+            for f in await reports.recorded_fills(conn)
+        ]
         settled = await conn.fetchval("SELECT count(*) FROM settlement.fills")
         distinct_settled = await conn.fetchval("SELECT count(DISTINCT fill_id) FROM settlement.fills")
         paid = await conn.fetchval(
-            "SELECT coalesce(sum((payload->>'amount_fen')::bigint), 0) FROM settlement.events WHERE event_type = 'PaymentMade'")
+            "SELECT coalesce(sum((payload->>'amount_fen')::bigint), 0) FROM settlement.events WHERE event_type = 'PaymentMade'"
+        )
         credited = await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes")
         return live, settled, distinct_settled, paid, credited
     finally:
@@ -164,7 +173,7 @@ class PacedPublisher:
 
     async def publish(self, lines) -> None:
         for start in range(0, len(lines), self.CHUNK):
-            summary = await publish_lines(self.system.bootstrap, lines[start:start + self.CHUNK], on_line=self.on_line)
+            summary = await publish_lines(self.system.bootstrap, lines[start : start + self.CHUNK], on_line=self.on_line)
             self.accepted += summary.accepted
             self.rejected += summary.rejected
             await wait_until_caught_up(self.system.bootstrap, self.system.dsn, timeout=120)
@@ -186,7 +195,7 @@ async def test_two_instances_of_every_service_with_rebalances_mid_stream_give_th
     lines = read_scenario(scenario(tmp_path, seed))
     # Five fifths of the file; while the 2nd..5th are published, the first instance of every service is
     # stopped, started, stopped again and started again (SIGTERM; start waits until each consumes).
-    fifths = [lines[len(lines) * k // 5:len(lines) * (k + 1) // 5] for k in range(5)]
+    fifths = [lines[len(lines) * k // 5 : len(lines) * (k + 1) // 5] for k in range(5)]
     actions = [None, stop_first_instances, start_first_instances, stop_first_instances, start_first_instances]
     publisher = PacedPublisher(scaled_system)
     overlaps: list[tuple[str, float, int]] = []

@@ -26,7 +26,9 @@ def scrape(service: str) -> Samples:
     port = processes.metrics_port(service)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text) for s in family.samples
+    }
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
@@ -59,8 +61,9 @@ async def test_two_valid_inputs_and_a_bad_one_move_the_owning_services_counters_
 
     def counted() -> tuple[Samples, Samples] | None:
         coop, buy = scrape("cooperative"), scrape("buyer")
-        done = (value(coop, "farmlink_inputs_total", consumer="cooperative", type="harvest.recorded", outcome="rejected")
-                and value(buy, "farmlink_inputs_total", consumer="buyer", type="buyer.registered", outcome="accepted"))
+        done = value(
+            coop, "farmlink_inputs_total", consumer="cooperative", type="harvest.recorded", outcome="rejected"
+        ) and value(buy, "farmlink_inputs_total", consumer="buyer", type="buyer.registered", outcome="accepted")
         return (coop, buy) if done else None
 
     found = await until(counted)
@@ -72,8 +75,13 @@ async def test_two_valid_inputs_and_a_bad_one_move_the_owning_services_counters_
     assert value(coop, "farmlink_events_total", type="CooperativeRegistered") == 1
     assert value(buy, "farmlink_inputs_total", consumer="buyer", type="buyer.registered", outcome="accepted") == 1
     assert value(buy, "farmlink_dead_letters_total", consumer="buyer") is None, "the buyer refused nothing"
-    received = value(coop, "faststream_received_messages_total", app_name="farmlink-cooperative", broker="kafka",
-                     handler="farmlink.cooperative.input")
+    received = value(
+        coop,
+        "faststream_received_messages_total",
+        app_name="farmlink-cooperative",
+        broker="kafka",
+        handler="farmlink.cooperative.input",
+    )
     assert received is not None and received >= 2, "FastStream's middleware counted the records the subscriber received"
 
 

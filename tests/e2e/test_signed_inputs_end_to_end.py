@@ -19,13 +19,27 @@ from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.e2e
 
-REGISTRATION = {"cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
-                "households": [{"household_id": "fj-1", "registered_poor": True}, {"household_id": "fj-2", "registered_poor": False}]}
+REGISTRATION = {
+    "cooperative_id": "fengjia",
+    "name": "Fengjia",
+    "county": "Yanhe",
+    "township": "Ketian",
+    "village": "Fengjia",
+    "households": [{"household_id": "fj-1", "registered_poor": True}, {"household_id": "fj-2", "registered_poor": False}],
+}
 
 
 def lot(lot_id: str, quantity: str) -> dict:
-    return {"lot_id": lot_id, "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": quantity,
-            "available_from": "2020-08-01", "expires_on": "2020-08-20", "contributions": [{"household_id": "fj-1", "quantity": quantity}]}
+    return {
+        "lot_id": lot_id,
+        "cooperative_id": "fengjia",
+        "product": "chili",
+        "grade": "A",
+        "quantity": quantity,
+        "available_from": "2020-08-01",
+        "expires_on": "2020-08-20",
+        "contributions": [{"household_id": "fj-1", "quantity": quantity}],
+    }
 
 
 def write(path: Path, *lines: tuple[str, dict]) -> Path:
@@ -33,17 +47,38 @@ def write(path: Path, *lines: tuple[str, dict]) -> Path:
     return path
 
 
-async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_inputs_around_it_are_processed(clean_system, tmp_path):
-    before = write(tmp_path / "before.jsonl", ("cooperative.registered", REGISTRATION),
-                   ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
-                   ("order.placed", {"order_id": "o1", "buyer_id": "tongren-mart", "product": "chili", "min_grade": "B", "quantity": "80",
-                                     "limit_price_fen": 500, "deliver_from": "2020-08-01", "deliver_to": "2020-08-31", "regions": []}))
+async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_inputs_around_it_are_processed(
+    clean_system, tmp_path
+):
+    before = write(
+        tmp_path / "before.jsonl",
+        ("cooperative.registered", REGISTRATION),
+        ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
+        (
+            "order.placed",
+            {
+                "order_id": "o1",
+                "buyer_id": "tongren-mart",
+                "product": "chili",
+                "min_grade": "B",
+                "quantity": "80",
+                "limit_price_fen": 500,
+                "deliver_from": "2020-08-01",
+                "deliver_to": "2020-08-31",
+                "regions": [],
+            },
+        ),
+    )
     summary = await publish_lines(clean_system.bootstrap, read_scenario(before))
     assert summary.accepted == 3 and not summary.rejected
 
     # someone who is not Fengjia signs a lot in Fengjia's name with a key of their own
     forger = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-forger-keys-")))
-    forged = input_message("harvest.recorded", lot("forged-lot", "1000"), f"forgery-{uuid.uuid4().hex}", forger).model_dump_json().encode()
+    forged = (
+        input_message("harvest.recorded", lot("forged-lot", "1000"), f"forgery-{uuid.uuid4().hex}", forger)
+        .model_dump_json()
+        .encode()
+    )
     producer = idempotent_producer(clean_system.bootstrap, **login())
     await producer.start()
     try:

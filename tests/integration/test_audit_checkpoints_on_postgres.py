@@ -18,8 +18,18 @@ pytestmark = pytest.mark.integration
 
 PREFIX = "t13_"
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
-HASHED = ("event_id", "event_type", "schema_version", "stream_id", "stream_version", "occurred_at",
-          "producer", "correlation_id", "causation_id", "payload")
+HASHED = (
+    "event_id",
+    "event_type",
+    "schema_version",
+    "stream_id",
+    "stream_version",
+    "occurred_at",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "payload",
+)
 
 
 async def full(system, **options):
@@ -64,26 +74,43 @@ async def test_tampering_before_the_checkpoint_is_found_by_the_incremental_audit
     system, checkpoint, digest = grown
     conn = await asyncpg.connect(system.dsn)
     table = f'"{PREFIX}cooperative".events'
-    row = await conn.fetchrow(f"SELECT * FROM {table} WHERE event_type = 'HarvestRecorded' AND global_position <= $1 "
-                              "ORDER BY global_position LIMIT 1", checkpoint.positions["cooperative"])
+    row = await conn.fetchrow(
+        f"SELECT * FROM {table} WHERE event_type = 'HarvestRecorded' AND global_position <= $1 ORDER BY global_position LIMIT 1",
+        checkpoint.positions["cooperative"],
+    )
     try:
-        await conn.execute(f"UPDATE {table} SET payload = jsonb_set(payload, '{{grade}}', '\"C\"') WHERE global_position = $1",
-                           row["global_position"])
+        await conn.execute(
+            f"UPDATE {table} SET payload = jsonb_set(payload, '{{grade}}', '\"C\"') WHERE global_position = $1",
+            row["global_position"],
+        )
         since = await full(system, since=checkpoint)
         assert any(f.check == "hash_chain" and f.global_position == row["global_position"] for f in since.findings)
         log = await load_from_postgres(system.dsn, prefix=PREFIX)
         assert any(str(row["global_position"]) in f.where for f in extends(log, digest, check_hash_chains(log)))
 
         # the forger reseals the stream: the chain holds again, but its head at the checkpoint moved
-        stream = await conn.fetch(f"SELECT *, payload::text AS body FROM {table} WHERE stream_id = $1 ORDER BY stream_version", row["stream_id"])
+        stream = await conn.fetch(
+            f"SELECT *, payload::text AS body FROM {table} WHERE stream_id = $1 ORDER BY stream_version", row["stream_id"]
+        )
         prev = ""
         for event in stream:
             import orjson
 
-            content = hashed_content(**{key: (orjson.loads(event["body"]) if key == "payload" else
-                                              str(event[key]) if key == "event_id" else event[key]) for key in HASHED})
+            content = hashed_content(
+                **{
+                    key: (
+                        orjson.loads(event["body"]) if key == "payload" else str(event[key]) if key == "event_id" else event[key]
+                    )
+                    for key in HASHED
+                }
+            )
             digest_now = link_hash(prev, content)
-            await conn.execute(f"UPDATE {table} SET prev_hash = $2, hash = $3 WHERE global_position = $1", event["global_position"], prev, digest_now)
+            await conn.execute(
+                f"UPDATE {table} SET prev_hash = $2, hash = $3 WHERE global_position = $1",
+                event["global_position"],
+                prev,
+                digest_now,
+            )
             prev = digest_now
         since = await full(system, since=checkpoint)
         assert not [f for f in since.findings if f.check == "hash_chain"]

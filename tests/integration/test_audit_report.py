@@ -35,7 +35,8 @@ LOAD_BOUND_MS = 2_000
 SMOKE_EVENTS = 20_000  # the size `farmlink bench audit --smoke` audits
 
 needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (Debian: apt-get install -y chromium); the report is checked in a real browser"
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is not installed (Debian: apt-get install -y chromium); the report is checked in a real browser",
 )
 
 
@@ -51,12 +52,16 @@ async def audited(infrastructure, unique: str, events: int, tamper: bool = False
         for schema in SCHEMAS:
             await migrate(pool, prefix + schema)
             async with pool.acquire() as conn:
-                await conn.copy_records_to_table("events", schema_name=prefix + schema, records=log.rows.get(schema, []), columns=COLUMNS)
+                await conn.copy_records_to_table(
+                    "events", schema_name=prefix + schema, records=log.rows.get(schema, []), columns=COLUMNS
+                )
         if tamper:  # one fill's revenue raised by a yuan after it was written
             await pool.execute(f"""UPDATE "{prefix}matching".events SET payload = jsonb_set(payload, '{{revenue_fen}}',
                                    to_jsonb((payload->>'revenue_fen')::bigint + 100)) WHERE global_position =
                                    (SELECT min(global_position) FROM "{prefix}matching".events WHERE event_type = 'FillMade')""")
-        return await audit(infrastructure.bootstrap, infrastructure.dsn, source="postgres", reconcile_kafka=False, schema_prefix=prefix)
+        return await audit(
+            infrastructure.bootstrap, infrastructure.dsn, source="postgres", reconcile_kafka=False, schema_prefix=prefix
+        )
     finally:
         for schema in SCHEMAS:
             await pool.execute(f'DROP SCHEMA IF EXISTS "{prefix}{schema}" CASCADE')
@@ -67,8 +72,11 @@ def expected_charts(result) -> set[str]:
     """The charts the data calls for: a panel per product, revenue, the most activated commitments, income, coverage, phases."""
     data = report_data(result)
     commitments = [c for c in ranked(data.commitments) if c.fills][:CHARTED]
-    return ({f"volume-{p}" for p in data.products} | {f"commitment-{c.commitment_id}" for c in commitments}
-            | {"revenue", "income-histogram", "coverage-villages", "coverage-counties", "audit-phases"})
+    return (
+        {f"volume-{p}" for p in data.products}
+        | {f"commitment-{c.commitment_id}" for c in commitments}
+        | {"revenue", "income-histogram", "coverage-villages", "coverage-counties", "audit-phases"}
+    )
 
 
 # ----------------------------------------------------------------------------- the browser
@@ -113,9 +121,25 @@ class Dom(HTMLParser):
 def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"chromium-profile-{page.stem}"
     return subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
-        capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=180,
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            *args,
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=180,
     )
 
 
@@ -156,8 +180,10 @@ def check_page(page: Path, tmp_path: Path, expected: set[str]) -> Dom:
     assert all(parsed.charts.values()), [name for name, drawn in parsed.charts.items() if not drawn]
     assert parsed.body.get("data-charts-drawn") == str(len(expected)) == parsed.body.get("data-charts")
     load_ms = int(parsed.body["data-load-ms"])
-    print(f"\n{page.name}: {page.stat().st_size:,} bytes, {len(expected)} charts, loaded in {load_ms} ms in Chromium "
-          f"(whole browser run {wall:.1f} s)")
+    print(
+        f"\n{page.name}: {page.stat().st_size:,} bytes, {len(expected)} charts, loaded in {load_ms} ms in Chromium "
+        f"(whole browser run {wall:.1f} s)"
+    )
     assert load_ms < LOAD_BOUND_MS
     assert set(parsed.links) <= set(parsed.ids), set(parsed.links) - set(parsed.ids)  # every in-page link lands somewhere
     return parsed
@@ -179,7 +205,10 @@ async def test_a_1000_event_audit_reads_in_chromium_in_english_and_chinese(infra
         print(f"screenshot {screenshot(page, tmp_path)}")
         assert "audit-clean" in parsed.ids and "audit-findings" not in parsed.ids
     assert written["fills.csv"] == result.reexecution.fill_count
-    english, chinese = (tmp_path / "report-1000-en.html").read_text(encoding="utf-8"), (tmp_path / "report-1000-zh.html").read_text(encoding="utf-8")
+    english, chinese = (
+        (tmp_path / "report-1000-en.html").read_text(encoding="utf-8"),
+        (tmp_path / "report-1000-zh.html").read_text(encoding="utf-8"),
+    )
     assert "<title>farmlink audit report: Yanhe and Yuping counties</title>" in english
     assert re.search(r"<title>沿河土家族自治县、玉屏侗族自治县", chinese) and "审计通过" in chinese
 
@@ -215,11 +244,20 @@ async def test_a_tampered_fill_is_the_first_thing_on_the_page_and_its_link_lands
 @needs_chromium
 def test_a_yanhe_log_with_plans_reads_in_chinese_under_the_countys_own_name(tmp_path):
     """Ketian's plans (2,000 mu of chili for 24,000 yuan a household, 4,000 mu of sorghum for 9,240) beside what was planted and paid."""
-    villages = [Coverage("Yanhe", "Ketian", "Fengjia", 3, 3, 3, 2_865_000), Coverage("Yanhe", "Ketian", "Ketian community", 3, 2, 0, 0)]
-    plans = [PlanRow("ketian-chili-2020", "Yanhe", "Ketian", "chili", Decimal(2000), Decimal("1350.5"), 2_400_000, 3, 955_000),
-             PlanRow("ketian-sorghum-2020", "Yanhe", "Ketian", "sorghum", Decimal(4000), Decimal(0), 924_000, 0, 0)]
-    data = ReportData(summary=AuditSummary(events_audited=1_873, source="postgres", phases=(Phase("read postgres", 0.4),)),
-                      villages=villages, counties=[Coverage("Yanhe", "", "", 6, 5, 3, 2_865_000)], plans=plans)
+    villages = [
+        Coverage("Yanhe", "Ketian", "Fengjia", 3, 3, 3, 2_865_000),
+        Coverage("Yanhe", "Ketian", "Ketian community", 3, 2, 0, 0),
+    ]
+    plans = [
+        PlanRow("ketian-chili-2020", "Yanhe", "Ketian", "chili", Decimal(2000), Decimal("1350.5"), 2_400_000, 3, 955_000),
+        PlanRow("ketian-sorghum-2020", "Yanhe", "Ketian", "sorghum", Decimal(4000), Decimal(0), 924_000, 0, 0),
+    ]
+    data = ReportData(
+        summary=AuditSummary(events_audited=1_873, source="postgres", phases=(Phase("read postgres", 0.4),)),
+        villages=villages,
+        counties=[Coverage("Yanhe", "", "", 6, 5, 3, 2_865_000)],
+        plans=plans,
+    )
     page = write_report(data, tmp_path / "yanhe-plans-zh.html", "zh")
     parsed = check_page(page, tmp_path, {"audit-phases", "coverage-villages", "coverage-counties", "plans-area", "plans-income"})
     assert "audit-clean" in parsed.ids

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def price(fen: int, day: int = 1) -> NewEvent:
-    return NewEvent(MarketPriceObserved(product="oil_tea_fruit", grade="A", market="Tongren", price_fen=fen, observed_on=date(2020, 10, day)))
+    return NewEvent(
+        MarketPriceObserved(product="oil_tea_fruit", grade="A", market="Tongren", price_fen=fen, observed_on=date(2020, 10, day))
+    )
 
 
 async def test_appending_at_a_stale_expected_version_raises_a_concurrency_error(store):
@@ -207,7 +209,9 @@ async def test_the_projection_reader_gives_positions_types_and_payloads_and_can_
     await store.append("o", [NewEvent(OrderCancelled(order_id="o1", buyer_id="b", product="chili"))], 0, correlation_id="c")
     everything = [item async for item in store.read_all_payloads(batch_size=2)]
     assert [(kind, payload.get("price_fen")) for _, kind, payload in everything] == [
-        ("MarketPriceObserved", 1), ("MarketPriceObserved", 2), ("OrderCancelled", None)
+        ("MarketPriceObserved", 1),
+        ("MarketPriceObserved", 2),
+        ("OrderCancelled", None),
     ]
     cancellations = [item async for item in store.read_all_payloads(event_types=["OrderCancelled"])]
     assert [payload["order_id"] for _, _, payload in cancellations] == ["o1"]

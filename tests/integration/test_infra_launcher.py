@@ -102,9 +102,7 @@ async def test_database_role_and_durability(infra_up):
     conn = await asyncpg.connect(settings().dsn)
     try:
         assert await conn.fetchval("SELECT current_user") == "farmlink"
-        owner = await conn.fetchval(
-            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
-        )
+        owner = await conn.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
         assert owner == "farmlink"
         if not settings().uses_external_database:
             assert await conn.fetchval("SELECT rolcreaterole FROM pg_roles WHERE rolname = 'farmlink'")

@@ -14,8 +14,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
-from events.access import (ADMIN, ALL_TOPICS, AUDITOR, BUYER_GROUP_PREFIX, BY_NAME, CONSUMER_GROUPS, PRINCIPALS,
-                           may_read, may_write)
+from events.access import (
+    ADMIN,
+    ALL_TOPICS,
+    AUDITOR,
+    BUYER_GROUP_PREFIX,
+    BY_NAME,
+    CONSUMER_GROUPS,
+    PRINCIPALS,
+    may_read,
+    may_write,
+)
 from events.settings import kafka_options
 from farmlink import infra, processes
 from tests.kafka_helpers import login
@@ -56,8 +65,13 @@ async def _writes(bootstrap: str, principal: str, topic: str) -> bool:
 
 
 async def _reads(bootstrap: str, principal: str, topic: str) -> bool:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                request_timeout_ms=int(TIMEOUT_S * 1000), **login(principal))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=int(TIMEOUT_S * 1000),
+        **login(principal),
+    )
     await consumer.start()
     partition = TopicPartition(topic, 0)
     try:
@@ -79,8 +93,13 @@ async def _reads(bootstrap: str, principal: str, topic: str) -> bool:
 async def _commits(bootstrap: str, principal: str, group: str) -> bool:
     """Whether `principal` may commit an offset in `group` (on a topic it may read, so only the group decides)."""
     partition = TopicPartition(BY_NAME[principal].read[0], 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                                request_timeout_ms=int(TIMEOUT_S * 1000), **login(principal))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=int(TIMEOUT_S * 1000),
+        **login(principal),
+    )
     await consumer.start()
     try:
         consumer.assign([partition])
@@ -93,8 +112,11 @@ async def _commits(bootstrap: str, principal: str, group: str) -> bool:
 
 
 def _mismatches(kind: str, principal: str, got: dict[str, bool], allowed) -> list[str]:
-    return [f"{principal} {'may' if ok else 'may not'} {kind} {name}, the matrix says the opposite"
-            for name, ok in got.items() if ok != allowed(principal, name)]
+    return [
+        f"{principal} {'may' if ok else 'may not'} {kind} {name}, the matrix says the opposite"
+        for name, ok in got.items()
+        if ok != allowed(principal, name)
+    ]
 
 
 @pytest.mark.parametrize("principal", [p.name for p in PRINCIPALS])
@@ -102,8 +124,9 @@ async def test_a_principal_writes_and_reads_exactly_the_topics_the_matrix_allows
     bootstrap = secured.bootstrap
     writes = await asyncio.gather(*(_writes(bootstrap, principal, topic) for topic in ALL_TOPICS))
     reads = await asyncio.gather(*(_reads(bootstrap, principal, topic) for topic in ALL_TOPICS))
-    problems = (_mismatches("write", principal, dict(zip(ALL_TOPICS, writes)), may_write)
-                + _mismatches("read", principal, dict(zip(ALL_TOPICS, reads)), may_read))
+    problems = _mismatches("write", principal, dict(zip(ALL_TOPICS, writes)), may_write) + _mismatches(
+        "read", principal, dict(zip(ALL_TOPICS, reads)), may_read
+    )
     assert not problems, "\n".join(problems)
 
 
@@ -127,8 +150,9 @@ async def test_the_auditor_cannot_write_to_any_topic(secured):
 
 async def test_the_auditor_sees_the_services_committed_offsets_without_joining_their_groups(secured):
     for group in CONSUMER_GROUPS:
-        consumer = AIOKafkaConsumer(bootstrap_servers=secured.bootstrap, group_id=group, enable_auto_commit=False,
-                                    **login(AUDITOR))
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=secured.bootstrap, group_id=group, enable_auto_commit=False, **login(AUDITOR)
+        )
         await consumer.start()
         try:
             await consumer.committed(TopicPartition(ALL_TOPICS[0], 0))  # OffsetFetch: DESCRIBE on the group
@@ -137,8 +161,9 @@ async def test_the_auditor_sees_the_services_committed_offsets_without_joining_t
 
 
 async def test_a_producer_principal_cannot_even_look_at_a_services_consumer_group(secured):
-    consumer = AIOKafkaConsumer(bootstrap_servers=secured.bootstrap, group_id="farmlink.matching",
-                                enable_auto_commit=False, **login("cooperative"))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=secured.bootstrap, group_id="farmlink.matching", enable_auto_commit=False, **login("cooperative")
+    )
     await consumer.start()
     try:
         with pytest.raises(GroupAuthorizationFailedError):

@@ -26,7 +26,9 @@ async def until(condition, timeout: float = 30.0) -> None:
 
 
 async def test_an_event_goes_from_the_store_through_the_outbox_and_kafka_to_a_faststream_subscriber(store, infrastructure, topic):
-    routed = EventStore(store.pool, store.schema, producer="test", router=lambda envelope: Route(topic, envelope.payload["product"]))
+    routed = EventStore(
+        store.pool, store.schema, producer="test", router=lambda envelope: Route(topic, envelope.payload["product"])
+    )
     received: list[dict] = []
     broker = KafkaBroker(infrastructure.bootstrap, security=broker_login())
 
@@ -38,7 +40,9 @@ async def test_an_event_goes_from_the_store_through_the_outbox_and_kafka_to_a_fa
     async with broker:
         await broker.start()
         await relay.start()
-        observed = MarketPriceObserved(product="oil_tea_fruit", grade="A", market="Tongren", price_fen=760, observed_on=date(2020, 10, 1))
+        observed = MarketPriceObserved(
+            product="oil_tea_fruit", grade="A", market="Tongren", price_fen=760, observed_on=date(2020, 10, 1)
+        )
         [stored] = await routed.append("market-price-oil_tea_fruit", [NewEvent(observed)], 0, correlation_id="smoke")
         await until(lambda: len(received) == 1)
         for _ in range(100):  # the relay deletes the row once Kafka acknowledged it
@@ -63,7 +67,9 @@ async def test_a_consumer_group_resumes_after_a_restart_without_loss_or_repeats(
     def reader() -> KafkaBroker:
         broker = KafkaBroker(infrastructure.bootstrap, security=broker_login())
 
-        @broker.subscriber(topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body)
+        @broker.subscriber(
+            topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body
+        )
         async def on_number(body: bytes) -> None:
             seen.append(int(body))
 

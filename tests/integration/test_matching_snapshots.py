@@ -24,11 +24,20 @@ START = date(2020, 8, 1)
 
 
 def event(event_type: str, payload: dict, stream_id: str) -> bytes:
-    return canonical_json({
-        "event_id": str(uuid.uuid4()), "event_type": event_type, "schema_version": 1, "stream_id": stream_id,
-        "stream_version": 1, "occurred_at": datetime(2020, 8, 1, tzinfo=timezone.utc).isoformat(),
-        "producer": "service:test", "correlation_id": "c", "causation_id": None, "payload": payload,
-    }).encode()
+    return canonical_json(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "schema_version": 1,
+            "stream_id": stream_id,
+            "stream_version": 1,
+            "occurred_at": datetime(2020, 8, 1, tzinfo=timezone.utc).isoformat(),
+            "producer": "service:test",
+            "correlation_id": "c",
+            "causation_id": None,
+            "payload": payload,
+        }
+    ).encode()
 
 
 def inputs(count: int, seed: int = 7) -> list[tuple[str, bytes]]:
@@ -41,12 +50,22 @@ def inputs(count: int, seed: int = 7) -> list[tuple[str, bytes]]:
         kind = rng.choice(["lot", "lot", "lot", "order", "order", "price", "commitment", "cancel"])
         if kind == "lot":
             start = START + timedelta(days=rng.randint(0, 20))
-            parts = [(f"h{h}", f"{rng.randint(10, 400)}.{rng.randint(0, 999):03d}", rng.random() < 0.4) for h in range(rng.randint(1, 3))]
+            parts = [
+                (f"h{h}", f"{rng.randint(10, 400)}.{rng.randint(0, 999):03d}", rng.random() < 0.4)
+                for h in range(rng.randint(1, 3))
+            ]
             total = sum(int(q.replace(".", "")) for _, q, _ in parts)
             payload = {
-                "lot_id": f"L{n}", "cooperative_id": "fengjia", "county": "Yanhe", "township": rng.choice(["Ketian", "Tangba"]),
-                "village": "Fengjia", "product": "chili", "grade": rng.choice("ABC"), "quantity": f"{total // 1000}.{total % 1000:03d}",
-                "available_from": start.isoformat(), "expires_on": (start + timedelta(days=rng.randint(2, 15))).isoformat(),
+                "lot_id": f"L{n}",
+                "cooperative_id": "fengjia",
+                "county": "Yanhe",
+                "township": rng.choice(["Ketian", "Tangba"]),
+                "village": "Fengjia",
+                "product": "chili",
+                "grade": rng.choice("ABC"),
+                "quantity": f"{total // 1000}.{total % 1000:03d}",
+                "available_from": start.isoformat(),
+                "expires_on": (start + timedelta(days=rng.randint(2, 15))).isoformat(),
                 "contributions": [{"household_id": h, "quantity": q, "registered_poor": p} for h, q, p in parts],
             }
             made.append((COOPERATIVE_EVENTS, event("HarvestRecorded", payload, f"lot-L{n}")))
@@ -54,28 +73,54 @@ def inputs(count: int, seed: int = 7) -> list[tuple[str, bytes]]:
             start = START + timedelta(days=rng.randint(0, 20))
             orders.append(f"O{n}")
             payload = {
-                "order_id": f"O{n}", "buyer_id": "tongren-mart", "product": "chili", "min_grade": rng.choice("ABC"),
-                "quantity": str(rng.randint(20, 900)), "limit_price_fen": rng.randint(30, 120) * 10,
-                "deliver_from": start.isoformat(), "deliver_to": (start + timedelta(days=rng.randint(3, 20))).isoformat(),
+                "order_id": f"O{n}",
+                "buyer_id": "tongren-mart",
+                "product": "chili",
+                "min_grade": rng.choice("ABC"),
+                "quantity": str(rng.randint(20, 900)),
+                "limit_price_fen": rng.randint(30, 120) * 10,
+                "deliver_from": start.isoformat(),
+                "deliver_to": (start + timedelta(days=rng.randint(3, 20))).isoformat(),
                 "regions": rng.choice([[], ["Yanhe"], ["Tangba"]]),
             }
             made.append((BUYER_EVENTS, event("OrderPlaced", payload, f"order-O{n}")))
         elif kind == "cancel" and orders:
             order_id = orders.pop(rng.randrange(len(orders)))
-            made.append((BUYER_EVENTS, event("OrderCancelled", {"order_id": order_id, "buyer_id": "tongren-mart", "product": "chili"},
-                                             f"order-{order_id}")))
+            made.append(
+                (
+                    BUYER_EVENTS,
+                    event(
+                        "OrderCancelled",
+                        {"order_id": order_id, "buyer_id": "tongren-mart", "product": "chili"},
+                        f"order-{order_id}",
+                    ),
+                )
+            )
         elif kind == "commitment":
             start = START + timedelta(days=rng.randint(0, 10))
             payload = {
-                "commitment_id": f"C{n}", "buyer_id": "yuping", "product": "chili", "min_grade": "B",
-                "floor_price_fen": rng.randint(30, 80) * 10, "reference_market": "Tongren", "valid_from": start.isoformat(),
-                "valid_to": (start + timedelta(days=30)).isoformat(), "eligible_counties": [], "eligible_cooperatives": [],
-                "cap_quantity": str(rng.randint(100, 2000)), "max_quantity_per_mu": None,
+                "commitment_id": f"C{n}",
+                "buyer_id": "yuping",
+                "product": "chili",
+                "min_grade": "B",
+                "floor_price_fen": rng.randint(30, 80) * 10,
+                "reference_market": "Tongren",
+                "valid_from": start.isoformat(),
+                "valid_to": (start + timedelta(days=30)).isoformat(),
+                "eligible_counties": [],
+                "eligible_cooperatives": [],
+                "cap_quantity": str(rng.randint(100, 2000)),
+                "max_quantity_per_mu": None,
             }
             made.append((BUYER_EVENTS, event("CommitmentMade", payload, f"commitment-C{n}")))
         else:
-            payload = {"product": "chili", "grade": rng.choice("ABC"), "market": "Tongren", "price_fen": rng.randint(40, 110) * 10,
-                       "observed_on": day()}
+            payload = {
+                "product": "chili",
+                "grade": rng.choice("ABC"),
+                "market": "Tongren",
+                "price_fen": rng.randint(40, 110) * 10,
+                "observed_on": day(),
+            }
             made.append((MARKET_EVENTS, event("MarketPriceObserved", payload, "market-price-chili")))
     return made
 
@@ -112,7 +157,9 @@ async def owner(infrastructure):
     await conn.close()
 
 
-async def test_a_restarted_matching_service_resumes_from_its_snapshot_and_decides_exactly_the_same(infrastructure, owner, monkeypatch, unique):
+async def test_a_restarted_matching_service_resumes_from_its_snapshot_and_decides_exactly_the_same(
+    infrastructure, owner, monkeypatch, unique
+):
     conn, prefixes = owner
     stream = inputs(60)
     with_snapshots, without = f"s{unique}_", f"n{unique}_"
@@ -140,18 +187,25 @@ async def test_a_restarted_matching_service_resumes_from_its_snapshot_and_decide
     assert restarted == reference, "every journal entry, fill and offer event identical, ids included"
     # Two restarts: after 30 inputs the latest snapshot was taken after entry 28; after 45, after entry 42.
     assert restores == [None, 28, 42]
-    rows = await conn.fetch(f'SELECT product, journal_seq, stream_version FROM "{with_snapshots}matching".snapshots ORDER BY journal_seq')
+    rows = await conn.fetch(
+        f'SELECT product, journal_seq, stream_version FROM "{with_snapshots}matching".snapshots ORDER BY journal_seq'
+    )
     assert [row["journal_seq"] for row in rows] == list(range(EVERY, journaled + 1, EVERY))
     assert any(kind == "FillMade" for kind, _, _ in reference)
 
-    result = await audit(infrastructure.bootstrap, infrastructure.auditor_dsn, reconcile_kafka=False, schema_prefix=with_snapshots)
+    result = await audit(
+        infrastructure.bootstrap, infrastructure.auditor_dsn, reconcile_kafka=False, schema_prefix=with_snapshots
+    )
     assert [f for f in result.findings if f.check in ("snapshot", "re_execution", "hash_chain")] == []
 
     # A snapshot overwritten with an earlier one's state and digest is found, by product and journal_seq.
     await conn.execute(
         f'UPDATE "{with_snapshots}matching".snapshots AS s SET state = e.state, digest = e.digest '
-        f'FROM "{with_snapshots}matching".snapshots AS e WHERE s.journal_seq = 35 AND e.journal_seq = 28')
-    result = await audit(infrastructure.bootstrap, infrastructure.auditor_dsn, reconcile_kafka=False, schema_prefix=with_snapshots)
+        f'FROM "{with_snapshots}matching".snapshots AS e WHERE s.journal_seq = 35 AND e.journal_seq = 28'
+    )
+    result = await audit(
+        infrastructure.bootstrap, infrastructure.auditor_dsn, reconcile_kafka=False, schema_prefix=with_snapshots
+    )
     [finding] = [f for f in result.findings if f.check == "snapshot"]
     assert "product chili, journal_seq 35" in finding.where and "disagrees with the re-executed book" in finding.message
     assert "journal_seq (stored 28, re-executed 35)" in finding.message

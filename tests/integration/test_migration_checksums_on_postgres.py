@@ -133,6 +133,8 @@ async def test_a_service_whose_applied_migration_was_edited_exits_with_the_reaso
     with pytest.raises(SystemExit) as exit_:
         async with runtime.lifespan():
             pass
-    assert str(exit_.value.code).startswith(f"cooperative service cannot start: migration file {directory / '001_crops.sql'} "
-                                            f"was edited after it was applied to schema '{schema}'")
+    assert str(exit_.value.code).startswith(
+        f"cooperative service cannot start: migration file {directory / '001_crops.sql'} "
+        f"was edited after it was applied to schema '{schema}'"
+    )
     assert exit_.value.__cause__ is None and exit_.value.__suppress_context__

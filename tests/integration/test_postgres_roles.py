@@ -60,13 +60,24 @@ async def world(infrastructure, owner, unique):
     await ensure_login_roles(infrastructure.dsn, passwords)
     mine, theirs = f"test_roles_{unique}", f"test_roles_other_{unique}"
     for schema in (mine, theirs):
-        await migrate(owner, schema, [("services/settlement", SETTLEMENT_SQL)],
-                      service_role=service if schema == mine else None, readers=(reader,))
+        await migrate(
+            owner,
+            schema,
+            [("services/settlement", SETTLEMENT_SQL)],
+            service_role=service if schema == mine else None,
+            readers=(reader,),
+        )
     conn = await asyncpg.connect(as_role(infrastructure.dsn, service, passwords[service]))
     await conn.execute(f'SET search_path TO "{mine}"')
     reader_conn = await asyncpg.connect(as_role(infrastructure.dsn, reader, passwords[reader]))
-    yield dict(conn=conn, reader=reader_conn, mine=mine, theirs=theirs, role=service,
-               dsn=as_role(infrastructure.dsn, service, passwords[service]))
+    yield dict(
+        conn=conn,
+        reader=reader_conn,
+        mine=mine,
+        theirs=theirs,
+        role=service,
+        dsn=as_role(infrastructure.dsn, service, passwords[service]),
+    )
     await conn.close()
     await reader_conn.close()
     for schema in (mine, theirs):
@@ -76,7 +87,9 @@ async def world(infrastructure, owner, unique):
 
 
 def price(fen: int) -> NewEvent:
-    return NewEvent(MarketPriceObserved(product="chili", grade="A", market="Tongren", price_fen=fen, observed_on=date(2020, 8, 1)))
+    return NewEvent(
+        MarketPriceObserved(product="chili", grade="A", market="Tongren", price_fen=fen, observed_on=date(2020, 8, 1))
+    )
 
 
 async def test_a_service_role_appends_and_reads_events_in_its_own_schema(world):
@@ -111,26 +124,31 @@ async def test_the_relay_publishes_and_deletes_outbox_rows_as_the_service_role(w
 async def test_a_service_role_updates_its_projections(world):
     conn = world["conn"]
     await conn.execute("INSERT INTO incomes VALUES ('h1', 'chili', 100)")
-    await conn.execute("INSERT INTO incomes VALUES ('h1', 'chili', 50) ON CONFLICT (household_id, product) "
-                       "DO UPDATE SET paid_fen = incomes.paid_fen + EXCLUDED.paid_fen")
+    await conn.execute(
+        "INSERT INTO incomes VALUES ('h1', 'chili', 50) ON CONFLICT (household_id, product) "
+        "DO UPDATE SET paid_fen = incomes.paid_fen + EXCLUDED.paid_fen"
+    )
     await conn.execute("UPDATE incomes SET paid_fen = paid_fen + 1 WHERE household_id = 'h1'")
     assert await conn.fetchval("SELECT paid_fen FROM incomes") == 151
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE events SET payload = '{}'",
-    "DELETE FROM events",
-    "TRUNCATE events",
-    "UPDATE inbox SET consumer = 'x'",
-    "DELETE FROM inbox",
-    "TRUNCATE inbox",
-    "UPDATE outbox SET topic = 'elsewhere'",
-    "TRUNCATE outbox",
-    "DELETE FROM incomes",
-    "TRUNCATE incomes",
-    "SELECT * FROM schema_migrations",
-    "DELETE FROM schema_migrations",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET payload = '{}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "UPDATE inbox SET consumer = 'x'",
+        "DELETE FROM inbox",
+        "TRUNCATE inbox",
+        "UPDATE outbox SET topic = 'elsewhere'",
+        "TRUNCATE outbox",
+        "DELETE FROM incomes",
+        "TRUNCATE incomes",
+        "SELECT * FROM schema_migrations",
+        "DELETE FROM schema_migrations",
+    ],
+)
 async def test_a_service_role_may_not_rewrite_or_erase_history(world, statement):
     with pytest.raises(DENIED):
         await world["conn"].execute(statement)
@@ -141,22 +159,25 @@ async def test_a_service_role_cannot_read_or_write_another_services_schema(world
     with pytest.raises(DENIED, match="schema"):
         await world["conn"].fetch(f'SELECT * FROM "{theirs}".events')
     with pytest.raises(DENIED, match="schema"):
-        await world["conn"].execute(f'INSERT INTO "{theirs}".inbox (consumer, message_id) VALUES (\'x\', \'y\')')
+        await world["conn"].execute(f"INSERT INTO \"{theirs}\".inbox (consumer, message_id) VALUES ('x', 'y')")
     with pytest.raises(DENIED, match="schema"):
         await world["conn"].execute(f'DELETE FROM "{theirs}".outbox')
 
 
-@pytest.mark.parametrize("statement", [
-    "DROP TABLE events",
-    "ALTER TABLE events ADD COLUMN note text",
-    "ALTER TABLE events DISABLE TRIGGER ALL",
-    "CREATE TABLE mine (x int)",
-    "CREATE TABLE public.mine (x int)",
-    "CREATE TEMP TABLE mine (x int)",
-    "CREATE SCHEMA mine",
-    "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
-    "CREATE INDEX events_by_producer ON events (producer)",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DROP TABLE events",
+        "ALTER TABLE events ADD COLUMN note text",
+        "ALTER TABLE events DISABLE TRIGGER ALL",
+        "CREATE TABLE mine (x int)",
+        "CREATE TABLE public.mine (x int)",
+        "CREATE TEMP TABLE mine (x int)",
+        "CREATE SCHEMA mine",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "CREATE INDEX events_by_producer ON events (producer)",
+    ],
+)
 async def test_a_service_role_cannot_drop_alter_or_create_objects(world, statement):
     with pytest.raises(DENIED):
         await world["conn"].execute(statement)
@@ -165,7 +186,8 @@ async def test_a_service_role_cannot_drop_alter_or_create_objects(world, stateme
 async def test_a_service_role_cannot_pass_its_privileges_on(world):
     await world["conn"].execute("GRANT SELECT, INSERT ON events TO PUBLIC")  # PostgreSQL only warns: nothing granted
     grantees = await world["conn"].fetch(
-        "SELECT DISTINCT (aclexplode(relacl)).grantee FROM pg_class WHERE oid = 'events'::regclass")
+        "SELECT DISTINCT (aclexplode(relacl)).grantee FROM pg_class WHERE oid = 'events'::regclass"
+    )
     assert 0 not in {r["grantee"] for r in grantees}, "PUBLIC (grantee 0) must have no privilege on events"
 
 
@@ -190,8 +212,11 @@ async def test_a_reader_reads_every_schema_and_writes_nothing(world):
     reader = world["reader"]
     for schema in (world["mine"], world["theirs"]):
         assert await reader.fetchval(f'SELECT count(*) FROM "{schema}".events') == 0
-        for statement in (f'INSERT INTO "{schema}".inbox (consumer, message_id) VALUES (\'x\', \'y\')',
-                          f'DELETE FROM "{schema}".outbox', f'TRUNCATE "{schema}".events'):
+        for statement in (
+            f"INSERT INTO \"{schema}\".inbox (consumer, message_id) VALUES ('x', 'y')",
+            f'DELETE FROM "{schema}".outbox',
+            f'TRUNCATE "{schema}".events',
+        ):
             with pytest.raises(DENIED):
                 await reader.execute(statement)
 
@@ -202,9 +227,11 @@ async def test_each_service_and_the_auditor_log_in_as_a_role_of_their_own_with_n
         pytest.skip(f"external database without {role_env(name)}: {name} works as the owner")
     conn = await asyncpg.connect(infrastructure.service_dsn(name))
     try:
-        row = await conn.fetchrow("SELECT current_user AS role, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, "
-                                  "has_database_privilege(current_database(), 'CREATE, TEMP') AS creates "
-                                  "FROM pg_roles WHERE rolname = current_user")
+        row = await conn.fetchrow(
+            "SELECT current_user AS role, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, "
+            "has_database_privilege(current_database(), 'CREATE, TEMP') AS creates "
+            "FROM pg_roles WHERE rolname = current_user"
+        )
     finally:
         await conn.close()
     if not infrastructure.uses_external_database:
@@ -221,8 +248,9 @@ async def test_a_running_service_works_as_its_role_and_its_schema_belongs_to_the
     try:
         await runtime.open(with_relay=False)
         role = await runtime.pool.fetchval("SELECT current_user")
-        schema_owner = await owner.fetchval("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1",
-                                            runtime.schema)
+        schema_owner = await owner.fetchval(
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", runtime.schema
+        )
         assert schema_owner == await owner.fetchval("SELECT current_user")
         if not (infrastructure.uses_external_database and role == schema_owner):
             assert role != schema_owner

@@ -242,7 +242,7 @@ async def test_stop_drains_what_is_committed_before_it_returns(store, infrastruc
     await publisher.start()
     values = [f"d{n:03}".encode() for n in range(400)]
     for first in range(0, len(values), 100):
-        await _enqueue(store, topic, values[first:first + 100])
+        await _enqueue(store, topic, values[first : first + 100])
     await publisher.stop()  # drains for up to 3 s
     assert await _outbox_rows(store) == 0
     records = await read_topic(infrastructure.bootstrap, topic, expected=len(values) + 1, timeout=3.0)

@@ -44,13 +44,28 @@ def stamped(value: bytes, seq: int | None, offset: int) -> Delivery:
 
 
 def order(n: int, buyer_id: str = "b1") -> bytes:
-    return signed("order.placed", {"order_id": f"o{n}", "buyer_id": buyer_id, "product": "chili", "min_grade": "C", "quantity": "1",
-                                   "limit_price_fen": 500, "deliver_from": "2020-01-01", "deliver_to": "2020-12-31", "regions": []})
+    return signed(
+        "order.placed",
+        {
+            "order_id": f"o{n}",
+            "buyer_id": buyer_id,
+            "product": "chili",
+            "min_grade": "C",
+            "quantity": "1",
+            "limit_price_fen": 500,
+            "deliver_from": "2020-01-01",
+            "deliver_to": "2020-12-31",
+            "regions": [],
+        },
+    )
 
 
 async def published(pool, store: EventStore, topics: tuple[str, ...]) -> list[Delivery]:
-    rows = await pool.fetch(f'SELECT outbox_id, topic, key, value, headers::text AS headers FROM "{store.schema}".outbox '
-                            f"WHERE topic = ANY($1::text[]) ORDER BY outbox_id", list(topics))
+    rows = await pool.fetch(
+        f'SELECT outbox_id, topic, key, value, headers::text AS headers FROM "{store.schema}".outbox '
+        f"WHERE topic = ANY($1::text[]) ORDER BY outbox_id",
+        list(topics),
+    )
     return [Delivery(r["topic"], 0, r["outbox_id"], r["key"], r["value"], kafka_headers_of(r["headers"])) for r in rows]
 
 
@@ -62,18 +77,60 @@ async def journal(pool, store: EventStore) -> list[str]:
 
 async def run_inputs(pool, stores) -> list[Delivery]:
     """A harvest (seq 1), an order of an unknown buyer (seq 2, refused), two orders (seq 3, 4), as services handle them."""
-    await consume_batch(stores["buyer"], buyer.CONSUMER, [stamped(signed("buyer.registered", {"buyer_id": "b1", "name": "b"}), None, 0)])
-    await consume_batch(stores["cooperative"], cooperative.CONSUMER, [
-        stamped(signed("cooperative.registered", {"cooperative_id": "c1", "name": "c", "county": "Yanhe", "township": "Ketian",
-                                                  "village": "Fengjia", "households": [{"household_id": "h1", "registered_poor": True}]}), None, 0),
-        stamped(signed("harvest.recorded", {"lot_id": "lot1", "cooperative_id": "c1", "product": "chili", "grade": "A", "quantity": "10",
-                                            "available_from": "2020-01-01", "expires_on": "2020-12-31",
-                                            "contributions": [{"household_id": "h1", "quantity": "10"}]}), 1, 1)])
-    await consume_batch(stores["buyer"], buyer.CONSUMER, [stamped(order(2, buyer_id="nobody"), 2, 1), stamped(order(3), 3, 2),
-                                                          stamped(order(4), 4, 3)])
-    harvest = [d for d in await published(pool, stores["cooperative"], ("farmlink.cooperative.events",)) if b"HarvestRecorded" in d.value]
+    await consume_batch(
+        stores["buyer"], buyer.CONSUMER, [stamped(signed("buyer.registered", {"buyer_id": "b1", "name": "b"}), None, 0)]
+    )
+    await consume_batch(
+        stores["cooperative"],
+        cooperative.CONSUMER,
+        [
+            stamped(
+                signed(
+                    "cooperative.registered",
+                    {
+                        "cooperative_id": "c1",
+                        "name": "c",
+                        "county": "Yanhe",
+                        "township": "Ketian",
+                        "village": "Fengjia",
+                        "households": [{"household_id": "h1", "registered_poor": True}],
+                    },
+                ),
+                None,
+                0,
+            ),
+            stamped(
+                signed(
+                    "harvest.recorded",
+                    {
+                        "lot_id": "lot1",
+                        "cooperative_id": "c1",
+                        "product": "chili",
+                        "grade": "A",
+                        "quantity": "10",
+                        "available_from": "2020-01-01",
+                        "expires_on": "2020-12-31",
+                        "contributions": [{"household_id": "h1", "quantity": "10"}],
+                    },
+                ),
+                1,
+                1,
+            ),
+        ],
+    )
+    await consume_batch(
+        stores["buyer"],
+        buyer.CONSUMER,
+        [stamped(order(2, buyer_id="nobody"), 2, 1), stamped(order(3), 3, 2), stamped(order(4), 4, 3)],
+    )
+    harvest = [
+        d for d in await published(pool, stores["cooperative"], ("farmlink.cooperative.events",)) if b"HarvestRecorded" in d.value
+    ]
     buyers = await published(pool, stores["buyer"], ("farmlink.buyer.events", SEQUENCE_MARKERS))
-    orders = sorted((d for d in buyers if b"OrderPlaced" in d.value or d.topic == SEQUENCE_MARKERS), key=lambda d: dict(d.headers)[SEQUENCE_HEADER])
+    orders = sorted(
+        (d for d in buyers if b"OrderPlaced" in d.value or d.topic == SEQUENCE_MARKERS),
+        key=lambda d: dict(d.headers)[SEQUENCE_HEADER],
+    )
     assert len(harvest) == 1 and len(orders) == 3 and orders[0].topic == SEQUENCE_MARKERS  # seq 2 was refused: a marker
     return [*harvest, *orders]
 

@@ -30,7 +30,9 @@ async def _load(dsn: str, prefix: str, reader: str) -> None:
         for schema in SCHEMAS:
             await migrate(pool, prefix + schema, readers=(reader,))  # the auditor's role may read, nothing more
             async with pool.acquire() as conn:
-                await conn.copy_records_to_table("events", schema_name=prefix + schema, records=log.rows.get(schema, []), columns=COLUMNS)
+                await conn.copy_records_to_table(
+                    "events", schema_name=prefix + schema, records=log.rows.get(schema, []), columns=COLUMNS
+                )
     finally:
         await pool.close()
 

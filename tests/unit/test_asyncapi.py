@@ -42,7 +42,9 @@ def resolve(doc: dict, ref: str):
 
 
 def test_the_committed_document_is_what_the_code_generates():
-    assert COMMITTED.read_text(encoding="utf-8") == render(), "run `farmlink contracts asyncapi` and commit contracts/asyncapi.yaml"
+    assert COMMITTED.read_text(encoding="utf-8") == render(), (
+        "run `farmlink contracts asyncapi` and commit contracts/asyncapi.yaml"
+    )
 
 
 def test_the_document_is_valid_asyncapi_3():
@@ -68,8 +70,12 @@ def test_every_topic_input_event_and_principal_is_in_the_document():
     names = {m["name"] for m in doc["components"]["messages"].values()}
     assert {k.type for k in INPUT_KINDS} <= names
     assert {m.event_type for m, _ in EVENT_KINDS} <= names
-    granted = {(p.name, "send", t) for p in PRINCIPALS for t in p.write} | {(p.name, "receive", t) for p in PRINCIPALS for t in p.read}
-    documented = {(o["title"].split(" ")[0], o["action"], resolve(doc, o["channel"]["$ref"])["address"]) for o in doc["operations"].values()}
+    granted = {(p.name, "send", t) for p in PRINCIPALS for t in p.write} | {
+        (p.name, "receive", t) for p in PRINCIPALS for t in p.read
+    }
+    documented = {
+        (o["title"].split(" ")[0], o["action"], resolve(doc, o["channel"]["$ref"])["address"]) for o in doc["operations"].values()
+    }
     assert documented == granted
 
 

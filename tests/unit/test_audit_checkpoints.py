@@ -18,8 +18,18 @@ from farmlink.bench.synthetic import generate
 
 pytestmark = pytest.mark.unit
 
-HASHED = ("event_id", "event_type", "schema_version", "stream_id", "stream_version", "occurred_at",
-          "producer", "correlation_id", "causation_id", "payload")
+HASHED = (
+    "event_id",
+    "event_type",
+    "schema_version",
+    "stream_id",
+    "stream_version",
+    "occurred_at",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "payload",
+)
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 
 
@@ -46,7 +56,9 @@ def reseal_stream(log: AuditLog, schema: str, stream_id: str) -> None:
     """Recompute one stream's chain over what its rows now hold: a forger covering their tracks."""
     rows = log.by_schema[schema]
     prev = GENESIS
-    for index, record in sorted(((i, r) for i, r in enumerate(rows) if r.stream_id == stream_id), key=lambda item: item[1].stream_version):
+    for index, record in sorted(
+        ((i, r) for i, r in enumerate(rows) if r.stream_id == stream_id), key=lambda item: item[1].stream_version
+    ):
         digest = link_hash(prev, hashed_content(**{key: getattr(record, key) for key in HASHED}))
         rows[index] = dataclasses.replace(record, prev_hash=prev, hash=digest)
         prev = digest
@@ -54,7 +66,11 @@ def reseal_stream(log: AuditLog, schema: str, stream_id: str) -> None:
 
 def a_harvest_before(log: AuditLog, checkpoint: Checkpoint) -> tuple[int, Record]:
     rows = log.by_schema["cooperative"]
-    return next((i, r) for i, r in enumerate(rows) if r.event_type == "HarvestRecorded" and r.global_position <= checkpoint.positions["cooperative"])
+    return next(
+        (i, r)
+        for i, r in enumerate(rows)
+        if r.event_type == "HarvestRecorded" and r.global_position <= checkpoint.positions["cooperative"]
+    )
 
 
 def test_an_incremental_audit_gives_the_verdict_and_state_hash_of_a_full_audit():
@@ -62,7 +78,10 @@ def test_an_incremental_audit_gives_the_verdict_and_state_hash_of_a_full_audit()
     incremental = run(season(3000), since=checkpoint_after(2000))
     assert full.clean and incremental.clean
     assert incremental.state_hash == full.state_hash
-    assert (incremental.reexecution.input_count, incremental.reexecution.fill_count) == (full.reexecution.input_count, full.reexecution.fill_count)
+    assert (incremental.reexecution.input_count, incremental.reexecution.fill_count) == (
+        full.reexecution.input_count,
+        full.reexecution.fill_count,
+    )
     assert incremental.since is not None and incremental.since["events_after"] == season(3000).count() - season(2000).count()
 
 
@@ -75,7 +94,9 @@ def test_an_incremental_audit_of_the_checkpointed_log_itself_audits_nothing_new_
 def test_an_event_edited_before_the_checkpoint_is_found_by_its_hash_chain():
     log = season(3000)
     index, harvest = a_harvest_before(log, checkpoint_after(2000))
-    log.by_schema["cooperative"][index] = dataclasses.replace(harvest, payload={**harvest.payload, "grade": "A" if harvest.payload["grade"] != "A" else "B"})
+    log.by_schema["cooperative"][index] = dataclasses.replace(
+        harvest, payload={**harvest.payload, "grade": "A" if harvest.payload["grade"] != "A" else "B"}
+    )
     findings = run(log, since=checkpoint_after(2000)).findings
     assert any(f.check == "hash_chain" and f.event_id == harvest.event_id for f in findings)
 
@@ -107,12 +128,20 @@ def test_an_event_slipped_in_before_the_checkpoint_is_found():
     rows = log.by_schema["market"]
     position = checkpoint_after(2000).positions["market"]
     template = next(r for r in rows if r.global_position == position)
-    forged = dataclasses.replace(template, event_id="6f0c1a7e-0000-4000-8000-000000000001", stream_id="market-price-forged", stream_version=1,
-                                 global_position=position, prev_hash=GENESIS)
+    forged = dataclasses.replace(
+        template,
+        event_id="6f0c1a7e-0000-4000-8000-000000000001",
+        stream_id="market-price-forged",
+        stream_version=1,
+        global_position=position,
+        prev_hash=GENESIS,
+    )
     forged = dataclasses.replace(forged, hash=link_hash(GENESIS, hashed_content(**{key: getattr(forged, key) for key in HASHED})))
     rows.insert(rows.index(template), forged)
     findings = run(log, since=checkpoint_after(2000)).findings
-    assert any(f.check == "checkpoint" and f.stream_id == "market-price-forged" and "does not know" in f.message for f in findings)
+    assert any(
+        f.check == "checkpoint" and f.stream_id == "market-price-forged" and "does not know" in f.message for f in findings
+    )
 
 
 def test_a_changed_checkpoint_or_one_signed_by_another_key_is_refused(tmp_path):

@@ -33,8 +33,18 @@ D = Decimal
 START = datetime(2020, 8, 1, 8, 0, tzinfo=timezone.utc)
 TEST_NAMESPACE = uuid.UUID("0b6f0a4e-3c1d-4d7e-9a55-2f1c7e0d9b31")
 MARKET = "沿河市场"
-HASHED = ("event_id", "event_type", "schema_version", "stream_id", "stream_version", "occurred_at",
-          "producer", "correlation_id", "causation_id", "payload")
+HASHED = (
+    "event_id",
+    "event_type",
+    "schema_version",
+    "stream_id",
+    "stream_version",
+    "occurred_at",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "payload",
+)
 
 
 # ================================================================ recording like the live services
@@ -54,8 +64,15 @@ class Services:
         self.contributions: dict[str, dict[str, Decimal]] = {}
         self.minute = 0
 
-    def append(self, schema: str, stream_id: str, events: list[tuple[Contract, uuid.UUID | None]], at: datetime,
-               correlation_id: str, causation_id: str | None = None) -> list[Record]:
+    def append(
+        self,
+        schema: str,
+        stream_id: str,
+        events: list[tuple[Contract, uuid.UUID | None]],
+        at: datetime,
+        correlation_id: str,
+        causation_id: str | None = None,
+    ) -> list[Record]:
         """Append to a stream the way events/store.py does: next versions, next positions, hash links."""
         version, prev_hash = self.heads.get((schema, stream_id), (0, GENESIS))
         records = []
@@ -96,27 +113,47 @@ class Services:
         outcomes = book.process(fact_from(source.event_type, source.payload))
         at = source.occurred_at
         new_events = [
-            journal_entry(product, book.journal_seq, source.event_id, source.event_type, source.schema_version, source.payload, at),
+            journal_entry(
+                product, book.journal_seq, source.event_id, source.event_type, source.schema_version, source.payload, at
+            ),
             *(outcome_event(outcome, index, at) for index, outcome in enumerate(outcomes)),
         ]
         records = self.append(
-            "matching", f"market-{product}", [(event.payload, event.event_id) for event in new_events], at,
-            correlation_id=source.correlation_id, causation_id=source.event_id,
+            "matching",
+            f"market-{product}",
+            [(event.payload, event.event_id) for event in new_events],
+            at,
+            correlation_id=source.correlation_id,
+            causation_id=source.event_id,
         )
         for record in records:
             if record.event_type == "FillMade":
                 p = record.payload
                 self.fills[(p["lot_id"], p["outlet_id"])] = FillAccount(
-                    p["lot_id"], p["outlet_id"], p["buyer_id"], p["product"], p["cooperative_id"],
-                    D(p["quantity"]), p["revenue_fen"], D(0), 0,
+                    p["lot_id"],
+                    p["outlet_id"],
+                    p["buyer_id"],
+                    p["product"],
+                    p["cooperative_id"],
+                    D(p["quantity"]),
+                    p["revenue_fen"],
+                    D(0),
+                    0,
                 )
 
     # -- inputs, as the cooperative, buyer and market services record them
 
     def planting(self, planting_id: str, area_mu: str, cooperative_id: str = "co1") -> Record:
         event = PlantingRecorded(
-            planting_id=planting_id, cooperative_id=cooperative_id, county="沿河", township="官舟", product="chili",
-            area_mu=area_mu, expected_yield="5000", expected_harvest_from="2020-08-01", expected_harvest_to="2020-09-30",
+            planting_id=planting_id,
+            cooperative_id=cooperative_id,
+            county="沿河",
+            township="官舟",
+            product="chili",
+            area_mu=area_mu,
+            expected_yield="5000",
+            expected_harvest_from="2020-08-01",
+            expected_harvest_to="2020-09-30",
             household_ids=("h1",),
         )
         return self.record("cooperative", f"planting-{planting_id}", event)
@@ -124,8 +161,16 @@ class Services:
     def harvest(self, lot_id: str, grade: str, contributions: list[tuple[str, str, bool]], cooperative_id: str = "co1") -> Record:
         quantity = sum((D(q) for _, q, _ in contributions), D(0))
         event = HarvestRecorded(
-            lot_id=lot_id, cooperative_id=cooperative_id, county="沿河", township="官舟", village="白果", product="chili",
-            grade=grade, quantity=quantity, available_from="2020-08-05", expires_on="2020-08-20",
+            lot_id=lot_id,
+            cooperative_id=cooperative_id,
+            county="沿河",
+            township="官舟",
+            village="白果",
+            product="chili",
+            grade=grade,
+            quantity=quantity,
+            available_from="2020-08-05",
+            expires_on="2020-08-20",
             contributions=tuple(Contribution(household_id=h, quantity=q, registered_poor=poor) for h, q, poor in contributions),
         )
         self.contributions[lot_id] = {h: D(q) for h, q, _ in contributions}
@@ -133,19 +178,37 @@ class Services:
 
     def order(self, order_id: str, quantity: str, limit_price_fen: int, min_grade: str = "B") -> Record:
         event = OrderPlaced(
-            order_id=order_id, buyer_id=f"buyer-{order_id}", product="chili", min_grade=min_grade, quantity=quantity,
-            limit_price_fen=limit_price_fen, deliver_from="2020-08-01", deliver_to="2020-08-31", regions=(),
+            order_id=order_id,
+            buyer_id=f"buyer-{order_id}",
+            product="chili",
+            min_grade=min_grade,
+            quantity=quantity,
+            limit_price_fen=limit_price_fen,
+            deliver_from="2020-08-01",
+            deliver_to="2020-08-31",
+            regions=(),
         )
         return self.record("buyer", f"order-{order_id}", event)
 
     def cancel(self, order_id: str) -> Record:
-        return self.record("buyer", f"order-{order_id}", OrderCancelled(order_id=order_id, buyer_id=f"buyer-{order_id}", product="chili"))
+        return self.record(
+            "buyer", f"order-{order_id}", OrderCancelled(order_id=order_id, buyer_id=f"buyer-{order_id}", product="chili")
+        )
 
     def commitment(self, commitment_id: str, floor_price_fen: int, cap: str | None, per_mu: str | None) -> Record:
         event = CommitmentMade(
-            commitment_id=commitment_id, buyer_id="yuping", product="chili", min_grade="B", floor_price_fen=floor_price_fen,
-            reference_market=MARKET, valid_from="2020-08-01", valid_to="2020-09-30", eligible_counties=(),
-            eligible_cooperatives=(), cap_quantity=cap, max_quantity_per_mu=per_mu,
+            commitment_id=commitment_id,
+            buyer_id="yuping",
+            product="chili",
+            min_grade="B",
+            floor_price_fen=floor_price_fen,
+            reference_market=MARKET,
+            valid_from="2020-08-01",
+            valid_to="2020-09-30",
+            eligible_counties=(),
+            eligible_cooperatives=(),
+            cap_quantity=cap,
+            max_quantity_per_mu=per_mu,
         )
         return self.record("buyer", f"commitment-{commitment_id}", event)
 
@@ -156,11 +219,18 @@ class Services:
     def pay(self, lot_id: str, outlet_id: str, amount_fen: int) -> Record:
         """The settlement service records a payment, split by the lot's contributions (services/settlement/domain.py)."""
         fill = self.fills[(lot_id, outlet_id)]
-        payment = make_payment(PaymentReport(lot_id=lot_id, outlet_id=outlet_id, amount_fen=amount_fen), fill, self.contributions[lot_id])
+        payment = make_payment(
+            PaymentReport(lot_id=lot_id, outlet_id=outlet_id, amount_fen=amount_fen), fill, self.contributions[lot_id]
+        )
         self.fills[(lot_id, outlet_id)] = dataclasses.replace(fill, paid_fen=fill.paid_fen + amount_fen)
         self.minute += 1
-        [record] = self.append("settlement", f"settlement-{lot_id}-{outlet_id}", [(payment, None)],
-                               START + timedelta(minutes=self.minute), correlation_id=f"run:{self.minute}")
+        [record] = self.append(
+            "settlement",
+            f"settlement-{lot_id}-{outlet_id}",
+            [(payment, None)],
+            START + timedelta(minutes=self.minute),
+            correlation_id=f"run:{self.minute}",
+        )
         return record
 
 
@@ -192,7 +262,8 @@ def find(log: AuditLog, event_id: str) -> Record:
 
 def recorded_fill(log: AuditLog, lot_id: str, outlet_id: str) -> Record:
     return next(
-        r for r in log.by_schema["matching"]
+        r
+        for r in log.by_schema["matching"]
         if r.event_type == "FillMade" and r.payload["lot_id"] == lot_id and r.payload["outlet_id"] == outlet_id
     )
 
@@ -241,8 +312,12 @@ def insert_after(log: AuditLog, after: Record, event_type: str, payload: dict) -
         moved.append(record)
     forged_id = str(uuid.uuid4())
     forged = dataclasses.replace(
-        after, event_id=forged_id, event_type=event_type, stream_version=after.stream_version + 1,
-        global_position=after.global_position + 1, payload=payload,
+        after,
+        event_id=forged_id,
+        event_type=event_type,
+        stream_version=after.stream_version + 1,
+        global_position=after.global_position + 1,
+        payload=payload,
     )
     log.by_schema[after.schema] = sorted([*moved, forged], key=lambda r: r.global_position)
     reseal(log)
@@ -317,7 +392,12 @@ def test_an_edited_payload_breaks_the_hash_chain_at_that_event():
     harvest = next(r for r in log.by_schema["cooperative"] if r.stream_id == "lot-L1")
     edit_payload(log, harvest, quantity="1300")
     [finding] = check_hash_chains(log)
-    assert (finding.check, finding.schema, finding.stream_id, finding.stream_version) == ("hash_chain", "cooperative", "lot-L1", 1)
+    assert (finding.check, finding.schema, finding.stream_id, finding.stream_version) == (
+        "hash_chain",
+        "cooperative",
+        "lot-L1",
+        1,
+    )
     assert (finding.global_position, finding.event_id) == (harvest.global_position, harvest.event_id)
     assert "edited" in finding.message
     assert f"lot-L1@1 (position {harvest.global_position}, event {harvest.event_id})" in str(finding)
@@ -410,8 +490,12 @@ def test_a_forged_fill_with_a_recomputed_chain_is_found_by_re_execution():
     log = yanhe_chili().log
     offer = next(r for r in log.by_schema["matching"] if r.event_type == "OfferOpened")
     genuine = recorded_fill(log, "L2", "C1").payload
-    forged_id = insert_after(log, offer, "FillMade", {**genuine, "fill_id": "forged", "quantity": "50", "revenue_fen": 40_000,
-                                                     "household_income_fen": {"h3": 40_000}})
+    forged_id = insert_after(
+        log,
+        offer,
+        "FillMade",
+        {**genuine, "fill_id": "forged", "quantity": "50", "revenue_fen": 40_000, "household_income_fen": {"h3": 40_000}},
+    )
     assert check_hash_chains(log) == []
     [finding] = re_execute(log).findings
     assert (finding.check, finding.event_id) == ("re_execution", forged_id)
@@ -427,10 +511,14 @@ def test_a_changed_fill_price_is_found_by_re_execution_naming_the_field_and_by_t
     reseal(log)
     assert check_hash_chains(log) == []
     reexecution = re_execute(log)
-    assert [(f.event_id, f.message) for f in reexecution.findings] == [(fill.event_id, "unit_price_fen: recorded 950, re-executed 900")]
+    assert [(f.event_id, f.message) for f in reexecution.findings] == [
+        (fill.event_id, "unit_price_fen: recorded 950, re-executed 900")
+    ]
     invariants = check_invariants(log, reexecution)
     assert {f.event_id for f in invariants} == {fill.event_id}
-    assert any(m.startswith("commitment fill priced 950 fen (market); the rule gives 900 fen (market)") for m in messages(invariants))
+    assert any(
+        m.startswith("commitment fill priced 950 fen (market); the rule gives 900 fen (market)") for m in messages(invariants)
+    )
     assert any(m.startswith("revenue_fen 810000, but 900 x 950 fen") for m in messages(invariants))
 
 
@@ -547,8 +635,15 @@ def test_a_payment_split_not_by_contribution_is_an_invariant_violation():
 
 def test_payments_beyond_the_fills_revenue_are_an_invariant_violation():
     services = yanhe_chili()
-    extra = PaymentMade(lot_id="L1", outlet_id="O1", buyer_id="buyer-O1", product="chili", cooperative_id="co1",
-                        amount_fen=7, household_income_fen={"h1": 4, "h2": 3})
+    extra = PaymentMade(
+        lot_id="L1",
+        outlet_id="O1",
+        buyer_id="buyer-O1",
+        product="chili",
+        cooperative_id="co1",
+        amount_fen=7,
+        household_income_fen={"h1": 4, "h2": 3},
+    )
     [forged] = services.append("settlement", "settlement-L1-O1", [(extra, None)], START, correlation_id="forger")
     assert messages(check_invariants(services.log, re_execute(services.log))) == [
         "payments for lot L1 to O1 add up to 300007 fen, more than the fill's revenue 300000 fen"
@@ -558,8 +653,15 @@ def test_payments_beyond_the_fills_revenue_are_an_invariant_violation():
 
 def test_a_payment_for_a_fill_never_made_is_an_invariant_violation():
     services = yanhe_chili()
-    ghost = PaymentMade(lot_id="L2", outlet_id="O1", buyer_id="buyer-O1", product="chili", cooperative_id="co1",
-                        amount_fen=800, household_income_fen={"h3": 800})
+    ghost = PaymentMade(
+        lot_id="L2",
+        outlet_id="O1",
+        buyer_id="buyer-O1",
+        product="chili",
+        cooperative_id="co1",
+        amount_fen=800,
+        household_income_fen={"h3": 800},
+    )
     services.append("settlement", "settlement-L2-O1", [(ghost, None)], START, correlation_id="forger")
     assert messages(check_invariants(services.log, re_execute(services.log))) == [
         "PaymentMade for lot L2 to outlet O1, for which no fill is recorded"
@@ -572,7 +674,10 @@ def test_deliveries_beyond_the_fills_quantity_are_an_invariant_violation():
         delivered = DeliveryConfirmed(lot_id="L1", outlet_id="O1", buyer_id="buyer-O1", product="chili", quantity=quantity)
         [last] = services.append("settlement", "settlement-L1-O1", [(delivered, None)], START, correlation_id="desk")
     [finding] = check_invariants(services.log, re_execute(services.log))
-    assert (finding.event_id, finding.message) == (last.event_id, "deliveries for lot L1 to O1 add up to 310, more than the fill's 300")
+    assert (finding.event_id, finding.message) == (
+        last.event_id,
+        "deliveries for lot L1 to O1 add up to 310, more than the fill's 300",
+    )
 
 
 def test_a_fill_to_a_cancelled_order_is_an_invariant_violation():
@@ -582,12 +687,24 @@ def test_a_fill_to_a_cancelled_order_is_an_invariant_violation():
     log = services.log
     cancellation = journal_entry_of(log, 9)
     genuine = recorded_fill(log, "L2", "O2").payload
-    forged_id = insert_after(log, cancellation, "FillMade", {
-        **genuine, "outlet_id": "O3", "buyer_id": "buyer-O3", "quantity": "50", "unit_price_fen": 600,
-        "revenue_fen": 30_000, "household_income_fen": {"h3": 30_000},
-    })
+    forged_id = insert_after(
+        log,
+        cancellation,
+        "FillMade",
+        {
+            **genuine,
+            "outlet_id": "O3",
+            "buyer_id": "buyer-O3",
+            "quantity": "50",
+            "unit_price_fen": 600,
+            "revenue_fen": 30_000,
+            "household_income_fen": {"h3": 30_000},
+        },
+    )
     assert [f.event_id for f in re_execute(log).findings] == [forged_id]
-    assert finding_for(check_invariants(log, re_execute(log)), find(log, forged_id)) == ["fill to order O3 after it was cancelled"]
+    assert finding_for(check_invariants(log, re_execute(log)), find(log, forged_id)) == [
+        "fill to order O3 after it was cancelled"
+    ]
 
 
 def test_a_malformed_fill_payload_is_a_finding_not_a_crash():
@@ -642,8 +759,15 @@ def test_the_state_hash_is_the_same_on_two_replays_and_changes_with_the_journal(
     assert first == again == state_hash(re_execute(yanhe_chili().log))
     assert len(first) == 64
     entry = journal_entry_of(log, 6)
-    edit_payload(log, entry, fact={**entry.payload["fact"], "quantity": "900", "contributions": [
-        {"household_id": "h3", "quantity": "900", "registered_poor": True}]})
+    edit_payload(
+        log,
+        entry,
+        fact={
+            **entry.payload["fact"],
+            "quantity": "900",
+            "contributions": [{"household_id": "h3", "quantity": "900", "registered_poor": True}],
+        },
+    )
     reseal(log)
     assert state_hash(re_execute(log)) != first
 

@@ -23,13 +23,21 @@ SCHEMA = json.loads(AUDIT_SCHEMA_PATH.read_text(encoding="utf-8"))
 def test_the_committed_schema_is_the_one_the_models_give():
     assert AUDIT_SCHEMA_PATH.read_text(encoding="utf-8") == render_audit_schema(), (
         "run `python -c 'from contracts.audit import export_audit_schema; export_audit_schema()'` and commit the file; "
-        "a published version never changes shape: a breaking change is format version 2")
+        "a published version never changes shape: a breaking change is format version 2"
+    )
 
 
 def test_finding_codes_are_stable():
     assert FINDING_CODES == {
-        "hash_chain": "AUD001", "duplicate_event": "AUD002", "signature": "AUD003", "re_execution": "AUD004",
-        "invariant": "AUD005", "snapshot": "AUD006", "reconciliation": "AUD007", "checkpoint": "AUD008", "digest": "AUD009",
+        "hash_chain": "AUD001",
+        "duplicate_event": "AUD002",
+        "signature": "AUD003",
+        "re_execution": "AUD004",
+        "invariant": "AUD005",
+        "snapshot": "AUD006",
+        "reconciliation": "AUD007",
+        "checkpoint": "AUD008",
+        "digest": "AUD009",
     }
 
 

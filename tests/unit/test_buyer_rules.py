@@ -58,7 +58,11 @@ def rejection_of(decide, *args) -> str:
 def test_a_new_order_is_placed_as_given():
     event = place_order(placement(), already_placed=False, buyer_known=True)
     assert (event.order_id, event.buyer_id, event.product, event.quantity, event.limit_price_fen) == (
-        "O1", "canteen-1", "chili", Decimal("500"), 850,
+        "O1",
+        "canteen-1",
+        "chili",
+        Decimal("500"),
+        850,
     )
     assert (event.deliver_from, event.deliver_to, event.regions) == (date(2020, 8, 1), date(2020, 8, 31), ("沿河",))
 
@@ -68,7 +72,10 @@ def test_an_order_cannot_be_placed_twice():
 
 
 def test_cancelling_an_unknown_order_is_rejected():
-    assert rejection_of(cancel_order, OrderCancellationRequest(order_id="O9", buyer_id="canteen-1"), None) == "payload.order_id: unknown order O9"
+    assert (
+        rejection_of(cancel_order, OrderCancellationRequest(order_id="O9", buyer_id="canteen-1"), None)
+        == "payload.order_id: unknown order O9"
+    )
 
 
 def test_cancelling_an_order_twice_is_rejected():
@@ -88,7 +95,12 @@ def test_a_cancellation_carries_the_product_and_buyer_of_the_known_order():
 
 def test_a_new_commitment_is_made_as_offered():
     event = make_commitment(CommitmentOffer.model_validate(offer(cap_quantity="100000")), already_made=False, buyer_known=True)
-    assert (event.commitment_id, event.buyer_id, event.floor_price_fen, event.cap_quantity) == ("C1", "yuping", 400, Decimal("100000"))
+    assert (event.commitment_id, event.buyer_id, event.floor_price_fen, event.cap_quantity) == (
+        "C1",
+        "yuping",
+        400,
+        Decimal("100000"),
+    )
     assert (event.eligible_counties, event.eligible_cooperatives, event.max_quantity_per_mu) == (("沿河",), (), None)
 
 

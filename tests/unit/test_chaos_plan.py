@@ -32,8 +32,12 @@ def test_the_same_seed_gives_the_same_plan_and_the_same_inputs():
 def test_the_workload_registers_everyone_first_and_then_sends_only_known_input_types():
     workload = Workload("run", 5)
     registrations = workload.registrations()
-    assert {kind for kind, _ in registrations} == {"price_feed.registered", "settlement_desk.registered", "cooperative.registered",
-                                                   "buyer.registered"}
+    assert {kind for kind, _ in registrations} == {
+        "price_feed.registered",
+        "settlement_desk.registered",
+        "cooperative.registered",
+        "buyer.registered",
+    }
     stream = [workload.next_input() for _ in range(2000)]
     assert {kind for kind, _ in stream} <= set(INPUT_TYPES)
     cancelled = [payload for kind, payload in stream if kind == "order.cancelled"]
@@ -51,11 +55,15 @@ def test_the_faults_beyond_kill_strike_the_named_service_once_each_and_the_wal_v
 
 def test_adding_faults_beyond_kill_leaves_a_seeds_kills_and_bounces_where_they_were():
     before = plan_faults(seed=2020, kills_per_service=2)
-    after = plan_faults(seed=2020, kills_per_service=2, network=("kafka-latency", "postgres-partition"),
-                        network_service="matching", wal_full=True)
+    after = plan_faults(
+        seed=2020, kills_per_service=2, network=("kafka-latency", "postgres-partition"), network_service="matching", wal_full=True
+    )
     assert [f for f in after if f.kind not in (*NETWORK_FAULTS, "wal-full")] == before
     assert sorted(f.label for f in after if f not in before) == [
-        "kafka-latency matching", "postgres-partition matching", "wal-full"]
+        "kafka-latency matching",
+        "postgres-partition matching",
+        "wal-full",
+    ]
 
 
 def test_an_unknown_network_fault_or_a_network_fault_without_its_service_is_refused_with_the_reason():

@@ -347,7 +347,14 @@ def test_an_event_whose_product_is_not_text_is_keyed_by_its_stream():
 
 
 def input_message(**changes) -> dict:
-    return {"message_id": "m1", "type": "order.cancelled", "producer": "buyer", "correlation_id": "run:1", "payload": {"order_id": "O1"}, **changes}
+    return {
+        "message_id": "m1",
+        "type": "order.cancelled",
+        "producer": "buyer",
+        "correlation_id": "run:1",
+        "payload": {"order_id": "O1"},
+        **changes,
+    }
 
 
 @pytest.mark.parametrize("input_type", INPUT_TYPES)
@@ -403,6 +410,7 @@ def test_an_envelope_counts_stream_versions_from_one():
 
 
 # ---------------------------------------------------------------- one table of input kinds
+
 
 def test_every_input_kind_records_a_published_event_and_the_matcher_journals_the_ones_the_table_says():
     from contracts.inputs import INPUT_KINDS, JOURNALED_EVENT_TYPES

@@ -34,7 +34,9 @@ def registration(*households: tuple[str, bool], cooperative_id: str = "co1") -> 
     )
 
 
-def harvest(*contributions: tuple[str, str], quantity: str | None = None, product: str = "chili", lot_id: str = "L1") -> HarvestReport:
+def harvest(
+    *contributions: tuple[str, str], quantity: str | None = None, product: str = "chili", lot_id: str = "L1"
+) -> HarvestReport:
     contributions = contributions or (("h1", "700"), ("h2", "500"))
     total = quantity if quantity is not None else str(sum(D(q) for _, q in contributions))
     return HarvestReport(

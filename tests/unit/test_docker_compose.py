@@ -23,7 +23,16 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from events.access import ADMIN, ALL_PRINCIPALS, SCRAM_MECHANISM, service_principal
-from events.settings import APP_ROLE, AUDITOR, LOCAL_DATABASE, role_env, role_name, LOCAL_KAFKA_PORT, LOCAL_POSTGRES_PORT, Settings
+from events.settings import (
+    APP_ROLE,
+    AUDITOR,
+    LOCAL_DATABASE,
+    role_env,
+    role_name,
+    LOCAL_KAFKA_PORT,
+    LOCAL_POSTGRES_PORT,
+    Settings,
+)
 from farmlink import health, infra, processes
 
 pytestmark = pytest.mark.unit
@@ -36,10 +45,23 @@ FULL_LOCK = ROOT / "requirements.lock"
 RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 APP_SERVICES = processes.SERVICES  # every farmlink service runs in a container of its own
 # The environment variables events/settings.py reads (pydantic-settings: field name, upper-cased).
-SETTINGS_ENV = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM",
-                "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"}
-SECURITY_KEYS = ("sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.mechanism.controller.protocol",
-                 "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found", "auto.create.topics.enable")
+SETTINGS_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+}
+SECURITY_KEYS = (
+    "sasl.enabled.mechanisms",
+    "sasl.mechanism.inter.broker.protocol",
+    "sasl.mechanism.controller.protocol",
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
+    "auto.create.topics.enable",
+)
 
 
 def _password_var(principal: str) -> str:
@@ -242,7 +264,9 @@ def test_the_healthcheck_fails_while_the_relay_is_failing(services, tmp_path, mo
     _beat(tmp_path, monkeypatch, relay_failure="ConnectionRefusedError", relay_failure_at=time.time())
     result = _probe(services, tmp_path)
     assert result.returncode == 1 and "relay failing: ConnectionRefusedError" in result.stderr
-    _beat(tmp_path, monkeypatch, relay_failure="ConnectionRefusedError", relay_failure_at=time.time() - health.RELAY_FAILING_S - 5)
+    _beat(
+        tmp_path, monkeypatch, relay_failure="ConnectionRefusedError", relay_failure_at=time.time() - health.RELAY_FAILING_S - 5
+    )
     assert _probe(services, tmp_path).returncode == 0  # an old failure, since recovered
 
 
@@ -251,7 +275,9 @@ def test_the_healthcheck_fails_while_the_relay_is_failing(services, tmp_path, mo
 
 def _dockerfile() -> list[tuple[str, str]]:
     """(instruction, arguments) of each Dockerfile instruction, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")))
+    text = re.sub(
+        r"\\\n", " ", "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#"))
+    )
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in text.splitlines() if line.strip()]
 
 
@@ -296,6 +322,7 @@ def _dockerignore_patterns() -> list[str]:
 def _ignored(path: str) -> bool:
     """Whether Docker leaves `path` (relative, with /) out of the build context: the last matching pattern
     wins, `!` re-includes, a pattern matching a folder matches everything in it, `**` any number of folders."""
+
     def regex(pattern: str) -> str:
         out, i = "", 0
         while i < len(pattern):
@@ -318,11 +345,25 @@ def _ignored(path: str) -> bool:
     return ignored
 
 
-@pytest.mark.parametrize("path", [
-    ".venv/bin/python", ".farmlink/keys/cooperative.pem", ".farmlink/secrets/kafka-admin", ".farmlink/run/buyer.ready",
-    "bench/results/e2e.json", ".git/config", ".env", "deploy/prod.env", "somewhere/server.key", "tls/ca.pem",
-    "farmlink/__pycache__/cli.cpython-311.pyc", ".hypothesis/examples/x", ".mypy_cache/3.11/x.json", "farmlink.egg-info/PKG-INFO",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        ".farmlink/keys/cooperative.pem",
+        ".farmlink/secrets/kafka-admin",
+        ".farmlink/run/buyer.ready",
+        "bench/results/e2e.json",
+        ".git/config",
+        ".env",
+        "deploy/prod.env",
+        "somewhere/server.key",
+        "tls/ca.pem",
+        "farmlink/__pycache__/cli.cpython-311.pyc",
+        ".hypothesis/examples/x",
+        ".mypy_cache/3.11/x.json",
+        "farmlink.egg-info/PKG-INFO",
+    ],
+)
 def test_dockerignore_keeps_secrets_venv_and_results_out_of_the_build_context(path):
     assert _ignored(path), path
 

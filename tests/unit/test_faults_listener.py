@@ -27,11 +27,16 @@ def test_the_fault_listener_listens_on_its_port_advertises_the_links_and_logs_in
     monkeypatch.setenv("FARMLINK_HOME", str(tmp_path))
     properties = server_properties(_layout(tmp_path, kafka_fault_port=24096, kafka_fault_advertised_port=24097))
     assert properties["listeners"].split(",") == [
-        "SASL_PLAINTEXT://127.0.0.1:24092", "CONTROLLER://127.0.0.1:24093", "FAULTS://127.0.0.1:24096"]
+        "SASL_PLAINTEXT://127.0.0.1:24092",
+        "CONTROLLER://127.0.0.1:24093",
+        "FAULTS://127.0.0.1:24096",
+    ]
     assert properties["advertised.listeners"].split(",")[-1] == "FAULTS://127.0.0.1:24097"
     assert "FAULTS:SASL_PLAINTEXT" in properties["listener.security.protocol.map"].split(",")
-    assert properties["listener.name.faults.scram-sha-512.sasl.jaas.config"] == \
-        properties["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+    assert (
+        properties["listener.name.faults.scram-sha-512.sasl.jaas.config"]
+        == properties["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+    )
     assert properties["inter.broker.listener.name"] == "SASL_PLAINTEXT"
 
 

@@ -12,9 +12,21 @@ pytestmark = pytest.mark.unit
 
 
 def activation(seq: int, basis: str, paid: int, market: int | None, quantity: str, as_of: str = "2020-10-20") -> dict:
-    return {"seq": seq, "fill_id": f"f{seq}", "lot_id": f"lot-{seq}", "cooperative_id": "tangba", "grade": "B", "outlet_id": "yuping",
-            "quantity": quantity, "price_as_of": as_of, "market_price_fen": market, "floor_price_fen": 400, "unit_price_fen": paid,
-            "price_basis": basis, "revenue_fen": int(paid * Decimal(quantity))}
+    return {
+        "seq": seq,
+        "fill_id": f"f{seq}",
+        "lot_id": f"lot-{seq}",
+        "cooperative_id": "tangba",
+        "grade": "B",
+        "outlet_id": "yuping",
+        "quantity": quantity,
+        "price_as_of": as_of,
+        "market_price_fen": market,
+        "floor_price_fen": 400,
+        "unit_price_fen": paid,
+        "price_basis": basis,
+        "revenue_fen": int(paid * Decimal(quantity)),
+    }
 
 
 def test_the_page_speaks_the_language_asked_for_else_the_one_the_browser_ranks_first():
@@ -35,8 +47,10 @@ def test_a_floor_activation_pays_the_difference_to_the_market_on_its_quantity_an
 
 
 def test_a_commitment_lists_its_fills_by_date_and_sums_them():
-    terms = [{"commitment_id": "yuping", "buyer_id": "yuping-oil-tea-co", "product": "oil_tea_fruit", "floor_price_fen": 400},
-             {"commitment_id": "idle", "buyer_id": "b", "product": "chili", "floor_price_fen": 300}]
+    terms = [
+        {"commitment_id": "yuping", "buyer_id": "yuping-oil-tea-co", "product": "oil_tea_fruit", "floor_price_fen": 400},
+        {"commitment_id": "idle", "buyer_id": "b", "product": "chili", "floor_price_fen": 300},
+    ]
     fills = [activation(2, "market", 460, 460, "14000", "2020-11-12"), activation(1, "floor", 400, 360, "10000", "2020-10-20")]
     yuping, idle = commitment_rows(terms, fills)
     assert [f["seq"] for f in yuping["fills"]] == [1, 2]

@@ -111,7 +111,9 @@ def test_the_hash_depends_on_the_previous_hash():
 def test_the_hash_does_not_depend_on_the_order_of_payload_keys():
     payload = lot("L1")
     reordered = dict(reversed(list(payload.items())))
-    assert link_hash(GENESIS, hashed_content(**content(1, payload))) == link_hash(GENESIS, hashed_content(**content(1, reordered)))
+    assert link_hash(GENESIS, hashed_content(**content(1, payload))) == link_hash(
+        GENESIS, hashed_content(**content(1, reordered))
+    )
 
 
 def test_the_same_instant_in_another_time_zone_hashes_the_same():
@@ -124,8 +126,16 @@ def test_the_same_instant_in_another_time_zone_hashes_the_same():
 
 def test_the_hashed_content_leaves_out_position_and_hashes():
     assert set(hashed_content(**content(1, lot("L1")))) == {
-        "event_id", "event_type", "schema_version", "stream_id", "stream_version",
-        "occurred_at", "producer", "correlation_id", "causation_id", "payload",
+        "event_id",
+        "event_type",
+        "schema_version",
+        "stream_id",
+        "stream_version",
+        "occurred_at",
+        "producer",
+        "correlation_id",
+        "causation_id",
+        "payload",
     }
 
 
@@ -261,7 +271,7 @@ def test_canonical_json_refuses_what_it_cannot_write_exactly():
 @pytest.mark.parametrize(
     "value",
     [
-        {"b": 1, "a": [True, None, "沿河", {"z": "\u2028\u001f\"\\/", "y": 10**15}]},
+        {"b": 1, "a": [True, None, "沿河", {"z": '\u2028\u001f"\\/', "y": 10**15}]},
         {"quantity": "12.500", "household_income_fen": {"h2": 1, "h1": 2}},
         [],
         {"big": 2**70},

@@ -19,9 +19,15 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(autouse=True)
 def no_kafka_environment(monkeypatch):
     """These tests build their own Settings: the environment (a CI broker, testcontainers) must not leak in."""
-    for name in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
-                 "KAFKA_SASL_PASSWORD"):
+    for name in (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,13 +65,16 @@ def test_the_matrix_table_in_docs_architecture_is_the_one_events_access_gives():
     docs = (ROOT / "docs" / "architecture.md").read_text()
     assert access.matrix_table() in docs, (
         "docs/architecture.md's ACL table differs from events/access.py; paste "
-        "`python -c 'from events.access import matrix_table; print(matrix_table())'`")
+        "`python -c 'from events.access import matrix_table; print(matrix_table())'`"
+    )
 
 
 def test_the_local_broker_requires_scram_logins_and_denies_what_no_acl_allows(tmp_path):
     props = infra.server_properties(infra.Layout(tmp_path))
-    assert set(props["listener.security.protocol.map"].split(",")) == {"SASL_PLAINTEXT:SASL_PLAINTEXT",
-                                                                       "CONTROLLER:SASL_PLAINTEXT"}
+    assert set(props["listener.security.protocol.map"].split(",")) == {
+        "SASL_PLAINTEXT:SASL_PLAINTEXT",
+        "CONTROLLER:SASL_PLAINTEXT",
+    }
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     assert props["super.users"] == "User:admin"
@@ -94,8 +103,15 @@ def test_local_clients_log_in_as_their_principal_with_its_generated_password(tmp
 
 def test_an_external_broker_is_plaintext_unless_the_environment_says_sasl():
     assert kafka_options(Settings(kafka_bootstrap_servers="kafka:9092"), "buyer") == {}
-    options = kafka_options(Settings(kafka_bootstrap_servers="kafka:9092", kafka_security_protocol="SASL_PLAINTEXT",
-                                     kafka_sasl_username="service-buyer", kafka_sasl_password="pw"), "ignored")
+    options = kafka_options(
+        Settings(
+            kafka_bootstrap_servers="kafka:9092",
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_username="service-buyer",
+            kafka_sasl_password="pw",
+        ),
+        "ignored",
+    )
     assert (options["sasl_plain_username"], options["sasl_mechanism"]) == ("service-buyer", "SCRAM-SHA-512")
     with pytest.raises(ValueError, match="KAFKA_SASL_USERNAME"):
         kafka_options(Settings(kafka_bootstrap_servers="kafka:9092", kafka_security_protocol="SASL_SSL"), "x")

@@ -114,9 +114,7 @@ def _lot(draw, product):
 
 
 def _order(draw, product):
-    order_id, buyer_id, grade, regions = _choose(
-        draw, ORDER_IDS, ("canteen", "market"), GRADES, (0, 1, 2, 4, 8, 16, 5, 10, 24)
-    )
+    order_id, buyer_id, grade, regions = _choose(draw, ORDER_IDS, ("canteen", "market"), GRADES, (0, 1, 2, 4, 8, 16, 5, 10, 24))
     first, second = _choose(draw, WEEK, WEEK)
     deliver_from, deliver_to = sorted((first, second))
     return Order(
@@ -240,9 +238,7 @@ class Journal:
         observations = [
             (fact.observed_on, seq, fact.price_fen)
             for seq, fact in self.before(product, before_seq)
-            if isinstance(fact, MarketPrice)
-            and (fact.grade, fact.market) == (grade, market)
-            and fact.observed_on <= as_of
+            if isinstance(fact, MarketPrice) and (fact.grade, fact.market) == (grade, market) and fact.observed_on <= as_of
         ]
         return max(observations)[2] if observations else None
 

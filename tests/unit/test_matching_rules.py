@@ -55,9 +55,7 @@ def lot(
 ):
     if contributions is None:
         contributions = (Contribution("h1", D(quantity), poor),)
-    return Lot(
-        lot_id, cooperative_id, county, township, product, grade, D(quantity), available_from, expires_on, contributions
-    )
+    return Lot(lot_id, cooperative_id, county, township, product, grade, D(quantity), available_from, expires_on, contributions)
 
 
 def order(
@@ -577,17 +575,15 @@ def test_per_mu_room_is_kept_per_commitment():
 
 def test_per_mu_room_is_cut_down_to_whole_grams():
     # 1.0001 mu x 1.5 kg/mu = 1.50015 kg: the room is 1.500 kg
-    assert matches(planting("P1", "1.0001"), lot(quantity="10"), commitment(per_mu="1.5")) == [
-        ("L1", "C1", D("1.500"))
-    ]
+    assert matches(planting("P1", "1.0001"), lot(quantity="10"), commitment(per_mu="1.5")) == [("L1", "C1", D("1.500"))]
 
 
 def test_per_mu_room_is_cut_down_to_whole_head_for_livestock():
     # 1.5 mu x 1.5 head/mu = 2.25 head: the room is 2 head
     pigs = dict(product="live_pig")
-    assert matches(
-        planting("P1", "1.5", **pigs), lot(quantity="10", **pigs), commitment(per_mu="1.5", **pigs)
-    ) == [("L1", "C1", D("2"))]
+    assert matches(planting("P1", "1.5", **pigs), lot(quantity="10", **pigs), commitment(per_mu="1.5", **pigs)) == [
+        ("L1", "C1", D("2"))
+    ]
 
 
 def test_room_below_one_unit_makes_the_lot_ineligible_rather_than_filling_zero():
@@ -608,12 +604,8 @@ def test_cooperative_out_of_room_leaves_the_commitment_open_for_others():
 
 
 def test_per_mu_room_and_cap_both_cut_a_fill():
-    assert matches(planting("P1", "10"), commitment(per_mu="10", cap="40"), lot(quantity="100")) == [
-        ("L1", "C1", D("40"))
-    ]
-    assert matches(planting("P1", "3"), commitment(per_mu="10", cap="40"), lot(quantity="100")) == [
-        ("L1", "C1", D("30"))
-    ]
+    assert matches(planting("P1", "10"), commitment(per_mu="10", cap="40"), lot(quantity="100")) == [("L1", "C1", D("40"))]
+    assert matches(planting("P1", "3"), commitment(per_mu="10", cap="40"), lot(quantity="100")) == [("L1", "C1", D("30"))]
 
 
 def test_per_mu_room_cuts_a_fill_for_an_arriving_commitment_too():
@@ -679,9 +671,7 @@ def test_an_order_is_not_cancelled_by_a_cancellation_in_another_products_book():
 
 def test_lot_with_no_eligible_outlet_opens_an_offer_for_all_of_it():
     arriving = lot("L1", "12.5", county="Yanhe", township="Ketian", grade="B", available_from=day(2), expires_on=day(9))
-    assert run(arriving) == [
-        OfferOpened("L1", "chili", "B", "co1", "Yanhe", "Ketian", D("12.5"), day(2), day(9), 1)
-    ]
+    assert run(arriving) == [OfferOpened("L1", "chili", "B", "co1", "Yanhe", "Ketian", D("12.5"), day(2), day(9), 1)]
 
 
 def test_lot_used_up_on_arrival_opens_no_offer():
@@ -755,9 +745,7 @@ def test_second_order_with_the_same_id_is_ignored_even_after_the_first_is_filled
 
 
 def test_second_commitment_with_the_same_id_is_ignored():
-    assert matches(commitment("C1", cap="10"), commitment("C1", cap="10"), lot(quantity="100")) == [
-        ("L1", "C1", D("10"))
-    ]
+    assert matches(commitment("C1", cap="10"), commitment("C1", cap="10"), lot(quantity="100")) == [("L1", "C1", D("10"))]
 
 
 def test_second_planting_with_the_same_id_is_ignored():

@@ -37,13 +37,16 @@ def test_crlf_and_lone_cr_line_ends_read_as_lf_so_a_checkout_that_rewrote_them_i
     assert checksum(SQL.replace(b"\n", b"\r")) == checksum(SQL)
 
 
-@pytest.mark.parametrize("edit", [
-    SQL + b"\n",  # a blank line more
-    SQL.replace(b"int", b"bigint"),
-    SQL.replace(b"CREATE", b"create", 1),
-    SQL.replace(b" ", b"  ", 1),
-    b"",
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        SQL + b"\n",  # a blank line more
+        SQL.replace(b"int", b"bigint"),
+        SQL.replace(b"CREATE", b"create", 1),
+        SQL.replace(b" ", b"  ", 1),
+        b"",
+    ],
+)
 def test_any_other_change_to_the_bytes_changes_the_checksum(edit):
     assert checksum(edit) != checksum(SQL)
 

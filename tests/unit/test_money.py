@@ -49,9 +49,7 @@ def test_revenue_of_nothing_is_zero():
     assert revenue_fen(D("0"), 1234) == 0
 
 
-@pytest.mark.parametrize(
-    ("quantity", "price"), [(D("-1"), 100), (1.5, 100), (D("NaN"), 100), (D("1"), -1), (D("1"), True)]
-)
+@pytest.mark.parametrize(("quantity", "price"), [(D("-1"), 100), (1.5, 100), (D("NaN"), 100), (D("1"), -1), (D("1"), True)])
 def test_revenue_refuses_negative_or_inexact_inputs(quantity, price):
     with pytest.raises(ValueError):
         revenue_fen(quantity, price)

@@ -26,12 +26,16 @@ def test_a_price_from_a_market_whose_feed_never_registered_is_refused():
     feed = Party(market, "price-feed:Tongren")
     accepted, reason = feed.send("market_price.observed", PRICE, new_private_key())
     assert not accepted
-    assert reason.startswith("payload.market: unknown price-feed Tongren; a market's price feed registers (price_feed.registered)")
+    assert reason.startswith(
+        "payload.market: unknown price-feed Tongren; a market's price feed registers (price_feed.registered)"
+    )
 
 
 def test_a_registered_feed_reports_prices_signed_with_its_key_and_the_audit_verifies_them():
     feed, key = Party(market, "price-feed:Tongren"), new_private_key()
-    assert feed.send("price_feed.registered", {"market": "Tongren", "name": "Tongren market", "public_key": public_key_of(key)}, key)[0]
+    assert feed.send(
+        "price_feed.registered", {"market": "Tongren", "name": "Tongren market", "public_key": public_key_of(key)}, key
+    )[0]
     assert feed.send("market_price.observed", PRICE, key)[0]
     assert check_signatures(feed.audit_log()) == []
 
@@ -65,7 +69,11 @@ def test_after_a_rotation_the_new_key_signs_and_the_old_one_is_refused_and_the_a
     assert not accepted and reason == "signature: does not verify with the key registered for price-feed Tongren"
     assert feed.send("market_price.observed", {**PRICE, "price_fen": 470}, new)[0]
     assert [e.event_type for e in feed.uow.envelopes] == [
-        "PriceFeedRegistered", "MarketPriceObserved", "PriceFeedKeyRotated", "MarketPriceObserved"]
+        "PriceFeedRegistered",
+        "MarketPriceObserved",
+        "PriceFeedKeyRotated",
+        "MarketPriceObserved",
+    ]
     assert check_signatures(feed.audit_log()) == []
 
 
@@ -78,16 +86,41 @@ def test_a_rotation_must_be_signed_with_the_current_key():
 
 def test_after_a_revocation_nothing_the_party_signs_is_accepted():
     coop, key = Party(cooperative, "cooperative:fengjia"), new_private_key()
-    assert coop.send("cooperative.registered", {
-        "cooperative_id": "fengjia", "name": "Fengjia", "county": "Yanhe", "township": "Ketian", "village": "Fengjia",
-        "households": [{"household_id": "fj-01", "registered_poor": True}], "public_key": public_key_of(key)}, key)[0]
+    assert coop.send(
+        "cooperative.registered",
+        {
+            "cooperative_id": "fengjia",
+            "name": "Fengjia",
+            "county": "Yanhe",
+            "township": "Ketian",
+            "village": "Fengjia",
+            "households": [{"household_id": "fj-01", "registered_poor": True}],
+            "public_key": public_key_of(key),
+        },
+        key,
+    )[0]
     assert coop.send("cooperative.key_revoked", {"party_id": "fengjia", "reason": "the office PC was stolen"}, key)[0]
-    accepted, reason = coop.send("harvest.recorded", {
-        "lot_id": "L1", "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": "5",
-        "available_from": "2020-08-01", "expires_on": "2020-08-09", "contributions": [{"household_id": "fj-01", "quantity": "5"}]}, key)
+    accepted, reason = coop.send(
+        "harvest.recorded",
+        {
+            "lot_id": "L1",
+            "cooperative_id": "fengjia",
+            "product": "chili",
+            "grade": "A",
+            "quantity": "5",
+            "available_from": "2020-08-01",
+            "expires_on": "2020-08-09",
+            "contributions": [{"household_id": "fj-01", "quantity": "5"}],
+        },
+        key,
+    )
     assert not accepted
-    assert reason.startswith("signature: the key of cooperative:fengjia was revoked ('the office PC was stolen', cooperative-keys-fengjia v1)")
-    accepted, _ = coop.send("cooperative.key_rotated", {"party_id": "fengjia", "public_key": public_key_of(new_private_key())}, key)
+    assert reason.startswith(
+        "signature: the key of cooperative:fengjia was revoked ('the office PC was stolen', cooperative-keys-fengjia v1)"
+    )
+    accepted, _ = coop.send(
+        "cooperative.key_rotated", {"party_id": "fengjia", "public_key": public_key_of(new_private_key())}, key
+    )
     assert not accepted  # a revoked party cannot rotate its way back
     assert check_signatures(coop.audit_log()) == []
 
@@ -95,15 +128,23 @@ def test_after_a_revocation_nothing_the_party_signs_is_accepted():
 def test_the_audit_finds_an_input_recorded_after_its_partys_revocation():
     desk, key = Party(settlement, "settlement-desk:main", settlement.INPUTS), new_private_key()
     desk.send("settlement_desk.registered", {"desk_id": "main", "name": "county desk", "public_key": public_key_of(key)}, key)
-    plan = {"plan_id": "K1", "county": "Yanhe", "township": "Ketian", "product": "chili", "area_mu": "2000",
-            "target_household_income_fen": 2400000}
+    plan = {
+        "plan_id": "K1",
+        "county": "Yanhe",
+        "township": "Ketian",
+        "product": "chili",
+        "area_mu": "2000",
+        "target_household_income_fen": 2400000,
+    }
     assert desk.send("plan.recorded", plan, key)[0]
     assert desk.send("settlement_desk.key_revoked", {"party_id": "main", "reason": "desk closed"}, key)[0]
     log = desk.audit_log()
     assert check_signatures(log) == []
     # the key's holder signs another plan; a forger puts it into the log after the revocation
     elsewhere = Party(settlement, "settlement-desk:main", settlement.INPUTS)
-    elsewhere.send("settlement_desk.registered", {"desk_id": "main", "name": "county desk", "public_key": public_key_of(key)}, key)
+    elsewhere.send(
+        "settlement_desk.registered", {"desk_id": "main", "name": "county desk", "public_key": public_key_of(key)}, key
+    )
     elsewhere.send("plan.recorded", {**plan, "plan_id": "K2"}, key)
     records = log.by_schema["settlement"]
     forged = dataclasses.replace(elsewhere.audit_log().by_schema["settlement"][1], global_position=4)
@@ -120,4 +161,6 @@ def test_the_audit_finds_a_price_signed_with_a_key_rotated_out_before_it():
     # the earlier price, moved after the rotation: its signature is by the old key
     moved = dataclasses.replace(records[1], global_position=4)
     [finding] = check_signatures(AuditLog("memory", {"market": [records[0], records[2], moved]}))
-    assert finding.message.startswith("signature: does not verify with the key price-feed:Tongren registered at market/price-feed-keys-Tongren@1")
+    assert finding.message.startswith(
+        "signature: does not verify with the key price-feed:Tongren registered at market/price-feed-keys-Tongren@1"
+    )

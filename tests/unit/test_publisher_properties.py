@@ -29,8 +29,16 @@ def keyring(tmp_path_factory) -> Keyring:
     return Keyring(tmp_path_factory.mktemp("keys"))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                                                                   HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 @given(inputs)
 def test_every_payload_the_contract_accepts_is_published_and_read_back_unchanged(keyring, drawn):
     input_type, payload = drawn
@@ -55,11 +63,24 @@ def test_every_payload_the_contract_accepts_is_published_and_read_back_unchanged
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.text(min_size=1, max_size=128).filter(lambda s: s.strip() == s and s and not any(c.isspace() or ord(c) < 32 for c in s)))
+@given(
+    st.text(min_size=1, max_size=128).filter(lambda s: s.strip() == s and s and not any(c.isspace() or ord(c) < 32 for c in s))
+)
 def test_a_cooperative_with_the_longest_or_most_unusual_id_still_gets_its_own_key(keyring, cooperative_id):
-    line = parse_line(1, as_line("cooperative.registered", {
-        "cooperative_id": cooperative_id, "name": "合作社 " * 30, "county": "沿河土家族自治县", "township": "客田镇", "village": "冯家村",
-        "households": [{"household_id": "h1", "registered_poor": True}]}))
+    line = parse_line(
+        1,
+        as_line(
+            "cooperative.registered",
+            {
+                "cooperative_id": cooperative_id,
+                "name": "合作社 " * 30,
+                "county": "沿河土家族自治县",
+                "township": "客田镇",
+                "village": "冯家村",
+                "households": [{"household_id": "h1", "registered_poor": True}],
+            },
+        ),
+    )
     assert isinstance(line, ScenarioLine)
     outgoing = prepare_line(line, "publish-0123456789ab", keyring)
     assert not isinstance(outgoing, str), outgoing
@@ -67,9 +88,19 @@ def test_a_cooperative_with_the_longest_or_most_unusual_id_still_gets_its_own_ke
 
 
 def test_a_market_named_with_spaces_and_at_full_length_is_published():
-    line = parse_line(3, as_line("market_price.observed", {
-        "product": "chili", "grade": "A", "market": "Tongren wholesale market " + "铜" * 175, "price_fen": 10**15,
-        "observed_on": "2020-08-01"}))
+    line = parse_line(
+        3,
+        as_line(
+            "market_price.observed",
+            {
+                "product": "chili",
+                "grade": "A",
+                "market": "Tongren wholesale market " + "铜" * 175,
+                "price_fen": 10**15,
+                "observed_on": "2020-08-01",
+            },
+        ),
+    )
     assert isinstance(line, ScenarioLine)
     outgoing = prepare_line(line, "publish-0123456789ab", Keyring(__import__("pathlib").Path("/nonexistent-keys")))
     assert not isinstance(outgoing, str), outgoing

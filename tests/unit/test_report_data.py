@@ -60,10 +60,46 @@ def test_each_commitment_keeps_its_fills_and_counts_its_floor_activations(log):
 
 
 def test_a_floor_activation_counts_what_it_paid_above_the_market():
-    at_floor = FillRow(1, "e1", "f1", "oil_tea_fruit", None, "lot-1", "coop-1", "B", "commitment", "c-1", "b-1", Decimal("2500.5"), 400,
-                       "floor", 1_000_200, 400, 360, None)
-    at_market = FillRow(2, "e2", "f2", "oil_tea_fruit", None, "lot-2", "coop-1", "A", "commitment", "c-1", "b-1", Decimal(10), 520,
-                        "market", 5_200, 400, 520, None)
+    at_floor = FillRow(
+        1,
+        "e1",
+        "f1",
+        "oil_tea_fruit",
+        None,
+        "lot-1",
+        "coop-1",
+        "B",
+        "commitment",
+        "c-1",
+        "b-1",
+        Decimal("2500.5"),
+        400,
+        "floor",
+        1_000_200,
+        400,
+        360,
+        None,
+    )
+    at_market = FillRow(
+        2,
+        "e2",
+        "f2",
+        "oil_tea_fruit",
+        None,
+        "lot-2",
+        "coop-1",
+        "A",
+        "commitment",
+        "c-1",
+        "b-1",
+        Decimal(10),
+        520,
+        "market",
+        5_200,
+        400,
+        520,
+        None,
+    )
     assert at_floor.above_market_fen == Decimal("100020.0")  # (400 - 360) fen x 2,500.5 kg
     assert at_market.above_market_fen == 0
 
@@ -78,8 +114,17 @@ def test_coverage_counts_registered_poor_households_with_and_without_income_per_
     ]
     villages, counties = coverage(households)
     fengjia = next(v for v in villages if v.village == "Fengjia")
-    assert (fengjia.households, fengjia.registered_poor, fengjia.with_income, fengjia.without_income, fengjia.paid_fen) == (3, 2, 1, 1, 1700)
-    assert [(c.county, c.registered_poor, c.with_income, c.without_income) for c in counties] == [("Yanhe", 3, 2, 1), ("Yuping", 1, 0, 1)]
+    assert (fengjia.households, fengjia.registered_poor, fengjia.with_income, fengjia.without_income, fengjia.paid_fen) == (
+        3,
+        2,
+        1,
+        1,
+        1700,
+    )
+    assert [(c.county, c.registered_poor, c.with_income, c.without_income) for c in counties] == [
+        ("Yanhe", 3, 2, 1),
+        ("Yuping", 1, 0, 1),
+    ]
 
 
 def test_the_log_names_its_counties_and_a_finding_cites_its_event(log):

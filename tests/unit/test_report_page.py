@@ -47,7 +47,9 @@ def test_the_title_names_the_counties_of_the_log():
 
 
 def test_a_page_for_a_yanhe_only_log_says_so_in_both_languages():
-    data = ReportData(counties=[Coverage("Yanhe", "", "", 3, 2, 1, 900)], villages=[Coverage("Yanhe", "Ketian", "Fengjia", 3, 2, 1, 900)])
+    data = ReportData(
+        counties=[Coverage("Yanhe", "", "", 3, 2, 1, 900)], villages=[Coverage("Yanhe", "Ketian", "Fengjia", 3, 2, 1, 900)]
+    )
     english, chinese = render_report(data, "en"), render_report(data, "zh")
     assert "<title>farmlink audit report: Yanhe county</title>" in english and "Yuping" not in english
     assert "<title>沿河土家族自治县产销对接审计报告</title>" in chinese and '<html lang="zh-CN">' in chinese
@@ -60,7 +62,7 @@ def test_findings_come_first_and_each_links_to_the_event_it_names(log):
     for finding in findings:
         assert f'href="#event-{finding.event_id}"' in html
         anchor = html.index(f'id="event-{finding.event_id}"')
-        assert finding.stream_id in html[anchor:anchor + 600]
+        assert finding.stream_id in html[anchor : anchor + 600]
     assert html.index('id="audit-findings"') < html.index('id="audit"')
 
 
@@ -71,9 +73,19 @@ def test_a_clean_audit_says_so_at_the_top(log):
 
 
 def test_seconds_per_phase_are_a_table_and_a_bar_per_phase_not_a_raw_dict():
-    data = ReportData(summary=AuditSummary(events_audited=200_000, phases=(Phase("read postgres", 7.31), Phase("signatures", 10.2),
-                                                                           Phase("re-execution", 6.0), Phase("hash chains", 0.041)),
-                                           workers=2, worker_cpu=(Phase("signatures", 9.5), Phase("re-execution", 11.25))))
+    data = ReportData(
+        summary=AuditSummary(
+            events_audited=200_000,
+            phases=(
+                Phase("read postgres", 7.31),
+                Phase("signatures", 10.2),
+                Phase("re-execution", 6.0),
+                Phase("hash chains", 0.041),
+            ),
+            workers=2,
+            worker_cpu=(Phase("signatures", 9.5), Phase("re-execution", 11.25)),
+        )
+    )
     html = render_report(data)
     assert "On 2 worker processes" in html and "signatures 9.5 s · re-execution 11.2 s" in html
     for text in ("7.3 s", "10.2 s", "6.0 s", "41 ms", "23.6 s", "43.3 %"):
@@ -86,7 +98,9 @@ def test_seconds_per_phase_are_a_table_and_a_bar_per_phase_not_a_raw_dict():
 def test_an_incremental_audit_says_what_it_checked_against_the_checkpoint(log):
     class Incremental(Result):
         def summary(self):
-            return super().summary() | {"since_checkpoint": {"positions": {"matching": 700}, "events_before": 900, "events_after": 104}}
+            return super().summary() | {
+                "since_checkpoint": {"positions": {"matching": 700}, "events_before": 900, "events_after": 104}
+            }
 
     data = report_data(Incremental(log))
     assert data.summary.since == (900, 104)
@@ -108,7 +122,16 @@ def test_the_charts_are_chosen_for_what_they_show(log):
 
 def test_the_chinese_page_speaks_chinese(log):
     html = render_report(report_data(Result(log)), "zh")
-    for text in ("审计通过", "按月成交量与收入", "保底收购承诺", "建档立卡", "辣椒", "油茶果", "沿河土家族自治县", "玉屏侗族自治县"):
+    for text in (
+        "审计通过",
+        "按月成交量与收入",
+        "保底收购承诺",
+        "建档立卡",
+        "辣椒",
+        "油茶果",
+        "沿河土家族自治县",
+        "玉屏侗族自治县",
+    ):
         assert text in html, text
     assert charts_in(html) == charts_in(render_report(report_data(Result(log))))
 

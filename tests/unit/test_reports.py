@@ -58,13 +58,22 @@ def floor_fill(**changes) -> dict:
 
 def test_a_fill_is_output_with_exactly_the_contracts_nine_fields_in_order():
     assert list(fill_output(fill_made())) == [
-        "lot_id", "outlet_kind", "outlet_id", "buyer_id", "quantity",
-        "unit_price_fen", "price_basis", "revenue_fen", "household_income_fen",
+        "lot_id",
+        "outlet_kind",
+        "outlet_id",
+        "buyer_id",
+        "quantity",
+        "unit_price_fen",
+        "price_basis",
+        "revenue_fen",
+        "household_income_fen",
     ]
     assert FILL_FIELDS == tuple(fill_output(fill_made()))
 
 
-@pytest.mark.parametrize(("stored", "shown"), [("1200.000", "1200"), ("1.2E+3", "1200"), ("12.50", "12.5"), ("0.001", "0.001"), (1200, "1200")])
+@pytest.mark.parametrize(
+    ("stored", "shown"), [("1200.000", "1200"), ("1.2E+3", "1200"), ("12.50", "12.5"), ("0.001", "0.001"), (1200, "1200")]
+)
 def test_a_fill_quantity_is_plain_decimal_text(stored, shown):
     assert fill_output(fill_made(quantity=stored))["quantity"] == shown
 
@@ -76,7 +85,11 @@ def test_a_fills_households_are_sorted_by_id():
 def test_a_fill_output_keeps_its_values():
     record = fill_output(fill_made())
     assert (record["lot_id"], record["outlet_id"], record["unit_price_fen"], record["price_basis"], record["revenue_fen"]) == (
-        "L1", "O1", 850, "order_limit", 1_020_000,
+        "L1",
+        "O1",
+        850,
+        "order_limit",
+        1_020_000,
     )
 
 

@@ -31,8 +31,18 @@ COOPERATIVES = ("co1", "co2")
 
 
 def _lot(grade="B", county="Yanhe", township="Ketian", cooperative_id="co1", start=0, end=5, poor=False, lot_id="L1") -> Lot:
-    return Lot(lot_id, cooperative_id, county, township, "chili", grade, Decimal(10), DAY + timedelta(start),
-               DAY + timedelta(end), (Contribution("h1", Decimal(10), poor),))
+    return Lot(
+        lot_id,
+        cooperative_id,
+        county,
+        township,
+        "chili",
+        grade,
+        Decimal(10),
+        DAY + timedelta(start),
+        DAY + timedelta(end),
+        (Contribution("h1", Decimal(10), poor),),
+    )
 
 
 def _order(min_grade="B", regions=(), start=0, end=5) -> Order:
@@ -40,15 +50,29 @@ def _order(min_grade="B", regions=(), start=0, end=5) -> Order:
 
 
 def _commitment(min_grade="B", counties=(), cooperatives=(), start=0, end=5) -> Commitment:
-    return Commitment("C1", "y", "chili", min_grade, 100, "tongren", DAY + timedelta(start), DAY + timedelta(end),
-                      counties, cooperatives, None, None)
+    return Commitment(
+        "C1",
+        "y",
+        "chili",
+        min_grade,
+        100,
+        "tongren",
+        DAY + timedelta(start),
+        DAY + timedelta(end),
+        counties,
+        cooperatives,
+        None,
+        None,
+    )
 
 
 # ---------------------------------------------------------------- clauses
 
 
 def test_every_rule_names_the_clause_it_implements_and_the_clause_is_in_the_rules():
-    functions = [f for name, f in inspect.getmembers(rules, inspect.isfunction) if f.__module__ == "matcher.rules" and name != "rulebook"]
+    functions = [
+        f for name, f in inspect.getmembers(rules, inspect.isfunction) if f.__module__ == "matcher.rules" and name != "rulebook"
+    ]
     assert len(functions) >= 20
     for function in functions:
         cited = CLAUSE.findall(function.__doc__ or "")
@@ -65,11 +89,22 @@ def test_a_rulebook_is_made_of_the_rules_of_its_version_and_says_what_changed():
     }
 
 
-@given(st.sampled_from("ABC"), st.sampled_from("ABC"), st.integers(-3, 8), st.integers(0, 6), st.integers(-3, 8),
-       st.integers(0, 6), st.sampled_from(((), ("Yanhe",), ("Ketian", "Dejiang"), ("Dejiang",))),
-       st.sampled_from(PLACES), st.sampled_from(PLACES), st.sampled_from(COOPERATIVES), st.sampled_from(((), ("co2",))))
-def test_the_composites_the_book_calls_are_exactly_their_clauses(grade, minimum, start, length, outlet_start, outlet_length,
-                                                                 regions, county, township, cooperative, cooperatives):
+@given(
+    st.sampled_from("ABC"),
+    st.sampled_from("ABC"),
+    st.integers(-3, 8),
+    st.integers(0, 6),
+    st.integers(-3, 8),
+    st.integers(0, 6),
+    st.sampled_from(((), ("Yanhe",), ("Ketian", "Dejiang"), ("Dejiang",))),
+    st.sampled_from(PLACES),
+    st.sampled_from(PLACES),
+    st.sampled_from(COOPERATIVES),
+    st.sampled_from(((), ("co2",))),
+)
+def test_the_composites_the_book_calls_are_exactly_their_clauses(
+    grade, minimum, start, length, outlet_start, outlet_length, regions, county, township, cooperative, cooperatives
+):
     lot = _lot(grade, county, township, cooperative, start, start + length)
     order = _order(minimum, regions, outlet_start, outlet_start + outlet_length)
     commitment = _commitment(minimum, regions, cooperatives, outlet_start, outlet_start + outlet_length)
@@ -134,10 +169,25 @@ def test_on_one_lot_shelf_priority_order_is_expiry_order(rulebook, drawn):
 
 
 def test_a_fill_made_by_name_is_the_dataclass_fill():
-    values = dict(position=1, journal_seq=2, product="chili", lot_id="L1", cooperative_id="co1", grade="A", outlet_kind="order",
-                  outlet_id="O1", buyer_id="b", quantity=Decimal("1.5"), unit_price_fen=100, price_basis="order_limit",
-                  revenue_fen=150, household_income_fen=(("h1", 150),), floor_price_fen=None, market_price_fen=None,
-                  price_as_of=None)
+    values = dict(
+        position=1,
+        journal_seq=2,
+        product="chili",
+        lot_id="L1",
+        cooperative_id="co1",
+        grade="A",
+        outlet_kind="order",
+        outlet_id="O1",
+        buyer_id="b",
+        quantity=Decimal("1.5"),
+        unit_price_fen=100,
+        price_basis="order_limit",
+        revenue_fen=150,
+        household_income_fen=(("h1", 150),),
+        floor_price_fen=None,
+        market_price_fen=None,
+        price_as_of=None,
+    )
     assert new_fill(**values) == Fill(**values)
     with pytest.raises(TypeError):
         new_fill(position=1)

@@ -28,7 +28,15 @@ from farmlink.rules_cli import rules_app
 from matcher import Book, Lot, Market, RulesAdoption
 from matcher.journal import fact_from
 from matcher.reference import reference_fills, reference_view
-from matcher.rules import RULEBOOKS, VERSION_1, Rulebook, ShelfKey, lot_shelf_keys, lot_shelves_for_commitment, lot_shelves_for_order
+from matcher.rules import (
+    RULEBOOKS,
+    VERSION_1,
+    Rulebook,
+    ShelfKey,
+    lot_shelf_keys,
+    lot_shelves_for_commitment,
+    lot_shelves_for_order,
+)
 from matcher.snapshot import book_from_snapshot, book_state, snapshot_bytes
 from matcher.versions import ADOPTION_TYPE, due_adoption, entry_rules_version, version_for_day
 from services.matching import app as matching
@@ -91,19 +99,36 @@ class ServicesWithTheMatchingHandler(Services):
         self.minute += 24 * 60
 
     def _journal(self, source: Record) -> None:
-        stored = StoredEvent(**{f.name: getattr(source, f.name) for f in dataclasses.fields(StoredEvent)
-                                if f.name not in ("event_id",)}, event_id=uuid.UUID(source.event_id))
-        events, accepted = decide_one(self.matching, matching.CONSUMER, Delivery("test", 0, source.global_position, None,
-                                                                                envelope_bytes(stored), []))
+        stored = StoredEvent(
+            **{f.name: getattr(source, f.name) for f in dataclasses.fields(StoredEvent) if f.name not in ("event_id",)},
+            event_id=uuid.UUID(source.event_id),
+        )
+        events, accepted = decide_one(
+            self.matching, matching.CONSUMER, Delivery("test", 0, source.global_position, None, envelope_bytes(stored), [])
+        )
         assert accepted
         recorded = [(_Payload(e.event_type, e.schema_version, e.payload), e.event_id) for e in events]
-        self.append("matching", events[0].stream_id, recorded, source.occurred_at,  # type: ignore[arg-type]
-                    correlation_id=source.correlation_id, causation_id=source.event_id)
+        self.append(
+            "matching",
+            events[0].stream_id,
+            recorded,
+            source.occurred_at,  # type: ignore[arg-type]
+            correlation_id=source.correlation_id,
+            causation_id=source.event_id,
+        )
 
     def lot(self, lot_id: str, expires_on: str, poor: bool, quantity: str = "100") -> Record:
         event = HarvestRecorded(
-            lot_id=lot_id, cooperative_id="co1", county="沿河", township="官舟", village="白果", product="chili",
-            grade="A", quantity=quantity, available_from="2020-08-05", expires_on=expires_on,
+            lot_id=lot_id,
+            cooperative_id="co1",
+            county="沿河",
+            township="官舟",
+            village="白果",
+            product="chili",
+            grade="A",
+            quantity=quantity,
+            available_from="2020-08-05",
+            expires_on=expires_on,
             contributions=(Contribution(household_id="h1", quantity=quantity, registered_poor=poor),),
         )
         return self.record("cooperative", f"lot-{lot_id}", event)
@@ -147,7 +172,9 @@ def fills(log: AuditLog) -> dict[str, str]:
 def tampered(log: AuditLog, record: Record, **payload: object) -> AuditLog:
     """The log with one record's payload fields changed (the hash chain is another check's business)."""
     changed = dataclasses.replace(record, payload={**record.payload, **payload})
-    return AuditLog(log.source, {schema: [changed if r is record else r for r in records] for schema, records in log.by_schema.items()})
+    return AuditLog(
+        log.source, {schema: [changed if r is record else r for r in records] for schema, records in log.by_schema.items()}
+    )
 
 
 # ================================================================ the journal adopts version 2 and audits clean
@@ -157,8 +184,13 @@ def test_inputs_journaled_under_v1_then_v2_record_their_versions_and_the_adoptio
     log = two_days_of_chili().log
     journal = entries(log)
     assert [(e.payload["journal_seq"], e.payload["source_event_type"], e.payload["rules_version"]) for e in journal] == [
-        (1, "HarvestRecorded", 1), (2, "HarvestRecorded", 1), (3, "OrderPlaced", 1),
-        (4, ADOPTION_TYPE, 2), (5, "HarvestRecorded", 2), (6, "HarvestRecorded", 2), (7, "OrderPlaced", 2),
+        (1, "HarvestRecorded", 1),
+        (2, "HarvestRecorded", 1),
+        (3, "OrderPlaced", 1),
+        (4, ADOPTION_TYPE, 2),
+        (5, "HarvestRecorded", 2),
+        (6, "HarvestRecorded", 2),
+        (7, "OrderPlaced", 2),
     ]
     assert journal[3].payload["fact"] == {"product": "chili", "rules_version": 2}
     assert journal[3].occurred_at.date() == ADOPTED_ON  # adopted before the first input recorded on its day
@@ -225,8 +257,14 @@ def test_a_journal_cannot_be_re_executed_under_a_version_this_matcher_does_not_k
 
 
 def test_an_entry_written_before_versions_reads_as_version_1():
-    payload = {"product": "chili", "journal_seq": 1, "source_event_id": "e", "source_event_type": "OrderCancelled",
-               "source_schema_version": 1, "fact": {"order_id": "O1", "product": "chili", "buyer_id": "b"}}
+    payload = {
+        "product": "chili",
+        "journal_seq": 1,
+        "source_event_id": "e",
+        "source_event_type": "OrderCancelled",
+        "source_schema_version": 1,
+        "fact": {"order_id": "O1", "product": "chili", "buyer_id": "b"},
+    }
     assert decode("InputJournaled", 1, payload).rules_version == 1  # type: ignore[attr-defined]
     assert entry_rules_version(payload) == 1
 
@@ -240,7 +278,9 @@ def test_a_log_whose_entries_have_no_rules_version_audits_clean():
         log = tampered(log, entry)
         log.by_schema["matching"] = [
             dataclasses.replace(r, payload={k: v for k, v in r.payload.items() if k != "rules_version"})
-            if r.event_id == entry.event_id else r for r in log.by_schema["matching"]
+            if r.event_id == entry.event_id
+            else r
+            for r in log.by_schema["matching"]
         ]
     assert all("rules_version" not in e.payload for e in entries(log))
     assert re_execute(log).findings == []

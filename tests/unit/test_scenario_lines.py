@@ -64,7 +64,13 @@ VALID_PAYLOADS: dict[str, dict] = {
         "eligible_counties": ["沿河"],
         "cap_quantity": 100000,
     },
-    "market_price.observed": {"product": "chili", "grade": "A", "market": "Tongren", "price_fen": 820, "observed_on": "2020-08-01"},
+    "market_price.observed": {
+        "product": "chili",
+        "grade": "A",
+        "market": "Tongren",
+        "price_fen": 820,
+        "observed_on": "2020-08-01",
+    },
     "plan.recorded": {
         "plan_id": "K1",
         "county": "沿河",
@@ -77,24 +83,66 @@ VALID_PAYLOADS: dict[str, dict] = {
     "payment.made": {"lot_id": "L1", "outlet_id": "O1", "amount_fen": 425_000},
     "price_feed.registered": {"market": "Tongren", "name": "Tongren wholesale market"},
     "settlement_desk.registered": {"desk_id": "yanhe-desk", "name": "沿河县结算台"},
-    **{f"{prefix}.key_rotated": {"party_id": "fengjia"} for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk", "pairing_office")},
-    **{f"{prefix}.key_revoked": {"party_id": "fengjia", "reason": "the office PC was stolen"}
-       for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk", "pairing_office")},
+    **{
+        f"{prefix}.key_rotated": {"party_id": "fengjia"}
+        for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk", "pairing_office")
+    },
+    **{
+        f"{prefix}.key_revoked": {"party_id": "fengjia", "reason": "the office PC was stolen"}
+        for prefix in ("cooperative", "buyer", "price_feed", "settlement_desk", "pairing_office")
+    },
     "pairing_office.registered": {"office_id": "tongren", "name": "Tongren pairing office (铜仁市结对帮扶办公室)"},
-    "pairing.registered": {"pairing_id": "tongxin-fengjia", "kind": "1+1", "helper": "Tongxin community, Dejiang", "helper_kind": "village",
-                           "helped": "Fengjia", "helped_kind": "village", "helped_township": "Ketian", "team": "Dejiang industry team"},
-    "support.delivered": {"delivery_id": "S1", "pairing_id": "yuping-yanhe", "kind": "seedlings", "quantity": "1000000",
-                          "value_fen": 350000000, "delivered_on": "2020-03-10", "note": "oil-tea seedlings", "to_village": "Tangba"},
-    "project.registered": {"project_id": "ketian-chili", "name": "Ketian 2,000 mu chili", "owner_team": "chili team",
-                           "target": "2,000 mu", "due_on": "2020-10-31",
-                           "milestones": [{"milestone_id": "planted", "name": "2,000 mu planted", "due_on": "2020-05-31"}]},
-    "project.milestone_reached": {"project_id": "ketian-chili", "milestone_id": "planted", "reached_on": "2020-05-20",
-                                  "evidence": "township survey"},
+    "pairing.registered": {
+        "pairing_id": "tongxin-fengjia",
+        "kind": "1+1",
+        "helper": "Tongxin community, Dejiang",
+        "helper_kind": "village",
+        "helped": "Fengjia",
+        "helped_kind": "village",
+        "helped_township": "Ketian",
+        "team": "Dejiang industry team",
+    },
+    "support.delivered": {
+        "delivery_id": "S1",
+        "pairing_id": "yuping-yanhe",
+        "kind": "seedlings",
+        "quantity": "1000000",
+        "value_fen": 350000000,
+        "delivered_on": "2020-03-10",
+        "note": "oil-tea seedlings",
+        "to_village": "Tangba",
+    },
+    "project.registered": {
+        "project_id": "ketian-chili",
+        "name": "Ketian 2,000 mu chili",
+        "owner_team": "chili team",
+        "target": "2,000 mu",
+        "due_on": "2020-10-31",
+        "milestones": [{"milestone_id": "planted", "name": "2,000 mu planted", "due_on": "2020-05-31"}],
+    },
+    "project.milestone_reached": {
+        "project_id": "ketian-chili",
+        "milestone_id": "planted",
+        "reached_on": "2020-05-20",
+        "evidence": "township survey",
+    },
     "supervision.round": {"round_id": "2020-q3", "as_of": "2020-09-30"},
-    "support.promised": {"promise_id": "sheds", "pairing_id": "tongxin-fengjia", "kind": "equipment", "quantity": "2",
-                         "value_fen": 600000, "due_on": "2020-08-31", "note": "two drying sheds"},
-    "problem.opened": {"problem_id": "road-1", "township": "Ketian", "owner_team": "infrastructure team",
-                       "subject": "the road to Fengjia", "reason": "washed out by the June rains"},
+    "support.promised": {
+        "promise_id": "sheds",
+        "pairing_id": "tongxin-fengjia",
+        "kind": "equipment",
+        "quantity": "2",
+        "value_fen": 600000,
+        "due_on": "2020-08-31",
+        "note": "two drying sheds",
+    },
+    "problem.opened": {
+        "problem_id": "road-1",
+        "township": "Ketian",
+        "owner_team": "infrastructure team",
+        "subject": "the road to Fengjia",
+        "reason": "washed out by the June rains",
+    },
     "problem.rectified": {"problem_id": "road-1", "action": "gravel laid"},
     "problem.closed": {"problem_id": "road-1", "reason": "repaired", "evidence": "township photo 2020-07-10"},
 }
@@ -102,7 +150,9 @@ VALID_PAYLOADS: dict[str, dict] = {
 
 def line(input_type: str, payload: dict | None = None, **payload_changes) -> str:
     """A scenario line of `input_type`, its payload the valid one with `payload_changes`."""
-    return json.dumps({"type": input_type, "payload": {**(payload or VALID_PAYLOADS[input_type]), **payload_changes}}, ensure_ascii=False)
+    return json.dumps(
+        {"type": input_type, "payload": {**(payload or VALID_PAYLOADS[input_type]), **payload_changes}}, ensure_ascii=False
+    )
 
 
 def error_of(text: str, line_no: int = 7) -> LineError:

@@ -26,8 +26,17 @@ from tests.signed_inputs import signed
 
 pytestmark = pytest.mark.unit
 
-ORDER = {"order_id": "o1", "buyer_id": "tongren-mart", "product": "chili", "min_grade": "B", "quantity": "80",
-         "limit_price_fen": 500, "deliver_from": "2020-08-01", "deliver_to": "2020-08-31", "regions": []}
+ORDER = {
+    "order_id": "o1",
+    "buyer_id": "tongren-mart",
+    "product": "chili",
+    "min_grade": "B",
+    "quantity": "80",
+    "limit_price_fen": 500,
+    "deliver_from": "2020-08-01",
+    "deliver_to": "2020-08-31",
+    "regions": [],
+}
 
 
 def sample(registry, name: str, **labels: str) -> float | None:
@@ -47,6 +56,7 @@ def event_loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 # -- the port scheme -------------------------------------------------------------------------------------------
+
 
 def test_each_service_has_its_ten_ports_from_the_base_in_the_order_of_services(monkeypatch):
     monkeypatch.delenv(processes.METRICS_PORT_ENV, raising=False)
@@ -83,6 +93,7 @@ def test_an_instance_past_the_tenth_serves_no_metrics_rather_than_take_the_next_
 
 # -- the counters ----------------------------------------------------------------------------------------------
 
+
 class Buyer:
     """The buyer service's own handlers on an in-memory unit of work; each delivery's batch commits at once."""
 
@@ -94,8 +105,9 @@ class Buyer:
     def deliver(self, value: bytes, commit: bool = True) -> bool:
         self.offset += 1
         self.uow.outcomes.clear()
-        events, accepted = decide_one(self.uow, buyer_service.CONSUMER,
-                                      Delivery("farmlink.buyer.input", 0, self.offset, None, value, []))
+        events, accepted = decide_one(
+            self.uow, buyer_service.CONSUMER, Delivery("farmlink.buyer.input", 0, self.offset, None, value, [])
+        )
         if commit:  # the batch of this one delivery: its outcomes and events
             self.metrics.committed(SimpleNamespace(outcomes=self.uow.outcomes, envelopes=events))
         return accepted
@@ -149,26 +161,31 @@ def test_fills_and_their_fen_are_counted_by_price_basis():
     service = metrics.ServiceMetrics("matching")
     fill = lambda basis, fen: SimpleNamespace(event_type="FillMade", payload={"price_basis": basis, "revenue_fen": fen})  # noqa: E731
     offer = SimpleNamespace(event_type="OfferShrunk", payload={})
-    service.committed(SimpleNamespace(outcomes={}, envelopes=[fill("limit", 40_000), fill("floor", 12_500),
-                                                              fill("limit", 1_000), offer]))
+    service.committed(
+        SimpleNamespace(outcomes={}, envelopes=[fill("limit", 40_000), fill("floor", 12_500), fill("limit", 1_000), offer])
+    )
     assert sample(service.registry, "farmlink_fills_total", price_basis="limit") == 2
     assert sample(service.registry, "farmlink_fill_fen_total", price_basis="limit") == 41_000
     assert sample(service.registry, "farmlink_fill_fen_total", price_basis="floor") == 12_500
     assert sample(service.registry, "farmlink_events_total", type="FillMade") == 3
 
 
-@pytest.mark.parametrize("value, kind", [
-    (json.dumps({"type": "order.placed", "payload": {"quantity": "0"}}).encode(), "order.placed"),
-    (json.dumps({"type": "whatever.anyone.sends", "payload": {}}).encode(), "unknown"),
-    (b"\xff\xfe not utf-8", "unknown"),
-    (b"[1, 2]", "unknown"),
-    (b"", "unknown"),
-])
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        (json.dumps({"type": "order.placed", "payload": {"quantity": "0"}}).encode(), "order.placed"),
+        (json.dumps({"type": "whatever.anyone.sends", "payload": {}}).encode(), "unknown"),
+        (b"\xff\xfe not utf-8", "unknown"),
+        (b"[1, 2]", "unknown"),
+        (b"", "unknown"),
+    ],
+)
 def test_a_record_that_could_not_be_decoded_is_counted_under_its_input_type_only_when_that_is_a_known_one(value, kind):
     assert metrics.kind_of(Delivery("t", 0, 0, None, value, []), None) == kind
 
 
 # -- looked up at scrape time ----------------------------------------------------------------------------------
+
 
 def test_the_outbox_gauges_are_read_on_the_services_event_loop_when_scraped(event_loop_thread):
     service = metrics.ServiceMetrics("cooperative")
@@ -233,8 +250,9 @@ def test_a_scrape_whose_outbox_query_fails_or_whose_loop_has_stopped_answers_wit
 
 def test_the_relays_last_failure_is_shown_until_it_publishes_again():
     service = metrics.ServiceMetrics("settlement")
-    relay = SimpleNamespace(published=41, failure="UndefinedTableError: relation \"settlement.outbox\" does not exist",
-                            failure_at=1_800_000_000.0)
+    relay = SimpleNamespace(
+        published=41, failure='UndefinedTableError: relation "settlement.outbox" does not exist', failure_at=1_800_000_000.0
+    )
     service.state.watch(None, None, relay)
     registry = service.registry
     assert sample(registry, "farmlink_relay_published_rows_total", service="settlement") == 41
@@ -245,6 +263,7 @@ def test_the_relays_last_failure_is_shown_until_it_publishes_again():
 
 
 # -- served over HTTP ------------------------------------------------------------------------------------------
+
 
 def test_metrics_are_served_on_loopback_and_the_port_is_free_again_once_stopped():
     service = metrics.ServiceMetrics("pairing")

@@ -83,7 +83,11 @@ def test_the_split_always_adds_up_to_the_amount_paid(amount_fen):
 def test_a_payment_names_the_fill_it_pays_for():
     event = make_payment(payment(50_000), fill(), CONTRIBUTIONS)
     assert (event.lot_id, event.outlet_id, event.buyer_id, event.product, event.cooperative_id) == (
-        "L1", "O1", "canteen-1", "chili", "co1",
+        "L1",
+        "O1",
+        "canteen-1",
+        "chili",
+        "co1",
     )
 
 
@@ -92,7 +96,13 @@ def test_a_payment_names_the_fill_it_pays_for():
 
 def test_a_delivery_within_the_fill_is_confirmed():
     event = confirm_delivery(delivery("200"), fill(delivered="300"))
-    assert (event.lot_id, event.outlet_id, event.buyer_id, event.product, event.quantity) == ("L1", "O1", "canteen-1", "chili", D("200"))
+    assert (event.lot_id, event.outlet_id, event.buyer_id, event.product, event.quantity) == (
+        "L1",
+        "O1",
+        "canteen-1",
+        "chili",
+        D("200"),
+    )
 
 
 def test_a_delivery_over_the_fills_quantity_is_rejected():

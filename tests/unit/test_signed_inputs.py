@@ -14,8 +14,16 @@ from services.cooperative import domain as cooperative
 pytestmark = pytest.mark.unit
 
 FENGJIA_KEY, OTHER_KEY = new_private_key(), new_private_key()
-HARVEST = {"lot_id": "L1", "cooperative_id": "fengjia", "product": "chili", "grade": "A", "quantity": "1", "available_from": "2020-08-01",
-           "expires_on": "2020-08-02", "contributions": [{"household_id": "h1", "quantity": "1"}]}
+HARVEST = {
+    "lot_id": "L1",
+    "cooperative_id": "fengjia",
+    "product": "chili",
+    "grade": "A",
+    "quantity": "1",
+    "available_from": "2020-08-01",
+    "expires_on": "2020-08-02",
+    "contributions": [{"household_id": "h1", "quantity": "1"}],
+}
 
 
 def message(kind: str, payload: dict, producer: str, key=None, **changes) -> InputMessage:
@@ -37,7 +45,12 @@ def test_a_harvest_signed_with_its_cooperatives_registered_key_is_authentic_and_
 
 
 def test_an_unsigned_harvest_is_rejected_naming_the_signature():
-    reason = rejection(cooperative.authenticate, message("harvest.recorded", HARVEST, "cooperative:fengjia"), "fengjia", public_key_of(FENGJIA_KEY))
+    reason = rejection(
+        cooperative.authenticate,
+        message("harvest.recorded", HARVEST, "cooperative:fengjia"),
+        "fengjia",
+        public_key_of(FENGJIA_KEY),
+    )
     assert reason.startswith("signature: missing")
 
 
@@ -50,7 +63,9 @@ def test_a_harvest_signed_with_another_key_does_not_verify_with_the_registered_o
 def test_a_harvest_whose_payload_changed_after_signing_does_not_verify():
     sent = message("harvest.recorded", HARVEST, "cooperative:fengjia", FENGJIA_KEY)
     tampered = sent.model_copy(update={"payload": {**HARVEST, "quantity": "100"}})
-    assert rejection(cooperative.authenticate, tampered, "fengjia", public_key_of(FENGJIA_KEY)).startswith("signature: does not verify")
+    assert rejection(cooperative.authenticate, tampered, "fengjia", public_key_of(FENGJIA_KEY)).startswith(
+        "signature: does not verify"
+    )
 
 
 def test_another_cooperative_cannot_submit_for_fengjia_even_with_a_good_signature_of_its_own():
@@ -65,9 +80,15 @@ def test_an_input_for_an_unregistered_cooperative_is_rejected_as_unknown():
 
 
 def registration(key) -> CooperativeRegistration:
-    return CooperativeRegistration(cooperative_id="fengjia", name="Fengjia", county="Yanhe", township="Ketian", village="Fengjia",
-                                   households=[{"household_id": "h1", "registered_poor": True}],
-                                   public_key=public_key_of(key) if key is not None else None)
+    return CooperativeRegistration(
+        cooperative_id="fengjia",
+        name="Fengjia",
+        county="Yanhe",
+        township="Ketian",
+        village="Fengjia",
+        households=[{"household_id": "h1", "registered_poor": True}],
+        public_key=public_key_of(key) if key is not None else None,
+    )
 
 
 def test_a_registration_is_signed_with_the_key_it_registers():
@@ -108,4 +129,6 @@ def test_only_the_buyer_who_placed_an_order_can_cancel_it():
 
 def test_a_buyer_cannot_sign_for_another_buyer():
     sent = message("order.cancelled", {"order_id": "O1", "buyer_id": "canteen"}, "buyer:mart", OTHER_KEY)
-    assert rejection(buyer.authenticate, sent, "canteen", public_key_of(OTHER_KEY)).startswith("producer: buyer:mart cannot submit")
+    assert rejection(buyer.authenticate, sent, "canteen", public_key_of(OTHER_KEY)).startswith(
+        "producer: buyer:mart cannot submit"
+    )

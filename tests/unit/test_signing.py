@@ -18,9 +18,15 @@ VECTOR_MESSAGE = {
     "producer": "cooperative:fengjia-coop",
     "correlation_id": "c-1",
     "payload": {
-        "lot_id": "fj-chili-1", "cooperative_id": "fengjia-coop", "product": "chili", "grade": "A", "quantity": "120.5",
-        "available_from": "2020-08-01", "expires_on": "2020-08-15",
-        "contributions": [{"household_id": "fj-01", "quantity": "120.5"}], "note": "冯家村",
+        "lot_id": "fj-chili-1",
+        "cooperative_id": "fengjia-coop",
+        "product": "chili",
+        "grade": "A",
+        "quantity": "120.5",
+        "available_from": "2020-08-01",
+        "expires_on": "2020-08-15",
+        "contributions": [{"household_id": "fj-01", "quantity": "120.5"}],
+        "note": "冯家村",
     },
 }
 VECTOR_SIGNED_BYTES = (
@@ -42,7 +48,9 @@ def test_the_fixed_vector_gives_the_published_key_bytes_and_signature():
 
 def test_the_underlying_ed25519_is_rfc_8032_test_1():
     key = signing.private_key_from_raw(bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"))
-    assert signing.public_key_of(key) == signing.b64url(bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"))
+    assert signing.public_key_of(key) == signing.b64url(
+        bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    )
     expected = bytes.fromhex(
         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
     )
@@ -69,7 +77,10 @@ def test_a_signed_message_travels_as_an_input_message_and_verifies_after_the_jso
     ids=["message_id", "type", "producer", "correlation_id", "payload"],
 )
 def test_changing_any_signed_field_breaks_the_signature(change):
-    assert signing.verification_problem(VECTOR_PUBLIC_KEY, {**VECTOR_MESSAGE, **change, "signature": VECTOR_SIGNATURE}) == "does not verify"
+    assert (
+        signing.verification_problem(VECTOR_PUBLIC_KEY, {**VECTOR_MESSAGE, **change, "signature": VECTOR_SIGNATURE})
+        == "does not verify"
+    )
 
 
 def test_another_key_a_missing_or_malformed_signature_do_not_verify():
@@ -77,7 +88,9 @@ def test_another_key_a_missing_or_malformed_signature_do_not_verify():
     assert signing.verification_problem(other, {**VECTOR_MESSAGE, "signature": VECTOR_SIGNATURE}) == "does not verify"
     assert signing.verification_problem(VECTOR_PUBLIC_KEY, dict(VECTOR_MESSAGE)) == "missing"
     assert signing.verification_problem(VECTOR_PUBLIC_KEY, {**VECTOR_MESSAGE, "signature": "abc"}).startswith("malformed")
-    assert signing.verification_problem("not-a-key", {**VECTOR_MESSAGE, "signature": VECTOR_SIGNATURE}).startswith("the public key")
+    assert signing.verification_problem("not-a-key", {**VECTOR_MESSAGE, "signature": VECTOR_SIGNATURE}).startswith(
+        "the public key"
+    )
 
 
 def test_decimals_must_travel_as_strings_to_be_signed():
@@ -86,7 +99,9 @@ def test_decimals_must_travel_as_strings_to_be_signed():
     for number in (Decimal("1.5"), 1.5):
         with pytest.raises(signing.UnsignableValue):
             signing.signed_bytes({**VECTOR_MESSAGE, "payload": {"quantity": number}})
-    problem = signing.verification_problem(VECTOR_PUBLIC_KEY, {**VECTOR_MESSAGE, "payload": {"q": Decimal("1.5")}, "signature": VECTOR_SIGNATURE})
+    problem = signing.verification_problem(
+        VECTOR_PUBLIC_KEY, {**VECTOR_MESSAGE, "payload": {"q": Decimal("1.5")}, "signature": VECTOR_SIGNATURE}
+    )
     assert problem.startswith("the message cannot be signed")
 
 

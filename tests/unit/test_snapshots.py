@@ -72,7 +72,7 @@ def test_a_long_journal_restored_at_many_points_decides_identically_archive_and_
         archived_seen = archived_seen or any(row[2] for row in state["orders"]["rows"])
         restored = book_from_snapshot(snapshot_bytes(book))
         assert snapshot_bytes(restored) == canonical(state)
-        part = journal[start:start + segment]
+        part = journal[start : start + segment]
         assert [restored.process(fact) for fact in part] == [book.process(fact) for fact in part]
         assert snapshot_bytes(restored) == snapshot_bytes(book)
     assert book.journal_seq > 20_000 and book.fills_so_far > 0
@@ -194,7 +194,10 @@ def test_a_snapshot_whose_state_or_digest_was_changed_alone_is_a_finding():
     assert "journal_seq 4" in finding.where and "does not match its digest" in finding.message
     other = snapshot_at(log, "chili", 3)
     _, findings = check(log, stored(honest, state=other["state"]))
-    assert {("does not match its digest" in f.message, "disagrees" in f.message) for f in findings} == {(True, False), (False, True)}
+    assert {("does not match its digest" in f.message, "disagrees" in f.message) for f in findings} == {
+        (True, False),
+        (False, True),
+    }
 
 
 def test_a_snapshot_out_of_place_unreadable_or_past_the_journal_is_a_finding():

@@ -47,12 +47,19 @@ class County(Services):
 
     def register(self, cooperative_id: str, village: str, households: list[tuple[str, bool]], township: str = "官舟") -> Record:
         event = CooperativeRegistered(
-            cooperative_id=cooperative_id, name=f"{village} cooperative", county="沿河", township=township, village=village,
-            households=tuple(HouseholdMembership(household_id=h, registered_poor=poor) for h, poor in households))
+            cooperative_id=cooperative_id,
+            name=f"{village} cooperative",
+            county="沿河",
+            township=township,
+            village=village,
+            households=tuple(HouseholdMembership(household_id=h, registered_poor=poor) for h, poor in households),
+        )
         return self.record("cooperative", f"cooperative-{cooperative_id}", event)
 
 
-def chili_market(floor: int = 800, cap: str | None = "1500", per_mu: str | None = None, grade_b_price: int | None = None) -> AuditLog:
+def chili_market(
+    floor: int = 800, cap: str | None = "1500", per_mu: str | None = None, grade_b_price: int | None = None
+) -> AuditLog:
     """Two villages' chili, journal seq in brackets:
     co1 in 白果 (h1 registered-poor, h2) plants 10 mu [1]; co2 in 黄土 (h3 registered-poor).
     [2] grade A trades at 900 fen (and grade B at `grade_b_price`, when given); [3] commitment C1 (floor, cap 1500);
@@ -110,7 +117,11 @@ def test_an_unchanged_replay_of_a_synthetic_season_equals_every_recorded_fill_an
     result = what_if(log, Changes())
     assert result.identical
     assert result.totals.fills_recorded == result.totals.fills_replayed > 0
-    assert result.totals.recorded_fen == result.totals.replayed_fen == sum(f["revenue_fen"] for f in recorded_fills(market_streams(log)))
+    assert (
+        result.totals.recorded_fen
+        == result.totals.replayed_fen
+        == sum(f["revenue_fen"] for f in recorded_fills(market_streams(log)))
+    )
     assert all(h.recorded_fen == h.replayed_fen and h.fills_changed == 0 for h in result.households)
 
 
@@ -132,7 +143,8 @@ def test_a_higher_floor_raises_the_income_of_households_paid_at_the_floor_and_ch
     assert result.totals.fills_changed == 1
     assert result.totals.difference_fen == 30_000
     assert [(c.commitment_id, c.term, c.recorded, c.replayed, c.given) for c in result.changes] == [
-        ("C1", "floor_price_fen", 800, 850, "--floor chili=850")]
+        ("C1", "floor_price_fen", 800, 850, "--floor chili=850")
+    ]
 
 
 def test_a_floor_below_the_market_price_changes_nothing():
@@ -147,7 +159,11 @@ def test_a_floor_above_an_orders_limit_draws_the_lot_to_the_commitment():
     fills = replayed(chili_market(floor=800), Changes.parse(floor=["chili=1100"]))
     # best outlet = highest unit price: C1 at 1100 before O1 at 1000; O1 is left to L2
     assert [(f["lot_id"], f["outlet_id"], f["quantity"], f["unit_price_fen"]) for f in fills] == [
-        ("L1", "C1", "1200", 1100), ("L2", "C1", "300", 1100), ("L2", "O1", "300", 1000), ("L2", "O2", "200", 700)]
+        ("L1", "C1", "1200", 1100),
+        ("L2", "C1", "300", 1100),
+        ("L2", "O1", "300", 1000),
+        ("L2", "O2", "200", 700),
+    ]
     assert all(difference > 0 for difference in differences(result).values())
     assert result.totals.fills_changed == 4  # L1 to O1 gone, L2 to O1 new, both C1 fills repriced; L2 to O2 as before
 
@@ -229,37 +245,48 @@ def test_a_name_that_is_both_a_product_and_a_commitment_id_is_the_product_unless
 # ================================================================ refusals, naming the option and the value
 
 
-@pytest.mark.parametrize(("terms", "message"), [
-    ({"floor": ["tea=460"]}, "--floor tea=460: tea is neither a product"),
-    ({"floor": ["oil_tea_fruit=460"]}, "--floor oil_tea_fruit=460: the log holds no commitment for oil_tea_fruit"),
-    ({"cap": ["commitment:C9=10"]}, "--cap commitment:C9=10: the log holds no commitment C9"),
-    ({"floor": ["chili=800", "chili=900"]}, "--floor chili=900: --floor for chili is given twice"),
-])
+@pytest.mark.parametrize(
+    ("terms", "message"),
+    [
+        ({"floor": ["tea=460"]}, "--floor tea=460: tea is neither a product"),
+        ({"floor": ["oil_tea_fruit=460"]}, "--floor oil_tea_fruit=460: the log holds no commitment for oil_tea_fruit"),
+        ({"cap": ["commitment:C9=10"]}, "--cap commitment:C9=10: the log holds no commitment C9"),
+        ({"floor": ["chili=800", "chili=900"]}, "--floor chili=900: --floor for chili is given twice"),
+    ],
+)
 def test_a_key_that_names_nothing_in_the_log_or_twice_is_refused(terms, message):
     with pytest.raises(ChangeError) as refused:
         what_if(chili_market(), Changes.parse(**terms))
     assert str(refused.value).startswith(message)
 
 
-@pytest.mark.parametrize(("terms", "message"), [
-    ({"floor": ["chili=0"]}, "--floor chili=0: floor_price_fen: Input should be greater than 0 (commitment C1)"),
-    ({"cap": ["C1=1.2345"]}, "--cap C1=1.2345: cap_quantity: Decimal input should have no more than 3 decimal places"),
-    ({"per_mu": ["chili=-5"]}, "--per-mu chili=-5: max_quantity_per_mu: Input should be greater than 0"),
-    ({"valid_to": ["chili=2020-07-01"]}, "--valid-to chili=2020-07-01: valid_from must not be after valid_to (commitment C1; "
-                                         "it runs from 2020-08-01)"),
-    ({"valid_to": ["chili=1 Aug"]}, "--valid-to chili=1 Aug: valid_to: must be an ISO date YYYY-MM-DD"),
-])
+@pytest.mark.parametrize(
+    ("terms", "message"),
+    [
+        ({"floor": ["chili=0"]}, "--floor chili=0: floor_price_fen: Input should be greater than 0 (commitment C1)"),
+        ({"cap": ["C1=1.2345"]}, "--cap C1=1.2345: cap_quantity: Decimal input should have no more than 3 decimal places"),
+        ({"per_mu": ["chili=-5"]}, "--per-mu chili=-5: max_quantity_per_mu: Input should be greater than 0"),
+        (
+            {"valid_to": ["chili=2020-07-01"]},
+            "--valid-to chili=2020-07-01: valid_from must not be after valid_to (commitment C1; it runs from 2020-08-01)",
+        ),
+        ({"valid_to": ["chili=1 Aug"]}, "--valid-to chili=1 Aug: valid_to: must be an ISO date YYYY-MM-DD"),
+    ],
+)
 def test_a_term_the_commitment_contract_refuses_is_refused_naming_the_option_and_value(terms, message):
     with pytest.raises(ChangeError) as refused:
         what_if(chili_market(), Changes.parse(**terms))
     assert str(refused.value).startswith(message)
 
 
-@pytest.mark.parametrize(("option", "given", "message"), [
-    ("floor", "chili", "--floor chili: expected KEY=VALUE"),
-    ("floor", "chili=4.6", "--floor chili=4.6: the floor is whole fen per unit"),
-    ("cap", "=100", "--cap =100: expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    ("option", "given", "message"),
+    [
+        ("floor", "chili", "--floor chili: expected KEY=VALUE"),
+        ("floor", "chili=4.6", "--floor chili=4.6: the floor is whole fen per unit"),
+        ("cap", "=100", "--cap =100: expected KEY=VALUE"),
+    ],
+)
 def test_a_malformed_term_is_refused_before_the_log_is_read(option, given, message):
     with pytest.raises(ChangeError, match="^" + message.replace("+", r"\+").replace(".", r"\.")):
         Changes.parse(**{option: [given]})
@@ -291,8 +318,13 @@ def test_each_village_sums_its_households_and_the_totals_sum_the_villages():
 
 def test_households_are_placed_by_their_cooperatives_registration():
     result = what_if(chili_market(), Changes())
-    assert [(h.household_id, h.cooperative_id, h.county, h.township, h.village, h.registered_poor) for h in result.households] == [
-        ("h1", "co1", "沿河", "官舟", "白果", True), ("h2", "co1", "沿河", "官舟", "白果", False), ("h3", "co2", "沿河", "官舟", "黄土", True)]
+    assert [
+        (h.household_id, h.cooperative_id, h.county, h.township, h.village, h.registered_poor) for h in result.households
+    ] == [
+        ("h1", "co1", "沿河", "官舟", "白果", True),
+        ("h2", "co1", "沿河", "官舟", "白果", False),
+        ("h3", "co2", "沿河", "官舟", "黄土", True),
+    ]
     assert [(v.village, v.households, v.registered_poor) for v in result.villages] == [("白果", 2, 1), ("黄土", 1, 1)]
 
 
@@ -335,7 +367,12 @@ def test_the_command_gives_one_json_object_for_machines(command):
     result, _ = command("--floor", "chili=850", "--format", "json")
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
-    assert (answer["format"], answer["format_version"], answer["nothing_written"], answer["identical"]) == ("farmlink.what-if", 1, True, False)
+    assert (answer["format"], answer["format_version"], answer["nothing_written"], answer["identical"]) == (
+        "farmlink.what-if",
+        1,
+        True,
+        False,
+    )
     assert [(h["household_id"], h["difference_fen"]) for h in answer["households"]] == [("h1", 0), ("h2", 0), ("h3", 30_000)]
     assert answer["totals"]["difference_fen"] == 30_000
 
@@ -346,7 +383,10 @@ def test_the_command_gives_csv_with_a_row_per_household_village_and_the_total(co
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [(r["level"], r["household_id"] or r["village"], r["difference_fen"]) for r in rows] == [
-        ("household", "h3", "30000"), ("village", "黄土", "30000"), ("total", "", "30000")]
+        ("household", "h3", "30000"),
+        ("village", "黄土", "30000"),
+        ("total", "", "30000"),
+    ]
 
 
 def test_the_command_without_terms_is_the_identity_replay(command):
@@ -356,12 +396,15 @@ def test_the_command_without_terms_is_the_identity_replay(command):
     assert lines[-1]["section"] == "totals" and lines[-1]["identical"] is True and lines[-1]["difference_fen"] == 0
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["--floor", "tea=460"], "--floor tea=460"),
-    (["--floor", "chili=4.6"], "--floor chili=4.6"),
-    (["--valid-to", "chili=2020-07-01"], "--valid-to chili=2020-07-01"),
-    (["--schema-prefix", "Bad-"], "--schema-prefix Bad-"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--floor", "tea=460"], "--floor tea=460"),
+        (["--floor", "chili=4.6"], "--floor chili=4.6"),
+        (["--valid-to", "chili=2020-07-01"], "--valid-to chili=2020-07-01"),
+        (["--schema-prefix", "Bad-"], "--schema-prefix Bad-"),
+    ],
+)
 def test_the_command_refuses_a_bad_option_with_exit_2_naming_it(command, args, named):
     result, _ = command(*args)
     assert result.exit_code == 2
@@ -372,7 +415,9 @@ def test_the_command_exits_1_when_the_identity_replay_differs_from_the_log(comma
     log = chili_market()
     rows = log.by_schema["matching"]
     index, fill = next((i, r) for i, r in enumerate(rows) if r.event_type == "FillMade")
-    incomes = {household: fen + 100 for household, fen in fill.payload["household_income_fen"].items()}  # a yuan more each, forged
+    incomes = {
+        household: fen + 100 for household, fen in fill.payload["household_income_fen"].items()
+    }  # a yuan more each, forged
     rows[index] = dataclasses.replace(fill, payload={**fill.payload, "household_income_fen": incomes})
 
     async def load_log(dsn: str, prefix: str = "") -> AuditLog:
