@@ -83,6 +83,13 @@ def authenticate(
     return _verified(message, kind, key.public_key, f"the key registered for {kind} {party_id}")
 
 
+def authenticate_party(
+    uow: BatchUnitOfWork, message: InputMessage, kind: PartyKind, party_id: str, unknown: str = ""
+) -> SignedInput:
+    """`authenticate` with the party's current key as this batch sees it."""
+    return authenticate(message, kind.name, party_id, key_of(uow, kind.producer(party_id)), unknown)
+
+
 def authenticate_registration(message: InputMessage, kind: str, party_id: str, public_key: str | None) -> SignedInput:
     """A registration carries the party's public key and is signed with it (self-signed)."""
     expected = producer_for(kind, party_id)

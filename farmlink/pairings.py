@@ -14,9 +14,7 @@ from typing import Any
 
 import asyncpg
 
-
-async def _schema_exists(conn: asyncpg.Connection, schema: str) -> bool:
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema))
+from farmlink.reports import _schema_exists
 
 
 _AREA = """(p.helped_kind = 'village' AND h.village = p.helped AND h.township = p.helped_township)

@@ -10,7 +10,7 @@ from contracts.inputs import MarketPriceReport, PriceFeedRegistration
 from contracts.market import MarketPriceObserved, PriceFeedRegistered
 from contracts.parties import PRICE_FEED
 from contracts.topics import MARKET_INPUT
-from events.authentication import authenticate, key_handlers, key_of, key_streams, load_keys, producers_of, register_party
+from events.authentication import authenticate_party, key_handlers, key_streams, load_keys, producers_of, register_party
 from events.codec import decode_input
 from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
@@ -58,11 +58,11 @@ def register_feed(uow: BatchUnitOfWork, decoded: Decoded, message, registration:
 
 
 def observe_price(uow: BatchUnitOfWork, decoded: Decoded, message, report: MarketPriceReport) -> None:
-    evidence = authenticate(
+    evidence = authenticate_party(
+        uow,
         message,
-        PRICE_FEED.name,
+        PRICE_FEED,
         report.market,
-        key_of(uow, PRICE_FEED.producer(report.market)),
         unknown="; a market's price feed registers (price_feed.registered) before it reports prices",
     )
     observed = MarketPriceObserved(**report.model_dump(), signed_input=evidence)

@@ -28,7 +28,7 @@ from contracts.pairing import PairingOfficeRegistered
 from contracts.parties import PAIRING_OFFICE
 from contracts.signing import SignedInput
 from contracts.topics import PAIRING_INPUT
-from events.authentication import authenticate, key_handlers, key_of, key_streams, load_keys, producers_of, register_party
+from events.authentication import authenticate_party, key_handlers, key_streams, load_keys, producers_of, register_party
 from events.codec import decode_input
 from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
@@ -153,11 +153,11 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
 def signed_by_office(uow: BatchUnitOfWork, message, request) -> SignedInput:
     """An input its pairing office (the one it names, else the default office) signed with its current key."""
     office_id = party_id_of(message.type, request.model_dump())
-    return authenticate(
+    return authenticate_party(
+        uow,
         message,
-        PAIRING_OFFICE.name,
+        PAIRING_OFFICE,
         office_id,
-        key_of(uow, PAIRING_OFFICE.producer(office_id)),
         unknown="; a pairing office registers (pairing_office.registered) before it records anything",
     )
 

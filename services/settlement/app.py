@@ -20,7 +20,7 @@ from contracts.parties import SETTLEMENT_DESK
 from contracts.settlement import PlanRecorded, SettlementDeskRegistered
 from contracts.signing import SignedInput
 from contracts.topics import COOPERATIVE_EVENTS, FILLS, SETTLEMENT_INPUT
-from events.authentication import authenticate, key_handlers, key_of, key_streams, load_keys, producers_of, register_party
+from events.authentication import authenticate_party, key_handlers, key_streams, load_keys, producers_of, register_party
 from events.codec import decode_event, decode_input
 from events.consumer import Decoded, Rejection, ids_of, input_handler, rejected_receipt, send_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
@@ -150,11 +150,11 @@ def fill_of(uow: BatchUnitOfWork, lot_id: str, outlet_id: str) -> tuple[dict | N
 def desk_signed(uow: BatchUnitOfWork, message, report: PlanReport | DeliveryConfirmation | PaymentReport) -> SignedInput:
     """A plan, delivery or payment its settlement desk (the one it names, else the default desk) signed with its current key."""
     desk_id = party_id_of(message.type, report.model_dump())
-    return authenticate(
+    return authenticate_party(
+        uow,
         message,
-        SETTLEMENT_DESK.name,
+        SETTLEMENT_DESK,
         desk_id,
-        key_of(uow, SETTLEMENT_DESK.producer(desk_id)),
         unknown="; a settlement desk registers (settlement_desk.registered) before it records anything",
     )
 

@@ -121,3 +121,9 @@ def valid_payload(input_type: str) -> dict:
         },
         "payment.made": lambda: {"lot_id": f"lot-{n}", "outlet_id": f"order-{n}", "amount_fen": 100},
     }[input_type]()
+
+
+def scenario_file(path, *lines: tuple[str, dict]):
+    """A scenario file of these (type, payload) lines, as `farmlink publish` reads it."""
+    path.write_text("".join(json.dumps({"type": kind, "payload": payload}, ensure_ascii=False) + "\n" for kind, payload in lines))
+    return path

@@ -4,7 +4,6 @@ past its due date; the payment arrives; the next round closes the problem, citin
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -15,16 +14,13 @@ from farmlink.problems_cli import read_ledger
 from farmlink.publisher import publish_lines
 from farmlink.scenario import read_scenario
 
+from tests.e2e.inputs import scenario_file
+
 pytestmark = pytest.mark.e2e
 
 
-def write(path: Path, *lines: tuple[str, dict]) -> Path:
-    path.write_text("".join(json.dumps({"type": kind, "payload": payload}, ensure_ascii=False) + "\n" for kind, payload in lines))
-    return path
-
-
 async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_it_at_the_next(clean_system, tmp_path):
-    season = write(
+    season = scenario_file(
         tmp_path / "season.jsonl",
         (
             "cooperative.registered",
@@ -95,7 +91,7 @@ async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_
     )
     assert problem.reason == "0 of 40000 fen paid as of 2020-09-25, over 30 days after the lot's expiry (2020-08-20)"
 
-    later = write(
+    later = scenario_file(
         tmp_path / "later.jsonl",
         ("payment.made", {"lot_id": "lot-1", "outlet_id": "o1", "amount_fen": 40000}),
         ("problem.rectified", {"problem_id": problem.problem_id, "action": "the township called the buyer"}),

@@ -2,9 +2,7 @@
 by the pairing service in PostgreSQL, read back by `farmlink pairings` beside the helped village's fills and
 income, and audited clean."""
 
-import json
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -14,16 +12,13 @@ from farmlink.pairings_cli import read
 from farmlink.publisher import publish_lines
 from farmlink.scenario import read_scenario
 
+from tests.e2e.inputs import scenario_file
+
 pytestmark = pytest.mark.e2e
 
 
-def write(path: Path, *lines: tuple[str, dict]) -> Path:
-    path.write_text("".join(json.dumps({"type": kind, "payload": payload}, ensure_ascii=False) + "\n" for kind, payload in lines))
-    return path
-
-
 async def test_a_pairing_its_support_and_its_projects_are_reported_beside_the_helped_villages_income(clean_system, tmp_path):
-    season = write(
+    season = scenario_file(
         tmp_path / "pairing.jsonl",
         (
             "cooperative.registered",

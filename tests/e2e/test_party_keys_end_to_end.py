@@ -20,6 +20,8 @@ from farmlink.publisher import publish_lines
 from farmlink.scenario import read_scenario
 from tests.kafka_helpers import login, read_topic
 
+from tests.e2e.inputs import scenario_file
+
 pytestmark = pytest.mark.e2e
 
 REGISTRATION = {
@@ -74,14 +76,9 @@ def plan(plan_id: str) -> dict:
     }
 
 
-def write(path: Path, *lines: tuple[str, dict]) -> Path:
-    path.write_text("".join(json.dumps({"type": kind, "payload": payload}, ensure_ascii=False) + "\n" for kind, payload in lines))
-    return path
-
-
 async def test_keys_rotate_and_revoke_from_their_place_in_the_log_on_and_the_audit_agrees(clean_system, tmp_path):
     keyring = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-party-keys-")))
-    season = write(
+    season = scenario_file(
         tmp_path / "season.jsonl",
         ("cooperative.registered", REGISTRATION),
         ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
@@ -118,7 +115,7 @@ async def test_keys_rotate_and_revoke_from_their_place_in_the_log_on_and_the_aud
     finally:
         await producer.stop()
 
-    revocations = write(
+    revocations = scenario_file(
         tmp_path / "revocations.jsonl",
         ("buyer.key_revoked", {"party_id": "tongren-mart", "reason": "the purchasing PC was stolen"}),
         ("order.placed", order("o2")),

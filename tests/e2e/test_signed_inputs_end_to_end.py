@@ -1,7 +1,6 @@
 """Signed inputs on the real services: a forged harvest on real Kafka ends on the dead-letter
 topic with its reason, the valid inputs around it are processed, and the audit stays clean."""
 
-import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -16,6 +15,8 @@ from farmlink.keyring import Keyring
 from farmlink.publisher import input_message, publish_lines
 from farmlink.scenario import read_scenario
 from tests.kafka_helpers import login, read_topic
+
+from tests.e2e.inputs import scenario_file
 
 pytestmark = pytest.mark.e2e
 
@@ -42,15 +43,10 @@ def lot(lot_id: str, quantity: str) -> dict:
     }
 
 
-def write(path: Path, *lines: tuple[str, dict]) -> Path:
-    path.write_text("".join(json.dumps({"type": kind, "payload": payload}) + "\n" for kind, payload in lines))
-    return path
-
-
 async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_inputs_around_it_are_processed(
     clean_system, tmp_path
 ):
-    before = write(
+    before = scenario_file(
         tmp_path / "before.jsonl",
         ("cooperative.registered", REGISTRATION),
         ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
@@ -86,7 +82,7 @@ async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_i
     finally:
         await producer.stop()
 
-    after = write(tmp_path / "after.jsonl", ("harvest.recorded", lot("real-lot", "100")))
+    after = scenario_file(tmp_path / "after.jsonl", ("harvest.recorded", lot("real-lot", "100")))
     summary = await publish_lines(clean_system.bootstrap, read_scenario(after))
     assert summary.accepted == 1 and not summary.rejected
     await wait_until_caught_up(clean_system.bootstrap, clean_system.dsn)
