@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from events import relay
+from events import relay_pipeline
 from events.relay import OutboxRelay, last_checkpoint, publish_pending, recover, transactional_producer
 from tests.kafka_helpers import login, read_topic
 
@@ -28,7 +28,7 @@ async def test_rows_committed_to_kafka_but_not_deleted_are_not_sent_again(store,
     async def crash(*_):
         raise ConnectionError("relay died after Kafka committed, before deleting")
 
-    monkeypatch.setattr(relay, "_delete", crash)
+    monkeypatch.setattr(relay_pipeline, "delete_rows", crash)
     async with store.pool.acquire() as conn:
         with pytest.raises(ConnectionError):
             await publish_pending(conn, store.schema, producer)

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from events import relay
+from events import relay_pipeline
 from events.relay import OutboxRelay, last_checkpoint, publish_pending, recover, transactional_producer
 from tests.kafka_helpers import login, read_topic
 
@@ -50,8 +50,8 @@ async def test_a_relay_that_dies_while_deletes_lag_behind_commits_sends_nothing_
     async def stuck(*_):  # the first DELETE never commits: later transactions commit meanwhile
         await never.wait()
 
-    monkeypatch.setattr(relay, "_delete", stuck)
-    undeleted = 2 * relay.MAX_UNDELETED  # batches of 2 rows; the relay stops committing at MAX_UNDELETED
+    monkeypatch.setattr(relay_pipeline, "delete_rows", stuck)
+    undeleted = 2 * relay_pipeline.MAX_UNDELETED  # batches of 2 rows; the relay stops committing at MAX_UNDELETED
     async with store.pool.acquire() as conn, store.pool.acquire() as delete_conn:
         dying = asyncio.create_task(publish_pending(conn, store.schema, producer, limit=2, delete_conn=delete_conn))
 
@@ -95,7 +95,7 @@ async def test_a_read_leaves_out_rows_in_flight_and_takes_a_row_whose_transactio
             await oldest.execute(insert, topic, b"k", b"old")
             await older_tx.commit()  # older than the open one: eligible
 
-            pipeline = relay._Pipeline(store.schema, producer, conn, conn, limit=10)
+            pipeline = relay_pipeline.Pipeline(store.schema, producer, conn, conn, limit=10)
             assert await pipeline._rows_waiting()
             rows = await pipeline._read_rows(0)
             assert [r["value"] for r in rows] == [b"old"]
@@ -124,7 +124,7 @@ async def test_reading_on_gives_way_when_a_row_below_has_become_eligible(store, 
                 await early.execute(insert, topic, b"b", value)
             await early_tx.commit()  # older than the open one: eligible
 
-            pipeline = relay._Pipeline(store.schema, producer, conn, conn, limit=2)
+            pipeline = relay_pipeline.Pipeline(store.schema, producer, conn, conn, limit=2)
             rows = await pipeline._read_rows(0)
             assert [r["value"] for r in rows] == [b"e1", b"e2"]
             batch = await pipeline._build(rows, 0)
@@ -160,7 +160,7 @@ async def test_a_row_waiting_behind_an_older_open_transaction_goes_out_without_a
 
 async def test_an_idle_relay_reads_nothing_until_a_notify_wakes_it(store, infrastructure, topic, monkeypatch):
     reads: list[str] = []
-    read_rows, rows_waiting = relay._Pipeline._read_rows, relay._Pipeline._rows_waiting
+    read_rows, rows_waiting = relay_pipeline.Pipeline._read_rows, relay_pipeline.Pipeline._rows_waiting
 
     async def counted_read(self, start):
         reads.append("read")
@@ -170,8 +170,8 @@ async def test_an_idle_relay_reads_nothing_until_a_notify_wakes_it(store, infras
         reads.append("check")
         return await rows_waiting(self)
 
-    monkeypatch.setattr(relay._Pipeline, "_read_rows", counted_read)
-    monkeypatch.setattr(relay._Pipeline, "_rows_waiting", counted_check)
+    monkeypatch.setattr(relay_pipeline.Pipeline, "_read_rows", counted_read)
+    monkeypatch.setattr(relay_pipeline.Pipeline, "_rows_waiting", counted_check)
     publisher = OutboxRelay(infrastructure.dsn, store.schema, infrastructure.bootstrap, poll_interval=0.05, kafka=login())
     await publisher.start()
     try:
