@@ -18,7 +18,8 @@ from pathlib import Path
 from contracts.inputs import INPUT_KIND, KEY_ROTATION_TYPES, REGISTRATION_TYPES
 from events.consumer import Delivery
 from events.store import envelope_bytes
-from events.unit import MemoryUnitOfWork, decide_one
+from events.unit import MemoryUnitOfWork
+from events.handling import decide_one
 from farmlink.keyring import Keyring
 from farmlink.publisher import implied_registration, input_message
 from farmlink.scenario import LineError, ScenarioLine

@@ -10,7 +10,8 @@ import orjson
 from contracts.signing import sign
 from events.consumer import Delivery
 from events.store import envelope_bytes
-from events.unit import MemoryUnitOfWork, decide_one
+from events.unit import MemoryUnitOfWork
+from events.handling import decide_one
 from farmlink.audit.log import record_from_envelope
 from farmlink.audit.model import AuditLog
 

@@ -379,7 +379,7 @@ async def _restart(spawned: float, schema: str, lot: dict[str, Any]) -> dict[str
     from contracts.topics import COOPERATIVE_EVENTS
     from events.consumer import Delivery
     from events.runtime import require_store
-    from events.unit import consume_batch
+    from events.handling import consume_batch
     from services.matching import app as matching
 
     marks["imported_s"] = time.time() - spawned

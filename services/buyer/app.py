@@ -19,7 +19,8 @@ from events.codec import decode_input
 from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent
-from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
+from events.unit import BatchUnitOfWork, Table
+from events.handling import Consumer, consume_batch
 from services.buyer import domain
 
 SERVICE = "buyer"

@@ -24,7 +24,7 @@ from events.relay import OutboxRelay
 from events.runtime import deliveries_of, raw_body, tolerant_parser
 from events.settings import AUDITOR, Settings, kafka_options, kafka_security, settings
 from events.store import EventStore, create_pool
-from events.unit import consume_batch
+from events.handling import consume_batch
 from services.gateway import office, projection
 from services.gateway.ops import KafkaProbe, Probe
 

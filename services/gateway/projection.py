@@ -40,7 +40,8 @@ from contracts.topics import (
 )
 from events.codec import decode_event
 from events.consumer import Decoded, Delivery
-from events.unit import BatchUnitOfWork, Consumer, Table
+from events.unit import BatchUnitOfWork, Table
+from events.handling import Consumer
 
 CONSUMER = "gateway"
 TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, OFFERS, SETTLEMENT_EVENTS, PAIRING_EVENTS, RECEIPTS, DEAD_LETTER)

@@ -25,7 +25,8 @@ from events.codec import decode_event
 from events.consumer import Decoded, Delivery, send_receipt
 from events.sequence import Sequencer, stamp_of
 from events.runtime import ServiceRuntime, deliveries_of, require_store
-from events.unit import BatchUnitOfWork, Consumer, Table, consume_batch
+from events.unit import BatchUnitOfWork, Table
+from events.handling import Consumer, consume_batch
 from matcher.book import Book
 from matcher.facts import OfferClosed, OfferOpened, OfferShrunk
 from matcher.journal import JOURNALED_TYPES, fact_from

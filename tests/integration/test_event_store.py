@@ -10,7 +10,7 @@ from contracts.topics import DEAD_LETTER
 from events.consumer import Decoded, Delivery, Rejection
 from events.relay import publish_pending, transactional_producer
 from events.store import ConcurrencyError, NewEvent, verify_chains
-from events.unit import Consumer, consume_batch
+from events.handling import Consumer, consume_batch
 from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from events.consumer import Delivery
 from events.migrations import migrate
 from events.sequence import Sequencer
 from events.store import EventStore, kafka_headers_of
-from events.unit import consume_batch
+from events.handling import consume_batch
 from services.buyer import app as buyer
 from services.cooperative import app as cooperative
 from services.matching import app as matching

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from contracts.cooperative import Contribution, HarvestRecorded
 from events.consumer import Delivery
 from events.store import StoredEvent, envelope_bytes
-from events.unit import MemoryUnitOfWork, decide_one
+from events.unit import MemoryUnitOfWork
+from events.handling import decide_one
 from events.upcasting import decode
 from farmlink.audit.checks import check_invariants
 from farmlink.audit.model import AuditLog, Record

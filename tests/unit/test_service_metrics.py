@@ -19,7 +19,8 @@ from prometheus_client import generate_latest
 from events import metrics
 from events.consumer import Delivery
 from events.runtime import ServiceRuntime
-from events.unit import MemoryUnitOfWork, decide_one
+from events.unit import MemoryUnitOfWork
+from events.handling import decide_one
 from farmlink import processes
 from services.buyer import app as buyer_service
 from tests.signed_inputs import signed
