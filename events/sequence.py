@@ -97,6 +97,32 @@ class Sequencer:
             keys = sorted({(r["run"], r["product"]) for r in stale})
         if not keys:
             return items
+        progress, parked = await self._state(conn, keys, make_item)
+        emitted: dict[tuple[str, str], list[Any]] = {}
+        for key in keys:
+            expected = progress.get(key, 1)
+            waiting = {seq: (item, when, False) for seq, item, when in parked.get(key, [])}
+            for item in items:
+                stamp = stamps[id(item)]
+                if stamp is not None and stamp.key == key and stamp.seq >= expected:
+                    waiting.setdefault(stamp.seq, (item, now, True))
+            ready, expected = self._release(key, expected, waiting, now)
+            _park(uow, key, waiting, now)
+            late: list[Any] = []
+            for seq, item, fresh in ready:
+                if not fresh:
+                    uow.patch(PENDING, (key[0], key[1], seq), {"released": True})
+                late.append(item)
+            if ready or key in progress or waiting:
+                uow.put(PROGRESS, {"run": key[0], "product": key[1], "next_seq": expected, "updated_at": now})
+            uow.keep()
+            emitted[key] = late
+        return _in_batch_order(items, stamps, emitted, progress)
+
+    async def _state(
+        self, conn: asyncpg.Connection, keys: list[tuple[str, str]], make_item: Callable[[Delivery], Any]
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[tuple[int, Any, datetime]]]]:
+        """Each (run, product)'s next expected seq, locked, and its parked items in seq order."""
         runs, products = [k[0] for k in keys], [k[1] for k in keys]
         # Locked: two transactions arranging the same run and product (instances during a rebalance, the gap
         # sweeper) take turns, and the second reads what the first committed, parked rows included.
@@ -122,86 +148,87 @@ class Sequencer:
                 row["topic"], row["partition"], row["kafka_offset"], row["key"], row["value"], kafka_headers_of(row["headers"])
             )
             parked.setdefault((row["run"], row["product"]), []).append((row["seq"], make_item(delivery), row["parked_at"]))
+        return progress, parked
 
-        emitted: dict[tuple[str, str], list[Any]] = {}
-        for key in keys:
-            expected = progress.get(key, 1)
-            waiting = {seq: (item, when, False) for seq, item, when in parked.get(key, [])}
-            for item in items:
-                stamp = stamps[id(item)]
-                if stamp is not None and stamp.key == key and stamp.seq >= expected:
-                    waiting.setdefault(stamp.seq, (item, now, True))
-            ready: list[Any] = []
-            late: list[Any] = []
-            while True:
-                while expected in waiting:
-                    item, _, fresh = waiting.pop(expected)
-                    ready.append((expected, item, fresh))
-                    expected += 1
-                oldest = min((when for _, when, _ in waiting.values()), default=None)
-                if oldest is None or oldest >= now - self.gap_timeout:
-                    break
-                skipped_to = min(waiting)
-                log.warning(
-                    "run %s, product %s: no input %d..%d after %.0f s; going on from %d",
-                    key[0],
-                    key[1],
-                    expected,
-                    skipped_to - 1,
-                    self.gap_timeout.total_seconds(),
-                    skipped_to,
-                )
-                expected = skipped_to
-            for seq, (item, when, fresh) in sorted(waiting.items()):
-                if fresh:  # early: parked with its raw record until the inputs before it came
-                    d = item.delivery
-                    uow.insert(
-                        PENDING,
-                        {
-                            "run": key[0],
-                            "product": key[1],
-                            "seq": seq,
-                            "topic": d.topic,
-                            "partition": d.partition,
-                            "kafka_offset": d.offset,
-                            "key": d.key,
-                            "value": d.value,
-                            "headers": outbox_headers(d.headers),
-                            "parked_at": now,
-                            "released": False,
-                        },
-                    )
-                    uow.keep()
-            for seq, item, fresh in ready:
-                if not fresh:
-                    uow.patch(PENDING, (key[0], key[1], seq), {"released": True})
-                late.append(item)
-            if ready or key in progress or waiting:
-                uow.put(PROGRESS, {"run": key[0], "product": key[1], "next_seq": expected, "updated_at": now})
+    def _release(
+        self, key: tuple[str, str], expected: int, waiting: dict[int, tuple[Any, datetime, bool]], now: datetime
+    ) -> tuple[list[tuple[int, Any, bool]], int]:
+        """Take from `waiting` every item that follows `expected` without a gap, skipping a gap that outlived the
+        timeout: (seq, item, fresh) in seq order, and the seq expected next."""
+        ready: list[tuple[int, Any, bool]] = []
+        while True:
+            while expected in waiting:
+                item, _, fresh = waiting.pop(expected)
+                ready.append((expected, item, fresh))
+                expected += 1
+            oldest = min((when for _, when, _ in waiting.values()), default=None)
+            if oldest is None or oldest >= now - self.gap_timeout:
+                return ready, expected
+            skipped_to = min(waiting)
+            log.warning(
+                "run %s, product %s: no input %d..%d after %.0f s; going on from %d",
+                key[0],
+                key[1],
+                expected,
+                skipped_to - 1,
+                self.gap_timeout.total_seconds(),
+                skipped_to,
+            )
+            expected = skipped_to
+
+
+def _park(uow: Any, key: tuple[str, str], waiting: dict[int, tuple[Any, datetime, bool]], now: datetime) -> None:
+    """Park the batch's early items with their raw records until the inputs before them come."""
+    for seq, (item, when, fresh) in sorted(waiting.items()):
+        if fresh:
+            d = item.delivery
+            uow.insert(
+                PENDING,
+                {
+                    "run": key[0],
+                    "product": key[1],
+                    "seq": seq,
+                    "topic": d.topic,
+                    "partition": d.partition,
+                    "kafka_offset": d.offset,
+                    "key": d.key,
+                    "value": d.value,
+                    "headers": outbox_headers(d.headers),
+                    "parked_at": now,
+                    "released": False,
+                },
+            )
             uow.keep()
-            emitted[key] = late
-        # The batch's items in their order; each key's ready items at the place of its first one here.
-        out: list[Any] = []
-        placed: set[tuple[str, str]] = set()
-        for item in items:
-            stamp = stamps[id(item)]
-            if stamp is None:
-                out.append(item)
-            elif stamp.key in emitted and stamp.key not in placed:
-                placed.add(stamp.key)
-                out += emitted[stamp.key]
-            elif stamp.key in emitted:
-                continue
-        for key, late in emitted.items():
-            if key not in placed:
-                out += late
-        # Items older than the key's progress (a repeat, or one that came after its gap was skipped) go through as they are.
-        handled = {id(i) for i in out}
-        for item in items:
-            stamp = stamps[id(item)]
-            if stamp is not None and id(item) not in handled and stamp.seq < progress.get(stamp.key, 1):
-                out.append(item)
-        return out
+
+
+def _in_batch_order(
+    items: list[Any],
+    stamps: dict[int, Stamp | None],
+    emitted: dict[tuple[str, str], list[Any]],
+    progress: dict[tuple[str, str], int],
+) -> list[Any]:
+    """The batch's items in their order; each key's ready items at the place of its first one here."""
+    out: list[Any] = []
+    placed: set[tuple[str, str]] = set()
+    for item in items:
+        stamp = stamps[id(item)]
+        if stamp is None:
+            out.append(item)
+        elif stamp.key in emitted and stamp.key not in placed:
+            placed.add(stamp.key)
+            out += emitted[stamp.key]
+        elif stamp.key in emitted:
+            continue
+    for key, late in emitted.items():
+        if key not in placed:
+            out += late
+    # Items older than the key's progress (a repeat, or one that came after its gap was skipped) go through as they are.
+    handled = {id(i) for i in out}
+    for item in items:
+        stamp = stamps[id(item)]
+        if stamp is not None and id(item) not in handled and stamp.seq < progress.get(stamp.key, 1):
+            out.append(item)
+    return out
 
 
 PENDING = Table(

@@ -43,6 +43,30 @@ def _auditor_key(path: Path | None):
         raise typer.Exit(2) from error
 
 
+AS_JSON = typer.Option(
+    False,
+    "--json",
+    help="print the result as one JSON object for machines (format version 1: "
+    "contracts/reports/audit-findings.v1.json; every finding with its stable code)",
+)
+EXPORT = typer.Option(
+    None,
+    "--export",
+    help="write the full ledgers (every fill, household, commitment, village, finding) as CSV and JSON into this directory",
+)
+SINCE = typer.Option(
+    None,
+    "--since",
+    help="an incremental audit: check the log up to this checkpoint against it, verify and re-execute only what came after",
+)
+CHECKPOINT = typer.Option(
+    None,
+    "--checkpoint",
+    help="after a clean audit, write a checkpoint signed with the auditor's key to this file (for a later --since)",
+)
+REPORT = typer.Option(None, "--report", help="write a self-contained HTML report (summaries, top lists, charts) to this file")
+
+
 @audit_app.callback(invoke_without_command=True)
 def audit(
     ctx: typer.Context,
@@ -50,34 +74,15 @@ def audit(
         Source.postgres, "--source", help="read the log from PostgreSQL or from the Kafka topics (offset 0)"
     ),
     as_of: int | None = typer.Option(None, "--as-of", help="also show the market as known at this matching-log global position"),
-    as_json: bool = typer.Option(
-        False,
-        "--json",
-        help="print the result as one JSON object for machines (format version 1: "
-        "contracts/reports/audit-findings.v1.json; every finding with its stable code)",
-    ),
-    report: Path | None = typer.Option(
-        None, "--report", help="write a self-contained HTML report (summaries, top lists, charts) to this file"
-    ),
+    as_json: bool = AS_JSON,
+    report: Path | None = REPORT,
     lang: ReportLang = typer.Option(ReportLang.en, "--lang", help="the report's language: en, or zh (Chinese)"),
-    export: Path | None = typer.Option(
-        None,
-        "--export",
-        help="write the full ledgers (every fill, household, commitment, village, finding) as CSV and JSON into this directory",
-    ),
+    export: Path | None = EXPORT,
     reconcile_kafka: bool = typer.Option(
         True, "--reconcile/--no-reconcile", help="check every stored event reached Kafka exactly once"
     ),
-    since: Path | None = typer.Option(
-        None,
-        "--since",
-        help="an incremental audit: check the log up to this checkpoint against it, verify and re-execute only what came after",
-    ),
-    checkpoint: Path | None = typer.Option(
-        None,
-        "--checkpoint",
-        help="after a clean audit, write a checkpoint signed with the auditor's key to this file (for a later --since)",
-    ),
+    since: Path | None = SINCE,
+    checkpoint: Path | None = CHECKPOINT,
     key: Path | None = AUDITOR_KEY,
     workers: int | None = typer.Option(
         None, "--workers", min=1, help="worker processes for the costly checks (default: one per core)"
@@ -89,18 +94,10 @@ def audit(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from farmlink.audit.checkpoint import Checkpoint, CheckpointError
-
     quiet_logs()
     config = settings()
     auditor_key = _auditor_key(key) if since is not None or checkpoint is not None else None
-    start = None
-    if since is not None:
-        try:
-            start = Checkpoint.read(since, auditor_key)
-        except CheckpointError as error:
-            console.print(f"[red]{error}[/]", highlight=False)
-            raise typer.Exit(2) from error
+    start = _start_from(since, auditor_key) if since is not None else None
     result = _audit_with_progress(config, source.value, reconcile_kafka, workers, start, checkpoint is not None, as_json)
     if checkpoint is not None:
         _write_checkpoint(result, checkpoint, auditor_key)
@@ -114,6 +111,17 @@ def audit(
     else:
         _print_audit(result, as_of_view, report)
     raise typer.Exit(0 if result.clean else 1)
+
+
+def _start_from(since: Path, auditor_key):
+    """The checkpoint an incremental audit starts from, checked against the auditor's key; exit 2 when it cannot be used."""
+    from farmlink.audit.checkpoint import Checkpoint, CheckpointError
+
+    try:
+        return Checkpoint.read(since, auditor_key)
+    except CheckpointError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(2) from error
 
 
 def _audit_with_progress(config, source: str, reconcile_kafka: bool, workers, start, want_books: bool, quiet: bool):

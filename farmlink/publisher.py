@@ -17,12 +17,10 @@ journals, when the matcher's receipt came; lines are reported in file order.
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from contracts.inputs import (
@@ -34,21 +32,19 @@ from contracts.inputs import (
     SERVICE_INPUT_TOPIC,
     SIGNED_INPUT_TYPES,
     InputMessage,
-    Receipt,
     party_id_of,
     producer_of,
 )
 from contracts.parties import PAIRING_OFFICE, PRICE_FEED, SETTLEMENT_DESK
 from contracts.signing import sign
-from contracts.topics import RECEIPTS, SEQUENCE_HEADER
+from contracts.topics import SEQUENCE_HEADER
 from events.access import COOPERATIVE, INPUT_PRODUCER
 from events.relay import idempotent_producer
 from farmlink.keyring import Keyring, local_keyring
+from farmlink.receipt_watcher import LineProgress, ReceiptWatcher
 from events.settings import kafka_options, settings
 from farmlink.scenario import LineError, ScenarioLine
 
-RECEIPT_TIMEOUT_S = 60.0
-"""How long the publisher waits without hearing anything back before it gives up."""
 FILL_DEPENDENT_TYPES = frozenset({"delivery.confirmed", "payment.made"})
 ROUND_TYPES = frozenset({"supervision.round"})
 """A supervision round sees what was recorded before it (farmlink/ledger.py): it is sent alone, once every line
@@ -135,24 +131,6 @@ def _first_problem(error: Exception) -> str:
 
 
 @dataclass
-class LineProgress:
-    """What has come back for one published line."""
-
-    line: ScenarioLine
-    needs_journal: bool
-    service_receipt: Receipt | None = None
-    journal_receipt: Receipt | None = None
-
-    @property
-    def done(self) -> bool:
-        if self.service_receipt is None:
-            return False
-        if self.service_receipt.status == "rejected" or not self.needs_journal:
-            return True
-        return self.journal_receipt is not None
-
-
-@dataclass
 class PublishSummary:
     """How a publish went: accepted lines, and every rejected line with its reason."""
 
@@ -161,69 +139,163 @@ class PublishSummary:
     stopped_early: bool = False
 
 
-class ReceiptWatcher:
-    """Reads the receipts topic from where it stood when publishing began."""
+class _Publication:
+    """One `publish_lines` run: its producers and receipts, the lines in flight, the settlement lines held back."""
 
-    def __init__(self, bootstrap: str, run_id: str, principal: str):
-        self.run_id = run_id
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=20,
-            isolation_level="read_committed",
-            **kafka_options(settings(), principal),
+    def __init__(
+        self,
+        bootstrap: str,
+        lines: list[ScenarioLine | LineError],
+        strict: bool,
+        keyring: Keyring,
+        on_line: Callable[[ScenarioLine | LineError, str | None], None],
+    ) -> None:
+        self.strict, self.keyring, self.on_line = strict, keyring, on_line
+        self.summary = PublishSummary()
+        self.run_id = f"publish-{uuid.uuid4().hex[:12]}"
+        # Each input topic is written as its producer principal (events/access.py); every one of them may read receipts.
+        principals = list(
+            dict.fromkeys(
+                INPUT_PRODUCER[SERVICE_INPUT_TOPIC[INPUT_OWNER[line.type]]] for line in lines if isinstance(line, ScenarioLine)
+            )
         )
-        self.lines: dict[str, LineProgress] = {}
-        self.fills_made: set[str] = set()
-        self.fills_recorded: set[str] = set()
-        self.changed = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.watcher = ReceiptWatcher(bootstrap, self.run_id, principals[0] if principals else COOPERATIVE)
+        self.producers = {p: idempotent_producer(bootstrap, linger_ms=5, **kafka_options(settings(), p)) for p in principals}
+        self.in_flight: list[LineProgress] = []
+        self.sequence: dict[str, int] = {}  # product -> last seq stamped in this run
+        self.order_products: dict[str, str] = {}  # order id -> product, for cancellations
+        self.known_parties: set[str] = set()  # price feeds and settlement desks registered in this run (implied_registration)
+        self.journaled: list[LineProgress] = []  # every line sent so far that the matcher journals, in file order
+        self.settlement: asyncio.Queue = asyncio.Queue()
+        self.sent: list[asyncio.Future] = []
 
-    async def start(self) -> None:
-        await self.consumer.start()
-        partition = TopicPartition(RECEIPTS, 0)
-        self.consumer.assign([partition])
-        await self.consumer.seek_to_end(partition)
-        await self.consumer.position(partition)
-        self._task = asyncio.create_task(self._read())
+    def settle_finished(self) -> None:
+        """Report the lines at the head of the file that are done, in file order."""
+        while self.in_flight and self.in_flight[0].done:
+            progress = self.in_flight.pop(0)
+            receipt = progress.service_receipt
+            assert receipt is not None
+            if receipt.status == "rejected":
+                reason = f"line {progress.line.line_no}: {receipt.reason}"
+                self.summary.rejected.append(reason)
+                self.on_line(progress.line, reason)
+            else:
+                self.summary.accepted += 1
+                self.on_line(progress.line, None)
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-        await self.consumer.stop()
+    async def drain(self) -> None:
+        """Wait until every line sent so far is done."""
+        await self.settlement.join()
+        first = f"line {self.in_flight[0].line.line_no}" if self.in_flight else "lines"
+        await self.watcher.wait_for(lambda: all(p.done for p in self.in_flight), first)
+        self.settle_finished()
 
-    async def _read(self) -> None:
-        async for record in self.consumer:
-            receipt = Receipt.model_validate(json.loads(record.value))
-            if not receipt.correlation_id.startswith(self.run_id):
-                continue
-            progress = self.lines.get(receipt.correlation_id)
-            if receipt.status == "fill_recorded":
-                self.fills_recorded.update(receipt.fill_ids)
-            elif progress is not None and receipt.status == "journaled":
-                progress.journal_receipt = receipt
-                self.fills_made.update(receipt.fill_ids)
-            elif progress is not None:
-                progress.service_receipt = receipt
-            self.changed.set()
+    async def send(self, topic: str, message: InputMessage, headers: list[tuple[str, bytes]]) -> asyncio.Future:
+        future = await self.producers[INPUT_PRODUCER[topic]].send(
+            topic, message.model_dump_json().encode(), key=self.run_id.encode(), headers=headers
+        )
+        self.sent.append(future)
+        return future
 
-    async def wait_for(self, condition: Callable[[], bool], what: str) -> None:
-        """Wait until `condition` holds; give up after RECEIPT_TIMEOUT_S without any receipt."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + RECEIPT_TIMEOUT_S
-        while not condition():
-            if self.changed.is_set():
-                deadline = loop.time() + RECEIPT_TIMEOUT_S  # something came back: the services are working
-            self.changed.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"no receipt for {what} after {RECEIPT_TIMEOUT_S:.0f} s: are the services running? (farmlink up)"
-                )
+    async def send_settlement_lines(self) -> None:
+        """Deliveries and payments in file order, each once the fills of the lines before it reached settlement;
+        the other lines go on meanwhile (nothing they do can change those fills)."""
+        watcher, journaled = self.watcher, self.journaled
+        checked = 0
+        while True:
+            item = await self.settlement.get()
             try:
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 1.0))
-            except asyncio.TimeoutError:
-                pass
+                if item is None:
+                    return
+                topic, message, line_no, before = item
+                while checked < before:
+                    await watcher.wait_for(lambda: journaled[checked].done, f"line {journaled[checked].line.line_no}")
+                    checked += 1
+                required = {f for p in journaled[:before] if p.journal_receipt for f in p.journal_receipt.fill_ids}
+                await watcher.wait_for(
+                    lambda: required <= watcher.fills_recorded, f"the fills before line {line_no} reaching settlement"
+                )
+                await self.send(topic, message, [])
+            finally:
+                self.settlement.task_done()
+
+    async def report_progress(self) -> None:
+        while True:
+            await self.watcher.changed.wait()
+            await asyncio.sleep(0.05)
+            self.settle_finished()
+
+    def refuse(self, line: ScenarioLine | LineError, reason: str) -> bool:
+        """A line refused before it was sent: reported; False when that ends a strict run."""
+        self.summary.rejected.append(reason)
+        self.on_line(line, reason)
+        if self.strict:
+            self.summary.stopped_early = True
+            return False
+        return True
+
+    def stamp(self, line: ScenarioLine) -> tuple[list[tuple[str, bytes]], bool]:
+        """The line's sequence header (for the lines the matcher journals) and whether it must be sent alone."""
+        headers: list[tuple[str, bytes]] = []
+        alone = self.strict or line.type in ROUND_TYPES
+        if line.type in MATCHER_INPUT_TYPES:
+            product = line.payload.get("product") or self.order_products.get(str(line.payload.get("order_id")))
+            if line.type == "order.placed" and product is not None:
+                self.order_products[str(line.payload.get("order_id"))] = str(product)
+            if isinstance(product, str):
+                self.sequence[product] = self.sequence.get(product, 0) + 1
+                headers.append((SEQUENCE_HEADER, f"{self.run_id}/{product}/{self.sequence[product]}".encode()))
+            else:
+                alone = True  # its product is not known here: nothing may overtake it, it overtakes nothing
+        return headers, alone
+
+    async def publish(self, line: ScenarioLine | LineError, sender: asyncio.Task) -> bool:
+        """Send one line (or report it refused); False when the run stops here."""
+        if isinstance(line, LineError):
+            return self.refuse(line, str(line))
+        if sender.done():
+            sender.result()  # a failure (a timeout) of the settlement sender ends the run with its reason
+        message = prepare_line(line, self.run_id, self.keyring)
+        if isinstance(message, str):  # refused here, like a line that failed its model, before it takes a place in the sequence
+            return self.refuse(line, message)
+        topic = SERVICE_INPUT_TOPIC[INPUT_OWNER[line.type]]
+        implied = implied_registration(line.type, line.payload, self.known_parties)
+        if implied is not None:  # its receipt is not a line's: accepted, or "already registered" from an earlier run
+            await self.send(topic, input_message(*implied, f"{self.run_id}:implied-{line.line_no}", self.keyring), [])
+        headers, alone = self.stamp(line)
+        if alone:
+            await self.drain()
+            if line.type in FILL_DEPENDENT_TYPES or line.type in ROUND_TYPES:
+                await self.watcher.wait_for(
+                    lambda: self.watcher.fills_made <= self.watcher.fills_recorded, "fills reaching settlement"
+                )
+        if self.strict and self.summary.rejected:
+            self.summary.stopped_early = True
+            return False
+        progress = LineProgress(line, needs_journal=line.type in MATCHER_INPUT_TYPES)
+        self.watcher.lines[message.correlation_id] = progress
+        self.in_flight.append(progress)
+        if progress.needs_journal:
+            self.journaled.append(progress)
+        if line.type in FILL_DEPENDENT_TYPES and not alone:
+            self.settlement.put_nowait((topic, message, line.line_no, len(self.journaled)))
+        else:
+            future = await self.send(topic, message, headers)
+            if alone:
+                await future
+                await self.drain()
+        self.settle_finished()
+        return True
+
+    async def finish(self, sender: asyncio.Task) -> None:
+        """Send the settlement lines still held back and wait until every line is done."""
+        self.settlement.put_nowait(None)
+        await sender
+        for producer in self.producers.values():
+            await producer.flush()
+        for future in self.sent:
+            await future  # a send Kafka refused raises here
+        await self.drain()
 
 
 async def publish_lines(
@@ -236,155 +308,24 @@ async def publish_lines(
 ) -> PublishSummary:
     """Publish valid lines in file order, waiting as needed; report each line as it is settled.
     Cooperative and buyer lines are signed with their producer's key from `keyring` (default: this farmlink home's)."""
-    keyring = keyring or local_keyring()
-    summary = PublishSummary()
-    run_id = f"publish-{uuid.uuid4().hex[:12]}"
-    # Each input topic is written as its producer principal (events/access.py); every one of them may read receipts.
-    principals = list(
-        dict.fromkeys(
-            INPUT_PRODUCER[SERVICE_INPUT_TOPIC[INPUT_OWNER[line.type]]] for line in lines if isinstance(line, ScenarioLine)
-        )
-    )
-    watcher = ReceiptWatcher(bootstrap, run_id, principals[0] if principals else COOPERATIVE)
-    producers = {p: idempotent_producer(bootstrap, linger_ms=5, **kafka_options(settings(), p)) for p in principals}
-    await watcher.start()
-    for producer in producers.values():
+    run = _Publication(bootstrap, lines, strict, keyring or local_keyring(), on_line)
+    await run.watcher.start()
+    for producer in run.producers.values():
         await producer.start()
-    in_flight: list[LineProgress] = []
-    sequence: dict[str, int] = {}  # product -> last seq stamped in this run
-    order_products: dict[str, str] = {}  # order id -> product, for cancellations
-    known_parties: set[str] = set()  # price feeds and settlement desks registered in this run (implied_registration)
-    journaled: list[LineProgress] = []  # every line sent so far that the matcher journals, in file order
-    settlement: asyncio.Queue = asyncio.Queue()
-    sent: list[asyncio.Future] = []
-
-    def settle_finished() -> None:
-        while in_flight and in_flight[0].done:
-            progress = in_flight.pop(0)
-            receipt = progress.service_receipt
-            assert receipt is not None
-            if receipt.status == "rejected":
-                reason = f"line {progress.line.line_no}: {receipt.reason}"
-                summary.rejected.append(reason)
-                on_line(progress.line, reason)
-            else:
-                summary.accepted += 1
-                on_line(progress.line, None)
-
-    async def drain() -> None:
-        await settlement.join()
-        first = f"line {in_flight[0].line.line_no}" if in_flight else "lines"
-        await watcher.wait_for(lambda: all(p.done for p in in_flight), first)
-        settle_finished()
-
-    async def send(topic: str, message: InputMessage, headers: list[tuple[str, bytes]]) -> asyncio.Future:
-        future = await producers[INPUT_PRODUCER[topic]].send(
-            topic, message.model_dump_json().encode(), key=run_id.encode(), headers=headers
-        )
-        sent.append(future)
-        return future
-
-    async def send_settlement_lines() -> None:
-        """Deliveries and payments in file order, each once the fills of the lines before it reached settlement;
-        the other lines go on meanwhile (nothing they do can change those fills)."""
-        checked = 0
-        while True:
-            item = await settlement.get()
-            try:
-                if item is None:
-                    return
-                topic, message, line_no, before = item
-                while checked < before:
-                    await watcher.wait_for(lambda: journaled[checked].done, f"line {journaled[checked].line.line_no}")
-                    checked += 1
-                required = {f for p in journaled[:before] if p.journal_receipt for f in p.journal_receipt.fill_ids}
-                await watcher.wait_for(
-                    lambda: required <= watcher.fills_recorded, f"the fills before line {line_no} reaching settlement"
-                )
-                await send(topic, message, [])
-            finally:
-                settlement.task_done()
-
-    async def report_progress() -> None:
-        while True:
-            await watcher.changed.wait()
-            await asyncio.sleep(0.05)
-            settle_finished()
-
-    sender = asyncio.create_task(send_settlement_lines())
-    reporter = asyncio.create_task(report_progress())
+    sender = asyncio.create_task(run.send_settlement_lines())
+    reporter = asyncio.create_task(run.report_progress())
     try:
         for line in lines:
-            if isinstance(line, LineError):
-                summary.rejected.append(str(line))
-                on_line(line, str(line))
-                if strict:
-                    summary.stopped_early = True
-                    break
-                continue
-            if sender.done():
-                sender.result()  # a failure (a timeout) of the settlement sender ends the run with its reason
-            message = prepare_line(line, run_id, keyring)
-            if isinstance(
-                message, str
-            ):  # refused here, like a line that failed its model, before it takes a place in the sequence
-                summary.rejected.append(message)
-                on_line(line, message)
-                if strict:
-                    summary.stopped_early = True
-                    break
-                continue
-            service = INPUT_OWNER[line.type]
-            topic = SERVICE_INPUT_TOPIC[service]
-            implied = implied_registration(line.type, line.payload, known_parties)
-            if implied is not None:  # its receipt is not a line's: accepted, or "already registered" from an earlier run
-                await send(topic, input_message(*implied, f"{run_id}:implied-{line.line_no}", keyring), [])
-            headers: list[tuple[str, bytes]] = []
-            alone = strict or line.type in ROUND_TYPES
-            if line.type in MATCHER_INPUT_TYPES:
-                product = line.payload.get("product") or order_products.get(str(line.payload.get("order_id")))
-                if line.type == "order.placed" and product is not None:
-                    order_products[str(line.payload.get("order_id"))] = str(product)
-                if isinstance(product, str):
-                    sequence[product] = sequence.get(product, 0) + 1
-                    headers.append((SEQUENCE_HEADER, f"{run_id}/{product}/{sequence[product]}".encode()))
-                else:
-                    alone = True  # its product is not known here: nothing may overtake it, it overtakes nothing
-            if alone:
-                await drain()
-                if line.type in FILL_DEPENDENT_TYPES or line.type in ROUND_TYPES:
-                    await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
-            if strict and summary.rejected:
-                summary.stopped_early = True
+            if not await run.publish(line, sender):
                 break
-            correlation_id = message.correlation_id
-            progress = LineProgress(line, needs_journal=line.type in MATCHER_INPUT_TYPES)
-            watcher.lines[correlation_id] = progress
-            in_flight.append(progress)
-            if progress.needs_journal:
-                journaled.append(progress)
-            if line.type in FILL_DEPENDENT_TYPES and not alone:
-                settlement.put_nowait((topic, message, line.line_no, len(journaled)))
-            else:
-                future = await send(topic, message, headers)
-                if alone:
-                    await future
-                    await drain()
-            settle_finished()
-        settlement.put_nowait(None)
-        await sender
-        for producer in producers.values():
-            await producer.flush()
-        for future in sent:
-            await future  # a send Kafka refused raises here
-        await drain()
+        await run.finish(sender)
     finally:
         for task in (sender, reporter):
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        for producer in producers.values():
+        for producer in run.producers.values():
             await producer.stop()
-        await watcher.stop()
-    return summary
+        await run.watcher.stop()
+    return run.summary

@@ -18,25 +18,28 @@ class WhatIfFormat(str, Enum):
     csv = "csv"
 
 
+PER_MU = typer.Option(
+    [], "--per-mu", metavar="PRODUCT|COMMITMENT=QTY", help="the most a cooperative sells per planted mu ('none': no limit)"
+)
+VALID_TO = typer.Option([], "--valid-to", metavar="PRODUCT|COMMITMENT=YYYY-MM-DD", help="the commitment's last day")
+FORMAT = typer.Option(
+    WhatIfFormat.table, "--format", help="table for people; json (one object), jsonl (a row a line) or csv for machines"
+)
+SCHEMA_PREFIX = typer.Option(
+    "",
+    "--schema-prefix",
+    help="read schemas named <prefix><service> (the auditor's role must be granted reading them, as migrations with readers do)",
+)
+
+
 def what_if(
     floor: list[str] = typer.Option([], "--floor", metavar="PRODUCT|COMMITMENT=FEN", help="the floor price in fen per unit"),
     cap: list[str] = typer.Option([], "--cap", metavar="PRODUCT|COMMITMENT=QTY", help="the cap quantity ('none': no cap)"),
-    per_mu: list[str] = typer.Option(
-        [], "--per-mu", metavar="PRODUCT|COMMITMENT=QTY", help="the most a cooperative sells per planted mu ('none': no limit)"
-    ),
-    valid_to: list[str] = typer.Option(
-        [], "--valid-to", metavar="PRODUCT|COMMITMENT=YYYY-MM-DD", help="the commitment's last day"
-    ),
-    fmt: WhatIfFormat = typer.Option(
-        WhatIfFormat.table, "--format", help="table for people; json (one object), jsonl (a row a line) or csv for machines"
-    ),
+    per_mu: list[str] = PER_MU,
+    valid_to: list[str] = VALID_TO,
+    fmt: WhatIfFormat = FORMAT,
     changed_only: bool = typer.Option(False, "--changed-only", help="list only households and villages whose figures change"),
-    schema_prefix: str = typer.Option(
-        "",
-        "--schema-prefix",
-        help="read schemas named <prefix><service> (the auditor's role "
-        "must be granted reading them, as migrations with readers do)",
-    ),
+    schema_prefix: str = SCHEMA_PREFIX,
 ) -> None:
     """Replay the recorded journal with changed commitment terms through the same matcher and print, per household
     and village, what would have been earned against what was. Nothing is written.

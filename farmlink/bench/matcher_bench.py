@@ -270,6 +270,36 @@ def _verdict(met: bool) -> str:
     return "met" if met else "NOT MET"
 
 
+def _memory(journal: Any, resting: int, caveat: str, say: Callable[..., Any]) -> tuple[int, int, float, float]:
+    """What the market holds at the end of the journal: (bytes held, bytes of id sets, per resting item, without ids)."""
+    held, id_sets = _memory_held(journal), _id_sets_size(journal)
+    per_resting = held / resting if resting else float("inf")
+    say(
+        f"memory the market holds at the end: {held / 2**20:.1f} MiB = {per_resting:,.0f} B per resting lot or outlet"
+        f"   goal <= {GOAL_BYTES_PER_RESTING:,} B: {_verdict(per_resting <= GOAL_BYTES_PER_RESTING)}{caveat}"
+    )
+    without_ids = (held - id_sets) / resting if resting else float("inf")
+    say(
+        f"  of which {id_sets / 2**20:.1f} MiB are the ids of every lot, order, commitment and planting ever seen"
+        f" (duplicate rule; grows with the journal, not the book): {without_ids:,.0f} B per resting item without them"
+    )
+    return held, id_sets, per_resting, without_ids
+
+
+def _agreement(checked: int, say: Callable[..., Any]) -> tuple[int, bool]:
+    """The engine's fills against the reference model's on the first `checked` inputs: (fills, identical)."""
+    check_journal = synthetic_journal(checked)
+    expected = reference_fills(check_journal)
+    actual = engine_fills(check_journal)
+    identical = expected == actual
+    check_fills = sum(len(product_fills) for product_fills in expected.values())
+    say(
+        f"fills on the first {checked:,} inputs: {check_fills:,} by the reference, "
+        f"{'identical' if identical else 'DIFFERENT'} in the engine"
+    )
+    return check_fills, identical
+
+
 def run_matcher_bench(inputs: int = 1_000_000, smoke: bool = False, say: Callable[..., Any] = print) -> dict[str, Any]:
     """Time the matcher over a synthetic journal of `inputs` facts, measure what it holds at the end,
     and check its fills against the reference on a shorter journal. Smoke: 20,000 inputs, checked on 2,000."""
@@ -302,28 +332,9 @@ def run_matcher_bench(inputs: int = 1_000_000, smoke: bool = False, say: Callabl
         f"   goal >= {GOAL_RESTING:,}: {_verdict(resting >= GOAL_RESTING)}{caveat}"
     )
 
-    held, id_sets = _memory_held(journal), _id_sets_size(journal)
-    per_resting = held / resting if resting else float("inf")
-    say(
-        f"memory the market holds at the end: {held / 2**20:.1f} MiB = {per_resting:,.0f} B per resting lot or outlet"
-        f"   goal <= {GOAL_BYTES_PER_RESTING:,} B: {_verdict(per_resting <= GOAL_BYTES_PER_RESTING)}{caveat}"
-    )
-    without_ids = (held - id_sets) / resting if resting else float("inf")
-    say(
-        f"  of which {id_sets / 2**20:.1f} MiB are the ids of every lot, order, commitment and planting ever seen"
-        f" (duplicate rule; grows with the journal, not the book): {without_ids:,.0f} B per resting item without them"
-    )
+    held, id_sets, per_resting, without_ids = _memory(journal, resting, caveat, say)
     del journal
-
-    check_journal = synthetic_journal(checked)
-    expected = reference_fills(check_journal)
-    actual = engine_fills(check_journal)
-    identical = expected == actual
-    check_fills = sum(len(product_fills) for product_fills in expected.values())
-    say(
-        f"fills on the first {checked:,} inputs: {check_fills:,} by the reference, "
-        f"{'identical' if identical else 'DIFFERENT'} in the engine"
-    )
+    check_fills, identical = _agreement(checked, say)
     return {
         "inputs": inputs,
         "seconds": round(seconds, 3),

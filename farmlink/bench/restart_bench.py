@@ -31,324 +31,25 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
 
-PRODUCT = "chili"
+from farmlink.bench.restart_journal import (
+    PRODUCT,
+    STREAM,
+    existing_journal,
+    latest_state,
+    lot_that_fills,
+    remember_journal,
+    write_journal,
+)
+
 SCHEMA = "bench_restart_matching"
 SMOKE_SCHEMA = "bench_restart_smoke_matching"
 """Smoke runs write their own schema: they leave a full run's journal for `--reuse`."""
-STREAM = f"market-{PRODUCT}"
 GOAL_S = 10.0
-COLUMNS = (
-    "event_id",
-    "stream_id",
-    "stream_version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "producer",
-    "correlation_id",
-    "causation_id",
-    "payload",
-    "prev_hash",
-    "hash",
-)
-CHUNK = 20_000
-"""Events per COPY."""
-SOURCE_TYPE = {
-    "Lot": "HarvestRecorded",
-    "Order": "OrderPlaced",
-    "OrderCancellation": "OrderCancelled",
-    "Commitment": "CommitmentMade",
-    "MarketPrice": "MarketPriceObserved",
-    "Planting": "PlantingRecorded",
-}
-
-
-# ---------------------------------------------------------------- the journal
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def source_payload(fact: Any) -> tuple[str, dict[str, Any]]:
-    """The source event (type, payload) a matcher fact is journaled from, as the services record it (without signature)."""
-    kind = type(fact).__name__
-    if kind == "Lot":
-        payload = {
-            "lot_id": fact.lot_id,
-            "cooperative_id": fact.cooperative_id,
-            "county": fact.county,
-            "township": fact.township,
-            "village": f"village-of-{fact.cooperative_id}",
-            "product": fact.product,
-            "grade": fact.grade,
-            "quantity": str(fact.quantity),
-            "available_from": fact.available_from.isoformat(),
-            "expires_on": fact.expires_on.isoformat(),
-            "contributions": [
-                {"household_id": c.household_id, "quantity": str(c.quantity), "registered_poor": c.registered_poor}
-                for c in fact.contributions
-            ],
-        }
-    elif kind == "Order":
-        payload = {
-            "order_id": fact.order_id,
-            "buyer_id": fact.buyer_id,
-            "product": fact.product,
-            "min_grade": fact.min_grade,
-            "quantity": str(fact.quantity),
-            "limit_price_fen": fact.limit_price_fen,
-            "deliver_from": fact.deliver_from.isoformat(),
-            "deliver_to": fact.deliver_to.isoformat(),
-            "regions": list(fact.regions),
-        }
-    elif kind == "OrderCancellation":
-        payload = {"order_id": fact.order_id, "buyer_id": "buyer-1", "product": fact.product}
-    elif kind == "Commitment":
-        payload = {
-            "commitment_id": fact.commitment_id,
-            "buyer_id": fact.buyer_id,
-            "product": fact.product,
-            "min_grade": fact.min_grade,
-            "floor_price_fen": fact.floor_price_fen,
-            "reference_market": fact.reference_market,
-            "valid_from": fact.valid_from.isoformat(),
-            "valid_to": fact.valid_to.isoformat(),
-            "eligible_counties": list(fact.eligible_counties),
-            "eligible_cooperatives": list(fact.eligible_cooperatives),
-            "cap_quantity": _text(fact.cap_quantity),
-            "max_quantity_per_mu": _text(fact.max_quantity_per_mu),
-        }
-    elif kind == "MarketPrice":
-        payload = {
-            "product": fact.product,
-            "grade": fact.grade,
-            "market": fact.market,
-            "price_fen": fact.price_fen,
-            "observed_on": fact.observed_on.isoformat(),
-        }
-    else:
-        payload = {
-            "planting_id": fact.planting_id,
-            "cooperative_id": fact.cooperative_id,
-            "county": "Yanhe",
-            "township": "Ketian",
-            "product": fact.product,
-            "area_mu": str(fact.area_mu),
-            "expected_yield": "1000",
-            "expected_harvest_from": "2020-03-01",
-            "expected_harvest_to": "2020-05-01",
-            "household_ids": [],
-        }
-    return SOURCE_TYPE[kind], payload
-
-
-def one_product_facts(inputs: int, seed: int = 2020):
-    """The matcher bench's synthetic season, every input of one product: a deterministic stream of facts."""
-    from farmlink.bench.matcher_bench import FIRST_DAY, INPUTS_PER_DAY, KIND_WEIGHTS, KINDS, _Season
-
-    season = _Season(seed)
-    for index in range(inputs):
-        season.today = FIRST_DAY + index // INPUTS_PER_DAY
-        kind = season.rng.choices(KINDS, KIND_WEIGHTS)[0]
-        yield getattr(season, "market_price" if kind == "price" else kind)(PRODUCT)
-
-
-async def write_journal(dsn: str, schema: str, inputs: int, every: int, say: Callable[..., Any]) -> dict[str, Any]:
-    """Journal `inputs` inputs of the product into the scratch schema as the matching service would, with its
-    snapshots; returns what was written and what the last book holds."""
-    from events.hashchain import GENESIS, canonical_json, hashed_content, link_hash
-    from events.migrations import migrate
-    from events.settings import AUDITOR, settings
-    from matcher.book import Book
-    from matcher.journal import fact_from
-    from services.matching import app as matching
-    from services.matching.outcomes import journal_entry, outcome_event
-    from services.matching.snapshots import snapshot_row
-
-    config = settings()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await migrate(
-            conn, schema, matching.runtime.sql_dirs, service_role=config.role_of("matching"), readers=(config.role_of(AUDITOR),)
-        )
-        book = Book(PRODUCT)
-        version, prev = 0, GENESIS
-        rows: list[tuple] = []
-        snapshots: list[dict[str, Any]] = []
-        started = time.perf_counter()
-        snapshot_s = 0.0
-        events = 0
-        base = datetime(2020, 3, 1, tzinfo=timezone.utc)
-
-        async def flush() -> None:
-            nonlocal rows
-            if rows:
-                await conn.copy_records_to_table("events", schema_name=schema, records=rows, columns=COLUMNS)
-                rows = []
-
-        for seq, fact in enumerate(one_product_facts(inputs), start=1):
-            source_type, payload = source_payload(fact)
-            outcomes = book.process(fact_from(source_type, payload))
-            at = base + timedelta(seconds=seq)
-            source_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"farmlink-bench-restart/{seq}"))
-            new_events = [
-                journal_entry(PRODUCT, seq, source_id, source_type, 1, payload, at),
-                *(outcome_event(outcome, index, at) for index, outcome in enumerate(outcomes)),
-            ]
-            for event in new_events:
-                version += 1
-                model = event.payload
-                body = model.model_dump(mode="json")
-                fields = dict(
-                    event_id=event.event_id,
-                    event_type=model.event_type,
-                    schema_version=model.schema_version,
-                    stream_id=STREAM,
-                    stream_version=version,
-                    occurred_at=at,
-                    producer="service:matching",
-                    correlation_id="bench-restart",
-                    causation_id=source_id,
-                    payload=body,
-                )
-                digest = link_hash(prev, hashed_content(**fields))
-                rows.append(
-                    (
-                        event.event_id,
-                        STREAM,
-                        version,
-                        model.event_type,
-                        model.schema_version,
-                        at,
-                        "service:matching",
-                        "bench-restart",
-                        source_id,
-                        canonical_json(body),
-                        prev,
-                        digest,
-                    )
-                )
-                prev = digest
-            events += len(new_events)
-            if every and seq % every == 0:
-                taken = time.perf_counter()
-                snapshots.append(snapshot_row(book, version))
-                snapshot_s += time.perf_counter() - taken
-            if len(rows) >= CHUNK:
-                await flush()
-                if snapshots:
-                    await conn.executemany(
-                        f'INSERT INTO "{schema}".snapshots (product, journal_seq, stream_version, state, digest) VALUES ($1, $2, $3, $4, $5)',
-                        [(s["product"], s["journal_seq"], s["stream_version"], s["state"], s["digest"]) for s in snapshots],
-                    )
-                    snapshots = []
-            if seq % 100_000 == 0:
-                say(f"  journaled {seq:,} inputs ({events:,} events) in {time.perf_counter() - started:.0f} s")
-        await flush()
-        if snapshots:
-            await conn.executemany(
-                f'INSERT INTO "{schema}".snapshots (product, journal_seq, stream_version, state, digest) VALUES ($1, $2, $3, $4, $5)',
-                [(s["product"], s["journal_seq"], s["stream_version"], s["state"], s["digest"]) for s in snapshots],
-            )
-        await conn.execute(f'ANALYZE "{schema}".events')
-        written_s = time.perf_counter() - started
-        sizes = await conn.fetchrow(
-            f"SELECT count(*) AS n, coalesce(sum(length(state)), 0) AS stored, coalesce(max(length(state)), 0) AS largest "
-            f'FROM "{schema}".snapshots'
-        )
-        return {
-            "events": events,
-            "head_version": version,
-            "fills": book.fills_so_far,
-            "resting_lots": len(book.resting_lots()),
-            "open_outlets": len(book.open_outlets()),
-            "snapshots": sizes["n"],
-            "snapshot_bytes_stored": sizes["stored"],
-            "largest_snapshot_bytes_stored": sizes["largest"],
-            "last_snapshot_json_bytes": len(_last_json(book)),
-            "write_s": round(written_s, 1),
-            "snapshot_s": round(snapshot_s, 1),
-        }
-    finally:
-        await conn.close()
-
-
-def _last_json(book) -> bytes:
-    from matcher.snapshot import snapshot_bytes
-
-    return snapshot_bytes(book)
-
-
-def lot_that_fills(state: dict[str, Any]) -> dict[str, Any]:
-    """A new harvest (HarvestRecorded payload) that an open order of the book (a snapshot state) takes: grade A, in the
-    window of the latest open order that is not archived (dated like the journal's last inputs), in its region."""
-    from matcher.snapshot import ORDER_COLUMNS
-
-    column = {name: index for index, name in enumerate(ORDER_COLUMNS)}
-    rows = state["orders"]["rows"]
-    if not rows:
-        raise RuntimeError("the journal left no open order to fill")
-    current = [row for row in rows if not row[column["archived"]]] or rows
-    order = max(current, key=lambda row: (not row[column["regions"]], row[column["seq"]]))
-    regions = order[column["regions"]]
-    place = regions[0] if regions else "Yanhe"
-    return {
-        "lot_id": f"bench-restart-{uuid.uuid4().hex[:8]}",
-        "cooperative_id": "coop-bench",
-        "county": place,
-        "township": place,
-        "village": "bench",
-        "product": PRODUCT,
-        "grade": "A",
-        "quantity": "1.000",
-        "available_from": order[column["deliver_from"]],
-        "expires_on": order[column["deliver_to"]],
-        "contributions": [{"household_id": "coop-bench-h1", "quantity": "1.000", "registered_poor": True}],
-    }
-
-
-async def latest_state(dsn: str, schema: str) -> dict[str, Any]:
-    """The state of the product's latest snapshot in the scratch schema."""
-    from services.matching.snapshots import snapshot_data
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        state = await conn.fetchval(
-            f'SELECT state FROM "{schema}".snapshots WHERE product = $1 ORDER BY journal_seq DESC LIMIT 1', PRODUCT
-        )
-        return json.loads(snapshot_data(state))
-    finally:
-        await conn.close()
-
-
-async def existing_journal(dsn: str, schema: str, inputs: int) -> dict[str, Any] | None:
-    """What an earlier run left in the scratch schema, if it is a journal of exactly `inputs` inputs."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.snapshots"):
-            return None
-        info = await conn.fetchval("SELECT obj_description(to_regclass($1), 'pg_class')", f"{schema}.snapshots")
-        found = json.loads(info) if info else None
-        return found if found and found.get("inputs") == inputs else None
-    finally:
-        await conn.close()
-
-
-async def remember_journal(dsn: str, schema: str, figures: dict[str, Any]) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        text = json.dumps(figures).replace("'", "''")
-        await conn.execute(f"COMMENT ON TABLE \"{schema}\".snapshots IS '{text}'")
-    finally:
-        await conn.close()
 
 
 # ---------------------------------------------------------------- one restart, in a fresh process
@@ -501,6 +202,65 @@ def _load_average() -> list[float] | None:
         return None
 
 
+async def _journal(dsn: str, schema: str, inputs: int, every: int, reuse: bool, say: Callable[..., Any]) -> dict[str, Any]:
+    """The journal of `inputs` inputs: an earlier run's when `reuse` finds one of the same size, else written now."""
+    journal = await existing_journal(dsn, schema, inputs) if reuse else None
+    if journal is not None and journal.get("every") == every:
+        say(f"reusing the journal of {inputs:,} inputs in schema {schema}")
+        journal.pop("new_lot", None)  # chosen by earlier versions of this bench
+        return journal
+    say(f"journaling {inputs:,} inputs of {PRODUCT} into schema {schema}, a snapshot every {every:,} entries (not timed) ...")
+    journal = await write_journal(dsn, schema, inputs, every, say)
+    journal |= {"inputs": inputs, "every": every}
+    await remember_journal(dsn, schema, journal)
+    say(
+        f"  {journal['events']:,} events, {journal['fills']:,} fills; the book holds {journal['resting_lots']:,} resting lots "
+        f"and {journal['open_outlets']:,} open outlets; {journal['snapshots']} snapshots, "
+        f"{journal['snapshot_bytes_stored'] / 1e6:.1f} MB stored (last: {journal['last_snapshot_json_bytes'] / 1e6:.1f} MB of JSON, "
+        f"{journal['largest_snapshot_bytes_stored'] / 1e6:.1f} MB compressed); written in {journal['write_s']} s, "
+        f"of which taking snapshots {journal['snapshot_s']} s"
+    )
+    return journal
+
+
+async def _measure(
+    dsn: str, schema: str, journal: dict[str, Any], lot: dict[str, Any], case: str, count: int, say: Callable[..., Any]
+) -> list[dict[str, Any]]:
+    """`count` restarts of one case, each undone after it."""
+    results = []
+    for n in range(count):
+        load = _load_average()
+        figures = restart_once(schema, lot)
+        await undo_run(dsn, schema, journal["head_version"], journal["inputs"])
+        figures["load_average_before"] = load
+        results.append(figures)
+        say(
+            f"  {case:<8} run {n + 1}: first new fill committed {figures['first_fill_committed_s']:.2f} s after spawn "
+            f"(python + imports {figures['imported_s']:.2f} s, pool {figures['pool_open_s'] - figures['imported_s']:.2f} s, "
+            f"load_book {figures['load_book_s']:.2f} s of which snapshot {figures['snapshot_restore_s']:.2f} s, "
+            f"{figures['tail_entries_replayed']:,} entries replayed; batch {figures['batch_s']:.2f} s); "
+            f"{figures['new_fills']} fill; load average {load}"
+        )
+        if figures["new_fills"] < 1:
+            raise RuntimeError("the new harvest made no fill")
+    return results
+
+
+def _summary(cases: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    def best(case: str) -> dict[str, Any]:
+        return min(cases[case], key=lambda f: f["first_fill_committed_s"])
+
+    return {
+        case: {
+            "best_first_fill_s": best(case)["first_fill_committed_s"],
+            "best_load_book_s": best(case)["load_book_s"],
+            "runs": len(results),
+            "all_first_fill_s": [f["first_fill_committed_s"] for f in results],
+        }
+        for case, results in cases.items()
+    }
+
+
 async def run_restart_bench(
     dsn: str,
     inputs: int = 1_000_000,
@@ -522,67 +282,20 @@ async def run_restart_bench(
         raise ValueError(
             f"inputs ({inputs}) must be a multiple of the snapshot interval ({every}) for the cases to mean what they say"
         )
-    journal = await existing_journal(dsn, schema, inputs) if reuse and not smoke else None
-    if journal is not None and journal.get("every") == every:
-        say(f"reusing the journal of {inputs:,} inputs in schema {schema}")
-        journal.pop("new_lot", None)  # chosen by earlier versions of this bench
-    else:
-        say(f"journaling {inputs:,} inputs of {PRODUCT} into schema {schema}, a snapshot every {every:,} entries (not timed) ...")
-        journal = await write_journal(dsn, schema, inputs, every, say)
-        journal |= {"inputs": inputs, "every": every}
-        await remember_journal(dsn, schema, journal)
-        say(
-            f"  {journal['events']:,} events, {journal['fills']:,} fills; the book holds {journal['resting_lots']:,} resting lots "
-            f"and {journal['open_outlets']:,} open outlets; {journal['snapshots']} snapshots, "
-            f"{journal['snapshot_bytes_stored'] / 1e6:.1f} MB stored (last: {journal['last_snapshot_json_bytes'] / 1e6:.1f} MB of JSON, "
-            f"{journal['largest_snapshot_bytes_stored'] / 1e6:.1f} MB compressed); written in {journal['write_s']} s, "
-            f"of which taking snapshots {journal['snapshot_s']} s"
-        )
+    journal = await _journal(dsn, schema, inputs, every, reuse and not smoke, say)
     await put_back(dsn, schema)
     await undo_run(dsn, schema, journal["head_version"], inputs)
     lot = lot_that_fills(await latest_state(dsn, schema))
     say(f"the new input: harvest {lot['lot_id']}, grade A, {lot['available_from']}..{lot['expires_on']}, {lot['county']}")
-
-    cases: dict[str, list[dict[str, Any]]] = {}
-
-    async def measure(case: str, count: int) -> None:
-        for n in range(count):
-            load = _load_average()
-            figures = restart_once(schema, lot)
-            await undo_run(dsn, schema, journal["head_version"], inputs)
-            figures["load_average_before"] = load
-            cases.setdefault(case, []).append(figures)
-            say(
-                f"  {case:<8} run {n + 1}: first new fill committed {figures['first_fill_committed_s']:.2f} s after spawn "
-                f"(python + imports {figures['imported_s']:.2f} s, pool {figures['pool_open_s'] - figures['imported_s']:.2f} s, "
-                f"load_book {figures['load_book_s']:.2f} s of which snapshot {figures['snapshot_restore_s']:.2f} s, "
-                f"{figures['tail_entries_replayed']:,} entries replayed; batch {figures['batch_s']:.2f} s); "
-                f"{figures['new_fills']} fill; load average {load}"
-            )
-            if figures["new_fills"] < 1:
-                raise RuntimeError("the new harvest made no fill")
-
     say(f"restarting after {inputs:,} journal inputs ({runs} runs per case; load average now {_load_average()}):")
-    await measure("snapshot", runs)
+    cases: dict[str, list[dict[str, Any]]] = {"snapshot": await _measure(dsn, schema, journal, lot, "snapshot", runs, say)}
     await set_aside(dsn, schema, f"journal_seq = {inputs}")
-    await measure("tail", runs)
+    cases["tail"] = await _measure(dsn, schema, journal, lot, "tail", runs, say)
     if without_snapshots:
         await set_aside(dsn, schema, "true")
-        await measure("none", 1)
+        cases["none"] = await _measure(dsn, schema, journal, lot, "none", 1, say)
     await put_back(dsn, schema)
-
-    def best(case: str) -> dict[str, Any]:
-        return min(cases[case], key=lambda f: f["first_fill_committed_s"])
-
-    summary = {
-        case: {
-            "best_first_fill_s": best(case)["first_fill_committed_s"],
-            "best_load_book_s": best(case)["load_book_s"],
-            "runs": len(results),
-            "all_first_fill_s": [f["first_fill_committed_s"] for f in results],
-        }
-        for case, results in cases.items()
-    }
+    summary = _summary(cases)
     worst_case = summary["tail"]["best_first_fill_s"]
     met = worst_case <= GOAL_S
     say(

@@ -54,6 +54,24 @@ def _by_product(fills: list[tuple[str, str]]) -> list[str]:
     return [line for _, line in sorted(fills, key=lambda f: f[0])]
 
 
+async def _recorded(dsn: str) -> tuple[list[str], Any, Any]:
+    """What the services recorded: fill lines per product, fen paid and fen credited to incomes."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        live = _by_product(
+            [
+                (f["product"], json.dumps(reports.fill_output(f), ensure_ascii=False, separators=(",", ":")))
+                for f in await reports.recorded_fills(conn)
+            ]
+        )
+        paid = await conn.fetchval("""SELECT coalesce(sum((payload->>'amount_fen')::bigint), 0) FROM settlement.events
+                                      WHERE event_type = 'PaymentMade'""")
+        credited = await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes")
+    finally:
+        await conn.close()
+    return live, paid, credited
+
+
 async def run_scenario_bench(
     bootstrap: str, dsn: str, lines: int = 3000, smoke: bool = False, say=print, keep: Path | None = None
 ) -> dict[str, Any]:
@@ -76,19 +94,7 @@ async def run_scenario_bench(
         f"({summary.accepted} accepted, {len(summary.rejected)} rejected)"
     )
     await wait_until_caught_up(bootstrap, dsn, timeout=300)
-    conn = await asyncpg.connect(dsn)
-    try:
-        live = _by_product(
-            [
-                (f["product"], json.dumps(reports.fill_output(f), ensure_ascii=False, separators=(",", ":")))
-                for f in await reports.recorded_fills(conn)
-            ]
-        )
-        paid = await conn.fetchval("""SELECT coalesce(sum((payload->>'amount_fen')::bigint), 0) FROM settlement.events
-                                      WHERE event_type = 'PaymentMade'""")
-        credited = await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes")
-    finally:
-        await conn.close()
+    live, paid, credited = await _recorded(dsn)
     offline = _by_product([(fill.product, fill_line(fill)) for fill in simulate(parsed)])
     one_outcome_each = sorted(outcomes) == list(range(1, len(parsed) + 1)) and max(outcomes.values()) == 1
     figures = {

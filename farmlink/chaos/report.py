@@ -88,52 +88,9 @@ class ProofMixin:
         report = self.report
         conn = await self._db()
         try:
-            prefix = f"{self.run_id}-"
-            seen: set[str] = set()
-            for service in INPUT_SERVICES:
-                rows = await conn.fetch(
-                    f'SELECT message_id FROM "{service}".inbox WHERE consumer = $1 AND message_id LIKE $2', service, prefix + "%"
-                )
-                seen |= {r["message_id"] for r in rows}
-            expected = {self.workload.message_id(n) for n in range(self.sent)}
-            missing = sorted(expected - seen)
-            report.outcomes, report.lost, report.lost_examples = len(expected & seen), len(missing), missing[:5]
-
-            recorded: list[str] = []
-            for schema in SOURCE_SCHEMAS:
-                recorded += [
-                    str(r["event_id"])
-                    for r in await conn.fetch(
-                        f'SELECT event_id FROM "{schema}".events WHERE event_type = ANY($1::text[])', list(JOURNALED_EVENT_TYPES)
-                    )
-                ]
-            journaled = [
-                r["source"]
-                for r in await conn.fetch(
-                    "SELECT payload->>'source_event_id' AS source FROM matching.events WHERE event_type = 'InputJournaled'"
-                )
-            ]
-            report.journal_missing = len(set(recorded) - set(journaled))
-            report.journal_duplicates = len(journaled) - len(set(journaled))
-
-            fills = await conn.fetch("SELECT payload->>'fill_id' AS fill_id FROM matching.events WHERE event_type = 'FillMade'")
-            report.fills = len(fills)
-            report.duplicate_fills = len(fills) - len({r["fill_id"] for r in fills})
-            report.settled_fills = await conn.fetchval("SELECT count(*) FROM settlement.fills")
-
-            payments = await conn.fetch(
-                "SELECT causation_id, (payload->>'amount_fen')::bigint AS fen FROM settlement.events "
-                "WHERE event_type = 'PaymentMade'"
-            )
-            report.payments = len(payments)
-            report.duplicate_payments = len(payments) - len({r["causation_id"] for r in payments})
-            report.paid_fen = sum(r["fen"] for r in payments)
-            report.income_fen = int(await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes"))
-            paid_on_fills = int(await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.fills"))
-            if paid_on_fills != report.paid_fen:
-                report.audit_findings.append(
-                    f"settlement.fills says {paid_on_fills} fen paid, PaymentMade events {report.paid_fen}"
-                )
+            await self._count_lost(conn)
+            await self._count_journal(conn)
+            await self._count_money(conn)
         finally:
             await conn.close()
 
@@ -143,6 +100,57 @@ class ProofMixin:
         report.audit_clean = from_postgres.clean and from_kafka.clean and not report.audit_findings
         report.audit_findings += [str(f) for f in (from_postgres.findings + from_kafka.findings)[:10]]
         report.state_hash_postgres, report.state_hash_kafka = from_postgres.state_hash, from_kafka.state_hash
+
+    async def _count_lost(self, conn: Any) -> None:
+        """Inputs sent that no owning service's inbox holds."""
+        report = self.report
+        prefix = f"{self.run_id}-"
+        seen: set[str] = set()
+        for service in INPUT_SERVICES:
+            rows = await conn.fetch(
+                f'SELECT message_id FROM "{service}".inbox WHERE consumer = $1 AND message_id LIKE $2', service, prefix + "%"
+            )
+            seen |= {r["message_id"] for r in rows}
+        expected = {self.workload.message_id(n) for n in range(self.sent)}
+        missing = sorted(expected - seen)
+        report.outcomes, report.lost, report.lost_examples = len(expected & seen), len(missing), missing[:5]
+
+    async def _count_journal(self, conn: Any) -> None:
+        """Source events the matching journal misses or holds twice."""
+        recorded: list[str] = []
+        for schema in SOURCE_SCHEMAS:
+            recorded += [
+                str(r["event_id"])
+                for r in await conn.fetch(
+                    f'SELECT event_id FROM "{schema}".events WHERE event_type = ANY($1::text[])', list(JOURNALED_EVENT_TYPES)
+                )
+            ]
+        journaled = [
+            r["source"]
+            for r in await conn.fetch(
+                "SELECT payload->>'source_event_id' AS source FROM matching.events WHERE event_type = 'InputJournaled'"
+            )
+        ]
+        self.report.journal_missing = len(set(recorded) - set(journaled))
+        self.report.journal_duplicates = len(journaled) - len(set(journaled))
+
+    async def _count_money(self, conn: Any) -> None:
+        """Fills and payments made twice, and whether the fen paid, settled and credited agree."""
+        report = self.report
+        fills = await conn.fetch("SELECT payload->>'fill_id' AS fill_id FROM matching.events WHERE event_type = 'FillMade'")
+        report.fills = len(fills)
+        report.duplicate_fills = len(fills) - len({r["fill_id"] for r in fills})
+        report.settled_fills = await conn.fetchval("SELECT count(*) FROM settlement.fills")
+        payments = await conn.fetch(
+            "SELECT causation_id, (payload->>'amount_fen')::bigint AS fen FROM settlement.events WHERE event_type = 'PaymentMade'"
+        )
+        report.payments = len(payments)
+        report.duplicate_payments = len(payments) - len({r["causation_id"] for r in payments})
+        report.paid_fen = sum(r["fen"] for r in payments)
+        report.income_fen = int(await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.incomes"))
+        paid_on_fills = int(await conn.fetchval("SELECT coalesce(sum(paid_fen), 0) FROM settlement.fills"))
+        if paid_on_fills != report.paid_fen:
+            report.audit_findings.append(f"settlement.fills says {paid_on_fills} fen paid, PaymentMade events {report.paid_fen}")
 
     async def _fill_copies_on_kafka(self) -> tuple[int, int]:
         """FillMade records on the fills topic as read_committed readers see them, and how many repeat an

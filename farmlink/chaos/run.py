@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -281,64 +282,7 @@ class ChaosRun(InflictMixin, ProofMixin):
             await self._send(registrations)
             while await self._count_outcomes() < len(registrations):
                 await asyncio.sleep(0.2)
-            pending_payments: list[tuple[str, dict]] = []
-            last_payment_check = 0.0
-            paid_sent = 0
-            payment_wait: float | None = None
-            while True:
-                self.outcomes = await self._count_outcomes()
-                self.progress(self.outcomes, self.events)
-                if faults.done():
-                    faults.result()  # a fault that could not be inflicted ends the run here
-                if self.sent >= self.events:
-                    if self.outcomes >= self.events and faults.done():
-                        break
-                    await asyncio.sleep(0.2)
-                    continue
-                reserved = self.sent - paid_sent >= self.events - self.events // PAYMENT_SHARE
-                if time.monotonic() - last_payment_check > (0.5 if reserved else 2.0):
-                    new_payments = await self._new_payments()
-                    if new_payments:
-                        payment_wait = None  # fills still reach settlement: the reserve keeps waiting for more
-                    pending_payments += new_payments
-                    last_payment_check = time.monotonic()
-                room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
-                cap = self.events if self._next_fault is None else int(self._next_fault.at * self.events) + self.window
-                if not faults.done():  # the last inputs wait for the last fault, so even it has new outcomes to show
-                    cap = min(cap, self.events - min(self.window, self.events // 20))
-                room = min(room, cap - self.sent)  # the inputs wait for a fault that is due, so it strikes mid-stream
-                in_flight = self.sent - self.outcomes
-                if self.probing == HOLD:  # ... but while a fault is held a trickle goes on, so the service has work
-                    # waiting when it heals; it passes the cap by PROBE_IN_FLIGHT at most, or in a short run the long
-                    # faults would let every input through before the later faults' points (they struck after the last
-                    # outcome, where no new outcome can show)
-                    room = max(room, min(PROBE_IN_FLIGHT - in_flight, self.events - self.sent, cap + PROBE_IN_FLIGHT - self.sent))
-                elif self.probing == RECOVER and in_flight == 0:  # after the heal: nothing in flight, so no new outcome
-                    room = max(room, min(PROBE_IN_FLIGHT, self.events - self.sent))  # could show without a few more
-                if room <= 0:
-                    await asyncio.sleep(0.05)
-                    continue
-                batch = []
-                for _ in range(room):
-                    if pending_payments:
-                        kind, payload = pending_payments.pop(0)
-                        paid_sent += 1
-                    elif self.sent + len(batch) - paid_sent >= self.events - self.events // PAYMENT_SHARE:
-                        # The rest of the run is kept for payments, which follow the fills (a fast pipeline
-                        # would otherwise send every other input before the first fill reached settlement);
-                        # if no new fill reaches settlement for PAYMENT_WAIT_S (a broker bounce under
-                        # load takes minutes), other inputs fill it.
-                        payment_wait = payment_wait or time.monotonic() + PAYMENT_WAIT_S
-                        if time.monotonic() < payment_wait:
-                            break
-                        kind, payload = self.workload.next_input()
-                    else:
-                        kind, payload = self.workload.next_input()
-                    batch.append(self._encode(kind, payload))
-                if not batch:
-                    await asyncio.sleep(0.1)
-                    continue
-                await self._send(batch)
+            await self._stream(faults)
             self.progress(self.outcomes, self.events)
             self.say("every input has its outcome; waiting until every service has caught up ...")
             await wait_until_caught_up(self.config.bootstrap, self.config.dsn, timeout=900)
@@ -354,6 +298,88 @@ class ChaosRun(InflictMixin, ProofMixin):
         self.report.sent_by_service = dict(self.sent_by_service)
         await self._verify()
         self.report.seconds = round(time.monotonic() - began, 1)
+
+    async def _stream(self, faults: asyncio.Task) -> None:
+        """Send the workload and the payments until every input has its outcome and every fault was inflicted."""
+        payments = _Payments()
+        while True:
+            self.outcomes = await self._count_outcomes()
+            self.progress(self.outcomes, self.events)
+            if faults.done():
+                faults.result()  # a fault that could not be inflicted ends the run here
+            if self.sent >= self.events:
+                if self.outcomes >= self.events and faults.done():
+                    return
+                await asyncio.sleep(0.2)
+                continue
+            await self._collect_payments(payments)
+            room = self._room(faults.done())
+            if room <= 0:
+                await asyncio.sleep(0.05)
+                continue
+            batch = self._next_batch(room, payments)
+            if not batch:
+                await asyncio.sleep(0.1)
+                continue
+            await self._send(batch)
+
+    async def _collect_payments(self, payments: _Payments) -> None:
+        """The payments for fills that reached settlement since the last look (often once the reserve is reached)."""
+        reserved = self.sent - payments.sent >= self.events - self.events // PAYMENT_SHARE
+        if time.monotonic() - payments.last_check > (0.5 if reserved else 2.0):
+            new_payments = await self._new_payments()
+            if new_payments:
+                payments.wait_until = None  # fills still reach settlement: the reserve keeps waiting for more
+            payments.pending += new_payments
+            payments.last_check = time.monotonic()
+
+    def _room(self, faults_done: bool) -> int:
+        """How many inputs may be sent now."""
+        room = min(self.window - (self.sent - self.outcomes), self.events - self.sent, 500)
+        cap = self.events if self._next_fault is None else int(self._next_fault.at * self.events) + self.window
+        if not faults_done:  # the last inputs wait for the last fault, so even it has new outcomes to show
+            cap = min(cap, self.events - min(self.window, self.events // 20))
+        room = min(room, cap - self.sent)  # the inputs wait for a fault that is due, so it strikes mid-stream
+        in_flight = self.sent - self.outcomes
+        if self.probing == HOLD:  # ... but while a fault is held a trickle goes on, so the service has work
+            # waiting when it heals; it passes the cap by PROBE_IN_FLIGHT at most, or in a short run the long
+            # faults would let every input through before the later faults' points (they struck after the last
+            # outcome, where no new outcome can show)
+            room = max(room, min(PROBE_IN_FLIGHT - in_flight, self.events - self.sent, cap + PROBE_IN_FLIGHT - self.sent))
+        elif self.probing == RECOVER and in_flight == 0:  # after the heal: nothing in flight, so no new outcome
+            room = max(room, min(PROBE_IN_FLIGHT, self.events - self.sent))  # could show without a few more
+        return room
+
+    def _next_batch(self, room: int, payments: _Payments) -> list[tuple[str, bytes, bytes]]:
+        """Up to `room` encoded inputs: payments first, then the workload's, keeping the run's reserve for payments."""
+        batch = []
+        for _ in range(room):
+            if payments.pending:
+                kind, payload = payments.pending.pop(0)
+                payments.sent += 1
+            elif self.sent + len(batch) - payments.sent >= self.events - self.events // PAYMENT_SHARE:
+                # The rest of the run is kept for payments, which follow the fills (a fast pipeline
+                # would otherwise send every other input before the first fill reached settlement);
+                # if no new fill reaches settlement for PAYMENT_WAIT_S (a broker bounce under
+                # load takes minutes), other inputs fill it.
+                payments.wait_until = payments.wait_until or time.monotonic() + PAYMENT_WAIT_S
+                if time.monotonic() < payments.wait_until:
+                    break
+                kind, payload = self.workload.next_input()
+            else:
+                kind, payload = self.workload.next_input()
+            batch.append(self._encode(kind, payload))
+        return batch
+
+
+@dataclass
+class _Payments:
+    """The payments of a run on their way: waiting to be sent, how many were sent, since when the reserve waits."""
+
+    pending: list[tuple[str, dict]] = field(default_factory=list)
+    sent: int = 0
+    wait_until: float | None = None
+    last_check: float = 0.0
 
 
 async def run_chaos(

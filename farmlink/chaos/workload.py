@@ -79,79 +79,106 @@ class Workload:
     def next_input(self) -> tuple[str, dict]:
         """One input of the stream (never a payment: those follow the fills, see `payment`)."""
         self.n += 1
-        n, rng = self.n, self.rng
-        kind = rng.choices(["lot", "order", "price", "planting", "commitment", "cancel", "plan"], [34, 34, 12, 8, 3, 6, 3])[0]
-        product = rng.choice(PRODUCTS)
-        if kind == "lot":
-            cooperative_id, households = rng.choice(self.cooperatives)
-            members = rng.sample(households, rng.randint(1, len(households)))
-            parts = [self._quantity(1, 300) for _ in members]
-            start = self._day()
-            return "harvest.recorded", {
-                "lot_id": f"{self.run_id}-lot{n}",
-                "cooperative_id": cooperative_id,
-                "product": product,
-                "grade": rng.choice("ABC"),
-                "quantity": str(sum(Decimal(p) for p in parts)),
-                "available_from": start.isoformat(),
-                "expires_on": (start + timedelta(days=rng.randint(5, 30))).isoformat(),
-                "contributions": [{"household_id": m, "quantity": p} for m, p in zip(members, parts, strict=True)],
-            }
-        if kind == "order" or (kind == "cancel" and not self.orders):
-            start = self._day()
-            order_id, buyer_id = f"{self.run_id}-order{n}", rng.choice(BUYERS)
-            self.orders.append((order_id, buyer_id))
-            return "order.placed", {
-                "order_id": order_id,
-                "buyer_id": buyer_id,
-                "product": product,
-                "min_grade": rng.choice("ABC"),
-                "quantity": self._quantity(1, 500),
-                "limit_price_fen": rng.randint(300, 900),
-                "deliver_from": start.isoformat(),
-                "deliver_to": (start + timedelta(days=rng.randint(5, 30))).isoformat(),
-                "regions": rng.choice([[], [], ["Yanhe"], ["Yanhe", "Yuping"]]),
-            }
-        if kind == "cancel":
-            order_id, buyer_id = self.orders.pop(rng.randrange(len(self.orders)))
-            return "order.cancelled", {"order_id": order_id, "buyer_id": buyer_id}
-        if kind == "price":
-            return "market_price.observed", {
-                "product": product,
-                "grade": rng.choice("ABC"),
-                "market": rng.choice(MARKETS),
-                "price_fen": rng.randint(250, 900),
-                "observed_on": self._day(-10).isoformat(),
-            }
-        if kind == "planting":
-            cooperative_id, households = rng.choice(self.cooperatives)
-            start = self._day(-60)
-            return "planting.recorded", {
-                "planting_id": f"{self.run_id}-planting{n}",
-                "cooperative_id": cooperative_id,
-                "product": product,
-                "area_mu": f"{rng.randint(1, 30)}.{rng.randint(0, 99):02d}",
-                "expected_yield": self._quantity(10, 900),
-                "expected_harvest_from": start.isoformat(),
-                "expected_harvest_to": (start + timedelta(days=30)).isoformat(),
-                "household_ids": [households[0]],
-            }
-        if kind == "commitment":
-            start = self._day(0, 10)
-            return "commitment.made", {
-                "commitment_id": f"{self.run_id}-commitment{n}",
-                "buyer_id": FLOOR_BUYER,
-                "product": product,
-                "min_grade": rng.choice("ABC"),
-                "floor_price_fen": rng.randint(300, 700),
-                "reference_market": "Tongren",
-                "valid_from": start.isoformat(),
-                "valid_to": (start + timedelta(days=rng.randint(10, 60))).isoformat(),
-                "eligible_counties": rng.choice([[], ["Yanhe"]]),
-                "eligible_cooperatives": [],
-                "cap_quantity": rng.choice([None, self._quantity(100, 3000)]),
-                "max_quantity_per_mu": None,
-            }
+        kind = self.rng.choices(["lot", "order", "price", "planting", "commitment", "cancel", "plan"], [34, 34, 12, 8, 3, 6, 3])[
+            0
+        ]
+        product = self.rng.choice(PRODUCTS)
+        if kind == "cancel" and not self.orders:
+            kind = "order"
+        make = {
+            "lot": self._lot,
+            "order": self._order,
+            "cancel": self._cancellation,
+            "price": self._price,
+            "planting": self._planting,
+            "commitment": self._commitment,
+            "plan": self._plan,
+        }[kind]
+        return make(self.n, product)
+
+    def _lot(self, n: int, product: str) -> tuple[str, dict]:
+        rng = self.rng
+        cooperative_id, households = rng.choice(self.cooperatives)
+        members = rng.sample(households, rng.randint(1, len(households)))
+        parts = [self._quantity(1, 300) for _ in members]
+        start = self._day()
+        return "harvest.recorded", {
+            "lot_id": f"{self.run_id}-lot{n}",
+            "cooperative_id": cooperative_id,
+            "product": product,
+            "grade": rng.choice("ABC"),
+            "quantity": str(sum(Decimal(p) for p in parts)),
+            "available_from": start.isoformat(),
+            "expires_on": (start + timedelta(days=rng.randint(5, 30))).isoformat(),
+            "contributions": [{"household_id": m, "quantity": p} for m, p in zip(members, parts, strict=True)],
+        }
+
+    def _order(self, n: int, product: str) -> tuple[str, dict]:
+        rng = self.rng
+        start = self._day()
+        order_id, buyer_id = f"{self.run_id}-order{n}", rng.choice(BUYERS)
+        self.orders.append((order_id, buyer_id))
+        return "order.placed", {
+            "order_id": order_id,
+            "buyer_id": buyer_id,
+            "product": product,
+            "min_grade": rng.choice("ABC"),
+            "quantity": self._quantity(1, 500),
+            "limit_price_fen": rng.randint(300, 900),
+            "deliver_from": start.isoformat(),
+            "deliver_to": (start + timedelta(days=rng.randint(5, 30))).isoformat(),
+            "regions": rng.choice([[], [], ["Yanhe"], ["Yanhe", "Yuping"]]),
+        }
+
+    def _cancellation(self, n: int, product: str) -> tuple[str, dict]:
+        order_id, buyer_id = self.orders.pop(self.rng.randrange(len(self.orders)))
+        return "order.cancelled", {"order_id": order_id, "buyer_id": buyer_id}
+
+    def _price(self, n: int, product: str) -> tuple[str, dict]:
+        rng = self.rng
+        return "market_price.observed", {
+            "product": product,
+            "grade": rng.choice("ABC"),
+            "market": rng.choice(MARKETS),
+            "price_fen": rng.randint(250, 900),
+            "observed_on": self._day(-10).isoformat(),
+        }
+
+    def _planting(self, n: int, product: str) -> tuple[str, dict]:
+        rng = self.rng
+        cooperative_id, households = rng.choice(self.cooperatives)
+        start = self._day(-60)
+        return "planting.recorded", {
+            "planting_id": f"{self.run_id}-planting{n}",
+            "cooperative_id": cooperative_id,
+            "product": product,
+            "area_mu": f"{rng.randint(1, 30)}.{rng.randint(0, 99):02d}",
+            "expected_yield": self._quantity(10, 900),
+            "expected_harvest_from": start.isoformat(),
+            "expected_harvest_to": (start + timedelta(days=30)).isoformat(),
+            "household_ids": [households[0]],
+        }
+
+    def _commitment(self, n: int, product: str) -> tuple[str, dict]:
+        rng = self.rng
+        start = self._day(0, 10)
+        return "commitment.made", {
+            "commitment_id": f"{self.run_id}-commitment{n}",
+            "buyer_id": FLOOR_BUYER,
+            "product": product,
+            "min_grade": rng.choice("ABC"),
+            "floor_price_fen": rng.randint(300, 700),
+            "reference_market": "Tongren",
+            "valid_from": start.isoformat(),
+            "valid_to": (start + timedelta(days=rng.randint(10, 60))).isoformat(),
+            "eligible_counties": rng.choice([[], ["Yanhe"]]),
+            "eligible_cooperatives": [],
+            "cap_quantity": rng.choice([None, self._quantity(100, 3000)]),
+            "max_quantity_per_mu": None,
+        }
+
+    def _plan(self, n: int, product: str) -> tuple[str, dict]:
+        rng = self.rng
         county = rng.choice(sorted(COUNTIES))
         return "plan.recorded", {
             "plan_id": f"{self.run_id}-plan{n}",

@@ -90,24 +90,28 @@ class SignIn(BaseModel):
     token: str
 
 
-def add_office_routes(app: FastAPI, backend: Any) -> None:
-    """The page, its files, the office's session, data and stream."""
+def office(backend: Any, request: Request) -> bool:
+    """Whether the request carries the office token (the cookie, or Authorization: Bearer)."""
+    token = getattr(backend, "office_token", None)
+    if not token:
+        return False
+    bearer = request.headers.get("authorization", "")
+    presented = bearer[7:] if bearer.lower().startswith("bearer ") else request.cookies.get(COOKIE)
+    return is_office(presented, token)
 
-    def office(request: Request) -> bool:
-        token = getattr(backend, "office_token", None)
-        if not token:
-            return False
-        bearer = request.headers.get("authorization", "")
-        presented = bearer[7:] if bearer.lower().startswith("bearer ") else request.cookies.get(COOKIE)
-        return is_office(presented, token)
 
-    def require_office(request: Request) -> None:
-        if not office(request):
-            raise HTTPException(
-                401,
-                "office data: sign in with the office token (POST /v1/office/session) or send Authorization: Bearer <token>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+def require_office(backend: Any, request: Request) -> None:
+    """401 unless the request carries the office token."""
+    if not office(backend, request):
+        raise HTTPException(
+            401,
+            "office data: sign in with the office token (POST /v1/office/session) or send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def add_page_routes(app: FastAPI) -> None:
+    """The page and its files (public)."""
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request, lang: str | None = Query(None)) -> HTMLResponse:
@@ -125,10 +129,15 @@ def add_office_routes(app: FastAPI, backend: Any) -> None:
             raise HTTPException(404, f"no file {name}")
         return FileResponse(STATIC / name, media_type=FILES[name], headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
+
+def add_office_routes(app: FastAPI, backend: Any) -> None:
+    """The page, its files, the office's session, data and stream."""
+    add_page_routes(app)
+
     @app.get("/v1/office/session")
     async def session(request: Request) -> dict:
         """Whether this browser is signed in as the office (200 either way: the page asks before it reads)."""
-        return {"office": office(request)}
+        return {"office": office(backend, request)}
 
     @app.post("/v1/office/session", responses={"401": {"description": "not the office token"}})
     async def sign_in(body: SignIn) -> JSONResponse:
@@ -150,7 +159,7 @@ def add_office_routes(app: FastAPI, backend: Any) -> None:
     async def office_view(request: Request) -> dict:
         """The office's figures: offers, recent fills, commitments with their activations and fen paid above the market,
         registered-poor households with and without income by village, plans against actuals; `last_seq` for the stream."""
-        require_office(request)
+        require_office(backend, request)
         return await backend.office_view()
 
     @app.get("/v1/office/stream", response_class=StreamingResponse, responses=OFFICE)
@@ -158,7 +167,7 @@ def add_office_routes(app: FastAPI, backend: Any) -> None:
         request: Request, after: int = Query(0, ge=0, description="fills after this seq (Last-Event-ID wins)")
     ) -> StreamingResponse:
         """Server-Sent Events: every buyer's `fill` (id = seq), `offer` events, and `office` when the figures may have moved."""
-        require_office(request)
+        require_office(backend, request)
         last = request.headers.get("Last-Event-ID")
         cursor = int(last) if last and last.isdigit() else after
         return sse(stream(request, backend, backend.all_fills, cursor, office=True))
