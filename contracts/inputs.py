@@ -6,7 +6,7 @@ service validates the payload against these models, then records events.
 
 import builtins
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -361,6 +361,17 @@ class SupervisionRound(Contract):
     as_of: IsoDate
     note: Name | None = None
     office_id: Identifier | None = _OFFICE
+    cutoff: (
+        dict[
+            Annotated[str, Field(pattern=r"^[a-z0-9._-]+/[0-9]+$", max_length=200)],
+            Annotated[int, Field(strict=True, ge=0, le=2**62)],
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="what the round must have seen: per event topic partition (`<topic>/<partition>`), the offset below "
+        "which the pairing service must have kept every record before it decides (`farmlink publish` stamps it)",
+    )
 
 
 class ProblemReport(Contract):
