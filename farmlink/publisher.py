@@ -17,6 +17,7 @@ journals, when the matcher's receipt came; lines are reported in file order.
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from contracts.topics import RECEIPTS, SEQUENCE_HEADER
 from events.access import COOPERATIVE, INPUT_PRODUCER
 from events.relay import idempotent_producer
 from farmlink.keyring import Keyring, local_keyring
+from farmlink.round_cutoff import round_cutoff
 from events.settings import kafka_options, settings
 from farmlink.scenario import LineError, ScenarioLine
 
@@ -51,8 +53,9 @@ RECEIPT_TIMEOUT_S = 60.0
 """How long the publisher waits without hearing anything back before it gives up."""
 FILL_DEPENDENT_TYPES = frozenset({"delivery.confirmed", "payment.made"})
 ROUND_TYPES = frozenset({"supervision.round"})
-"""A supervision round sees what was recorded before it (farmlink/ledger.py): it is sent alone, once every line
-before it is done and its fills reached settlement."""
+"""A supervision round sees what was recorded before it: it is sent alone, once every line before it is done and
+its fills reached settlement, stamped with its cut-off (farmlink/round_cutoff.py), which the pairing service waits
+for (services/pairing/rounds.py)."""
 
 
 def key_of(input_type: str, payload: dict) -> str:
@@ -354,6 +357,10 @@ async def publish_lines(
                 await drain()
                 if line.type in FILL_DEPENDENT_TYPES or line.type in ROUND_TYPES:
                     await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
+                if line.type in ROUND_TYPES and "cutoff" not in line.payload:  # what the round must have seen
+                    cutoff = await round_cutoff(bootstrap)
+                    line = dataclasses.replace(line, payload={**line.payload, "cutoff": cutoff})
+                    message = input_message(line.type, line.payload, message.correlation_id, keyring, message.message_id)
             if strict and summary.rejected:
                 summary.stopped_early = True
                 break
