@@ -353,6 +353,13 @@ class MilestoneReport(Contract):
     office_id: Identifier | None = _OFFICE
 
 
+Cutoff = dict[
+    Annotated[str, Field(pattern=r"^[a-z0-9._-]+/[0-9]+$", max_length=200)],
+    Annotated[int, Field(strict=True, ge=0, le=2**62)],
+]
+"""A supervision round's cut-off: per event topic partition, the offset below which it sees every record."""
+
+
 class SupervisionRound(Contract):
     """A follow-up visit of the supervision (回访): as of its date, the rules over the log open problems and close
     the cured ones (farmlink/ledger.py); the round itself only records when and as of what date it was held."""
@@ -361,13 +368,7 @@ class SupervisionRound(Contract):
     as_of: IsoDate
     note: Name | None = None
     office_id: Identifier | None = _OFFICE
-    cutoff: (
-        dict[
-            Annotated[str, Field(pattern=r"^[a-z0-9._-]+/[0-9]+$", max_length=200)],
-            Annotated[int, Field(strict=True, ge=0, le=2**62)],
-        ]
-        | None
-    ) = Field(
+    cutoff: Cutoff | None = Field(
         default=None,
         description="what the round must have seen: per event topic partition (`<topic>/<partition>`), the offset below "
         "which the pairing service must have kept every record before it decides (`farmlink publish` stamps it)",

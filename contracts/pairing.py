@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from contracts.catalogue import Product
-from contracts.inputs import MilestonePlan, PairingKind, SupportKind
+from contracts.inputs import Cutoff, MilestonePlan, PairingKind, SupportKind
 from contracts.model import Contract
 from contracts.signing import PublicKey, SignedInput
 from contracts.types import Fen, Identifier, IsoDate, Name, Quantity
@@ -114,14 +114,16 @@ class ProjectMilestoneReached(Contract):
 
 
 class SupervisionRoundHeld(Contract):
-    """A supervision round was held as of a date; farmlink/ledger.py derives what it opened and closed from the log."""
+    """A supervision round was held as of a date, with the cut-off it was sent with (v2; v1 had none); what its
+    rules opened and cured follows in its stream (SupervisionRoundEvaluated, ProblemFound, ProblemCured)."""
 
     event_type: ClassVar[str] = "SupervisionRoundHeld"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     round_id: Identifier
     as_of: IsoDate
     note: Name | None = None
+    cutoff: Cutoff | None = None
     office_id: Identifier | None = None
     signed_input: SignedInput | None = None
 

@@ -357,7 +357,7 @@ async def publish_lines(
                 await drain()
                 if line.type in FILL_DEPENDENT_TYPES or line.type in ROUND_TYPES:
                     await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
-                if line.type in ROUND_TYPES and "cutoff" not in line.payload:  # what the round must have seen
+                if line.type in ROUND_TYPES and line.payload.get("cutoff") is None:  # what the round must have seen
                     cutoff = await round_cutoff(bootstrap)
                     line = dataclasses.replace(line, payload={**line.payload, "cutoff": cutoff})
                     message = input_message(line.type, line.payload, message.correlation_id, keyring, message.message_id)

@@ -10,6 +10,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from contracts.topics import TOPICS
 from events.access import PAIRING_OFFICE
 from events.settings import kafka_options, settings
 from services.pairing.rounds import FACT_TOPICS
@@ -30,10 +31,7 @@ async def round_cutoff(bootstrap: str, topics: tuple[str, ...] = FACT_TOPICS) ->
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        if len(partitions) < len(topics):
-            await consumer.topics()  # metadata not yet in: ask once
-            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        partitions = [TopicPartition(t.name, p) for t in TOPICS if t.name in topics for p in range(t.partitions)]
         consumer.assign(partitions)
         begins = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)

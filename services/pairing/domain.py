@@ -91,7 +91,7 @@ def hold_round(report: SupervisionRound, already_held: bool) -> SupervisionRound
     """A supervision round, held once."""
     if already_held:
         raise Rejection(f"payload.round_id: round {report.round_id} was already held")
-    return SupervisionRoundHeld(**report.model_dump(exclude={"cutoff"}))
+    return SupervisionRoundHeld(**report.model_dump())
 
 
 def open_problem(report: ProblemReport, already_opened: bool) -> ProblemOpened:

@@ -1,6 +1,7 @@
 """The supervision ledger on the real services: a supervision round opens a problem for a fill left unpaid
-past its due date; the payment arrives; the next round closes the problem, citing the payment, and
-`farmlink problems` lists both states from the log in PostgreSQL."""
+past its due date, and the pairing service records it (ProblemFound); the payment arrives; the next round closes
+the problem, citing the payment, and the service records it cured (ProblemCured); `farmlink problems` lists both
+states from the log in PostgreSQL, and the audit, which re-derives the ledger from the log, is clean."""
 
 import asyncio
 import json
@@ -8,6 +9,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+import asyncpg
+
+from events.settings import settings
+from farmlink.audit.run import audit
 from farmlink.caughtup import wait_until_caught_up
 from farmlink.cli import app
 from farmlink.problems_cli import read_ledger
@@ -17,6 +22,20 @@ from farmlink.scenario import read_scenario
 from tests.e2e.inputs import scenario_file
 
 pytestmark = pytest.mark.e2e
+
+
+async def recorded_problems(dsn: str) -> list[tuple[str, str, str, list[str]]]:
+    """The problems the pairing service recorded rounds found and cured: (type, round, problem, evidence)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT event_type, payload::text AS payload FROM pairing.events "
+            "WHERE event_type IN ('ProblemFound', 'ProblemCured') ORDER BY global_position"
+        )
+    finally:
+        await conn.close()
+    payloads = [(row["event_type"], json.loads(row["payload"])) for row in rows]
+    return [(kind, p["round_id"], p["problem_id"], p["evidence"]) for kind, p in payloads]
 
 
 async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_it_at_the_next(clean_system, tmp_path):
@@ -90,6 +109,9 @@ async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_
         "Ketian",
     )
     assert problem.reason == "0 of 40000 fen paid as of 2020-09-25, over 30 days after the lot's expiry (2020-08-20)"
+    assert await recorded_problems(settings().auditor_dsn) == [
+        ("ProblemFound", "september", problem.problem_id, problem.opened_evidence)
+    ]
 
     later = scenario_file(
         tmp_path / "later.jsonl",
@@ -109,6 +131,11 @@ async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_
         ["the township called the buyer"],
     )
     assert len(closed.closed_evidence) == 1  # the payment's event
+    assert (await recorded_problems(settings().auditor_dsn))[1:] == [
+        ("ProblemCured", "october", problem.problem_id, closed.closed_evidence)
+    ]
+    result = await audit(clean_system.bootstrap, clean_system.dsn)
+    assert result.findings == []
 
     listed = await asyncio.to_thread(CliRunner().invoke, app, ["problems", "--format", "jsonl"])  # the command runs its own loop
     assert listed.exit_code == 0, listed.output
