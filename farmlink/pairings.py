@@ -4,12 +4,16 @@ per project, its milestones and state as of a date.
 
 Read from the pairing and settlement services' PostgreSQL projections (the auditor's read-only role
 may read both). A helped village is matched to the households of cooperatives registered in that
-village of that township; a helped township to every household there.
+village of that township; a helped township to every household there. Before and after a pairing: the
+helped area's fills and household income recorded before the pairing was registered and since (by when
+the log recorded each, from the facts the pairing service keeps for the supervision ledger).
 """
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -52,6 +56,7 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
             LEFT JOIN paid ON paid.household_id = h.household_id
             GROUP BY p.pairing_id""")
         area = {row["pairing_id"]: row for row in rows}
+    changes = await before_and_after_rows(conn)
     out = []
     for p in pairings:
         kinds = support.get(p["pairing_id"], {})
@@ -73,9 +78,75 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
                 "coverage": f"{with_income}/{poor}" if poor else "-",
                 "fills": helped["fills"] if helped else 0,
                 "household_income_fen": helped["household_income_fen"] if helped else 0,
+                **changes.get(p["pairing_id"], NOT_SEEN),
             }
         )
     return out
+
+
+@dataclass
+class Area:
+    """A pairing's helped area and how it did before the pairing was registered and since."""
+
+    registered_at: datetime
+    helped_kind: str
+    helped: str
+    helped_township: str | None
+    fills: list[int] = field(default_factory=lambda: [0, 0])  # before, after
+    income_fen: list[int] = field(default_factory=lambda: [0, 0])
+
+    def holds(self, village: str, township: str) -> bool:
+        if self.helped_kind == "village":
+            return village == self.helped and township == self.helped_township
+        return township == self.helped
+
+
+def before_and_after(facts: list[tuple[str, datetime, dict[str, Any]]]) -> dict[str, Area]:
+    """Per pairing, its helped area's fills and household income (fen) recorded before its registration and
+    since, from facts (event type, when recorded, payload) in any order."""
+    areas: dict[str, Area] = {}
+    cooperatives: dict[str, tuple[str, str]] = {}
+    households: dict[str, tuple[str, str]] = {}
+    for event_type, at, p in facts:
+        if event_type == "PairingRegistered":
+            areas[p["pairing_id"]] = Area(at, p["helped_kind"], p["helped"], p.get("helped_township"))
+        elif event_type == "CooperativeRegistered":
+            cooperatives[p["cooperative_id"]] = (p["village"], p["township"])
+            households.update({h["household_id"]: (p["village"], p["township"]) for h in p["households"]})
+    for event_type, at, p in facts:
+        for area in areas.values():
+            when = 0 if at < area.registered_at else 1
+            if event_type == "FillMade" and area.holds(*cooperatives.get(p["cooperative_id"], ("", ""))):
+                area.fills[when] += 1
+            elif event_type == "PaymentMade":
+                shares = p["household_income_fen"].items()
+                area.income_fen[when] += sum(fen for h, fen in shares if area.holds(*households.get(h, ("", ""))))
+    return areas
+
+
+NOT_SEEN = {"registered": "-", "fills_before": 0, "fills_after": 0, "income_before_fen": 0, "income_after_fen": 0}
+"""A pairing whose registration the pairing service has not kept as a fact yet."""
+
+
+async def before_and_after_rows(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
+    """Per pairing id, the columns the report adds: registered (date), fills and income before and after."""
+    if not await _schema_exists(conn, "pairing"):
+        return {}
+    rows = await conn.fetch(
+        "SELECT event_type, occurred_at, payload::text AS payload FROM pairing.facts WHERE event_type = ANY($1::text[])",
+        ["PairingRegistered", "CooperativeRegistered", "FillMade", "PaymentMade"],
+    )
+    areas = before_and_after([(row["event_type"], row["occurred_at"], json.loads(row["payload"])) for row in rows])
+    return {
+        pairing_id: {
+            "registered": area.registered_at.date().isoformat(),
+            "fills_before": area.fills[0],
+            "fills_after": area.fills[1],
+            "income_before_fen": area.income_fen[0],
+            "income_after_fen": area.income_fen[1],
+        }
+        for pairing_id, area in areas.items()
+    }
 
 
 async def project_rows(conn: asyncpg.Connection, as_of: date) -> list[dict[str, Any]]:
