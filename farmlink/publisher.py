@@ -17,7 +17,6 @@ journals, when the matcher's receipt came; lines are reported in file order.
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from contracts.topics import RECEIPTS, SEQUENCE_HEADER
 from events.access import COOPERATIVE, INPUT_PRODUCER
 from events.relay import idempotent_producer
 from farmlink.keyring import Keyring, local_keyring
-from farmlink.round_cutoff import round_cutoff
+from farmlink.round_cutoff import with_cutoff
 from events.settings import kafka_options, settings
 from farmlink.scenario import LineError, ScenarioLine
 
@@ -358,8 +357,7 @@ async def publish_lines(
                 if line.type in FILL_DEPENDENT_TYPES or line.type in ROUND_TYPES:
                     await watcher.wait_for(lambda: watcher.fills_made <= watcher.fills_recorded, "fills reaching settlement")
                 if line.type in ROUND_TYPES and line.payload.get("cutoff") is None:  # what the round must have seen
-                    cutoff = await round_cutoff(bootstrap)
-                    line = dataclasses.replace(line, payload={**line.payload, "cutoff": cutoff})
+                    line = await with_cutoff(bootstrap, line)
                     message = input_message(line.type, line.payload, message.correlation_id, keyring, message.message_id)
             if strict and summary.rejected:
                 summary.stopped_early = True

@@ -7,12 +7,14 @@ Transaction markers take offsets too, so the end offset of a partition is not th
 the cut-off reads each partition's last committed records to find it."""
 
 import asyncio
+import dataclasses
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.topics import TOPICS
 from events.access import PAIRING_OFFICE
 from events.settings import kafka_options, settings
+from farmlink.scenario import ScenarioLine
 from services.pairing.rounds import FACT_TOPICS
 
 TAIL = 50
@@ -65,3 +67,8 @@ async def _last_records(
         todo = [tp for tp in todo if tp not in done]
         tail *= 4
     return {tp: last.get(tp) for tp in partitions}
+
+
+async def with_cutoff(bootstrap: str, line: ScenarioLine) -> ScenarioLine:
+    """A supervision round's line stamped with its cut-off, as of now (to be signed again)."""
+    return dataclasses.replace(line, payload={**line.payload, "cutoff": await round_cutoff(bootstrap)})

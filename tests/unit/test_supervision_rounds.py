@@ -2,11 +2,13 @@
 round's cut-off and records what they opened and cured; the audit re-derives the ledger from the log and reports
 any difference (a recorded problem edited, deleted or slipped in, a fact the round saw gone)."""
 
+import asyncio
 from dataclasses import replace
 from datetime import date
 
 import pytest
 
+from contracts.inputs import SupervisionRound
 from farmlink.audit.model import AuditLog, Record
 from farmlink.audit.supervision import check_supervision
 from farmlink.ledger import derive
@@ -154,3 +156,45 @@ def test_a_fact_a_round_saw_that_is_gone_from_the_log_is_found():
     tamper(log, "PaymentMade", lambda r: None)
     messages = [f.message for f in check_supervision(audit_log(log))]
     assert "round october saw 1 facts of settlement up to position 8; the log holds 0" in messages
+
+
+class KeptSoFar:
+    """A hand-written stand-in for the pairing schema: the progress and facts the service has kept so far."""
+
+    def __init__(self, progress: dict[tuple[str, int], int], facts: list[dict]):
+        self.progress, self.facts = progress, facts
+
+    async def fetch(self, query: str, *args):
+        if "FROM fact_progress" in query:
+            return [{"topic": t, "kafka_partition": p, "next_offset": o} for (t, p), o in self.progress.items()]
+        if "FROM facts" in query:
+            return self.facts
+        return []
+
+
+def kept_fact(offset: int) -> dict:
+    return {
+        "event_id": f"e{offset}",
+        "schema_name": "settlement",
+        "global_position": offset + 1,
+        "event_type": "PaymentMade",
+        "occurred_at": None,
+        "payload": "{}",
+        "topic": "farmlink.settlement.events",
+        "kafka_partition": 0,
+        "kafka_offset": offset,
+    }
+
+
+def a_round(cutoff: dict[str, int] | None):
+    return SupervisionRound(round_id="october", as_of="2020-10-25", cutoff=cutoff)
+
+
+def test_a_round_waits_while_the_facts_kept_are_behind_its_cutoff_and_then_sees_only_those_below_it():
+    uow = MemoryUnitOfWork("pairing", "service:pairing", lambda envelope: None)
+    behind = KeptSoFar({("farmlink.settlement.events", 0): 1}, [kept_fact(0)])
+    with pytest.raises(rounds.RoundNotReady, match="farmlink.settlement.events/0"):
+        asyncio.run(rounds.load_rounds(behind, uow, [a_round({"farmlink.settlement.events/0": 2})]))
+    caught_up = KeptSoFar({("farmlink.settlement.events", 0): 3}, [kept_fact(0), kept_fact(1), kept_fact(2)])
+    asyncio.run(rounds.load_rounds(caught_up, uow, [a_round({"farmlink.settlement.events/0": 2})]))
+    assert [f.event_id for f in uow.get("round_facts", "october")] == ["e0", "e1"]  # e2 came after the cut-off
