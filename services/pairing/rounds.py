@@ -97,7 +97,9 @@ def keep_fact(uow: BatchUnitOfWork, decoded: Decoded[tuple[Envelope, Delivery]])
                 "global_position": envelope.global_position,
                 "event_type": envelope.event_type,
                 "occurred_at": envelope.occurred_at,
-                "payload": json.dumps(envelope.payload),
+                "payload": json.dumps(
+                    {k: v for k, v in envelope.payload.items() if k != "signed_input"}
+                ),  # the rules never read it
                 "topic": delivery.topic,
                 "kafka_partition": delivery.partition,
                 "kafka_offset": delivery.offset,
