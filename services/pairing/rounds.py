@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,7 +27,7 @@ from contracts.inputs import SupervisionRound
 from contracts.pairing import ProblemCured, ProblemFound, SchemaSeen, SupervisionRoundEvaluated
 from contracts.topics import BUYER_EVENTS, COOPERATIVE_EVENTS, FILLS, PAIRING_EVENTS, SETTLEMENT_EVENTS
 from events.codec import decode_event
-from events.consumer import Decoded, Delivery
+from events.consumer import Decoded, Delivery, describe
 from events.store import NewEvent
 from events.unit import BatchUnitOfWork, Table
 from services.pairing.facts import FACT_TYPES, SCHEMA_ORDER, fold
@@ -36,8 +37,9 @@ FACT_TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, SETTLEMENT_EVENTS, PAIRI
 """The event topics that carry the facts the rules read (registrations, lots, commitments, fills, plans and
 payments, and the pairing office's own pairings, promises, support and projects)."""
 
-WAIT_S = 0.2
-"""How long a round whose facts are not all in waits before its batch is tried again."""
+WAIT_S = 0.1
+WAITS = 100
+"""A round whose facts are not all in looks again every WAIT_S, WAITS times, before its batch is tried again."""
 
 FACTS = Table(
     "facts",
@@ -74,21 +76,31 @@ class KeptFact:
     payload: dict[str, Any]
 
 
+log = logging.getLogger(__name__)
+
+
 class RoundNotReady(Exception):
     """A round whose cut-off the kept facts have not reached: its batch comes again (not a rejection)."""
 
 
 # -- keeping facts ---------------------------------------------------------------------------------------
-def decode_fact(delivery: Delivery) -> Decoded[tuple[Envelope, Delivery]]:
-    """A service event with where it sits on Kafka (a round's cut-off names offsets)."""
-    decoded = decode_event(delivery)
+def decode_fact(delivery: Delivery) -> Decoded[tuple[Envelope | None, Delivery]]:
+    """A service event with where it sits on Kafka (a round's cut-off names offsets). One this service cannot read
+    (a version it does not know yet) is logged and passed as read: a round never waits for it, and the audit's
+    count of what the round saw finds the gap."""
+    try:
+        decoded = decode_event(delivery)
+    except Exception as error:
+        log.warning("pairing facts: %s unreadable, passed: %s", delivery.delivery_id, describe(error))
+        return Decoded((None, delivery), f"delivery:{delivery.delivery_id}", "")
     return Decoded((decoded.item[0], delivery), decoded.message_id, decoded.correlation_id)
 
 
-def keep_fact(uow: BatchUnitOfWork, decoded: Decoded[tuple[Envelope, Delivery]]) -> None:
-    """Keep a fact the rules read; note how far each partition has been read, whatever the event."""
+def keep_fact(uow: BatchUnitOfWork, decoded: Decoded[tuple[Envelope | None, Delivery]]) -> None:
+    """Keep a fact the rules read (without its signed input: the rules never read it); note how far each partition
+    has been read, whatever the record."""
     envelope, delivery = decoded.item
-    if envelope.event_type in FACT_TYPES and envelope.global_position is not None:
+    if envelope is not None and envelope.event_type in FACT_TYPES and envelope.global_position is not None:
         uow.insert(
             FACTS,
             {
@@ -97,9 +109,7 @@ def keep_fact(uow: BatchUnitOfWork, decoded: Decoded[tuple[Envelope, Delivery]])
                 "global_position": envelope.global_position,
                 "event_type": envelope.event_type,
                 "occurred_at": envelope.occurred_at,
-                "payload": json.dumps(
-                    {k: v for k, v in envelope.payload.items() if k != "signed_input"}
-                ),  # the rules never read it
+                "payload": json.dumps({k: v for k, v in envelope.payload.items() if k != "signed_input"}),
                 "topic": delivery.topic,
                 "kafka_partition": delivery.partition,
                 "kafka_offset": delivery.offset,
@@ -114,15 +124,8 @@ async def load_rounds(conn: asyncpg.Connection, uow: BatchUnitOfWork, rounds: Se
     rounds opened so far."""
     if not rounds:
         return
-    progress = {
-        f"{row['topic']}/{row['kafka_partition']}": row["next_offset"]
-        for row in await conn.fetch("SELECT topic, kafka_partition, next_offset FROM fact_progress")
-    }
     for report in rounds:
-        behind = [where for where, offset in sorted((report.cutoff or {}).items()) if progress.get(where, 0) < offset]
-        if behind:
-            await asyncio.sleep(WAIT_S)
-            raise RoundNotReady(f"round {report.round_id}: facts not yet kept up to its cut-off at {', '.join(behind)}")
+        await _wait_for_cutoff(conn, report)
     rows = await conn.fetch(
         "SELECT event_id, schema_name, global_position, event_type, occurred_at, payload::text AS payload, topic, "
         "kafka_partition, kafka_offset FROM facts"
@@ -130,6 +133,22 @@ async def load_rounds(conn: asyncpg.Connection, uow: BatchUnitOfWork, rounds: Se
     for report in rounds:
         uow.load("round_facts", {report.round_id: [_fact(row) for row in rows if _before(row, report.cutoff)]})
     await load_problems(conn, uow, None)
+
+
+async def _wait_for_cutoff(conn: asyncpg.Connection, report: SupervisionRound) -> None:
+    """Until the facts kept reach every offset of the round's cut-off (looking again every WAIT_S); after WAITS
+    looks, RoundNotReady (the batch comes again). Reading progress takes no lock and no transaction id."""
+    behind: list[str] = []
+    for _ in range(WAITS):
+        progress = {
+            f"{row['topic']}/{row['kafka_partition']}": row["next_offset"]
+            for row in await conn.fetch("SELECT topic, kafka_partition, next_offset FROM fact_progress")
+        }
+        behind = [where for where, offset in sorted((report.cutoff or {}).items()) if progress.get(where, 0) < offset]
+        if not behind:
+            return
+        await asyncio.sleep(WAIT_S)
+    raise RoundNotReady(f"round {report.round_id}: facts not yet kept up to its cut-off at {', '.join(behind)}")
 
 
 async def load_problems(conn: asyncpg.Connection, uow: BatchUnitOfWork, ids: Sequence[str] | None) -> None:

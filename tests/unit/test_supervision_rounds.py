@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 
 from contracts.inputs import SupervisionRound
+from events.consumer import Delivery
 from farmlink.audit.model import AuditLog, Record
 from farmlink.audit.supervision import check_supervision
 from farmlink.ledger import derive
@@ -159,14 +160,17 @@ def test_a_fact_a_round_saw_that_is_gone_from_the_log_is_found():
 
 
 class KeptSoFar:
-    """A hand-written stand-in for the pairing schema: the progress and facts the service has kept so far."""
+    """A hand-written stand-in for the pairing schema: the facts the service has kept, and its progress, which
+    moves on to `later` once it has been looked at."""
 
-    def __init__(self, progress: dict[tuple[str, int], int], facts: list[dict]):
-        self.progress, self.facts = progress, facts
+    def __init__(self, facts: list[dict], progress: int, later: int | None = None):
+        self.facts, self.progress, self.later, self.looks = facts, progress, later, 0
 
     async def fetch(self, query: str, *args):
         if "FROM fact_progress" in query:
-            return [{"topic": t, "kafka_partition": p, "next_offset": o} for (t, p), o in self.progress.items()]
+            self.looks += 1
+            offset = self.progress if self.looks == 1 or self.later is None else self.later
+            return [{"topic": "farmlink.settlement.events", "kafka_partition": 0, "next_offset": offset}]
         if "FROM facts" in query:
             return self.facts
         return []
@@ -190,11 +194,30 @@ def a_round(cutoff: dict[str, int] | None):
     return SupervisionRound(round_id="october", as_of="2020-10-25", cutoff=cutoff)
 
 
-def test_a_round_waits_while_the_facts_kept_are_behind_its_cutoff_and_then_sees_only_those_below_it():
+def test_a_round_waits_until_the_facts_kept_reach_its_cutoff_and_then_sees_only_those_below_it():
     uow = MemoryUnitOfWork("pairing", "service:pairing", lambda envelope: None)
-    behind = KeptSoFar({("farmlink.settlement.events", 0): 1}, [kept_fact(0)])
-    with pytest.raises(rounds.RoundNotReady, match="farmlink.settlement.events/0"):
-        asyncio.run(rounds.load_rounds(behind, uow, [a_round({"farmlink.settlement.events/0": 2})]))
-    caught_up = KeptSoFar({("farmlink.settlement.events", 0): 3}, [kept_fact(0), kept_fact(1), kept_fact(2)])
-    asyncio.run(rounds.load_rounds(caught_up, uow, [a_round({"farmlink.settlement.events/0": 2})]))
+    kept = KeptSoFar([kept_fact(0), kept_fact(1), kept_fact(2)], progress=1, later=3)
+    asyncio.run(rounds.load_rounds(kept, uow, [a_round({"farmlink.settlement.events/0": 2})]))
+    assert kept.looks == 2  # behind at the first look, caught up at the next
     assert [f.event_id for f in uow.get("round_facts", "october")] == ["e0", "e1"]  # e2 came after the cut-off
+
+
+def test_a_round_whose_facts_stay_behind_its_cutoff_is_tried_again_not_rejected(monkeypatch):
+    monkeypatch.setattr(rounds, "WAIT_S", 0)
+    uow = MemoryUnitOfWork("pairing", "service:pairing", lambda envelope: None)
+    with pytest.raises(rounds.RoundNotReady, match="farmlink.settlement.events/0"):
+        asyncio.run(
+            rounds.load_rounds(KeptSoFar([kept_fact(0)], progress=1), uow, [a_round({"farmlink.settlement.events/0": 2})])
+        )
+
+
+def test_an_event_the_service_cannot_read_counts_as_read_so_no_round_waits_for_it():
+    delivery = Delivery("farmlink.settlement.events", 0, 4, None, b"not json", [])
+    decoded = rounds.decode_fact(delivery)
+    uow = MemoryUnitOfWork("pairing", "service:pairing", lambda envelope: None)
+    rounds.keep_fact(uow, decoded)
+    uow.keep()
+    [(table, rows)] = uow.rows.values()
+    assert table.name == "fact_progress" and list(rows.values()) == [
+        {"topic": "farmlink.settlement.events", "kafka_partition": 0, "next_offset": 5}
+    ]
