@@ -262,6 +262,9 @@ class PairingRegistration(Contract):
     helped_township: Name | None = Field(None, description="the township of a helped village")
     team: Name
     office_id: Identifier | None = _OFFICE
+    registered_on: IsoDate | None = Field(
+        None, description="the day the pairing began: `farmlink pairings` compares the helped area before and after it"
+    )
 
 
 SupportKind = Literal["seedlings", "money", "experts", "equipment"]

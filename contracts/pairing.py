@@ -25,10 +25,10 @@ class PairingOfficeRegistered(Contract):
 
 
 class PairingRegistered(Contract):
-    """A helper paired with a township or village of Yanhe, through a team."""
+    """A helper paired with a township or village of Yanhe, through a team, from a day (v2; v1 named no day)."""
 
     event_type: ClassVar[str] = "PairingRegistered"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     pairing_id: Identifier
     kind: PairingKind
@@ -39,6 +39,7 @@ class PairingRegistered(Contract):
     helped_township: Name | None = None
     team: Name
     office_id: Identifier | None = None
+    registered_on: IsoDate | None = None
     signed_input: SignedInput | None = None
 
 

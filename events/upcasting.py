@@ -63,3 +63,4 @@ for _event_type in ("MarketPriceObserved", "PlanRecorded", "DeliveryConfirmed", 
     UPCASTERS[(_event_type, 1)] = _signed_by_nobody
 
 UPCASTERS[("SupervisionRoundHeld", 1)] = _signed_by_nobody  # v2 adds the optional `cutoff`: a v1 round had none
+UPCASTERS[("PairingRegistered", 1)] = _signed_by_nobody  # v2 adds the optional `registered_on`: a v1 pairing named none

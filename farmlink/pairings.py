@@ -5,15 +5,16 @@ per project, its milestones and state as of a date.
 Read from the pairing and settlement services' PostgreSQL projections (the auditor's read-only role
 may read both). A helped village is matched to the households of cooperatives registered in that
 village of that township; a helped township to every household there. Before and after a pairing: the
-helped area's fills and household income recorded before the pairing was registered and since (by when
-the log recorded each, from the facts the pairing service keeps for the supervision ledger).
+helped area's fills and the household income paid for them, before the day the pairing began
+(`registered_on`) and since, a fill dated by the day its lot came to market (from the facts the pairing
+service keeps for the supervision ledger).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -78,7 +79,7 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
                 "coverage": f"{with_income}/{poor}" if poor else "-",
                 "fills": helped["fills"] if helped else 0,
                 "household_income_fen": helped["household_income_fen"] if helped else 0,
-                **changes.get(p["pairing_id"], NOT_SEEN),
+                **changes.get(p["pairing_id"], NOT_KNOWN),
             }
         )
     return out
@@ -86,9 +87,9 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 @dataclass
 class Area:
-    """A pairing's helped area and how it did before the pairing was registered and since."""
+    """A pairing's helped area and how it did before the day the pairing began and since."""
 
-    registered_at: datetime
+    registered_on: date | None
     helped_kind: str
     helped: str
     helped_township: str | None
@@ -101,21 +102,28 @@ class Area:
         return township == self.helped
 
 
-def before_and_after(facts: list[tuple[str, datetime, dict[str, Any]]]) -> dict[str, Area]:
-    """Per pairing, its helped area's fills and household income (fen) recorded before its registration and
-    since, from facts (event type, when recorded, payload) in any order."""
+def before_and_after(facts: list[tuple[str, dict[str, Any]]]) -> dict[str, Area]:
+    """Per pairing that names the day it began (`registered_on`), its helped area's fills and the household income
+    paid for them, before that day and since: a fill counts on the day its lot came to market (`available_from`),
+    a payment with its lot. From facts (event type, payload) in any order."""
     areas: dict[str, Area] = {}
     cooperatives: dict[str, tuple[str, str]] = {}
     households: dict[str, tuple[str, str]] = {}
-    for event_type, at, p in facts:
+    lots: dict[str, date] = {}
+    for event_type, p in facts:
         if event_type == "PairingRegistered":
-            areas[p["pairing_id"]] = Area(at, p["helped_kind"], p["helped"], p.get("helped_township"))
+            day = date.fromisoformat(p["registered_on"]) if p.get("registered_on") else None
+            areas[p["pairing_id"]] = Area(day, p["helped_kind"], p["helped"], p.get("helped_township"))
         elif event_type == "CooperativeRegistered":
             cooperatives[p["cooperative_id"]] = (p["village"], p["township"])
             households.update({h["household_id"]: (p["village"], p["township"]) for h in p["households"]})
-    for event_type, at, p in facts:
+        elif event_type == "HarvestRecorded":
+            lots[p["lot_id"]] = date.fromisoformat(p["available_from"])
+    for event_type, p in facts:
         for area in areas.values():
-            when = 0 if at < area.registered_at else 1
+            if area.registered_on is None or p.get("lot_id") not in lots:
+                continue
+            when = 0 if lots[p["lot_id"]] < area.registered_on else 1
             if event_type == "FillMade" and area.holds(*cooperatives.get(p["cooperative_id"], ("", ""))):
                 area.fills[when] += 1
             elif event_type == "PaymentMade":
@@ -124,28 +132,29 @@ def before_and_after(facts: list[tuple[str, datetime, dict[str, Any]]]) -> dict[
     return areas
 
 
-NOT_SEEN = {"registered": "-", "fills_before": 0, "fills_after": 0, "income_before_fen": 0, "income_after_fen": 0}
-"""A pairing whose registration the pairing service has not kept as a fact yet."""
+NOT_KNOWN = {"registered_on": "-", "fills_before": "-", "fills_after": "-", "income_before_fen": "-", "income_after_fen": "-"}
+"""A pairing that names no day it began (or whose registration the pairing service has not kept as a fact yet)."""
 
 
 async def before_and_after_rows(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
-    """Per pairing id, the columns the report adds: registered (date), fills and income before and after."""
+    """Per pairing id, the columns the report adds: the day it began, fills and income before and since."""
     if not await _schema_exists(conn, "pairing"):
         return {}
     rows = await conn.fetch(
-        "SELECT event_type, occurred_at, payload::text AS payload FROM pairing.facts WHERE event_type = ANY($1::text[])",
-        ["PairingRegistered", "CooperativeRegistered", "FillMade", "PaymentMade"],
+        "SELECT event_type, payload::text AS payload FROM pairing.facts WHERE event_type = ANY($1::text[])",
+        ["PairingRegistered", "CooperativeRegistered", "HarvestRecorded", "FillMade", "PaymentMade"],
     )
-    areas = before_and_after([(row["event_type"], row["occurred_at"], json.loads(row["payload"])) for row in rows])
+    areas = before_and_after([(row["event_type"], json.loads(row["payload"])) for row in rows])
     return {
         pairing_id: {
-            "registered": area.registered_at.date().isoformat(),
+            "registered_on": area.registered_on.isoformat(),
             "fills_before": area.fills[0],
             "fills_after": area.fills[1],
             "income_before_fen": area.income_fen[0],
             "income_after_fen": area.income_fen[1],
         }
         for pairing_id, area in areas.items()
+        if area.registered_on is not None
     }
 
 
