@@ -364,8 +364,9 @@ Cutoff = dict[
 
 
 class SupervisionRound(Contract):
-    """A follow-up visit of the supervision (回访): as of its date, the rules over the log open problems and close
-    the cured ones (farmlink/ledger.py); the round itself only records when and as of what date it was held."""
+    """A follow-up visit of the supervision (回访): as of its date, the pairing service runs the ledger's rules
+    (services/pairing/rules.py) over the facts before the round's cut-off and records the problems they open and
+    the ones they find cured."""
 
     round_id: Identifier
     as_of: IsoDate
