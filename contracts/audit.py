@@ -29,6 +29,7 @@ FINDING_CODES: dict[str, str] = {
     "reconciliation": "AUD007",  # the store, the topics and the journal disagree
     "checkpoint": "AUD008",  # the log up to an auditor's checkpoint is not what the checkpoint vouched for
     "digest": "AUD009",  # the log does not extend a digest a third party holds
+    "supervision": "AUD010",  # a supervision round recorded other problems found or cured than the log shows
 }
 """Check name -> stable finding code."""
 
@@ -42,6 +43,7 @@ Check = Literal[
     "reconciliation",
     "checkpoint",
     "digest",
+    "supervision",
 ]
 
 

@@ -6,7 +6,7 @@ service validates the payload against these models, then records events.
 
 import builtins
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -262,6 +262,9 @@ class PairingRegistration(Contract):
     helped_township: Name | None = Field(None, description="the township of a helped village")
     team: Name
     office_id: Identifier | None = _OFFICE
+    registered_on: IsoDate | None = Field(
+        None, description="the day the pairing began: `farmlink pairings` compares the helped area before and after it"
+    )
 
 
 SupportKind = Literal["seedlings", "money", "experts", "equipment"]
@@ -353,14 +356,27 @@ class MilestoneReport(Contract):
     office_id: Identifier | None = _OFFICE
 
 
+Cutoff = dict[
+    Annotated[str, Field(pattern=r"^[a-z0-9._-]+/[0-9]+$", max_length=200)],
+    Annotated[int, Field(strict=True, ge=0, le=2**62)],
+]
+"""A supervision round's cut-off: per event topic partition, the offset below which it sees every record."""
+
+
 class SupervisionRound(Contract):
-    """A follow-up visit of the supervision (回访): as of its date, the rules over the log open problems and close
-    the cured ones (farmlink/ledger.py); the round itself only records when and as of what date it was held."""
+    """A follow-up visit of the supervision (回访): as of its date, the pairing service runs the ledger's rules
+    (services/pairing/rules.py) over the facts before the round's cut-off and records the problems they open and
+    the ones they find cured."""
 
     round_id: Identifier
     as_of: IsoDate
     note: Name | None = None
     office_id: Identifier | None = _OFFICE
+    cutoff: Cutoff | None = Field(
+        default=None,
+        description="what the round must have seen: per event topic partition (`<topic>/<partition>`), the offset below "
+        "which the pairing service must have kept every record before it decides (`farmlink publish` stamps it)",
+    )
 
 
 class ProblemReport(Contract):

@@ -42,6 +42,9 @@ EVENT_KINDS: tuple[tuple[type[Contract], str], ...] = (
     (pairing.ProblemOpened, topics.PAIRING_EVENTS),
     (pairing.ProblemRectified, topics.PAIRING_EVENTS),
     (pairing.ProblemClosed, topics.PAIRING_EVENTS),
+    (pairing.SupervisionRoundEvaluated, topics.PAIRING_EVENTS),
+    (pairing.ProblemFound, topics.PAIRING_EVENTS),
+    (pairing.ProblemCured, topics.PAIRING_EVENTS),
     (parties.PairingOfficeKeyRotated, topics.PAIRING_EVENTS),
     (parties.PairingOfficeKeyRevoked, topics.PAIRING_EVENTS),
 )

@@ -114,7 +114,8 @@ TOPICS: tuple[Topic, ...] = (
         EVENT_PARTITIONS,
         True,
         "PairingOfficeRegistered, PairingRegistered, SupportPromised, SupportDelivered, ProjectRegistered, "
-        "ProjectMilestoneReached, SupervisionRoundHeld, ProblemOpened, ProblemRectified, ProblemClosed, PairingOfficeKeyRotated, "
+        "ProjectMilestoneReached, SupervisionRoundHeld, ProblemOpened, ProblemRectified, ProblemClosed, SupervisionRoundEvaluated, "
+        "ProblemFound, ProblemCured, PairingOfficeKeyRotated, "
         "PairingOfficeKeyRevoked",
     ),
     Topic(RECEIPTS, 1, False, "one receipt per input command: accepted or rejected with the reason"),

@@ -117,7 +117,12 @@ PRINCIPALS: tuple[Principal, ...] = (
         write=(SETTLEMENT_EVENTS,),
         groups=("farmlink.settlement.input", "farmlink.settlement.events"),
     ),
-    _service("pairing", read=(PAIRING_INPUT,), write=(PAIRING_EVENTS,)),
+    _service(
+        "pairing",
+        read=(PAIRING_INPUT, COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, SETTLEMENT_EVENTS, PAIRING_EVENTS),
+        write=(PAIRING_EVENTS,),
+        groups=("farmlink.pairing", "farmlink.pairing.facts"),
+    ),
     Principal(COOPERATIVE, "cooperatives: plantings, harvests, registrations", write=(COOPERATIVE_INPUT,), read=(RECEIPTS,)),
     Principal(
         BUYER,
@@ -128,7 +133,12 @@ PRINCIPALS: tuple[Principal, ...] = (
     ),
     Principal(PRICE_FEED, "the market price feed", write=(MARKET_INPUT,), read=(RECEIPTS,)),
     Principal(SETTLEMENT_DESK, "the settlement desk: deliveries, payments, plans", write=(SETTLEMENT_INPUT,), read=(RECEIPTS,)),
-    Principal(PAIRING_OFFICE, "the pairing office: pairings, support, projects", write=(PAIRING_INPUT,), read=(RECEIPTS,)),
+    Principal(
+        PAIRING_OFFICE,
+        "the pairing office: pairings, support, projects, supervision rounds (reads the facts' topics for a round's cut-off)",
+        write=(PAIRING_INPUT,),
+        read=(RECEIPTS, COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, SETTLEMENT_EVENTS, PAIRING_EVENTS),
+    ),
     Principal(AUDITOR, "auditors: read everything, write nothing", read=ALL_TOPICS, describe_group_prefix=GROUP_PREFIX),
     Principal(
         GATEWAY,

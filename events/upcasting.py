@@ -61,3 +61,6 @@ def _signed_by_nobody(payload: dict[str, Any]) -> dict[str, Any]:
 
 for _event_type in ("MarketPriceObserved", "PlanRecorded", "DeliveryConfirmed", "PaymentMade"):
     UPCASTERS[(_event_type, 1)] = _signed_by_nobody
+
+UPCASTERS[("SupervisionRoundHeld", 1)] = _signed_by_nobody  # v2 adds the optional `cutoff`: a v1 round had none
+UPCASTERS[("PairingRegistered", 1)] = _signed_by_nobody  # v2 adds the optional `registered_on`: a v1 pairing named none

@@ -4,11 +4,16 @@ per project, its milestones and state as of a date.
 
 Read from the pairing and settlement services' PostgreSQL projections (the auditor's read-only role
 may read both). A helped village is matched to the households of cooperatives registered in that
-village of that township; a helped township to every household there.
+village of that township; a helped township to every household there. Before and after a pairing: the
+helped area's fills and the household income paid for them, before the day the pairing began
+(`registered_on`) and since, a fill dated by the day its lot came to market (from the facts the pairing
+service keeps for the supervision ledger).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -52,6 +57,7 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
             LEFT JOIN paid ON paid.household_id = h.household_id
             GROUP BY p.pairing_id""")
         area = {row["pairing_id"]: row for row in rows}
+    changes = await before_and_after_rows(conn)
     out = []
     for p in pairings:
         kinds = support.get(p["pairing_id"], {})
@@ -73,9 +79,83 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
                 "coverage": f"{with_income}/{poor}" if poor else "-",
                 "fills": helped["fills"] if helped else 0,
                 "household_income_fen": helped["household_income_fen"] if helped else 0,
+                **changes.get(p["pairing_id"], NOT_KNOWN),
             }
         )
     return out
+
+
+@dataclass
+class Area:
+    """A pairing's helped area and how it did before the day the pairing began and since."""
+
+    registered_on: date | None
+    helped_kind: str
+    helped: str
+    helped_township: str | None
+    fills: list[int] = field(default_factory=lambda: [0, 0])  # before, after
+    income_fen: list[int] = field(default_factory=lambda: [0, 0])
+
+    def holds(self, village: str, township: str) -> bool:
+        if self.helped_kind == "village":
+            return village == self.helped and township == self.helped_township
+        return township == self.helped
+
+
+def before_and_after(facts: list[tuple[str, dict[str, Any]]]) -> dict[str, Area]:
+    """Per pairing that names the day it began (`registered_on`), its helped area's fills and the household income
+    paid for them, before that day and since: a fill counts on the day its lot came to market (`available_from`),
+    a payment with its lot. From facts (event type, payload) in any order."""
+    areas: dict[str, Area] = {}
+    cooperatives: dict[str, tuple[str, str]] = {}
+    households: dict[str, tuple[str, str]] = {}
+    lots: dict[str, date] = {}
+    for event_type, p in facts:
+        if event_type == "PairingRegistered":
+            day = date.fromisoformat(p["registered_on"]) if p.get("registered_on") else None
+            areas[p["pairing_id"]] = Area(day, p["helped_kind"], p["helped"], p.get("helped_township"))
+        elif event_type == "CooperativeRegistered":
+            cooperatives[p["cooperative_id"]] = (p["village"], p["township"])
+            households.update({h["household_id"]: (p["village"], p["township"]) for h in p["households"]})
+        elif event_type == "HarvestRecorded":
+            lots[p["lot_id"]] = date.fromisoformat(p["available_from"])
+    for event_type, p in facts:
+        for area in areas.values():
+            if area.registered_on is None or p.get("lot_id") not in lots:
+                continue
+            when = 0 if lots[p["lot_id"]] < area.registered_on else 1
+            if event_type == "FillMade" and area.holds(*cooperatives.get(p["cooperative_id"], ("", ""))):
+                area.fills[when] += 1
+            elif event_type == "PaymentMade":
+                shares = p["household_income_fen"].items()
+                area.income_fen[when] += sum(fen for h, fen in shares if area.holds(*households.get(h, ("", ""))))
+    return areas
+
+
+NOT_KNOWN = {"registered_on": "-", "fills_before": "-", "fills_after": "-", "income_before_fen": "-", "income_after_fen": "-"}
+"""A pairing that names no day it began (or whose registration the pairing service has not kept as a fact yet)."""
+
+
+async def before_and_after_rows(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
+    """Per pairing id, the columns the report adds: the day it began, fills and income before and since."""
+    if not await _schema_exists(conn, "pairing"):
+        return {}
+    rows = await conn.fetch(
+        "SELECT event_type, payload::text AS payload FROM pairing.facts WHERE event_type = ANY($1::text[])",
+        ["PairingRegistered", "CooperativeRegistered", "HarvestRecorded", "FillMade", "PaymentMade"],
+    )
+    areas = before_and_after([(row["event_type"], json.loads(row["payload"])) for row in rows])
+    return {
+        pairing_id: {
+            "registered_on": area.registered_on.isoformat(),
+            "fills_before": area.fills[0],
+            "fills_after": area.fills[1],
+            "income_before_fen": area.income_fen[0],
+            "income_after_fen": area.income_fen[1],
+        }
+        for pairing_id, area in areas.items()
+        if area.registered_on is not None
+    }
 
 
 async def project_rows(conn: asyncpg.Connection, as_of: date) -> list[dict[str, Any]]:

@@ -60,8 +60,9 @@ def pairings(
     fmt: PairingsFormat = typer.Option(PairingsFormat.table, "--format", help="table, or one JSON object per line"),
 ) -> None:
     """The pairing office's report: per pairing ("9+2", "1+1"), the support delivered (fen by kind) and the helped
-    township's or village's households, registered-poor coverage, fills and income; per project, milestones reached,
-    overdue and its state. Example: farmlink pairings --as-of 2020-12-31"""
+    township's or village's households, registered-poor coverage, fills and income, and its fills and the household
+    income paid for them before the day the pairing began (`registered_on`) and since; per project, milestones
+    reached, overdue and its state. Example: farmlink pairings --as-of 2020-12-31"""
     view = asyncio.run(read(_as_of(as_of)))
     if fmt is PairingsFormat.jsonl:
         for section, rows in view.items():

@@ -42,13 +42,15 @@ from events.access import COOPERATIVE, INPUT_PRODUCER
 from events.relay import idempotent_producer
 from farmlink.keyring import Keyring, local_keyring
 from farmlink.receipt_watcher import LineProgress, ReceiptWatcher
+from farmlink.round_cutoff import with_cutoff
 from events.settings import kafka_options, settings
 from farmlink.scenario import LineError, ScenarioLine
 
 FILL_DEPENDENT_TYPES = frozenset({"delivery.confirmed", "payment.made"})
 ROUND_TYPES = frozenset({"supervision.round"})
-"""A supervision round sees what was recorded before it (farmlink/ledger.py): it is sent alone, once every line
-before it is done and its fills reached settlement."""
+"""A supervision round sees what was recorded before it: it is sent alone, once every line before it is done and
+its fills reached settlement, stamped with its cut-off (farmlink/round_cutoff.py), which the pairing service waits
+for (services/pairing/rounds.py)."""
 
 
 def key_of(input_type: str, payload: dict) -> str:
@@ -159,6 +161,7 @@ class _Publication:
                 INPUT_PRODUCER[SERVICE_INPUT_TOPIC[INPUT_OWNER[line.type]]] for line in lines if isinstance(line, ScenarioLine)
             )
         )
+        self.bootstrap = bootstrap
         self.watcher = ReceiptWatcher(bootstrap, self.run_id, principals[0] if principals else COOPERATIVE)
         self.producers = {p: idempotent_producer(bootstrap, linger_ms=5, **kafka_options(settings(), p)) for p in principals}
         self.in_flight: list[LineProgress] = []
@@ -269,6 +272,9 @@ class _Publication:
                 await self.watcher.wait_for(
                     lambda: self.watcher.fills_made <= self.watcher.fills_recorded, "fills reaching settlement"
                 )
+            if line.type in ROUND_TYPES and line.payload.get("cutoff") is None:  # what the round must have seen
+                line = await with_cutoff(self.bootstrap, line)
+                message = input_message(line.type, line.payload, message.correlation_id, self.keyring, message.message_id)
         if self.strict and self.summary.rejected:
             self.summary.stopped_early = True
             return False

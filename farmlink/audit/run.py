@@ -26,6 +26,7 @@ from farmlink.audit.reconcile import reconcile
 from farmlink.audit.replay import ReExecution, state_hash_of
 from farmlink.audit.signatures import plan_signatures
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, load_snapshots, snapshot_findings
+from farmlink.audit.supervision import check_supervision
 
 Step = Callable[[str, int], Callable[[int], None]]
 """Starts a named step of `total` units and returns the function that advances it."""
@@ -219,6 +220,7 @@ async def audit_log(
         findings += parallel.invariant_findings
         findings += check_settlement_invariants(log, parallel.pairs)
         findings += journal
+        findings += check_supervision(log)
         lap("settlement and snapshots")
         checking(1)
         fills_digest, fill_count = lines.fills_digest()

@@ -1,5 +1,7 @@
 """The pairing service app: consumes the pairing input topic; records the pairing office's pairings,
-support deliveries, projects and milestones (services/pairing/domain.py has the rules).
+support deliveries, projects and milestones (services/pairing/domain.py has the rules), and supervision rounds
+with what the ledger's rules opened and cured; keeps the facts those rules read from the services' event
+topics (services/pairing/rounds.py).
 
 Thin and batch-shaped (events/unit.py): `load` reads what a batch needs in a few queries, each
 handler decides one input from that view, and the batch is written once.
@@ -33,11 +35,12 @@ from events.codec import decode_input
 from events.consumer import Decoded, ids_of, input_handler, rejected_receipt
 from events.runtime import ServiceRuntime, deliveries_of, require_store
 from events.store import NewEvent
-from events.unit import BatchUnitOfWork, Table
 from events.handling import Consumer, consume_batch
-from services.pairing import domain
+from events.unit import BatchUnitOfWork, Table
+from services.pairing import domain, rounds
 
 SERVICE = "pairing"
+FACTS_GROUP = "farmlink.pairing.facts"
 runtime = ServiceRuntime(SERVICE, Path(__file__).parent / "sql")
 app = runtime.app
 
@@ -149,6 +152,11 @@ async def load(conn: asyncpg.Connection, uow: BatchUnitOfWork, items: Sequence[D
     await uow.load_heads(
         conn, [*(s for s in map(stream_of, requests) if s), *map(pairing_stream, pairing_ids), *key_streams(items)]
     )
+    held = [r for r in requests if isinstance(r, SupervisionRound)]
+    if held:
+        await rounds.load_rounds(conn, uow, held)
+    elif closed := [r.problem_id for r in requests if isinstance(r, ProblemClosure)]:
+        await rounds.load_problems(conn, uow, closed)
 
 
 def signed_by_office(uow: BatchUnitOfWork, message, request) -> SignedInput:
@@ -248,7 +256,7 @@ def hold_round(uow: BatchUnitOfWork, decoded: Decoded, message, report: Supervis
     evidence = signed_by_office(uow, message, report)
     stream = stream_of(report)
     event = domain.hold_round(report, uow.stream_version(stream) > 0).model_copy(update={"signed_input": evidence})
-    uow.append(stream, [NewEvent(event)], 0, **ids_of(decoded))
+    uow.append(stream, [NewEvent(event), *rounds.evaluate(uow, report.round_id, report.as_of)], 0, **ids_of(decoded))
 
 
 def open_problem(uow: BatchUnitOfWork, decoded: Decoded, message, report: ProblemReport) -> None:
@@ -260,7 +268,7 @@ def open_problem(uow: BatchUnitOfWork, decoded: Decoded, message, report: Proble
 
 def rectify(uow: BatchUnitOfWork, decoded: Decoded, message, report: RectificationReport) -> None:
     """An entry of a problem's rectification record: for a problem an inspector opened, or one the rules opened
-    (its id is the rule's, farmlink/ledger.py; the service does not derive the ledger, so it cannot check it)."""
+    (its id is the rule's, services/pairing/rules.py); one recorded before its problem opens joins it when it does."""
     evidence = signed_by_office(uow, message, report)
     stream = stream_of(report)
     event = domain.rectify(report).model_copy(update={"signed_input": evidence})
@@ -272,6 +280,9 @@ def close_problem(uow: BatchUnitOfWork, decoded: Decoded, message, report: Probl
     stream = stream_of(report)
     event = domain.close_problem(report).model_copy(update={"signed_input": evidence})
     uow.append(stream, [NewEvent(event)], uow.stream_version(stream), **ids_of(decoded))
+    opened_by_a_round = uow.get(rounds.PROBLEMS.name, report.problem_id)
+    if opened_by_a_round is not None and opened_by_a_round["state"] == "open":
+        rounds.set_problem(uow, {**opened_by_a_round, "state": "closed"})
 
 
 HANDLERS = {
@@ -296,6 +307,14 @@ handle = input_handler(SERVICE, HANDLERS)
 CONSUMER = Consumer(SERVICE, decode_input, handle, load, rejected_receipt(SERVICE))
 
 
+FACTS = Consumer(f"{SERVICE}.facts", rounds.decode_fact, rounds.keep_fact)
+
+
 @runtime.subscriber(PAIRING_INPUT)
 async def on_pairing_input(body: list[bytes], message: KafkaMessage) -> None:
     await consume_batch(require_store(runtime), CONSUMER, deliveries_of(message))
+
+
+@runtime.subscriber(*rounds.FACT_TOPICS, group_id=FACTS_GROUP)
+async def on_fact(body: list[bytes], message: KafkaMessage) -> None:
+    await consume_batch(require_store(runtime), FACTS, deliveries_of(message))

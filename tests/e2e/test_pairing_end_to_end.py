@@ -1,6 +1,6 @@
 """The pairing office on the real services: pairings, support and projects published through Kafka, recorded
 by the pairing service in PostgreSQL, read back by `farmlink pairings` beside the helped village's fills and
-income, and audited clean."""
+income (before the day the pairing began and since), and audited clean."""
 
 from datetime import date
 
@@ -47,6 +47,7 @@ async def test_a_pairing_its_support_and_its_projects_are_reported_beside_the_he
                 "helped_kind": "village",
                 "helped_township": "Ketian",
                 "team": "Dejiang industry team",
+                "registered_on": "2020-07-01",
             },
         ),
         (
@@ -153,6 +154,11 @@ async def test_a_pairing_its_support_and_its_projects_are_reported_beside_the_he
             "registered_poor_with_income",
             "fills",
             "household_income_fen",
+            "registered_on",
+            "fills_before",
+            "fills_after",
+            "income_before_fen",
+            "income_after_fen",
         )
     } == {
         "pairing_id": "tongxin-fengjia",
@@ -165,6 +171,11 @@ async def test_a_pairing_its_support_and_its_projects_are_reported_beside_the_he
         "registered_poor_with_income": 1,
         "fills": 1,
         "household_income_fen": 40000,
+        "registered_on": "2020-07-01",
+        "fills_before": 0,  # the pairing began before the lot came to market: its fill and its payment count after
+        "fills_after": 1,
+        "income_before_fen": 0,
+        "income_after_fen": 40000,
     }
     [project] = view["projects"]
     assert (project["milestones"], project["overdue"], project["state"]) == ("1/2", "sold", "overdue")

@@ -38,6 +38,7 @@ def test_finding_codes_are_stable():
         "reconciliation": "AUD007",
         "checkpoint": "AUD008",
         "digest": "AUD009",
+        "supervision": "AUD010",
     }
 
 

@@ -154,7 +154,12 @@ def test_a_supervision_round_is_held_once_and_an_inspectors_problem_cannot_take_
     assert office.send("problem.closed", {"problem_id": "unpaid-fill:F1", "reason": "paid", "evidence": "bank slip"}, office.key)[
         0
     ]
-    assert [e.event_type for e in office.uow.envelopes][-3:] == ["SupervisionRoundHeld", "ProblemRectified", "ProblemClosed"]
+    assert [e.event_type for e in office.uow.envelopes][-4:] == [
+        "SupervisionRoundHeld",
+        "SupervisionRoundEvaluated",
+        "ProblemRectified",
+        "ProblemClosed",
+    ]
 
 
 def test_support_is_promised_once_for_a_registered_pairing(office):
