@@ -22,6 +22,7 @@ from farmlink.infra_cli import infra_app
 from farmlink.rules_cli import rules_app
 from farmlink.pairings_cli import pairings
 from farmlink.problems_cli import problems
+from farmlink.parties_cli import parties_app
 
 # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(infra_app, name="infra")
 app.add_typer(rules_app, name="rules")
+app.add_typer(parties_app, name="parties")
 app.command()(pairings)
 app.command()(problems)
 contracts_app = typer.Typer(help="The public event contracts.", no_args_is_help=True)

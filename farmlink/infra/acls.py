@@ -32,7 +32,13 @@ def _confluent_config(bootstrap: str, options: dict[str, Any]) -> dict[str, Any]
 
 
 def _acl_key(principal: str, resource_type: str, name: str, pattern: str, operation: str) -> tuple[str, ...]:
-    return (principal, resource_type.upper(), name, pattern.upper(), operation.upper())
+    kind = resource_type.upper()
+    return (principal, "CLUSTER" if kind == "BROKER" else kind, name, pattern.upper(), operation.upper())
+
+
+def confluent_resource_type(resource_type: str) -> str:
+    """confluent-kafka's name of a resource type of events.access (its CLUSTER is `BROKER`)."""
+    return "BROKER" if resource_type == "CLUSTER" else resource_type
 
 
 def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> tuple[int, int, int]:
@@ -71,7 +77,7 @@ def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> 
         }
         want = {
             _acl_key(a.kafka_principal, a.resource_type, a.resource_name, a.pattern_type, a.operation): AclBinding(
-                ResourceType[a.resource_type],
+                ResourceType[confluent_resource_type(a.resource_type)],
                 a.resource_name,
                 ResourcePatternType[a.pattern_type],
                 a.kafka_principal,
