@@ -71,9 +71,11 @@ def test_every_topic_input_event_and_principal_is_in_the_document():
     names = {m["name"] for m in doc["components"]["messages"].values()}
     assert {k.type for k in INPUT_KINDS} <= names
     assert {m.event_type for m, _ in EVENT_KINDS} <= names
-    granted = {(p.name, "send", t) for p in PRINCIPALS for t in p.write} | {
-        (p.name, "receive", t) for p in PRINCIPALS for t in p.read
-    } | {(f"{kind}.<token>", "receive", f"{PARTY_TOPIC_PREFIX}{kind}.{{token}}") for kind in PARTY_TOPIC_KINDS}
+    granted = (
+        {(p.name, "send", t) for p in PRINCIPALS for t in p.write}
+        | {(p.name, "receive", t) for p in PRINCIPALS for t in p.read}
+        | {(f"{kind}.<token>", "receive", f"{PARTY_TOPIC_PREFIX}{kind}.{{token}}") for kind in PARTY_TOPIC_KINDS}
+    )
     documented = {
         (o["title"].split(" ")[0], o["action"], resolve(doc, o["channel"]["$ref"])["address"]) for o in doc["operations"].values()
     }
