@@ -13,20 +13,26 @@ import json
 import os
 import random
 import signal
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from contracts.topics import party_topic
-from events.access import ADMIN
+from events.access import ADMIN, party_credentials_file
+from events.settings import settings
 from farmlink import processes
 from farmlink.caughtup import wait_until_caught_up
 from farmlink.cli import DEMO_SCENARIO
+from farmlink.keyring import Keyring
 from farmlink.parties_cli import take_credentials
 from farmlink.publisher import publish_lines
-from farmlink.scenario import parse_line
+from farmlink.scenario import parse_line, read_scenario
+from tests.e2e.inputs import scenario_file
 from tests.e2e.scenario_generator import generate
 from tests.kafka_helpers import login
 
@@ -61,12 +67,16 @@ async def publish_killing_feeds(bootstrap: str, lines: list) -> int:
             pid = processes.running_pid("feeds")
             assert pid is not None, "the feeds service runs"
             os.kill(pid, signal.SIGKILL)
+            await wait_for(dead, "the killed feeds service is gone", timeout=30)
         summary = await publishing
         accepted += summary.accepted
         if index in KILLED_DURING:
-            assert processes.running_pid("feeds") is None, "the feeds service stays dead until started"
             await asyncio.to_thread(processes.start_instance, "feeds", 1, lambda _: None)
     return accepted
+
+
+async def dead() -> bool:
+    return processes.running_pid("feeds") is None
 
 
 async def fills_by_party(dsn: str) -> dict[str, Counter]:
@@ -137,3 +147,56 @@ async def test_every_partys_fills_arrive_once_on_its_own_topic_though_the_feeds_
     }
     assert credentials["topic"] == busiest
     assert await fills_on(clean_system.bootstrap, busiest, own) == expected[busiest]
+
+
+async def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        assert loop.time() < deadline, f"{what} within {timeout:.0f} s"
+        await asyncio.sleep(0.5)
+
+
+async def logs_in(bootstrap: str, options: dict) -> bool:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=5000, **options)
+    try:
+        await producer.start()
+        return True
+    except KafkaConnectionError:
+        return False
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.timeout(300)
+async def test_a_buyer_that_registers_gets_a_principal_of_its_own_and_loses_it_when_it_revokes_its_key(clean_system, tmp_path):
+    keyring = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-party-feeds-")))
+    registered = scenario_file(
+        tmp_path / "registered.jsonl", ("buyer.registered", {"buyer_id": "yuping-mart", "name": "Yuping mart"})
+    )
+    assert (await publish_lines(clean_system.bootstrap, read_scenario(registered), keyring=keyring)).accepted == 1
+    waiting = party_credentials_file(settings().home, "buyer", "yuping-mart")
+
+    async def handed_over() -> bool:
+        return waiting.exists()
+
+    await wait_for(handed_over, "the feeds service leaves the new buyer's credentials")
+    assert waiting.stat().st_mode & 0o777 == 0o600
+    credentials = take_credentials("buyer", "yuping-mart")
+    own = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": credentials["mechanism"],
+        "sasl_plain_username": credentials["principal"],
+        "sasl_plain_password": credentials["password"],
+    }
+    assert await logs_in(clean_system.bootstrap, own)
+
+    revoked = scenario_file(
+        tmp_path / "revoked.jsonl", ("buyer.key_revoked", {"party_id": "yuping-mart", "reason": "the purchasing PC was stolen"})
+    )
+    assert (await publish_lines(clean_system.bootstrap, read_scenario(revoked), keyring=keyring)).accepted == 1
+
+    async def refused() -> bool:
+        return not await logs_in(clean_system.bootstrap, own)
+
+    await wait_for(refused, "the revoked buyer's login is refused")
