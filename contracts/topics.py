@@ -6,6 +6,8 @@ so one partition holds one product's sequence. Event topics keep everything: aud
 replay them from offset 0.
 """
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 
@@ -134,3 +136,47 @@ TOPICS: tuple[Topic, ...] = (
         compacted=True,
     ),
 )
+
+
+# -- per-party topics: what one buyer or one cooperative may read, and nobody else ----------------
+PARTY_TOPIC_PREFIX = "farmlink.party."
+"""Every party topic starts with this; the feeds service (services/feeds) is the only writer."""
+
+PARTY_TOPIC_PARTITIONS = 1
+"""One partition: a party reads its own records in the order the feeds service wrote them."""
+
+PARTY_TOPIC_KINDS = ("buyer", "cooperative")
+"""The party kinds that get a topic of their own (contracts.parties kind names)."""
+
+_SLUG_CHARS = 40
+_HASH_HEX = 16
+
+
+def party_token(party_id: str) -> str:
+    """A party id (free text, any Unicode) as a name part Kafka accepts: a readable slug of its ASCII letters
+    and digits (lower case, every other run of characters one `-`, at most 40 characters), then `-`, then the
+    first 16 hex digits (64 bits) of the SHA-256 of the id's UTF-8 bytes; the hash alone when nothing ASCII is
+    left (`云南农场` -> `2d0b...`). Only [a-z0-9-], no `.`, so `<kind>.<token>.` never prefixes another party's
+    names. Two ids share a token only if their 64-bit hashes collide (docs/architecture.md, "Party topics")."""
+    if not party_id:
+        raise ValueError("a party id is not empty")
+    slug = re.sub(r"[^a-z0-9]+", "-", party_id.lower()).strip("-")[:_SLUG_CHARS].strip("-")
+    digest = hashlib.sha256(party_id.encode("utf-8")).hexdigest()[:_HASH_HEX]
+    return f"{slug}-{digest}" if slug else digest
+
+
+def party_name(kind: str, party_id: str) -> str:
+    """`<kind>.<token>`: a party's Kafka principal and the stem of its topic and consumer groups."""
+    if kind not in PARTY_TOPIC_KINDS:
+        raise ValueError(f"party kind {kind!r} has no topic of its own; kinds with one: {', '.join(PARTY_TOPIC_KINDS)}")
+    return f"{kind}.{party_token(party_id)}"
+
+
+def party_topic(kind: str, party_id: str) -> str:
+    """The topic only this party reads: `farmlink.party.<kind>.<token>` (at most 15 + 11 + 57 = 83 characters,
+    well inside Kafka's 249)."""
+    return PARTY_TOPIC_PREFIX + party_name(kind, party_id)
+
+
+def is_party_topic(topic: str) -> bool:
+    return topic.startswith(PARTY_TOPIC_PREFIX)

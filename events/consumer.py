@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from contracts.inputs import INPUT_OWNER, Receipt
+from contracts.inputs import INPUT_OWNER, InputMessage, Receipt
 from contracts.topics import RECEIPTS
 
 log = logging.getLogger(__name__)
@@ -110,9 +110,22 @@ class Outbox(Protocol):
     ) -> None: ...
 
 
-def send_receipt(uow: Outbox, receipt: Receipt) -> None:
+PRODUCER_HEADER = "farmlink.producer"
+"""Header of a receipt of an input: the input's producer (`buyer:<buyer_id>`, ...), so the feeds service
+copies the receipt onto that party's own topic (services/feeds). A header, not a field: Receipt v1's
+published schema is closed."""
+
+
+def send_receipt(uow: Outbox, receipt: Receipt, producer: str | None = None) -> None:
     """Stage a receipt so the producer learns what became of its input."""
-    uow.enqueue(RECEIPTS, receipt.correlation_id, receipt.model_dump_json().encode())
+    headers = [(PRODUCER_HEADER, producer.encode())] if producer else []
+    uow.enqueue(RECEIPTS, receipt.correlation_id, receipt.model_dump_json().encode(), headers)
+
+
+def _producer_of(decoded: Decoded[Any]) -> str | None:
+    """The producer an input names; None for anything else (an event's receipt)."""
+    item = decoded.item
+    return item[0].producer if isinstance(item, tuple) and item and isinstance(item[0], InputMessage) else None
 
 
 def accepted(uow: Outbox, decoded: Decoded[Any], service: str, status: str = "accepted") -> None:
@@ -126,6 +139,7 @@ def accepted(uow: Outbox, decoded: Decoded[Any], service: str, status: str = "ac
             status=status,
             event_ids=tuple(str(e.event_id) for e in uow.appended),
         ),
+        _producer_of(decoded),
     )
 
 
@@ -162,6 +176,6 @@ def rejected_receipt(service: str) -> Callable[[Outbox, "Decoded[Any] | None", s
                 status="rejected",
                 reason=reason,
             )
-            send_receipt(uow, receipt)
+            send_receipt(uow, receipt, _producer_of(decoded))
 
     return send

@@ -23,9 +23,22 @@ from pydantic.json_schema import models_json_schema
 from contracts.envelope import Envelope
 from contracts.inputs import INPUT_KINDS, InputMessage, Receipt, SequenceMarker
 from contracts.registry import EVENT_KINDS
-from contracts.topics import DEAD_LETTER, RECEIPTS, RELAY_CHECKPOINTS, SEQUENCE_HEADER, SEQUENCE_MARKERS, TOPICS
+from contracts.topics import (
+    BUYER_EVENTS,
+    COOPERATIVE_EVENTS,
+    DEAD_LETTER,
+    FILLS,
+    PARTY_TOPIC_KINDS,
+    PARTY_TOPIC_PARTITIONS,
+    PARTY_TOPIC_PREFIX,
+    RECEIPTS,
+    RELAY_CHECKPOINTS,
+    SEQUENCE_HEADER,
+    SEQUENCE_MARKERS,
+    TOPICS,
+)
 from events.access import PRINCIPALS, SCRAM_MECHANISM
-from events.consumer import Delivery, dead_letter_headers
+from events.consumer import PRODUCER_HEADER, Delivery, dead_letter_headers
 from events.settings import LOCAL_KAFKA_PORT
 
 SCHEMAS = "#/components/schemas/{model}"
@@ -152,6 +165,9 @@ def _other_messages() -> dict[str, Any]:
             "title": "Receipt",
             "summary": (Receipt.__doc__ or "").strip().splitlines()[0],
             "contentType": "application/json",
+            "headers": _headers(
+                {PRODUCER_HEADER: "the input's producer (`buyer:<buyer_id>`, ...), on the owning service's receipts"}
+            ),
             "payload": _ref(Receipt),
         },
         "sequenceMarker": {
@@ -217,7 +233,48 @@ def _channels() -> dict[str, Any]:
                 }
             },
         }
+    channels.update(_party_channels())
     return channels
+
+
+def _party_channels() -> dict[str, Any]:
+    """One channel per kind of party topic (services/feeds): a record copied byte for byte from its source topic."""
+    channels = {}
+    for kind in PARTY_TOPIC_KINDS:
+        source = BUYER_EVENTS if kind == "buyer" else COOPERATIVE_EVENTS
+        messages = [_event_message_id(m) for m, t in EVENT_KINDS if t in (FILLS, source)] + ["receipt"]
+        channels[_camel(f"party {kind}")] = {
+            "address": f"{PARTY_TOPIC_PREFIX}{kind}.{{token}}",
+            "title": f"{PARTY_TOPIC_PREFIX}{kind}.<token>",
+            "description": f"One {kind}'s own records, copied by the feeds service with a `farmlink.source` header "
+            f"(<topic>/<partition>/<offset>): its fills, its events on {source}, the receipts of its inputs. "
+            f"Only that {kind}'s principal `{kind}.<token>` reads it (isolation_level=read_committed).",
+            "parameters": {"token": {"description": "contracts.topics.party_token of the party id: slug, `-`, 16 hex digits"}},
+            "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in messages},
+            "bindings": {
+                "kafka": {
+                    "partitions": PARTY_TOPIC_PARTITIONS,
+                    "topicConfiguration": {"cleanup.policy": ["delete"], "retention.ms": -1},
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
+        }
+    return channels
+
+
+def _party_operations(channels: dict[str, Any]) -> dict[str, Any]:
+    operations = {}
+    for kind in PARTY_TOPIC_KINDS:
+        channel_id = _camel(f"party {kind}")
+        operations[_camel(f"{kind} party receive {channel_id}")] = {
+            "action": "receive",
+            "title": f"{kind}.<token> receives its own party topic",
+            "summary": f"a registered {kind}'s own principal: may read its own topic only",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "messages": [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in channels[channel_id]["messages"]],
+            "security": [{"$ref": "#/components/securitySchemes/scram"}],
+        }
+    return operations
 
 
 def _operations(channels: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +294,7 @@ def _operations(channels: dict[str, Any]) -> dict[str, Any]:
                     "messages": [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in channels[channel_id]["messages"]],
                     "security": [{"$ref": "#/components/securitySchemes/scram"}],
                 }
-    return operations
+    return operations | _party_operations(channels)
 
 
 def document() -> dict[str, Any]:

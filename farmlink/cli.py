@@ -18,6 +18,7 @@ from farmlink.demo_cli import DEMO_SCENARIO, demo
 from farmlink.gateway_cli import gateway, gateway_health, gateway_port, sign_app
 from farmlink.infra_cli import infra_app
 from farmlink.pairings_cli import pairings
+from farmlink.parties_cli import parties_app
 from farmlink.problems_cli import problems
 from farmlink.producer_cli import publish, simulate
 from farmlink.reads_cli import coverage, incomes, matches, offers
@@ -150,6 +151,7 @@ def _health_verdicts() -> dict[str, str]:
 
 app.add_typer(infra_app, name="infra")
 app.add_typer(rules_app, name="rules")
+app.add_typer(parties_app, name="parties")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(sign_app, name="sign")
 app.add_typer(audit_app, name="audit")

@@ -10,7 +10,7 @@ single-instance setup looks as it always did; the others are numbered (`matching
 
 Each instance serves Prometheus text on 127.0.0.1 (events/metrics.py) at `metrics_port`: FARMLINK_METRICS_PORT
 (default 18100; 0 turns it off) + 10 x the service's place in SERVICES + the instance number - 1, so cooperative
-18100, buyer 18110, market 18120, matching 18130 (matching.2: 18131), settlement 18140, pairing 18150.
+18100, buyer 18110, market 18120, matching 18130 (matching.2: 18131), settlement 18140, pairing 18150, feeds 18160.
 """
 
 import asyncio
@@ -29,7 +29,7 @@ from contracts.topics import RELAY_CHECKPOINTS, TOPICS
 from events.access import BY_NAME, service_principal
 from events.settings import settings
 
-SERVICES = ("cooperative", "buyer", "market", "matching", "settlement", "pairing")
+SERVICES = ("cooperative", "buyer", "market", "matching", "settlement", "pairing", "feeds")
 READY_TIMEOUT_S = 60.0
 HEARTBEAT_S = 2.0
 STOP_TIMEOUT_S = 20.0

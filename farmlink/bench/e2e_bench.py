@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, FILLS, RECEIPTS, TOPICS
-from events.access import BUYER, COOPERATIVE
+from events.access import AUDITOR, BUYER, COOPERATIVE
 from events.relay import idempotent_producer
 from events.settings import kafka_options, settings
 from farmlink.caughtup import wait_until_caught_up
@@ -114,8 +114,8 @@ class Watch:
             enable_auto_commit=False,
             fetch_max_wait_ms=10,
             isolation_level="read_committed",
-            **kafka_options(settings(), BUYER),
-        )  # buyers read receipts and fills
+            **kafka_options(settings(), AUDITOR),
+        )  # the auditor reads receipts and all the fills (a buyer principal reads only its own party topic)
         self.journaled: dict[str, float] = {}
         self.filled: dict[str, float] = {}
         self.task: asyncio.Task | None = None

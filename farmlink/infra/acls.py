@@ -5,8 +5,10 @@ step through confluent-kafka's AdminClient (aiokafka 0.14 has no ACL or SCRAM AP
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
+from contracts.topics import PARTY_TOPIC_KINDS
 from events import access
 from events.settings import Settings, kafka_options
 from farmlink.infra.kafka import _kafka_password
@@ -32,7 +34,13 @@ def _confluent_config(bootstrap: str, options: dict[str, Any]) -> dict[str, Any]
 
 
 def _acl_key(principal: str, resource_type: str, name: str, pattern: str, operation: str) -> tuple[str, ...]:
-    return (principal, resource_type.upper(), name, pattern.upper(), operation.upper())
+    kind = resource_type.upper()
+    return (principal, "CLUSTER" if kind == "BROKER" else kind, name, pattern.upper(), operation.upper())
+
+
+def confluent_resource_type(resource_type: str) -> str:
+    """confluent-kafka's name of a resource type of events.access (its CLUSTER is `BROKER`)."""
+    return "BROKER" if resource_type == "CLUSTER" else resource_type
 
 
 def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> tuple[int, int, int]:
@@ -71,7 +79,7 @@ def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> 
         }
         want = {
             _acl_key(a.kafka_principal, a.resource_type, a.resource_name, a.pattern_type, a.operation): AclBinding(
-                ResourceType[a.resource_type],
+                ResourceType[confluent_resource_type(a.resource_type)],
                 a.resource_name,
                 ResourcePatternType[a.pattern_type],
                 a.kafka_principal,
@@ -106,3 +114,44 @@ async def sync_access(s: Settings, layout: Layout | None) -> tuple[int, int, int
     passwords = {p: _kafka_password(layout, p) for p in access.ALL_PRINCIPALS if p != access.ADMIN} if layout is not None else {}
     config = _confluent_config(s.bootstrap, kafka_options(s, access.ADMIN))
     return await asyncio.to_thread(_sync_access_blocking, config, passwords)
+
+
+PARTY_PRINCIPAL = re.compile(r"^(?:%s)\.[a-z0-9-]+$" % "|".join(PARTY_TOPIC_KINDS))
+"""The names the feeds service's registrar gives party principals (contracts.topics.party_name)."""
+
+
+def _remove_party_access_blocking(config: dict[str, Any]) -> int:
+    """Delete every party principal's SCRAM user and ACLs; returns how many users."""
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, AdminClient, ResourcePatternType
+    from confluent_kafka.admin import ResourceType, ScramMechanism, UserScramCredentialDeletion
+
+    admin = AdminClient(config)
+    described = admin.describe_user_scram_credentials(request_timeout=_ACL_TIMEOUT_S).result()
+    users = sorted(name for name in described if PARTY_PRINCIPAL.match(name))
+    everything = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    theirs = [
+        AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type)
+        for b in admin.describe_acls(everything, request_timeout=_ACL_TIMEOUT_S).result()
+        if PARTY_PRINCIPAL.match(b.principal.removeprefix("User:"))
+    ]
+    if theirs:
+        for future in admin.delete_acls(theirs, request_timeout=_ACL_TIMEOUT_S).values():
+            future.result()
+    if users:
+        mechanism = ScramMechanism[access.SCRAM_MECHANISM.replace("-", "_")]
+        deletions = [UserScramCredentialDeletion(user, mechanism) for user in users]
+        for future in admin.alter_user_scram_credentials(deletions, request_timeout=_ACL_TIMEOUT_S).values():
+            future.result()
+    return len(users)
+
+
+async def remove_party_access(s: Settings) -> int:
+    """`farmlink infra reset`: the party principals (users and ACLs) and their unclaimed credentials go with the data
+    they were made from; the feeds service makes them again when it reads the registrations again."""
+    config = _confluent_config(s.bootstrap, kafka_options(s, access.ADMIN))
+    removed = await asyncio.to_thread(_remove_party_access_blocking, config)
+    for path in (s.home / "secrets" / "parties").glob("*.json"):
+        path.unlink(missing_ok=True)
+    return removed

@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from contracts.topics import TOPICS, Topic
+from contracts.topics import TOPICS, Topic, is_party_topic
 from events import access
 from events.settings import kafka_options, settings
 from farmlink.infra.commands import _tail
@@ -188,7 +188,10 @@ async def reset_topics(bootstrap: str, topics: Iterable[Topic] = TOPICS, *, time
     topics = list(topics)
     names = {t.name for t in topics}
     async with _admin(bootstrap) as admin:
-        present = sorted(names & set(await admin.list_topics()))
+        existing = set(await admin.list_topics())
+        if names >= {t.name for t in TOPICS}:  # a reset of everything takes the party topics (copies) along
+            names |= {name for name in existing if is_party_topic(name)}
+        present = sorted(names & existing)
         if present:
             response = await admin.delete_topics(present)
             _check_topic_errors(response.topic_error_codes, "Deleting topics", ignore=(UnknownTopicOrPartitionError,))

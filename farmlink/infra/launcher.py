@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 from contracts.topics import TOPICS
 from events import access
 from events.settings import Settings, settings
-from farmlink.infra.acls import sync_access
+from farmlink.infra.acls import remove_party_access, sync_access
 from farmlink.infra.commands import Progress, _log_progress, _run_sync
 from farmlink.infra.kafka import _ensure_kafka_process, _stop_kafka, kafka_pid, kafka_version, read_cluster_id
 from farmlink.infra.kafka_admin import _admin, _topic_problems, _wait_for_kafka, create_topics, describe_cluster, reset_topics
@@ -178,6 +178,7 @@ async def _reset_data(s: Settings, layout: Layout, say: Progress) -> None:
         raise InfraError(f"Kafka at {s.bootstrap} is not reachable ({exc}); run `farmlink infra up` first") from exc
     say(f"Deleting and re-creating {len(TOPICS)} topics on {s.bootstrap} ...")
     await reset_topics(s.bootstrap)
+    say(f"Removed {await remove_party_access(s)} party principals (the feeds service makes them again from the log).")
     try:
         conn = await (
             asyncpg.connect(s.dsn, timeout=10) if s.uses_external_database else _connect_superuser(layout, APP_DATABASE)

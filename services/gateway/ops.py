@@ -24,8 +24,8 @@ from confluent_kafka.admin import AdminClient
 
 log = logging.getLogger(__name__)
 
-SERVICE_SCHEMAS = ("cooperative", "buyer", "market", "matching", "settlement", "pairing")
-"""The five services' schemas (the gateway imports no service; these names are their schemas)."""
+SERVICE_SCHEMAS = ("cooperative", "buyer", "market", "matching", "settlement", "pairing", "feeds")
+"""The services' schemas (the gateway imports no service; these names are their schemas)."""
 
 
 @dataclass

@@ -9,6 +9,8 @@ and created again afterwards (as the e2e tests do before they run).
 
 import asyncio
 import logging
+import uuid
+from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -25,8 +27,11 @@ from events.access import (
     may_read,
     may_write,
 )
-from events.settings import kafka_options
+from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, FILLS, OFFERS, RECEIPTS, party_name, party_topic
+from events.settings import kafka_options, settings
 from farmlink import infra, processes
+from farmlink.parties_cli import PartyError, take_credentials
+from services.feeds.registrar import Registrar
 from tests.kafka_helpers import login
 
 pytestmark = pytest.mark.integration
@@ -92,7 +97,7 @@ async def _reads(bootstrap: str, principal: str, topic: str) -> bool:
 
 async def _commits(bootstrap: str, principal: str, group: str) -> bool:
     """Whether `principal` may commit an offset in `group` (on a topic it may read, so only the group decides)."""
-    partition = TopicPartition(BY_NAME[principal].read[0], 0)
+    partition = TopicPartition((BY_NAME[principal].read or ALL_TOPICS)[0], 0)  # the registrar reads nothing
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group,
@@ -191,6 +196,153 @@ async def test_a_wrong_password_is_refused_as_an_authentication_failure(secured,
 async def test_a_user_that_does_not_exist_is_refused(secured):
     options = kafka_options(secured, "buyer") | {"sasl_plain_username": "mallory"}
     producer = AIOKafkaProducer(bootstrap_servers=secured.bootstrap, request_timeout_ms=5000, **options)
+    with pytest.raises(KafkaConnectionError):
+        await producer.start()
+    await producer.stop()
+
+
+# -- per-party topics (issue 12 part 2): each buyer and cooperative reads only its own ---------------------
+
+
+@dataclass(frozen=True)
+class Party:
+    kind: str
+    party_id: str
+    login: dict
+
+    @property
+    def topic(self) -> str:
+        return party_topic(self.kind, self.party_id)
+
+
+@pytest.fixture(scope="module")
+async def parties(secured):
+    """Buyers A and B and cooperatives A and B registered by the feeds service's registrar (as party-registrar),
+    their credentials taken once as `farmlink parties credentials` does, a probe on each one's topic."""
+    registrar = Registrar(settings())
+    run = uuid.uuid4().hex[:8]
+    made = {}
+    for kind, who in (("buyer", "A"), ("buyer", "B"), ("cooperative", "A"), ("cooperative", "B")):
+        party_id = f"acl-{kind}-{who}-{run}"
+        assert await asyncio.to_thread(registrar.register, kind, party_id), "a new party gets a new user"
+        credentials = take_credentials(kind, party_id)
+        login_options = {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": credentials["mechanism"],
+            "sasl_plain_username": credentials["principal"],
+            "sasl_plain_password": credentials["password"],
+        }
+        made[(kind, who)] = Party(kind, party_id, login_options)
+    producer = AIOKafkaProducer(bootstrap_servers=secured.bootstrap, **login(ADMIN))
+    await producer.start()
+    try:
+        await asyncio.gather(*(producer.send_and_wait(p.topic, PROBE, key=PROBE_KEY) for p in made.values()))
+    finally:
+        await producer.stop()
+    yield made
+    for party in made.values():
+        await asyncio.to_thread(registrar.revoke, party.kind, party.party_id)
+
+
+async def _party_reads(bootstrap: str, party: Party, topic: str) -> bool:
+    """True when the party's principal subscribes to `topic` and gets a record of it; False when the broker
+    answers TopicAuthorizationFailed (aiokafka raises it from start(), waiting for the topic's metadata)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        request_timeout_ms=int(TIMEOUT_S * 1000),
+        **party.login,
+    )
+    try:
+        await consumer.start()
+        records = await asyncio.wait_for(consumer.getone(), TIMEOUT_S)
+        return records.topic == topic
+    except TopicAuthorizationFailedError:
+        return False
+    finally:
+        await consumer.stop()
+
+
+async def test_a_buyer_reads_its_own_topic_and_is_refused_on_another_buyers_and_on_all_the_fills(secured, parties):
+    a, b = parties[("buyer", "A")], parties[("buyer", "B")]
+    assert await _party_reads(secured.bootstrap, a, a.topic)
+    assert not await _party_reads(secured.bootstrap, a, b.topic)
+    assert not await _party_reads(secured.bootstrap, a, FILLS)
+    assert not await _party_reads(secured.bootstrap, a, parties[("cooperative", "A")].topic)
+
+
+async def test_a_cooperative_cannot_read_another_cooperatives_topic_nor_all_the_receipts(secured, parties):
+    a, b = parties[("cooperative", "A")], parties[("cooperative", "B")]
+    assert await _party_reads(secured.bootstrap, a, a.topic)
+    assert not await _party_reads(secured.bootstrap, a, b.topic)
+    assert not await _party_reads(secured.bootstrap, a, RECEIPTS)
+
+
+async def test_offers_stay_readable_by_a_buyer_and_the_shared_buyer_principal_reads_no_fills(secured, parties):
+    assert await _party_reads(secured.bootstrap, parties[("buyer", "B")], OFFERS)
+    assert await _reads(secured.bootstrap, "buyer", OFFERS)
+    assert not await _reads(secured.bootstrap, "buyer", FILLS)
+
+
+async def test_a_party_writes_its_kinds_input_topic_and_not_even_its_own_party_topic(secured, parties):
+    buyer, cooperative = parties[("buyer", "A")], parties[("cooperative", "A")]
+
+    async def writes(party: Party, topic: str) -> bool:
+        producer = AIOKafkaProducer(bootstrap_servers=secured.bootstrap, request_timeout_ms=int(TIMEOUT_S * 1000), **party.login)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, PROBE, key=PROBE_KEY, partition=0)
+            return True
+        except TopicAuthorizationFailedError:
+            return False
+        finally:
+            await producer.stop()
+
+    assert await writes(buyer, BUYER_INPUT) and await writes(cooperative, COOPERATIVE_INPUT)
+    assert not await writes(buyer, COOPERATIVE_INPUT)
+    assert not await writes(buyer, buyer.topic), "only the feeds service writes party topics"
+
+
+async def test_a_party_commits_offsets_only_in_consumer_groups_under_its_own_prefix(secured, parties):
+    a, b = parties[("buyer", "A")], parties[("buyer", "B")]
+
+    async def commits(party: Party, group: str) -> bool:
+        consumer = AIOKafkaConsumer(bootstrap_servers=secured.bootstrap, group_id=group, enable_auto_commit=False, **party.login)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(party.topic, 0)])
+            await consumer.commit({TopicPartition(party.topic, 0): 0})
+            return True
+        except GroupAuthorizationFailedError:
+            return False
+        finally:
+            await consumer.stop()
+
+    assert await commits(a, f"{party_name('buyer', a.party_id)}.fills")
+    assert not await commits(a, f"{party_name('buyer', b.party_id)}.fills")
+    assert not await commits(a, "farmlink.matching")
+
+
+async def test_credentials_are_handed_out_once_and_a_revoked_party_can_no_longer_log_in(secured, parties):
+    registrar = Registrar(settings())
+    party_id = f"acl-revoked-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(registrar.register, "buyer", party_id)
+    credentials = take_credentials("buyer", party_id)
+    with pytest.raises(PartyError, match="handed out already"):
+        take_credentials("buyer", party_id)
+    assert not await asyncio.to_thread(registrar.register, "buyer", party_id), "registering again keeps the user"
+    revoked = Party(
+        "buyer",
+        party_id,
+        parties[("buyer", "A")].login
+        | {"sasl_plain_username": credentials["principal"], "sasl_plain_password": credentials["password"]},
+    )
+    assert await _party_reads(secured.bootstrap, revoked, OFFERS), "before revocation it logs in and reads"
+    await asyncio.to_thread(registrar.revoke, "buyer", party_id)
+    producer = AIOKafkaProducer(bootstrap_servers=secured.bootstrap, request_timeout_ms=5000, **revoked.login)
     with pytest.raises(KafkaConnectionError):
         await producer.start()
     await producer.stop()

@@ -11,7 +11,7 @@ import yaml
 
 from contracts.inputs import INPUT_KINDS
 from contracts.registry import EVENT_KINDS
-from contracts.topics import TOPICS
+from contracts.topics import PARTY_TOPIC_KINDS, PARTY_TOPIC_PREFIX, TOPICS
 from events.access import PRINCIPALS
 from farmlink.asyncapi import document, render
 
@@ -66,13 +66,16 @@ def test_every_reference_in_the_document_resolves():
 
 def test_every_topic_input_event_and_principal_is_in_the_document():
     doc = document()
-    assert {c["address"] for c in doc["channels"].values()} == {t.name for t in TOPICS}
+    party_channels = {f"{PARTY_TOPIC_PREFIX}{kind}.{{token}}" for kind in PARTY_TOPIC_KINDS}
+    assert {c["address"] for c in doc["channels"].values()} == {t.name for t in TOPICS} | party_channels
     names = {m["name"] for m in doc["components"]["messages"].values()}
     assert {k.type for k in INPUT_KINDS} <= names
     assert {m.event_type for m, _ in EVENT_KINDS} <= names
-    granted = {(p.name, "send", t) for p in PRINCIPALS for t in p.write} | {
-        (p.name, "receive", t) for p in PRINCIPALS for t in p.read
-    }
+    granted = (
+        {(p.name, "send", t) for p in PRINCIPALS for t in p.write}
+        | {(p.name, "receive", t) for p in PRINCIPALS for t in p.read}
+        | {(f"{kind}.<token>", "receive", f"{PARTY_TOPIC_PREFIX}{kind}.{{token}}") for kind in PARTY_TOPIC_KINDS}
+    )
     documented = {
         (o["title"].split(" ")[0], o["action"], resolve(doc, o["channel"]["$ref"])["address"]) for o in doc["operations"].values()
     }

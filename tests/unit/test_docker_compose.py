@@ -34,6 +34,7 @@ from events.settings import (
     Settings,
 )
 from farmlink import health, infra, processes
+from services.feeds.registrar import REGISTRAR_PASSWORD_ENV, REGISTRAR_USERNAME_ENV
 
 pytestmark = pytest.mark.unit
 
@@ -121,7 +122,8 @@ def test_env_names_are_the_ones_settings_reads():
 def test_app_services_set_exactly_the_settings_env(services, name):
     env = _env(services[name])
     roles = {role_env(n) for n in (*APP_SERVICES, AUDITOR)} if name == "topics" else {role_env(name)}
-    assert set(env) == SETTINGS_ENV | roles  # the topics job creates every role; a service connects as its own
+    registrar = {REGISTRAR_USERNAME_ENV, REGISTRAR_PASSWORD_ENV} if name == "feeds" else set()  # its admin login
+    assert set(env) == SETTINGS_ENV | roles | registrar  # the topics job creates every role; a service connects as its own
     for variable in roles:
         role = urlsplit(env[variable])
         assert role.username == role_name(variable.removeprefix("DATABASE_URL_").lower())

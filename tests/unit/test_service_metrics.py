@@ -61,14 +61,14 @@ def event_loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
 
 def test_each_service_has_its_ten_ports_from_the_base_in_the_order_of_services(monkeypatch):
     monkeypatch.delenv(processes.METRICS_PORT_ENV, raising=False)
-    assert [processes.metrics_port(s) for s in processes.SERVICES] == [18100, 18110, 18120, 18130, 18140, 18150]
+    assert [processes.metrics_port(s) for s in processes.SERVICES] == [18100, 18110, 18120, 18130, 18140, 18150, 18160]
     assert processes.metrics_port("matching", 2) == 18131
     assert processes.metrics_port("settlement", 10) == 18149
 
 
 def test_no_metrics_port_is_the_gateways_or_another_instances():
     ports = [processes.metrics_port(s, i, base=18100) for s in processes.SERVICES for i in range(1, 11)]
-    assert len(set(ports)) == len(ports) == 60
+    assert len(set(ports)) == len(ports) == 10 * len(processes.SERVICES)
     assert 18080 not in ports
 
 
