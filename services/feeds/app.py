@@ -88,17 +88,29 @@ def parties_of(delivery: Delivery, message: Contract) -> list[tuple[str, str]]:
     return [(kind, party_id)] if party_id else []
 
 
+def proves_its_parties(message: Contract) -> bool:
+    """Whether a record shows its parties exist: every event and fill does (a service recorded it), and so does an
+    accepted receipt (its service checked the input's signature against the party's key, or registered it); a
+    rejected receipt does not (its producer header names whatever the input claimed, so it may name no party)."""
+    return not (isinstance(message, Receipt) and message.status == "rejected")
+
+
 def forward(uow: BatchUnitOfWork, decoded: Decoded[Any]) -> None:
-    """Stage a copy of the record for each of its parties' topics."""
+    """Stage a copy of the record for each of its parties' topics. A rejected receipt goes only to a party topic
+    that exists already, so an input that claims an unknown party makes no topic."""
     delivery, message = decoded.item
     source = f"{delivery.topic}/{delivery.partition}/{delivery.offset}".encode()
     headers = [*delivery.headers, (SOURCE_HEADER, source)]
+    proven = proves_its_parties(message)
     for kind, party_id in parties_of(delivery, message):
-        uow.enqueue(party_topic(kind, party_id), delivery.key, delivery.value, headers)
+        topic = party_topic(kind, party_id)
+        if proven or registrar.exists(topic):
+            uow.enqueue(topic, delivery.key, delivery.value, headers)
 
 
 def access_changes(deliveries: Sequence[Delivery]) -> tuple[set[str], list[tuple[str, str, str]]]:
-    """What a batch needs from the registrar: the party topics it writes to, and in record order each
+    """What a batch needs from the registrar: the party topics its records that prove their parties exist write to
+    (`proves_its_parties`), and in record order each
     ("register" | "revoke", kind, party id). Records that do not decode are left to the consumer (dead letters)."""
     topics: set[str] = set()
     changes: list[tuple[str, str, str]] = []
@@ -108,7 +120,8 @@ def access_changes(deliveries: Sequence[Delivery]) -> tuple[set[str], list[tuple
         except Exception:  # noqa: BLE001 - the consumer dead-letters it with the reason
             continue
         parties = parties_of(delivery, message)
-        topics |= {party_topic(kind, party_id) for kind, party_id in parties}
+        if proves_its_parties(message):
+            topics |= {party_topic(kind, party_id) for kind, party_id in parties}
         if isinstance(message, REGISTERED + REVOKED) and parties:
             changes.append(("register" if isinstance(message, REGISTERED) else "revoke", *parties[0]))
     return topics, changes

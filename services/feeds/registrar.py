@@ -28,7 +28,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from contracts.topics import PARTY_TOPIC_PARTITIONS, party_name, party_topic
+from contracts.topics import PARTY_TOPIC_PARTITIONS, is_party_topic, party_name, party_topic
 from events.access import PARTY_REGISTRAR, SCRAM_MECHANISM, AclBinding, party_acl_bindings, party_credentials_file
 from events.settings import Settings, kafka_options
 
@@ -99,6 +99,7 @@ class Registrar:
         self.config = config
         self._admin = admin
         self.known_topics: set[str] = set()
+        self._listed = False
 
     @property
     def admin(self) -> Any:
@@ -108,11 +109,24 @@ class Registrar:
             self._admin = AdminClient(confluent_config(self.config, PARTY_REGISTRAR))
         return self._admin
 
+    def _list_once(self) -> None:
+        """The party topics the broker has already (made before this process started), once."""
+        if not self._listed:
+            listed = self.admin.list_topics(timeout=TIMEOUT_S).topics
+            self.known_topics.update(name for name in listed if is_party_topic(name))
+            self._listed = True
+
+    def exists(self, topic: str) -> bool:
+        """Whether a party topic exists (made by this registrar, or found on the broker when it first looked)."""
+        self._list_once()
+        return topic in self.known_topics
+
     def ensure_topics(self, topics: set[str]) -> list[str]:
         """Create the party topics not known to exist; returns those created now."""
         from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import NewTopic
 
+        self._list_once()
         wanted = sorted(topics - self.known_topics)
         if not wanted:
             return []

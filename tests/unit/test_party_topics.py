@@ -143,3 +143,28 @@ def test_a_batch_asks_the_registrar_for_its_topics_and_registrations_in_record_o
     )
     assert topics == {party_topic("buyer", "b")}
     assert changes == [("register", "buyer", "b"), ("revoke", "buyer", "b")]
+
+
+def test_a_rejected_receipt_naming_an_unknown_party_makes_no_topic_and_is_copied_only_where_the_party_has_one(monkeypatch):
+    from contracts.inputs import Receipt
+    from events.consumer import Decoded
+    from events.unit import MemoryUnitOfWork
+    from services.feeds import app as feeds
+
+    rejected = Receipt(correlation_id="c", message_id="m", service="buyer", status="rejected", reason="bad signature")
+    accepted = Receipt(correlation_id="c", message_id="n", service="buyer", status="accepted")
+
+    def receipt(model: Receipt, producer: bytes) -> Delivery:
+        return _delivery("farmlink.receipts", model.model_dump_json().encode(), [(PRODUCER_HEADER, producer)])
+
+    forged = receipt(rejected, b"buyer:nobody-registered-this")
+    topics, _ = access_changes([forged, receipt(accepted, b"buyer:known")])
+    assert topics == {party_topic("buyer", "known")}, "only the accepted receipt proves its party"
+
+    monkeypatch.setattr(feeds.registrar, "known_topics", {party_topic("buyer", "known")})
+    monkeypatch.setattr(feeds.registrar, "_listed", True)
+    uow = MemoryUnitOfWork("feeds", "service:feeds", lambda envelope: None)
+    for delivery, model in ((forged, rejected), (receipt(rejected, b"buyer:known"), rejected)):
+        feeds.forward(uow, Decoded((delivery, model), message_id=model.message_id, correlation_id="c"))
+        uow.keep()
+    assert [topic for topic, *_ in uow.messages] == [party_topic("buyer", "known")]
