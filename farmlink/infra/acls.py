@@ -43,52 +43,61 @@ def confluent_resource_type(resource_type: str) -> str:
     return "BROKER" if resource_type == "CLUSTER" else resource_type
 
 
+def _upsert_users(admin: Any, passwords: dict[str, str]) -> None:
+    """SCRAM-SHA-512 credentials for the users given (created, or their password set)."""
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    if passwords:
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+        upserts = [UserScramCredentialUpsertion(user, info, password.encode()) for user, password in passwords.items()]
+        for future in admin.alter_user_scram_credentials(upserts, request_timeout=_ACL_TIMEOUT_S).values():
+            future.result()
+
+
+def _acls_we_have(admin: Any) -> dict[tuple[str, ...], Any]:
+    """The ALLOW bindings the broker holds for events/access.py's principals, by key."""
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+    everything = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    ours = {f"User:{name}" for name in access.BY_NAME}
+    return {
+        _acl_key(b.principal, b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name): b
+        for b in admin.describe_acls(everything, request_timeout=_ACL_TIMEOUT_S).result()
+        if b.principal in ours and b.permission_type == AclPermissionType.ALLOW and b.host == "*"
+    }
+
+
+def _acls_we_want() -> dict[tuple[str, ...], Any]:
+    """The matrix of events/access.py as confluent-kafka bindings, by key."""
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+    return {
+        _acl_key(a.kafka_principal, a.resource_type, a.resource_name, a.pattern_type, a.operation): AclBinding(
+            ResourceType[confluent_resource_type(a.resource_type)],
+            a.resource_name,
+            ResourcePatternType[a.pattern_type],
+            a.kafka_principal,
+            "*",
+            AclOperation[a.operation],
+            AclPermissionType.ALLOW,
+        )
+        for a in access.acl_bindings()
+    }
+
+
 def _sync_access_blocking(config: dict[str, Any], passwords: dict[str, str]) -> tuple[int, int, int]:
     """Upsert the SCRAM users given, then make the ACLs of events/access.py's principals exactly the
     matrix (missing ones created, others of theirs deleted). Returns (users, created, deleted)."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import (
-        AclBinding,
-        AclBindingFilter,
-        AclOperation,
-        AclPermissionType,
-        AdminClient,
-        ResourcePatternType,
-        ResourceType,
-        ScramCredentialInfo,
-        ScramMechanism,
-        UserScramCredentialUpsertion,
-    )
+    from confluent_kafka.admin import AclBindingFilter, AdminClient
 
     admin = AdminClient(config)
     where = f"Kafka at {config['bootstrap.servers']} as {config.get('sasl.username', 'an anonymous client')}"
     try:
-        if passwords:
-            info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
-            upserts = [UserScramCredentialUpsertion(user, info, password.encode()) for user, password in passwords.items()]
-            for future in admin.alter_user_scram_credentials(upserts, request_timeout=_ACL_TIMEOUT_S).values():
-                future.result()
-        everything = AclBindingFilter(
-            ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
-        )
-        ours = {f"User:{name}" for name in access.BY_NAME}
-        have = {
-            _acl_key(b.principal, b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name): b
-            for b in admin.describe_acls(everything, request_timeout=_ACL_TIMEOUT_S).result()
-            if b.principal in ours and b.permission_type == AclPermissionType.ALLOW and b.host == "*"
-        }
-        want = {
-            _acl_key(a.kafka_principal, a.resource_type, a.resource_name, a.pattern_type, a.operation): AclBinding(
-                ResourceType[confluent_resource_type(a.resource_type)],
-                a.resource_name,
-                ResourcePatternType[a.pattern_type],
-                a.kafka_principal,
-                "*",
-                AclOperation[a.operation],
-                AclPermissionType.ALLOW,
-            )
-            for a in access.acl_bindings()
-        }
+        _upsert_users(admin, passwords)
+        have, want = _acls_we_have(admin), _acls_we_want()
         missing = [binding for key, binding in want.items() if key not in have]
         extra = [binding for key, binding in have.items() if key not in want]
         if missing:
