@@ -6,7 +6,7 @@ published schema keeps.
 committed file is published: buyers' and auditors' validators, producers and the services read
 by it. Each published schema has a declared compatibility mode (`declared_mode`, Schema
 Registry's BACKWARD, FORWARD or FULL, checked by contracts/compatibility/) that the current
-model of the same file must keep; tests/unit/test_schemas.py fails CI when it does not, and
+model of the same file must keep; tests/unit/test_schema_files.py fails CI when it does not, and
 `export` refuses to overwrite a published schema with one that breaks its mode.
 """
 

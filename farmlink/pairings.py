@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from contracts.coverage import paid_by_household, registered_poor_sql, with_income_sql
 from farmlink.reports import _schema_exists
 
 
@@ -40,13 +41,13 @@ async def pairing_rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     area: dict[str, asyncpg.Record] = {}
     if await _schema_exists(conn, "settlement"):
         rows = await conn.fetch(f"""
-            WITH paid AS (SELECT household_id, sum(paid_fen)::bigint AS fen FROM settlement.incomes GROUP BY household_id),
+            WITH paid AS ({paid_by_household("settlement")}),
                  fills AS (SELECT cooperative_id, count(*) AS fills, sum(revenue_fen)::bigint AS revenue FROM settlement.fills
                            GROUP BY cooperative_id)
             SELECT p.pairing_id,
                    count(h.household_id) AS households,
-                   count(h.household_id) FILTER (WHERE h.registered_poor) AS registered_poor,
-                   count(h.household_id) FILTER (WHERE h.registered_poor AND coalesce(paid.fen, 0) > 0) AS registered_poor_with_income,
+                   {registered_poor_sql()} AS registered_poor,
+                   {with_income_sql()} AS registered_poor_with_income,
                    coalesce(sum(paid.fen), 0)::bigint AS household_income_fen,
                    (SELECT coalesce(sum(f.fills), 0) FROM fills f WHERE f.cooperative_id IN (
                         SELECT DISTINCT h2.cooperative_id FROM settlement.households h2

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from contracts.coverage import county_coverage, village_coverage_sql
 from matcher.output import quantity_text
 
 FILL_FIELDS = (
@@ -79,23 +80,7 @@ async def coverage(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
     """Registered-poor households with and without industry income, per village and county; plans beside actuals."""
     if not await _schema_exists(conn, "settlement"):
         return {"villages": [], "counties": [], "plans": []}
-    villages = await conn.fetch(
-        """WITH paid AS (SELECT household_id, sum(paid_fen) AS fen FROM settlement.incomes GROUP BY household_id)
-           SELECT h.county, h.township, h.village,
-                  count(*) FILTER (WHERE h.registered_poor) AS registered_poor,
-                  count(*) FILTER (WHERE h.registered_poor AND coalesce(p.fen, 0) > 0) AS with_income,
-                  count(*) FILTER (WHERE h.registered_poor AND coalesce(p.fen, 0) = 0) AS without_income,
-                  coalesce(sum(p.fen), 0)::bigint AS paid_fen
-           FROM settlement.households h LEFT JOIN paid p USING (household_id)
-           GROUP BY h.county, h.township, h.village ORDER BY h.county, h.township, h.village"""
-    )
-    counties: dict[str, dict[str, Any]] = {}
-    for row in villages:
-        county = counties.setdefault(
-            row["county"], {"county": row["county"], "registered_poor": 0, "with_income": 0, "without_income": 0, "paid_fen": 0}
-        )
-        for name in ("registered_poor", "with_income", "without_income", "paid_fen"):
-            county[name] += row[name]
+    villages = await conn.fetch(village_coverage_sql("settlement"))
     plans = await conn.fetch(
         """WITH planted AS (
                SELECT county, township, product, sum(area_mu) AS area_mu FROM settlement.plantings GROUP BY 1, 2, 3),
@@ -113,7 +98,7 @@ async def coverage(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
     )
     return {
         "villages": [dict(row) for row in villages],
-        "counties": list(counties.values()),
+        "counties": county_coverage(villages),
         "plans": [
             {
                 **dict(row),

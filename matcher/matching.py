@@ -118,13 +118,13 @@ class Matching(Shelving):
         return outcomes
 
     def _quote_order(self, state: OrderState, lot: Lot) -> Quote | None:
-        """The order's offer for this lot (§P1), or None if the lot is not eligible for it (§E)."""
+        """The order's quote for this lot (§P1), or None if the lot is not eligible for it (§E)."""
         if state.cancelled or state.left <= 0 or not self._rules.order_takes(lot, state.order):
             return None
         return Quote(state, "order", self._rules.order_price(state.order.limit_price_fen), state.left)
 
     def _quote_commitment(self, state: CommitmentState, lot: Lot) -> Quote | None:
-        """The commitment's offer for this lot, or None if the lot is not eligible for it."""
+        """The commitment's quote for this lot, or None if the lot is not eligible for it."""
         price = self._price_commitment(state, lot)
         return None if price is None else self._quote_commitment_price(price, lot)
 
@@ -144,7 +144,7 @@ class Matching(Shelving):
         return _new_tuple(CommitmentPrice, (rank, state, price))
 
     def _quote_commitment_price(self, priced: CommitmentPrice, lot: Lot) -> Quote | None:
-        """The commitment's offer at that price, with how much of the lot it may take: what is left under
+        """The commitment's quote at that price, with how much of the lot it may take: what is left under
         its cap and under the per-mu limit of the lot's cooperative (§U1); None if that leaves no room.
         Settled only for commitments a lot reaches: nothing it depends on changes while the lot goes
         to better outlets."""

@@ -5,6 +5,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from contracts.coverage import Household, county_coverage, village_coverage
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
 from matcher.journal import JOURNALED_TYPES
 from matcher.versions import ADOPTION_TYPE
@@ -91,32 +92,10 @@ def coverage(log: AuditLog) -> dict[str, list[dict[str, Any]]]:
         paid[row["household_id"]] += row["paid_fen"]
         if "county" in row:
             by_product[(row["county"], row["township"], row["product"])][row["household_id"]] += row["paid_fen"]
-    villages: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for h in households.values():
-        key = (h["county"], h["township"], h["village"])
-        v = villages.setdefault(
-            key,
-            {
-                "county": key[0],
-                "township": key[1],
-                "village": key[2],
-                "registered_poor": 0,
-                "with_income": 0,
-                "without_income": 0,
-                "paid_fen": 0,
-            },
-        )
-        v["paid_fen"] += paid.get(h["household_id"], 0)
-        if h["registered_poor"]:
-            v["registered_poor"] += 1
-            v["with_income" if paid.get(h["household_id"], 0) > 0 else "without_income"] += 1
-    counties: dict[str, dict[str, Any]] = {}
-    for v in villages.values():
-        c = counties.setdefault(
-            v["county"], {"county": v["county"], "registered_poor": 0, "with_income": 0, "without_income": 0, "paid_fen": 0}
-        )
-        for name in ("registered_poor", "with_income", "without_income", "paid_fen"):
-            c[name] += v[name]
+    villages = village_coverage(
+        Household(h["county"], h["township"], h["village"], h["registered_poor"], paid.get(h["household_id"], 0))
+        for h in households.values()
+    )
     planted: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     for record in _of_type(log, "cooperative", "PlantingRecorded"):
         p = record.payload
@@ -140,8 +119,8 @@ def coverage(log: AuditLog) -> dict[str, list[dict[str, Any]]]:
             }
         )
     return {
-        "villages": [villages[k] for k in sorted(villages)],
-        "counties": [counties[k] for k in sorted(counties)],
+        "villages": villages,
+        "counties": county_coverage(villages),
         "plans": plans,
     }
 

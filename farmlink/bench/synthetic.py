@@ -29,14 +29,12 @@ from matcher.money import split_largest_remainder
 from services.matching.outcomes import journal_entry, outcome_event
 
 from farmlink.bench.synthetic_log import SyntheticLog
+from farmlink.places import COUNTIES, MARKETS, PRODUCTS
 
-PRODUCTS = ("chili", "oil_tea_fruit", "sorghum", "tea_leaf", "black_fungus", "sweet_potato")
-COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Gongzhou", "Quanba"), "Yuping": ("Tianping", "Zhujiachang")}
 SEASON_START = date(2020, 3, 1)
 BUYERS = tuple(f"buyer-{n}" for n in range(1, 51)) + tuple(f"yuping-{n}" for n in range(1, 6))
 
 INPUT_OF = {kind.records: kind.type for kind in INPUT_KINDS}
-MARKETS = ("Tongren", "Zunyi")
 
 
 def input_payload(input_type: str, event: dict) -> dict:

@@ -12,15 +12,12 @@ from decimal import Decimal
 from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC
 from contracts.parties import DEFAULT_DESK
 from farmlink.keyring import Keyring
+from farmlink.places import COUNTIES, MARKETS, PRODUCTS
 from farmlink.publisher import input_message, key_of
 
 
-PRODUCTS = ("chili", "oil_tea_fruit", "sweet_potato", "black_fungus", "tea_leaf", "sorghum")
-COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Shaba"), "Yuping": ("Tianping",)}
 BUYERS = ("tongren-mart", "zunyi-canteen", "guiyang-foods")
 FLOOR_BUYER = "yuping-buyer"
-MARKETS = ("Tongren", "Zunyi")
-"""The markets whose price feeds report prices in a run."""
 INPUT_SERVICES = ("cooperative", "buyer", "market", "settlement")
 
 

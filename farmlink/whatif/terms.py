@@ -173,10 +173,10 @@ def _changed_values(commitment_id: str, fact: Mapping[str, Any], terms: Mapping[
     candidate = {name: fact[name] for name in CommitmentOffer.model_fields if name in fact}
     candidate |= {field: term.value for field, term in terms.items()}
     try:
-        offer = CommitmentOffer.model_validate(candidate)
+        commitment = CommitmentOffer.model_validate(candidate)
     except ValidationError as error:
         raise ChangeError(_explain(error, terms, commitment_id, fact)) from None
-    dumped = offer.model_dump(mode="json")
+    dumped = commitment.model_dump(mode="json")
     return {field: dumped[field] for field in terms}
 
 

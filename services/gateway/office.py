@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from contracts.coverage import paid_by_household, registered_poor_sql, village_coverage_sql, with_income_sql
 from events.settings import Settings, local_secret
 from services.gateway.projection import fill_row_json, plain
 
@@ -137,15 +138,7 @@ async def recent_fills(db: asyncpg.Pool | asyncpg.Connection, limit: int = RECEN
     return [fill_row_json(row) for row in rows]
 
 
-VILLAGES = """
-WITH paid AS (SELECT household_id, sum(paid_fen) AS fen FROM gateway.incomes GROUP BY household_id)
-SELECT h.county, h.township, h.village, count(*) AS households,
-       count(*) FILTER (WHERE h.registered_poor) AS registered_poor,
-       count(*) FILTER (WHERE h.registered_poor AND coalesce(p.fen, 0) > 0) AS with_income,
-       count(*) FILTER (WHERE h.registered_poor AND coalesce(p.fen, 0) = 0) AS without_income,
-       coalesce(sum(p.fen), 0)::bigint AS paid_fen
-FROM gateway.households h LEFT JOIN paid p USING (household_id)
-GROUP BY h.county, h.township, h.village ORDER BY h.county, h.township, h.village"""
+VILLAGES = village_coverage_sql("gateway", with_households=True)
 
 PLANS = """
 WITH planted AS (SELECT county, township, product, sum(area_mu) AS area_mu FROM gateway.plantings GROUP BY 1, 2, 3),
@@ -158,13 +151,13 @@ FROM gateway.plans p LEFT JOIN planted pl USING (county, township, product) LEFT
 ORDER BY p.county, p.township, p.product"""
 
 
-PAIRINGS = """
-WITH paid AS (SELECT household_id, sum(paid_fen) AS fen FROM gateway.incomes GROUP BY household_id),
+PAIRINGS = f"""
+WITH paid AS ({paid_by_household("gateway")}),
      support AS (SELECT pairing_id, coalesce(sum(value_fen), 0)::bigint AS fen, count(*) AS deliveries FROM gateway.support GROUP BY 1)
 SELECT p.pairing_id, p.kind, p.helper, p.helped, p.helped_township, p.team,
        coalesce(s.fen, 0)::bigint AS support_fen, coalesce(s.deliveries, 0) AS deliveries,
-       count(h.household_id) FILTER (WHERE h.registered_poor) AS registered_poor,
-       count(h.household_id) FILTER (WHERE h.registered_poor AND coalesce(paid.fen, 0) > 0) AS with_income,
+       {registered_poor_sql()} AS registered_poor,
+       {with_income_sql()} AS with_income,
        coalesce(sum(paid.fen), 0)::bigint AS paid_fen
 FROM gateway.pairings p LEFT JOIN support s USING (pairing_id)
 LEFT JOIN gateway.households h ON (p.helped_kind = 'village' AND h.village = p.helped AND h.township = p.helped_township)

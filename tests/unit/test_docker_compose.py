@@ -13,14 +13,11 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from events.access import ADMIN, ALL_PRINCIPALS, SCRAM_MECHANISM, service_principal
 from events.settings import (
@@ -35,15 +32,11 @@ from events.settings import (
 )
 from farmlink import health, infra, processes
 from services.feeds.registrar import REGISTRAR_PASSWORD_ENV, REGISTRAR_USERNAME_ENV
+from tests.unit.deployment_files import COMPOSE_FILE, ROOT
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-DOCKERIGNORE = ROOT / ".dockerignore"
-FULL_LOCK = ROOT / "requirements.lock"
-RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
+
 APP_SERVICES = processes.SERVICES  # every farmlink service runs in a container of its own
 # The environment variables events/settings.py reads (pydantic-settings: field name, upper-cased).
 SETTINGS_ENV = {
@@ -273,192 +266,3 @@ def test_the_healthcheck_fails_while_the_relay_is_failing(services, tmp_path, mo
 
 
 # -- the image ---------------------------------------------------------------------------------------
-
-
-def _dockerfile() -> list[tuple[str, str]]:
-    """(instruction, arguments) of each Dockerfile instruction, continuation lines joined."""
-    text = re.sub(
-        r"\\\n", " ", "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#"))
-    )
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in text.splitlines() if line.strip()]
-
-
-def _dockerfile_env() -> dict[str, str]:
-    env = {}
-    for instruction, args in _dockerfile():
-        if instruction == "ENV":
-            env |= dict(re.findall(r"(\w+)=(\S+)", args))
-    return env
-
-
-def test_the_image_has_a_farmlink_home_its_user_owns():
-    """`farmlink serve` writes its ready and heartbeat files under FARMLINK_HOME/run: the default (.farmlink in
-    the working directory /app, owned by root) is not writable by the user the services run as."""
-    home = _dockerfile_env()["FARMLINK_HOME"]
-    assert home.startswith("/")
-    instructions = _dockerfile()
-    [user] = [args for instruction, args in instructions if instruction == "USER"]
-    runs = " && ".join(args for instruction, args in instructions if instruction == "RUN")
-    assert re.search(rf"useradd\b[^&]*\s{user}(\s|$)", runs)
-    assert re.search(rf"install -d -o {user} -g {user} -m 0?700 {re.escape(home)}(\s|$)", runs)
-    names = [name for name, _ in instructions]
-    assert names.index("USER") > max(i for i, name in enumerate(names) if name == "RUN")
-
-
-def test_the_image_installs_the_runtime_lock_with_hashes_then_farmlink_without_dependencies():
-    runs = [args for instruction, args in _dockerfile() if instruction == "RUN"]
-    copies = [args for instruction, args in _dockerfile() if instruction == "COPY"]
-    assert f"{RUNTIME_LOCK.name} ./" in copies
-    [lock_install] = [i for i, run in enumerate(runs) if "-r " + RUNTIME_LOCK.name in run]
-    assert "--require-hashes" in runs[lock_install].split()
-    [package_install] = [i for i, run in enumerate(runs) if re.search(r"pip install .*--no-deps .*\.(\s|$)", run)]
-    assert "--no-build-isolation" in runs[package_install].split()  # else pip fetches an unpinned setuptools
-    assert lock_install < package_install
-
-
-def _dockerignore_patterns() -> list[str]:
-    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def _ignored(path: str) -> bool:
-    """Whether Docker leaves `path` (relative, with /) out of the build context: the last matching pattern
-    wins, `!` re-includes, a pattern matching a folder matches everything in it, `**` any number of folders."""
-
-    def regex(pattern: str) -> str:
-        out, i = "", 0
-        while i < len(pattern):
-            if pattern.startswith("**/", i):
-                out, i = out + "(?:.*/)?", i + 3
-            elif pattern.startswith("**", i):
-                out, i = out + ".*", i + 2
-            else:
-                out += {"*": "[^/]*", "?": "[^/]"}.get(pattern[i], re.escape(pattern[i]))
-                i += 1
-        return out
-
-    prefixes = ["/".join(path.split("/")[: n + 1]) for n in range(path.count("/") + 1)]
-    ignored = False
-    for pattern in _dockerignore_patterns():
-        negate = pattern.startswith("!")
-        cleaned = pattern.removeprefix("!").strip("/")
-        if any(re.fullmatch(regex(cleaned), prefix) for prefix in prefixes):
-            ignored = not negate
-    return ignored
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        ".venv/bin/python",
-        ".farmlink/keys/cooperative.pem",
-        ".farmlink/secrets/kafka-admin",
-        ".farmlink/run/buyer.ready",
-        "bench/results/e2e.json",
-        ".git/config",
-        ".env",
-        "deploy/prod.env",
-        "somewhere/server.key",
-        "tls/ca.pem",
-        "farmlink/__pycache__/cli.cpython-311.pyc",
-        ".hypothesis/examples/x",
-        ".mypy_cache/3.11/x.json",
-        "farmlink.egg-info/PKG-INFO",
-    ],
-)
-def test_dockerignore_keeps_secrets_venv_and_results_out_of_the_build_context(path):
-    assert _ignored(path), path
-
-
-def test_dockerignore_keeps_what_the_dockerfile_copies():
-    copied = [args.split()[0] for instruction, args in _dockerfile() if instruction == "COPY"]
-    files = []
-    for source in copied:
-        top = ROOT / source
-        assert top.exists(), source
-        files += [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    assert len(files) > 50
-    kept_out = [str(f.relative_to(ROOT)) for f in files if _ignored(str(f.relative_to(ROOT)))]
-    assert not kept_out
-
-
-# -- the dependency locks ----------------------------------------------------------------------------
-
-
-def _lock(path: Path) -> dict[str, tuple[str, list[str]]]:
-    """{canonical name: (version, hashes)} of a pip-compile lock."""
-    entries = {}
-    for block in re.split(r"\n(?=[A-Za-z0-9])", path.read_text()):
-        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", block)
-        if match:
-            entries[canonicalize_name(match[1])] = (match[2], re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
-    return entries
-
-
-def _pyproject() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
-
-
-def _pins(requirements: list[str]) -> dict[str, str]:
-    pins = {}
-    for text in requirements:
-        requirement = Requirement(text)
-        [spec] = requirement.specifier
-        assert spec.operator == "==", f"pyproject.toml pins exactly: {text}"
-        pins[canonicalize_name(requirement.name)] = spec.version
-    return pins
-
-
-def test_every_locked_package_has_hashes():
-    for path in (FULL_LOCK, RUNTIME_LOCK):
-        lock = _lock(path)
-        assert len(lock) > 30
-        assert not [name for name, (_, hashes) in lock.items() if not hashes], path.name
-
-
-def test_the_full_lock_holds_every_pin_of_pyproject_and_the_build_backend():
-    project = _pyproject()
-    pins = _pins(project["project"]["dependencies"])
-    for extra in ("test", "bench"):
-        pins |= _pins(project["project"]["optional-dependencies"][extra])
-    lock = _lock(FULL_LOCK)
-    assert {name: lock.get(name, (None,))[0] for name in pins} == pins, "pyproject.toml changed: run ./dev lock"
-    assert "pip-audit" in pins  # .ci/run's audit runs .venv/bin/pip-audit
-    for backend in project["build-system"]["requires"]:
-        requirement = Requirement(backend)
-        assert requirement.specifier.contains(lock[canonicalize_name(requirement.name)][0])
-
-
-def test_the_runtime_lock_is_the_runtime_part_of_the_full_lock():
-    project = _pyproject()
-    runtime, full = _lock(RUNTIME_LOCK), _lock(FULL_LOCK)
-    pins = _pins(project["project"]["dependencies"])
-    assert {name: runtime.get(name, (None,))[0] for name in pins} == pins
-    assert not {name for name in runtime if runtime[name] != full.get(name)}, "the two locks disagree: run ./dev lock"
-    assert not {"pytest", "mypy", "ruff", "pip-audit", "eventsourcing"} & runtime.keys()
-    backend = Requirement(project["build-system"]["requires"][0])
-    assert backend.specifier.contains(runtime[canonicalize_name(backend.name)][0])
-
-
-def test_each_lock_says_how_to_regenerate_it_with_the_pinned_tool():
-    dev = (ROOT / "dev").read_text()
-    [tool] = re.findall(r'^PIP_TOOLS="(pip-tools==[\d.]+)"', dev, re.M)
-    for path in (FULL_LOCK, RUNTIME_LOCK):
-        header = path.read_text().split("\n\n")[0]
-        assert "#    ./dev lock" in header and f"with {tool} on CPython 3.11" in header
-        assert re.search(rf"#    pip-compile .*--generate-hashes .*-o {path.name} pyproject\.toml", header)
-
-
-def test_dev_installs_from_the_lock_with_hashes_and_reinstalls_when_it_changes():
-    dev = (ROOT / "dev").read_text()
-    body = dev.split("setup_python() {", 1)[1].split("\n}", 1)[0]
-    assert re.search(rf"pip install .*--require-hashes -r {FULL_LOCK.name}", body)
-    assert re.search(r"pip install .*--no-deps --no-build-isolation -e \.", body)
-    assert f"[ {FULL_LOCK.name} -nt .venv/.installed ]" in body and "[ pyproject.toml -nt .venv/.installed ]" in body
-    assert "pip install -q -e" not in body
-
-
-def test_ci_audits_the_lock():
-    run = (ROOT / ".ci" / "run").read_text()
-    assert re.search(rf"\.venv/bin/pip-audit -r {FULL_LOCK.name} --require-hashes", run)
-    assert "dependency audit skipped:" in run  # an unreachable vulnerability source is said, not hidden

@@ -42,7 +42,7 @@ from matcher.snapshot import book_from_snapshot, book_state, snapshot_bytes
 from matcher.versions import ADOPTION_TYPE, due_adoption, entry_rules_version, version_for_day
 from services.matching import app as matching
 from tests.unit.test_audit_checks import START, Services
-from tests.unit.test_matcher_properties import PROPERTY, journals
+from tests.unit.matcher_journals import PROPERTY, journals
 
 pytestmark = pytest.mark.unit
 

@@ -30,7 +30,7 @@ from matcher.snapshot import (
 )
 from services.matching.snapshots import due, snapshot_data, snapshot_row, stored_state
 from tests.unit.test_audit_checks import yanhe_chili
-from tests.unit.test_matcher_properties import PROPERTY, journals
+from tests.unit.matcher_journals import PROPERTY, journals
 
 pytestmark = pytest.mark.unit
 
