@@ -27,7 +27,8 @@ import orjson
 
 from farmlink.audit.checks import FillTotals, check_market_invariants, stream_break
 from farmlink.audit.model import AuditLog, Finding, Record
-from farmlink.audit.replay import ReExecution, StateLines, market_streams, re_execute_products, streams_of
+from farmlink.audit.replay import ReExecution, market_streams, re_execute_products, streams_of
+from farmlink.audit.state import StateLines
 from farmlink.audit.signatures import PendingSignature, verify_pending
 from farmlink.audit.snapshots import SnapshotCheck
 from matcher.facts import DECIMAL_CONTEXT

@@ -23,7 +23,8 @@ from farmlink.audit.log import (
 from farmlink.audit.model import AuditLog, Finding
 from farmlink.audit.parallel import Checks, default_workers, no_cyclic_gc
 from farmlink.audit.reconcile import reconcile
-from farmlink.audit.replay import ReExecution, state_hash_of
+from farmlink.audit.replay import ReExecution
+from farmlink.audit.state import state_hash_of
 from farmlink.audit.signatures import plan_signatures
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, load_snapshots, snapshot_findings
 
