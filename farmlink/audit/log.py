@@ -4,6 +4,7 @@ where each message was, so reconciliation can name it."""
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,10 +57,25 @@ async def read_schema(dsn: str, schema: str, prefix: str = "", progress: Progres
                            occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
                     FROM "{prefix}{schema}".events ORDER BY global_position"""
             )
-            loads = orjson.loads
+            loads, one = orjson.loads, sys.intern  # a type, stream, producer or correlation held once, not per event
             while rows := await cursor.fetch(BATCH):  # a batch per round trip: no per-row await
                 records += [
-                    Record(schema, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], loads(r[10]), r[11], r[12])
+                    Record(
+                        schema,
+                        r[0],
+                        r[1],
+                        one(r[2]),
+                        r[3],
+                        one(r[4]),
+                        r[5],
+                        r[6],
+                        one(r[7]),
+                        one(r[8]),
+                        r[9],
+                        loads(r[10]),
+                        r[11],
+                        r[12],
+                    )
                     for r in rows
                 ]
                 progress(len(rows))
