@@ -103,3 +103,15 @@ def test_a_drift_between_the_quick_mapping_and_the_services_is_a_crash_not_a_cle
     monkeypatch.setattr(replay, "same_json", lambda left, right: True)
     with pytest.raises(replay.MappingDrift):
         replay.re_execute(log)
+
+
+ORDER = 2**252 + 27742317777372353535851937790883648493  # L, the order of Ed25519's base point
+
+
+def test_a_signature_with_a_non_canonical_s_holds_neither_quickly_nor_exactly():
+    message = _message({"lot_id": "l-1"})
+    raw = KEY.sign(signing.signed_bytes(message))
+    s = int.from_bytes(raw[32:], "little") + ORDER  # the same point, an S no verifier may accept (RFC 8032 5.1.7)
+    message["signature"] = signing.b64url(raw[:32] + s.to_bytes(32, "little"))
+    assert not quick.signature_holds(PUBLIC, message)
+    assert signing.verification_problem(PUBLIC, message) == "does not verify"
