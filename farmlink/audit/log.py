@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
@@ -43,9 +44,28 @@ async def count_in_postgres(dsn: str, prefix: str = "") -> int:
         await conn.close()
 
 
-async def read_schema(dsn: str, schema: str, prefix: str = "", progress: Progress = _no_progress) -> list[Record] | None:
+def _share_texts(value: Any, texts: dict[str, str]) -> Any:
+    """`value` (a parsed payload, changed in place) with each text equal to one seen before replaced by
+    that one: a lot, household, village or date named by many events is then held once (about a third
+    of the payloads' memory). orjson already holds each object key once."""
+    kind = type(value)
+    if kind is str:
+        return texts.setdefault(value, value)
+    if kind is dict:
+        for name, item in value.items():
+            value[name] = _share_texts(item, texts)
+    elif kind is list:
+        for index, item in enumerate(value):
+            value[index] = _share_texts(item, texts)
+    return value
+
+
+async def read_schema(
+    dsn: str, schema: str, prefix: str = "", progress: Progress = _no_progress, texts: dict[str, str] | None = None
+) -> list[Record] | None:
     """One schema's events in global order, on a connection of its own, in batches of BATCH rows per
-    round trip (None when the schema has no events table)."""
+    round trip (None when the schema has no events table). `texts`: the payloads' texts seen so far,
+    shared between schemas read at once (each equal text is then held once)."""
     conn = await asyncpg.connect(dsn)
     try:
         if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
@@ -57,7 +77,12 @@ async def read_schema(dsn: str, schema: str, prefix: str = "", progress: Progres
                            occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
                     FROM "{prefix}{schema}".events ORDER BY global_position"""
             )
-            loads, one = orjson.loads, sys.intern  # a type, stream, producer or correlation held once, not per event
+            one = sys.intern  # a type, stream, producer or correlation held once, not per event
+            texts = {} if texts is None else texts
+
+            def loads(text: str) -> Any:
+                return _share_texts(orjson.loads(text), texts)
+
             while rows := await cursor.fetch(BATCH):  # a batch per round trip: no per-row await
                 records += [
                     Record(
@@ -90,11 +115,12 @@ def start_reading(
     """Every schema read with one streaming query each, on its own connection: `first` alone (its
     checks can start as soon as it is in), then the others at once (while this process parses one
     schema's batch, the server prepares the others'). A future per schema, to await in any order."""
-    head = asyncio.ensure_future(read_schema(dsn, first, prefix, progress))
+    texts: dict[str, str] = {}  # dropped with the futures once every schema is read
+    head = asyncio.ensure_future(read_schema(dsn, first, prefix, progress, texts))
 
     async def after_first(schema: str) -> list[Record] | None:
         await asyncio.wait([head])
-        return await read_schema(dsn, schema, prefix, progress)
+        return await read_schema(dsn, schema, prefix, progress, texts)
 
     return {schema: head if schema == first else asyncio.ensure_future(after_first(schema)) for schema in SCHEMAS}
 
