@@ -4,9 +4,11 @@ where each message was, so reconciliation can name it."""
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
@@ -42,9 +44,28 @@ async def count_in_postgres(dsn: str, prefix: str = "") -> int:
         await conn.close()
 
 
-async def read_schema(dsn: str, schema: str, prefix: str = "", progress: Progress = _no_progress) -> list[Record] | None:
+def _share_texts(value: Any, texts: dict[str, str]) -> Any:
+    """`value` (a parsed payload, changed in place) with each text equal to one seen before replaced by
+    that one: a lot, household, village or date named by many events is then held once (about a third
+    of the payloads' memory). orjson already holds each object key once."""
+    kind = type(value)
+    if kind is str:
+        return texts.setdefault(value, value)
+    if kind is dict:
+        for name, item in value.items():
+            value[name] = _share_texts(item, texts)
+    elif kind is list:
+        for index, item in enumerate(value):
+            value[index] = _share_texts(item, texts)
+    return value
+
+
+async def read_schema(
+    dsn: str, schema: str, prefix: str = "", progress: Progress = _no_progress, texts: dict[str, str] | None = None
+) -> list[Record] | None:
     """One schema's events in global order, on a connection of its own, in batches of BATCH rows per
-    round trip (None when the schema has no events table)."""
+    round trip (None when the schema has no events table). `texts`: the payloads' texts seen so far,
+    shared between schemas read at once (each equal text is then held once)."""
     conn = await asyncpg.connect(dsn)
     try:
         if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
@@ -56,10 +77,30 @@ async def read_schema(dsn: str, schema: str, prefix: str = "", progress: Progres
                            occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
                     FROM "{prefix}{schema}".events ORDER BY global_position"""
             )
-            loads = orjson.loads
+            one = sys.intern  # a type, stream, producer or correlation held once, not per event
+            texts = {} if texts is None else texts
+
+            def loads(text: str) -> Any:
+                return _share_texts(orjson.loads(text), texts)
+
             while rows := await cursor.fetch(BATCH):  # a batch per round trip: no per-row await
                 records += [
-                    Record(schema, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], loads(r[10]), r[11], r[12])
+                    Record(
+                        schema,
+                        r[0],
+                        r[1],
+                        one(r[2]),
+                        r[3],
+                        one(r[4]),
+                        r[5],
+                        r[6],
+                        one(r[7]),
+                        one(r[8]),
+                        r[9],
+                        loads(r[10]),
+                        r[11],
+                        r[12],
+                    )
                     for r in rows
                 ]
                 progress(len(rows))
@@ -74,11 +115,12 @@ def start_reading(
     """Every schema read with one streaming query each, on its own connection: `first` alone (its
     checks can start as soon as it is in), then the others at once (while this process parses one
     schema's batch, the server prepares the others'). A future per schema, to await in any order."""
-    head = asyncio.ensure_future(read_schema(dsn, first, prefix, progress))
+    texts: dict[str, str] = {}  # dropped with the futures once every schema is read
+    head = asyncio.ensure_future(read_schema(dsn, first, prefix, progress, texts))
 
     async def after_first(schema: str) -> list[Record] | None:
         await asyncio.wait([head])
-        return await read_schema(dsn, schema, prefix, progress)
+        return await read_schema(dsn, schema, prefix, progress, texts)
 
     return {schema: head if schema == first else asyncio.ensure_future(after_first(schema)) for schema in SCHEMAS}
 

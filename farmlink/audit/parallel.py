@@ -27,7 +27,8 @@ import orjson
 
 from farmlink.audit.checks import FillTotals, check_market_invariants, stream_break
 from farmlink.audit.model import AuditLog, Finding, Record
-from farmlink.audit.replay import ReExecution, StateLines, market_streams, re_execute_products, streams_of
+from farmlink.audit.replay import ReExecution, market_streams, re_execute_products, streams_of
+from farmlink.audit.state import StateLines
 from farmlink.audit.signatures import PendingSignature, verify_pending
 from farmlink.audit.snapshots import SnapshotCheck
 from matcher.facts import DECIMAL_CONTEXT
@@ -137,10 +138,21 @@ def _signature_task(index: int) -> list[tuple[int, Finding]]:
 _TASKS: dict[str, Callable[[int], Any]] = {"product": _product_task, "chains": _chain_task, "signatures": _signature_task}
 
 
-def _run_task(task: tuple[str, int]) -> tuple[str, int, Any, float]:
+def private_mb() -> float:
+    """This process's own memory in MB (private pages of /proc/self/smaps_rollup): for a forked worker,
+    what it holds beyond the pages it still shares with the main process (its RSS counts those too)."""
+    try:
+        with open("/proc/self/smaps_rollup") as rollup:
+            kib = sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean:", "Private_Dirty:")))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return kib / 1024
+
+
+def _run_task(task: tuple[str, int]) -> tuple[str, int, Any, float, float]:
     started = time.process_time()
     result = _TASKS[task[0]](task[1])
-    return task[0], task[1], result, time.process_time() - started
+    return task[0], task[1], result, time.process_time() - started, private_mb()
 
 
 def _balanced(items: list[Any], shares: int, weight: Callable[[Any], int]) -> list[list[Any]]:
@@ -165,6 +177,8 @@ class ParallelChecks:
     pairs: FillTotals
     worker_seconds: dict[str, float]
     books: dict[str, bytes] = field(default_factory=dict)
+    worker_private_mb: float = 0.0
+    """The most private memory a worker held after a task (0 when the tasks ran in this process)."""
 
 
 class Checks:
@@ -227,7 +241,7 @@ class Checks:
         self.stages.append((pool, pool.map_async(_run_task, tasks, chunksize=1)))
 
     def finish(self) -> ParallelChecks:
-        results: list[tuple[str, int, Any, float]] = []
+        results: list[tuple[str, int, Any, float, float]] = []
         try:
             for pool, outcome in self.stages:
                 results += outcome if pool is None else outcome.get()
@@ -236,15 +250,18 @@ class Checks:
                 if pool is not None:
                     pool.terminate()
                     pool.join()
-        return _merge(results, self.probe)
+        merged = _merge(results, self.probe)
+        if not self.forking:
+            merged.worker_private_mb = 0.0  # the tasks ran here: no worker held anything
+        return merged
 
 
-def _merge(results: list[tuple[str, int, Any, float]], probe: SnapshotCheck | None) -> ParallelChecks:
+def _merge(results: list[tuple[str, int, Any, float, float]], probe: SnapshotCheck | None) -> ParallelChecks:
     seconds = {"hash chains": 0.0, "signatures": 0.0, "re-execution and market invariants": 0.0}
     chains: list[tuple[tuple[str, int], Finding]] = []
     signatures: list[tuple[int, Finding]] = []
     products: list[ProductResult] = []
-    for kind, _index, result, spent in results:
+    for kind, _index, result, spent, _private in results:
         if kind == "chains":
             chains += result
             seconds["hash chains"] += spent
@@ -285,4 +302,5 @@ def _merge(results: list[tuple[str, int, Any, float]], probe: SnapshotCheck | No
         pairs=pairs,
         worker_seconds={name: round(value, 2) for name, value in seconds.items()},
         books=books,
+        worker_private_mb=max((private for *_, private in results), default=0.0),
     )

@@ -5,38 +5,35 @@ The live service (`services/matching/app.py`) appends, per product, an `InputJou
 then the events `services.matching.outcomes.outcome_event` made of the matcher's outcomes, in one
 transaction. Here the same pure path runs again: `fact_from` -> `Book.process` -> `outcome_event`,
 so any forged, edited, missing or extra decision shows up as a difference. Pure: no I/O.
+The decisions are first made as plain values (`quick.outcome_record`: no pydantic model, no UUID
+object); wherever one differs from the log, and on a sample where they agree, `outcome_event`
+itself makes it again and decides (`_ProductReplay._compare_payload`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Protocol
 
-import orjson
-
+from farmlink.audit.compare import FILL_MADE as FILL_MADE, _same, describe, differences
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
+from farmlink.audit.quick import derived_text, outcome_record, same_json
+from farmlink.audit.state import StateLines as StateLines, fill_line_of as fill_line_of, state_hash as state_hash
 from matcher.book import Book
 from matcher.facts import Fact
 from matcher.journal import fact_from
-from matcher.output import quantity_text
 from matcher.versions import recorded_rules_version
-from services.matching.outcomes import derived_id, outcome_event
+from services.matching.outcomes import outcome_event
 
 MATCHING = "matching"
 JOURNAL_ENTRY = "InputJournaled"
-FILL_MADE = "FillMade"
 MARKET_STREAM_PREFIX = "market-"
 CHECK = "re_execution"
 
 MAX_FINDINGS_PER_STREAM = 1000
 """After this many re-execution findings in one product's stream the rest are only counted:
 one early deleted input can make every later decision differ, and a million findings help no one."""
-
-_ABSENT = "<absent>"
 
 
 # ---------------------------------------------------------------- reading the log
@@ -89,6 +86,30 @@ class Decision:
     event_type: str
     event_id: str
     payload: dict[str, Any]
+    outcome: Any = None
+    """The matcher's outcome it was made from (quick.outcome_record), to make it again the service's way."""
+
+
+CROSS_CHECK_EVERY = 500
+"""Of the decisions made the quick way that agree with the log, every this-many-th (and each product's
+first) is made again with the service's own mapping and must be identical: the quick mapping is
+tested equal to it (tests/unit/test_audit_quick.py), and this keeps a drift from going unseen."""
+
+
+class MappingDrift(RuntimeError):
+    """The audit's quick outcome mapping departs from services.matching.outcomes: a bug in the audit, not a finding."""
+
+
+def exact_decision(outcome: Any, index: int, at: Any) -> Decision:
+    """A decision made by the service's own mapping (`outcome_event` and its pydantic model)."""
+    event = outcome_event(outcome, index, at)
+    model = event.payload
+    return Decision(model.event_type, str(event.event_id), model.model_dump(mode="json"), outcome)  # type: ignore[attr-defined]
+
+
+def quick_decisions(outcomes: list[Any]) -> list[Decision]:
+    """The events the live service records for an entry's outcomes, made as plain values (quick.py)."""
+    return [Decision(*outcome_record(outcome, index), outcome) for index, outcome in enumerate(outcomes)]
 
 
 @dataclass
@@ -112,66 +133,7 @@ class ReExecution:
 
 def decisions_for(outcomes: list[Any], entry: Record) -> list[Decision]:
     """The events the live service records for a journal entry's outcomes: same mapping, same ids."""
-    decisions = []
-    for index, outcome in enumerate(outcomes):
-        event = outcome_event(outcome, index, entry.occurred_at)
-        model = event.payload
-        decisions.append(Decision(model.event_type, str(event.event_id), model.model_dump(mode="json")))  # type: ignore[attr-defined]
-    return decisions
-
-
-# ---------------------------------------------------------------- comparing
-
-
-def _equal(recorded: Any, expected: Any) -> bool:
-    """JSON equality that keeps types apart (true is not 1, 1.0 is not 1)."""
-    if type(recorded) is not type(expected):
-        return False
-    if isinstance(expected, dict):
-        if recorded.keys() != expected.keys():
-            return False
-        for key, value in expected.items():
-            if not _equal(recorded[key], value):
-                return False
-        return True
-    if isinstance(expected, list):
-        return len(recorded) == len(expected) and all(map(_equal, recorded, expected))
-    return recorded == expected
-
-
-def _same(recorded: Any, expected: Any) -> bool:
-    """`_equal`, quicker for the usual case: equal canonical JSON bytes mean equal values of equal types
-    (true, 1 and 1.0 are written differently); anything else is decided by `_equal` itself."""
-    try:
-        if orjson.dumps(recorded, option=orjson.OPT_SORT_KEYS) == orjson.dumps(expected, option=orjson.OPT_SORT_KEYS):
-            return True
-    except (TypeError, orjson.JSONEncodeError):
-        pass
-    return _equal(recorded, expected)
-
-
-def differences(recorded: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
-    """(field, recorded value, re-executed value) for every field that differs; nested dicts by dotted path."""
-    for key, value in expected.items():
-        path = f"{prefix}{key}"
-        if key not in recorded:
-            yield path, _ABSENT, value
-        elif isinstance(value, dict) and isinstance(recorded[key], dict):
-            yield from differences(recorded[key], value, f"{path}.")
-        elif not _equal(recorded[key], value):
-            yield path, recorded[key], value
-    for key in recorded.keys() - expected.keys():
-        yield f"{prefix}{key}", recorded[key], _ABSENT
-
-
-def describe(event_type: str, payload: dict[str, Any]) -> str:
-    """A short business description of a matching event: which lot went where, how much."""
-    if event_type == FILL_MADE:
-        return (
-            f"fill of {payload.get('quantity')} of lot {payload.get('lot_id')} to {payload.get('outlet_kind')} "
-            f"{payload.get('outlet_id')} at {payload.get('unit_price_fen')} fen"
-        )
-    return f"{event_type} of lot {payload.get('lot_id')}"
+    return [exact_decision(outcome, index, entry.occurred_at) for index, outcome in enumerate(outcomes)]
 
 
 class StateProbe(Protocol):
@@ -233,6 +195,7 @@ class _ProductReplay:
         self.decided: dict[str, tuple[int, Decision]] = {}
         self.seen: set[str] = set()
         self.last_index = -1
+        self.agreed = 0
 
     def run(self, records: list[Record]) -> None:
         for record in records:
@@ -261,7 +224,7 @@ class _ProductReplay:
                 entry,
                 f"rules_version: recorded {named!r}, re-executed under {self.book.rules_version}, the version its journal adopted",
             )
-        for index, decision in enumerate(decisions_for(outcomes, entry)):
+        for index, decision in enumerate(quick_decisions(outcomes)):
             self.decided[decision.event_id] = (index, decision)
             if decision.event_type == FILL_MADE:
                 self.fills.append((entry.global_position, index, decision.payload))
@@ -283,7 +246,7 @@ class _ProductReplay:
         self.next_seq = seq + 1
         if payload.get("product") != self.product:
             self.findings.add(entry, f"journal entry of product {payload.get('product')!r} in the {self.product} journal")
-        expected_id = str(derived_id("journal", self.product, seq))
+        expected_id = derived_text("journal", self.product, seq)
         if entry.event_id != expected_id:
             self.findings.add(entry, f"event_id: recorded {entry.event_id}, journal entry {seq} is named {expected_id}")
         return True
@@ -329,14 +292,31 @@ class _ProductReplay:
         if record.event_type != decision.event_type:
             self.findings.add(record, f"event_type: recorded {record.event_type}, re-executed {decision.event_type}")
             return
-        if not _same(record.payload, decision.payload):
-            for name, recorded, expected in differences(record.payload, decision.payload):
-                self.findings.add(record, f"{name}: recorded {recorded!r}, re-executed {expected!r}")
+        self._compare_payload(record, index, decision)
         if record.occurred_at != self.entry.occurred_at:
             self.findings.add(
                 record,
                 f"occurred_at: recorded {record.occurred_at.isoformat()}, its input's is {self.entry.occurred_at.isoformat()}",
             )
+
+    def _compare_payload(self, record: Record, index: int, decision: Decision) -> None:
+        """The recorded payload against the quick decision; where they differ (and on a sample where they
+        agree) the service's own mapping decides."""
+        assert self.entry is not None
+        if same_json(record.payload, decision.payload):
+            self.agreed += 1
+            if self.agreed % CROSS_CHECK_EVERY != 1:
+                return
+            exact = exact_decision(decision.outcome, index, self.entry.occurred_at)
+            if (exact.event_type, exact.event_id) != (decision.event_type, decision.event_id) or not _same(
+                exact.payload, decision.payload
+            ):
+                raise MappingDrift(f"quick {decision!r} is not the service's {exact!r}")
+            return
+        expected = exact_decision(decision.outcome, index, self.entry.occurred_at).payload
+        if not _same(record.payload, expected):
+            for name, recorded, value in differences(record.payload, expected):
+                self.findings.add(record, f"{name}: recorded {recorded!r}, re-executed {value!r}")
 
 
 # ---------------------------------------------------------------- the whole market
@@ -376,97 +356,3 @@ def re_execute(log: AuditLog, probe: StateProbe | None = None) -> ReExecution:
     """Run the matcher again over every product's recorded journal and compare with every recorded decision
     (`probe`: shown each product's book after the journal entries it asks for)."""
     return re_execute_products(market_streams(log), probe)
-
-
-# ---------------------------------------------------------------- the state's fingerprint
-
-
-def fill_line_of(payload: dict[str, Any]) -> str:
-    """A FillMade payload as the canonical fill line (`matcher.output.fill_line`): what auditors compare byte for byte."""
-    record = {
-        "lot_id": payload["lot_id"],
-        "outlet_kind": payload["outlet_kind"],
-        "outlet_id": payload["outlet_id"],
-        "buyer_id": payload["buyer_id"],
-        "quantity": quantity_text(Decimal(str(payload["quantity"]))),
-        "unit_price_fen": payload["unit_price_fen"],
-        "price_basis": payload["price_basis"],
-        "revenue_fen": payload["revenue_fen"],
-        "household_income_fen": dict(sorted(payload["household_income_fen"].items())),
-    }
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-
-
-def book_line(product: str, book: Book) -> str:
-    """A product's resting lots and open outlets, sorted, as one canonical JSON line."""
-    lots = sorted([lot.lot.lot_id, quantity_text(lot.quantity_left)] for lot in book.resting_lots())
-    outlets = sorted(
-        [
-            outlet.outlet_kind,
-            outlet.outlet.order_id if outlet.outlet_kind == "order" else outlet.outlet.commitment_id,  # type: ignore[union-attr]
-            None if outlet.quantity_left is None else quantity_text(outlet.quantity_left),
-        ]
-        for outlet in book.open_outlets()
-    )
-    state = {"product": product, "journal_seq": book.journal_seq, "resting_lots": lots, "open_outlets": outlets}
-    return json.dumps(state, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
-STATE_HASH_CONTEXT = b"farmlink-state-v2\n"
-
-
-def chain_fill_lines(lines: Iterable[str], start: str = "") -> str:
-    """The fills' running digest: sha256 (hex) of the previous digest, a newline and the fill line, fill
-    after fill ("" before the first). It can be resumed from a checkpoint's digest."""
-    digest = start
-    for line in lines:
-        digest = hashlib.sha256(f"{digest}\n{line}".encode("utf-8")).hexdigest()
-    return digest
-
-
-@dataclass
-class StateLines:
-    """What the state hash covers: each fill line with its place in the market's order, each product's
-    book line; `start_digest`/`start_count`: the fills before a checkpoint, already chained."""
-
-    fills: list[tuple[int, int, str]] = field(default_factory=list)
-    books: dict[str, str] = field(default_factory=dict)
-    start_digest: str = ""
-    start_count: int = 0
-
-    @classmethod
-    def of(cls, reexecution: ReExecution) -> StateLines:
-        positions = reexecution.fill_positions or [(0, index) for index in range(len(reexecution.fills))]
-        return cls(
-            [(*place, fill_line_of(payload)) for place, payload in zip(positions, reexecution.fills)],
-            {product: book_line(product, book) for product, book in reexecution.books.items()},
-        )
-
-    def merge(self, other: StateLines) -> None:
-        self.fills += other.fills
-        self.books |= other.books
-
-    def fills_digest(self) -> tuple[str, int]:
-        """The running digest after every fill, and how many fills it covers."""
-        ordered = sorted(self.fills, key=lambda item: (item[0], item[1]))
-        return chain_fill_lines((line for _, _, line in ordered), self.start_digest), self.start_count + len(ordered)
-
-
-def state_hash_of(fills_digest: str, fill_count: int, book_lines: dict[str, str]) -> str:
-    """sha256 (hex) of the fills' running digest and count, then each product's book line, sorted by product."""
-    digest = hashlib.sha256(STATE_HASH_CONTEXT)
-    digest.update(f"{fills_digest}\n{fill_count}\n".encode("ascii"))
-    for product in sorted(book_lines):
-        digest.update(book_lines[product].encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def state_hash(reexecution: ReExecution) -> str:
-    """sha256 (hex) of the re-executed market: every fill line in order (as a running digest, so an
-    incremental audit resumes it from a checkpoint), then each product's book, sorted.
-
-    Two audits of the same log agree on it, full or incremental; any change to what the journal decides changes it.
-    """
-    lines = reexecution.lines or StateLines.of(reexecution)
-    return state_hash_of(*lines.fills_digest(), lines.books)

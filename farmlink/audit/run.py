@@ -23,7 +23,8 @@ from farmlink.audit.log import (
 from farmlink.audit.model import AuditLog, Finding
 from farmlink.audit.parallel import Checks, default_workers, no_cyclic_gc
 from farmlink.audit.reconcile import reconcile
-from farmlink.audit.replay import ReExecution, state_hash_of
+from farmlink.audit.replay import ReExecution
+from farmlink.audit.state import state_hash_of
 from farmlink.audit.signatures import plan_signatures
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, load_snapshots, snapshot_findings
 from farmlink.audit.supervision import check_supervision
@@ -55,6 +56,8 @@ class AuditResult:
     """Each product's final book as snapshot bytes (only when asked for: to write a checkpoint)."""
     since: dict[str, Any] | None = None
     """For an incremental audit: the checkpoint's positions and how many events lay before and after them."""
+    worker_private_mb: float = 0.0
+    """The most memory a worker process held of its own (beyond the pages shared with this one), in MB."""
 
     @property
     def clean(self) -> bool:
@@ -236,6 +239,7 @@ async def audit_log(
             parallel.worker_seconds,
         )
         result.fills_digest, result.books = fills_digest, parallel.books
+        result.worker_private_mb = parallel.worker_private_mb
         if since is not None:
             before = count_as_of(log, since.positions)
             result.since = {"positions": dict(since.positions), "events_before": before, "events_after": log.count() - before}

@@ -121,7 +121,7 @@ async def run_audit_bench(
         "workers": result.workers,
         "worker_cpu_s": result.worker_seconds,
         "cpu_s": spent,
-        "peak_rss": _peak_rss_mb(),
+        "peak_rss": _peak_rss_mb() | {"largest_worker_private_mb": round(result.worker_private_mb)},
         "load_average_before": [round(value, 2) for value in load],
         "load_average_after": [round(value, 2) for value in os.getloadavg()],
         "state_hash": result.state_hash,
@@ -140,7 +140,8 @@ async def run_audit_bench(
         f"the larger of the main process's and half the total)"
     )
     say(
-        f"  peak memory: main {figures['peak_rss']['main_mb']} MB, largest worker {figures['peak_rss']['largest_worker_mb']} MB; "
+        f"  peak memory: main {figures['peak_rss']['main_mb']} MB, largest worker {figures['peak_rss']['largest_worker_mb']} MB "
+        f"({figures['peak_rss']['largest_worker_private_mb']} MB of it its own, the rest shared with the main process); "
         f"load average before {figures['load_average_before']}, after {figures['load_average_after']}"
     )
     return figures
