@@ -99,6 +99,11 @@ class ServiceRuntime:
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
+    BEHIND_THE_MARKET: dict[str, Any] = {"batch_timeout_ms": 250, "fetch_max_wait_ms": 250}
+    """Options for a consumer that follows the market's records but is on no input's way to its fill (the feeds
+    service's copies, the pairing service's facts): it waits up to 250 ms to take bigger batches, so it costs the
+    two cores it shares with the market fewer transactions and fetches (docs/benchmarks.md, issue 10)."""
+
     def subscriber(self, *topics: str, **options: Any) -> Any:
         """Subscribe in this service's consumer group: from the earliest offset, in batches of up to
         500 records handled in one transaction, offsets committed only after it committed,

@@ -141,7 +141,7 @@ def apply_access(deliveries: Sequence[Delivery]) -> None:
 CONSUMER = Consumer(SERVICE, decode_feed, forward)
 
 
-@runtime.subscriber(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, RECEIPTS)
+@runtime.subscriber(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, RECEIPTS, **runtime.BEHIND_THE_MARKET)
 async def on_record(body: list[bytes], message: KafkaMessage) -> None:
     deliveries = deliveries_of(message)
     await asyncio.to_thread(apply_access, deliveries)

@@ -315,6 +315,6 @@ async def on_pairing_input(body: list[bytes], message: KafkaMessage) -> None:
     await consume_batch(require_store(runtime), CONSUMER, deliveries_of(message))
 
 
-@runtime.subscriber(*rounds.FACT_TOPICS, group_id=FACTS_GROUP)
+@runtime.subscriber(*rounds.FACT_TOPICS, group_id=FACTS_GROUP, **runtime.BEHIND_THE_MARKET)
 async def on_fact(body: list[bytes], message: KafkaMessage) -> None:
     await consume_batch(require_store(runtime), FACTS, deliveries_of(message))
