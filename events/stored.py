@@ -15,10 +15,22 @@ from contracts.model import Contract
 from contracts.registry import EVENT_TOPIC, event_key
 from events.hashchain import canonical_bytes, canonical_json, hashed_content, link_hash
 
-EVENT_COLUMNS = (
-    "global_position, event_id, stream_id, stream_version, event_type, schema_version, occurred_at, "
-    "producer, correlation_id, causation_id, payload, prev_hash, hash"
+NEW_EVENT_COLUMNS = (
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "payload",
+    "prev_hash",
+    "hash",
 )
+"""The columns a new event is written with (the database hands out global_position); what COPY into events takes."""
+EVENT_COLUMNS = ", ".join(("global_position", *NEW_EVENT_COLUMNS))
 
 
 class ConcurrencyError(Exception):

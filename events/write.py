@@ -9,7 +9,7 @@ import asyncpg
 
 from events.hashchain import GENESIS, canonical_json
 from events.outbox import OutboxRow, event_outbox_rows, outbox_headers
-from events.stored import EVENT_COLUMNS, ConcurrencyError, NewEvent, Router, StoredEvent, chain_envelopes
+from events.stored import NEW_EVENT_COLUMNS, ConcurrencyError, NewEvent, Router, StoredEvent, chain_envelopes
 
 
 async def stream_heads(conn: asyncpg.Connection, schema: str, stream_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
@@ -28,7 +28,7 @@ async def stream_heads(conn: asyncpg.Connection, schema: str, stream_ids: Sequen
 
 def _write_statement(schema: str) -> str:
     q = f'"{schema}"'
-    columns = EVENT_COLUMNS.removeprefix("global_position, ")
+    columns = ", ".join(NEW_EVENT_COLUMNS)
     return f"""
     WITH marked AS (
         INSERT INTO {q}.inbox (consumer, message_id, digest)

@@ -8,6 +8,7 @@ of the figure: the synthetic log was never published.
 import os
 import resource
 import time
+from events.stored import NEW_EVENT_COLUMNS
 from typing import Any
 
 import asyncpg
@@ -19,20 +20,6 @@ from farmlink.audit.run import audit
 from farmlink.bench.synthetic import generate
 
 PREFIX = "bench_"
-COLUMNS = (
-    "event_id",
-    "stream_id",
-    "stream_version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "producer",
-    "correlation_id",
-    "causation_id",
-    "payload",
-    "prev_hash",
-    "hash",
-)
 
 
 MARKER = f'"{PREFIX}matching".synthetic_log'
@@ -67,7 +54,9 @@ async def load_synthetic(dsn: str, events: int, say=print, seed: int = 2020, pre
             await pool.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
             await migrate(pool, name)
             async with pool.acquire() as conn:
-                await conn.copy_records_to_table("events", schema_name=name, records=log.rows.get(schema, []), columns=COLUMNS)
+                await conn.copy_records_to_table(
+                    "events", schema_name=name, records=log.rows.get(schema, []), columns=NEW_EVENT_COLUMNS
+                )
         marker = f'"{prefix}matching".synthetic_log'
         await pool.execute(f"CREATE TABLE {marker} (target int, seed int, events int, journal_inputs int, fills int)")
         await pool.execute(f"INSERT INTO {marker} VALUES ($1, $2, $3, $4, $5)", events, seed, log.count, log.inputs, log.fills)

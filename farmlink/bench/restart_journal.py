@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from events.stored import NEW_EVENT_COLUMNS
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -16,20 +17,6 @@ import asyncpg
 
 PRODUCT = "chili"
 STREAM = f"market-{PRODUCT}"
-COLUMNS = (
-    "event_id",
-    "stream_id",
-    "stream_version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "producer",
-    "correlation_id",
-    "causation_id",
-    "payload",
-    "prev_hash",
-    "hash",
-)
 CHUNK = 20_000
 """Events per COPY."""
 SOURCE_TYPE = {
@@ -253,14 +240,14 @@ async def write_journal(dsn: str, schema: str, inputs: int, every: int, say: Cal
                 snapshots.append(snapshot_row(book, version))
                 snapshot_s += time.perf_counter() - taken
             if len(rows) >= CHUNK:
-                await conn.copy_records_to_table("events", schema_name=schema, records=rows, columns=COLUMNS)
+                await conn.copy_records_to_table("events", schema_name=schema, records=rows, columns=NEW_EVENT_COLUMNS)
                 rows = []
                 await _insert_snapshots(conn, schema, snapshots)
                 snapshots = []
             if seq % 100_000 == 0:
                 say(f"  journaled {seq:,} inputs ({events:,} events) in {time.perf_counter() - started:.0f} s")
         if rows:
-            await conn.copy_records_to_table("events", schema_name=schema, records=rows, columns=COLUMNS)
+            await conn.copy_records_to_table("events", schema_name=schema, records=rows, columns=NEW_EVENT_COLUMNS)
         await _insert_snapshots(conn, schema, snapshots)
         await conn.execute(f'ANALYZE "{schema}".events')
         written_s = time.perf_counter() - started

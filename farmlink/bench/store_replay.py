@@ -6,6 +6,7 @@ import json
 import os
 import time
 import uuid
+from events.stored import NEW_EVENT_COLUMNS
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -79,22 +80,6 @@ def _our_rows(count: int) -> list[tuple]:
     return rows
 
 
-OUR_COPY_COLUMNS = (
-    "event_id",
-    "stream_id",
-    "stream_version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "producer",
-    "correlation_id",
-    "causation_id",
-    "payload",
-    "prev_hash",
-    "hash",
-)
-
-
 def _load_peer(peer: Peer, count: int) -> None:
     StoredEvent = peer.StoredEvent
     started = datetime(2020, 1, 1, tzinfo=timezone.utc)
@@ -162,7 +147,7 @@ async def _load_both(pool: asyncpg.Pool, peer: Peer, ours_schema: str, peer_sche
     rows = await asyncio.to_thread(_our_rows, events)
     await migrate(pool, ours_schema)
     async with pool.acquire() as conn:
-        await conn.copy_records_to_table("events", schema_name=ours_schema, records=rows, columns=OUR_COPY_COLUMNS)
+        await conn.copy_records_to_table("events", schema_name=ours_schema, records=rows, columns=NEW_EVENT_COLUMNS)
     del rows
     ours_load_s = time.perf_counter() - started
     started = time.perf_counter()
