@@ -26,7 +26,7 @@ from farmlink.audit.report_collect import report_data
 from farmlink.audit.report_commitments import CHARTED, ranked
 from farmlink.audit.report_rows import AuditSummary, Coverage, Phase, PlanRow, ReportData
 from farmlink.audit.run import audit
-from farmlink.bench.audit_bench import COLUMNS
+from events.stored import NEW_EVENT_COLUMNS as COLUMNS
 from tests.report_helpers import synthetic
 
 pytestmark = pytest.mark.integration

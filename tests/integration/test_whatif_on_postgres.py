@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from events.access import AUDITOR
 from events.migrations import migrate
 from farmlink.audit.log import SCHEMAS
-from farmlink.bench.audit_bench import COLUMNS
+from events.stored import NEW_EVENT_COLUMNS as COLUMNS
 from farmlink.cli import app
 from farmlink.whatif import Changes, as_json, what_if
 from tests.report_helpers import in_memory, synthetic
