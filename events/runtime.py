@@ -18,6 +18,7 @@ import asyncpg
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.middlewares import AckPolicy
 
 from events import metrics
@@ -68,6 +69,42 @@ def _delivery(record: Any) -> Delivery:
     )
 
 
+async def _batch_without_a_second_wait(self: BatchSubscriber, consumer: Any) -> tuple[Any, ...]:
+    """FastStream 0.7.8's batch poll, less its sleep after an empty poll, plus an optional linger.
+
+    FastStream waits `batch_timeout_ms` in aiokafka's `getmany` (which returns as soon as any record is there) and,
+    when that wait ended empty, sleeps `batch_timeout_ms` AGAIN, during which an arriving record waits. So the timeout
+    had to stay short (20 ms: 50 idle polls a second per subscriber, on two shared cores) and still added up to that
+    much latency per hop. Without the second sleep a long wait costs nothing when records flow and almost nothing when
+    they do not. Only a poll that came back empty early (no partitions assigned yet) waits out the rest of its time,
+    so the loop never spins. A subscriber with a linger (`ServiceRuntime.BEHIND_THE_MARKET`) waits that long after
+    its first records for more, to handle them in one bigger batch."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    messages = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+    if not messages:
+        left = self.batch_timeout_ms / 1000 - (loop.time() - started)
+        if left > self.batch_timeout_ms / 2000:
+            await asyncio.sleep(left)
+        return ()
+    records = [record for batch in messages.values() for record in batch]
+    linger_ms = getattr(self, LINGER_ATTRIBUTE, 0)
+    room = (self.max_records or 0) - len(records)
+    if linger_ms and room > 0:
+        await asyncio.sleep(linger_ms / 1000)
+        more = await consumer.getmany(timeout_ms=0, max_records=room)
+        records += [record for batch in more.values() for record in batch]  # later offsets of the same partitions
+    return tuple(records)
+
+
+LINGER_ATTRIBUTE = "farmlink_linger_ms"
+BatchSubscriber.get_msg = _batch_without_a_second_wait  # type: ignore[method-assign]
+
+POLL_WAIT_MS = 500
+"""How long a subscriber's poll waits for records when none are there (aiokafka `getmany` and the broker's fetch
+both return as soon as a record arrives, so this is not latency; it is how often an idle consumer asks)."""
+
+
 class ServiceRuntime:
     """Everything a farmlink service needs at run time, built from the settings."""
 
@@ -99,10 +136,11 @@ class ServiceRuntime:
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
-    BEHIND_THE_MARKET: dict[str, Any] = {"batch_timeout_ms": 250, "fetch_max_wait_ms": 250}
+    BEHIND_THE_MARKET: dict[str, Any] = {"linger_ms": 250}
     """Options for a consumer that follows the market's records but is on no input's way to its fill (the feeds
-    service's copies, the pairing service's facts): it waits up to 250 ms to take bigger batches, so it costs the
-    two cores it shares with the market fewer transactions and fetches (docs/benchmarks.md, issue 10)."""
+    service's copies, the pairing service's facts): after its first records it lingers 250 ms for more, to take
+    bigger batches, so it costs the two cores it shares with the market fewer transactions (docs/benchmarks.md,
+    issue 10)."""
 
     def subscriber(self, *topics: str, **options: Any) -> Any:
         """Subscribe in this service's consumer group: from the earliest offset, in batches of up to
@@ -110,15 +148,18 @@ class ServiceRuntime:
         redelivered when it raised."""
         options.setdefault("batch", True)
         options.setdefault("max_records", 500)
-        options.setdefault("batch_timeout_ms", 20)
+        options.setdefault("batch_timeout_ms", POLL_WAIT_MS)
         options.setdefault("group_id", self.group_id)
         options.setdefault("auto_offset_reset", "earliest")
         options.setdefault("ack_policy", AckPolicy.NACK_ON_ERROR)
         options.setdefault("decoder", raw_body)
         options.setdefault("parser", tolerant_parser)
-        options.setdefault("fetch_max_wait_ms", 20)
+        options.setdefault("fetch_max_wait_ms", POLL_WAIT_MS)
         options.setdefault("isolation_level", "read_committed")  # never an aborted relay transaction
-        return self.broker.subscriber(*topics, **options)
+        linger_ms = options.pop("linger_ms", 0)
+        subscriber = self.broker.subscriber(*topics, **options)
+        setattr(subscriber, LINGER_ATTRIBUTE, linger_ms)
+        return subscriber
 
     async def open(self, with_relay: bool = True) -> EventStore:
         """Connect to PostgreSQL as the service's role, migrate the schema as its owner (which also
