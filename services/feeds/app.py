@@ -108,17 +108,34 @@ def forward(uow: BatchUnitOfWork, decoded: Decoded[Any]) -> None:
             uow.enqueue(topic, delivery.key, delivery.value, headers)
 
 
-def access_changes(deliveries: Sequence[Delivery]) -> tuple[set[str], list[tuple[str, str, str]]]:
+FeedItem = Decoded[tuple[Delivery, Contract]]
+
+
+def decode_all(deliveries: Sequence[Delivery]) -> list[FeedItem | None]:
+    """Each record of a batch decoded, or None where it does not decode (the consumer dead-letters it with the
+    reason)."""
+    decoded: list[FeedItem | None] = []
+    for delivery in deliveries:
+        try:
+            decoded.append(decode_feed(delivery))
+        except Exception:  # noqa: BLE001 - the consumer dead-letters it with the reason
+            decoded.append(None)
+    return decoded
+
+
+def access_changes(
+    deliveries: Sequence[Delivery], decoded: Sequence[FeedItem | None] | None = None
+) -> tuple[set[str], list[tuple[str, str, str]]]:
     """What a batch needs from the registrar: the party topics its records that prove their parties exist write to
     (`proves_its_parties`), and in record order each
     ("register" | "revoke", kind, party id). Records that do not decode are left to the consumer (dead letters)."""
+    decoded = decode_all(deliveries) if decoded is None else decoded
     topics: set[str] = set()
     changes: list[tuple[str, str, str]] = []
-    for delivery in deliveries:
-        try:
-            _, message = decode_feed(delivery).item
-        except Exception:  # noqa: BLE001 - the consumer dead-letters it with the reason
+    for delivery, found in zip(deliveries, decoded, strict=True):
+        if found is None:
             continue
+        _, message = found.item
         parties = parties_of(delivery, message)
         if proves_its_parties(message):
             topics |= {party_topic(kind, party_id) for kind, party_id in parties}
@@ -127,9 +144,9 @@ def access_changes(deliveries: Sequence[Delivery]) -> tuple[set[str], list[tuple
     return topics, changes
 
 
-def apply_access(deliveries: Sequence[Delivery]) -> None:
+def apply_access(deliveries: Sequence[Delivery], decoded: dict[tuple[str, int, int], Decoded[tuple[Delivery, Contract]]]) -> None:
     """Create the batch's party topics, then register and revoke party principals in record order."""
-    topics, changes = access_changes(deliveries)
+    topics, changes = access_changes(deliveries, decoded)
     registrar.ensure_topics(topics)
     for change, kind, party_id in changes:
         if change == "register":
@@ -138,11 +155,26 @@ def apply_access(deliveries: Sequence[Delivery]) -> None:
             registrar.revoke(kind, party_id)
 
 
-CONSUMER = Consumer(SERVICE, decode_feed, forward)
+_DECODED: dict[int, FeedItem] = {}
+"""The batch in hand, decoded once for the registrar and the consumer both (by the id of its Delivery objects,
+which live until the batch is handled)."""
+
+
+def decode_once(delivery: Delivery) -> FeedItem:
+    found = _DECODED.get(id(delivery))
+    return found if found is not None else decode_feed(delivery)
+
+
+CONSUMER = Consumer(SERVICE, decode_once, forward)
 
 
 @runtime.subscriber(COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, RECEIPTS, **runtime.BEHIND_THE_MARKET)
 async def on_record(body: list[bytes], message: KafkaMessage) -> None:
     deliveries = deliveries_of(message)
-    await asyncio.to_thread(apply_access, deliveries)
-    await consume_batch(require_store(runtime), CONSUMER, deliveries)
+    decoded = decode_all(deliveries)
+    await asyncio.to_thread(apply_access, deliveries, decoded)
+    _DECODED.update((id(delivery), item) for delivery, item in zip(deliveries, decoded) if item is not None)
+    try:
+        await consume_batch(require_store(runtime), CONSUMER, deliveries)
+    finally:
+        _DECODED.clear()
