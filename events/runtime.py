@@ -101,8 +101,13 @@ LINGER_ATTRIBUTE = "farmlink_linger_ms"
 BatchSubscriber.get_msg = _batch_without_a_second_wait  # type: ignore[method-assign]
 
 POLL_WAIT_MS = 500
-"""How long a subscriber's poll waits for records when none are there (aiokafka `getmany` and the broker's fetch
-both return as soon as a record arrives, so this is not latency; it is how often an idle consumer asks)."""
+"""How long a subscriber's poll (aiokafka `getmany`) waits for records when none are there: it returns as soon as a
+record is in, so this is not latency; it is how often an idle subscriber wakes."""
+FETCH_WAIT_MS = 20
+"""How long the broker holds a fetch that found nothing. Unlike the poll this IS latency: measured here (`farmlink
+bench e2e --smoke`, 100 inputs/s), a read_committed fetch of 500 ms was not answered when a relay's transaction
+committed, and input -> fill went from p50 164-309 ms to 746-872 ms. So consumers on an input's way to its fill ask
+every 20 ms; followers (`BEHIND_THE_MARKET`) every 500 ms."""
 
 
 class ServiceRuntime:
@@ -136,10 +141,10 @@ class ServiceRuntime:
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
-    BEHIND_THE_MARKET: dict[str, Any] = {"linger_ms": 250}
+    BEHIND_THE_MARKET: dict[str, Any] = {"linger_ms": 250, "fetch_max_wait_ms": POLL_WAIT_MS}
     """Options for a consumer that follows the market's records but is on no input's way to its fill (the feeds
     service's copies, the pairing service's facts): after its first records it lingers 250 ms for more, to take
-    bigger batches, so it costs the two cores it shares with the market fewer transactions (docs/benchmarks.md,
+    bigger batches, and its idle fetches wait 500 ms, so it costs the two cores it shares with the market fewer transactions (docs/benchmarks.md,
     issue 10)."""
 
     def subscriber(self, *topics: str, **options: Any) -> Any:
@@ -154,7 +159,7 @@ class ServiceRuntime:
         options.setdefault("ack_policy", AckPolicy.NACK_ON_ERROR)
         options.setdefault("decoder", raw_body)
         options.setdefault("parser", tolerant_parser)
-        options.setdefault("fetch_max_wait_ms", POLL_WAIT_MS)
+        options.setdefault("fetch_max_wait_ms", FETCH_WAIT_MS)
         options.setdefault("isolation_level", "read_committed")  # never an aborted relay transaction
         linger_ms = options.pop("linger_ms", 0)
         subscriber = self.broker.subscriber(*topics, **options)

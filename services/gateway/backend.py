@@ -21,7 +21,7 @@ from events.access import BY_NAME, CONSUMER_GROUPS, GATEWAY
 from events.consumer import Delivery
 from events.migrations import MigrationChanged, migrate
 from events.relay import OutboxRelay
-from events.runtime import POLL_WAIT_MS, deliveries_of, raw_body, tolerant_parser
+from events.runtime import FETCH_WAIT_MS, POLL_WAIT_MS, deliveries_of, raw_body, tolerant_parser
 from events.settings import AUDITOR, Settings, kafka_options, kafka_security, settings
 from events.store import EventStore, create_pool
 from events.handling import consume_batch
@@ -107,7 +107,7 @@ class Backend:
             batch=True,
             max_records=500,
             batch_timeout_ms=POLL_WAIT_MS,  # the wait ends when a record comes (events/runtime.py)
-            fetch_max_wait_ms=POLL_WAIT_MS,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw_body,
