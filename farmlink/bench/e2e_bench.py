@@ -113,7 +113,7 @@ class Watch:
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=500,  # the broker answers as soon as a record comes; this is only how often an idle watch asks
+            fetch_max_wait_ms=10,  # read_committed fetches are not answered early when a transaction commits
             isolation_level="read_committed",
             **kafka_options(settings(), AUDITOR),
         )  # the auditor reads receipts and all the fills (a buyer principal reads only its own party topic)
