@@ -170,10 +170,13 @@ def inbox_ids(items: Sequence[_Item]) -> list[str]:
 async def _inbox(
     conn: asyncpg.Connection, schema: str, consumer: str, message_ids: list[str]
 ) -> dict[tuple[str, str], str | None]:
-    """Which of these message ids the inbox holds, with their digests: one index probe per id."""
+    """Which of these message ids the inbox holds, with their digests: one index probe per id, whatever the table's
+    statistics say (a plain join was planned as a hash join over the whole inbox while its statistics still
+    described it as small: 21 ms a batch at 75,000 rows under the e2e bench; LIMIT 1 keeps the probe a subquery)."""
     rows = await conn.fetch(
-        f"""SELECT i.message_id, i.digest FROM unnest($2::text[]) AS m(message_id)
-            JOIN "{schema}".inbox i ON i.consumer = $1 AND i.message_id = m.message_id""",
+        f"""SELECT m.message_id, i.digest FROM unnest($2::text[]) AS m(message_id)
+            CROSS JOIN LATERAL (SELECT digest FROM "{schema}".inbox
+                                WHERE consumer = $1 AND message_id = m.message_id LIMIT 1) AS i""",
         consumer,
         message_ids,
     )
