@@ -235,6 +235,14 @@ class OutboxRelay:
                 self.failure, self.failure_at = _describe(sys.exc_info()[1]), time.time()
                 await asyncio.sleep(1.0)
 
+    def wake_if_leading(self) -> bool:
+        """Wake this relay when it leads its schema (a writer in this process just committed); False when it does not
+        lead, so the writer rings another process's relay by NOTIFY (`events.outbox.Doorbell`)."""
+        if self._leading:
+            self._wake.set()
+            return True
+        return False
+
     def _published(self, rows: int) -> None:
         self.published += rows
         self.failure = self.failure_at = None

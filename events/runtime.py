@@ -183,6 +183,7 @@ class ServiceRuntime:
                 service_dsn, self.schema, self.config.bootstrap, kafka=kafka_options(self.config, self.principal)
             )
             await self.relay.start()
+            self.store.doorbell.local = self.relay.wake_if_leading
         self._start_metrics()
         for hook in self.on_start:
             await hook()
