@@ -3,7 +3,6 @@ the doorbell that wakes a schema's relay after a commit."""
 
 import asyncio
 import base64
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,7 +60,7 @@ def outbox_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
 def kafka_headers_of(stored: str) -> list[tuple[str, bytes | None]]:
     """The Kafka headers of an outbox row (see outbox_headers)."""
     headers: list[tuple[str, bytes | None]] = []
-    for name, value, *tag in json.loads(stored):
+    for name, value, *tag in orjson.loads(stored):
         if tag == ["base64"]:
             headers.append(
                 (
