@@ -9,14 +9,7 @@ million events is checked in one pass per check. Each finding names the exact re
 
 from __future__ import annotations
 
-from farmlink.audit.amounts import INVARIANT as INVARIANT, FillTotals as FillTotals
-from farmlink.audit.chains import (
-    DUPLICATE_EVENT as DUPLICATE_EVENT,
-    HASH_CHAIN as HASH_CHAIN,
-    check_hash_chains as check_hash_chains,
-    check_unique_event_ids as check_unique_event_ids,
-    stream_break as stream_break,
-)
+from farmlink.audit.chains import check_hash_chains as check_hash_chains, check_unique_event_ids as check_unique_event_ids
 from farmlink.audit.market_invariants import check_market_invariants
 from farmlink.audit.model import AuditLog, Finding
 from farmlink.audit.replay import ReExecution

@@ -24,7 +24,7 @@ from farmlink.audit.quick import same_json
 from farmlink.audit.state import StateLines as StateLines, fill_line_of as fill_line_of, state_hash as state_hash
 from matcher.book import Book
 from matcher.facts import Fact
-from matcher import outcomes
+from matcher import outcomes as mapping
 from matcher.journal import fact_from
 from matcher.outcomes import derived_text, outcome_record
 from matcher.versions import recorded_rules_version
@@ -106,13 +106,13 @@ class MappingDrift(RuntimeError):
 def exact_decision(outcome: Any, index: int) -> Decision:
     """A decision made the matching service's way (`services.matching.outcomes.outcome_event`): the outcome's
     record (`matcher.outcomes`) through its contract model, as it is appended."""
-    event_type, event_id, payload = outcomes.outcome_record(outcome, index)
+    event_type, event_id, payload = mapping.outcome_record(outcome, index)  # the module's, whatever the quick path uses
     model = MODELS_BY_TYPE[(event_type, LATEST_VERSION[event_type])].model_validate(payload)
     return Decision(event_type, event_id, model.model_dump(mode="json"), outcome)
 
 
 def quick_decisions(outcomes: list[Any]) -> list[Decision]:
-    """The events the live service records for an entry's outcomes, made as plain values (quick.py)."""
+    """The events the live service records for an entry's outcomes, made as plain values (`matcher.outcomes`)."""
     return [Decision(*outcome_record(outcome, index), outcome) for index, outcome in enumerate(outcomes)]
 
 
