@@ -170,7 +170,7 @@ class ProblemClosed(Contract):
 
 
 RuleText = Annotated[str, Field(min_length=1, max_length=2000)]
-"""A subject or reason the ledger's rules wrote (services/pairing/rules.py)."""
+"""A subject or reason the ledger's rules wrote (matcher/supervision/rules.py)."""
 
 ProblemKey = Annotated[str, Field(min_length=1, max_length=400, pattern=r"^[^\s\x00-\x1f]+$")]
 """A problem's id: a rule's `<kind>:<subject ids>`, or the id an inspector chose."""

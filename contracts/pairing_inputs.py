@@ -80,7 +80,7 @@ class SupportDelivery(Contract):
 
 class SupportPromise(Contract):
     """Support a pairing promised, by a date: e.g. Yuping's expert team for the oil-tea bases. Deliveries of the
-    same pairing and kind count against it (farmlink/ledger.py opens a problem when it is not delivered by then)."""
+    same pairing and kind count against it (matcher/supervision/rules.py opens a problem when it is not delivered by then)."""
 
     promise_id: Identifier
     pairing_id: Identifier
@@ -144,7 +144,7 @@ Cutoff = dict[
 
 class SupervisionRound(Contract):
     """A follow-up visit of the supervision (回访): as of its date, the pairing service runs the ledger's rules
-    (services/pairing/rules.py) over the facts before the round's cut-off and records the problems they open and
+    (matcher/supervision/rules.py) over the facts before the round's cut-off and records the problems they open and
     the ones they find cured."""
 
     round_id: Identifier

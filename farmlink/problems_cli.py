@@ -1,4 +1,4 @@
-"""`farmlink problems`: the supervision ledger (farmlink/ledger.py) derived from the log: problems opened by the
+"""`farmlink problems`: the supervision ledger (farmlink/audit/problems.py) derived from the log: problems opened by the
 rules at each supervision round or by an inspector, their rectification records, and how each was closed."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rich.table import Table
 
 from events.settings import settings
 from farmlink.audit.log import load_from_postgres
-from farmlink.ledger import Ledger, derive
+from farmlink.audit.problems import Ledger, derive
 
 console = Console()
 

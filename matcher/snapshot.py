@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import zlib
 from typing import Any
 
 from matcher.book import Book
@@ -147,3 +148,18 @@ def digest_of(data: bytes) -> str:
 def state_digest(book: Book) -> str:
     """sha256 (hex) of the book's snapshot bytes: equal for equal states."""
     return digest_of(snapshot_bytes(book))
+
+
+COMPRESSION_LEVEL = 1
+"""zlib level of a stored snapshot (the matching service's `snapshots.state` column): the fastest; the JSON
+shrinks about four times even so."""
+
+
+def stored_state(data: bytes) -> bytes:
+    """Snapshot bytes as a stored snapshot keeps them (zlib)."""
+    return zlib.compress(data, COMPRESSION_LEVEL)
+
+
+def snapshot_data(state: bytes) -> bytes:
+    """The snapshot bytes a stored snapshot holds. Raises zlib.error for state that cannot be read."""
+    return zlib.decompress(state)

@@ -185,21 +185,19 @@ def make_checkpoint(
     ).sign(key)
 
 
-def prefix_findings(log: AuditLog, checkpoint: Checkpoint) -> list[Finding]:
-    """Where the log at or before the checkpoint's positions is no longer what it vouched for: a stream
-    whose head there moved (an event edited and resealed, deleted, or appended before P), a stream it
-    did not know, a schema that lost events."""
-    findings: list[Finding] = []
-    now = heads_as_of(log, checkpoint.positions)
-    by_place = {
-        (r.schema, r.stream_id, r.stream_version): r
-        for schema, heads in now.items()
-        for r in log.by_schema[schema]
-        if r.stream_id in heads and r.stream_version == heads[r.stream_id].stream_version
-    }
+class _HeadPlaces:
+    """Findings placed at a stream's head as the log has it now (its record), or at the stream where none is left."""
 
-    def at(schema: str, stream_id: str, head: Head | None, message: str) -> Finding:
-        record = None if head is None else by_place.get((schema, stream_id, head.stream_version))
+    def __init__(self, log: AuditLog, now: Heads) -> None:
+        self.by_place = {
+            (r.schema, r.stream_id, r.stream_version): r
+            for schema, heads in now.items()
+            for r in log.by_schema[schema]
+            if r.stream_id in heads and r.stream_version == heads[r.stream_id].stream_version
+        }
+
+    def at(self, schema: str, stream_id: str, head: Head | None, message: str) -> Finding:
+        record = None if head is None else self.by_place.get((schema, stream_id, head.stream_version))
         if record is None:
             return Finding(check=CHECK, where=f"{schema}/{stream_id}", message=message, schema=schema, stream_id=stream_id)
         return Finding(
@@ -213,52 +211,50 @@ def prefix_findings(log: AuditLog, checkpoint: Checkpoint) -> list[Finding]:
             event_id=record.event_id,
         )
 
+
+def _count_finding(log: AuditLog, checkpoint: Checkpoint) -> Finding | None:
+    """A schema lost or gained events at or before the checkpoint's positions."""
     before = count_as_of(log, checkpoint.positions)
-    if before != checkpoint.events:
-        findings.append(
-            Finding(
-                check=CHECK,
-                where="log",
-                message=f"{before} events lie at or before the checkpoint's positions "
-                f"{dict(sorted(checkpoint.positions.items()))}, the checkpoint counted "
-                f"{checkpoint.events}: events were deleted or inserted",
-            )
+    if before == checkpoint.events:
+        return None
+    return Finding(
+        check=CHECK,
+        where="log",
+        message=f"{before} events lie at or before the checkpoint's positions "
+        f"{dict(sorted(checkpoint.positions.items()))}, the checkpoint counted "
+        f"{checkpoint.events}: events were deleted or inserted",
+    )
+
+
+def _moved_head(position: int, old: Head | None, new: Head | None) -> tuple[Head | None, str]:
+    """Where and why a stream's head as of the checkpoint differs from the checkpoint's (`old` != `new`)."""
+    if old is None:
+        return new, (
+            f"events at or before the checkpoint's position {position} in a stream the checkpoint does not know: inserted"
         )
+    if new is None:
+        return None, f"the stream's events up to version {old.stream_version} at the checkpoint are gone: deleted"
+    return new, (
+        f"head at the checkpoint was version {old.stream_version} at position "
+        f"{old.global_position} (hash {old.hash[:16]}...), the log now has version "
+        f"{new.stream_version} at {new.global_position} (hash {new.hash[:16]}...): "
+        "an event before the checkpoint was changed, deleted or inserted"
+    )
+
+
+def prefix_findings(log: AuditLog, checkpoint: Checkpoint) -> list[Finding]:
+    """Where the log at or before the checkpoint's positions is no longer what it vouched for: a stream
+    whose head there moved (an event edited and resealed, deleted, or appended before P), a stream it
+    did not know, a schema that lost events."""
+    now = heads_as_of(log, checkpoint.positions)
+    places = _HeadPlaces(log, now)
+    counted = _count_finding(log, checkpoint)
+    findings: list[Finding] = [] if counted is None else [counted]
     for schema in sorted(set(checkpoint.heads) | set(now)):
         then, current = checkpoint.heads.get(schema, {}), now.get(schema, {})
         for stream_id in sorted(set(then) | set(current)):
             old, new = then.get(stream_id), current.get(stream_id)
-            if old == new:
-                continue
-            if old is None:
-                findings.append(
-                    at(
-                        schema,
-                        stream_id,
-                        new,
-                        f"events at or before the checkpoint's position {checkpoint.positions.get(schema, 0)} "
-                        "in a stream the checkpoint does not know: inserted",
-                    )
-                )
-            elif new is None:
-                findings.append(
-                    at(
-                        schema,
-                        stream_id,
-                        None,
-                        f"the stream's events up to version {old.stream_version} at the checkpoint are gone: deleted",
-                    )
-                )
-            else:
-                findings.append(
-                    at(
-                        schema,
-                        stream_id,
-                        new,
-                        f"head at the checkpoint was version {old.stream_version} at position "
-                        f"{old.global_position} (hash {old.hash[:16]}...), the log now has version "
-                        f"{new.stream_version} at {new.global_position} (hash {new.hash[:16]}...): "
-                        "an event before the checkpoint was changed, deleted or inserted",
-                    )
-                )
+            if old != new:
+                head, message = _moved_head(checkpoint.positions.get(schema, 0), old, new)
+                findings.append(places.at(schema, stream_id, head, message))
     return findings

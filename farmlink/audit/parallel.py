@@ -25,7 +25,9 @@ from typing import Any
 
 import orjson
 
-from farmlink.audit.checks import FillTotals, check_market_invariants, stream_break
+from farmlink.audit.amounts import FillTotals
+from farmlink.audit.chains import stream_break
+from farmlink.audit.market_invariants import check_market_invariants
 from farmlink.audit.model import AuditLog, Finding, Record
 from farmlink.audit.replay import ReExecution, market_streams, re_execute_products, streams_of
 from farmlink.audit.state import StateLines

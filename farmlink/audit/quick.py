@@ -8,9 +8,9 @@ A quick path may only say "this holds": whenever it cannot, or is in doubt, the 
   arrays and objects; anything else, a float above all, goes the exact way), verified with
   libsodium's Ed25519 through PyNaCl (about twice as quick as OpenSSL's here; it rejects more, never
   less: non-canonical or small-order keys and R, S >= L, which the exact check then words).
-- Re-execution's decisions (`outcome_record`, `derived_text`): the events the matching service's
-  outcome mapping records, made as plain values; re-execution falls back to the service's mapping
-  wherever they differ from the log, and cross-checks a sample of the rest with it.
+- Re-execution's decisions are made as plain values (`matcher.outcomes.outcome_record`, the mapping the
+  matching service records them with, without its contract models); re-execution falls back to the
+  contract models wherever they differ from the log, and cross-checks a sample of the rest with them.
 - Recorded facts (`same_json`): equal in Python and equal canonical bytes mean equal values of equal types.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from functools import lru_cache
 from typing import Any
 
@@ -27,8 +26,6 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
 from contracts.signing import SIGNED_FIELDS, SIGNING_CONTEXT
-from matcher.facts import Fill, OfferClosed as Closed, OfferOpened as Opened, OfferShrunk as Shrunk
-from services.matching.outcomes import FARMLINK_NAMESPACE
 
 _SORTED = orjson.OPT_SORT_KEYS
 
@@ -108,82 +105,3 @@ def same_json(left: Any, right: Any) -> bool:
         return left == right and orjson.dumps(left, option=_SORTED) == orjson.dumps(right, option=_SORTED)
     except (TypeError, orjson.JSONEncodeError):
         return False
-
-
-# ---------------------------------------------------------------- the matcher's decisions
-
-_NAMESPACE = FARMLINK_NAMESPACE.bytes
-
-
-def derived_text(*parts: object) -> str:
-    """`str(services.matching.outcomes.derived_id(*parts))` (uuid5 over the parts joined by "/", RFC 4122),
-    without building a UUID object: a third of re-execution went on them."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE + "/".join(map(str, parts)).encode("utf-8")).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def _fill(fill: Fill) -> tuple[str, str, dict[str, Any]]:
-    fill_id = derived_text("fill", fill.product, fill.lot_id, fill.outlet_kind, fill.outlet_id, fill.position)
-    payload = {
-        "fill_id": fill_id,
-        "product": fill.product,
-        "position": fill.position,
-        "journal_seq": fill.journal_seq,
-        "lot_id": fill.lot_id,
-        "cooperative_id": fill.cooperative_id,
-        "grade": fill.grade,
-        "outlet_kind": fill.outlet_kind,
-        "outlet_id": fill.outlet_id,
-        "buyer_id": fill.buyer_id,
-        "quantity": str(fill.quantity),
-        "unit_price_fen": fill.unit_price_fen,
-        "price_basis": fill.price_basis,
-        "revenue_fen": fill.revenue_fen,
-        "household_income_fen": dict(fill.household_income_fen),
-        "floor_price_fen": fill.floor_price_fen,
-        "market_price_fen": fill.market_price_fen,
-        "price_as_of": None if fill.price_as_of is None else fill.price_as_of.isoformat(),
-    }
-    return "FillMade", fill_id, payload
-
-
-def _offer(outcome: Any, index: int) -> tuple[str, str, dict[str, Any]]:
-    event_id = derived_text("offer", outcome.product, outcome.journal_seq, index)
-    if isinstance(outcome, Opened):
-        payload = {
-            "lot_id": outcome.lot_id,
-            "product": outcome.product,
-            "grade": outcome.grade,
-            "cooperative_id": outcome.cooperative_id,
-            "county": outcome.county,
-            "township": outcome.township,
-            "quantity_left": str(outcome.quantity_left),
-            "available_from": outcome.available_from.isoformat(),
-            "expires_on": outcome.expires_on.isoformat(),
-            "journal_seq": outcome.journal_seq,
-        }
-        return "OfferOpened", event_id, payload
-    if isinstance(outcome, Shrunk):
-        payload = {
-            "lot_id": outcome.lot_id,
-            "product": outcome.product,
-            "quantity_left": str(outcome.quantity_left),
-            "journal_seq": outcome.journal_seq,
-        }
-        return "OfferShrunk", event_id, payload
-    if isinstance(outcome, Closed):
-        return "OfferClosed", event_id, {"lot_id": outcome.lot_id, "product": outcome.product, "journal_seq": outcome.journal_seq}
-    raise TypeError(f"unknown outcome {outcome!r}")
-
-
-def outcome_record(outcome: Any, index: int) -> tuple[str, str, dict[str, Any]]:
-    """(event type, event id, JSON payload) that `services.matching.outcomes.outcome_event` records for the
-    matcher's outcome number `index` of an input, made as plain values (no pydantic model, no UUID):
-    re-execution compares with these first, and with the service's own mapping whenever they differ
-    from what was recorded (and on a sample of those that agree: `replay.CROSS_CHECK_EVERY`)."""
-    if isinstance(outcome, Fill):
-        return _fill(outcome)
-    return _offer(outcome, index)

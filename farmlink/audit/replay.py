@@ -2,12 +2,12 @@
 field by field, exactly the decisions the live matching service recorded.
 
 The live service (`services/matching/app.py`) appends, per product, an `InputJournaled` entry and
-then the events `services.matching.outcomes.outcome_event` made of the matcher's outcomes, in one
-transaction. Here the same pure path runs again: `fact_from` -> `Book.process` -> `outcome_event`,
-so any forged, edited, missing or extra decision shows up as a difference. Pure: no I/O.
-The decisions are first made as plain values (`quick.outcome_record`: no pydantic model, no UUID
-object); wherever one differs from the log, and on a sample where they agree, `outcome_event`
-itself makes it again and decides (`_ProductReplay._compare_payload`).
+then the events it made of the matcher's outcomes (`matcher.outcomes.outcome_record`, each as its
+contract model), in one transaction. Here the same pure path runs again: `fact_from` -> `Book.process`
+-> `outcome_record`, so any forged, edited, missing or extra decision shows up as a difference. Pure: no I/O.
+The decisions are first made as plain values (no pydantic model, no UUID object); wherever one differs
+from the log, and on a sample where they agree, it is made again through its contract model, as the
+service appends it, and that decides (`_ProductReplay._compare_payload`).
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from contracts.registry import LATEST_VERSION, MODELS_BY_TYPE
+
 from farmlink.audit.compare import FILL_MADE as FILL_MADE, _same, describe, differences
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
-from farmlink.audit.quick import derived_text, outcome_record, same_json
+from farmlink.audit.quick import same_json
 from farmlink.audit.state import StateLines as StateLines, fill_line_of as fill_line_of, state_hash as state_hash
 from matcher.book import Book
 from matcher.facts import Fact
+from matcher import outcomes as mapping
 from matcher.journal import fact_from
+from matcher.outcomes import derived_text, outcome_record
 from matcher.versions import recorded_rules_version
-from services.matching.outcomes import outcome_event
 
 MATCHING = "matching"
 JOURNAL_ENTRY = "InputJournaled"
@@ -87,28 +90,29 @@ class Decision:
     event_id: str
     payload: dict[str, Any]
     outcome: Any = None
-    """The matcher's outcome it was made from (quick.outcome_record), to make it again the service's way."""
+    """The matcher's outcome it was made from (matcher.outcomes.outcome_record), to make it again the service's way."""
 
 
 CROSS_CHECK_EVERY = 500
 """Of the decisions made the quick way that agree with the log, every this-many-th (and each product's
-first) is made again with the service's own mapping and must be identical: the quick mapping is
-tested equal to it (tests/unit/test_audit_quick.py), and this keeps a drift from going unseen."""
+first) is made again through its contract model, as the service appends it, and must be identical: this
+keeps a model that changes what it is given (a default, a normalised value) from going unseen."""
 
 
 class MappingDrift(RuntimeError):
-    """The audit's quick outcome mapping departs from services.matching.outcomes: a bug in the audit, not a finding."""
+    """A quick decision departs from its contract model's: a bug in the audit or the mapping, not a finding."""
 
 
-def exact_decision(outcome: Any, index: int, at: Any) -> Decision:
-    """A decision made by the service's own mapping (`outcome_event` and its pydantic model)."""
-    event = outcome_event(outcome, index, at)
-    model = event.payload
-    return Decision(model.event_type, str(event.event_id), model.model_dump(mode="json"), outcome)  # type: ignore[attr-defined]
+def exact_decision(outcome: Any, index: int) -> Decision:
+    """A decision made the matching service's way (`services.matching.outcomes.outcome_event`): the outcome's
+    record (`matcher.outcomes`) through its contract model, as it is appended."""
+    event_type, event_id, payload = mapping.outcome_record(outcome, index)  # the module's, whatever the quick path uses
+    model = MODELS_BY_TYPE[(event_type, LATEST_VERSION[event_type])].model_validate(payload)
+    return Decision(event_type, event_id, model.model_dump(mode="json"), outcome)
 
 
 def quick_decisions(outcomes: list[Any]) -> list[Decision]:
-    """The events the live service records for an entry's outcomes, made as plain values (quick.py)."""
+    """The events the live service records for an entry's outcomes, made as plain values (`matcher.outcomes`)."""
     return [Decision(*outcome_record(outcome, index), outcome) for index, outcome in enumerate(outcomes)]
 
 
@@ -129,11 +133,6 @@ class ReExecution:
     """(journal entry's global position, outcome index) of each fill, in the order of `fills`."""
     lines: StateLines | None = None
     """The state hash's lines when they were computed apart (by worker processes); else made from fills and books."""
-
-
-def decisions_for(outcomes: list[Any], entry: Record) -> list[Decision]:
-    """The events the live service records for a journal entry's outcomes: same mapping, same ids."""
-    return [exact_decision(outcome, index, entry.occurred_at) for index, outcome in enumerate(outcomes)]
 
 
 class StateProbe(Protocol):
@@ -307,13 +306,13 @@ class _ProductReplay:
             self.agreed += 1
             if self.agreed % CROSS_CHECK_EVERY != 1:
                 return
-            exact = exact_decision(decision.outcome, index, self.entry.occurred_at)
+            exact = exact_decision(decision.outcome, index)
             if (exact.event_type, exact.event_id) != (decision.event_type, decision.event_id) or not _same(
                 exact.payload, decision.payload
             ):
-                raise MappingDrift(f"quick {decision!r} is not the service's {exact!r}")
+                raise MappingDrift(f"quick {decision!r} is not its contract model's {exact!r}")
             return
-        expected = exact_decision(decision.outcome, index, self.entry.occurred_at).payload
+        expected = exact_decision(decision.outcome, index).payload
         if not _same(record.payload, expected):
             for name, recorded, value in differences(record.payload, expected):
                 self.findings.add(record, f"{name}: recorded {recorded!r}, re-executed {value!r}")

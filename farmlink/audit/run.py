@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from farmlink.audit import views
 from farmlink.audit.checkpoint import Checkpoint, make_checkpoint, prefix_findings
-from farmlink.audit.checks import check_settlement_invariants, check_unique_event_ids
+from farmlink.audit.chains import check_unique_event_ids
+from farmlink.audit.settlement_invariants import check_settlement_invariants
 from farmlink.audit.ledger import count_as_of
 from farmlink.audit.log import (
     count_in_postgres,
@@ -21,7 +22,7 @@ from farmlink.audit.log import (
     start_reading,
 )
 from farmlink.audit.model import AuditLog, Finding
-from farmlink.audit.parallel import Checks, default_workers, no_cyclic_gc
+from farmlink.audit.parallel import Checks, ParallelChecks, default_workers, no_cyclic_gc
 from farmlink.audit.reconcile import reconcile
 from farmlink.audit.replay import ReExecution
 from farmlink.audit.state import state_hash_of
@@ -133,6 +134,75 @@ async def audit(
         return result
 
 
+class _Laps:
+    """Wall-clock seconds per phase of an audit: each lap is added to its phase's total."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.started
+        self.started = now
+
+
+def _snapshots_to_compare(snapshots: list[StoredSnapshot] | None, since: Checkpoint | None) -> list[StoredSnapshot] | None:
+    """The stored snapshots to compare: for an incremental audit, only those after the checkpoint's books (the
+    ones they cover were compared when it was made)."""
+    if since is None or snapshots is None:
+        return snapshots
+    seqs = since.journal_seqs()
+    return [s for s in snapshots if s.journal_seq > seqs.get(s.product, 0)]
+
+
+async def _read_matching_first(reading: dict[str, asyncio.Future], source: str, checks: Checks, lap: _Laps) -> AuditLog:
+    """The log being read (a future per schema): the matching schema first, its workers started on it at once to
+    re-execute while the other schemas are still read."""
+    log = AuditLog(source=source)
+    matching = await reading["matching"]
+    if matching is not None:
+        log.by_schema["matching"] = matching
+    lap("read postgres")
+    checks.start(log, ["matching"])
+    lap("read postgres")  # and the matching schema's workers forked
+    for schema, future in reading.items():
+        records = await future
+        if records is not None and schema != "matching":
+            log.by_schema[schema] = records
+    lap("read postgres")
+    return log
+
+
+def _result_of(
+    source: str,
+    log: AuditLog,
+    parallel: ParallelChecks,
+    findings: list[Finding],
+    lap: _Laps,
+    workers: int,
+    since: Checkpoint | None,
+) -> AuditResult:
+    """The audit's result from its checks' findings and the workers' re-execution (resumed from the checkpoint's
+    fill digest and counts for an incremental audit)."""
+    reexecution = parallel.reexecution
+    lines = reexecution.lines
+    assert lines is not None
+    if since is not None:
+        lines.start_digest, lines.start_count = since.fills_digest, since.fill_count
+        reexecution.input_count += since.input_count
+        reexecution.fill_count += since.fill_count
+    fills_digest, fill_count = lines.fills_digest()
+    state = state_hash_of(fills_digest, fill_count, lines.books)
+    result = AuditResult(source, log, reexecution, findings, state, lap.timings, False, workers, parallel.worker_seconds)
+    result.fills_digest, result.books = fills_digest, parallel.books
+    result.worker_private_mb = parallel.worker_private_mb
+    if since is not None:
+        before = count_as_of(log, since.positions)
+        result.since = {"positions": dict(since.positions), "events_before": before, "events_after": log.count() - before}
+    return result
+
+
 async def audit_log(
     log: AuditLog | dict[str, asyncio.Future],
     source: str,
@@ -150,51 +220,23 @@ async def audit_log(
     workers as soon as it is in, while the other schemas are still read. `dsn` lets the snapshot
     findings read a disagreeing snapshot again to say what differs."""
     workers = workers or default_workers()
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal started
-        now = time.perf_counter()
-        timings[name] = timings.get(name, 0.0) + now - started
-        started = now
-
+    lap = _Laps()
     with no_cyclic_gc():
         after: dict[str, int] = since.positions if since is not None else {}
-        if since is not None:  # snapshots the checkpoint's books already cover were compared when it was made
-            seqs = since.journal_seqs()
-            snapshots = [s for s in snapshots or [] if s.journal_seq > seqs.get(s.product, 0)] if snapshots is not None else None
+        snapshots = _snapshots_to_compare(snapshots, since)
         probe = SnapshotCheck(snapshots) if snapshots is not None else None
-        checks = Checks(
-            workers,
-            probe,
-            after=after.get("matching", 0) if since else None,
-            start_books=since.books if since else None,
-            want_books=want_books,
-        )
+        after_matching = after.get("matching", 0) if since else None
+        checks = Checks(workers, probe, after=after_matching, start_books=since.books if since else None, want_books=want_books)
         if isinstance(log, AuditLog):
             checks.start(log, ["matching"])
-        else:  # the matching schema first: its workers re-execute while the rest is read
-            reading, log = log, AuditLog(source=source)
-            matching = await reading["matching"]
-            if matching is not None:
-                log.by_schema["matching"] = matching
-            lap("read postgres")
-            checks.start(log, ["matching"])
-            lap("read postgres")  # and the matching schema's workers forked
-            for schema, future in reading.items():
-                records = await future
-                if records is not None and schema != "matching":
-                    log.by_schema[schema] = records
-            lap("read postgres")
+        else:
+            log = await _read_matching_first(log, source, checks, lap)
         checking = step("checking", 3)
         prefix = prefix_findings(log, since) if since is not None else []
         signatures = plan_signatures(log)  # the ordered pass: keys and message ids in log order; verifying is left pending
-        pending = (
-            [p for p in signatures.pending if p.record.global_position > after.get(p.record.schema, 0)]
-            if since
-            else signatures.pending
-        )
+        pending = signatures.pending
+        if since is not None:
+            pending = [p for p in pending if p.record.global_position > after.get(p.record.schema, 0)]
         checks.start(log, [schema for schema in sorted(log.by_schema) if schema != "matching"], pending)
         lap("ordered passes")
         checking(1)
@@ -204,19 +246,12 @@ async def audit_log(
         parallel = checks.finish()
         lap("parallel checks")  # what is left of the workers' share once the main process is done
         checking(1)
-        reexecution = parallel.reexecution
-        lines = reexecution.lines
-        assert lines is not None
-        if since is not None:
-            lines.start_digest, lines.start_count = since.fills_digest, since.fill_count
-            reexecution.input_count += since.input_count
-            reexecution.fill_count += since.fill_count
         findings: list[Finding] = [
             *prefix,
             *parallel.chain_findings,
             *duplicates,
             *signatures.finish(parallel.signature_findings),
-            *reexecution.findings,
+            *parallel.reexecution.findings,
         ]
         if probe is not None:
             findings += await snapshot_findings(dsn, probe, schema_prefix) if dsn is not None else probe.findings()
@@ -226,24 +261,7 @@ async def audit_log(
         findings += check_supervision(log)
         lap("settlement and snapshots")
         checking(1)
-        fills_digest, fill_count = lines.fills_digest()
-        result = AuditResult(
-            source,
-            log,
-            reexecution,
-            findings,
-            state_hash_of(fills_digest, fill_count, lines.books),
-            timings,
-            False,
-            workers,
-            parallel.worker_seconds,
-        )
-        result.fills_digest, result.books = fills_digest, parallel.books
-        result.worker_private_mb = parallel.worker_private_mb
-        if since is not None:
-            before = count_as_of(log, since.positions)
-            result.since = {"positions": dict(since.positions), "events_before": before, "events_after": log.count() - before}
-        return result
+        return _result_of(source, log, parallel, findings, lap, workers, since)
 
 
 def checkpoint_of(result: AuditResult, key: Ed25519PrivateKey) -> Checkpoint:

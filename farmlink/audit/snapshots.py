@@ -30,8 +30,7 @@ import orjson
 
 from farmlink.audit.model import Finding, Record
 from matcher.book import Book
-from matcher.snapshot import digest_of, snapshot_bytes
-from services.matching.snapshots import snapshot_data
+from matcher.snapshot import digest_of, snapshot_bytes, snapshot_data
 
 CHECK = "snapshot"
 MATCHING = "matching"

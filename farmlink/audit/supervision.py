@@ -1,6 +1,6 @@
 """The supervision ledger, re-derived: each supervision round the pairing service evaluated recorded what the
 ledger's rules opened (`ProblemFound`) and cured (`ProblemCured`) over the facts it saw; the audit derives the
-ledger from the log (farmlink/ledger.py, the same pure rules) and reports every difference: a problem the log
+ledger from the log (farmlink/audit/problems.py, the same pure rules) and reports every difference: a problem the log
 shows a round should have opened or cured that it did not record (a deleted event), one it recorded that the log
 does not show (an inserted one), one recorded otherwise (an edited reason, owner or evidence), and a round whose
 recorded cut-off the log contradicts (a fact it saw gone, or one below its cut-off that came later)."""
@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
-from farmlink.ledger import ROUND_EVALUATED, Change, cured_change, derive, found_change
-from services.pairing.rules import Problem
+from farmlink.audit.problems import ROUND_EVALUATED, Change, cured_change, derive, found_change
+from matcher.supervision.rules import Problem
 
 CHECK = "supervision"
 

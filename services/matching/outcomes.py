@@ -1,4 +1,4 @@
-"""Turning the matcher's outcomes into events, with ids derived from the journal, never random."""
+"""Turning the matcher's outcomes into events, with ids derived from the journal, never random (matcher/outcomes.py)."""
 
 import uuid
 from datetime import datetime
@@ -9,21 +9,10 @@ from contracts.model import Contract
 from events import upcasting
 from events.store import NewEvent
 from matcher.book import Book
-from matcher.facts import Fill, OfferClosed as Closed, OfferOpened as Opened, OfferShrunk as Shrunk
 from matcher.journal import fact_from
+from matcher.facts import Outcome
+from matcher.outcomes import derived_id, outcome_record
 from matcher.versions import ADOPTION_TYPE, adoption_fact, due_adoption
-
-FARMLINK_NAMESPACE = uuid.UUID("6f1d3c52-8f0e-4f38-9a57-1e3b2a7c9d10")
-
-
-def derived_id(*parts: object) -> uuid.UUID:
-    """A stable id from the parts that make a thing unique (uuid5)."""
-    return uuid.uuid5(FARMLINK_NAMESPACE, "/".join(str(part) for part in parts))
-
-
-def fill_id(fill: Fill) -> uuid.UUID:
-    """A fill is named by its lot, its outlet and its place in the product's output order."""
-    return derived_id("fill", fill.product, fill.lot_id, fill.outlet_kind, fill.outlet_id, fill.position)
 
 
 def journal_entry(
@@ -67,50 +56,14 @@ def _journaled_under_version_1(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "rules_version": 1}
 
 
-def outcome_event(outcome: object, index: int, at: datetime) -> NewEvent:
-    """The event recording one outcome of the matcher."""
-    model: Contract
-    if isinstance(outcome, Fill):
-        model = FillMade(
-            fill_id=str(fill_id(outcome)),
-            product=outcome.product,
-            position=outcome.position,
-            journal_seq=outcome.journal_seq,
-            lot_id=outcome.lot_id,
-            cooperative_id=outcome.cooperative_id,
-            grade=outcome.grade,
-            outlet_kind=outcome.outlet_kind,
-            outlet_id=outcome.outlet_id,
-            buyer_id=outcome.buyer_id,
-            quantity=outcome.quantity,
-            unit_price_fen=outcome.unit_price_fen,
-            price_basis=outcome.price_basis,
-            revenue_fen=outcome.revenue_fen,
-            household_income_fen=dict(outcome.household_income_fen),
-            floor_price_fen=outcome.floor_price_fen,
-            market_price_fen=outcome.market_price_fen,
-            price_as_of=outcome.price_as_of,
-        )
-        return NewEvent(model, event_id=fill_id(outcome), occurred_at=at)
-    if isinstance(outcome, Opened):
-        model = OfferOpened(
-            lot_id=outcome.lot_id,
-            product=outcome.product,
-            grade=outcome.grade,
-            cooperative_id=outcome.cooperative_id,
-            county=outcome.county,
-            township=outcome.township,
-            quantity_left=outcome.quantity_left,
-            available_from=outcome.available_from,
-            expires_on=outcome.expires_on,
-            journal_seq=outcome.journal_seq,
-        )
-    elif isinstance(outcome, Shrunk):
-        model = OfferShrunk(
-            lot_id=outcome.lot_id, product=outcome.product, quantity_left=outcome.quantity_left, journal_seq=outcome.journal_seq
-        )
-    elif isinstance(outcome, Closed):
-        model = OfferClosed(lot_id=outcome.lot_id, product=outcome.product, journal_seq=outcome.journal_seq)
-    else:
-        raise TypeError(f"unknown outcome {outcome!r}")
-    return NewEvent(model, event_id=derived_id("offer", outcome.product, outcome.journal_seq, index), occurred_at=at)
+OUTCOME_MODELS: dict[str, type[Contract]] = {
+    model.event_type: model for model in (FillMade, OfferOpened, OfferShrunk, OfferClosed)
+}
+"""The contract model of each kind of outcome record (matcher/outcomes.py)."""
+
+
+def outcome_event(outcome: Outcome, index: int, at: datetime) -> NewEvent:
+    """The event recording one outcome of the matcher: its record (`matcher.outcomes.outcome_record`, the one
+    mapping the audit re-executes too) as its contract model. TypeError for anything that is not an outcome."""
+    event_type, event_id, payload = outcome_record(outcome, index)
+    return NewEvent(OUTCOME_MODELS[event_type].model_validate(payload), event_id=uuid.UUID(event_id), occurred_at=at)

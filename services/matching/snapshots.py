@@ -26,15 +26,12 @@ import orjson
 
 from events.unit import BatchUnitOfWork, Table
 from matcher.book import Book
-from matcher.snapshot import book_from_snapshot, digest_of, snapshot_bytes
+from matcher.snapshot import book_from_snapshot, digest_of, snapshot_bytes, snapshot_data, stored_state
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = int(os.environ.get("FARMLINK_SNAPSHOT_EVERY", "10000"))
 """A product's book is snapshotted after every this many journal entries (0: never)."""
-
-COMPRESSION_LEVEL = 1
-"""zlib level of the stored state: the fastest; the JSON shrinks about four times even so."""
 
 SNAPSHOTS = Table(
     "snapshots",
@@ -51,16 +48,6 @@ class Snapshot:
     journal_seq: int
     stream_version: int
     book: Book
-
-
-def stored_state(data: bytes) -> bytes:
-    """Snapshot bytes as the `state` column keeps them."""
-    return zlib.compress(data, COMPRESSION_LEVEL)
-
-
-def snapshot_data(state: bytes) -> bytes:
-    """The snapshot bytes a `state` column holds."""
-    return zlib.decompress(state)
 
 
 def snapshot_row(book: Book, stream_version: int) -> dict:

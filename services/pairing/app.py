@@ -268,7 +268,7 @@ def open_problem(uow: BatchUnitOfWork, decoded: Decoded, message, report: Proble
 
 def rectify(uow: BatchUnitOfWork, decoded: Decoded, message, report: RectificationReport) -> None:
     """An entry of a problem's rectification record: for a problem an inspector opened, or one the rules opened
-    (its id is the rule's, services/pairing/rules.py); one recorded before its problem opens joins it when it does."""
+    (its id is the rule's, matcher/supervision/rules.py); one recorded before its problem opens joins it when it does."""
     evidence = signed_by_office(uow, message, report)
     stream = stream_of(report)
     event = domain.rectify(report).model_copy(update={"signed_input": evidence})

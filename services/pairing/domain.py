@@ -100,7 +100,7 @@ def open_problem(report: ProblemReport, already_opened: bool) -> ProblemOpened:
         raise Rejection(f"payload.problem_id: problem {report.problem_id} already exists")
     if ":" in report.problem_id:
         raise Rejection(
-            f"payload.problem_id: ids with ':' are the rules' own (services/pairing/rules.py); choose another for {report.problem_id}"
+            f"payload.problem_id: ids with ':' are the rules' own (matcher/supervision/rules.py); choose another for {report.problem_id}"
         )
     return ProblemOpened(**report.model_dump())
 

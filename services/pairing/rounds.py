@@ -1,12 +1,12 @@
 """Supervision rounds on the pairing service: the facts the ledger's rules read, kept from the services' event
-topics, and a round that runs the rules (services/pairing/rules.py) over exactly the facts before its cut-off and
+topics, and a round that runs the rules (matcher/supervision/rules.py) over exactly the facts before its cut-off and
 records what they opened (`ProblemFound`) and cured (`ProblemCured`).
 
 Determinism: `farmlink publish` sends a round only after every line before it has its outcome, stamped with its
 cut-off: per event topic partition, the offset after the last record then committed. The round waits (its batch
 is retried) until the facts kept here reached every offset of its cut-off, then sees the facts below it, and only
 those, whatever else has arrived since. It records what it saw per schema (the greatest position and the count:
-`SupervisionRoundEvaluated`), so the audit re-derives the round from the log alone (farmlink/ledger.py). A round
+`SupervisionRoundEvaluated`), so the audit re-derives the round from the log alone (farmlink/audit/problems.py). A round
 without a cut-off sees every fact kept when it is decided.
 """
 
@@ -30,8 +30,8 @@ from events.codec import decode_event
 from events.consumer import Decoded, Delivery, describe
 from events.store import NewEvent
 from events.unit import BatchUnitOfWork, Table
-from services.pairing.facts import FACT_TYPES, SCHEMA_ORDER, fold
-from services.pairing.rules import Problem, round_changes
+from matcher.supervision.facts import FACT_TYPES, SCHEMA_ORDER, fold
+from matcher.supervision.rules import Problem, round_changes
 
 FACT_TOPICS = (COOPERATIVE_EVENTS, BUYER_EVENTS, FILLS, SETTLEMENT_EVENTS, PAIRING_EVENTS)
 """The event topics that carry the facts the rules read (registrations, lots, commitments, fills, plans and
@@ -66,7 +66,7 @@ PROBLEMS = Table(
 
 @dataclass(frozen=True)
 class KeptFact:
-    """A fact as the pairing service kept it (services/pairing/facts.py `Fact`)."""
+    """A fact as the pairing service kept it (matcher/supervision/facts.py `Fact`)."""
 
     schema: str
     global_position: int

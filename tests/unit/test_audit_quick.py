@@ -11,7 +11,8 @@ from contracts import signing
 from farmlink.audit import quick, replay
 from farmlink.audit.compare import _equal
 from farmlink.bench.synthetic import generate
-from services.matching.outcomes import derived_id
+from matcher import outcomes
+from matcher.outcomes import derived_id
 
 pytestmark = pytest.mark.unit
 
@@ -80,7 +81,7 @@ def test_same_json_agrees_with_the_exact_comparison_whenever_it_says_same(left, 
 
 @given(st.lists(st.one_of(st.text(), st.integers()), min_size=1, max_size=5))
 def test_derived_ids_are_the_services_uuid5_ids(parts):
-    assert quick.derived_text(*parts) == str(derived_id(*parts))
+    assert outcomes.derived_text(*parts) == str(derived_id(*parts))
 
 
 def test_every_decision_of_a_synthetic_season_made_the_quick_way_is_the_services_own(monkeypatch):
@@ -93,7 +94,7 @@ def test_every_decision_of_a_synthetic_season_made_the_quick_way_is_the_services
 
 def test_a_drift_between_the_quick_mapping_and_the_services_is_a_crash_not_a_clean_audit(monkeypatch):
     def drifted(outcome, index):
-        event_type, event_id, payload = quick.outcome_record(outcome, index)
+        event_type, event_id, payload = outcomes.outcome_record(outcome, index)
         return event_type, event_id, payload | {"extra": 1}
 
     monkeypatch.setattr(replay, "outcome_record", drifted)

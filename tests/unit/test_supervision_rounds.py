@@ -12,10 +12,10 @@ from contracts.inputs import SupervisionRound
 from events.consumer import Delivery
 from farmlink.audit.model import AuditLog, Record
 from farmlink.audit.supervision import check_supervision
-from farmlink.ledger import derive
+from farmlink.audit.problems import derive
 from events.unit import MemoryUnitOfWork
 from services.pairing import rounds
-from services.pairing.facts import FACT_TYPES
+from matcher.supervision.facts import FACT_TYPES
 from tests.unit.test_ledger import Log, pay, season
 
 pytestmark = pytest.mark.unit

@@ -1,7 +1,7 @@
 """The supervision ledger's rules (问题清单、整改台账、销号管理), pure: what a supervision round finds as of its date
 over the facts it saw, and what cures a problem. The pairing service runs them at each round over the facts it
 consumed up to the round's cut-off and records what they opened and cured (services/pairing/rounds.py); the
-audit and `farmlink problems` run them over the log (farmlink/ledger.py) and compare. The rules, as of the
+audit and `farmlink problems` run them over the log (farmlink/audit/problems.py) and compare. The rules, as of the
 round's `as_of` date:
 
 - `no-income`: a registered-poor household of a township that has an industry plan has no industry
@@ -29,7 +29,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.pairing.facts import UNASSIGNED, State
+from matcher.supervision.facts import UNASSIGNED, State
 
 PAYMENT_DAYS = 30
 """Days after a lot's expiry by which its fills are to be paid in full."""

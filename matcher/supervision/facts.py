@@ -1,4 +1,4 @@
-"""What the supervision ledger's rules read (services/pairing/rules.py): facts recorded by the services (registrations,
+"""What the supervision ledger's rules read (matcher/supervision/rules.py): facts recorded by the services (registrations,
 plans, lots, fills, commitments, payments, pairings, promises, support, projects and milestones), folded in one
 order (`fact_order`: when recorded, then by schema, then by position in it) into what the rules can see (`State`).
 Pure: the pairing service folds the facts it kept, the audit the log's events, and both fold alike."""

@@ -1,5 +1,5 @@
 """The supervision ledger (问题清单、整改台账、销号管理) derived from the log: problems opened by the rules
-(services/pairing/rules.py) at each supervision round, or by an inspector's signed input; their rectification
+(matcher/supervision/rules.py) at each supervision round, or by an inspector's signed input; their rectification
 records; and their closing (销号) when the log shows them cured, or by an inspector with a signed reason.
 
 A pure function of the log (`derive`), the same for every reader (`farmlink problems`, the audit). A round the
@@ -18,8 +18,8 @@ from datetime import date
 from typing import Any
 
 from farmlink.audit.model import AuditLog, Record
-from services.pairing.facts import FACT_TYPES, SCHEMA_ORDER, State, fold, keep
-from services.pairing.rules import Problem, round_changes
+from matcher.supervision.facts import FACT_TYPES, SCHEMA_ORDER, State, fold, keep
+from matcher.supervision.rules import Problem, round_changes
 
 ROUND_EVALUATED = "SupervisionRoundEvaluated"
 
