@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from farmlink.audit.model import AuditLog, Finding, Record, finding_at
-from farmlink.ledger import ROUND_EVALUATED, Change, cured_change, derive, found_change
+from farmlink.office.ledger import ROUND_EVALUATED, Change, cured_change, derive, found_change
 from services.pairing.rules import Problem
 
 CHECK = "supervision"

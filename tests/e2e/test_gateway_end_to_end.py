@@ -14,11 +14,11 @@ import httpx
 import orjson
 import pytest
 
-from farmlink import processes
-from farmlink.gateway_cli import gateway_port
-from farmlink.keyring import Keyring
-from farmlink.publisher import input_message, publish_lines
-from farmlink.scenario import parse_line
+from farmlink.operations import processes
+from farmlink.cli.gateway import gateway_port
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.publisher import input_message, publish_lines
+from farmlink.producers.scenario import parse_line
 from services.gateway.auth import sign_request
 
 pytestmark = pytest.mark.e2e

@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from farmlink.gateway_cli import gateway_port
-from farmlink.keyring import Keyring
-from farmlink.offline import simulate
-from farmlink.publisher import publish_lines
-from farmlink.scenario import parse_line, read_scenario
+from farmlink.cli.gateway import gateway_port
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.offline import simulate
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import parse_line, read_scenario
 from services.gateway.office import office_token
 from services.gateway.office_routes import CSP
 

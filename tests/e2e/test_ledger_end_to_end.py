@@ -14,11 +14,11 @@ import asyncpg
 from events.hashchain import canonical_json, hashed_content, link_hash
 from events.settings import settings
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
+from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.cli import app
-from farmlink.problems_cli import read_ledger
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.cli.problems import read_ledger
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 
 from tests.e2e.inputs import scenario_file
 

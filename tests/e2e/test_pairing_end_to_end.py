@@ -7,10 +7,10 @@ from datetime import date
 import pytest
 
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
-from farmlink.pairings_cli import read
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.operations.caughtup import wait_until_caught_up
+from farmlink.cli.pairings import read
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 
 from tests.e2e.inputs import scenario_file
 

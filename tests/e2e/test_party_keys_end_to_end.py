@@ -14,10 +14,10 @@ from contracts.signing import public_key_of, sign
 from contracts.topics import COOPERATIVE_INPUT, DEAD_LETTER
 from events.relay import idempotent_producer
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
-from farmlink.keyring import Keyring
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.operations.caughtup import wait_until_caught_up
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 from tests.kafka_helpers import login, read_topic
 
 from tests.e2e.inputs import scenario_file

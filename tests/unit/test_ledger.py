@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from farmlink.audit.model import AuditLog, Record
-from farmlink.ledger import derive
+from farmlink.office.ledger import derive
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from contracts.inputs import SupervisionRound
 from events.consumer import Delivery
 from farmlink.audit.model import AuditLog, Record
 from farmlink.audit.supervision import check_supervision
-from farmlink.ledger import derive
+from farmlink.office.ledger import derive
 from events.unit import MemoryUnitOfWork
 from services.pairing import rounds
 from services.pairing.facts import FACT_TYPES
