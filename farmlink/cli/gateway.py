@@ -12,13 +12,7 @@ from pathlib import Path
 
 import typer
 
-GATEWAY_HOST = "127.0.0.1"
-DEFAULT_GATEWAY_PORT = 18080
-
-
-def gateway_port() -> int:
-    """FARMLINK_GATEWAY_PORT, or 18080."""
-    return int(os.environ.get("FARMLINK_GATEWAY_PORT") or DEFAULT_GATEWAY_PORT)
+from farmlink.operations.gateway import GATEWAY_HOST, gateway_port
 
 
 def gateway(
@@ -109,22 +103,3 @@ def sign_request_headers(
     headers = sign_request(local_keyring().private_key(party), method, target, party, time.time())
     for name, value in headers.items():
         typer.echo(f"{name}: {value}")
-
-
-def gateway_health(pid: int | None) -> str:
-    """What `farmlink status` shows for the gateway: "ok", "-" (not running), or the problems /readyz names."""
-    import urllib.error
-    import urllib.request
-
-    if pid is None:
-        return "-"
-    try:
-        with urllib.request.urlopen(f"http://{GATEWAY_HOST}:{gateway_port()}/readyz", timeout=5) as answer:
-            return "ok" if json.loads(answer.read()).get("ready") else "not ready"
-    except urllib.error.HTTPError as error:  # 503: not ready, with the reasons
-        try:
-            return "; ".join(json.loads(error.read()).get("problems", []))[:200] or f"HTTP {error.code}"
-        except ValueError:
-            return f"HTTP {error.code}"
-    except (OSError, ValueError) as error:
-        return f"not answering: {error}"[:200]

@@ -6,8 +6,8 @@ import logging
 import typer
 
 from farmlink.cli.common import Format, console, print_rows, quiet_logs
-from farmlink.cli.gateway import gateway_health, gateway_port
 from farmlink.operations import health, processes
+from farmlink.operations.gateway import gateway_health, gateway_port
 
 
 def serve(

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from farmlink.operations import processes
-from farmlink.cli.gateway import gateway_port
+from farmlink.operations.gateway import gateway_port
 from farmlink.producers.keyring import Keyring
 from farmlink.producers.publisher import input_message, publish_lines
 from farmlink.producers.scenario import parse_line

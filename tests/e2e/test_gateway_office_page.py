@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from farmlink.cli.gateway import gateway_port
+from farmlink.operations.gateway import gateway_port
 from farmlink.producers.keyring import Keyring
 from farmlink.producers.offline import simulate
 from farmlink.producers.publisher import publish_lines

@@ -29,7 +29,7 @@ from farmlink.operations import processes
 from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.cli import DEMO_SCENARIO
 from farmlink.producers.keyring import Keyring
-from farmlink.cli.parties import take_credentials
+from farmlink.operations.parties import take_credentials
 from farmlink.producers.publisher import publish_lines
 from farmlink.producers.scenario import parse_line, read_scenario
 from tests.e2e.inputs import scenario_file
