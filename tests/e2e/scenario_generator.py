@@ -7,7 +7,8 @@ from datetime import date, timedelta
 from farmlink.operations.places import COUNTIES
 
 PRODUCTS = ("chili", "oil_tea_fruit", "live_pig")
-"""Two of the generated products (farmlink/operations/places.py) and livestock in whole head: few, so a short scenario makes fills."""
+"""Two of the generated products (farmlink/operations/places.py) and livestock in whole head: few, so a short
+scenario makes fills."""
 
 
 def _day(rng: random.Random, start: int = 0, span: int = 40) -> date:

@@ -1,7 +1,8 @@
 """The faults `farmlink chaos` inflicts on the local broker and server: stop or kill Kafka, restart PostgreSQL, and
 the WAL volume (pg_wal moved onto a small tmpfs for the run and back; root only).
 
-The TCP links that slow down or cut a service's network are farmlink/operations/chaos/faults.py; the run itself, farmlink/operations/chaos/.
+The TCP links that slow down or cut a service's network are farmlink/operations/chaos/faults.py; the run itself,
+farmlink/operations/chaos/.
 """
 
 from __future__ import annotations
