@@ -3,7 +3,8 @@
 import pytest
 
 from contracts.inputs import INPUT_TYPES
-from farmlink.operations.chaos import NETWORK_FAULTS, Workload, plan_faults
+from farmlink.operations.chaos import NETWORK_FAULTS, plan_faults
+from farmlink.operations.workload import Workload
 from farmlink.operations.processes import SERVICES
 
 pytestmark = pytest.mark.unit

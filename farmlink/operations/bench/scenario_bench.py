@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from farmlink.buyers import reports
-from farmlink.operations.chaos import Workload, payment
+from farmlink.operations.workload import Workload, payment
 from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.producers.offline import simulate
 from farmlink.producers.publisher import publish_lines

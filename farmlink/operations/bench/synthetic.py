@@ -29,7 +29,7 @@ from matcher.money import split_largest_remainder
 from services.matching.outcomes import journal_entry, outcome_event
 
 from farmlink.operations.bench.synthetic_log import SyntheticLog
-from farmlink.operations.places import COUNTIES, MARKETS, PRODUCTS
+from farmlink.operations.workload import COUNTIES, MARKETS, PRODUCTS
 
 SEASON_START = date(2020, 3, 1)
 BUYERS = tuple(f"buyer-{n}" for n in range(1, 51)) + tuple(f"yuping-{n}" for n in range(1, 6))

@@ -41,7 +41,7 @@ Loopback only, local infrastructure only, and it stops by itself.
 
 The modules, each importing only those above it:
 
-    workload.py  the seeded stream of signed inputs, the payments, their encoding for Kafka
+    wire.py      each input of the workload (farmlink/operations/workload.py) encoded for Kafka, signed
     plan.py      the faults (Fault, NETWORK_FAULTS, FaultOptions) and plan_faults
     report.py    Recovery, ChaosReport, and the proofs (ProofMixin: lost, duplicated, audit)
     inflict.py   inflicting each fault and measuring its recovery (InflictMixin), the fault listener's ports
@@ -62,17 +62,7 @@ from farmlink.operations.chaos.inflict import (
 from farmlink.operations.chaos.plan import NETWORK_FAULTS, NO_FAULTS_BEYOND_KILL, Fault, FaultOptions, plan_faults
 from farmlink.operations.chaos.report import SOURCE_SCHEMAS, ChaosReport, ProofMixin, Recovery
 from farmlink.operations.chaos.run import PAYMENT_SHARE, PAYMENT_WAIT_S, PROBE_IN_FLIGHT, SEND_TIMEOUT_S, ChaosRun, Say, run_chaos
-from farmlink.operations.chaos.workload import (
-    BUYERS,
-    COUNTIES,
-    FLOOR_BUYER,
-    INPUT_SERVICES,
-    MARKETS,
-    PRODUCTS,
-    Workload,
-    encode,
-    payment,
-)
+from farmlink.operations.chaos.wire import INPUT_SERVICES, encode
 
 __all__ = [
     # run.py: the run
@@ -83,16 +73,9 @@ __all__ = [
     "SEND_TIMEOUT_S",
     "Say",
     "run_chaos",
-    # workload.py
-    "BUYERS",
-    "COUNTIES",
-    "FLOOR_BUYER",
+    # wire.py
     "INPUT_SERVICES",
-    "MARKETS",
-    "PRODUCTS",
-    "Workload",
     "encode",
-    "payment",
     # plan.py
     "NETWORK_FAULTS",
     "NO_FAULTS_BEYOND_KILL",

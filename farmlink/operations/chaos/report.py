@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.inputs import JOURNALED_EVENT_TYPES
-from farmlink.operations.chaos.workload import INPUT_SERVICES
+from farmlink.operations.chaos.wire import INPUT_SERVICES
 
 
 SOURCE_SCHEMAS = ("cooperative", "buyer", "market")

@@ -28,7 +28,8 @@ from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.operations.chaos.inflict import HOLD, RECOVER, InflictMixin
 from farmlink.operations.chaos.plan import NO_FAULTS_BEYOND_KILL, Fault, FaultOptions, plan_faults
 from farmlink.operations.chaos.report import ChaosReport, ProofMixin
-from farmlink.operations.chaos.workload import INPUT_SERVICES, Workload, encode, payment
+from farmlink.operations.chaos.wire import INPUT_SERVICES, encode
+from farmlink.operations.workload import Workload, payment
 from farmlink.operations.chaos.faults import FaultyLink
 from farmlink.producers.keyring import local_keyring
 
