@@ -32,7 +32,7 @@ from services.gateway.office_routes import CSP
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-DEMO = Path(__file__).parents[2] / "farmlink" / "scenarios" / "yanhe-2020.jsonl"
+DEMO = Path(__file__).parents[2] / "farmlink" / "producers" / "scenarios" / "yanhe-2020.jsonl"
 KEYS = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-office-page-keys-")))
 BOUND_S = 180.0
 """Generous: the page must get there; a loaded 2-core machine may be slow."""
