@@ -38,12 +38,12 @@ def infrastructure():
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, PostgresContainer("postgres:15", driver=None) as pg:
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka.get_bootstrap_server()
             os.environ["DATABASE_URL"] = pg.get_connection_url()
-            from farmlink import infra
+            from farmlink.operations import infra
 
             infra.ensure_up()
             yield settings()
         return
-    from farmlink import infra
+    from farmlink.operations import infra
 
     infra.ensure_up()
     yield settings()

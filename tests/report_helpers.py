@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from farmlink.audit.model import AuditLog, Finding, Record
-from farmlink.bench.synthetic import SyntheticLog, generate
+from farmlink.operations.bench.synthetic import SyntheticLog, generate
 
 
 @cache

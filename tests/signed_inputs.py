@@ -4,8 +4,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from farmlink.keyring import Keyring
-from farmlink.publisher import input_message
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.publisher import input_message
 
 KEYRING = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-test-keys-")))
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from faststream.kafka import TestKafkaBroker
 
-from farmlink.keyring import Keyring
+from farmlink.producers.keyring import Keyring
 from contracts.topics import COOPERATIVE_INPUT, COOPERATIVE_EVENTS, DEAD_LETTER, RECEIPTS
 from services.cooperative import app as cooperative
 from tests.signed_inputs import KEYRING, signed

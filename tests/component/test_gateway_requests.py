@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT
-from farmlink.keyring import Keyring
-from farmlink.publisher import input_message
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.publisher import input_message
 from services.gateway.app import create_app
 from services.gateway.auth import MAX_SKEW_S, sign_request
 from services.gateway.backend import Hub

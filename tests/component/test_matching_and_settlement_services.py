@@ -13,7 +13,7 @@ from faststream.kafka import TestKafkaBroker
 
 from contracts.topics import BUYER_EVENTS, BUYER_INPUT, COOPERATIVE_EVENTS, DEAD_LETTER, FILLS, OFFERS, RECEIPTS, SETTLEMENT_INPUT
 from events.hashchain import canonical_json
-from farmlink.keyring import Keyring
+from farmlink.producers.keyring import Keyring
 from services.buyer import app as buyer
 from services.matching import app as matching
 from services.settlement import app as settlement

@@ -2,7 +2,7 @@
 
 import pytest
 
-from farmlink import infra, processes
+from farmlink.operations import infra, processes
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from contracts.inputs import INPUT_OWNER, SERVICE_INPUT_TOPIC
 from contracts.parties import DEFAULT_DESK
-from farmlink.publisher import input_message, key_of, publish_lines
-from farmlink.scenario import parse_line
+from farmlink.producers.publisher import input_message, key_of, publish_lines
+from farmlink.producers.scenario import parse_line
 from tests.signed_inputs import KEYRING
 
 MARKET = "Tongren"

@@ -13,12 +13,12 @@ from aiokafka import AIOKafkaProducer
 from contracts.topics import MARKET_EVENTS
 from events.access import service_principal
 from events.hashchain import canonical_json, hashed_content, link_hash
-from farmlink import processes
+from farmlink.operations import processes
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
+from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.cli import DEMO_SCENARIO
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 from tests.kafka_helpers import login
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 async def demo_log(infrastructure):
     """The demo published on a clean system, services stopped afterwards so the log stands still."""
-    from farmlink import infra
+    from farmlink.operations import infra
 
     processes.stop_all(say=lambda _: None)
     infra.reset_data(progress=lambda _: None)

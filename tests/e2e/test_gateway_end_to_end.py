@@ -14,12 +14,14 @@ import httpx
 import orjson
 import pytest
 
-from farmlink import processes
-from farmlink.gateway_cli import gateway_port
-from farmlink.keyring import Keyring
-from farmlink.publisher import input_message, publish_lines
-from farmlink.scenario import parse_line
+from farmlink.operations import processes
+from farmlink.operations.gateway import gateway_port
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.publisher import input_message, publish_lines
+from farmlink.producers.scenario import parse_line
 from services.gateway.auth import sign_request
+from tests import payloads
+from tests.payloads import chili_order, fengjia
 
 pytestmark = pytest.mark.e2e
 
@@ -28,41 +30,7 @@ FORGER = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-gateway-e2e-forger-")))
 SSE_DELIVERY_BOUND_S = 10.0
 """Generous: the fill must arrive, and the latency is printed; a loaded 2-core machine may be slow."""
 
-FENGJIA = {
-    "cooperative_id": "fengjia",
-    "name": "Fengjia",
-    "county": "Yanhe",
-    "township": "Ketian",
-    "village": "Fengjia",
-    "households": [{"household_id": "fj-1", "registered_poor": True}, {"household_id": "fj-2", "registered_poor": False}],
-}
-
-
-def lot(lot_id: str, quantity: str) -> dict:
-    return {
-        "lot_id": lot_id,
-        "cooperative_id": "fengjia",
-        "product": "chili",
-        "grade": "A",
-        "quantity": quantity,
-        "available_from": "2020-08-01",
-        "expires_on": "2020-08-20",
-        "contributions": [{"household_id": "fj-1", "quantity": quantity}],
-    }
-
-
-def order(order_id: str, buyer_id: str, quantity: str, limit: int) -> dict:
-    return {
-        "order_id": order_id,
-        "buyer_id": buyer_id,
-        "product": "chili",
-        "min_grade": "B",
-        "quantity": quantity,
-        "limit_price_fen": limit,
-        "deliver_from": "2020-08-01",
-        "deliver_to": "2020-08-31",
-        "regions": [],
-    }
+FENGJIA = fengjia(("fj-1", True), ("fj-2", False))
 
 
 def body(kind: str, payload: dict, keyring: Keyring = KEYS) -> tuple[str, bytes]:
@@ -132,7 +100,7 @@ async def test_parties_register_over_http_and_the_gateway_learns_their_keys(http
 
 
 async def test_a_signed_harvest_posted_over_http_is_matched_and_reaches_the_buyers_fill_stream(http):
-    placed = await post(http, "order.placed", order("mart-1", "tongren-mart", "80", 500))
+    placed = await post(http, "order.placed", chili_order("mart-1", "tongren-mart", "80", 500))
     assert (await receipt(http, "buyer:tongren-mart", placed, "buyer"))["status"] == "accepted"
     inputs_before = await metric(http, "farmlink_gateway_inputs_total", type="harvest.recorded", outcome="published")
     fills_before = await metric(http, "farmlink_fills_total", price_basis="order_limit")
@@ -143,7 +111,7 @@ async def test_a_signed_harvest_posted_over_http_is_matched_and_reaches_the_buye
             assert stream.status_code == 200
             lines = stream.aiter_lines()
             assert await anext(lines) == ": listening"  # subscribed: nothing committed from here on is missed
-            harvest = await post(http, "harvest.recorded", lot("fj-chili-1", "100"))
+            harvest = await post(http, "harvest.recorded", payloads.fengjia_lot("fj-chili-1", "100"))
             event, data = None, None
             async with asyncio.timeout(60):
                 async for line in lines:
@@ -179,7 +147,7 @@ async def _above(http, name: str, before: float, **labels) -> bool:
 
 async def test_a_forged_harvest_over_http_is_refused_with_the_reason(http):
     refused_before = await metric(http, "farmlink_gateway_inputs_total", type="harvest.recorded", outcome="refused")
-    _, forged = body("harvest.recorded", lot("forged-lot", "1000"), keyring=FORGER)
+    _, forged = body("harvest.recorded", payloads.fengjia_lot("forged-lot", "1000"), keyring=FORGER)
     response = await http.post("/v1/inputs", content=forged)
     assert response.status_code == 401
     assert response.json()["detail"] == "signature: does not verify with the key registered for cooperative fengjia"
@@ -194,7 +162,9 @@ async def test_anyone_follows_the_offers_as_server_sent_events(http):
             assert stream.status_code == 200
             lines = stream.aiter_lines()
             assert await anext(lines) == ": listening"
-            await post(http, "harvest.recorded", lot("fj-chili-2", "30"))  # no open order left: it rests on offer
+            await post(
+                http, "harvest.recorded", payloads.fengjia_lot("fj-chili-2", "30")
+            )  # no open order left: it rests on offer
             async with asyncio.timeout(60):
                 async for line in lines:
                     if line.startswith("data: "):

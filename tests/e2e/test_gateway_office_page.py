@@ -21,18 +21,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from farmlink.gateway_cli import gateway_port
-from farmlink.keyring import Keyring
-from farmlink.offline import simulate
-from farmlink.publisher import publish_lines
-from farmlink.scenario import parse_line, read_scenario
+from farmlink.operations.gateway import gateway_port
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.offline import simulate
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import parse_line, read_scenario
 from services.gateway.office import office_token
 from services.gateway.office_routes import CSP
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-DEMO = Path(__file__).parents[2] / "farmlink" / "scenarios" / "yanhe-2020.jsonl"
+DEMO = Path(__file__).parents[2] / "farmlink" / "producers" / "scenarios" / "yanhe-2020.jsonl"
 KEYS = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-office-page-keys-")))
 BOUND_S = 180.0
 """Generous: the page must get there; a loaded 2-core machine may be slow."""

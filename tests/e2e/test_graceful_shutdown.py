@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import COOPERATIVE_EVENTS, COOPERATIVE_INPUT, EVENT_PARTITIONS, RECEIPTS
-from farmlink import processes
+from farmlink.operations import processes
 from tests.kafka_helpers import login
 from tests.e2e.inputs import Record, valid_input, valid_payload
 

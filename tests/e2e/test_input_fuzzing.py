@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from contracts.topics import DEAD_LETTER, MARKET_INPUT, RECEIPTS
 from events.consumer import MAX_REASON_CHARS
-from farmlink import processes
+from farmlink.operations import processes
 from tests.kafka_helpers import login
 from tests.e2e.inputs import Record, register_parties
 from tests.e2e.fuzz_records import Batch, INPUT_TOPICS, OUTCOME_TIMEOUT_S, SERVICE_OF_TOPIC, batches, valid_on

@@ -14,13 +14,14 @@ import asyncpg
 from events.hashchain import canonical_json, hashed_content, link_hash
 from events.settings import settings
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
+from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.cli import app
-from farmlink.problems_cli import read_ledger
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.cli.problems import read_ledger
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 
 from tests.e2e.inputs import scenario_file
+from tests.payloads import chili_order, fengjia, fengjia_lot
 
 pytestmark = pytest.mark.e2e
 
@@ -42,17 +43,7 @@ async def recorded_problems(dsn: str) -> list[tuple[str, str, str, list[str]]]:
 async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_it_at_the_next(clean_system, tmp_path):
     season = scenario_file(
         tmp_path / "season.jsonl",
-        (
-            "cooperative.registered",
-            {
-                "cooperative_id": "fengjia",
-                "name": "Fengjia",
-                "county": "Yanhe",
-                "township": "Ketian",
-                "village": "Fengjia",
-                "households": [{"household_id": "fj-1", "registered_poor": False}],
-            },
-        ),
+        ("cooperative.registered", fengjia(("fj-1", False))),
         ("buyer.registered", {"buyer_id": "zunyi-hotpot", "name": "Zunyi hotpot base"}),
         (
             "pairing.registered",
@@ -67,33 +58,8 @@ async def test_a_late_payment_opens_a_problem_at_a_round_and_the_payment_closes_
                 "team": "Dejiang team",
             },
         ),
-        (
-            "harvest.recorded",
-            {
-                "lot_id": "lot-1",
-                "cooperative_id": "fengjia",
-                "product": "chili",
-                "grade": "A",
-                "quantity": "100",
-                "available_from": "2020-08-01",
-                "expires_on": "2020-08-20",
-                "contributions": [{"household_id": "fj-1", "quantity": "100"}],
-            },
-        ),
-        (
-            "order.placed",
-            {
-                "order_id": "o1",
-                "buyer_id": "zunyi-hotpot",
-                "product": "chili",
-                "min_grade": "B",
-                "quantity": "100",
-                "limit_price_fen": 400,
-                "deliver_from": "2020-08-01",
-                "deliver_to": "2020-08-31",
-                "regions": [],
-            },
-        ),
+        ("harvest.recorded", fengjia_lot("lot-1", "100")),
+        ("order.placed", chili_order("o1", "zunyi-hotpot", "100", 400)),
         ("delivery.confirmed", {"lot_id": "lot-1", "outlet_id": "o1", "quantity": "100"}),
         ("supervision.round", {"round_id": "september", "as_of": "2020-09-25"}),
     )

@@ -13,12 +13,12 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.topics import COOPERATIVE_INPUT, DEAD_LETTER
 from events.access import AUDITOR, COOPERATIVE
-from farmlink import reports
-from farmlink.caughtup import wait_until_caught_up
+from farmlink.buyers import reports
+from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.cli import DEMO_SCENARIO
-from farmlink.offline import simulate
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.producers.offline import simulate
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 from matcher.output import fill_line
 from tests.e2e.scenario_generator import generate
 from tests.kafka_helpers import login, read_topic

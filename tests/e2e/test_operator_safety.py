@@ -9,7 +9,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from farmlink import health, infra, processes
+from farmlink.operations import health, infra, processes
 from farmlink.cli import app
 
 pytestmark = pytest.mark.e2e

@@ -7,12 +7,13 @@ from datetime import date
 import pytest
 
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
-from farmlink.pairings_cli import read
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.operations.caughtup import wait_until_caught_up
+from farmlink.cli.pairings import read
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 
 from tests.e2e.inputs import scenario_file
+from tests.payloads import chili_order, fengjia, fengjia_lot
 
 pytestmark = pytest.mark.e2e
 
@@ -20,20 +21,7 @@ pytestmark = pytest.mark.e2e
 async def test_a_pairing_its_support_and_its_projects_are_reported_beside_the_helped_villages_income(clean_system, tmp_path):
     season = scenario_file(
         tmp_path / "pairing.jsonl",
-        (
-            "cooperative.registered",
-            {
-                "cooperative_id": "fengjia",
-                "name": "Fengjia",
-                "county": "Yanhe",
-                "township": "Ketian",
-                "village": "Fengjia",
-                "households": [
-                    {"household_id": "fj-1", "registered_poor": True},
-                    {"household_id": "fj-2", "registered_poor": True},
-                ],
-            },
-        ),
+        ("cooperative.registered", fengjia(("fj-1", True), ("fj-2", True))),
         ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
         # the pairing office `main` is registered by publish itself: the file names no office
         (
@@ -96,33 +84,8 @@ async def test_a_pairing_its_support_and_its_projects_are_reported_beside_the_he
             "project.milestone_reached",
             {"project_id": "fengjia-chili", "milestone_id": "planted", "reached_on": "2020-05-20", "evidence": "planting survey"},
         ),
-        (
-            "harvest.recorded",
-            {
-                "lot_id": "lot-1",
-                "cooperative_id": "fengjia",
-                "product": "chili",
-                "grade": "A",
-                "quantity": "100",
-                "available_from": "2020-08-01",
-                "expires_on": "2020-08-20",
-                "contributions": [{"household_id": "fj-1", "quantity": "100"}],
-            },
-        ),
-        (
-            "order.placed",
-            {
-                "order_id": "o1",
-                "buyer_id": "tongren-mart",
-                "product": "chili",
-                "min_grade": "B",
-                "quantity": "80",
-                "limit_price_fen": 500,
-                "deliver_from": "2020-08-01",
-                "deliver_to": "2020-08-31",
-                "regions": [],
-            },
-        ),
+        ("harvest.recorded", fengjia_lot("lot-1", "100")),
+        ("order.placed", chili_order("o1")),
         ("payment.made", {"lot_id": "lot-1", "outlet_id": "o1", "amount_fen": 40000}),
         (
             "project.milestone_reached",

@@ -25,13 +25,13 @@ from aiokafka.errors import KafkaConnectionError
 from contracts.topics import party_topic
 from events.access import ADMIN, party_credentials_file
 from events.settings import settings
-from farmlink import processes
-from farmlink.caughtup import wait_until_caught_up
+from farmlink.operations import processes
+from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.cli import DEMO_SCENARIO
-from farmlink.keyring import Keyring
-from farmlink.parties_cli import take_credentials
-from farmlink.publisher import publish_lines
-from farmlink.scenario import parse_line, read_scenario
+from farmlink.producers.keyring import Keyring
+from farmlink.operations.parties import take_credentials
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import parse_line, read_scenario
 from tests.e2e.inputs import scenario_file
 from tests.e2e.scenario_generator import generate
 from tests.kafka_helpers import login

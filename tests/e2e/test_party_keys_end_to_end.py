@@ -14,66 +14,27 @@ from contracts.signing import public_key_of, sign
 from contracts.topics import COOPERATIVE_INPUT, DEAD_LETTER
 from events.relay import idempotent_producer
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
-from farmlink.keyring import Keyring
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.operations.caughtup import wait_until_caught_up
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 from tests.kafka_helpers import login, read_topic
 
+from tests import payloads
 from tests.e2e.inputs import scenario_file
+from tests.payloads import chili_order, fengjia, fengjia_lot
 
 pytestmark = pytest.mark.e2e
 
-REGISTRATION = {
-    "cooperative_id": "fengjia",
-    "name": "Fengjia",
-    "county": "Yanhe",
-    "township": "Ketian",
-    "village": "Fengjia",
-    "households": [{"household_id": "fj-1", "registered_poor": True}],
-}
-
-
-def lot(lot_id: str, quantity: str = "100") -> dict:
-    return {
-        "lot_id": lot_id,
-        "cooperative_id": "fengjia",
-        "product": "chili",
-        "grade": "A",
-        "quantity": quantity,
-        "available_from": "2020-08-01",
-        "expires_on": "2020-08-20",
-        "contributions": [{"household_id": "fj-1", "quantity": quantity}],
-    }
-
-
-def order(order_id: str) -> dict:
-    return {
-        "order_id": order_id,
-        "buyer_id": "tongren-mart",
-        "product": "chili",
-        "min_grade": "B",
-        "quantity": "80",
-        "limit_price_fen": 500,
-        "deliver_from": "2020-08-01",
-        "deliver_to": "2020-08-31",
-        "regions": [],
-    }
+REGISTRATION = fengjia(("fj-1", True))
 
 
 def price(fen: int) -> dict:
-    return {"product": "chili", "grade": "A", "market": "Tongren", "price_fen": fen, "observed_on": "2020-08-02"}
+    return payloads.price(price_fen=fen)
 
 
 def plan(plan_id: str) -> dict:
-    return {
-        "plan_id": plan_id,
-        "county": "Yanhe",
-        "township": "Ketian",
-        "product": "chili",
-        "area_mu": "2000",
-        "target_household_income_fen": 2400000,
-    }
+    return payloads.plan(plan_id=plan_id)
 
 
 async def test_keys_rotate_and_revoke_from_their_place_in_the_log_on_and_the_audit_agrees(clean_system, tmp_path):
@@ -83,14 +44,14 @@ async def test_keys_rotate_and_revoke_from_their_place_in_the_log_on_and_the_aud
         ("cooperative.registered", REGISTRATION),
         ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
         ("price_feed.registered", {"market": "Tongren", "name": "Tongren wholesale market"}),
-        ("harvest.recorded", lot("lot-1")),
-        ("order.placed", order("o1")),
+        ("harvest.recorded", fengjia_lot("lot-1")),
+        ("order.placed", chili_order("o1")),
         ("market_price.observed", price(450)),
         ("plan.recorded", plan("K1")),  # the settlement desk `main`: registered by publish itself (the file names none)
         ("cooperative.key_rotated", {"party_id": "fengjia"}),  # publish makes the new key and signs with the old one
         ("price_feed.key_rotated", {"party_id": "Tongren"}),
         ("settlement_desk.key_rotated", {"party_id": "main"}),
-        ("harvest.recorded", lot("lot-2")),
+        ("harvest.recorded", fengjia_lot("lot-2")),
         ("market_price.observed", price(460)),
         ("plan.recorded", plan("K2")),
     )
@@ -105,7 +66,7 @@ async def test_keys_rotate_and_revoke_from_their_place_in_the_log_on_and_the_aud
         "type": "harvest.recorded",
         "producer": "cooperative:fengjia",
         "correlation_id": "thief",
-        "payload": lot("stolen-lot"),
+        "payload": fengjia_lot("stolen-lot"),
     }
     stolen = json.dumps({**fields, "signature": sign(old_cooperative_key, fields)}).encode()
     producer = idempotent_producer(clean_system.bootstrap, **login())
@@ -118,10 +79,10 @@ async def test_keys_rotate_and_revoke_from_their_place_in_the_log_on_and_the_aud
     revocations = scenario_file(
         tmp_path / "revocations.jsonl",
         ("buyer.key_revoked", {"party_id": "tongren-mart", "reason": "the purchasing PC was stolen"}),
-        ("order.placed", order("o2")),
+        ("order.placed", chili_order("o2")),
         ("price_feed.key_revoked", {"party_id": "Tongren", "reason": "feed retired"}),
         ("market_price.observed", price(470)),
-        ("harvest.recorded", lot("lot-3")),  # Fengjia, with its new key: still accepted
+        ("harvest.recorded", fengjia_lot("lot-3")),  # Fengjia, with its new key: still accepted
     )
     summary = await publish_lines(clean_system.bootstrap, read_scenario(revocations), keyring=keyring)
     assert summary.accepted == 3

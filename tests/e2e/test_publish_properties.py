@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from farmlink.publisher import publish_lines
-from farmlink.scenario import ScenarioLine, parse_line
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import ScenarioLine, parse_line
 from tests.strategies import INPUT_TYPE_NAMES, payloads
 from tests.unit.test_publisher_properties import as_line
 

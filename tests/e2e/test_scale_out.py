@@ -25,13 +25,14 @@ import pytest
 from contracts.topics import EVENT_PARTITIONS
 from events.access import AUDITOR
 from events.settings import kafka_options, settings
-from farmlink import infra, processes, reports
+from farmlink.operations import infra, processes
+from farmlink.buyers import reports
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
+from farmlink.operations.caughtup import wait_until_caught_up
 from farmlink.cli import DEMO_SCENARIO
-from farmlink.offline import simulate
-from farmlink.publisher import publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.producers.offline import simulate
+from farmlink.producers.publisher import publish_lines
+from farmlink.producers.scenario import read_scenario
 from matcher.output import fill_line
 from tests.e2e.scenario_generator import generate
 

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.relay import idempotent_producer
-from farmlink import processes
-from farmlink.caughtup import wait_until_caught_up
+from farmlink.operations import processes
+from farmlink.operations.caughtup import wait_until_caught_up
 from tests.e2e.inputs import fresh, valid_input, valid_payload
 from tests.kafka_helpers import login
 

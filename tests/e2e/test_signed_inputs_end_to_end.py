@@ -10,37 +10,18 @@ import pytest
 from contracts.topics import COOPERATIVE_INPUT, DEAD_LETTER
 from events.relay import idempotent_producer
 from farmlink.audit.run import audit
-from farmlink.caughtup import wait_until_caught_up
-from farmlink.keyring import Keyring
-from farmlink.publisher import input_message, publish_lines
-from farmlink.scenario import read_scenario
+from farmlink.operations.caughtup import wait_until_caught_up
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.publisher import input_message, publish_lines
+from farmlink.producers.scenario import read_scenario
 from tests.kafka_helpers import login, read_topic
 
 from tests.e2e.inputs import scenario_file
+from tests.payloads import chili_order, fengjia, fengjia_lot
 
 pytestmark = pytest.mark.e2e
 
-REGISTRATION = {
-    "cooperative_id": "fengjia",
-    "name": "Fengjia",
-    "county": "Yanhe",
-    "township": "Ketian",
-    "village": "Fengjia",
-    "households": [{"household_id": "fj-1", "registered_poor": True}, {"household_id": "fj-2", "registered_poor": False}],
-}
-
-
-def lot(lot_id: str, quantity: str) -> dict:
-    return {
-        "lot_id": lot_id,
-        "cooperative_id": "fengjia",
-        "product": "chili",
-        "grade": "A",
-        "quantity": quantity,
-        "available_from": "2020-08-01",
-        "expires_on": "2020-08-20",
-        "contributions": [{"household_id": "fj-1", "quantity": quantity}],
-    }
+REGISTRATION = fengjia(("fj-1", True), ("fj-2", False))
 
 
 async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_inputs_around_it_are_processed(
@@ -50,20 +31,7 @@ async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_i
         tmp_path / "before.jsonl",
         ("cooperative.registered", REGISTRATION),
         ("buyer.registered", {"buyer_id": "tongren-mart", "name": "Tongren mart"}),
-        (
-            "order.placed",
-            {
-                "order_id": "o1",
-                "buyer_id": "tongren-mart",
-                "product": "chili",
-                "min_grade": "B",
-                "quantity": "80",
-                "limit_price_fen": 500,
-                "deliver_from": "2020-08-01",
-                "deliver_to": "2020-08-31",
-                "regions": [],
-            },
-        ),
+        ("order.placed", chili_order("o1")),
     )
     summary = await publish_lines(clean_system.bootstrap, read_scenario(before))
     assert summary.accepted == 3 and not summary.rejected
@@ -71,7 +39,7 @@ async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_i
     # someone who is not Fengjia signs a lot in Fengjia's name with a key of their own
     forger = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-forger-keys-")))
     forged = (
-        input_message("harvest.recorded", lot("forged-lot", "1000"), f"forgery-{uuid.uuid4().hex}", forger)
+        input_message("harvest.recorded", fengjia_lot("forged-lot", "1000"), f"forgery-{uuid.uuid4().hex}", forger)
         .model_dump_json()
         .encode()
     )
@@ -82,7 +50,7 @@ async def test_a_forged_harvest_is_dead_lettered_with_its_reason_and_the_valid_i
     finally:
         await producer.stop()
 
-    after = scenario_file(tmp_path / "after.jsonl", ("harvest.recorded", lot("real-lot", "100")))
+    after = scenario_file(tmp_path / "after.jsonl", ("harvest.recorded", fengjia_lot("real-lot", "100")))
     summary = await publish_lines(clean_system.bootstrap, read_scenario(after))
     assert summary.accepted == 1 and not summary.rejected
     await wait_until_caught_up(clean_system.bootstrap, clean_system.dsn)

@@ -12,7 +12,7 @@ from farmlink.audit.checks import check_hash_chains
 from farmlink.audit.ledger import digest_of, extends
 from farmlink.audit.log import load_from_postgres
 from farmlink.audit.run import audit, checkpoint_of
-from farmlink.bench.audit_bench import load_synthetic
+from farmlink.operations.bench.audit_bench import load_synthetic
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from contracts.topics import RECEIPTS, TOPICS, Topic
 from events.settings import settings
 from tests.kafka_helpers import login
-from farmlink import infra
+from farmlink.operations import infra
 
 pytestmark = pytest.mark.integration
 

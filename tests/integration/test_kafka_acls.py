@@ -29,8 +29,8 @@ from events.access import (
 )
 from contracts.topics import BUYER_INPUT, COOPERATIVE_INPUT, FILLS, OFFERS, RECEIPTS, party_name, party_topic
 from events.settings import kafka_options, settings
-from farmlink import infra, processes
-from farmlink.parties_cli import PartyError, take_credentials
+from farmlink.operations import infra, processes
+from farmlink.operations.parties import PartyError, take_credentials
 from services.feeds.registrar import Registrar
 from tests.kafka_helpers import login
 

@@ -1,7 +1,7 @@
 """Least privilege in PostgreSQL, against the real server: what a service's role may and may not do.
 
 Each test works as a login role of its own, created the way `farmlink infra up` creates the
-services' roles (farmlink.infra.ensure_login_roles) and granted the way a service's start
+services' roles (farmlink.operations.infra.ensure_login_roles) and granted the way a service's start
 grants them (events.migrations.migrate with service_role): so the denials proven here are
 the ones the services live under. The last tests check the services' real roles.
 """
@@ -20,8 +20,8 @@ from events.migrations import migrate
 from events.relay import publish_pending, transactional_producer
 from events.settings import APP_ROLE, AUDITOR, role_env, role_name
 from events.store import EventStore, NewEvent
-from farmlink.infra import ensure_login_roles
-from farmlink.processes import SERVICES
+from farmlink.operations.infra import ensure_login_roles
+from farmlink.operations.processes import SERVICES
 from tests.kafka_helpers import login, read_topic
 
 pytestmark = pytest.mark.integration

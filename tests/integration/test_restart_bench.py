@@ -3,7 +3,7 @@ process that makes its fill, from a snapshot, after the longest tail, and withou
 
 import pytest
 
-from farmlink.bench.restart_bench import run_restart_bench
+from farmlink.operations.bench.restart_bench import run_restart_bench
 
 pytestmark = pytest.mark.integration
 

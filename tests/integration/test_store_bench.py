@@ -6,7 +6,7 @@ pytestmark = pytest.mark.integration
 
 pytest.importorskip("eventsourcing.postgres", reason='the peer: pip install "eventsourcing[postgres]==9.5.6" (bench extra)')
 
-from farmlink.bench.store_bench import run_append_bench, run_replay_bench  # noqa: E402
+from farmlink.operations.bench.store_bench import run_append_bench, run_replay_bench  # noqa: E402
 
 
 async def test_append_bench_smoke_measures_both_sides_in_every_case(infrastructure):

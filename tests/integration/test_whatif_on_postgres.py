@@ -1,5 +1,5 @@
-"""`farmlink what-if` against the real PostgreSQL: a synthetic season (farmlink/bench/synthetic.py) written into schemas
-of this test the way `farmlink bench audit` loads it, then the command itself (typer's CliRunner) reads it as the
+"""`farmlink what-if` against the real PostgreSQL: a synthetic season (farmlink/operations/bench/synthetic.py)
+written into schemas of this test the way `farmlink bench audit` loads it, then the command itself (typer's CliRunner) reads it as the
 auditor's read-only role, replays it unchanged (the identity check) and with a changed floor, and leaves every
 stored event as it was."""
 
@@ -15,7 +15,7 @@ from events.migrations import migrate
 from farmlink.audit.log import SCHEMAS
 from events.stored import NEW_EVENT_COLUMNS as COLUMNS
 from farmlink.cli import app
-from farmlink.whatif import Changes, as_json, what_if
+from farmlink.office.whatif import Changes, as_json, what_if
 from tests.report_helpers import in_memory, synthetic
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from events.hashchain import GENESIS, hashed_content, link_hash
 from farmlink.audit.checkpoint import Checkpoint, CheckpointError, load_or_create_key
 from farmlink.audit.model import AuditLog, Record
 from farmlink.audit.run import AuditResult, audit_log, checkpoint_of
-from farmlink.bench.synthetic import generate
+from farmlink.operations.bench.synthetic import generate
 
 pytestmark = pytest.mark.unit
 

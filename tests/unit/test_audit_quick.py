@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from contracts import signing
 from farmlink.audit import quick, replay
 from farmlink.audit.compare import _equal
-from farmlink.bench.synthetic import generate
+from farmlink.operations.bench.synthetic import generate
 from matcher import outcomes
 from matcher.outcomes import derived_id
 

@@ -1,10 +1,11 @@
-"""The chaos run's plan and workload are reproducible and within bounds (pure parts of farmlink/chaos/)."""
+"""The chaos run's plan and workload are reproducible and within bounds (pure parts of farmlink/operations/chaos/)."""
 
 import pytest
 
 from contracts.inputs import INPUT_TYPES
-from farmlink.chaos import NETWORK_FAULTS, Workload, plan_faults
-from farmlink.processes import SERVICES
+from farmlink.operations.chaos import NETWORK_FAULTS, plan_faults
+from farmlink.operations.workload import Workload
+from farmlink.operations.processes import SERVICES
 
 pytestmark = pytest.mark.unit
 

@@ -20,7 +20,7 @@ from contracts.inputs import (
     PlantingReport,
 )
 from contracts.registry import EVENT_MODELS
-from tests.unit.contract_payloads import D, commitment, errors_of, harvest, locations, order, planting
+from tests.payloads import D, commitment, errors_of, harvest, locations, order, planting
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from contracts.envelope import Envelope
 from contracts.inputs import INPUT_OWNER, INPUT_TYPES, MATCHER_INPUT_TYPES, SERVICE_INPUT_TOPIC, InputMessage, producer_of
 from contracts.registry import EVENT_MODELS, EVENT_TOPIC, LATEST_VERSION, MODELS_BY_TYPE, event_key
 from contracts.topics import TOPICS
-from tests.unit.contract_payloads import errors_of, locations
+from tests.payloads import errors_of, locations
 
 pytestmark = pytest.mark.unit
 

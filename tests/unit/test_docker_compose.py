@@ -30,7 +30,7 @@ from events.settings import (
     LOCAL_POSTGRES_PORT,
     Settings,
 )
-from farmlink import health, infra, processes
+from farmlink.operations import health, infra, processes
 from services.feeds.registrar import REGISTRAR_PASSWORD_ENV, REGISTRAR_USERNAME_ENV
 from tests.unit.deployment_files import COMPOSE_FILE, ROOT
 
@@ -231,7 +231,7 @@ def _probe(services: dict, home: Path) -> subprocess.CompletedProcess:
 
 
 def _beat(home: Path, monkeypatch, **state) -> None:
-    """Write the heartbeat file where `farmlink serve` writes it, in its format (farmlink/processes.py serve)."""
+    """Write the heartbeat file where `farmlink serve` writes it, in its format (farmlink/operations/processes.py serve)."""
     monkeypatch.setenv("FARMLINK_HOME", str(home))
     path = processes.health_file("cooperative")
     assert path.parent == home.resolve() / "run"

@@ -1,4 +1,4 @@
-"""The chaos run's fault link (farmlink/faults.py): a TCP proxy on loopback that passes bytes unchanged,
+"""The chaos run's fault link (farmlink/operations/chaos/faults.py): a TCP proxy on loopback that passes bytes unchanged,
 delays them, and partitions (stalls or cuts) and heals, shown with an echo server behind it."""
 
 import asyncio
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from farmlink.faults import FaultyLink
+from farmlink.operations.chaos.faults import FaultyLink
 
 pytestmark = pytest.mark.unit
 

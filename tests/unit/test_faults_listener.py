@@ -1,12 +1,12 @@
-"""The local broker's extra listener for the chaos run's Kafka link (farmlink/infra/): present only when asked
+"""The local broker's extra listener for the chaos run's Kafka link (farmlink/operations/infra/): present only when asked
 for, listening on one port and advertising the link's, with the same SASL/SCRAM login as the main listener."""
 
 from pathlib import Path
 
 import pytest
 
-from farmlink import infra
-from farmlink.infra import Layout, server_properties
+from farmlink.operations import infra
+from farmlink.operations.infra import Layout, server_properties
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ from contracts.registry import EVENT_TOPIC
 from contracts.topics import RELAY_CHECKPOINTS, DEAD_LETTER, RECEIPTS
 from events import access
 from events.settings import Settings, kafka_options
-from farmlink import infra
-from farmlink.processes import SERVICES
+from farmlink.operations import infra
+from farmlink.operations.processes import SERVICES
 
 pytestmark = pytest.mark.unit
 

@@ -269,3 +269,83 @@ def test_the_audit_boundary_names_a_service_or_a_tool_it_would_reach():
         "farmlink/audit/run.py",
     )
     assert [i.module for i in found if _outside_the_audit(i)] == ["services.matching.outcomes", "farmlink.auditor.x"]
+
+
+# ---------------------------------------------------------------- the tools: a package per user (issue 14, part 4)
+
+TOOLS = ROOT / "farmlink"
+USER_PACKAGES = ("audit", "buyers", "cli", "office", "operations", "producers")
+LOOSE_MODULES = ("__init__.py", "asyncapi.py")
+
+# The farmlink packages each package may import besides itself (contracts, events, matcher and services are held
+# by the rules above). The command line imports them all; the audit has its own rule below.
+MAY_IMPORT = {
+    "producers": set(),
+    "buyers": set(),
+    "office": {"buyers", "audit"},
+    "operations": {"producers", "buyers", "audit"},
+}
+
+
+def tool_of(module: str) -> str | None:
+    """The farmlink package a module belongs to (`farmlink.producers.publisher` -> producers), None outside farmlink."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "farmlink" and len(parts) > 1 else None
+
+
+def modules_named_in(source: str, file: str) -> Iterator[tuple[int, str]]:
+    """Every module an import in `source` names, ours or not, with its line (relative imports are ours: skipped)."""
+    for node in ast.walk(ast.parse(source, filename=file)):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            yield node.lineno, node.module
+
+
+def test_farmlink_holds_a_package_per_user_each_with_a_readme_saying_whom_it_serves():
+    packages = sorted(path.name for path in TOOLS.iterdir() if (path / "__init__.py").is_file())
+    assert packages == sorted(USER_PACKAGES)
+    assert [package for package in packages if not (TOOLS / package / "README.md").is_file()] == []
+    assert sorted(path.name for path in TOOLS.glob("*.py")) == sorted(LOOSE_MODULES)
+
+
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_each_users_tools_import_only_the_farmlink_packages_they_may(package):
+    allowed = MAY_IMPORT[package] | {package}
+    assert [str(i) for i in imports_of(f"farmlink/{package}") if tool_of(i.module) not in (None, *allowed)] == []
+
+
+def test_the_asyncapi_generator_imports_no_farmlink_package():
+    found = imports_in((TOOLS / "asyncapi.py").read_text(encoding="utf-8"), "farmlink.asyncapi", "farmlink/asyncapi.py")
+    assert [str(i) for i in found if top(i.module) == "farmlink"] == []
+
+
+def test_nothing_imports_the_command_line_but_the_command_line():
+    """The launcher starts services as `python -m farmlink.cli serve`: a command line, not an import."""
+    outside = [i for layer in SOURCE_LAYERS for i in imports_of(layer) if not i.file.startswith("farmlink/cli/")]
+    assert [str(i) for i in outside if tool_of(i.module) == "cli"] == []
+
+
+def test_only_the_command_line_imports_typer_or_click():
+    found = []
+    for layer in SOURCE_LAYERS:
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            file = str(path.relative_to(ROOT))
+            if file.startswith("farmlink/cli/"):
+                continue
+            for line, module in modules_named_in(path.read_text(encoding="utf-8"), file):
+                if top(module) in {"typer", "click"}:
+                    found.append(f"{file}:{line} imports {module}")
+    assert found == []
+
+
+def test_nothing_but_the_command_line_imports_the_benchmarks():
+    inside = ("farmlink/cli/", "farmlink/operations/bench/")
+    found = [i for layer in SOURCE_LAYERS for i in imports_of(layer) if not i.file.startswith(inside)]
+    assert [str(i) for i in found if i.module.startswith("farmlink.operations.bench")] == []
+
+
+def test_the_import_readers_name_third_party_modules_and_farmlink_packages():
+    source = "import typer\nfrom click.testing import CliRunner\nfrom . import sibling\nfrom farmlink.cli import app\n"
+    assert list(modules_named_in(source, "example.py")) == [(1, "typer"), (2, "click.testing"), (4, "farmlink.cli")]
+    assert (tool_of("farmlink.producers.publisher"), tool_of("farmlink"), tool_of("events.store")) == ("producers", None, None)

@@ -3,7 +3,7 @@ exactly the fills of matching-rules.md read literally. No timing is asserted."""
 
 import pytest
 
-from farmlink.bench.matcher_bench import engine_fills, reference_fills, run_matcher_bench, synthetic_journal
+from farmlink.operations.bench.matcher_bench import engine_fills, reference_fills, run_matcher_bench, synthetic_journal
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@ the day the pairing began and since, a fill dated by the day its lot came to mar
 
 import pytest
 
-from farmlink.pairings import before_and_after
+from farmlink.office.pairings import before_and_after
 
 pytestmark = pytest.mark.unit
 

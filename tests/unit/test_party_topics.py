@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from contracts.topics import PARTY_TOPIC_PREFIX, TOPICS, party_name, party_token, party_topic
 from events.access import BUYER_INPUT, COOPERATIVE_INPUT, OFFERS, PARTY_REGISTRAR, BY_NAME, party_acl_bindings, party_principal
 from events.consumer import PRODUCER_HEADER, Delivery
-from farmlink.parties_cli import PartyError, parse_party
+from farmlink.operations.parties import PartyError, parse_party
 from services.feeds.app import access_changes, parties_of
 
 pytestmark = pytest.mark.unit

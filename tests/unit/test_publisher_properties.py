@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from contracts.inputs import INPUT_TYPES, KEY_ROTATION_TYPES, InputMessage, producer_of
 from contracts.signing import verify
-from farmlink.keyring import Keyring
-from farmlink.publisher import input_key, prepare_line
-from farmlink.scenario import LineError, ScenarioLine, parse_line
+from farmlink.producers.keyring import Keyring
+from farmlink.producers.publisher import input_key, prepare_line
+from farmlink.producers.scenario import LineError, ScenarioLine, parse_line
 from tests.strategies import inputs
 
 pytestmark = pytest.mark.unit

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from farmlink.publisher import input_key
-from farmlink.reports import FILL_FIELDS, fill_output, floor_activations
-from farmlink.scenario import ScenarioLine, parse_line
+from farmlink.producers.publisher import input_key
+from farmlink.buyers.reports import FILL_FIELDS, fill_output, floor_activations
+from farmlink.producers.scenario import ScenarioLine, parse_line
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ import pytest
 from events import settings as settings_module
 from events.migrations import TABLE_PRIVILEGES, table_privileges
 from events.settings import Settings, role_name
-from farmlink.infra import login_roles
-from farmlink.processes import SERVICES
+from farmlink.operations.infra import login_roles
+from farmlink.operations.processes import SERVICES
 
 pytestmark = pytest.mark.unit
 

@@ -25,7 +25,7 @@ from farmlink.audit.checks import check_invariants
 from farmlink.audit.model import AuditLog, Record
 from farmlink.audit.replay import re_execute
 from farmlink.audit.views import check_journal_complete
-from farmlink.rules_cli import rules_app
+from farmlink.cli.rules import rules_app
 from matcher import Book, Lot, Market, RulesAdoption
 from matcher.journal import fact_from
 from matcher.reference import reference_fills, reference_view

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from contracts.inputs import INPUT_TYPES
-from farmlink.scenario import LineError, ScenarioLine, parse_line, read_scenario
+from farmlink.producers.scenario import LineError, ScenarioLine, parse_line, read_scenario
 
 pytestmark = pytest.mark.unit
 

@@ -21,7 +21,7 @@ from events.consumer import Delivery
 from events.runtime import ServiceRuntime
 from events.unit import MemoryUnitOfWork
 from events.handling import decide_one
-from farmlink import processes
+from farmlink.operations import processes
 from services.buyer import app as buyer_service
 from tests.signed_inputs import signed
 

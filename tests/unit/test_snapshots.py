@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from farmlink.audit.model import AuditLog
 from farmlink.audit.replay import journal_fact, market_streams, re_execute, state_hash
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot
-from farmlink.bench.matcher_bench import synthetic_journal
+from farmlink.operations.bench.matcher_bench import synthetic_journal
 from matcher import Book, Market, Order, Planting
 from matcher.snapshot import (
     BOOK_ATTRIBUTES,

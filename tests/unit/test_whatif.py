@@ -1,4 +1,4 @@
-"""`farmlink what-if`: the recorded journal replayed with changed commitment terms (farmlink/whatif/), beside what was:
+"""`farmlink what-if`: the recorded journal replayed with changed commitment terms (farmlink/office/whatif/), beside what was:
 the identity replay, each term, which commitments a key names, and the refusals."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 
 from farmlink.audit.model import AuditLog
 from farmlink.audit.replay import market_streams
-from farmlink.bench.synthetic import generate
-from farmlink.whatif import ChangeError, Changes, WhatIf, recorded_fills, what_if
+from farmlink.operations.bench.synthetic import generate
+from farmlink.office.whatif import ChangeError, Changes, WhatIf, recorded_fills, what_if
 from tests.unit.test_rulebook_versions import two_days_of_chili, version_2  # noqa: F401 (a fixture)
 from tests.unit.whatif_market import County, chili_market, differences, household, replayed, sold_to
 

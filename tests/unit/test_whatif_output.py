@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from farmlink.audit.model import AuditLog
-from farmlink.bench.synthetic import generate
+from farmlink.operations.bench.synthetic import generate
 from farmlink.cli import app
-from farmlink.whatif import CSV_COLUMNS, Changes, what_if
+from farmlink.office.whatif import CSV_COLUMNS, Changes, what_if
 from tests.unit.whatif_market import chili_market
 
 pytestmark = pytest.mark.unit
@@ -77,7 +77,7 @@ def command(monkeypatch):
         read.append((dsn, prefix))
         return chili_market()
 
-    monkeypatch.setattr("farmlink.whatif.load_log", load_log)
+    monkeypatch.setattr("farmlink.office.whatif.load_log", load_log)
     runner = CliRunner()
     return lambda *args: (runner.invoke(app, ["what-if", *args]), read)
 
@@ -151,7 +151,7 @@ def test_the_command_exits_1_when_the_identity_replay_differs_from_the_log(comma
     async def load_log(dsn: str, prefix: str = "") -> AuditLog:
         return log
 
-    monkeypatch.setattr("farmlink.whatif.load_log", load_log)
+    monkeypatch.setattr("farmlink.office.whatif.load_log", load_log)
     result, _ = command()
     assert result.exit_code == 1
     assert "the identity replay differs from the recorded fills: run `farmlink audit`" in result.output

@@ -8,7 +8,7 @@ from contracts.cooperative import CooperativeRegistered
 from contracts.inputs import HouseholdMembership
 from farmlink.audit.model import AuditLog, Record
 from farmlink.audit.replay import market_streams
-from farmlink.whatif import Changes, HouseholdRow, WhatIf, journals_with, replay
+from farmlink.office.whatif import Changes, HouseholdRow, WhatIf, journals_with, replay
 from tests.unit.test_audit_checks import Services
 
 D = Decimal
