@@ -249,7 +249,7 @@ async def grant(conn: asyncpg.Connection, schema: str, service_role: str | None,
     if service_role is not None and service_role not in existing:
         raise ValueError(
             f"PostgreSQL role {service_role!r} does not exist: `farmlink infra up` creates the service "
-            f"roles (see infra/README.md, 'PostgreSQL roles')"
+            f"roles (see farmlink/operations/infra/README.md, 'PostgreSQL roles')"
         )
     grantees = [r for r in dict.fromkeys((service_role, *readers)) if r and r in existing and r != owner]
     q = _ident(schema)

@@ -216,7 +216,7 @@ class ServiceRuntime:
                 else f"`farmlink infra up` creates role {role_name(self.name)!r}"
             )
             raise RuntimeError(
-                f"{self.name} service: PostgreSQL refused its login ({exc}); {fix} (infra/README.md, 'PostgreSQL roles')"
+                f"{self.name} service: PostgreSQL refused its login ({exc}); {fix} (farmlink/operations/infra/README.md, 'PostgreSQL roles')"
             ) from exc
 
     async def close(self) -> None:

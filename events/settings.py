@@ -8,7 +8,7 @@ FARMLINK_POSTGRES_PORT move them, so two farmlink homes can run side by side).
 Local credentials are never committed: each is generated on first use into
 ``<farmlink_home>/secrets/<name>`` (mode 0600) and read from there afterwards.
 
-PostgreSQL roles (least privilege, see infra/README.md): ``farmlink`` owns the database and
+PostgreSQL roles (least privilege, see farmlink/operations/infra/README.md): ``farmlink`` owns the database and
 every schema (migrations, the CLI's admin work, tests' fixtures, benchmarks, reset); each
 service works as ``farmlink_<service>`` (`Settings.service_dsn`), the audit and the reports
 read as ``farmlink_auditor`` (`Settings.auditor_dsn`). With an external database,
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
             _warned.add(name)
             log.warning(
                 "%s is not set: %s connects as DATABASE_URL's role, the schema owner, without least "
-                "privilege (see infra/README.md, 'PostgreSQL roles')",
+                "privilege (see farmlink/operations/infra/README.md, 'PostgreSQL roles')",
                 role_env(name),
                 name,
             )

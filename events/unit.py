@@ -17,7 +17,7 @@ that causes it, which is dead-lettered with the database's reason. A conflict wi
 writer (ConcurrencyError) retries the whole batch from step 1.
 
 Without PostgreSQL, `MemoryUnitOfWork` keeps the whole state as its view and `events.handling.decide_one` runs
-step 3 on it with the same handlers (farmlink simulate: farmlink/offline.py). Steps 1-4 for a whole Kafka batch,
+step 3 on it with the same handlers (farmlink simulate: farmlink/producers/offline.py). Steps 1-4 for a whole Kafka batch,
 with retries and bisection, are `events.handling.consume_batch`.
 """
 

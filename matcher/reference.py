@@ -5,7 +5,7 @@ rulebook's ranking, fills, and repeats (§M1-§M3): no shelves, no heaps, no arc
 no cached ranks. Eligibility, price and ranking are the rulebook's clauses (matcher/rules.py)
 of the version in force, so a new rules version is checked the same way. Deliberately slow:
 it is the oracle of the property tests (tests/unit/test_matcher_properties.py) and of the
-matcher benchmark's agreement check (farmlink/bench/matcher_bench.py), which compare it with
+matcher benchmark's agreement check (farmlink/operations/bench/matcher_bench.py), which compare it with
 the engine (matcher/book.py) fill by fill.
 
 The duplicate, cancellation and numbering decisions are those of matcher/README.md
