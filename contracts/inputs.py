@@ -125,7 +125,7 @@ class OrderCancellationRequest(Contract):
     buyer_id: Identifier
 
 
-class CommitmentOffer(Contract):
+class Commitment(Contract):
     """A guaranteed-floor purchase promise, such as Yuping's for Yanhe's oil-tea fruit."""
 
     commitment_id: Identifier
@@ -142,7 +142,7 @@ class CommitmentOffer(Contract):
     max_quantity_per_mu: Quantity | None = None
 
     @model_validator(mode="after")
-    def _window_ordered(self) -> "CommitmentOffer":
+    def _window_ordered(self) -> "Commitment":
         if self.valid_from > self.valid_to:
             raise ValueError("valid_from must not be after valid_to")
         return self
@@ -237,7 +237,7 @@ INPUT_KINDS: tuple[InputKind, ...] = (
     InputKind("buyer.registered", BuyerRegistration, "buyer", BUYER, "BuyerRegistered", journaled=False),
     InputKind("order.placed", OrderPlacement, "buyer", BUYER, "OrderPlaced", journaled=True),
     InputKind("order.cancelled", OrderCancellationRequest, "buyer", BUYER, "OrderCancelled", journaled=True),
-    InputKind("commitment.made", CommitmentOffer, "buyer", BUYER, "CommitmentMade", journaled=True),
+    InputKind("commitment.made", Commitment, "buyer", BUYER, "CommitmentMade", journaled=True),
     *_key_kinds(BUYER, "Buyer"),
     InputKind("price_feed.registered", PriceFeedRegistration, "market", PRICE_FEED, "PriceFeedRegistered", journaled=False),
     InputKind("market_price.observed", MarketPriceReport, "market", PRICE_FEED, "MarketPriceObserved", journaled=True),

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 from faststream.kafka import KafkaMessage
 
-from contracts.inputs import BuyerRegistration, CommitmentOffer, OrderCancellationRequest, OrderPlacement
+from contracts.inputs import BuyerRegistration, Commitment, OrderCancellationRequest, OrderPlacement
 from contracts.parties import BUYER
 from contracts.topics import BUYER_INPUT
 from events.authentication import PartyKey, keep_key, key_handlers, key_of, key_streams, load_keys, producers_of
@@ -39,7 +39,7 @@ def stream_of(request) -> str:
         return f"buyer-{request.buyer_id}"
     if isinstance(request, OrderPlacement | OrderCancellationRequest):
         return f"order-{request.order_id}"
-    if isinstance(request, CommitmentOffer):
+    if isinstance(request, Commitment):
         return f"commitment-{request.commitment_id}"
     return ""
 
@@ -93,7 +93,7 @@ def cancel_order(uow: BatchUnitOfWork, decoded: Decoded, message, request: Order
     uow.put(ORDERS, {**row, "cancelled": True})
 
 
-def make_commitment(uow: BatchUnitOfWork, decoded: Decoded, message, request: CommitmentOffer) -> None:
+def make_commitment(uow: BatchUnitOfWork, decoded: Decoded, message, request: Commitment) -> None:
     evidence = domain.authenticate(message, request.buyer_id, registered_key(uow, request.buyer_id))
     stream = stream_of(request)
     made = domain.make_commitment(request, uow.stream_version(stream) > 0, True).model_copy(update={"signed_input": evidence})
@@ -104,7 +104,7 @@ HANDLERS = {
     BuyerRegistration: register_buyer,
     OrderPlacement: place_order,
     OrderCancellationRequest: cancel_order,
-    CommitmentOffer: make_commitment,
+    Commitment: make_commitment,
     **key_handlers(BUYER),
 }
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from contracts.buyer import BuyerRegistered, CommitmentMade, OrderCancelled, OrderPlaced
-from contracts.inputs import BuyerRegistration, CommitmentOffer, InputMessage, OrderCancellationRequest, OrderPlacement
+from contracts.inputs import BuyerRegistration, Commitment, InputMessage, OrderCancellationRequest, OrderPlacement
 from contracts.signing import SignedInput
 from events import authentication
 from events.consumer import Rejection
@@ -69,9 +69,9 @@ def cancel_order(request: OrderCancellationRequest, order: KnownOrder | None) ->
     return OrderCancelled(order_id=order.order_id, buyer_id=order.buyer_id, product=order.product)
 
 
-def make_commitment(offer: CommitmentOffer, already_made: bool, buyer_known: bool) -> CommitmentMade:
+def make_commitment(commitment: Commitment, already_made: bool, buyer_known: bool) -> CommitmentMade:
     """A registered buyer's guaranteed-floor purchase (floor > 0, window ordered, caps positive: checked by the model)."""
-    _known_buyer(offer.buyer_id, buyer_known)
+    _known_buyer(commitment.buyer_id, buyer_known)
     if already_made:
-        raise Rejection(f"payload.commitment_id: commitment {offer.commitment_id} was already made")
-    return CommitmentMade(**offer.model_dump())
+        raise Rejection(f"payload.commitment_id: commitment {commitment.commitment_id} was already made")
+    return CommitmentMade(**commitment.model_dump())

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from contracts.inputs import CommitmentOffer, OrderCancellationRequest, OrderPlacement
+from contracts.inputs import Commitment, OrderCancellationRequest, OrderPlacement
 from events.consumer import Rejection
 from services.buyer.domain import KnownOrder, cancel_order, make_commitment, place_order
 
@@ -30,7 +30,7 @@ def placement(**changes) -> OrderPlacement:
     )
 
 
-def offer(**changes) -> dict:
+def commitment(**changes) -> dict:
     """Yuping buys Yanhe's oil-tea fruit at the market price, never below 4 yuan a kg."""
     return {
         "commitment_id": "C1",
@@ -94,7 +94,7 @@ def test_a_cancellation_carries_the_product_and_buyer_of_the_known_order():
 
 
 def test_a_new_commitment_is_made_as_offered():
-    event = make_commitment(CommitmentOffer.model_validate(offer(cap_quantity="100000")), already_made=False, buyer_known=True)
+    event = make_commitment(Commitment.model_validate(commitment(cap_quantity="100000")), already_made=False, buyer_known=True)
     assert (event.commitment_id, event.buyer_id, event.floor_price_fen, event.cap_quantity) == (
         "C1",
         "yuping",
@@ -105,7 +105,7 @@ def test_a_new_commitment_is_made_as_offered():
 
 
 def test_a_commitment_cannot_be_made_twice():
-    reason = rejection_of(make_commitment, CommitmentOffer.model_validate(offer()), True, True)
+    reason = rejection_of(make_commitment, Commitment.model_validate(commitment()), True, True)
     assert reason == "payload.commitment_id: commitment C1 was already made"
 
 
@@ -121,14 +121,14 @@ def test_a_commitment_cannot_be_made_twice():
 )
 def test_a_commitment_without_a_positive_floor_or_cap_is_refused(changes, field):
     with pytest.raises(ValidationError) as caught:
-        CommitmentOffer.model_validate(offer(**changes))
+        Commitment.model_validate(commitment(**changes))
     assert [error["loc"] for error in caught.value.errors()] == [field]
 
 
 def test_a_commitment_valid_from_after_valid_to_is_refused():
     with pytest.raises(ValidationError, match="valid_from must not be after valid_to"):
-        CommitmentOffer.model_validate(offer(valid_from="2021-01-01", valid_to="2020-12-31"))
+        Commitment.model_validate(commitment(valid_from="2021-01-01", valid_to="2020-12-31"))
 
 
 def test_a_commitment_valid_for_a_single_day_is_accepted():
-    assert CommitmentOffer.model_validate(offer(valid_from="2020-10-01", valid_to="2020-10-01")).valid_to == date(2020, 10, 1)
+    assert Commitment.model_validate(commitment(valid_from="2020-10-01", valid_to="2020-10-01")).valid_to == date(2020, 10, 1)

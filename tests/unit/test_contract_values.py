@@ -11,7 +11,7 @@ from contracts.cooperative import HarvestRecorded
 from contracts.envelope import Envelope
 from contracts.inputs import (
     INPUT_TYPES,
-    CommitmentOffer,
+    Commitment,
     CooperativeRegistration,
     HarvestReport,
     InputMessage,
@@ -177,7 +177,7 @@ def test_an_order_delivered_before_its_window_opens_is_refused():
 
 
 def test_a_commitment_valid_to_before_valid_from_is_refused():
-    errors = errors_of(CommitmentOffer, commitment(valid_from="2021-01-01", valid_to="2020-12-31"))
+    errors = errors_of(Commitment, commitment(valid_from="2021-01-01", valid_to="2020-12-31"))
     assert "valid_from must not be after valid_to" in errors[0]["msg"]
 
 
@@ -220,5 +220,5 @@ def test_a_cooperative_without_households_is_refused():
 
 @pytest.mark.parametrize("field", ["cap_quantity", "max_quantity_per_mu"])
 def test_a_commitment_cap_when_given_must_be_positive(field):
-    assert locations(CommitmentOffer, commitment(**{field: "0"})) == [(field,)]
-    assert getattr(CommitmentOffer.model_validate(commitment()), field) is None
+    assert locations(Commitment, commitment(**{field: "0"})) == [(field,)]
+    assert getattr(Commitment.model_validate(commitment()), field) is None

@@ -7,7 +7,7 @@ the log alone, through the same pure path the audit re-executes:
 1. `Changes.parse` reads the terms (`--floor`, `--cap`, `--per-mu`, `--valid-to`, each KEY=VALUE);
 2. `journals_with` resolves each KEY against the journal's `CommitmentMade` facts and puts the changed
    values into copies of those entries (the recorded log is never modified), after checking the
-   changed commitment with the input model's own validation (`contracts.inputs.CommitmentOffer`);
+   changed commitment with the input model's own validation (`contracts.inputs.Commitment`);
 3. `replay` re-executes every product's journal with the audit's entry point
    (`farmlink.audit.replay.re_execute_products`: `fact_from` -> `Book.process` -> `outcome_event`), so
    each entry is decided under the rules version its journal adopted at its recorded position;

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from contracts.catalogue import PRODUCTS
-from contracts.inputs import CommitmentOffer
+from contracts.inputs import Commitment
 from farmlink.audit.model import Record
 from farmlink.audit.replay import JOURNAL_ENTRY
 
@@ -170,10 +170,10 @@ def _explain(error: ValidationError, terms: Mapping[str, Term], commitment_id: s
 
 def _changed_values(commitment_id: str, fact: Mapping[str, Any], terms: Mapping[str, Term]) -> dict[str, Any]:
     """The changed fields as the journal writes them, once the changed commitment passes the input model."""
-    candidate = {name: fact[name] for name in CommitmentOffer.model_fields if name in fact}
+    candidate = {name: fact[name] for name in Commitment.model_fields if name in fact}
     candidate |= {field: term.value for field, term in terms.items()}
     try:
-        commitment = CommitmentOffer.model_validate(candidate)
+        commitment = Commitment.model_validate(candidate)
     except ValidationError as error:
         raise ChangeError(_explain(error, terms, commitment_id, fact)) from None
     dumped = commitment.model_dump(mode="json")
