@@ -5,10 +5,11 @@ and the payments that follow the fills. A county, township, market or product ad
 Drawn from by the chaos run (farmlink/operations/chaos/) and the scenario benchmark (`farmlink bench scenario`) with
 the default mix, and by the end-to-end tests' random scenarios (tests/e2e/scenario_generator.py: a few products with
 livestock, richer commitment terms, and lines the services must reject). The synthetic audit season
-(farmlink/operations/bench/synthetic.py) draws its places from these lists. Still apart: the matcher bench's season
-(farmlink/operations/bench/matcher_bench.py: weighted products with base prices, a third county), whose measured
-figures the docs quote, and the property tests' tiny alphabets (tests/unit/matcher_journals.py) and schema-drawn
-payloads (tests/strategies.py), chosen so that hypothesis can shrink and random inputs meet.
+(farmlink/operations/bench/synthetic.py) draws its places from these lists, and so does the matcher bench's season
+(farmlink/operations/bench/matcher_bench.py, with NEIGHBOURING_COUNTIES), which keeps its own stream of matcher facts
+(weighted products with base prices) because the docs quote its measured figures. Still apart: the property tests'
+tiny alphabets (tests/unit/matcher_journals.py) and schema-drawn payloads (tests/strategies.py), chosen so that
+hypothesis can shrink and random inputs meet.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ PRODUCTS = ("chili", "oil_tea_fruit", "sorghum", "tea_leaf", "black_fungus", "sw
 """Products of the catalogue (contracts/catalogue.py) weighed in kg, in the order generators draw from."""
 COUNTIES = {"Yanhe": ("Ketian", "Tangba", "Gongzhou", "Quanba"), "Yuping": ("Tianping", "Zhujiachang")}
 """Each county and its townships."""
+NEIGHBOURING_COUNTIES = {"Dejiang": ("Qinglong", "Gongxi", "Hexing")}
+"""Counties beyond the pairing whose cooperatives the matcher benchmark's larger season also draws (a third county
+for eligibility lists); the chaos run and the scenarios keep to COUNTIES."""
 MARKETS = ("Tongren", "Zunyi")
 """The markets whose price feeds report prices."""
 

@@ -35,6 +35,7 @@ from matcher import (
     OrderCancellation,
     Planting,
 )
+from farmlink.operations import workload
 from matcher.reference import ReferenceFill, reference_fills, reference_view
 
 GOAL_INPUTS_PER_S = 100_000
@@ -44,12 +45,8 @@ GOAL_RESTING = 10_000
 PRODUCTS = ("chili", "tea_leaf", "live_pig", "sorghum")
 PRODUCT_WEIGHTS = (4, 3, 2, 1)
 BASE_PRICE_FEN = {"chili": 900, "tea_leaf": 4000, "live_pig": 180_000, "sorghum": 300}
-COUNTIES = {
-    "Yanhe": ("Ketian", "Tangba", "Gongzhou", "Quanba"),
-    "Yuping": ("Tianping", "Zhujiachang"),
-    "Dejiang": ("Qinglong", "Gongxi", "Hexing"),
-}
-MARKETS = ("Tongren", "Zunyi")
+COUNTIES = {**workload.COUNTIES, **workload.NEIGHBOURING_COUNTIES}
+MARKETS = workload.MARKETS
 FIRST_DAY = date(2020, 3, 1).toordinal()
 INPUTS_PER_DAY = 1_000
 """Business dates move one day per this many inputs: a million inputs span about three seasons."""
