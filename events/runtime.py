@@ -141,11 +141,12 @@ class ServiceRuntime:
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
-    BEHIND_THE_MARKET: dict[str, Any] = {"linger_ms": 250, "fetch_max_wait_ms": POLL_WAIT_MS}
+    BEHIND_THE_MARKET: dict[str, Any] = {"linger_ms": 1000, "fetch_max_wait_ms": POLL_WAIT_MS}
     """Options for a consumer that follows the market's records but is on no input's way to its fill (the feeds
-    service's copies, the pairing service's facts): after its first records it lingers 250 ms for more, to take
-    bigger batches, and its idle fetches wait 500 ms, so it costs the two cores it shares with the market fewer transactions (docs/benchmarks.md,
-    issue 10)."""
+    service's copies, the pairing service's facts): after its first records it lingers a second for more, to take
+    bigger batches, and its idle fetches wait 500 ms, so it costs the two cores it shares with the market fewer
+    transactions: 1,124-1,140 inputs/s sustained against 1,031-1,033 with 250 ms (docs/benchmarks.md, issue 10). A
+    party's copy of its fill or a supervision round's facts come up to a second later; no input's fill waits."""
 
     def subscriber(self, *topics: str, **options: Any) -> Any:
         """Subscribe in this service's consumer group: from the earliest offset, in batches of up to
