@@ -89,3 +89,12 @@ def test_a_full_batch_does_not_linger(sleeps):
     records = asyncio.run(subscriber(linger_ms=250, max_records=2).get_msg(consumer))
     assert records == ("a", "b")
     assert sleeps == []
+
+
+def test_the_poll_replaces_the_faststream_version_it_was_written_against():
+    """`events.runtime` replaces FastStream's BatchSubscriber.get_msg: a new FastStream may poll differently, so
+    upgrading it means reading its get_msg again (and this pin with it: requirements.lock)."""
+    from importlib.metadata import version
+
+    assert version("faststream") == "0.7.8"
+    assert BatchSubscriber.get_msg.__module__ == "events.runtime"
