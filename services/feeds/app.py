@@ -144,7 +144,7 @@ def access_changes(
     return topics, changes
 
 
-def apply_access(deliveries: Sequence[Delivery], decoded: dict[tuple[str, int, int], Decoded[tuple[Delivery, Contract]]]) -> None:
+def apply_access(deliveries: Sequence[Delivery], decoded: Sequence[FeedItem | None]) -> None:
     """Create the batch's party topics, then register and revoke party principals in record order."""
     topics, changes = access_changes(deliveries, decoded)
     registrar.ensure_topics(topics)
