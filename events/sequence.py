@@ -72,7 +72,7 @@ def stamp_of(headers: Sequence[tuple[str, bytes | None]]) -> Stamp | None:
 
 class Sequencer:
     """Orders a consumer's stamped items (see the module's docstring); keeps its state in two tables
-    of the service's schema (services/matching/sql/010_sequence.sql)."""
+    of the service's schema (events/sql/005_sequence.sql)."""
 
     def __init__(self, gap_timeout_s: float = GAP_TIMEOUT_S):
         self.gap_timeout = timedelta(seconds=gap_timeout_s)
