@@ -113,6 +113,51 @@ async def _alter_system(layout: Layout, values: dict[str, str | None]) -> None:
         await conn.close()
 
 
+async def _checkpoint(layout: Layout) -> None:
+    conn = await _connect_superuser(layout)
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+def _megabytes_in(path: Path) -> int:
+    return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file()) // (1024 * 1024)
+
+
+_SEGMENT = re.compile(r"[0-9A-F]{24}")
+
+
+def _drop_recycled_segments(layout: Layout) -> None:
+    """With the server stopped cleanly, remove the WAL segments after the one its last checkpoint is in: segments
+    recycled ahead for reuse, which hold nothing (after a big load, pg_wal may hold a gigabyte of them)."""
+    control = _run(_pg("pg_controldata", "-D", str(layout.pg_data)), what="Reading pg_control")
+    if not re.search(r"Database cluster state:\s+shut down\n", control):
+        return  # not stopped cleanly: WAL after the checkpoint may be needed to recover; keep every segment
+    found = re.search(r"Latest checkpoint's REDO WAL file:\s+([0-9A-F]{24})", control)
+    if found is None:
+        raise InfraError("pg_controldata did not name the latest checkpoint's WAL file")
+    for entry in (layout.pg_data / "pg_wal").iterdir():
+        if _SEGMENT.fullmatch(entry.name) and entry.name[8:] > found.group(1)[8:] and entry.name[:8] == found.group(1)[:8]:
+            entry.unlink()
+
+
+def _shrink_wal(layout: Layout, size_mb: int, say: Progress) -> None:
+    """Stop the server with only what it still needs in pg_wal, so pg_wal fits the volume: a checkpoint first, and
+    after the clean stop the segments recycled ahead of it are removed. Refuses, naming the sizes, when what is left
+    would not fit (the server is stopped then; `move_wal_back` or `farmlink infra up` starts it)."""
+    if postgres_running(layout):
+        _run_sync(_checkpoint(layout))
+    _stop_postgres(layout, say)
+    _drop_recycled_segments(layout)
+    held = _megabytes_in(layout.pg_data / "pg_wal")
+    if held > size_mb // 2:
+        raise InfraError(
+            f"pg_wal holds {held} MB after a checkpoint, more than half of the {size_mb} MB WAL volume; "
+            "leave the WAL-full fault out (--no-wal-full) or find what keeps the WAL (a replication slot?)"
+        )
+
+
 def move_wal_to_volume(size_mb: int, progress: Progress | None = None) -> Path:
     """Stop the local server, mount a tmpfs of `size_mb` MB at pg/wal-volume, move pg_wal onto it (pg_wal becomes a
     symlink, as `initdb --waldir` makes it) and start the server again with WAL_VOLUME_SETTINGS; the volume's path.
@@ -131,7 +176,10 @@ def move_wal_to_volume(size_mb: int, progress: Progress | None = None) -> Path:
     volume = wal_volume(layout)
     wal = layout.pg_data / "pg_wal"
     if not wal_on_volume(layout):
-        _stop_postgres(layout, say)
+        if wal.is_symlink():
+            _stop_postgres(layout, say)
+        else:
+            _shrink_wal(layout, size_mb, say)
         volume.mkdir(exist_ok=True)
         if not os.path.ismount(volume):
             _run(
