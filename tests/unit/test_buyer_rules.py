@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from contracts.inputs import Commitment, OrderCancellationRequest, OrderPlacement
 from events.consumer import Rejection
 from services.buyer.domain import KnownOrder, cancel_order, make_commitment, place_order
+from tests import payloads
 
 pytestmark = pytest.mark.unit
 
@@ -31,19 +32,8 @@ def placement(**changes) -> OrderPlacement:
 
 
 def commitment(**changes) -> dict:
-    """Yuping buys Yanhe's oil-tea fruit at the market price, never below 4 yuan a kg."""
-    return {
-        "commitment_id": "C1",
-        "buyer_id": "yuping",
-        "product": "oil_tea_fruit",
-        "min_grade": "C",
-        "floor_price_fen": 400,
-        "reference_market": "Tongren",
-        "valid_from": "2020-10-01",
-        "valid_to": "2020-12-31",
-        "eligible_counties": ["沿河"],
-        **changes,
-    }
+    """Yuping buys Yanhe's oil-tea fruit at the market price, never below 4 yuan a kg (tests/payloads.py), from 沿河."""
+    return payloads.commitment(**{"eligible_counties": ["沿河"], **changes})
 
 
 def rejection_of(decide, *args) -> str:
