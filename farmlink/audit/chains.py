@@ -35,34 +35,73 @@ class _ChainView:
         return getattr(self._record, key, default)
 
 
+def _link(prev: str, r: Record) -> str:
+    """sha256 over the previous hash and the canonical JSON of the event's hashed fields (events/hashchain.py): the
+    same bytes as `canonical_bytes` for what a log holds (parsed JSON), made without its dict and mapping layers."""
+    content = {
+        "event_id": str(r.event_id),
+        "event_type": r.event_type,
+        "schema_version": r.schema_version,
+        "stream_id": r.stream_id,
+        "stream_version": r.stream_version,
+        "occurred_at": r.occurred_at.astimezone(timezone.utc).isoformat(),
+        "producer": r.producer,
+        "correlation_id": r.correlation_id,
+        "causation_id": r.causation_id,
+        "payload": r.payload,
+    }
+    return hashlib.sha256(prev.encode("ascii") + orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+_DOUBT = (TypeError, ValueError, AttributeError, UnicodeError, orjson.JSONEncodeError)
+
+
 def _chain_holds(records: list[Record]) -> bool:
-    """True when every link holds: versions 1..n, each prev_hash the previous hash, each hash sha256 over
-    the previous hash and the canonical JSON of the event's hashed fields (events/hashchain.py). The
-    same bytes as `canonical_bytes` for what a log holds (parsed JSON), made without the dict and
-    mapping layers of `verify_chain`; False (and `verify_chain` says where and why) at the first doubt."""
-    prev, version, sha256, dumps, utc = GENESIS, 1, hashlib.sha256, orjson.dumps, timezone.utc
+    """True when every link holds: versions 1..n, each prev_hash the previous hash, each hash `_link`;
+    False (and `verify_chain` says where and why) at the first doubt."""
+    prev, version = GENESIS, 1
     try:
         for r in records:
-            if r.stream_version != version or (r.prev_hash or GENESIS) != prev:
-                return False
-            content = {
-                "event_id": str(r.event_id),
-                "event_type": r.event_type,
-                "schema_version": r.schema_version,
-                "stream_id": r.stream_id,
-                "stream_version": r.stream_version,
-                "occurred_at": r.occurred_at.astimezone(utc).isoformat(),
-                "producer": r.producer,
-                "correlation_id": r.correlation_id,
-                "causation_id": r.causation_id,
-                "payload": r.payload,
-            }
-            if sha256(prev.encode("ascii") + dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest() != r.hash:
+            if r.stream_version != version or (r.prev_hash or GENESIS) != prev or _link(prev, r) != r.hash:
                 return False
             prev, version = r.hash, version + 1
-    except (TypeError, ValueError, AttributeError, UnicodeError, orjson.JSONEncodeError):
+    except _DOUBT:
         return False
     return True
+
+
+class ChainCursor:
+    """The hash chains of a log read as it streams by, in global order, holding per stream only its head (next
+    version, hash, global position). In an honest log each stream's events come in version order and every link
+    holds; a stream where anything is in doubt becomes a suspect, to be read again whole and located exactly by
+    `stream_break` (which orders by version and says why)."""
+
+    __slots__ = ("heads", "suspects")
+
+    def __init__(self) -> None:
+        self.heads: dict[str, tuple[int, str, int]] = {}
+        self.suspects: set[str] = set()
+
+    def feed(self, records: list[Record]) -> None:
+        heads, suspects = self.heads, self.suspects
+        for r in records:
+            stream_id = r.stream_id
+            version, prev, position = heads.get(stream_id) or (1, GENESIS, 0)
+            if stream_id in suspects:
+                continue
+            try:
+                holds = (
+                    r.stream_version == version
+                    and (r.prev_hash or GENESIS) == prev
+                    and r.global_position > position
+                    and _link(prev, r) == r.hash
+                )
+            except _DOUBT:
+                holds = False
+            if holds:
+                heads[stream_id] = (version + 1, r.hash, r.global_position)
+            else:
+                suspects.add(stream_id)
 
 
 def _out_of_global_order(records: list[Record]) -> Finding | None:

@@ -24,6 +24,7 @@ import base64
 import json
 import os
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from farmlink.audit.ledger import Head, Heads, count_as_of, heads_as_of, root_of
-from farmlink.audit.model import AuditLog, Finding
+from farmlink.audit.ledger import Head, Heads, HeadsCursor, count_as_of, heads_as_of, root_of
+from farmlink.audit.model import AuditLog, Finding, Record
 
 CHECKPOINT_FORMAT = "farmlink.audit.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -176,24 +177,26 @@ def make_checkpoint(
     input_count: int,
     books: dict[str, bytes],
     key: Ed25519PrivateKey,
+    cursor: HeadsCursor | None = None,
 ) -> Checkpoint:
-    """A signed checkpoint of the log as audited now."""
-    positions = {schema: max(r.global_position for r in records) for schema, records in log.by_schema.items() if records}
-    heads = heads_as_of(log, positions)
-    return Checkpoint(
-        positions, log.count(), heads, root_of(heads), state_hash, fills_digest, fill_count, input_count, books
-    ).sign(key)
+    """A signed checkpoint of the log as audited now (`cursor`: its heads, positions and count, gathered as the
+    log streamed by; else they are read from `log`)."""
+    if cursor is None:
+        positions = {schema: max(r.global_position for r in records) for schema, records in log.by_schema.items() if records}
+        heads, count = heads_as_of(log, positions), log.count()
+    else:
+        positions, heads, count = dict(cursor.positions), cursor.heads, cursor.count
+    return Checkpoint(positions, count, heads, root_of(heads), state_hash, fills_digest, fill_count, input_count, books).sign(key)
 
 
 class _HeadPlaces:
     """Findings placed at a stream's head as the log has it now (its record), or at the stream where none is left."""
 
-    def __init__(self, log: AuditLog, now: Heads) -> None:
+    def __init__(self, records: Iterable[Record], now: Heads) -> None:
         self.by_place = {
             (r.schema, r.stream_id, r.stream_version): r
-            for schema, heads in now.items()
-            for r in log.by_schema[schema]
-            if r.stream_id in heads and r.stream_version == heads[r.stream_id].stream_version
+            for r in records
+            if r.stream_id in now.get(r.schema, {}) and r.stream_version == now[r.schema][r.stream_id].stream_version
         }
 
     def at(self, schema: str, stream_id: str, head: Head | None, message: str) -> Finding:
@@ -212,9 +215,8 @@ class _HeadPlaces:
         )
 
 
-def _count_finding(log: AuditLog, checkpoint: Checkpoint) -> Finding | None:
-    """A schema lost or gained events at or before the checkpoint's positions."""
-    before = count_as_of(log, checkpoint.positions)
+def _count_finding(before: int, checkpoint: Checkpoint) -> Finding | None:
+    """A schema lost or gained events at or before the checkpoint's positions (`before` of them now)."""
     if before == checkpoint.events:
         return None
     return Finding(
@@ -247,14 +249,33 @@ def prefix_findings(log: AuditLog, checkpoint: Checkpoint) -> list[Finding]:
     whose head there moved (an event edited and resealed, deleted, or appended before P), a stream it
     did not know, a schema that lost events."""
     now = heads_as_of(log, checkpoint.positions)
-    places = _HeadPlaces(log, now)
-    counted = _count_finding(log, checkpoint)
-    findings: list[Finding] = [] if counted is None else [counted]
+    records = log.records() if moved_heads(checkpoint, now) else ()
+    return prefix_findings_of(checkpoint, now, count_as_of(log, checkpoint.positions), records)
+
+
+def _moves(checkpoint: Checkpoint, now: Heads) -> list[tuple[str, str, Head | None, str]]:
+    moved = []
     for schema in sorted(set(checkpoint.heads) | set(now)):
         then, current = checkpoint.heads.get(schema, {}), now.get(schema, {})
         for stream_id in sorted(set(then) | set(current)):
             old, new = then.get(stream_id), current.get(stream_id)
             if old != new:
-                head, message = _moved_head(checkpoint.positions.get(schema, 0), old, new)
-                findings.append(places.at(schema, stream_id, head, message))
+                moved.append((schema, stream_id, *_moved_head(checkpoint.positions.get(schema, 0), old, new)))
+    return moved
+
+
+def moved_heads(checkpoint: Checkpoint, now: Heads) -> list[tuple[str, str, int]]:
+    """(schema, stream_id, stream_version) of each head at the checkpoint's positions that moved, as the log has it now."""
+    return [(schema, stream_id, head.stream_version) for schema, stream_id, head, _ in _moves(checkpoint, now) if head]
+
+
+def prefix_findings_of(checkpoint: Checkpoint, now: Heads, before: int, records: Iterable[Record]) -> list[Finding]:
+    """`prefix_findings` from the heads at the checkpoint's positions now and how many events lie there;
+    `records` holds (at least) the records at the moved heads, to place the findings on."""
+    counted = _count_finding(before, checkpoint)
+    findings: list[Finding] = [] if counted is None else [counted]
+    moved = _moves(checkpoint, now)
+    if moved:
+        places = _HeadPlaces(records, now)
+        findings += [places.at(schema, stream_id, head, message) for schema, stream_id, head, message in moved]
     return findings

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,56 @@ def heads_as_of(log: AuditLog, positions: dict[str, int] | None = None) -> Heads
         if not mine:
             del heads[schema]
     return heads
+
+
+class HeadsCursor:
+    """Each stream's head (as `heads_as_of` finds it), each schema's last position and how many events there are,
+    over a log read as it streams by; with `limit` (a checkpoint's positions) also the heads and count at or
+    before them. Holds a head per stream, never the events."""
+
+    def __init__(self, limit: dict[str, int] | None = None, streams: bool = True) -> None:
+        self.limit = limit
+        self.streams = streams or limit is not None
+        """Whether to keep each stream's head (a checkpoint's heads need them): else only positions and counts."""
+        self.heads: Heads = {}
+        self.before: Heads = {}
+        self.positions: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+        self.count_before = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts.values())
+
+    def feed(self, records: Iterable[Record]) -> None:
+        limit = self.limit
+        for r in records:
+            if self.streams:
+                _keep_head(self.heads.setdefault(r.schema, {}), r.stream_id, Head(r.stream_version, r.global_position, r.hash))
+            self.counts[r.schema] = self.counts.get(r.schema, 0) + 1
+            if r.global_position > self.positions.get(r.schema, 0):
+                self.positions[r.schema] = r.global_position
+            if limit is not None and r.global_position <= limit.get(r.schema, 0):
+                _keep_head(self.before.setdefault(r.schema, {}), r.stream_id, Head(r.stream_version, r.global_position, r.hash))
+                self.count_before += 1
+
+    def merge(self, other: HeadsCursor) -> None:
+        for mine, theirs in ((self.heads, other.heads), (self.before, other.before)):
+            for schema, heads in theirs.items():
+                into = mine.setdefault(schema, {})
+                for stream_id, head in heads.items():
+                    _keep_head(into, stream_id, head)
+        for schema, position in other.positions.items():
+            self.positions[schema] = max(position, self.positions.get(schema, 0))
+        for schema, count in other.counts.items():
+            self.counts[schema] = self.counts.get(schema, 0) + count
+        self.count_before += other.count_before
+
+
+def _keep_head(heads: dict[str, Head], stream_id: str, head: Head) -> None:
+    known = heads.get(stream_id)
+    if known is None or (head.stream_version, head.global_position) >= (known.stream_version, known.global_position):
+        heads[stream_id] = head
 
 
 def last_positions(log: AuditLog) -> dict[str, int]:

@@ -5,7 +5,7 @@ where each message was, so reconciliation can name it."""
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,8 @@ from farmlink.audit.model import AuditLog, Record
 SCHEMAS = ("cooperative", "buyer", "market", "matching", "settlement", "pairing")
 EVENT_TOPICS = tuple(sorted(set(EVENT_TOPIC.values())))
 BATCH = 20_000
+STREAMED_BATCH = 2_000
+"""Rows per round trip when nothing is kept (stream_rows): a few MB of payloads in hand at a time."""
 
 Progress = Callable[[int], None]
 
@@ -60,6 +62,42 @@ def _share_texts(value: Any, texts: dict[str, str]) -> Any:
     return value
 
 
+COLUMNS = """global_position, event_id::text, event_type, schema_version, stream_id, stream_version,
+               occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash"""
+
+
+def record_reader(schema: str, texts: dict[str, str] | None = None) -> Callable[[Any], Record]:
+    """Makes a Record of a row of COLUMNS: each type, stream, producer or correlation held once, not per
+    event, and (with `texts`, for a log that is kept) each payload text equal to one seen before held once."""
+    one, loads = sys.intern, orjson.loads
+
+    def of(r: Any) -> Record:
+        payload = loads(r[10]) if texts is None else _share_texts(loads(r[10]), texts)
+        return Record(
+            schema, r[0], r[1], one(r[2]), r[3], one(r[4]), r[5], r[6], one(r[7]), one(r[8]), r[9], payload, r[11], r[12]
+        )
+
+    return of
+
+
+async def stream_rows(
+    conn: asyncpg.Connection,
+    schema: str,
+    prefix: str = "",
+    where: str = "",
+    args: tuple = (),
+    order: str = "global_position",
+    size: int = STREAMED_BATCH,
+) -> AsyncIterator[list[Record]]:
+    """One schema's events (those matching `where`, a SQL condition on $1...), in `order`, a batch of `size` records
+    per round trip, inside the caller's transaction (a cursor needs one). Nothing is kept: each batch is the caller's."""
+    of = record_reader(schema)
+    condition = f"WHERE {where}" if where else ""
+    cursor = await conn.cursor(f'SELECT {COLUMNS} FROM "{prefix}{schema}".events {condition} ORDER BY {order}', *args)
+    while rows := await cursor.fetch(size):
+        yield [of(r) for r in rows]
+
+
 async def read_schema(
     dsn: str, schema: str, prefix: str = "", progress: Progress = _no_progress, texts: dict[str, str] | None = None
 ) -> list[Record] | None:
@@ -72,37 +110,10 @@ async def read_schema(
             return None
         records: list[Record] = []
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = await conn.cursor(
-                f"""SELECT global_position, event_id::text, event_type, schema_version, stream_id, stream_version,
-                           occurred_at, producer, correlation_id, causation_id, payload::text, prev_hash, hash
-                    FROM "{prefix}{schema}".events ORDER BY global_position"""
-            )
-            one = sys.intern  # a type, stream, producer or correlation held once, not per event
-            texts = {} if texts is None else texts
-
-            def loads(text: str) -> Any:
-                return _share_texts(orjson.loads(text), texts)
-
+            cursor = await conn.cursor(f'SELECT {COLUMNS} FROM "{prefix}{schema}".events ORDER BY global_position')
+            of = record_reader(schema, {} if texts is None else texts)
             while rows := await cursor.fetch(BATCH):  # a batch per round trip: no per-row await
-                records += [
-                    Record(
-                        schema,
-                        r[0],
-                        r[1],
-                        one(r[2]),
-                        r[3],
-                        one(r[4]),
-                        r[5],
-                        r[6],
-                        one(r[7]),
-                        one(r[8]),
-                        r[9],
-                        loads(r[10]),
-                        r[11],
-                        r[12],
-                    )
-                    for r in rows
-                ]
+                records += [of(r) for r in rows]
                 progress(len(rows))
         return records
     finally:

@@ -196,14 +196,23 @@ class _ProductReplay:
         self.last_index = -1
         self.agreed = 0
 
-    def run(self, records: list[Record]) -> None:
+    def run(self, records: Iterable[Record]) -> None:
+        self.feed(records)
+        self.close()
+
+    def feed(self, records: Iterable[Record]) -> None:
+        """The next records of the product's stream (in stream order): a stream can be fed a batch at a time."""
         for record in records:
             if record.event_type == JOURNAL_ENTRY:
                 self._close_entry()
                 self._open_entry(record)
             else:
                 self._check_recorded(record)
+
+    def close(self) -> None:
+        """The stream is over: the last entry's decisions must all have been recorded."""
         self._close_entry()
+        self.entry = None
 
     # -- journal entries
 

@@ -12,14 +12,12 @@ from farmlink.audit import views
 from farmlink.audit.checkpoint import Checkpoint, make_checkpoint, prefix_findings
 from farmlink.audit.chains import check_unique_event_ids
 from farmlink.audit.settlement_invariants import check_settlement_invariants
-from farmlink.audit.ledger import count_as_of
+from farmlink.audit.ledger import HeadsCursor, count_as_of
 from farmlink.audit.log import (
-    count_in_postgres,
     count_on_kafka,
     load_from_postgres,
     log_from_copies,
     read_kafka_copies,
-    start_reading,
 )
 from farmlink.audit.model import AuditLog, Finding
 from farmlink.audit.parallel import Checks, ParallelChecks, default_workers, no_cyclic_gc
@@ -59,6 +57,8 @@ class AuditResult:
     """For an incremental audit: the checkpoint's positions and how many events lay before and after them."""
     worker_private_mb: float = 0.0
     """The most memory a worker process held of its own (beyond the pages shared with this one), in MB."""
+    heads: HeadsCursor | None = None
+    """Each stream's head, each schema's last position and count, when the audit streamed the log (streamed.py)."""
 
     @property
     def clean(self) -> bool:
@@ -108,20 +108,12 @@ async def audit(
             log = log_from_copies(copies or [])
             result = await audit_log(log, source, step=step, workers=workers, since=since, want_books=want_books)
         else:
+            from farmlink.audit.streamed import audit_stored  # it builds on this module
+
             # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
             snapshots = await load_snapshots(dsn, schema_prefix)
-            total = await count_in_postgres(dsn, schema_prefix)
-            reading = start_reading(dsn, progress=step("reading PostgreSQL", total), prefix=schema_prefix)
-            result = await audit_log(
-                reading,
-                source,
-                snapshots=snapshots,
-                dsn=dsn,
-                schema_prefix=schema_prefix,
-                step=step,
-                workers=workers,
-                since=since,
-                want_books=want_books,
+            result = await audit_stored(
+                dsn, prefix=schema_prefix, step=step, workers=workers, since=since, want_books=want_books, snapshots=snapshots
             )
             log = result.log
         result.timings = timings | result.timings
@@ -278,4 +270,5 @@ def checkpoint_of(result: AuditResult, key: Ed25519PrivateKey) -> Checkpoint:
         result.reexecution.input_count,
         result.books,
         key,
+        result.heads,
     )

@@ -3,6 +3,8 @@ revenue, deliveries within the fill's quantity (`invariant`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from sys import intern
 from decimal import Decimal
 
 from farmlink.audit.amounts import (
@@ -22,34 +24,38 @@ from matcher.money import split_largest_remainder
 from matcher.output import quantity_text as _q
 
 
-def _lot_contributions(log: AuditLog) -> dict[str, tuple[tuple[str, Decimal], ...]]:
+Contributions = dict[str, tuple[tuple[str, Decimal], ...]]
+
+
+def add_contributions(contributions: Contributions, records: Iterable[Record]) -> None:
     """Each lot's household contributions, from the cooperative schema's HarvestRecorded (the first for a lot)."""
-    contributions: dict[str, tuple[tuple[str, Decimal], ...]] = {}
-    for record in log.by_schema.get("cooperative", ()):
+    for record in records:
         if record.event_type == "HarvestRecorded":
             try:
-                contributions.setdefault(record.payload["lot_id"], weights_of(record.payload["contributions"]))
+                lot_id = record.payload["lot_id"]
+                if lot_id not in contributions:  # each household named once, however many lots it gave to
+                    weights = weights_of(record.payload["contributions"])
+                    contributions[lot_id] = tuple((intern(h) if type(h) is str else h, q) for h, q in weights)
             except MALFORMED:
                 continue  # the hash chain or re-execution shows a damaged harvest
-    return contributions
 
 
-class _SettlementInvariants:
-    """Walks the settlement schema: payments split right and within revenue, deliveries within quantity."""
+class SettlementInvariants:
+    """Walks the settlement schema (fed in global order, a batch at a time): payments split right and within
+    revenue, deliveries within quantity."""
 
-    def __init__(self, log: AuditLog, findings: list[Finding], pairs: dict[tuple[str, str], PairTotals]) -> None:
-        self.log = log
+    def __init__(self, contributions: Contributions, findings: list[Finding], pairs: dict[tuple[str, str], PairTotals]) -> None:
         self.findings = findings
         self.pairs = pairs
-        self.contributions = _lot_contributions(log)
+        self.contributions = contributions
         self.paid: dict[tuple[str, str], int] = {}
         self.delivered: dict[tuple[str, str], Decimal] = {}
 
     def violation(self, record: Record, message: str) -> None:
         self.findings.append(finding_at(INVARIANT, record, message))
 
-    def run(self) -> None:
-        for record in self.log.by_schema.get("settlement", ()):
+    def feed(self, records: Iterable[Record]) -> None:
+        for record in records:
             check = {"PaymentMade": self._check_payment, "DeliveryConfirmed": self._check_delivery}.get(record.event_type)
             if check is None:
                 continue
@@ -107,5 +113,7 @@ class _SettlementInvariants:
 def check_settlement_invariants(log: AuditLog, pairs: FillTotals) -> list[Finding]:
     """Payments and deliveries of the settlement schema against the recorded fills' totals."""
     findings: list[Finding] = []
-    _SettlementInvariants(log, findings, pairs).run()
+    contributions: Contributions = {}
+    add_contributions(contributions, log.by_schema.get("cooperative", ()))
+    SettlementInvariants(contributions, findings, pairs).feed(log.by_schema.get("settlement", ()))
     return findings

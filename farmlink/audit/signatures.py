@@ -14,7 +14,7 @@ were recorded before those parties signed (their v2 carries the evidence) and ar
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +107,9 @@ class PendingSignature:
     whose: str
 
 
-def _place_problem(record: Record, keys: _Keys, seen_messages: dict[str, Record]) -> str | tuple[str, str]:
+def _place_problem(
+    record: Record, keys: _Keys, seen_messages: dict[str, Record], repeated: Container[str] | None = None
+) -> str | tuple[str, str]:
     """Why this event's signed input is out of place, or (the key to verify it with, whose key it is)."""
     input_type, kind, id_field = SIGNED_EVENTS[record.event_type]
     evidence = record.payload.get("signed_input")
@@ -122,7 +124,8 @@ def _place_problem(record: Record, keys: _Keys, seen_messages: dict[str, Record]
         return f"signed_input.producer: {evidence['producer']!r} signed for {producer}"
     if record.causation_id is not None and evidence["message_id"] != record.causation_id:
         return f"signed_input.message_id: {evidence['message_id']!r} is not the input this event was caused by ({record.causation_id})"
-    earlier = seen_messages.setdefault(str(evidence["message_id"]), record)
+    message_id = str(evidence["message_id"])
+    earlier = seen_messages.setdefault(message_id, record) if repeated is None or message_id in repeated else record
     if earlier is not record:
         return f"signed_input.message_id: input {evidence['message_id']} already evidences {earlier.place}"
     if record.event_type in REGISTRATIONS:
@@ -186,42 +189,51 @@ class SignaturePlan:
         return [finding for _, finding in sorted([*self.findings, *verified], key=lambda item: item[0])]
 
 
-def plan_signatures(log: AuditLog) -> SignaturePlan:
-    """The ordered pass: every event recorded from a party's input, in log order, each checked for its
-    place (keys known so far, message ids used once). Registrations, rotations and revocations are
-    verified at once, since only one that holds changes its party's key; every other signature is left pending."""
-    plan = SignaturePlan([], [])
-    keys = _Keys()
-    seen_messages: dict[str, Record] = {}
-    order = 0
-    for schema in SCHEMAS:
-        for record in log.by_schema.get(schema, []):
+class SignaturePlanner:
+    """The ordered pass, fed the signed schemas' records in SCHEMAS order, a batch at a time: each event recorded
+    from a party's input checked for its place (keys known so far, message ids used once). Registrations,
+    rotations and revocations are verified at once, since only one that holds changes its party's key; every
+    other signature is handed back pending. `repeated`: when the caller knows which message ids occur more than
+    once in the log (the streamed audit asks the store), only those are remembered; None remembers every one."""
+
+    def __init__(self, repeated: Container[str] | None = None) -> None:
+        self.findings: list[tuple[int, Finding]] = []
+        self.keys = _Keys()
+        self.seen_messages: dict[str, Record] = {}
+        self.repeated = repeated
+        self.order = 0
+
+    def feed(self, records: Iterable[Record]) -> list[PendingSignature]:
+        pending: list[PendingSignature] = []
+        for record in records:
             if record.event_type not in SIGNED_EVENTS:
                 continue
             if record.event_type in SIGNED_SINCE_V2 and record.schema_version < 2:
                 continue
-            order += 1
+            self.order += 1
             try:
-                placed = _place_problem(record, keys, seen_messages)
+                placed = _place_problem(record, self.keys, self.seen_messages, self.repeated)
                 if isinstance(placed, str):
                     problem: str | None = placed
                 elif record.event_type in KEY_CHANGES:
                     problem = _content_problem(record, *placed)
                     if problem is None:
-                        keys.change(record, record.payload["signed_input"]["producer"])
+                        self.keys.change(record, record.payload["signed_input"]["producer"])
                 else:
-                    plan.pending.append(PendingSignature(order, record, *placed))
+                    pending.append(PendingSignature(self.order, record, *placed))
                     continue
-            except (
-                AttributeError,
-                KeyError,
-                TypeError,
-                ValueError,
-            ) as error:  # a forged or damaged payload: a finding, never a crash
+            except (AttributeError, KeyError, TypeError, ValueError) as error:  # forged or damaged: a finding, never a crash
                 problem = _unreadable(error)
             if problem is not None:
-                plan.findings.append((order, finding_at(SIGNATURE, record, problem)))
-    return plan
+                self.findings.append((self.order, finding_at(SIGNATURE, record, problem)))
+        return pending
+
+
+def plan_signatures(log: AuditLog) -> SignaturePlan:
+    """The ordered pass over a whole log (SignaturePlanner): its findings and the signatures left to verify."""
+    planner = SignaturePlanner()
+    pending = [p for schema in SCHEMAS for p in planner.feed(log.by_schema.get(schema, []))]
+    return SignaturePlan(planner.findings, pending)
 
 
 def check_signatures(log: AuditLog) -> list[Finding]:

@@ -9,6 +9,7 @@ Screenshots are written under the test's tmp_path (and copied to $FARMLINK_REPOR
 
 import os
 import re
+from contextlib import asynccontextmanager
 import shutil
 import subprocess
 import time
@@ -43,8 +44,10 @@ needs_chromium = pytest.mark.skipif(
 # ----------------------------------------------------------------------------- a real audit of a synthetic season
 
 
+@asynccontextmanager
 async def audited(infrastructure, unique: str, events: int, tamper: bool = False):
-    """Write the synthetic season of `events` events into schemas of this test, audit it from PostgreSQL, drop the schemas."""
+    """Write the synthetic season of `events` events into schemas of this test, audit it from PostgreSQL, and drop the
+    schemas when the test is done with the result (the audit kept none of the log: its report reads the store again)."""
     prefix = f"report_{unique}_"
     log = synthetic(events)
     pool = await asyncpg.create_pool(infrastructure.dsn, min_size=1, max_size=2)
@@ -59,7 +62,7 @@ async def audited(infrastructure, unique: str, events: int, tamper: bool = False
             await pool.execute(f"""UPDATE "{prefix}matching".events SET payload = jsonb_set(payload, '{{revenue_fen}}',
                                    to_jsonb((payload->>'revenue_fen')::bigint + 100)) WHERE global_position =
                                    (SELECT min(global_position) FROM "{prefix}matching".events WHERE event_type = 'FillMade')""")
-        return await audit(
+        yield await audit(
             infrastructure.bootstrap, infrastructure.dsn, source="postgres", reconcile_kafka=False, schema_prefix=prefix
         )
     finally:
@@ -195,51 +198,51 @@ def check_page(page: Path, tmp_path: Path, expected: set[str]) -> Dom:
 
 @needs_chromium
 async def test_a_1000_event_audit_reads_in_chromium_in_english_and_chinese(infrastructure, unique, tmp_path):
-    result = await audited(infrastructure, unique, 1_000)
-    assert result.clean, result.findings[:3]
-    expected = expected_charts(result)
+    async with audited(infrastructure, unique, 1_000) as result:
+        assert result.clean, result.findings[:3]
+        expected = expected_charts(result)
 
-    for lang in ("en", "zh"):
-        page = tmp_path / f"report-1000-{lang}.html"
-        written = write_audit_report(result, page, lang, tmp_path / "ledgers")
-        parsed = check_page(page, tmp_path, expected)
-        print(f"screenshot {screenshot(page, tmp_path)}")
-        assert "audit-clean" in parsed.ids and "audit-findings" not in parsed.ids
-    assert written["fills.csv"] == result.reexecution.fill_count
-    english, chinese = (
-        (tmp_path / "report-1000-en.html").read_text(encoding="utf-8"),
-        (tmp_path / "report-1000-zh.html").read_text(encoding="utf-8"),
-    )
-    assert "<title>farmlink audit report: Yanhe and Yuping counties</title>" in english
-    assert re.search(r"<title>沿河土家族自治县、玉屏侗族自治县", chinese) and "审计通过" in chinese
+        for lang in ("en", "zh"):
+            page = tmp_path / f"report-1000-{lang}.html"
+            written = write_audit_report(result, page, lang, tmp_path / "ledgers")
+            parsed = check_page(page, tmp_path, expected)
+            print(f"screenshot {screenshot(page, tmp_path)}")
+            assert "audit-clean" in parsed.ids and "audit-findings" not in parsed.ids
+        assert written["fills.csv"] == result.reexecution.fill_count
+        english, chinese = (
+            (tmp_path / "report-1000-en.html").read_text(encoding="utf-8"),
+            (tmp_path / "report-1000-zh.html").read_text(encoding="utf-8"),
+        )
+        assert "<title>farmlink audit report: Yanhe and Yuping counties</title>" in english
+        assert re.search(r"<title>沿河土家族自治县、玉屏侗族自治县", chinese) and "审计通过" in chinese
 
 
 @needs_chromium
 async def test_a_smoke_sized_audit_stays_small_and_loads_quickly(infrastructure, unique, tmp_path):
-    result = await audited(infrastructure, unique, SMOKE_EVENTS)
-    assert result.clean, result.findings[:3]
-    page = tmp_path / "report-smoke-en.html"
-    write_audit_report(result, page, "en")
-    check_page(page, tmp_path, expected_charts(result))
-    print(f"screenshot {screenshot(page, tmp_path)}")
-    assert page.stat().st_size < 1_000_000
+    async with audited(infrastructure, unique, SMOKE_EVENTS) as result:
+        assert result.clean, result.findings[:3]
+        page = tmp_path / "report-smoke-en.html"
+        write_audit_report(result, page, "en")
+        check_page(page, tmp_path, expected_charts(result))
+        print(f"screenshot {screenshot(page, tmp_path)}")
+        assert page.stat().st_size < 1_000_000
 
 
 @needs_chromium
 async def test_a_tampered_fill_is_the_first_thing_on_the_page_and_its_link_lands_on_the_event(infrastructure, unique, tmp_path):
-    result = await audited(infrastructure, unique, 1_000, tamper=True)
-    assert not result.clean
-    edited = next(f for f in result.findings if f.check == "hash_chain")
-    page = tmp_path / "report-tampered.html"
-    write_audit_report(result, page, "en")
-    parsed = check_page(page, tmp_path, expected_charts(result))
-    assert "audit-findings" in parsed.ids and "audit-clean" not in parsed.ids
-    assert f"event-{edited.event_id}" in parsed.links and f"event-{edited.event_id}" in parsed.ids
-    dom = browse(page, tmp_path)[0]
-    assert dom.index('id="audit-findings"') < dom.index('class="chart"')
-    event = dom.split(f'id="event-{edited.event_id}"', 1)[1].split("</article>", 1)[0]
-    assert "FillMade" in event and "revenue_fen" in event
-    print(f"screenshot {screenshot(page, tmp_path, 1_600)}")
+    async with audited(infrastructure, unique, 1_000, tamper=True) as result:
+        assert not result.clean
+        edited = next(f for f in result.findings if f.check == "hash_chain")
+        page = tmp_path / "report-tampered.html"
+        write_audit_report(result, page, "en")
+        parsed = check_page(page, tmp_path, expected_charts(result))
+        assert "audit-findings" in parsed.ids and "audit-clean" not in parsed.ids
+        assert f"event-{edited.event_id}" in parsed.links and f"event-{edited.event_id}" in parsed.ids
+        dom = browse(page, tmp_path)[0]
+        assert dom.index('id="audit-findings"') < dom.index('class="chart"')
+        event = dom.split(f'id="event-{edited.event_id}"', 1)[1].split("</article>", 1)[0]
+        assert "FillMade" in event and "revenue_fen" in event
+        print(f"screenshot {screenshot(page, tmp_path, 1_600)}")
 
 
 @needs_chromium

@@ -1,0 +1,138 @@
+"""What the streamed audit (streamed.py) asks the store before its pass: the few questions about the whole log
+that a pass in bounded memory cannot answer alone (is an id used twice?), answered by PostgreSQL over every
+schema at once, so the audit holds only the answers: the ids that repeat, the source events whose journal
+count is not one. The checks themselves then run, with the same pure functions as a log in memory, on the
+records those ids name (`mini_log`): the findings are the ones the whole log gives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from farmlink.audit.log import COLUMNS
+from farmlink.audit.model import AuditLog, Record
+from farmlink.audit.log import record_reader
+from farmlink.audit.signatures import SCHEMAS as SIGNED_SCHEMAS, SIGNED_EVENTS
+from matcher.journal import JOURNALED_TYPES
+from matcher.versions import ADOPTION_TYPE
+
+SOURCE_SCHEMAS = ("cooperative", "buyer", "market")
+"""Where the events the matcher journals are recorded (views.check_journal_complete)."""
+
+ROUND_EVALUATED = "SupervisionRoundEvaluated"
+
+
+@dataclass
+class Answers:
+    schemas: list[str]
+    """The schemas that have an events table."""
+    products: list[tuple[str, int]] = field(default_factory=list)
+    """Each product with a matching stream, and how many events it holds, by product."""
+    repeated_event_ids: list[str] = field(default_factory=list)
+    repeated_message_ids: set[str] = field(default_factory=set)
+    journal_suspects: list[str] = field(default_factory=list)
+    """Source event ids journaled other than once, and journaled ids with no source event."""
+    supervised: bool = False
+    """The pairing schema records evaluated supervision rounds (their check needs the facts they saw)."""
+
+
+def _events(prefix: str, schema: str) -> str:
+    return f'"{prefix}{schema}".events'
+
+
+async def ask(conn: asyncpg.Connection, prefix: str, schemas: list[str]) -> Answers:
+    answers = Answers(schemas)
+    if "matching" in schemas:
+        rows = await conn.fetch(
+            f"SELECT stream_id, count(*) FROM {_events(prefix, 'matching')} WHERE stream_id LIKE 'market-%' "
+            "GROUP BY stream_id ORDER BY stream_id"
+        )
+        answers.products = [(row[0].removeprefix("market-"), row[1]) for row in rows]
+    every = " UNION ALL ".join(f"SELECT event_id FROM {_events(prefix, s)}" for s in schemas)
+    if every:
+        rows = await conn.fetch(f"SELECT event_id::text FROM ({every}) e GROUP BY event_id HAVING count(*) > 1")
+        answers.repeated_event_ids = [row[0] for row in rows]
+    signed = [s for s in SIGNED_SCHEMAS if s in schemas]
+    if signed:
+        messages = " UNION ALL ".join(
+            f"SELECT payload->'signed_input'->>'message_id' AS id FROM {_events(prefix, s)} WHERE event_type = ANY($1::text[])"
+            for s in signed
+        )
+        rows = await conn.fetch(
+            f"SELECT id FROM ({messages}) m WHERE id IS NOT NULL GROUP BY id HAVING count(*) > 1", sorted(SIGNED_EVENTS)
+        )
+        answers.repeated_message_ids = {row[0] for row in rows}
+    answers.journal_suspects = await _journal_suspects(conn, prefix, schemas)
+    if "pairing" in schemas:
+        answers.supervised = await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {_events(prefix, 'pairing')} WHERE event_type = $1)", ROUND_EVALUATED
+        )
+    return answers
+
+
+async def _journal_suspects(conn: asyncpg.Connection, prefix: str, schemas: list[str]) -> list[str]:
+    sources = [s for s in SOURCE_SCHEMAS if s in schemas]
+    parts = [
+        f"SELECT event_id::text AS id, 1 AS s, 0 AS j FROM {_events(prefix, s)} WHERE event_type = ANY($1::text[])"
+        for s in sources
+    ]
+    args: list[object] = [sorted(JOURNALED_TYPES)] if sources else []
+    if "matching" in schemas:
+        args.append(ADOPTION_TYPE)
+        parts.append(
+            f"SELECT payload->>'source_event_id' AS id, 0 AS s, 1 AS j FROM {_events(prefix, 'matching')} "
+            f"WHERE event_type = 'InputJournaled' AND (payload->>'source_event_type') IS DISTINCT FROM ${len(args)}::text"
+        )
+    if not parts:
+        return []
+    query = f"SELECT id FROM ({' UNION ALL '.join(parts)}) x GROUP BY id HAVING sum(s) = 0 OR sum(j) <> 1"
+    return [row[0] for row in await conn.fetch(query, *args) if row[0] is not None]
+
+
+async def _fetch(conn: asyncpg.Connection, prefix: str, schema: str, where: str, *args) -> list[Record]:
+    of = record_reader(schema)
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM {_events(prefix, schema)} WHERE {where} ORDER BY global_position", *args)
+    return [of(row) for row in rows]
+
+
+async def records_with_ids(conn: asyncpg.Connection, prefix: str, schemas: list[str], ids: list[str]) -> AuditLog:
+    """Every event whose id is one of `ids`, in every schema: what check_unique_event_ids needs of the log."""
+    log = AuditLog(source="postgres")
+    for schema in schemas:
+        if ids and (records := await _fetch(conn, prefix, schema, "event_id::text = ANY($1::text[])", ids)):
+            log.by_schema[schema] = records
+    return log
+
+
+async def journal_records(conn: asyncpg.Connection, prefix: str, schemas: list[str], ids: list[str]) -> AuditLog:
+    """The source events and journal entries of `ids`: what views.check_journal_complete needs of the log for them."""
+    log = AuditLog(source="postgres")
+    if not ids:
+        return log
+    for schema in SOURCE_SCHEMAS:
+        if schema in schemas:
+            where = "event_type = ANY($1::text[]) AND event_id::text = ANY($2::text[])"
+            log.by_schema[schema] = await _fetch(conn, prefix, schema, where, sorted(JOURNALED_TYPES), ids)
+    if "matching" in schemas:
+        where = "event_type = 'InputJournaled' AND payload->>'source_event_id' = ANY($1::text[])"
+        log.by_schema["matching"] = await _fetch(conn, prefix, "matching", where, ids)
+    return log
+
+
+async def records_at(conn: asyncpg.Connection, prefix: str, places: list[tuple[str, str, int]]) -> list[Record]:
+    """The records at (schema, stream_id, stream_version) places."""
+    found: list[Record] = []
+    for schema, stream_id, version in places:
+        found += await _fetch(conn, prefix, schema, "stream_id = $1 AND stream_version = $2", stream_id, version)
+    return found
+
+
+async def stream_records(conn: asyncpg.Connection, prefix: str, schema: str, stream_id: str) -> list[Record]:
+    """One stream's records in stream order (a suspect stream, read again whole to locate its break)."""
+    of = record_reader(schema)
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM {_events(prefix, schema)} WHERE stream_id = $1 ORDER BY stream_version, global_position",
+        stream_id,
+    )
+    return [of(row) for row in rows]
