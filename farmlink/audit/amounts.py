@@ -61,7 +61,7 @@ def weights_of(contributions: Iterable[dict[str, Any]]) -> tuple[tuple[str, Deci
     return tuple((c["household_id"], quantity_of(c["quantity"])) for c in contributions)
 
 
-@dataclass
+@dataclass(slots=True)
 class PairTotals:
     """What the recorded fills of one (lot, outlet) pair are worth: settlement pays and delivers against it."""
 

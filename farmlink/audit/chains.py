@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timezone
+from collections.abc import Container
 from itertools import pairwise
 from typing import Any
 
@@ -71,24 +72,27 @@ def _chain_holds(records: list[Record]) -> bool:
 
 
 class ChainCursor:
-    """The hash chains of a log read as it streams by, in global order, holding per stream only its head (next
-    version, hash, global position). In an honest log each stream's events come in version order and every link
-    holds; a stream where anything is in doubt becomes a suspect, to be read again whole and located exactly by
-    `stream_break` (which orders by version and says why)."""
+    """The hash chains of a log read as it streams by, in global order. In an honest log each stream's events
+    come in version order and every link holds; a stream where anything is in doubt becomes a suspect, to be read
+    again whole and located exactly by `stream_break` (which orders by version and says why). `multi`: the streams
+    that hold more than one event (the store says which: store_questions.py); any other is checked as a whole
+    stream of one event (version 1, no previous hash) and forgotten, so only those streams keep a head here (next
+    version, hash, global position). None: every stream keeps one."""
 
-    __slots__ = ("heads", "suspects")
+    __slots__ = ("heads", "multi", "suspects")
 
-    def __init__(self) -> None:
+    def __init__(self, multi: Container[str] | None = None) -> None:
         self.heads: dict[str, tuple[int, str, int]] = {}
+        self.multi = multi
         self.suspects: set[str] = set()
 
     def feed(self, records: list[Record]) -> None:
-        heads, suspects = self.heads, self.suspects
+        heads, suspects, multi = self.heads, self.suspects, self.multi
         for r in records:
             stream_id = r.stream_id
-            version, prev, position = heads.get(stream_id) or (1, GENESIS, 0)
             if stream_id in suspects:
                 continue
+            version, prev, position = heads.get(stream_id) or (1, GENESIS, 0)
             try:
                 holds = (
                     r.stream_version == version
@@ -98,10 +102,10 @@ class ChainCursor:
                 )
             except _DOUBT:
                 holds = False
-            if holds:
-                heads[stream_id] = (version + 1, r.hash, r.global_position)
-            else:
+            if not holds:
                 suspects.add(stream_id)
+            elif multi is None or stream_id in multi:
+                heads[stream_id] = (version + 1, r.hash, r.global_position)
 
 
 def _out_of_global_order(records: list[Record]) -> Finding | None:

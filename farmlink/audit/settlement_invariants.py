@@ -4,8 +4,8 @@ revenue, deliveries within the fill's quantity (`invariant`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from sys import intern
 from decimal import Decimal
+from typing import Any
 
 from farmlink.audit.amounts import (
     INVARIANT,
@@ -24,7 +24,16 @@ from matcher.money import split_largest_remainder
 from matcher.output import quantity_text as _q
 
 
-Contributions = dict[str, tuple[tuple[str, Decimal], ...]]
+class Contributions(dict[str, tuple[tuple[str, Decimal], ...]]):
+    """Each lot's household contributions (the first HarvestRecorded of the lot), each household id held once
+    however many lots name it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared: dict[Any, Any] = {}
+
+    def one(self, value: Any) -> Any:
+        return self.shared.setdefault(value, value)
 
 
 def add_contributions(contributions: Contributions, records: Iterable[Record]) -> None:
@@ -33,9 +42,9 @@ def add_contributions(contributions: Contributions, records: Iterable[Record]) -
         if record.event_type == "HarvestRecorded":
             try:
                 lot_id = record.payload["lot_id"]
-                if lot_id not in contributions:  # each household named once, however many lots it gave to
+                if lot_id not in contributions:
                     weights = weights_of(record.payload["contributions"])
-                    contributions[lot_id] = tuple((intern(h) if type(h) is str else h, q) for h, q in weights)
+                    contributions[lot_id] = tuple((contributions.one(h), q) for h, q in weights)
             except MALFORMED:
                 continue  # the hash chain or re-execution shows a damaged harvest
 
@@ -113,7 +122,7 @@ class SettlementInvariants:
 def check_settlement_invariants(log: AuditLog, pairs: FillTotals) -> list[Finding]:
     """Payments and deliveries of the settlement schema against the recorded fills' totals."""
     findings: list[Finding] = []
-    contributions: Contributions = {}
+    contributions = Contributions()
     add_contributions(contributions, log.by_schema.get("cooperative", ()))
     SettlementInvariants(contributions, findings, pairs).feed(log.by_schema.get("settlement", ()))
     return findings

@@ -33,6 +33,9 @@ class Answers:
     repeated_message_ids: set[str] = field(default_factory=set)
     journal_suspects: list[str] = field(default_factory=list)
     """Source event ids journaled other than once, and journaled ids with no source event."""
+    multi_event_streams: dict[str, set[str]] = field(default_factory=dict)
+    """Per schema, the streams (other than the products') that hold more than one event: only those need a head
+    kept while the log streams by (chains.ChainCursor)."""
     supervised: bool = False
     """The pairing schema records evaluated supervision rounds (their check needs the facts they saw)."""
 
@@ -64,6 +67,12 @@ async def ask(conn: asyncpg.Connection, prefix: str, schemas: list[str]) -> Answ
         )
         answers.repeated_message_ids = {row[0] for row in rows}
     answers.journal_suspects = await _journal_suspects(conn, prefix, schemas)
+    for schema in schemas:
+        others = "WHERE stream_id NOT LIKE 'market-%'" if schema == "matching" else ""
+        rows = await conn.fetch(
+            f"SELECT stream_id FROM {_events(prefix, schema)} {others} GROUP BY stream_id HAVING count(*) > 1"
+        )
+        answers.multi_event_streams[schema] = {row[0] for row in rows}
     if "pairing" in schemas:
         answers.supervised = await conn.fetchval(
             f"SELECT EXISTS (SELECT 1 FROM {_events(prefix, 'pairing')} WHERE event_type = $1)", ROUND_EVALUATED

@@ -68,13 +68,16 @@ class _Pass:
         self.heads = HeadsCursor(since.positions if since is not None else None, streams=want_heads)
         self.planner = SignaturePlanner(answers.repeated_message_ids)
         self.signatures = signatures
-        self.contributions: Contributions = {}
+        self.contributions = Contributions()
         self.settlement_findings: list[Finding] = []
         self.supervised = AuditLog(source="postgres")
         self.progress = step("reading PostgreSQL", total)
 
     def feed(self, schema: str, batch: list[Record], settlement: SettlementInvariants | None = None) -> None:
-        self.chains.setdefault(schema, ChainCursor()).feed(batch)
+        chains = self.chains.get(schema)
+        if chains is None:
+            chains = self.chains[schema] = ChainCursor(self.answers.multi_event_streams.get(schema, set()))
+        chains.feed(batch)
         self.heads.feed(batch)
         self.signatures.add(self.planner.feed(batch))
         if schema == "cooperative":

@@ -1,0 +1,123 @@
+"""The audit from PostgreSQL streams the log (farmlink/audit/streamed.py) and must find exactly what the audit of the
+same log held in memory finds (`run.audit_log`, the reference the unit tests pin down): the same findings in the same
+order, the same state hash, on a clean synthetic season and on one tampered several ways at once, with worker
+processes and without; and it must hold only a fraction of the log while it does."""
+
+import tracemalloc
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+
+from events.migrations import migrate
+from events.stored import NEW_EVENT_COLUMNS as COLUMNS
+from farmlink.audit.log import SCHEMAS, load_from_postgres
+from farmlink.audit.run import audit_log
+from farmlink.audit.streamed import audit_stored
+from tests.report_helpers import synthetic
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def season(infrastructure, unique: str, events: int):
+    """A synthetic season of `events` events in schemas of this test (dropped afterwards), and a pool on them."""
+    prefix = f"streamed_{unique}_"
+    log = synthetic(events)
+    pool = await asyncpg.create_pool(infrastructure.dsn, min_size=1, max_size=2)
+    try:
+        for schema in SCHEMAS:
+            await migrate(pool, prefix + schema)
+            async with pool.acquire() as conn:
+                await conn.copy_records_to_table(
+                    "events", schema_name=prefix + schema, records=log.rows.get(schema, []), columns=COLUMNS
+                )
+        yield prefix, pool
+    finally:
+        for schema in SCHEMAS:
+            await pool.execute(f'DROP SCHEMA IF EXISTS "{prefix}{schema}" CASCADE')
+        await pool.close()
+
+
+async def tamper(pool, prefix: str) -> None:
+    """Five edits at once, each caught by other checks: a fill's revenue raised, a journal entry deleted, a harvest
+    copied into the buyer schema under its own event id and message id, a payment raised, a cooperative event's
+    stream version moved past the next one's position."""
+    m, c, b, s = (f'"{prefix}{name}".events' for name in ("matching", "cooperative", "buyer", "settlement"))
+    await pool.execute(f"""UPDATE {m} SET payload = jsonb_set(payload, '{{revenue_fen}}',
+        to_jsonb((payload->>'revenue_fen')::bigint + 100))
+        WHERE global_position = (SELECT min(global_position) FROM {m} WHERE event_type = 'FillMade')""")
+    await pool.execute(f"""DELETE FROM {m} WHERE global_position =
+        (SELECT global_position FROM {m} WHERE event_type = 'InputJournaled' ORDER BY global_position OFFSET 40 LIMIT 1)""")
+    columns = ", ".join(column for column in COLUMNS if column != "global_position")
+    await pool.execute(f"""INSERT INTO {b} ({columns}) SELECT {columns} FROM {c}
+        WHERE global_position = (SELECT global_position FROM {c} WHERE event_type = 'HarvestRecorded'
+                                 ORDER BY global_position OFFSET 3 LIMIT 1)""")
+    await pool.execute(f"""UPDATE {s} SET payload = jsonb_set(payload, '{{amount_fen}}',
+        to_jsonb((payload->>'amount_fen')::bigint + 7))
+        WHERE global_position = (SELECT min(global_position) FROM {s} WHERE event_type = 'PaymentMade')""")
+    await pool.execute(f"""UPDATE {c} SET stream_version = stream_version + 1
+        WHERE global_position = (SELECT max(global_position) FROM {c} WHERE event_type = 'PlantingRecorded')""")
+
+
+async def both(dsn: str, prefix: str, workers: int):
+    held = await audit_log(await load_from_postgres(dsn, prefix=prefix), "postgres", snapshots=None, workers=workers)
+    streamed = await audit_stored(dsn, prefix=prefix, workers=workers)
+    return held, streamed
+
+
+def same(held, streamed) -> None:
+    assert [f.as_dict() for f in streamed.findings] == [f.as_dict() for f in held.findings]
+    assert streamed.state_hash == held.state_hash
+    assert streamed.log.count() == held.log.count()
+    assert (streamed.reexecution.input_count, streamed.reexecution.fill_count) == (
+        held.reexecution.input_count,
+        held.reexecution.fill_count,
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_clean_season_streams_to_the_same_verdict_and_state_hash(infrastructure, unique, workers):
+    async with season(infrastructure, unique, 3_000) as (prefix, _):
+        held, streamed = await both(infrastructure.dsn, prefix, workers)
+    assert held.clean and streamed.clean
+    same(held, streamed)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_season_tampered_five_ways_streams_to_the_same_findings_in_the_same_order(infrastructure, unique, workers):
+    async with season(infrastructure, unique, 3_000) as (prefix, pool):
+        await tamper(pool, prefix)
+        held, streamed = await both(infrastructure.dsn, prefix, workers)
+    checks = {f.check for f in held.findings}
+    assert {"hash_chain", "duplicate_event", "signature", "re_execution", "invariant", "reconciliation"} <= checks
+    same(held, streamed)
+
+
+async def peaks(infrastructure, unique: str, events: int) -> tuple[int, int]:
+    """In this process (the products' shares run in the workers), by tracemalloc: the memory the log takes read whole,
+    and the streamed audit's peak."""
+    async with season(infrastructure, f"{unique}{events}", events) as (prefix, _):
+        tracemalloc.start()
+        try:
+            log = await load_from_postgres(infrastructure.dsn, prefix=prefix)
+            held = tracemalloc.get_traced_memory()[0]
+            del log
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            result = await audit_stored(infrastructure.dsn, prefix=prefix, workers=2)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+    assert result.clean
+    return held, peak
+
+
+async def test_the_streamed_audit_grows_with_the_log_at_a_fraction_of_the_rate_a_held_log_does(infrastructure, unique):
+    """A held log grows with its events; the streamed audit holds a few batches (the same at any size) and per stream,
+    lot and fill only a head, contributions or totals."""
+    small, large = await peaks(infrastructure, unique, 5_000), await peaks(infrastructure, unique, 20_000)
+    print(
+        f"held: {small[0] / 1e6:.1f} -> {large[0] / 1e6:.1f} MB; streamed peak: {small[1] / 1e6:.1f} -> {large[1] / 1e6:.1f} MB"
+    )
+    assert large[1] - small[1] < (large[0] - small[0]) / 3
