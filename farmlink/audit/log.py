@@ -33,19 +33,6 @@ def _no_progress(_: int) -> None:
     pass
 
 
-async def count_in_postgres(dsn: str, prefix: str = "") -> int:
-    """How many events the store holds (for the progress bar)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        total = 0
-        for schema in SCHEMAS:
-            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
-                total += await conn.fetchval(f'SELECT count(*) FROM "{prefix}{schema}".events')
-        return total
-    finally:
-        await conn.close()
-
-
 def _share_texts(value: Any, texts: dict[str, str]) -> Any:
     """`value` (a parsed payload, changed in place) with each text equal to one seen before replaced by
     that one: a lot, household, village or date named by many events is then held once (about a third
@@ -217,6 +204,13 @@ async def read_kafka_copies(
     bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS, progress: Progress = _no_progress
 ) -> list[KafkaCopy]:
     """Every message on the event topics from offset 0 up to the end offsets seen at the start."""
+    return [copy async for batch in kafka_copies(bootstrap, topics, progress) for copy in batch]
+
+
+async def kafka_copies(
+    bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS, progress: Progress = _no_progress
+) -> AsyncIterator[list[KafkaCopy]]:
+    """`read_kafka_copies` a batch at a time (each batch the caller's: nothing is kept)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -226,7 +220,6 @@ async def read_kafka_copies(
         **kafka_options(settings(), AUDITOR),
     )
     await consumer.start()
-    copies: list[KafkaCopy] = []
     try:
         partitions = _partitions(topics)
         consumer.assign(partitions)
@@ -236,18 +229,15 @@ async def read_kafka_copies(
             consumer.seek(tp, starts[tp])
         remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
         while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=BATCH)
+            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=STREAMED_BATCH)
             for tp, messages in batch.items():
-                for message in messages:
-                    if message.offset < ends[tp]:
-                        copies.append(_copy(message))
+                yield [_copy(message) for message in messages if message.offset < ends[tp]]
                 progress(len(messages))
             for tp in list(remaining):  # transaction markers take offsets too: compare positions, not records
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
-    return copies
 
 
 def _copy(message) -> KafkaCopy:

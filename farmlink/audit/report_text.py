@@ -65,6 +65,12 @@ WORDS_ZH = {
     "settlement and snapshots": "结算与快照",
     "duplicates and journal": "重复事件与日志完整性",
     "re-execution and market invariants": "重新执行与市场不变量",
+    "questions to the store": "向存储查询（重复编号、日志计数）",
+    "read and check (the products alongside)": "读取与检查（各产品同时重新执行）",
+    "waiting for the products": "等待各产品重新执行",
+    "settlement, pairing, last signatures": "结算、结对与其余签名",
+    "findings and the state hash": "汇总发现与状态哈希",
+    "hash chains, re-execution and market invariants": "哈希链、重新执行与市场不变量",
 }
 
 TEXT: dict[str, tuple[str, str]] = {

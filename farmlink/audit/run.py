@@ -1,6 +1,5 @@
 """One audit run: read the log, check it every way, and say what was found."""
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +58,8 @@ class AuditResult:
     """The most memory a worker process held of its own (beyond the pages shared with this one), in MB."""
     heads: HeadsCursor | None = None
     """Each stream's head, each schema's last position and count, when the audit streamed the log (streamed.py)."""
+    repeated_event_ids: list[str] = field(default_factory=list)
+    """The store's event ids used more than once (the streamed audit asks the store: store_questions.py)."""
 
     @property
     def clean(self) -> bool:
@@ -98,32 +99,42 @@ async def audit(
     checkpoint.py), the log up to it is checked against it and only what came after is verified and
     re-executed; `want_books` keeps the final books so a checkpoint can be written (`checkpoint_of`)."""
     with no_cyclic_gc():
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-        copies = None
-        if source == "kafka" or reconcile_kafka:
-            copies = await read_kafka_copies(bootstrap, progress=step("reading Kafka topics", await count_on_kafka(bootstrap)))
-            timings["read kafka"] = time.perf_counter() - started
         if source == "kafka":
-            log = log_from_copies(copies or [])
-            result = await audit_log(log, source, step=step, workers=workers, since=since, want_books=want_books)
-        else:
-            from farmlink.audit.streamed import audit_stored  # it builds on this module
+            return await _audit_from_kafka(bootstrap, dsn, step, workers, since, want_books)
+        from farmlink.audit.reconcile_stored import reconcile_stored  # they build on this module
+        from farmlink.audit.streamed import audit_stored
 
-            # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
-            snapshots = await load_snapshots(dsn, schema_prefix)
-            result = await audit_stored(
-                dsn, prefix=schema_prefix, step=step, workers=workers, since=since, want_books=want_books, snapshots=snapshots
-            )
-            log = result.log
-        result.timings = timings | result.timings
-        if copies is not None and (reconcile_kafka or source == "kafka"):
+        # Snapshots live only in the store: the PostgreSQL audit compares each with its re-execution.
+        snapshots = await load_snapshots(dsn, schema_prefix)
+        result = await audit_stored(
+            dsn, prefix=schema_prefix, step=step, workers=workers, since=since, want_books=want_books, snapshots=snapshots
+        )
+        if reconcile_kafka:
             started = time.perf_counter()
-            store = log if source == "postgres" else await load_from_postgres(dsn)
-            result.findings += reconcile(store, copies)
+            assert result.heads is not None
+            progress = step("reading Kafka topics", await count_on_kafka(bootstrap))
+            result.findings += await reconcile_stored(
+                bootstrap, dsn, schema_prefix, result.heads.positions, result.repeated_event_ids, progress
+            )
             result.reconciled = True
             result.timings["reconciliation"] = time.perf_counter() - started
         return result
+
+
+async def _audit_from_kafka(
+    bootstrap: str, dsn: str, step: Step, workers: int | None, since: Checkpoint | None, want_books: bool
+) -> AuditResult:
+    """The log as the topics hold it, read into memory (ordered per schema), audited and reconciled with the store."""
+    started = time.perf_counter()
+    copies = await read_kafka_copies(bootstrap, progress=step("reading Kafka topics", await count_on_kafka(bootstrap)))
+    read = time.perf_counter() - started
+    result = await audit_log(log_from_copies(copies), "kafka", step=step, workers=workers, since=since, want_books=want_books)
+    result.timings = {"read kafka": read} | result.timings
+    started = time.perf_counter()
+    result.findings += reconcile(await load_from_postgres(dsn), copies)
+    result.reconciled = True
+    result.timings["reconciliation"] = time.perf_counter() - started
+    return result
 
 
 class _Laps:
@@ -146,24 +157,6 @@ def _snapshots_to_compare(snapshots: list[StoredSnapshot] | None, since: Checkpo
         return snapshots
     seqs = since.journal_seqs()
     return [s for s in snapshots if s.journal_seq > seqs.get(s.product, 0)]
-
-
-async def _read_matching_first(reading: dict[str, asyncio.Future], source: str, checks: Checks, lap: _Laps) -> AuditLog:
-    """The log being read (a future per schema): the matching schema first, its workers started on it at once to
-    re-execute while the other schemas are still read."""
-    log = AuditLog(source=source)
-    matching = await reading["matching"]
-    if matching is not None:
-        log.by_schema["matching"] = matching
-    lap("read postgres")
-    checks.start(log, ["matching"])
-    lap("read postgres")  # and the matching schema's workers forked
-    for schema, future in reading.items():
-        records = await future
-        if records is not None and schema != "matching":
-            log.by_schema[schema] = records
-    lap("read postgres")
-    return log
 
 
 def _result_of(
@@ -196,7 +189,7 @@ def _result_of(
 
 
 async def audit_log(
-    log: AuditLog | dict[str, asyncio.Future],
+    log: AuditLog,
     source: str,
     *,
     snapshots: list[StoredSnapshot] | None = None,
@@ -207,10 +200,9 @@ async def audit_log(
     since: Checkpoint | None = None,
     want_books: bool = False,
 ) -> AuditResult:
-    """Every check of a log (no reconciliation): see `audit`. `log` is read already, or being read
-    (a future per schema, log.start_reading): then the matching schema's checks start on their
-    workers as soon as it is in, while the other schemas are still read. `dsn` lets the snapshot
-    findings read a disagreeing snapshot again to say what differs."""
+    """Every check of a log held in memory (no reconciliation): see `audit`. The audit of a log from Kafka, and the
+    reference the streamed audit of the store (streamed.py) is tested against. `dsn` lets the snapshot findings read
+    a disagreeing snapshot again to say what differs."""
     workers = workers or default_workers()
     lap = _Laps()
     with no_cyclic_gc():
@@ -219,10 +211,7 @@ async def audit_log(
         probe = SnapshotCheck(snapshots) if snapshots is not None else None
         after_matching = after.get("matching", 0) if since else None
         checks = Checks(workers, probe, after=after_matching, start_books=since.books if since else None, want_books=want_books)
-        if isinstance(log, AuditLog):
-            checks.start(log, ["matching"])
-        else:
-            log = await _read_matching_first(log, source, checks, lap)
+        checks.start(log, ["matching"])
         checking = step("checking", 3)
         prefix = prefix_findings(log, since) if since is not None else []
         signatures = plan_signatures(log)  # the ordered pass: keys and message ids in log order; verifying is left pending

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from farmlink.audit.log import stream_rows
+from farmlink.audit.log import SCHEMAS, stream_rows
 from farmlink.audit.model import AuditLog, Record
 
 _END = object()
@@ -82,3 +82,18 @@ class StoredLog(AuditLog):
             schema: StoredSchema(dsn, schema, prefix, positions.get(schema, 0), counts.get(schema, 0))
             for schema in sorted(counts)
         }
+
+
+async def stored_log(dsn: str, prefix: str = "") -> StoredLog:
+    """The store's log as it is now (every schema with an events table, up to its last position)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        positions: dict[str, int] = {}
+        counts: dict[str, int] = {}
+        for schema in SCHEMAS:
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
+                row = await conn.fetchrow(f'SELECT count(*), coalesce(max(global_position), 0) FROM "{prefix}{schema}".events')
+                counts[schema], positions[schema] = row[0], row[1]
+        return StoredLog(dsn, prefix, positions, counts)
+    finally:
+        await conn.close()

@@ -244,12 +244,12 @@ async def audit_stored(
             signatures = PendingSignatures(pool, since.positions if since is not None else {}, fills_dir)
             main = _Pass(answers, since, signatures, step, outside, want_books)
             await _read_first(conn, prefix, schemas, main)
-            lap("reading and checking, while the products are re-executed")
+            lap("read and check (the products alongside)")
             shares = await products
             lap("waiting for the products")
             await _read_last(conn, prefix, schemas, main, _pairs_of(shares))
             verified = await signatures.finish()
-            lap("settlement and pairing, the last signatures")
+            lap("settlement, pairing, last signatures")
             result = await _result(conn, dsn, prefix, answers, main, shares, verified, probe, since, lap)
             result.workers = workers
             return result
@@ -334,6 +334,7 @@ async def _result(
     result.books = {share.product: share.book for share in shares if share.book is not None}
     result.worker_private_mb = max((share.private_mb for share in shares), default=0.0)
     result.heads = heads
+    result.repeated_event_ids = answers.repeated_event_ids
     if since is not None:
         before = heads.count_before
         result.since = {"positions": dict(since.positions), "events_before": before, "events_after": heads.count - before}

@@ -243,12 +243,10 @@ def audit_digest(
 ) -> None:
     """Print a compact digest of the whole log: a Merkle root over every stream's chain head, with the last position of each schema."""
     from farmlink.audit.ledger import digest_of
-    from farmlink.audit.log import load_from_postgres
-    from farmlink.audit.parallel import no_cyclic_gc
+    from farmlink.audit.stored_log import stored_log
 
     quiet_logs()
-    with no_cyclic_gc():
-        digest = digest_of(asyncio.run(load_from_postgres(settings().auditor_dsn)))
+    digest = digest_of(asyncio.run(stored_log(settings().auditor_dsn)))  # read as it streams by: a head per stream held
     if as_json:
         typer.echo(digest.text())
         return

@@ -414,3 +414,43 @@ async def test_the_log_extends_its_digest_until_an_event_before_it_is_edited(dem
     assert broken.exit_code == 1, broken.output
     found = json.loads(broken.output.strip().splitlines()[-1])
     assert not found["extends"] and {f["code"] for f in found["findings"]} == {"AUD009"}
+
+
+async def test_the_streamed_reconciliation_finds_what_the_held_one_finds_in_the_same_order(demo_log, db):
+    """After the tampering above (a changed copy published on the market topic), with one stored event deleted and
+    another's payload edited: `reconcile_stored` (a spool on disk, the store read a batch at a time) gives the
+    findings of `reconcile` over the topics and the store held in memory, in the same order."""
+    from farmlink.audit.log import load_from_postgres, read_kafka_copies
+    from farmlink.audit.reconcile import reconcile
+    from farmlink.audit.reconcile_stored import reconcile_stored
+    from farmlink.audit.stored_log import stored_log
+
+    deleted = await db.fetchrow("SELECT * FROM buyer.events ORDER BY global_position LIMIT 1")
+    edited = await db.fetchrow(
+        "SELECT global_position, payload::text FROM cooperative.events ORDER BY global_position DESC LIMIT 1"
+    )
+    await db.execute("DELETE FROM buyer.events WHERE global_position = $1", deleted["global_position"])
+    await db.execute(
+        "UPDATE cooperative.events SET payload = payload || '{\"note\": 1}' WHERE global_position = $1", edited["global_position"]
+    )
+    try:
+        held = reconcile(await load_from_postgres(demo_log.dsn), await read_kafka_copies(demo_log.bootstrap))
+        store = await stored_log(demo_log.dsn)
+        positions = {schema: records.through for schema, records in store.by_schema.items()}
+        streamed = await reconcile_stored(demo_log.bootstrap, demo_log.dsn, "", positions, [])
+    finally:
+        columns = list(deleted.keys())
+        await db.execute(
+            f"INSERT INTO buyer.events ({', '.join(columns)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))})",
+            *deleted.values(),
+        )
+        await db.execute(
+            "UPDATE cooperative.events SET payload = $2::jsonb WHERE global_position = $1",
+            edited["global_position"],
+            edited["payload"],
+        )
+    messages = " / ".join(f.message for f in held)
+    assert (
+        "not in the store" in messages and "differs from the stored event" in messages and "reached its topic 2 times" in messages
+    )
+    assert [f.as_dict() for f in streamed] == [f.as_dict() for f in held]
