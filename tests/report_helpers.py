@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import asyncpg
 import orjson
 
+from events.migrations import migrate
+from events.stored import NEW_EVENT_COLUMNS
+from farmlink.audit.log import SCHEMAS
 from farmlink.audit.model import AuditLog, Finding, Record
 from farmlink.operations.bench.synthetic import SyntheticLog, generate
 
@@ -26,6 +32,26 @@ def in_memory(events: int) -> AuditLog:
             for i, r in enumerate(rows)
         ]
     return log
+
+
+@asynccontextmanager
+async def season_in_postgres(dsn: str, prefix: str, events: int) -> AsyncIterator[asyncpg.Pool]:
+    """The synthetic season of `events` events written into schemas named <prefix><service> (dropped afterwards),
+    and a pool on the database to tamper with it."""
+    log = synthetic(events)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        for schema in SCHEMAS:
+            await migrate(pool, prefix + schema)
+            async with pool.acquire() as conn:
+                await conn.copy_records_to_table(
+                    "events", schema_name=prefix + schema, records=log.rows.get(schema, []), columns=NEW_EVENT_COLUMNS
+                )
+        yield pool
+    finally:
+        for schema in SCHEMAS:
+            await pool.execute(f'DROP SCHEMA IF EXISTS "{prefix}{schema}" CASCADE')
+        await pool.close()
 
 
 @dataclass

@@ -73,6 +73,17 @@ FillTotals = dict[tuple[str, str], PairTotals]
 """Quantity and revenue recorded per (lot, outlet): what payments and deliveries are checked against."""
 
 
+def add_pairs(into: FillTotals, pairs: FillTotals) -> None:
+    """One share's fill totals added to another's (a forged fill may name another product's lot: add, never overwrite)."""
+    for pair, totals in pairs.items():
+        mine = into.get(pair)
+        if mine is None:
+            into[pair] = totals
+        else:
+            mine.quantity = DECIMAL_CONTEXT.add(mine.quantity, totals.quantity)
+            mine.revenue_fen += totals.revenue_fen
+
+
 def differing(shares: dict[str, int], split: dict[str, int]) -> str:
     """The households whose share differs: recorded vs what the split gives."""
     households = sorted(h for h in shares.keys() | split.keys() if shares.get(h) != split.get(h))

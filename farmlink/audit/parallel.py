@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from farmlink.audit.amounts import FillTotals
+from farmlink.audit.amounts import FillTotals, add_pairs
 from farmlink.audit.chains import stream_break
 from farmlink.audit.market_invariants import check_market_invariants
 from farmlink.audit.model import AuditLog, Finding, Record
@@ -33,7 +33,6 @@ from farmlink.audit.replay import ReExecution, market_streams, re_execute_produc
 from farmlink.audit.state import StateLines
 from farmlink.audit.signatures import PendingSignature, verify_pending
 from farmlink.audit.snapshots import SnapshotCheck
-from matcher.facts import DECIMAL_CONTEXT
 from matcher.snapshot import book_from_snapshot, snapshot_bytes
 
 CHAIN_SHARES = 4
@@ -287,13 +286,7 @@ def _merge(results: list[tuple[str, int, Any, float, float]], probe: SnapshotChe
         assert reexecution.lines is not None and result.reexecution.lines is not None
         reexecution.lines.merge(result.reexecution.lines)
         invariants += result.invariants
-        for pair, totals in result.pairs.items():  # a forged fill may name another product's lot: add, never overwrite
-            mine = pairs.get(pair)
-            if mine is None:
-                pairs[pair] = totals
-            else:
-                mine.quantity = DECIMAL_CONTEXT.add(mine.quantity, totals.quantity)
-                mine.revenue_fen += totals.revenue_fen
+        add_pairs(pairs, result.pairs)
         if probe is not None:
             probe.add_share(result.probe_findings, result.probe_reached, result.probe_disagreeing)
     return ParallelChecks(

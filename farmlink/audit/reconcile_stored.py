@@ -6,7 +6,7 @@ each copy's place, ids, hash, whether its hash matches its content, and its cont
 store is then read a batch at a time in the order `reconcile` walks it (schema by schema, each in global order),
 and each stored event is compared with the copies of its id, which the spool gives per batch; the copies of no
 stored event are what the spool has left over. Each finding carries its place in `reconcile`'s two walks (the
-copies in the order they were read, then the stored events), and they are put in that order at the end.
+copies by topic, partition and offset, then the stored events), and they are put in that order at the end.
 """
 
 from __future__ import annotations
@@ -18,18 +18,16 @@ import tempfile
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
 
 import asyncpg
 
-from contracts.registry import EVENT_TOPIC
 from events.hashchain import link_hash
 from farmlink.audit.log import KafkaCopy, kafka_copies, stream_rows
-from farmlink.audit.model import Finding, Record, finding_at
-from farmlink.audit.reconcile import CHECK, _at_copy, _content
+from farmlink.audit.model import Finding, Record
+from farmlink.audit.reconcile import _at_copy, _content, copy_findings, delivery_finding
 
-Key = tuple[int, int, int]
-"""(walk, index, order): walk 0 over the copies as read, 1 over the stored events; order within one copy."""
+Key = tuple[int, str, int, int, int]
+"""(0, topic, partition, offset, order within the copy) for a copy; (1, "", 0, index, 0) for the index-th stored event."""
 
 _SPOOL = """CREATE TABLE copies (i INTEGER PRIMARY KEY, event_id TEXT, topic TEXT, partition INTEGER, "offset" INTEGER,
     schema TEXT, stream_id TEXT, stream_version INTEGER, global_position INTEGER, hash TEXT, self_ok INTEGER,
@@ -68,7 +66,9 @@ class _Spool:
         rows = []
         for copy in copies:
             if copy.record is None:
-                found.append(((0, self.count, 0), _at_copy(copy, copy.problem or "unreadable message")))
+                found.append(
+                    ((0, copy.topic, copy.partition, copy.offset, 0), _at_copy(copy, copy.problem or "unreadable message"))
+                )
             else:
                 rows.append(_spooled(copy, self.count))
             self.count += 1
@@ -78,7 +78,7 @@ class _Spool:
         """The spooled copies of these ids, each id's in the order they were read; and the ids marked as stored."""
         self.db.executemany("INSERT OR IGNORE INTO stored VALUES (?)", [(event_id,) for event_id in event_ids])
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM copies WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY i",
+            f'SELECT {_COLUMNS} FROM copies WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY topic, partition, "offset"',
             (json.dumps(event_ids),),
         )
         found: dict[str, list[tuple]] = {}
@@ -93,28 +93,17 @@ class _Spool:
 
 
 def _compare(original: Record, rows: list[tuple], index: int, found: list[tuple[Key, Finding]]) -> None:
-    """`reconcile`'s findings for one stored event (at `index` of the store's walk) and the copies of its id."""
-    expected_topic = EVENT_TOPIC.get(original.event_type)
-    mine: dict[str, Any] | None = None
+    """`reconcile`'s findings for one stored event (at `index` of the store's walk) and the spooled copies of its id."""
+    places = []
     for row in rows:
         copy, hash_, self_ok, content = _copy_of(row)
-        i = row[0]
-        if copy.topic != expected_topic:
-            found.append(((0, i, 1), _at_copy(copy, f"published on {copy.topic}, its type belongs on {expected_topic}")))
+        places.append(copy.place)
         theirs = json.loads(zlib.decompress(content))
-        mine = mine if mine is not None else _content(original)
-        if theirs != mine or hash_ != original.hash:
-            differing = sorted(k for k, v in theirs.items() if mine.get(k) != v)
-            found.append(((0, i, 2), _at_copy(copy, f"differs from the stored event ({', '.join(differing) or 'hash'})")))
-        elif not self_ok:
-            found.append(((0, i, 2), _at_copy(copy, "its hash does not match its content")))
-    if expected_topic is None:
-        return
-    if not rows:
-        found.append(((1, index, 0), finding_at(CHECK, original, f"never reached {expected_topic}")))
-    elif len(rows) > 1:
-        places = ", ".join(_copy_of(row)[0].place for row in rows)
-        found.append(((1, index, 0), finding_at(CHECK, original, f"reached its topic {len(rows)} times ({places})")))
+        at = (0, copy.topic, copy.partition, copy.offset)
+        found += [((*at, order), f) for order, f in enumerate(copy_findings(copy, original, theirs, hash_, self_ok), 1)]
+    finding = delivery_finding(original, places)
+    if finding is not None:
+        found.append(((1, "", 0, index, 0), finding))
 
 
 async def reconcile_stored(
@@ -156,6 +145,7 @@ async def reconcile_stored(
         for event_id, record in last.items():
             _compare(record, spool.copies_of([event_id]).get(event_id, []), first[event_id], found)
         for row in spool.left_over():
-            found.append(((0, row[0], 0), _at_copy(_copy_of(row)[0], "on the topic but not in the store")))
+            copy = _copy_of(row)[0]
+            found.append(((0, copy.topic, copy.partition, copy.offset, 0), _at_copy(copy, "on the topic but not in the store")))
         spool.db.close()
     return [finding for _, finding in sorted(found, key=lambda item: item[0])]

@@ -24,12 +24,13 @@ import heapq
 import multiprocessing
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from farmlink.audit import views
-from farmlink.audit.amounts import FillTotals
+from farmlink.audit.amounts import FillTotals, add_pairs
 from farmlink.audit.chains import ChainCursor, check_unique_event_ids, stream_break
 from farmlink.audit.checkpoint import Checkpoint, moved_heads, prefix_findings_of
 from farmlink.audit.ledger import HeadsCursor
@@ -48,7 +49,6 @@ from farmlink.audit.store_questions import Answers, ask, journal_records, record
 from farmlink.audit.stored_log import StoredLog
 from farmlink.audit.supervision import check_supervision
 from farmlink.audit.problems import INSPECTOR_TYPES
-from matcher.facts import DECIMAL_CONTEXT
 from matcher.supervision.facts import FACT_TYPES
 
 FIRST = ("cooperative", "buyer", "market")
@@ -112,14 +112,20 @@ def _fill_lines(shares: list[ProductShare]) -> Iterator[str]:
 def _pairs_of(shares: list[ProductShare]) -> FillTotals:
     pairs: FillTotals = {}
     for share in shares:
-        for pair, totals in share.pairs.items():  # a forged fill may name another product's lot: add, never overwrite
-            mine = pairs.get(pair)
-            if mine is None:
-                pairs[pair] = totals
-            else:
-                mine.quantity = DECIMAL_CONTEXT.add(mine.quantity, totals.quantity)
-                mine.revenue_fen += totals.revenue_fen
+        add_pairs(pairs, share.pairs)
     return pairs
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the end of a streamed audit needs of its start."""
+
+    conn: asyncpg.Connection
+    dsn: str
+    prefix: str
+    answers: Answers
+    since: Checkpoint | None
+    probe: SnapshotCheck | None
 
 
 def _start_pool(workers: int, probe: SnapshotCheck | None) -> Any:
@@ -250,7 +256,7 @@ async def audit_stored(
             await _read_last(conn, prefix, schemas, main, _pairs_of(shares))
             verified = await signatures.finish()
             lap("settlement, pairing, last signatures")
-            result = await _result(conn, dsn, prefix, answers, main, shares, verified, probe, since, lap)
+            result = await _result(_Run(conn, dsn, prefix, answers, since, probe), main, shares, verified, lap)
             result.workers = workers
             return result
     finally:
@@ -261,18 +267,9 @@ async def audit_stored(
         await conn.close()
 
 
-async def _findings(
-    conn: asyncpg.Connection,
-    dsn: str,
-    prefix: str,
-    answers: Answers,
-    main: _Pass,
-    shares: list[ProductShare],
-    verified: list[tuple[int, Finding]],
-    probe: SnapshotCheck | None,
-    since: Checkpoint | None,
-) -> list[Finding]:
+async def _findings(run: _Run, main: _Pass, shares: list[ProductShare], verified: list[tuple[int, Finding]]) -> list[Finding]:
     """Every finding, in the order `run.audit_log` gives them."""
+    conn, prefix, answers, since, probe = run.conn, run.prefix, run.answers, run.since, run.probe
     findings: list[Finding] = []
     if since is not None:
         now = main.heads.before
@@ -285,7 +282,7 @@ async def _findings(
     if probe is not None:
         for share in shares:
             probe.add_share(*share.probe)
-        findings += await snapshot_findings(dsn, probe, prefix)
+        findings += await snapshot_findings(run.dsn, probe, prefix)
     findings += [finding for share in shares for finding in share.invariants]
     findings += main.settlement_findings
     findings += views.check_journal_complete(await journal_records(conn, prefix, answers.schemas, answers.journal_suspects))
@@ -294,20 +291,12 @@ async def _findings(
 
 
 async def _result(
-    conn: asyncpg.Connection,
-    dsn: str,
-    prefix: str,
-    answers: Answers,
-    main: _Pass,
-    shares: list[ProductShare],
-    verified: list[tuple[int, Finding]],
-    probe: SnapshotCheck | None,
-    since: Checkpoint | None,
-    lap: _Laps,
+    run: _Run, main: _Pass, shares: list[ProductShare], verified: list[tuple[int, Finding]], lap: _Laps
 ) -> AuditResult:
     for share in shares:
         main.heads.merge(share.heads)
-    findings = await _findings(conn, dsn, prefix, answers, main, shares, verified, probe, since)
+    findings = await _findings(run, main, shares, verified)
+    since = run.since
     start_digest, start_count = (since.fills_digest, since.fill_count) if since is not None else ("", 0)
     fills_digest = chain_fill_lines(_fill_lines(shares), start_digest)
     fill_count = start_count + sum(share.fill_count for share in shares)
@@ -322,7 +311,7 @@ async def _result(
         lines=StateLines(books=books, start_digest=start_digest, start_count=start_count),
     )
     heads = main.heads
-    log = StoredLog(dsn, prefix, heads.positions, heads.counts)
+    log = StoredLog(run.dsn, run.prefix, heads.positions, heads.counts)
     lap("findings and the state hash")
     seconds = {
         "hash chains, re-execution and market invariants": round(sum(share.cpu_s for share in shares), 2),
@@ -334,7 +323,7 @@ async def _result(
     result.books = {share.product: share.book for share in shares if share.book is not None}
     result.worker_private_mb = max((share.private_mb for share in shares), default=0.0)
     result.heads = heads
-    result.repeated_event_ids = answers.repeated_event_ids
+    result.repeated_event_ids = run.answers.repeated_event_ids
     if since is not None:
         before = heads.count_before
         result.since = {"positions": dict(since.positions), "events_before": before, "events_after": heads.count - before}

@@ -17,18 +17,14 @@ from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from events.migrations import migrate
-from farmlink.audit.log import SCHEMAS
 from farmlink.audit.report import render_report, write_audit_report, write_report
 from farmlink.audit.report_collect import report_data
 from farmlink.audit.report_commitments import CHARTED, ranked
 from farmlink.audit.report_rows import AuditSummary, Coverage, Phase, PlanRow, ReportData
 from farmlink.audit.run import audit
-from events.stored import NEW_EVENT_COLUMNS as COLUMNS
-from tests.report_helpers import synthetic
+from tests.report_helpers import season_in_postgres
 
 pytestmark = pytest.mark.integration
 
@@ -49,15 +45,7 @@ async def audited(infrastructure, unique: str, events: int, tamper: bool = False
     """Write the synthetic season of `events` events into schemas of this test, audit it from PostgreSQL, and drop the
     schemas when the test is done with the result (the audit kept none of the log: its report reads the store again)."""
     prefix = f"report_{unique}_"
-    log = synthetic(events)
-    pool = await asyncpg.create_pool(infrastructure.dsn, min_size=1, max_size=2)
-    try:
-        for schema in SCHEMAS:
-            await migrate(pool, prefix + schema)
-            async with pool.acquire() as conn:
-                await conn.copy_records_to_table(
-                    "events", schema_name=prefix + schema, records=log.rows.get(schema, []), columns=COLUMNS
-                )
+    async with season_in_postgres(infrastructure.dsn, prefix, events) as pool:
         if tamper:  # one fill's revenue raised by a yuan after it was written
             await pool.execute(f"""UPDATE "{prefix}matching".events SET payload = jsonb_set(payload, '{{revenue_fen}}',
                                    to_jsonb((payload->>'revenue_fen')::bigint + 100)) WHERE global_position =
@@ -65,10 +53,6 @@ async def audited(infrastructure, unique: str, events: int, tamper: bool = False
         yield await audit(
             infrastructure.bootstrap, infrastructure.dsn, source="postgres", reconcile_kafka=False, schema_prefix=prefix
         )
-    finally:
-        for schema in SCHEMAS:
-            await pool.execute(f'DROP SCHEMA IF EXISTS "{prefix}{schema}" CASCADE')
-        await pool.close()
 
 
 def expected_charts(result) -> set[str]:

@@ -6,15 +6,13 @@ processes and without; and it must hold only a fraction of the log while it does
 import tracemalloc
 from contextlib import asynccontextmanager
 
-import asyncpg
 import pytest
 
-from events.migrations import migrate
 from events.stored import NEW_EVENT_COLUMNS as COLUMNS
-from farmlink.audit.log import SCHEMAS, load_from_postgres
+from farmlink.audit.log import load_from_postgres
 from farmlink.audit.run import audit_log
 from farmlink.audit.streamed import audit_stored
-from tests.report_helpers import synthetic
+from tests.report_helpers import season_in_postgres
 
 pytestmark = pytest.mark.integration
 
@@ -23,20 +21,8 @@ pytestmark = pytest.mark.integration
 async def season(infrastructure, unique: str, events: int):
     """A synthetic season of `events` events in schemas of this test (dropped afterwards), and a pool on them."""
     prefix = f"streamed_{unique}_"
-    log = synthetic(events)
-    pool = await asyncpg.create_pool(infrastructure.dsn, min_size=1, max_size=2)
-    try:
-        for schema in SCHEMAS:
-            await migrate(pool, prefix + schema)
-            async with pool.acquire() as conn:
-                await conn.copy_records_to_table(
-                    "events", schema_name=prefix + schema, records=log.rows.get(schema, []), columns=COLUMNS
-                )
+    async with season_in_postgres(infrastructure.dsn, prefix, events) as pool:
         yield prefix, pool
-    finally:
-        for schema in SCHEMAS:
-            await pool.execute(f'DROP SCHEMA IF EXISTS "{prefix}{schema}" CASCADE')
-        await pool.close()
 
 
 async def tamper(pool, prefix: str) -> None:
