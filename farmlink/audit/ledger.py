@@ -73,8 +73,9 @@ class HeadsCursor:
 
     def __init__(self, limit: dict[str, int] | None = None, streams: bool = True) -> None:
         self.limit = limit
-        self.streams = streams or limit is not None
-        """Whether to keep each stream's head (a checkpoint's heads need them): else only positions and counts."""
+        self.streams = streams
+        """Whether to keep each stream's head (a checkpoint's heads need them): else only positions and counts (and,
+        with `limit`, the heads at or before it)."""
         self.heads: Heads = {}
         self.before: Heads = {}
         self.positions: dict[str, int] = {}
@@ -271,9 +272,19 @@ def _finding(message: str, record: Record | None = None, where: str = "log") -> 
     )
 
 
-def extends(log: AuditLog, digest: Digest, chain_findings: list[Finding]) -> list[Finding]:
+def as_of_digest(log: AuditLog, digest: Digest) -> HeadsCursor:
+    """One pass over the log: each schema's last position and the heads and count at or before the digest's positions."""
+    cursor = HeadsCursor(digest.positions, streams=False)
+    for schema in sorted(log.by_schema):
+        cursor.feed(log.by_schema[schema])
+    return cursor
+
+
+def extends(log: AuditLog, digest: Digest, chain_findings: list[Finding], cursor: HeadsCursor | None = None) -> list[Finding]:
     """Findings when the log does not extend the digest: an event at or before its positions whose chain
-    does not hold (from `chain_findings`), a different number of events there, or another Merkle root."""
+    does not hold (from `chain_findings`), a different number of events there, or another Merkle root.
+    `cursor`: the log's pass as of the digest (`as_of_digest`), when the caller has made it already."""
+    cursor = cursor or as_of_digest(log, digest)
     findings = [
         _finding(f"before the digest: {finding.message}", where=finding.where)
         for finding in chain_findings
@@ -282,7 +293,7 @@ def extends(log: AuditLog, digest: Digest, chain_findings: list[Finding]) -> lis
         and finding.global_position <= digest.positions.get(finding.schema, 0)
     ]
     for schema, position in sorted(digest.positions.items()):
-        present = max((r.global_position for r in log.by_schema.get(schema, ())), default=0)
+        present = cursor.positions.get(schema, 0)
         if present < position:
             findings.append(
                 _finding(
@@ -290,11 +301,11 @@ def extends(log: AuditLog, digest: Digest, chain_findings: list[Finding]) -> lis
                     where=f"{schema} (position {position})",
                 )
             )
-    heads = heads_as_of(log, digest.positions)
-    events = count_as_of(log, digest.positions)
-    if events != digest.events:
-        findings.append(_finding(f"{events} events lie at or before the digest's positions, the digest counted {digest.events}"))
-    root = root_of(heads)
+    if cursor.count_before != digest.events:
+        findings.append(
+            _finding(f"{cursor.count_before} events lie at or before the digest's positions, the digest counted {digest.events}")
+        )
+    root = root_of(cursor.before)
     if root != digest.root:
         findings.append(
             _finding(
@@ -308,15 +319,16 @@ def extends(log: AuditLog, digest: Digest, chain_findings: list[Finding]) -> lis
 # ---------------------------------------------------------------- the proof for one event
 
 
-def proof_for(log: AuditLog, digest: Digest, event_id: str) -> dict[str, Any]:
+def proof_for(log: AuditLog, digest: Digest, event_id: str, heads: Heads | None = None) -> dict[str, Any]:
     """How one event at or before the digest is bound to its root: its stream's links up to the head as
-    of the digest, and the Merkle audit path from that head's leaf. KeyError when no such event."""
+    of the digest, and the Merkle audit path from that head's leaf. KeyError when no such event.
+    `heads`: the heads as of the digest's positions, when the caller has them (`as_of_digest`)."""
     record = next((r for r in log.records() if r.event_id == event_id), None)
     if record is None:
         raise KeyError(f"no event {event_id} in the log")
     if record.global_position > digest.positions.get(record.schema, 0):
         raise KeyError(f"event {event_id} is at {record.schema} position {record.global_position}, after the digest")
-    heads = heads_as_of(log, digest.positions)
+    heads = heads if heads is not None else heads_as_of(log, digest.positions)
     leaves = _sorted_leaves(heads)
     index = next(
         i for i, (schema, stream_id, *_rest) in enumerate(leaves) if (schema, stream_id) == (record.schema, record.stream_id)

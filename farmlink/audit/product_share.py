@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from farmlink.audit.state import book_line, fill_line_of
 from matcher.snapshot import book_from_snapshot, snapshot_bytes
 
 BATCH = 2_000
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ProductTask:
     fills_dir: str = ""
     limit: dict[str, int] | None = None
     """With a checkpoint: its positions per schema (the heads there are compared with it)."""
+    snapshot: str | None = None
+    """The audit's snapshot of the store (pg_export_snapshot), for this worker's reads to see the same store."""
 
 
 @dataclass
@@ -153,6 +157,10 @@ async def _audit_product(task: ProductTask) -> ProductShare:
     conn = await asyncpg.connect(task.dsn)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
+            if task.snapshot is not None:
+                if not _SNAPSHOT_ID.fullmatch(task.snapshot):
+                    raise ValueError(f"not a snapshot id: {task.snapshot!r}")
+                await conn.execute(f"SET TRANSACTION SNAPSHOT '{task.snapshot}'")
             order = "stream_version, global_position"  # the stream's order, as streams_of sorts it
             async for batch in stream_rows(conn, MATCHING, task.prefix, "stream_id = $1", (stream_id,), order, BATCH):
                 heads.feed(batch)

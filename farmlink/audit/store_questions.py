@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from farmlink.audit.log import COLUMNS
-from farmlink.audit.model import AuditLog, Record
-from farmlink.audit.log import record_reader
+from farmlink.audit.chains import ChainCursor, stream_break
+from farmlink.audit.log import COLUMNS, SCHEMAS, record_reader, stream_rows
+from farmlink.audit.model import AuditLog, Finding, Record
 from farmlink.audit.signatures import SCHEMAS as SIGNED_SCHEMAS, SIGNED_EVENTS
 from matcher.journal import JOURNALED_TYPES
 from matcher.versions import ADOPTION_TYPE
@@ -145,3 +145,37 @@ async def stream_records(conn: asyncpg.Connection, prefix: str, schema: str, str
         stream_id,
     )
     return [of(row) for row in rows]
+
+
+async def check_stored_chains(dsn: str, prefix: str = "") -> list[Finding]:
+    """`check_hash_chains` of the log in the store, read as it streams by: a head held only for the streams that
+    hold more than one event, a stream in doubt read again whole and located by `stream_break`."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        found: list[tuple[tuple[str, int], Finding]] = []
+        for schema in sorted(SCHEMAS):
+            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{schema}.events"):
+                continue
+            rows = await conn.fetch(f'SELECT stream_id FROM "{prefix}{schema}".events GROUP BY stream_id HAVING count(*) > 1')
+            cursor = ChainCursor({row[0] for row in rows})
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                async for batch in stream_rows(conn, schema, prefix):
+                    cursor.feed(batch)
+            found += await located_breaks(conn, prefix, schema, cursor.suspects)
+        return [finding for _, finding in sorted(found, key=lambda item: item[0])]
+    finally:
+        await conn.close()
+
+
+async def located_breaks(
+    conn: asyncpg.Connection, prefix: str, schema: str, suspects: set[str]
+) -> list[tuple[tuple[str, int], Finding]]:
+    """Each suspect stream (chains.ChainCursor) read again whole and its first broken link located, with the place
+    its finding takes among a schema's (the stream's first global position, as `check_hash_chains` orders them)."""
+    found = []
+    for stream_id in sorted(suspects):
+        records = await stream_records(conn, prefix, schema, stream_id)
+        finding = stream_break(stream_id, records)
+        if finding is not None:
+            found.append(((schema, min(r.global_position for r in records)), finding))
+    return found

@@ -31,7 +31,7 @@ import asyncpg
 
 from farmlink.audit import views
 from farmlink.audit.amounts import FillTotals, add_pairs
-from farmlink.audit.chains import ChainCursor, check_unique_event_ids, stream_break
+from farmlink.audit.chains import ChainCursor, check_unique_event_ids
 from farmlink.audit.checkpoint import Checkpoint, moved_heads, prefix_findings_of
 from farmlink.audit.ledger import HeadsCursor
 from farmlink.audit.log import SCHEMAS, stream_rows
@@ -45,7 +45,7 @@ from farmlink.audit.signature_chunks import PendingSignatures
 from farmlink.audit.signatures import SignaturePlan, SignaturePlanner
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, snapshot_findings
 from farmlink.audit.state import StateLines, chain_fill_lines, state_hash_of
-from farmlink.audit.store_questions import Answers, ask, journal_records, records_at, records_with_ids, stream_records
+from farmlink.audit.store_questions import Answers, ask, journal_records, records_at, records_with_ids, located_breaks
 from farmlink.audit.stored_log import StoredLog
 from farmlink.audit.supervision import check_supervision
 from farmlink.audit.problems import INSPECTOR_TYPES
@@ -91,9 +91,9 @@ class _Pass:
 
 
 async def _stream(conn: asyncpg.Connection, prefix: str, schema: str, where: str = "", *args: Any) -> Any:
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        async for batch in stream_rows(conn, schema, prefix, where, args):
-            yield batch
+    """A schema's events in global order, in the audit's transaction (its snapshot: `audit_stored`)."""
+    async for batch in stream_rows(conn, schema, prefix, where, args):
+        yield batch
 
 
 def _fill_lines(shares: list[ProductShare]) -> Iterator[str]:
@@ -137,7 +137,7 @@ def _start_pool(workers: int, probe: SnapshotCheck | None) -> Any:
 
 
 def _product_tasks(
-    dsn: str, prefix: str, answers: Answers, since: Checkpoint | None, want_books: bool, fills_dir: str
+    dsn: str, prefix: str, answers: Answers, since: Checkpoint | None, want_books: bool, fills_dir: str, snapshot: str
 ) -> list[ProductTask]:
     sizes = dict(answers.products)
     for product in since.books if since is not None else ():
@@ -153,6 +153,7 @@ def _product_tasks(
             want_books=want_books,
             fills_dir=fills_dir,
             limit=since.positions if since is not None else None,
+            snapshot=snapshot,
         )
         for product in products
     ]
@@ -211,11 +212,7 @@ async def _chain_findings(conn: asyncpg.Connection, prefix: str, main: _Pass, sh
     """Every suspect stream read again whole and located exactly, in the order of the streams' first events."""
     found: list[tuple[tuple[str, int], Finding]] = []
     for schema, cursor in main.chains.items():
-        for stream_id in sorted(cursor.suspects):
-            records = await stream_records(conn, prefix, schema, stream_id)
-            finding = stream_break(stream_id, records)
-            if finding is not None:
-                found.append(((schema, min(r.global_position for r in records)), finding))
+        found += await located_breaks(conn, prefix, schema, cursor.suspects)
     found += [(("matching", share.chain_order), share.chain) for share in shares if share.chain is not None]
     return [finding for _, finding in sorted(found, key=lambda item: item[0])]
 
@@ -238,14 +235,20 @@ async def audit_stored(
     probe = SnapshotCheck(snapshots) if snapshots is not None else None
     conn = await asyncpg.connect(dsn)
     pool = None
+    # One snapshot of the store for the whole audit: this process's queries run in the transaction that exports it,
+    # the workers' import it. A store being written to meanwhile is audited as it stood when the audit began.
+    snapshot = conn.transaction(isolation="repeatable_read", readonly=True)
+    await snapshot.start()
     try:
+        exported = await conn.fetchval("SELECT pg_export_snapshot()")
         with tempfile.TemporaryDirectory(prefix="farmlink-audit-") as fills_dir:
             schemas = [s for s in SCHEMAS if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{s}.events")]
             answers = await ask(conn, prefix, schemas)
             outside = sum([await conn.fetchval(f'SELECT count(*) FROM "{prefix}{s}".events') for s in schemas if s != "matching"])
             lap("questions to the store")
             pool = _start_pool(workers, probe)
-            shares_of = await _shares(pool, _product_tasks(dsn, prefix, answers, since, want_books, fills_dir), step)
+            tasks = _product_tasks(dsn, prefix, answers, since, want_books, fills_dir, exported)
+            shares_of = await _shares(pool, tasks, step)
             products = asyncio.ensure_future(shares_of())
             signatures = PendingSignatures(pool, since.positions if since is not None else {}, fills_dir)
             main = _Pass(answers, since, signatures, step, outside, want_books)
@@ -264,6 +267,7 @@ async def audit_stored(
             pool.terminate()
             pool.join()
         set_probe(None)
+        await snapshot.rollback()
         await conn.close()
 
 

@@ -265,10 +265,9 @@ def audit_verify_digest(
     """Prove the current log extends DIGEST: every chain up to the digest's positions holds and its heads give
     the digest's Merkle root (events after it are no finding); print the proof path for one event.
     Exit 0 when it does, 1 with findings, 2 for a digest that cannot be read."""
-    from farmlink.audit.checks import check_hash_chains
-    from farmlink.audit.ledger import Digest, extends, proof_for
-    from farmlink.audit.log import load_from_postgres
-    from farmlink.audit.parallel import no_cyclic_gc
+    from farmlink.audit.store_questions import check_stored_chains
+    from farmlink.audit.ledger import Digest, as_of_digest, extends, proof_for
+    from farmlink.audit.stored_log import stored_log
 
     quiet_logs()
     text = Path(digest_text).read_text(encoding="utf-8") if Path(digest_text).is_file() else digest_text
@@ -277,19 +276,22 @@ def audit_verify_digest(
     except ValueError as error:
         console.print(f"[red]{error}[/]", highlight=False)
         raise typer.Exit(2) from error
-    with no_cyclic_gc():
-        log = asyncio.run(load_from_postgres(settings().auditor_dsn))
-        findings = extends(log, digest, check_hash_chains(log))
-        if event is None:
-            within = [r for r in log.by_schema.get("matching", []) if r.global_position <= digest.positions.get("matching", 0)]
-            event = within[-1].event_id if within else None
-        proof = None
-        if event is not None:
-            try:
-                proof = proof_for(log, digest, event)
-            except KeyError as error:
-                console.print(f"[red]{error.args[0]}[/]", highlight=False)
-                raise typer.Exit(2) from error
+    dsn = settings().auditor_dsn
+    log = asyncio.run(stored_log(dsn))  # read again from the store by each pass: nothing of it held
+    cursor = as_of_digest(log, digest)
+    findings = extends(log, digest, asyncio.run(check_stored_chains(dsn)), cursor)
+    if event is None:  # the last matching event at or before the digest
+        limit = digest.positions.get("matching", 0)
+        for record in log.by_schema.get("matching", ()):
+            if record.global_position <= limit:
+                event = record.event_id
+    proof = None
+    if event is not None:
+        try:
+            proof = proof_for(log, digest, event, cursor.before)
+        except KeyError as error:
+            console.print(f"[red]{error.args[0]}[/]", highlight=False)
+            raise typer.Exit(2) from error
     if as_json:
         typer.echo(
             json.dumps({"extends": not findings, "findings": [f.as_dict() for f in findings], "proof": proof}, ensure_ascii=False)

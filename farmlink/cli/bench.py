@@ -37,6 +37,11 @@ def bench_audit(
     workers: int | None = typer.Option(
         None, "--workers", min=1, help="worker processes for the costly checks (default: one per core)"
     ),
+    report: bool = typer.Option(
+        True,
+        "--report/--no-report",
+        help="then write the audit's report in English and Chinese and load each in headless Chromium (when installed)",
+    ),
 ) -> None:
     """Audit a synthetic log of EVENTS events from PostgreSQL, re-execution included; print the figures."""
     from farmlink.operations import infra
@@ -47,7 +52,13 @@ def bench_audit(
     config = settings()
     figures = asyncio.run(
         run_audit_bench(
-            config.bootstrap, config.dsn, 20_000 if smoke else events, say=console.print, reuse=reuse, workers=workers
+            config.bootstrap,
+            config.dsn,
+            20_000 if smoke else events,
+            say=console.print,
+            reuse=reuse,
+            workers=workers,
+            report_dir=config.home / "bench" / "audit-report" if report else None,
         )
     )
     _save_bench("audit", figures, smoke)

@@ -7,14 +7,10 @@ Uses Debian's Chromium (/usr/bin/chromium, `apt-get install -y chromium`); skipp
 Screenshots are written under the test's tmp_path (and copied to $FARMLINK_REPORT_SHOTS when set).
 """
 
-import os
 import re
 from contextlib import asynccontextmanager
-import shutil
-import subprocess
 import time
 from decimal import Decimal
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -24,11 +20,11 @@ from farmlink.audit.report_collect import report_data
 from farmlink.audit.report_commitments import CHARTED, ranked
 from farmlink.audit.report_rows import AuditSummary, Coverage, Phase, PlanRow, ReportData
 from farmlink.audit.run import audit
+from farmlink.audit.report_browser import CHROMIUM, Dom, browse, page_console, screenshot
 from tests.report_helpers import season_in_postgres
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
 SMOKE_EVENTS = 20_000  # the size `farmlink bench audit --smoke` audits
 
 needs_chromium = pytest.mark.skipif(
@@ -67,92 +63,6 @@ def expected_charts(result) -> set[str]:
 
 
 # ----------------------------------------------------------------------------- the browser
-
-
-class Dom(HTMLParser):
-    """The body's attributes, the charts (svg.chart) with whether each has a drawn mark, the ids and the in-page links."""
-
-    MARKS = {"rect", "path", "circle", "line"}
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.body: dict[str, str] = {}
-        self.charts: dict[str, bool] = {}
-        self.ids: list[str] = []
-        self.links: list[str] = []
-        self._chart: str | None = None
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        attributes = {k: v or "" for k, v in attrs}
-        if attributes.get("id"):
-            self.ids.append(attributes["id"])
-        if tag == "a" and attributes.get("href", "").startswith("#"):
-            self.links.append(attributes["href"][1:])
-        if tag == "body":
-            self.body = attributes
-        elif tag == "svg" and "chart" in attributes.get("class", "").split():
-            self._chart = attributes.get("data-chart", "")
-            assert self._chart not in self.charts, f"two charts named {self._chart}"
-            self.charts[self._chart] = False
-        elif self._chart is not None and tag in self.MARKS:
-            self.charts[self._chart] = True
-
-    handle_startendtag = handle_starttag
-
-    def handle_endtag(self, tag):
-        if tag == "svg":
-            self._chart = None
-
-
-def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp_path / f"chromium-profile-{page.stem}"
-    return subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            *args,
-            page.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=180,
-    )
-
-
-def browse(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
-    """Chromium's DOM after the load event (real time, no virtual clock) and its log lines."""
-    result = chromium(page, tmp_path, "--enable-logging=stderr", "--v=0", "--dump-dom")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "<body" in result.stdout, result.stderr[-3000:]
-    return result.stdout, result.stderr.splitlines()
-
-
-def screenshot(page: Path, tmp_path: Path, height: int = 6_000) -> Path:
-    shot = tmp_path / f"{page.stem}.png"
-    result = chromium(page, tmp_path, f"--window-size=1280,{height}", f"--screenshot={shot}")
-    assert result.returncode == 0 and shot.exists(), result.stderr[-3000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000  # a drawn page, not a blank one
-    if os.environ.get("FARMLINK_REPORT_SHOTS"):
-        Path(os.environ["FARMLINK_REPORT_SHOTS"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(os.environ["FARMLINK_REPORT_SHOTS"]) / shot.name)
-    return shot
-
-
-def page_console(lines: list[str], page: Path) -> list[str]:
-    """Console messages of the page, and uncaught errors (Chromium 156 logs every level as INFO:CONSOLE: the page logs nothing)."""
-    uri = page.resolve().as_uri()
-    return [line for line in lines if "Uncaught" in line or ":CONSOLE" in line and (uri in line or "ERROR:CONSOLE" in line)]
 
 
 def check_page(page: Path, tmp_path: Path, expected: set[str]) -> Dom:

@@ -9,8 +9,11 @@ from contextlib import asynccontextmanager
 import pytest
 
 from events.stored import NEW_EVENT_COLUMNS as COLUMNS
+from farmlink.audit.chains import check_hash_chains
 from farmlink.audit.log import load_from_postgres
 from farmlink.audit.run import audit_log
+from farmlink.audit.store_questions import check_stored_chains
+from farmlink.audit import streamed
 from farmlink.audit.streamed import audit_stored
 from tests.report_helpers import season_in_postgres
 
@@ -78,6 +81,36 @@ async def test_a_season_tampered_five_ways_streams_to_the_same_findings_in_the_s
     checks = {f.check for f in held.findings}
     assert {"hash_chain", "duplicate_event", "signature", "re_execution", "invariant", "reconciliation"} <= checks
     same(held, streamed)
+
+
+async def test_what_is_written_while_the_audit_runs_is_not_in_it_the_next_audit_finds_it(infrastructure, unique, monkeypatch):
+    """The audit reads one snapshot of the store (exported by its transaction, imported by its workers): five edits
+    committed by another connection right after the audit asked the store its questions are not in it."""
+    async with season(infrastructure, unique, 3_000) as (prefix, pool):
+        asked = streamed.ask
+
+        async def ask_then_tamper(conn, prefix_, schemas):
+            answers = await asked(conn, prefix_, schemas)
+            await tamper(pool, prefix)
+            return answers
+
+        monkeypatch.setattr(streamed, "ask", ask_then_tamper)
+        during = await audit_stored(infrastructure.dsn, prefix=prefix, workers=2)
+        monkeypatch.undo()
+        after = await audit_stored(infrastructure.dsn, prefix=prefix, workers=2)
+    assert during.clean, during.findings[:3]
+    assert not after.clean and after.state_hash != during.state_hash
+
+
+async def test_the_stores_hash_chains_streamed_break_where_the_held_log_says(infrastructure, unique):
+    """`verify-digest` checks the chains as the store streams by (check_stored_chains): the findings of
+    `check_hash_chains` over the log held, on a season tampered five ways."""
+    async with season(infrastructure, unique, 3_000) as (prefix, pool):
+        await tamper(pool, prefix)
+        held = check_hash_chains(await load_from_postgres(infrastructure.dsn, prefix=prefix))
+        streamed = await check_stored_chains(infrastructure.dsn, prefix)
+    assert len(held) >= 3
+    assert [f.as_dict() for f in streamed] == [f.as_dict() for f in held]
 
 
 async def peaks(infrastructure, unique: str, events: int) -> tuple[int, int]:

@@ -5,9 +5,11 @@ The log is synthetic (farmlink/operations/bench/synthetic.py) and written into s
 of the figure: the synthetic log was never published.
 """
 
+import asyncio
 import os
 import resource
 import time
+from pathlib import Path
 from events.stored import NEW_EVENT_COLUMNS
 from typing import Any
 
@@ -16,6 +18,8 @@ import asyncpg
 from events.migrations import migrate
 from farmlink.audit.log import SCHEMAS
 from farmlink.audit.parallel import no_cyclic_gc
+from farmlink.audit.report import write_audit_report
+from farmlink.audit.report_browser import CHROMIUM, look, screenshot
 from farmlink.audit.run import audit
 from farmlink.operations.bench.synthetic import generate
 
@@ -87,10 +91,17 @@ def _peak_rss_mb() -> dict[str, float]:
 
 
 async def run_audit_bench(
-    bootstrap: str, dsn: str, events: int, say=print, reuse: bool = False, workers: int | None = None
+    bootstrap: str,
+    dsn: str,
+    events: int,
+    say=print,
+    reuse: bool = False,
+    workers: int | None = None,
+    report_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Load a synthetic log (or, with `reuse`, keep the one of the same size already loaded), audit it
-    from PostgreSQL (no reconciliation), return the figures."""
+    from PostgreSQL (no reconciliation), return the figures. With `report_dir`, then write the audit's report
+    there in English and in Chinese and load each in headless Chromium (`report_figures`)."""
     figures = await loaded_synthetic(dsn, events) if reuse else None
     if figures is None:
         with no_cyclic_gc():  # a million rows held at once: the collector would walk them again and again
@@ -133,4 +144,40 @@ async def run_audit_bench(
         f"({figures['peak_rss']['largest_worker_private_mb']} MB of it its own, the rest shared with the main process); "
         f"load average before {figures['load_average_before']}, after {figures['load_average_after']}"
     )
+    if report_dir is not None:
+        figures["report"] = await asyncio.to_thread(report_figures, result, report_dir, say)
+    return figures
+
+
+def report_figures(result: Any, directory: Path, say=print) -> dict[str, Any]:
+    """The audit's report written in both languages (its log read again from the store), each page loaded three
+    times in headless Chromium: its size, how long it took to write, its charts and how many drew, the load times the
+    page measured, anything it logged, and a screenshot. Empty when Chromium is not installed."""
+    if not CHROMIUM.exists():
+        say(f"no report figures: {CHROMIUM} is not installed")
+        return {}
+    directory.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    for lang in ("en", "zh"):
+        page = directory / f"audit-report-{lang}.html"
+        started = time.perf_counter()
+        write_audit_report(result, page, lang)
+        built = time.perf_counter() - started
+        looks = [look(page, directory) for _ in range(3)]
+        figures[lang] = {
+            "bytes": page.stat().st_size,
+            "build_s": round(built, 1),
+            "charts": looks[0].charts,
+            "charts_drawn": min(seen.drawn for seen in looks),
+            "load_ms": [seen.load_ms for seen in looks],
+            "page_errors": sorted({seen.errors for seen in looks if seen.errors}),
+            "console": sorted({line for seen in looks for line in seen.console}),
+            "screenshot": str(screenshot(page, directory)),
+        }
+        f = figures[lang]
+        say(
+            f"  report ({lang}): {f['bytes']:,} bytes, written in {built:.1f} s; {f['charts_drawn']} of {f['charts']} charts "
+            f"drawn, loaded in {', '.join(map(str, f['load_ms']))} ms in Chromium; {len(f['page_errors']) + len(f['console'])} "
+            f"errors; {f['screenshot']}"
+        )
     return figures
