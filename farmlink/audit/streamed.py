@@ -1,18 +1,20 @@
 """The audit from PostgreSQL in bounded memory: one ordered pass over the log that every check consumes, a batch
-at a time, and nothing of the log kept.
+at a time, and nothing of the log kept; all of it read in one snapshot of the store (this process's transaction
+exports it, the workers' import it).
 
 - **The products** (the matching schema's `market-<product>` streams, most of the log) go to worker processes,
   each reading its product's stream itself (product_share.py): its chain, re-execution and market invariants.
 - **The other schemas** stream through this process in the order the checks need (cooperative, buyer, market,
   the matching schema's other streams; then, once the products' fill totals are in, settlement and pairing):
   hash chains per stream (`ChainCursor`), the signature plan (`SignaturePlanner`; the signatures it leaves
-  pending are verified by the workers, a chunk at a time, or here while the workers are busy), the lots'
-  contributions and the settlement invariants, the heads a checkpoint or a digest needs (`HeadsCursor`).
-- **What a pass cannot answer alone** (an id used twice, a source journaled other than once) is asked of the
-  store first (store_questions.py); the checks then run on the few records it names.
+  pending go to the workers a chunk at a time, signature_chunks.py, or are verified here when there is one
+  worker), the lots' contributions and the settlement invariants, the heads a checkpoint needs (`HeadsCursor`).
+- **What a pass cannot answer alone** (an id used twice, a source journaled other than once, which streams hold
+  more than one event) is asked of the store first (store_questions.py); the checks then run on the few records
+  it names.
 
-What is held: per stream its head, per party its key, per lot its contributions, per (lot, outlet) its fill
-totals, per product its book; the state hash's fill lines go through files. The one exception is the
+What is held: per multi-event stream its head, per party its key, per lot its contributions, per (lot, outlet) its
+fill totals, per product its book; the state hash's fill lines go through files. The one exception is the
 supervision check of a log whose pairing service evaluated rounds: it keeps the facts those rounds read.
 The findings, their order and the state hash are those of `run.audit_log` over the same log in memory.
 """
@@ -42,7 +44,7 @@ from farmlink.audit.replay import ReExecution
 from farmlink.audit.run import AuditResult, Step, _Laps, _silent, _snapshots_to_compare
 from farmlink.audit.settlement_invariants import Contributions, SettlementInvariants, add_contributions
 from farmlink.audit.signature_chunks import PendingSignatures
-from farmlink.audit.signatures import SignaturePlan, SignaturePlanner
+from farmlink.audit.signatures import SCHEMAS as SIGNED_SCHEMAS, SignaturePlan, SignaturePlanner
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, snapshot_findings
 from farmlink.audit.state import StateLines, chain_fill_lines, state_hash_of
 from farmlink.audit.store_questions import Answers, ask, journal_records, records_at, records_with_ids, located_breaks
@@ -79,7 +81,8 @@ class _Pass:
             chains = self.chains[schema] = ChainCursor(self.answers.multi_event_streams.get(schema, set()))
         chains.feed(batch)
         self.heads.feed(batch)
-        self.signatures.add(self.planner.feed(batch))
+        if schema in SIGNED_SCHEMAS:  # as plan_signatures reads them: a signed type anywhere else is not a party's input
+            self.signatures.add(self.planner.feed(batch))
         if schema == "cooperative":
             add_contributions(self.contributions, batch)
         elif settlement is not None:
