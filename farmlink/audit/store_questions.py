@@ -44,18 +44,21 @@ def _events(prefix: str, schema: str) -> str:
     return f'"{prefix}{schema}".events'
 
 
-async def ask(conn: asyncpg.Connection, prefix: str, schemas: list[str]) -> Answers:
-    answers = Answers(schemas)
-    if "matching" in schemas:
-        rows = await conn.fetch(
-            f"SELECT stream_id, count(*) FROM {_events(prefix, 'matching')} WHERE stream_id LIKE 'market-%' "
-            "GROUP BY stream_id ORDER BY stream_id"
-        )
-        answers.products = [(row[0].removeprefix("market-"), row[1]) for row in rows]
-    every = " UNION ALL ".join(f"SELECT event_id FROM {_events(prefix, s)}" for s in schemas)
-    if every:
-        rows = await conn.fetch(f"SELECT event_id::text FROM ({every}) e GROUP BY event_id HAVING count(*) > 1")
-        answers.repeated_event_ids = [row[0] for row in rows]
+async def products_of(conn: asyncpg.Connection, prefix: str, schemas: list[str]) -> list[tuple[str, int]]:
+    """Each product with a matching stream, and how many events it holds, by product: asked first, so the workers
+    can start on them while the other questions are answered."""
+    if "matching" not in schemas:
+        return []
+    rows = await conn.fetch(
+        f"SELECT stream_id, count(*) FROM {_events(prefix, 'matching')} WHERE stream_id LIKE 'market-%' "
+        "GROUP BY stream_id ORDER BY stream_id"
+    )
+    return [(row[0].removeprefix("market-"), row[1]) for row in rows]
+
+
+async def ask_for_the_pass(conn: asyncpg.Connection, prefix: str, answers: Answers) -> None:
+    """What the pass needs before it starts: the repeated message ids, the multi-event streams, the supervision rounds."""
+    schemas = answers.schemas
     signed = [s for s in SIGNED_SCHEMAS if s in schemas]
     if signed:
         messages = " UNION ALL ".join(
@@ -66,7 +69,6 @@ async def ask(conn: asyncpg.Connection, prefix: str, schemas: list[str]) -> Answ
             f"SELECT id FROM ({messages}) m WHERE id IS NOT NULL GROUP BY id HAVING count(*) > 1", sorted(SIGNED_EVENTS)
         )
         answers.repeated_message_ids = {row[0] for row in rows}
-    answers.journal_suspects = await _journal_suspects(conn, prefix, schemas)
     for schema in schemas:
         others = "WHERE stream_id NOT LIKE 'market-%'" if schema == "matching" else ""
         rows = await conn.fetch(
@@ -77,7 +79,16 @@ async def ask(conn: asyncpg.Connection, prefix: str, schemas: list[str]) -> Answ
         answers.supervised = await conn.fetchval(
             f"SELECT EXISTS (SELECT 1 FROM {_events(prefix, 'pairing')} WHERE event_type = $1)", ROUND_EVALUATED
         )
-    return answers
+
+
+async def ask_for_the_findings(conn: asyncpg.Connection, prefix: str, answers: Answers) -> None:
+    """What only the findings need (asked while the workers verify the last signatures): the repeated event ids, the
+    source events journaled other than once."""
+    every = " UNION ALL ".join(f"SELECT event_id FROM {_events(prefix, s)}" for s in answers.schemas)
+    if every:
+        rows = await conn.fetch(f"SELECT event_id::text FROM ({every}) e GROUP BY event_id HAVING count(*) > 1")
+        answers.repeated_event_ids = [row[0] for row in rows]
+    answers.journal_suspects = await _journal_suspects(conn, prefix, answers.schemas)
 
 
 async def _journal_suspects(conn: asyncpg.Connection, prefix: str, schemas: list[str]) -> list[str]:

@@ -47,7 +47,16 @@ from farmlink.audit.signature_chunks import PendingSignatures
 from farmlink.audit.signatures import SCHEMAS as SIGNED_SCHEMAS, SignaturePlan, SignaturePlanner
 from farmlink.audit.snapshots import SnapshotCheck, StoredSnapshot, snapshot_findings
 from farmlink.audit.state import StateLines, chain_fill_lines, state_hash_of
-from farmlink.audit.store_questions import Answers, ask, journal_records, records_at, records_with_ids, located_breaks
+from farmlink.audit.store_questions import (
+    Answers,
+    ask_for_the_findings,
+    ask_for_the_pass,
+    journal_records,
+    located_breaks,
+    products_of,
+    records_at,
+    records_with_ids,
+)
 from farmlink.audit.stored_log import StoredLog
 from farmlink.audit.supervision import check_supervision
 from farmlink.audit.problems import INSPECTOR_TYPES
@@ -246,13 +255,14 @@ async def audit_stored(
         exported = await conn.fetchval("SELECT pg_export_snapshot()")
         with tempfile.TemporaryDirectory(prefix="farmlink-audit-") as fills_dir:
             schemas = [s for s in SCHEMAS if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}{s}.events")]
-            answers = await ask(conn, prefix, schemas)
-            outside = sum([await conn.fetchval(f'SELECT count(*) FROM "{prefix}{s}".events') for s in schemas if s != "matching"])
-            lap("questions to the store")
+            answers = Answers(schemas, await products_of(conn, prefix, schemas))
             pool = _start_pool(workers, probe)
             tasks = _product_tasks(dsn, prefix, answers, since, want_books, fills_dir, exported)
             shares_of = await _shares(pool, tasks, step)
-            products = asyncio.ensure_future(shares_of())
+            products = asyncio.ensure_future(shares_of())  # the workers start now, while the questions are answered
+            await ask_for_the_pass(conn, prefix, answers)
+            outside = sum([await conn.fetchval(f'SELECT count(*) FROM "{prefix}{s}".events') for s in schemas if s != "matching"])
+            lap("questions to the store")
             signatures = PendingSignatures(pool, since.positions if since is not None else {}, fills_dir)
             main = _Pass(answers, since, signatures, step, outside, want_books)
             await _read_first(conn, prefix, schemas, main)
@@ -260,6 +270,8 @@ async def audit_stored(
             shares = await products
             lap("waiting for the products")
             await _read_last(conn, prefix, schemas, main, _pairs_of(shares))
+            signatures.send()  # the last chunk, before the questions only the findings need
+            await ask_for_the_findings(conn, prefix, answers)
             verified = await signatures.finish()
             lap("settlement, pairing, last signatures")
             result = await _result(_Run(conn, dsn, prefix, answers, since, probe), main, shares, verified, lap)

@@ -85,16 +85,16 @@ async def test_a_season_tampered_five_ways_streams_to_the_same_findings_in_the_s
 
 async def test_what_is_written_while_the_audit_runs_is_not_in_it_the_next_audit_finds_it(infrastructure, unique, monkeypatch):
     """The audit reads one snapshot of the store (exported by its transaction, imported by its workers): five edits
-    committed by another connection right after the audit asked the store its questions are not in it."""
+    committed by another connection after its workers started and it asked the store its first questions are not in
+    it."""
     async with season(infrastructure, unique, 3_000) as (prefix, pool):
-        asked = streamed.ask
+        asked = streamed.ask_for_the_pass
 
-        async def ask_then_tamper(conn, prefix_, schemas):
-            answers = await asked(conn, prefix_, schemas)
+        async def ask_then_tamper(conn, prefix_, answers):
+            await asked(conn, prefix_, answers)
             await tamper(pool, prefix)
-            return answers
 
-        monkeypatch.setattr(streamed, "ask", ask_then_tamper)
+        monkeypatch.setattr(streamed, "ask_for_the_pass", ask_then_tamper)
         during = await audit_stored(infrastructure.dsn, prefix=prefix, workers=2)
         monkeypatch.undo()
         after = await audit_stored(infrastructure.dsn, prefix=prefix, workers=2)
