@@ -115,8 +115,9 @@ class _FillLines:
     """The re-executed fill lines written out as they are made (sorted again at the end if a forged log made them
     come out of the market's order)."""
 
-    def __init__(self, directory: str, product: str) -> None:
-        handle, self.path = tempfile.mkstemp(prefix=f"fills-{product}-", suffix=".tsv", dir=directory or None)
+    def __init__(self, directory: str) -> None:
+        # named by the system, not by the product: a forged stream id may hold a path's characters
+        handle, self.path = tempfile.mkstemp(prefix="fills-", suffix=".tsv", dir=directory or None)
         self.file = os.fdopen(handle, "w", encoding="utf-8")
         self.last: tuple[int, int] = (-1, -1)
         self.sorted = True
@@ -152,7 +153,7 @@ async def _audit_product(task: ProductTask) -> ProductShare:
     pairs: FillTotals = {}
     invariants = _MarketInvariants(task.product, invariant_findings, pairs)
     chain = ChainCursor()
-    lines = _FillLines(task.fills_dir, task.product)
+    lines = _FillLines(task.fills_dir)
     heads = HeadsCursor(task.limit, streams=task.want_books)
     conn = await asyncpg.connect(task.dsn)
     try:

@@ -1,8 +1,11 @@
-"""What the streamed audit (streamed.py) asks the store before its pass: the few questions about the whole log
-that a pass in bounded memory cannot answer alone (is an id used twice?), answered by PostgreSQL over every
-schema at once, so the audit holds only the answers: the ids that repeat, the source events whose journal
-count is not one. The checks themselves then run, with the same pure functions as a log in memory, on the
-records those ids name (`mini_log`): the findings are the ones the whole log gives."""
+"""What the streamed audit (streamed.py) asks the store: the few questions about the whole log that a pass in
+bounded memory cannot answer alone (is an id used twice? which streams hold more than one event?), answered by
+PostgreSQL over every schema at once, in the audit's snapshot, so the audit holds only the answers: the ids that
+repeat, the source events whose journal count is not one. The checks themselves then run, with the same pure
+functions as a log in memory, on the records those ids name (`records_with_ids`, `journal_records`): the findings
+are the ones the whole log gives. Also the reads of a few named records: a suspect stream whole, the records at
+moved heads, and the hash chains of the whole store as they stream by (`check_stored_chains`, for verify-digest).
+"""
 
 from __future__ import annotations
 

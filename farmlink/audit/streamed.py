@@ -179,7 +179,9 @@ async def _shares(pool: Any, tasks: list[ProductTask], step: Step) -> Any:
         async def here() -> list[ProductShare]:
             shares = []
             for task in tasks:
-                shares.append(await asyncio.to_thread(run_product, task))
+                share = await asyncio.to_thread(run_product, task)
+                share.private_mb = 0.0  # it ran here: no worker held anything
+                shares.append(share)
                 done(1)
             return sorted(shares, key=lambda share: share.product)
 
