@@ -12,6 +12,17 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
+HEADLESS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+)
+"""How every page is loaded: no window, no network of the browser's own, nothing kept between runs but the profile."""
 
 
 class BrowserError(RuntimeError):
@@ -58,20 +69,7 @@ class Dom(HTMLParser):
 def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"chromium-profile-{page.stem}"
     return subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            *args,
-            page.resolve().as_uri(),
-        ],
+        [str(CHROMIUM), *HEADLESS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
         capture_output=True,
         text=True,
         encoding="utf-8",

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from farmlink.audit.report_browser import CHROMIUM, HEADLESS
 from farmlink.operations.gateway import gateway_port
 from farmlink.producers.keyring import Keyring
 from farmlink.producers.offline import simulate
@@ -31,7 +32,6 @@ from services.gateway.office_routes import CSP
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 DEMO = Path(__file__).parents[2] / "farmlink" / "producers" / "scenarios" / "yanhe-2020.jsonl"
 KEYS = Keyring(Path(tempfile.mkdtemp(prefix="farmlink-office-page-keys-")))
 BOUND_S = 180.0
@@ -56,20 +56,7 @@ class Chromium:
             os.dup2(101, 4)
 
         self.process = subprocess.Popen(
-            [
-                str(CHROMIUM),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--hide-scrollbars",
-                "--remote-debugging-pipe",
-                f"--user-data-dir={profile}",
-                "about:blank",
-            ],
+            [str(CHROMIUM), *HEADLESS, "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
             preexec_fn=wire,
             pass_fds=(3, 4),
             stdout=subprocess.DEVNULL,
